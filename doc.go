@@ -1,0 +1,48 @@
+// Package qmailkit is a set of mail-system building blocks with qmail's
+// semantics, and example programs that compose them into a complete MTA.
+//
+// This package holds no code; it is the module's overview. Each building block
+// is its own package, importable alone:
+//
+//   - maildir: deliver into, read and flag Maildirs, crash- and NFS-safe,
+//     with Maildir++ quotas (qmail-local's maildir delivery, maildirmake).
+//   - tcprules: ucspi-tcp's access rules and rules cdbs, and a net.Listener
+//     that applies them (tcprules, tcpserver -x).
+//   - assign: qmail-users' assign file, users/cdb and the user lookup
+//     (qmail-newu, qmail-lspawn, qmail-getpw).
+//   - dotqmail: .qmail files parsed and executed as qmail-local does.
+//   - smtpclient: remote delivery with MX resolution (qmail-remote).
+//   - pop3: the POP3 server engine (qmail-popup, qmail-pop3d).
+//   - queue: the crash-safe on-disk queue and its scheduler (qmail-queue,
+//     qmail-send).
+//   - smtpserver: the SMTP server engine (qmail-smtpd).
+//
+// # How they compose
+//
+// A message flows as in qmail: smtpserver accepts it and hands it to an
+// Enqueuer, which the queue satisfies; the queue's scheduler hands each
+// recipient to a local deliverer (assign finds the user, dotqmail runs the
+// .qmail lines, maildir stores the message) or a remote one (smtpclient).
+// pop3 serves the Maildir back. Each package declares the small interface it
+// needs, so any part can be replaced by the application's own.
+//
+// Where the packages meet, one convention carries qmail's temporary/permanent
+// distinction (exit 111 vs 100, 4xx vs 5xx): an error is permanent when
+// errors.As finds a Permanent() bool method that returns true, and temporary
+// otherwise.
+//
+// # Example
+//
+// Delivering a message into a Maildir, the smallest useful piece:
+//
+//	dir, err := maildir.Create("/home/joe/Maildir")
+//	if err != nil && !errors.Is(err, fs.ErrExist) {
+//		return err
+//	}
+//	dir = maildir.Dir("/home/joe/Maildir")
+//	name, err := dir.Deliver(ctx, strings.NewReader("Subject: hi\n\nhello\n"))
+//
+// The programs under examples/ are thin mains over these packages, each a
+// drop-in for the qmail program of the same name; examples/mta is the whole
+// server in one process.
+package qmailkit

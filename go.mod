@@ -1,0 +1,3 @@
+module github.com/qmailkit/qmailkit
+
+go 1.26

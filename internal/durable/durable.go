@@ -1,0 +1,72 @@
+// Package durable holds the one place where qmailkit makes a file change
+// durable on Linux: write, fsync the file, close (checking the error, which
+// NFS reports late), link or rename, and fsync the directory that changed.
+//
+// qmail relied on BSD's synchronous directory updates; Linux file systems do
+// not promise them, so every package that acknowledges data (a Maildir
+// delivery, a queue injection, a rebuilt cdb) calls these helpers instead of
+// repeating the sequence.
+package durable
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// SyncDir fsyncs the directory dir so that entries created, linked, renamed or
+// removed in it survive a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// SyncClose fsyncs f and closes it. It reports the first error of the two and
+// always closes f.
+func SyncClose(f *os.File) error {
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Rename renames oldpath to newpath and fsyncs the directory of newpath (and of
+// oldpath when it is another directory). It never fails after the rename
+// without saying so: an error from the directory fsync is returned, and the
+// caller must treat the change as possibly not durable.
+func Rename(oldpath, newpath string) error {
+	if err := os.Rename(oldpath, newpath); err != nil {
+		return err
+	}
+	return syncDirs(oldpath, newpath)
+}
+
+// Link hard-links oldpath to newpath and fsyncs newpath's directory. It fails
+// with an error satisfying errors.Is(err, fs.ErrExist) when newpath exists.
+func Link(oldpath, newpath string) error {
+	if err := os.Link(oldpath, newpath); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(newpath))
+}
+
+func syncDirs(oldpath, newpath string) error {
+	nd, od := filepath.Dir(newpath), filepath.Dir(oldpath)
+	err := SyncDir(nd)
+	if od != nd {
+		err = errors.Join(err, SyncDir(od))
+	}
+	return err
+}
