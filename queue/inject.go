@@ -1,0 +1,478 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
+)
+
+// MaxAddressLen is the longest envelope address qmail-queue accepts, in
+// bytes (qmail's limits manual page says 1000; its code allows 1002).
+const MaxAddressLen = 1002
+
+// Envelope is a message's envelope: the sender ("" for bounces) and the
+// recipients, stored exactly as given (no case folding, no syntax check).
+type Envelope struct {
+	Sender     string
+	Recipients []string
+}
+
+// Error is an injection failure with qmail-queue's exit code (see
+// [ExitText]). Codes 11 to 40 are permanent, all others temporary.
+type Error struct {
+	Code int
+	Op   string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return "queue: " + e.Op
+	}
+	return "queue: " + e.Op + ": " + e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Permanent reports whether retrying cannot help (exit codes 11 to 40).
+func (e *Error) Permanent() bool { return e.Code >= 11 && e.Code <= 40 }
+
+func qerr(code int, op string, err error) error { return &Error{Code: code, Op: op, Err: err} }
+
+// Sentinel errors of the envelope format, wrapped in an *Error.
+var (
+	ErrAddressTooLong = errors.New("envelope address too long")
+	ErrEnvelopeFormat = errors.New("envelope format error")
+)
+
+// Writer is a message being injected: the mess file exists (state S2 of the
+// queue) and receives the bytes written. Commit writes the envelope and
+// queues the message; Abort removes it. A Writer is not safe for concurrent
+// use.
+type Writer struct {
+	q      *Queue
+	id     ID
+	origin Origin
+	f      *os.File
+	bw     *bufio.Writer
+	werr   error
+	done   bool
+}
+
+// Create starts an injection, qmail-queue's steps 2 to 4: it creates a pid/
+// file, takes its inode number as the message ID, links it to mess/S/ID,
+// unlinks the pid file and writes the Received line. The zero Origin stands
+// for Options.Origin.
+func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
+	if q.ro {
+		return nil, ErrReadOnly
+	}
+	if q.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if o == (Origin{}) {
+		o = q.origin
+	}
+	now := q.now()
+	var f *os.File
+	var pidPath string
+	var err error
+	for range 9 {
+		pidPath = filepath.Join(q.dir, "pid", fmt.Sprintf("%d.%d.%d", o.PID, q.start, q.seq.Add(1)))
+		f, err = os.OpenFile(pidPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, qerr(63, "create pid file", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		os.Remove(pidPath)
+		return nil, qerr(63, "stat pid file", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		f.Close()
+		os.Remove(pidPath)
+		return nil, qerr(63, "stat pid file", errors.New("no inode number"))
+	}
+	w := &Writer{q: q, id: ID(st.Ino), origin: o, f: f}
+	if err := os.Link(pidPath, q.path("mess", w.id)); err != nil {
+		f.Close()
+		os.Remove(pidPath)
+		return nil, qerr(64, "link mess file", err)
+	}
+	if err := os.Remove(pidPath); err != nil {
+		w.Abort()
+		return nil, qerr(63, "unlink pid file", err)
+	}
+	w.bw = bufio.NewWriterSize(f, 32<<10)
+	w.bw.WriteString(ReceivedLine(o, now))
+	return w, nil
+}
+
+// ID returns the message's number.
+func (w *Writer) ID() ID { return w.id }
+
+// Write appends message bytes. A write error is returned here and again by
+// Commit (qmail-queue's exit 53).
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, ErrClosed
+	}
+	if w.werr != nil {
+		return 0, w.werr
+	}
+	n, err := w.bw.Write(p)
+	if err != nil {
+		w.werr = qerr(53, "write mess file", err)
+		return n, w.werr
+	}
+	return n, nil
+}
+
+// Commit queues the message with envelope env: it fsyncs the message,
+// writes intd/ID, links it to todo/ID and fsyncs each directory involved
+// (mess/S, intd, todo; shared with concurrent injections). When Commit
+// returns nil the message is durably queued. On an error before the todo
+// link the message is removed; an error after it (the todo directory fsync
+// failed) leaves the message queued-or-not, so the caller must retry and
+// may cause a duplicate, as with qmail.
+func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
+	if w.done {
+		return 0, ErrClosed
+	}
+	if err := checkEnvelope(env); err != nil {
+		w.Abort()
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		w.Abort()
+		return 0, err
+	}
+	if w.werr != nil {
+		w.Abort()
+		return 0, w.werr
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.Abort()
+		return 0, qerr(53, "write mess file", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		w.Abort()
+		return 0, qerr(53, "fsync mess file", err)
+	}
+	q := w.q
+	intd := q.path("intd", w.id)
+	f, err := os.OpenFile(intd, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		w.Abort()
+		return 0, qerr(65, "create intd file", err)
+	}
+	_, err = f.Write(envelopeRecords(w.origin, env))
+	if err == nil {
+		err = durable.SyncClose(f)
+	} else {
+		f.Close()
+	}
+	if err != nil {
+		w.abort(true)
+		return 0, qerr(53, "write intd file", err)
+	}
+	// The mess and intd entries must be durable before todo/ID can exist:
+	// a todo entry pointing at a message lost in a crash would be an
+	// acknowledged message lost.
+	if err := q.messSync[uint64(w.id)%uint64(q.split)].sync(); err != nil {
+		w.abort(true)
+		return 0, qerr(64, "fsync mess directory", err)
+	}
+	if err := q.intdSync.sync(); err != nil {
+		w.abort(true)
+		return 0, qerr(65, "fsync intd directory", err)
+	}
+	if err := os.Link(intd, q.path("todo", w.id)); err != nil {
+		w.abort(true)
+		return 0, qerr(66, "link todo file", err)
+	}
+	w.done = true
+	w.f.Close()
+	if err := q.todoSync.sync(); err != nil {
+		return 0, qerr(66, "fsync todo directory", err)
+	}
+	q.pull()
+	return w.id, nil
+}
+
+// Abort removes the message (qmail-queue's cleanup: truncate and unlink
+// mess/S/ID). It is a no-op after Commit.
+func (w *Writer) Abort() error { return w.abort(false) }
+
+func (w *Writer) abort(intd bool) error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	var err error
+	if intd {
+		p := w.q.path("intd", w.id)
+		os.Truncate(p, 0)
+		if e := os.Remove(p); e != nil && !errors.Is(e, fs.ErrNotExist) {
+			err = e
+		}
+	}
+	w.f.Truncate(0)
+	w.f.Close()
+	if e := os.Remove(w.q.path("mess", w.id)); e != nil && !errors.Is(e, fs.ErrNotExist) {
+		err = errors.Join(err, e)
+	}
+	if err != nil {
+		return fmt.Errorf("queue: abort %s: %w", w.id, err)
+	}
+	return nil
+}
+
+// Inject queues the message read from r with envelope env and returns its
+// ID once message, envelope and every directory entry are durable. The
+// message is streamed to disk, never held whole in memory. It is
+// qmail-queue for a Go caller.
+func (q *Queue) Inject(ctx context.Context, env Envelope, r io.Reader) (ID, error) {
+	if err := checkEnvelope(env); err != nil {
+		return 0, err
+	}
+	w, err := q.Create(ctx, Origin{})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+		w.Abort()
+		var qe *Error
+		if errors.As(err, &qe) {
+			return 0, err
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		return 0, qerr(54, "read message", err)
+	}
+	return w.Commit(ctx, env)
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// pull tells schedulers that a message is in todo/: the in-process one
+// through a channel, one in another process (ours or qmail-send) through
+// the lock/trigger FIFO, whose errors (no reader, full pipe) are ignored.
+func (q *Queue) pull() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+	if q.listeners.Load() > 0 {
+		return
+	}
+	PullTrigger(q.dir)
+}
+
+// PullTrigger writes one byte to dir/lock/trigger without blocking, as
+// qmail-queue does after a successful injection; every error is ignored.
+func PullTrigger(dir string) {
+	fd, err := syscall.Open(filepath.Join(dir, "lock", "trigger"), syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	syscall.Write(fd, []byte{0})
+	syscall.Close(fd)
+}
+
+func checkEnvelope(env Envelope) error {
+	check := func(a string) error {
+		if len(a) > MaxAddressLen {
+			return qerr(11, "envelope", ErrAddressTooLong)
+		}
+		for i := 0; i < len(a); i++ {
+			if a[i] == 0 {
+				return qerr(91, "envelope", fmt.Errorf("%w: NUL in address", ErrEnvelopeFormat))
+			}
+		}
+		return nil
+	}
+	if err := check(env.Sender); err != nil {
+		return err
+	}
+	for _, r := range env.Recipients {
+		if err := check(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// envelopeRecords is the content of intd/N and todo/N: u<uid>\0p<pid>\0,
+// the F record and the T records, without the final extra \0.
+func envelopeRecords(o Origin, env Envelope) []byte {
+	b := make([]byte, 0, 64+len(env.Sender)+16*len(env.Recipients))
+	b = append(b, 'u')
+	b = strconv.AppendInt(b, int64(o.UID), 10)
+	b = append(b, 0, 'p')
+	b = strconv.AppendInt(b, int64(o.PID), 10)
+	b = append(b, 0, 'F')
+	b = append(b, env.Sender...)
+	b = append(b, 0)
+	for _, r := range env.Recipients {
+		b = append(b, 'T')
+		b = append(b, r...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// ReceivedLine returns the line qmail-queue prepends to every message:
+// "Received: (qmail PID invoked WHO); DATE\n".
+func ReceivedLine(o Origin, t time.Time) string {
+	return "Received: (qmail " + strconv.Itoa(o.PID) + " invoked " + o.who() + "); " + Date(t) + " -0000\n"
+}
+
+var months = [12]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+
+// Date formats t in UTC as qmail's date822fmt does, without the zone:
+// "29 Jul 1996 11:35:35" (day not padded, time fields padded to 2).
+func Date(t time.Time) string {
+	t = t.UTC()
+	return fmt.Sprintf("%d %s %d %02d:%02d:%02d", t.Day(), months[t.Month()-1], t.Year(), t.Hour(), t.Minute(), t.Second())
+}
+
+// ReadEnvelope reads qmail-queue's envelope from r: F sender \0, zero or
+// more T recipient \0, then \0. Errors are *Error with qmail-queue's exit
+// code: 91 (format), 54 (end of input or read error), 11 (address longer
+// than MaxAddressLen).
+func ReadEnvelope(r io.Reader) (Envelope, error) {
+	br, ok := r.(io.ByteReader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 4096)
+	}
+	var env Envelope
+	first := true
+	buf := make([]byte, 0, 128)
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return Envelope{}, readErr(err)
+		}
+		if first {
+			if c != 'F' {
+				return Envelope{}, qerr(91, "envelope", ErrEnvelopeFormat)
+			}
+		} else if c == 0 {
+			return env, nil
+		} else if c != 'T' {
+			return Envelope{}, qerr(91, "envelope", ErrEnvelopeFormat)
+		}
+		buf = buf[:0]
+		for {
+			c, err := br.ReadByte()
+			if err != nil {
+				return Envelope{}, readErr(err)
+			}
+			if c == 0 {
+				break
+			}
+			if len(buf) >= MaxAddressLen {
+				return Envelope{}, qerr(11, "envelope", ErrAddressTooLong)
+			}
+			buf = append(buf, c)
+		}
+		if first {
+			env.Sender = string(buf)
+			first = false
+		} else {
+			env.Recipients = append(env.Recipients, string(buf))
+		}
+	}
+}
+
+func readErr(err error) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return qerr(54, "read envelope", err)
+}
+
+// ExitText is the result string a qmail-queue client makes of the
+// injector's exit code (qmail's qmail_close): "" for success, else a
+// leading D (permanent) or Z (temporary) and the text used in SMTP replies
+// and logs. custom is what an injector exiting 82 wrote on descriptor 6.
+// A negative code means the injector was killed by a signal.
+func ExitText(code int, custom []byte) string {
+	switch {
+	case code < 0:
+		return "Zqq crashed (#4.3.0)"
+	case code == 0:
+		return ""
+	case code == 11 || code == 115:
+		return "Denvelope address too long for qq (#5.1.3)"
+	case code == 31:
+		return "Dmail server permanently rejected message (#5.3.0)"
+	case code == 51:
+		return "Zqq out of memory (#4.3.0)"
+	case code == 52:
+		return "Zqq timeout (#4.3.0)"
+	case code == 53:
+		return "Zqq write error or disk full (#4.3.0)"
+	case code == 54:
+		return "Zqq read error (#4.3.0)"
+	case code == 55:
+		return "Zqq unable to read configuration (#4.3.0)"
+	case code == 56:
+		return "Zqq trouble making network connection (#4.3.0)"
+	case code == 61:
+		return "Zqq trouble in home directory (#4.3.0)"
+	case code >= 62 && code <= 66:
+		return "Zqq trouble creating files in queue (#4.3.0)"
+	case code == 71:
+		return "Zmail server temporarily rejected message (#4.3.0)"
+	case code == 72:
+		return "Zconnection to mail server timed out (#4.4.1)"
+	case code == 73:
+		return "Zconnection to mail server rejected (#4.4.1)"
+	case code == 74:
+		return "Zcommunication with mail server failed (#4.4.2)"
+	case code == 81 || code == 91:
+		return "Zqq internal bug (#4.3.0)"
+	case code == 120:
+		return "Zunable to exec qq (#4.3.0)"
+	case code == 82 && len(custom) >= 3:
+		if len(custom) > 255 {
+			custom = custom[:255]
+		}
+		return string(custom)
+	case code >= 11 && code <= 40:
+		return "Dqq permanent problem (#5.3.0)"
+	}
+	return "Zqq temporary problem (#4.3.0)"
+}

@@ -1,0 +1,326 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
+)
+
+// DefaultSplit is qmail's conf-split: the number of subdirectories of the
+// split directories mess, info, local and remote.
+const DefaultSplit = 23
+
+// ErrClosed is returned by operations on a Queue after Close.
+var ErrClosed = errors.New("queue: closed")
+
+// ErrReadOnly is returned by operations that change a Queue opened with
+// Options.ReadOnly.
+var ErrReadOnly = errors.New("queue: opened read-only")
+
+// ID is a message's number: the inode number of its mess file, as in qmail.
+type ID uint64
+
+// String returns the decimal number, as qmail writes it in file names and logs.
+func (id ID) String() string { return strconv.FormatUint(uint64(id), 10) }
+
+// Origin identifies an injector: its process id (qmail's "qp", the long-term
+// queue id), its real uid, and the "invoked ..." words of the Received line.
+type Origin struct {
+	PID int
+	UID int
+	// Who is what follows "invoked " in the Received line: "by uid 1000",
+	// "by alias", "from network" or "for bounce". Empty means "by uid UID".
+	Who string
+}
+
+func (o Origin) who() string {
+	if o.Who != "" {
+		return o.Who
+	}
+	return "by uid " + strconv.Itoa(o.UID)
+}
+
+// Options configure Open. The zero value opens or creates a qmail-layout
+// queue with split 23, stamped with this process's pid and uid.
+type Options struct {
+	// Split is the number of split subdirectories. Zero means: the number
+	// found in an existing queue's mess/ directory, else DefaultSplit.
+	// A non-zero value that disagrees with an existing queue is an error
+	// (qmail-upq moves files after a change of split; we do not).
+	Split int
+
+	// ReadOnly opens an existing queue without creating, repairing or
+	// cleaning anything, as qmail-qread and qmail-qstat do.
+	ReadOnly bool
+
+	// Origin is the injector identity used when Create is given the zero
+	// Origin. Its zero value means os.Getpid(), os.Getuid(), "by uid UID".
+	Origin Origin
+
+	// Now returns the current time, for Received dates and the 36-hour
+	// cleanup rule. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Queue is an on-disk qmail queue. It is safe for concurrent use; its
+// methods start no goroutines.
+type Queue struct {
+	dir    string
+	split  int
+	ro     bool
+	origin Origin
+	now    func() time.Time
+	start  int64 // process start time in pid/ file names
+
+	seq    atomic.Uint64
+	closed atomic.Bool
+
+	messSync []*dirSync // one per mess/S
+	intdSync *dirSync
+	todoSync *dirSync
+
+	// notify is signalled (non-blocking) after every committed injection;
+	// a Scheduler running on this Queue waits on it.
+	notify chan struct{}
+	// listeners counts running Schedulers: while one runs in this process
+	// the FIFO need not be pulled for our own injections.
+	listeners atomic.Int32
+
+	mu sync.Mutex
+}
+
+// Directory modes of a qmail install (qmail's hier.c), owners aside.
+var dirModes = []struct {
+	name  string
+	mode  fs.FileMode
+	split bool
+}{
+	{"pid", 0o700, false},
+	{"mess", 0o750, true},
+	{"intd", 0o700, false},
+	{"todo", 0o750, false},
+	{"info", 0o700, true},
+	{"local", 0o700, true},
+	{"remote", 0o700, true},
+	{"bounce", 0o700, false},
+	{"lock", 0o750, false},
+}
+
+// Open opens the queue in dir (QMAILHOME/queue), creating the directory, its
+// subdirectories and the lock files with qmail's modes where they are
+// missing, and removing the leftovers of interrupted injections older than
+// 36 hours as qmail-clean does (see [Queue.CleanStale]). With
+// Options.ReadOnly nothing is created or removed.
+func Open(dir string, opts Options) (*Queue, error) {
+	q := &Queue{
+		dir:    dir,
+		ro:     opts.ReadOnly,
+		origin: opts.Origin,
+		now:    opts.Now,
+		notify: make(chan struct{}, 1),
+	}
+	if q.now == nil {
+		q.now = time.Now
+	}
+	if q.origin == (Origin{}) {
+		q.origin = Origin{PID: os.Getpid(), UID: os.Getuid()}
+	}
+	q.start = q.now().Unix()
+	found, err := existingSplit(filepath.Join(dir, "mess"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: open: %w", err)
+	}
+	switch {
+	case opts.Split < 0:
+		return nil, fmt.Errorf("queue: open: negative split %d", opts.Split)
+	case opts.Split == 0 && found > 0:
+		q.split = found
+	case opts.Split == 0:
+		q.split = DefaultSplit
+	case found > 0 && found != opts.Split:
+		return nil, fmt.Errorf("queue: open: %s has split %d, not %d", dir, found, opts.Split)
+	default:
+		q.split = opts.Split
+	}
+	if q.ro {
+		if _, err := os.Stat(filepath.Join(dir, "mess")); err != nil {
+			return nil, fmt.Errorf("queue: open: %w", err)
+		}
+	} else if err := q.create(); err != nil {
+		return nil, fmt.Errorf("queue: open: %w", err)
+	}
+	q.messSync = make([]*dirSync, q.split)
+	for i := range q.messSync {
+		q.messSync[i] = &dirSync{dir: filepath.Join(dir, "mess", strconv.Itoa(i))}
+	}
+	q.intdSync = &dirSync{dir: filepath.Join(dir, "intd")}
+	q.todoSync = &dirSync{dir: filepath.Join(dir, "todo")}
+	if !q.ro {
+		if err := q.CleanStale(q.now()); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// existingSplit counts the numeric subdirectories of mess/, 0 if none.
+func existingSplit(mess string) (int, error) {
+	ents, err := os.ReadDir(mess)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if _, ok := parseNum(e.Name()); ok && e.IsDir() {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// create makes what a qmail install makes, where missing, then fsyncs every
+// directory it changed so that the layout itself survives a crash.
+func (q *Queue) create() error {
+	var changed []string
+	mkdir := func(p string, mode fs.FileMode) error {
+		err := os.Mkdir(p, mode)
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		changed = append(changed, filepath.Dir(p), p)
+		return os.Chmod(p, mode) // the umask must not weaken or widen qmail's modes
+	}
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(q.dir)), 0o755); err != nil {
+		return err
+	}
+	if err := mkdir(q.dir, 0o750); err != nil {
+		return err
+	}
+	for _, d := range dirModes {
+		p := filepath.Join(q.dir, d.name)
+		if err := mkdir(p, d.mode); err != nil {
+			return err
+		}
+		if !d.split {
+			continue
+		}
+		for i := 0; i < q.split; i++ {
+			if err := mkdir(filepath.Join(p, strconv.Itoa(i)), d.mode); err != nil {
+				return err
+			}
+		}
+	}
+	lock := filepath.Join(q.dir, "lock")
+	if c, err := createFile(filepath.Join(lock, "sendmutex"), 0o600, nil); err != nil {
+		return err
+	} else if c {
+		changed = append(changed, lock)
+	}
+	if c, err := createFile(filepath.Join(lock, "tcpto"), 0o644, make([]byte, 1024)); err != nil {
+		return err
+	} else if c {
+		changed = append(changed, lock)
+	}
+	trig := filepath.Join(lock, "trigger")
+	if err := syscall.Mkfifo(trig, 0o622); err == nil {
+		changed = append(changed, lock)
+		if err := os.Chmod(trig, 0o622); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("mkfifo %s: %w", trig, err)
+	}
+	seen := map[string]bool{}
+	for _, d := range changed {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if err := durable.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createFile creates p exclusively with mode and content, fsynced; it reports
+// whether it created the file.
+func createFile(p string, mode fs.FileMode, content []byte) (bool, error) {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return true, err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return true, err
+	}
+	return true, durable.SyncClose(f)
+}
+
+// Dir returns the queue directory.
+func (q *Queue) Dir() string { return q.dir }
+
+// Split returns the queue's split.
+func (q *Queue) Split() int { return q.split }
+
+// Close marks the queue closed: later injections fail with ErrClosed.
+// Injections already past Create complete or fail on their own.
+func (q *Queue) Close() error {
+	q.closed.Store(true)
+	return nil
+}
+
+// Path returns the path, relative to the queue directory, of message id's
+// file in directory kind ("mess", "info", "local", "remote" are split;
+// "todo", "intd", "bounce" are flat), as qmail's fmtqfn builds it.
+func Path(kind string, id ID, split int) string {
+	switch kind {
+	case "mess", "info", "local", "remote":
+		return kind + "/" + strconv.FormatUint(uint64(id)%uint64(split), 10) + "/" + id.String()
+	}
+	return kind + "/" + id.String()
+}
+
+func (q *Queue) path(kind string, id ID) string {
+	return filepath.Join(q.dir, Path(kind, id, q.split))
+}
+
+// parseNum parses a queue file name: decimal digits only, as qmail's scan
+// accepts (leading zeros are tolerated by qmail's scan_ulong; so are we).
+func parseNum(s string) (ID, bool) {
+	if s == "" || len(s) > 20 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return ID(n), true
+}
