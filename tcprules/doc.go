@@ -1,0 +1,2 @@
+// Package tcprules reads and writes ucspi-tcp's access rules.
+package tcprules
