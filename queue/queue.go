@@ -62,6 +62,11 @@ type Options struct {
 	// cleaning anything, as qmail-qread and qmail-qstat do.
 	ReadOnly bool
 
+	// NoClean skips the removal of stale injection leftovers at Open
+	// (CleanStale), which walks all of mess/. Short-lived injectors such
+	// as qmail-queue set it; the scheduler cleans periodically.
+	NoClean bool
+
 	// Origin is the injector identity used when Create is given the zero
 	// Origin. Its zero value means os.Getpid(), os.Getuid(), "by uid UID".
 	Origin Origin
@@ -164,7 +169,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q.intdSync = &dirSync{dir: filepath.Join(dir, "intd")}
 	q.todoSync = &dirSync{dir: filepath.Join(dir, "todo")}
-	if !q.ro {
+	if !q.ro && !opts.NoClean {
 		if err := q.CleanStale(q.now()); err != nil {
 			return nil, err
 		}
