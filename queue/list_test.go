@@ -45,7 +45,7 @@ func TestWriteQread(t *testing.T) {
 	}
 
 	fakeMessage(t, q, 26902, 99, 951782400, "F\x00", "Tl1@x\x00Dl2@x\x00", "Dr1@y\x00Tr\x01\xff@y\x00", true)
-	fakeMessage(t, q, 480, 5, 0, "Fa@b\x00", "", "", false) // no recipients left
+	fakeMessage(t, q, 480, 5, 0, "Fa@b\x00", "", "", false)         // no recipients left
 	os.WriteFile(q.path("info", 481), []byte("Fgone@x\x00"), 0o600) // mess missing
 	os.WriteFile(filepath.Join(q.Dir(), "info", "20", "junk"), nil, 0o600)
 	b.Reset()
