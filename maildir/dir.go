@@ -1,0 +1,384 @@
+package maildir
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
+)
+
+// Dir is a Maildir: the path of its root directory, which holds tmp/, new/
+// and cur/. The zero value is not usable; a Dir is a plain string, so
+// Dir("/home/joe/Maildir") works as well as the result of [Create] or
+// [Open].
+type Dir string
+
+var subdirs = [...]string{"tmp", "new", "cur"}
+
+// Create makes a new Maildir at path: the directory and its tmp/, new/ and
+// cur/ subdirectories, each mode 0700 (maildir.md §1).
+//
+// When path is already a complete Maildir, Create returns the Dir and an
+// error wrapping [fs.ErrExist]. When path exists but lacks one of the three
+// subdirectories (a half-made Maildir, or some other directory), Create
+// changes nothing and returns an error naming what is missing; that error
+// does not wrap fs.ErrExist. When making a subdirectory fails, Create
+// removes the directories it made.
+func Create(path string) (Dir, error) {
+	d := Dir(path)
+	err := os.Mkdir(path, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		if oerr := d.check(); oerr != nil {
+			return "", fmt.Errorf("maildir: create %s: exists but is not a complete maildir: %w", path, oerr)
+		}
+		return d, fmt.Errorf("maildir: create %s: %w", path, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("maildir: create: %w", err)
+	}
+	for i, s := range subdirs {
+		if err := os.Mkdir(filepath.Join(path, s), 0o700); err != nil {
+			for _, made := range subdirs[:i] {
+				os.Remove(filepath.Join(path, made))
+			}
+			os.Remove(path)
+			return "", fmt.Errorf("maildir: create: %w", err)
+		}
+	}
+	// Make the new entries durable: the three subdirectories inside path,
+	// and path inside its parent.
+	if err := durable.SyncDir(path); err != nil {
+		return "", fmt.Errorf("maildir: create: %w", err)
+	}
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
+		return "", fmt.Errorf("maildir: create: %w", err)
+	}
+	return d, nil
+}
+
+// Open checks that path is a Maildir (a directory holding the directories
+// tmp, new and cur) and returns it.
+func Open(path string) (Dir, error) {
+	d := Dir(path)
+	if err := d.check(); err != nil {
+		return "", fmt.Errorf("maildir: open %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// check reports which of tmp, new and cur are missing or not directories.
+func (d Dir) check() error {
+	var missing []string
+	for _, s := range subdirs {
+		fi, err := os.Stat(filepath.Join(string(d), s))
+		switch {
+		case err == nil && !fi.IsDir():
+			missing = append(missing, s+" (not a directory)")
+		case errors.Is(err, fs.ErrNotExist):
+			missing = append(missing, s)
+		case err != nil:
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Message is a message file in new/ or cur/ as a listing found it.
+type Message struct {
+	// Name is the file name in Subdir: the unique name, and in cur/
+	// usually ':' and the info.
+	Name string
+	// Subdir is "new" or "cur".
+	Subdir string
+	// Size is the size of the message in bytes (see [Dir.List] and
+	// [Dir.Scan] for where it comes from).
+	Size int64
+	// ModTime is the file's modification time, the delivery time. It is
+	// zero in a [Dir.Scan] listing.
+	ModTime time.Time
+}
+
+// Unique returns the message's unique name: its POP3 UIDL, which stays the
+// same when the message moves to cur/ or its flags change.
+func (m Message) Unique() string { return Unique(m.Name) }
+
+// Flags returns the message's info flags (none for a message in new/).
+func (m Message) Flags() Flags {
+	n, err := ParseName(m.Name)
+	if err != nil {
+		return ""
+	}
+	return n.Flags()
+}
+
+// Path returns the message's path relative to the Maildir root, such as
+// "cur/1700000000.M1P2Q3R0123456789abcdef.mx1:2,S".
+func (m Message) Path() string { return m.Subdir + "/" + m.Name }
+
+// validate refuses messages whose name could address anything but a file
+// directly in new/ or cur/.
+func (m Message) validate() error {
+	if m.Subdir != "new" && m.Subdir != "cur" {
+		return fmt.Errorf("maildir: bad subdirectory %q for %q", m.Subdir, m.Name)
+	}
+	_, err := ParseName(m.Name)
+	return err
+}
+
+// List returns the messages in new/ and then cur/, skipping names that
+// start with '.' and anything that is not a regular file, sorted by
+// modification time (then by subdirectory and name). It reads each
+// directory once and stats each file relative to the directory's open
+// handle; Size is the file's size on disk and ModTime its modification
+// time. Files that vanish between reading the directory and stat are
+// skipped (maildir.md §5).
+func (d Dir) List() ([]Message, error) {
+	root, err := os.OpenRoot(string(d))
+	if err != nil {
+		return nil, fmt.Errorf("maildir: list: %w", err)
+	}
+	defer root.Close()
+	var msgs []Message
+	for _, sub := range subdirs[1:] {
+		// A directory opened in a Root reads its entries with fstatat
+		// relative to its own descriptor.
+		f, err := root.Open(sub)
+		if err != nil {
+			return nil, fmt.Errorf("maildir: list: %w", err)
+		}
+		ents, err := f.ReadDir(-1)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("maildir: list %s: %w", sub, err)
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if name[0] == '.' || !e.Type().IsRegular() {
+				continue
+			}
+			fi, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("maildir: list %s: %w", sub, err)
+			}
+			msgs = append(msgs, Message{Name: name, Subdir: sub, Size: fi.Size(), ModTime: fi.ModTime()})
+		}
+	}
+	slices.SortFunc(msgs, func(a, b Message) int {
+		if c := a.ModTime.Compare(b.ModTime); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Subdir, a.Subdir); c != 0 { // new before cur
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	return msgs, nil
+}
+
+// Scan is a cheaper [Dir.List]: it reads new/ and then cur/ once each and
+// stats only the files whose unique name carries no Maildir++ ",S=" size
+// tag. Size comes from the tag when there is one, from stat otherwise;
+// ModTime is zero. Messages are sorted by subdirectory (new first) and
+// name. Scan suits quota counting and listings that do not need delivery
+// times.
+func (d Dir) Scan() ([]Message, error) {
+	var msgs []Message
+	for _, sub := range subdirs[1:] {
+		var err error
+		msgs, err = scanSubdir(msgs, filepath.Join(string(d), sub), sub, nil)
+		if err != nil {
+			return nil, fmt.Errorf("maildir: scan: %w", err)
+		}
+	}
+	return msgs, nil
+}
+
+// scanSubdir appends the messages of one new/ or cur/ directory at path,
+// skipping those for which skip returns true.
+func scanSubdir(msgs []Message, path, sub string, skip func(name string) bool) ([]Message, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return msgs, err
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return msgs, err
+	}
+	start := len(msgs)
+	for _, e := range ents {
+		name := e.Name()
+		if name[0] == '.' || e.IsDir() || skip != nil && skip(name) {
+			continue
+		}
+		size, ok := sizeTag(Unique(name))
+		if !ok || !e.Type().IsRegular() {
+			fi, err := e.Info() // lstat: only for untagged names and unknown d_type
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return msgs, err
+			}
+			if !fi.Mode().IsRegular() {
+				continue
+			}
+			if !ok {
+				size = fi.Size()
+			}
+		}
+		msgs = append(msgs, Message{Name: name, Subdir: sub, Size: size})
+	}
+	slices.SortFunc(msgs[start:], func(a, b Message) int { return cmp.Compare(a.Name, b.Name) })
+	return msgs, nil
+}
+
+// OpenMessage opens a message for reading.
+func (d Dir) OpenMessage(m Message) (*os.File, error) {
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(string(d), m.Subdir, m.Name))
+	if err != nil {
+		return nil, fmt.Errorf("maildir: %w", err)
+	}
+	return f, nil
+}
+
+// Move moves a message from new/ to cur/, giving it the info "2," and no
+// flags (what qmail-pop3d does at QUIT, maildir.md §5) or, when m already
+// has an info, keeping it. A message already in cur/ is returned unchanged.
+// Move returns the message as it now is.
+func (d Dir) Move(m Message) (Message, error) {
+	if err := m.validate(); err != nil {
+		return m, err
+	}
+	if m.Subdir == "cur" {
+		return m, nil
+	}
+	n, _ := ParseName(m.Name)
+	if n.Info == "" {
+		n.Info = "2,"
+	}
+	return d.rename(m, n.String())
+}
+
+// SetFlags gives a message the flags f (sorted and de-duplicated), moving
+// it to cur/ when it is in new/. Unknown flag characters in f and a ",extra"
+// part after the old flags are kept; to add or remove one flag, pass
+// m.Flags().Add(maildir.Seen) or m.Flags().Remove(maildir.Flagged). It
+// returns the message as it now is; when nothing changes it renames
+// nothing.
+func (d Dir) SetFlags(m Message, f Flags) (Message, error) {
+	if err := m.validate(); err != nil {
+		return m, err
+	}
+	n, _ := ParseName(m.Name)
+	newName := n.WithFlags(f).String()
+	if m.Subdir == "cur" && newName == m.Name {
+		return m, nil
+	}
+	return d.rename(m, newName)
+}
+
+// rename renames m to cur/newName. Unique names make a collision
+// impossible unless someone reuses one, so like every Maildir reader it
+// uses rename(2) (atomic: the message is never seen twice or lost).
+func (d Dir) rename(m Message, newName string) (Message, error) {
+	oldPath := filepath.Join(string(d), m.Subdir, m.Name)
+	newPath := filepath.Join(string(d), "cur", newName)
+	if err := os.Rename(oldPath, newPath); err != nil {
+		return m, fmt.Errorf("maildir: %w", err)
+	}
+	m.Subdir, m.Name = "cur", newName
+	return m, nil
+}
+
+// Remove deletes a message. When the Maildir has a Maildir++ maildirsize
+// file, Remove appends the negative delta for it (maildir.md §6).
+func (d Dir) Remove(m Message) error {
+	if err := m.validate(); err != nil {
+		return err
+	}
+	p := filepath.Join(string(d), m.Subdir, m.Name)
+	size, tagged := sizeTag(m.Unique())
+	if !tagged {
+		size = -1
+		if fi, err := os.Lstat(p); err == nil {
+			size = fi.Size()
+		}
+	}
+	if err := os.Remove(p); err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	if size >= 0 {
+		// Best effort: the quota code recalculates a file that drifts.
+		appendQuotaDelta(string(d), -size, -1)
+	}
+	return nil
+}
+
+// CleanAge is how long a file in tmp/ must have gone unaccessed before
+// [Dir.Clean] removes it: 36 hours (maildir.md §5). Writers abandon a
+// delivery after 24 hours.
+const CleanAge = 36 * time.Hour
+
+// Clean removes the files in tmp/ whose access time is more than
+// [CleanAge] before now (a file exactly CleanAge old is kept, as in
+// qmail-pop3d), skipping names that start with '.' and directories. It
+// returns the number of files removed. The decision is a pure function of
+// now and the files' access times.
+func (d Dir) Clean(now time.Time) (int, error) {
+	tmp := filepath.Join(string(d), "tmp")
+	f, err := os.Open(tmp)
+	if err != nil {
+		return 0, fmt.Errorf("maildir: clean: %w", err)
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("maildir: clean: %w", err)
+	}
+	removed := 0
+	var errs []error
+	for _, e := range ents {
+		if e.Name()[0] == '.' || e.IsDir() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // vanished
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			continue
+		}
+		// qmail-pop3d: unlink when now > atime + 129600, in whole seconds.
+		if now.Unix() <= st.Atim.Sec+int64(CleanAge/time.Second) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("maildir: clean: %w", err)
+	}
+	return removed, nil
+}
