@@ -1,0 +1,157 @@
+package smtpclient
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// poolKey identifies connections that may carry each other's messages: same
+// address and port, same TLS policy and credentials, same EHLO name.
+type poolKey struct {
+	addr   netip.AddrPort
+	policy TLSPolicy
+	server string
+	user   string
+	pass   string
+	helo   string
+}
+
+// Pool keeps idle SMTP connections for reuse (spec §13, item 3). Its zero
+// value keeps up to 2 idle connections per address and 100 in all, each for
+// 5 s. A Pool is safe for concurrent use; Close ends every idle connection.
+type Pool struct {
+	// MaxIdlePerHost bounds the idle connections to one address; 0 means 2.
+	MaxIdlePerHost int
+	// MaxIdle bounds all idle connections; 0 means 100.
+	MaxIdle int
+	// IdleTimeout is how long a connection stays idle before it is closed
+	// with QUIT; 0 means 5 s.
+	IdleTimeout time.Duration
+
+	mu     sync.Mutex
+	idle   map[poolKey][]*session
+	n      int
+	closed bool
+}
+
+func (p *Pool) maxPerHost() int {
+	if p.MaxIdlePerHost > 0 {
+		return p.MaxIdlePerHost
+	}
+	return 2
+}
+
+func (p *Pool) maxIdle() int {
+	if p.MaxIdle > 0 {
+		return p.MaxIdle
+	}
+	return 100
+}
+
+func (p *Pool) idleTimeout() time.Duration {
+	if p.IdleTimeout > 0 {
+		return p.IdleTimeout
+	}
+	return 5 * time.Second
+}
+
+// get takes the most recently used idle session for key, or nil.
+func (p *Pool) get(key poolKey) *session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.idle[key]
+	if len(list) == 0 {
+		return nil
+	}
+	s := list[len(list)-1]
+	p.remove(s)
+	s.timer.Stop()
+	return s
+}
+
+// remove takes s out of the idle lists; p.mu must be held.
+func (p *Pool) remove(s *session) bool {
+	list := p.idle[s.key]
+	for i, t := range list {
+		if t == s {
+			list = append(list[:i], list[i+1:]...)
+			if len(list) == 0 {
+				delete(p.idle, s.key)
+			} else {
+				p.idle[s.key] = list
+			}
+			p.n--
+			return true
+		}
+	}
+	return false
+}
+
+// put keeps s idle, evicting the oldest idle session when a bound is
+// reached. An idle session is ended with QUIT after IdleTimeout.
+func (p *Pool) put(s *session) {
+	var evict *session
+	p.mu.Lock()
+	if p.closed || len(p.idle[s.key]) >= p.maxPerHost() {
+		p.mu.Unlock()
+		s.quit()
+		return
+	}
+	if p.n >= p.maxIdle() {
+		for _, list := range p.idle {
+			if t := list[0]; evict == nil || t.since.Before(evict.since) {
+				evict = t
+			}
+		}
+		p.remove(evict)
+		evict.timer.Stop()
+	}
+	if p.idle == nil {
+		p.idle = map[poolKey][]*session{}
+	}
+	s.since = time.Now()
+	p.idle[s.key] = append(p.idle[s.key], s)
+	p.n++
+	s.timer = time.AfterFunc(p.idleTimeout(), func() { p.expire(s) })
+	p.mu.Unlock()
+	if evict != nil {
+		evict.quit()
+	}
+}
+
+func (p *Pool) expire(s *session) {
+	p.mu.Lock()
+	ok := p.remove(s)
+	p.mu.Unlock()
+	if ok {
+		s.quit()
+	}
+}
+
+// Idle returns the number of idle connections.
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// Close ends every idle connection with QUIT and stops keeping new ones.
+// Connections in use are ended when their delivery finishes.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	var all []*session
+	for _, list := range p.idle {
+		for _, s := range list {
+			s.timer.Stop()
+			all = append(all, s)
+		}
+	}
+	p.idle, p.n = nil, 0
+	p.mu.Unlock()
+	for _, s := range all {
+		s.quit()
+	}
+	return nil
+}

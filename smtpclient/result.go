@@ -1,0 +1,110 @@
+package smtpclient
+
+import (
+	"errors"
+	"strings"
+)
+
+// Result is the outcome of one [Client.Deliver].
+type Result struct {
+	// Recipients has one entry per recipient, in the order given.
+	Recipients []RecipientResult
+	// Host is the host the message was delivered to (or attempted at);
+	// zero when none answered.
+	Host Host
+	// TLS says whether the session used STARTTLS, TLSVerified whether the
+	// certificate was valid for the host's name.
+	TLS, TLSVerified bool
+	// Text is qmail-remote's text for a delivered message, such as
+	// "192.0.2.1 accepted message.\nRemote host said: 250 ok\n".
+	Text string
+	// Err is the message's failure, nil when the message was delivered to
+	// every recipient the server accepted (qmail's K). It is an [*Error].
+	Err error
+}
+
+// RecipientResult is what happened to one recipient.
+type RecipientResult struct {
+	// Address is the recipient as given.
+	Address string
+	// Err is nil when the server took the message for this recipient; else
+	// why not: the rejection of its RCPT, or the message's failure. It is an
+	// [*Error]; Permanent tells bounce from retry.
+	Err error
+	// status is the recipient report qmail-remote printed ('r', 'h', 's'),
+	// 0 when the recipient was not reached.
+	status byte
+	text   string
+}
+
+// Report returns qmail-remote's recipient report for this recipient: 'r'
+// (accepted), 'h' (permanently rejected) or 's' (temporarily rejected) with
+// its text, or 0 when no server answered its RCPT.
+func (r *RecipientResult) Report() (byte, string) { return r.status, r.text }
+
+func newResult(rcpts []string) *Result {
+	res := &Result{Recipients: make([]RecipientResult, len(rcpts))}
+	for i, a := range rcpts {
+		res.Recipients[i].Address = a
+	}
+	return res
+}
+
+// fail records a message failure: every recipient not yet settled gets err.
+func (res *Result) fail(err error) {
+	if res.Err == nil {
+		res.Err = err
+	}
+	for i := range res.Recipients {
+		r := &res.Recipients[i]
+		if r.Err == nil && r.status != 'r' {
+			r.Err = err
+		}
+	}
+}
+
+// Report returns the bytes qmail-remote writes for this result (spec §2):
+// a recipient report for each recipient whose RCPT was answered, then the
+// message report (K, Z or D), each ending with NUL.
+func (res *Result) Report() []byte {
+	var b []byte
+	for i := range res.Recipients {
+		r := &res.Recipients[i]
+		if r.status == 0 {
+			continue
+		}
+		b = append(b, r.status)
+		b = append(b, r.text...)
+		b = append(b, 0)
+	}
+	switch {
+	case res.Err == nil:
+		b = append(b, 'K')
+		b = append(b, res.Text...)
+	default:
+		letter := byte('Z')
+		if IsPermanent(res.Err) {
+			letter = 'D'
+		}
+		b = append(b, letter)
+		b = append(b, ReportText(res.Err)...)
+	}
+	return append(b, 0)
+}
+
+// IsPermanent reports whether err is permanent under the module's
+// convention: some error in its chain has a Permanent method returning true.
+func IsPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// ReportText returns the qmail-remote text for err: the Report of an
+// [*Error], otherwise the error's text on one line, ending with LF.
+func ReportText(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Report
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ") + "\n"
+}
