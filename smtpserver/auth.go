@@ -1,0 +1,212 @@
+package smtpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Authenticator checks a user name and password for AUTH, as a
+// checkpassword program does (pop3.md §3): nil means good, an error that is
+// permanent (such as [ErrBadCredentials]) means wrong credentials (535), any
+// other error a temporary failure (454).
+type Authenticator func(ctx context.Context, user, password string) error
+
+// ErrBadCredentials is the error an Authenticator returns for a wrong user
+// name or password.
+var ErrBadCredentials error = replyAuthBad
+
+// Checkpassword returns an Authenticator that runs a checkpassword-compatible
+// program, as the common qmail-smtpd AUTH patches do: prog with args (for
+// example "/bin/checkpassword", "/bin/true") gets "user\0password\0
+// timestamp\0" on descriptor 3; exit 0 is success, 1 wrong credentials, and
+// anything else (111, a crash, exec failure) a temporary failure. The
+// program inherits the server's environment.
+func Checkpassword(prog string, args ...string) Authenticator {
+	return func(ctx context.Context, user, password string) error {
+		if len(user)+len(password)+64 > 512 {
+			return ErrBadCredentials // checkpassword reads at most 512 bytes
+		}
+		host, _ := os.Hostname()
+		stamp := fmt.Sprintf("<%d.%d@%s>", os.Getpid(), time.Now().Unix(), host)
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fmt.Errorf("smtpserver: checkpassword: %w", err)
+		}
+		defer r.Close()
+		cmd := exec.CommandContext(ctx, prog, args...)
+		cmd.ExtraFiles = []*os.File{r} // descriptor 3
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			w.Close()
+			return fmt.Errorf("smtpserver: checkpassword: %w", err)
+		}
+		r.Close()
+		w.Write([]byte(user + "\x00" + password + "\x00" + stamp + "\x00"))
+		w.Close()
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &ee) && ee.ExitCode() == 1:
+			return ErrBadCredentials
+		}
+		return fmt.Errorf("smtpserver: checkpassword %s: %w: %s", prog, err, strings.TrimSpace(stderr.String()))
+	}
+}
+
+func (s *session) cmdAuth(arg string) error {
+	if !s.authOffered() {
+		s.reply(replyEncrypt)
+		return s.flush()
+	}
+	if s.info.User != "" {
+		s.reply(replyAuthTwice)
+		return s.flush()
+	}
+	if s.mail {
+		s.reply(replyAuthInTx)
+		return s.flush()
+	}
+	mech, ir, _ := strings.Cut(arg, " ")
+	var user, pass string
+	var r *Reply
+	var err error
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		user, pass, r, err = s.authPlain(strings.TrimSpace(ir))
+	case "LOGIN":
+		user, pass, r, err = s.authLogin(strings.TrimSpace(ir))
+	default:
+		s.reply(replyAuthMech)
+		return s.flush()
+	}
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		s.reply(*r)
+		return s.flush()
+	}
+	aerr := s.srv.Auth(s.ctx, user, pass)
+	switch {
+	case aerr == nil:
+		s.info.User = user
+		s.info.Relay = true
+		s.reply(replyAuthOK)
+		s.srv.logger().Info("smtpserver: authenticated", "ip", s.info.RemoteIP, "user", user)
+	case isPermanent(aerr):
+		s.authFail++
+		s.srv.logger().Info("smtpserver: authentication failed", "ip", s.info.RemoteIP, "user", user)
+		if d := s.authDelay(); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return ErrClientGone
+			}
+		}
+		if s.authFail >= 3 {
+			s.reply(replyAuthBad)
+			s.replyFlush(replyAuthTooMany)
+			return ErrProtocol
+		}
+		s.reply(replyAuthBad)
+	default:
+		s.srv.logger().Warn("smtpserver: authenticator", "err", aerr)
+		s.reply(replyAuthTemp)
+	}
+	return s.flush()
+}
+
+func (s *session) authDelay() time.Duration {
+	d := s.srv.AuthFailDelay
+	if d < 0 {
+		return 0
+	}
+	if d == 0 {
+		d = time.Second
+	}
+	return d << (s.authFail - 1)
+}
+
+// challenge sends a 334 and reads the client's response, decoded. A "*"
+// cancels.
+func (s *session) challenge(text string) ([]byte, *Reply, error) {
+	s.reply(Reply{Code: 334, Text: text})
+	line, tooLong, err := s.readLine()
+	if err != nil {
+		return nil, nil, err
+	}
+	if tooLong {
+		return nil, &replyLineTooLong, nil
+	}
+	return decodeResponse(line)
+}
+
+func decodeResponse(line string) ([]byte, *Reply, error) {
+	line = strings.TrimSpace(line)
+	if line == "*" {
+		return nil, &replyAuthCancel, nil
+	}
+	if line == "=" {
+		return []byte{}, nil, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(line)
+	if err != nil {
+		return nil, &replyAuthDecode, nil
+	}
+	return b, nil, nil
+}
+
+// authPlain is RFC 4616: authzid NUL authcid NUL password; the authzid must
+// be empty or equal the authcid.
+func (s *session) authPlain(ir string) (user, pass string, r *Reply, err error) {
+	var b []byte
+	if ir == "" {
+		b, r, err = s.challenge("")
+	} else {
+		b, r, err = decodeResponse(ir)
+	}
+	if err != nil || r != nil {
+		return "", "", r, err
+	}
+	parts := bytes.Split(b, []byte{0})
+	if len(parts) != 3 {
+		return "", "", &replyAuthDecode, nil
+	}
+	authz, authc, pw := string(parts[0]), string(parts[1]), string(parts[2])
+	if authz != "" && authz != authc {
+		return "", "", &replyAuthBad, nil
+	}
+	return authc, pw, nil, nil
+}
+
+// authLogin is the de facto LOGIN mechanism: user name, then password,
+// each base64 after a 334 challenge (or the user as initial response).
+func (s *session) authLogin(ir string) (user, pass string, r *Reply, err error) {
+	var b []byte
+	if ir == "" {
+		b, r, err = s.challenge("VXNlcm5hbWU6")
+	} else {
+		b, r, err = decodeResponse(ir)
+	}
+	if err != nil || r != nil {
+		return "", "", r, err
+	}
+	user = string(b)
+	b, r, err = s.challenge("UGFzc3dvcmQ6")
+	if err != nil || r != nil {
+		return "", "", r, err
+	}
+	return user, string(b), nil, nil
+}

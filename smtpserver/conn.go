@@ -1,0 +1,737 @@
+package smtpserver
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Session describes a connection to the policy hooks and, through
+// [SessionFrom], to the Enqueuer. It is read-only for them and valid during
+// the call.
+type Session struct {
+	// Env is the connection's environment (tcpserver's variables).
+	Env map[string]string
+	// RemoteAddr and LocalAddr are the connection's addresses.
+	RemoteAddr, LocalAddr net.Addr
+	// RemoteIP is TCPREMOTEIP, or the remote address's IP.
+	RemoteIP netip.Addr
+	// Helo is the last HELO, EHLO or LHLO argument ("" before any).
+	Helo string
+	// TLS is the connection's TLS state after STARTTLS, else nil.
+	TLS *tls.ConnectionState
+	// User is the name the client authenticated as, or "".
+	User string
+	// Relay says whether the client may relay (RELAYCLIENT or AUTH).
+	Relay bool
+}
+
+type ctxKey struct{}
+
+// SessionFrom returns the session an Enqueue or hook call belongs to, or nil.
+func SessionFrom(ctx context.Context) *Session {
+	s, _ := ctx.Value(ctxKey{}).(*Session)
+	return s
+}
+
+// session is one connection's state machine.
+type session struct {
+	srv     *Server
+	conn    net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	ctx     context.Context
+	info    Session
+	compat  bool
+	maxLine int
+
+	heloSeen bool
+	ehlo     bool
+	tlsOn    bool
+	errs     int
+	authFail int
+
+	idle     atomic.Bool
+	shutdown atomic.Bool
+
+	// The transaction.
+	mail      bool
+	from      string
+	rcpts     []string
+	barf      bool
+	params    mailParams
+	bdat      *bdatTx
+	bdatFail  bool
+	databytes int64
+	relay     bool
+	suffix    string
+}
+
+// errQuit ends serve successfully.
+var errQuit = errors.New("quit")
+
+func newSession(srv *Server, c net.Conn, env map[string]string) *session {
+	s := &session{
+		srv:    srv,
+		conn:   c,
+		br:     bufio.NewReaderSize(c, 4096),
+		bw:     bufio.NewWriterSize(c, 4096),
+		compat: srv.Compat,
+	}
+	s.maxLine = srv.limit(srv.MaxLineLength, 4096, 1<<20)
+	s.info.Env = env
+	s.info.RemoteAddr = c.RemoteAddr()
+	s.info.LocalAddr = c.LocalAddr()
+	if ip, err := netip.ParseAddr(env["TCPREMOTEIP"]); err == nil {
+		s.info.RemoteIP = ip.Unmap()
+	} else if ap, err := netip.ParseAddrPort(addrString(c.RemoteAddr())); err == nil {
+		s.info.RemoteIP = ap.Addr().Unmap()
+	}
+	s.databytes = srv.MaxMessageBytes
+	if v, ok := env["DATABYTES"]; ok {
+		s.databytes = int64(scanUlong(v))
+	}
+	if v, ok := env["RELAYCLIENT"]; ok {
+		s.relay, s.suffix = true, v
+	}
+	s.info.Relay = s.relay
+	return s
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// scanUlong is qmail's scan_ulong: leading decimal digits, 0 if none.
+func scanUlong(s string) uint64 {
+	var u uint64
+	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		u = u*10 + uint64(s[i]-'0')
+	}
+	return u
+}
+
+// enhanced reports whether replies carry RFC 3463 codes: in modern mode,
+// once the client has used EHLO or LHLO (RFC 2034 §3).
+func (s *session) enhanced() bool { return !s.compat && s.ehlo }
+
+// reply buffers r; it is written when the server next waits for input or
+// flushes explicitly, which is how qmail pipelines (spec §4).
+func (s *session) reply(r Reply) {
+	if r.Code >= 500 {
+		s.errs++
+	}
+	s.bw.Write(r.format(s.enhanced()))
+}
+
+func (s *session) flush() error {
+	if s.bw.Buffered() == 0 {
+		return nil
+	}
+	s.conn.SetWriteDeadline(time.Now().Add(s.srv.timeout()))
+	if err := s.bw.Flush(); err != nil {
+		return s.netErr(err)
+	}
+	return nil
+}
+
+// replyFlush writes r now.
+func (s *session) replyFlush(r Reply) error {
+	s.reply(r)
+	return s.flush()
+}
+
+// netErr classifies a read or write error.
+func (s *session) netErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ErrTimeout
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return ErrClientGone
+	}
+	return err
+}
+
+// readErr ends the session after a failed read: a timeout is told to the
+// client with qmail's 451, a shutdown with 421, end of input silently.
+func (s *session) readErr(err error) error {
+	err = s.netErr(err)
+	if err == ErrTimeout {
+		if s.shutdown.Load() {
+			s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			s.replyFlush(replyShutdown)
+			return ErrServerClosed
+		}
+		s.replyFlush(replyTimeout)
+	}
+	return err
+}
+
+func (s *session) interruptIfIdle() {
+	s.shutdown.Store(true)
+	if s.idle.Load() {
+		s.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// waitInput flushes replies and arms the read deadline when the next read
+// would block.
+func (s *session) waitInput() error {
+	if s.br.Buffered() > 0 {
+		return nil
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	return nil
+}
+
+// readLine reads one command line: every byte up to LF, one CR before the
+// LF dropped, cut at the first NUL (qmail's commands.c). A line longer than
+// maxLine is discarded through its LF and reported with tooLong.
+func (s *session) readLine() (line string, tooLong bool, err error) {
+	if s.br.Buffered() == 0 {
+		if err := s.flush(); err != nil {
+			return "", false, err
+		}
+		s.idle.Store(true)
+		defer s.idle.Store(false)
+		s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+		if s.shutdown.Load() {
+			s.replyFlush(replyShutdown)
+			return "", false, ErrServerClosed
+		}
+	}
+	var buf []byte
+	for {
+		frag, err := s.br.ReadSlice('\n')
+		if !tooLong {
+			if s.maxLine > 0 && len(buf)+len(frag) > s.maxLine {
+				tooLong, buf = true, nil
+			} else {
+				buf = append(buf, frag...)
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			if s.br.Buffered() == 0 {
+				s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+			}
+			continue
+		}
+		if err != nil {
+			return "", false, s.readErr(err)
+		}
+		break
+	}
+	if tooLong {
+		return "", true, nil
+	}
+	buf = buf[:len(buf)-1]
+	if n := len(buf); n > 0 && buf[n-1] == '\r' {
+		buf = buf[:n-1]
+	}
+	if i := indexByte(buf, 0); i >= 0 {
+		buf = buf[:i]
+	}
+	return string(buf), false, nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// serve runs the session to its end.
+func (s *session) serve(ctx context.Context) error {
+	s.ctx = context.WithValue(ctx, ctxKey{}, &s.info)
+	defer s.abortBDAT()
+	log := s.srv.logger()
+	if d := s.srv.GreetDelay; d > 0 {
+		s.conn.SetReadDeadline(time.Now().Add(d))
+		if _, err := s.br.Peek(1); err == nil {
+			s.conn.SetWriteDeadline(time.Now().Add(s.srv.timeout()))
+			s.bw.Write(replySync.format(!s.compat))
+			s.bw.Flush()
+			log.Info("smtpserver: early talker", "ip", s.info.RemoteIP)
+			return ErrProtocol
+		} else if !isTimeout(err) {
+			return s.netErr(err)
+		}
+	}
+	if block, ok := s.rblDecision(); ok {
+		return s.rblConversation(block)
+	}
+	word := "ESMTP"
+	if s.srv.LMTP {
+		word = "LMTP"
+	}
+	s.reply(Reply{Code: 220, Text: s.srv.greeting() + " " + word})
+	for {
+		if max := s.srv.limit(s.srv.MaxErrors, 20, 0); max > 0 && s.errs >= max {
+			s.reply(replyTooManyErrs)
+			s.flush()
+			return ErrProtocol
+		}
+		line, tooLong, err := s.readLine()
+		if err != nil {
+			return err
+		}
+		if tooLong {
+			s.reply(replyLineTooLong)
+			continue
+		}
+		if err := s.command(line); err != nil {
+			if err == errQuit {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// command executes one command line. A non-nil error ends the session.
+func (s *session) command(line string) error {
+	verb, arg := splitCommand(line)
+	lmtp := s.srv.LMTP
+	switch {
+	case verb == "HELO" && !lmtp:
+		s.helo(arg, false)
+		s.reply(Reply{Code: 250, Text: s.srv.greeting()})
+		return s.flush()
+	case verb == "EHLO" && !lmtp, verb == "LHLO" && lmtp:
+		s.helo(arg, true)
+		s.reply(Reply{Code: 250, Text: strings.Join(s.extensions(), "\n")})
+		return s.flush()
+	case verb == "MAIL":
+		return s.cmdMail(arg)
+	case verb == "RCPT":
+		return s.cmdRcpt(arg)
+	case verb == "DATA":
+		return s.cmdData(arg)
+	case verb == "BDAT" && s.chunking():
+		return s.cmdBdat(arg)
+	case verb == "RSET":
+		s.resetTx()
+		s.reply(replyFlushed)
+		return nil
+	case verb == "NOOP":
+		s.reply(replyOK)
+		return s.flush()
+	case verb == "VRFY":
+		s.reply(replyVrfy)
+		return s.flush()
+	case verb == "HELP":
+		s.reply(replyHelp)
+		return s.flush()
+	case verb == "QUIT":
+		s.reply(Reply{Code: 221, Enhanced: "2.0.0", Text: s.srv.greeting()})
+		s.flush()
+		return errQuit
+	case verb == "STARTTLS" && s.srv.TLSConfig != nil:
+		return s.cmdStartTLS(arg)
+	case verb == "AUTH" && s.srv.Auth != nil:
+		return s.cmdAuth(arg)
+	}
+	s.reply(replyUnimpl)
+	return s.flush()
+}
+
+func (s *session) helo(arg string, ehlo bool) {
+	s.resetTx()
+	s.heloSeen = true
+	s.ehlo = ehlo
+	s.info.Helo = arg
+}
+
+func (s *session) chunking() bool { return !s.compat }
+
+func (s *session) authOffered() bool {
+	if s.srv.Auth == nil {
+		return false
+	}
+	return s.tlsOn || s.srv.AuthOnLoopback && s.info.RemoteIP.IsLoopback()
+}
+
+// extensions is the EHLO reply (spec §13.1).
+func (s *session) extensions() []string {
+	ext := []string{s.srv.greeting(), "PIPELINING", "8BITMIME"}
+	if !s.compat {
+		if s.databytes > 0 {
+			ext = append(ext, "SIZE "+strconv.FormatInt(s.databytes, 10))
+		} else {
+			ext = append(ext, "SIZE")
+		}
+		ext = append(ext, "ENHANCEDSTATUSCODES")
+	}
+	if s.srv.TLSConfig != nil && !s.tlsOn {
+		ext = append(ext, "STARTTLS")
+	}
+	if s.authOffered() {
+		ext = append(ext, "AUTH PLAIN LOGIN")
+	}
+	if !s.compat {
+		ext = append(ext, "SMTPUTF8", "CHUNKING")
+	}
+	return ext
+}
+
+// resetTx ends any transaction.
+func (s *session) resetTx() {
+	s.abortBDAT()
+	s.mail, s.from, s.rcpts, s.barf, s.bdatFail = false, "", nil, false, false
+	s.params = mailParams{}
+}
+
+// localIPHost is addrparse's last step: a domain literal naming one of our
+// own addresses becomes localiphost.
+func (s *session) localIPHost(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return addr
+	}
+	ip, ok := scanBracketIP(addr[i+1:])
+	if !ok || !s.srv.isLocalIP(ip) {
+		return addr
+	}
+	return addr[:i+1] + s.srv.localIPHost()
+}
+
+// address parses a MAIL or RCPT argument. In modern mode it also checks the
+// "FROM:"/"TO:" keyword and returns the parameters' text.
+func (s *session) address(arg, keyword string, smtputf8 bool) (addr, rest string, bad *Reply) {
+	if s.compat {
+		addr, _ = parseAddr(arg)
+		addr = s.localIPHost(addr)
+		if len(addr) >= 900 {
+			return "", "", &replySyntax
+		}
+		return addr, "", nil
+	}
+	if !hasPrefixFold(arg, keyword) {
+		return "", "", &replyArgSyntax
+	}
+	addr, rest = parseAddr(arg)
+	if r := checkModernAddr(addr, smtputf8); r != nil {
+		return "", "", r
+	}
+	return s.localIPHost(addr), rest, nil
+}
+
+func (s *session) cmdMail(arg string) error {
+	var p mailParams
+	addr, rest, bad := s.address(arg, "FROM:", true)
+	if bad == nil && !s.compat {
+		var r *Reply
+		p, r = parseMailParams(rest, true, s.srv.Auth != nil)
+		switch {
+		case r != nil:
+			bad = r
+		case !p.smtputf8 && hasNonASCII(addr):
+			bad = &replyNeedUTF8
+		case p.hasSize && s.databytes > 0 && p.size > s.databytes:
+			bad = &replySizeExceeded
+		}
+	}
+	if bad != nil {
+		s.reply(*bad)
+		return nil
+	}
+	if h := s.srv.CheckSender; h != nil {
+		if err := h(s.ctx, &s.info, addr); err != nil {
+			s.reply(s.errReply(err, Reply{451, "4.3.0", "temporary failure checking sender"},
+				Reply{553, "5.7.1", "sorry, that sender is not accepted here"}))
+			return nil
+		}
+	}
+	s.resetTx()
+	s.mail, s.from, s.params = true, addr, p
+	s.barf = addr != "" && s.srv.BadMailFrom != nil && s.srv.BadMailFrom(addr)
+	s.reply(replyMailOK)
+	return nil
+}
+
+func hasNonASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) cmdRcpt(arg string) error {
+	if !s.mail {
+		s.reply(replyMailFirst)
+		return nil
+	}
+	addr, rest, bad := s.address(arg, "TO:", s.params.smtputf8)
+	if bad == nil && !s.compat {
+		switch {
+		case strings.TrimSpace(rest) != "":
+			bad = &replyBadParam
+		case addr == "":
+			bad = &Reply{501, "5.1.3", "bad recipient address syntax"}
+		}
+	}
+	if bad != nil {
+		s.reply(*bad)
+		return nil
+	}
+	if s.barf {
+		s.reply(replyBadMailFrom)
+		return nil
+	}
+	if max := s.srv.limit(s.srv.MaxRecipients, 1000, 0); max > 0 && len(s.rcpts) >= max {
+		s.bw.Write(replyTooManyRcpt.format(s.enhanced())) // not a client error
+		return nil
+	}
+	relay := s.relay || s.info.User != ""
+	if relay {
+		addr += s.suffix
+	} else {
+		ok, err := s.rcptHostOK(addr)
+		if err != nil {
+			s.srv.logger().Error("smtpserver: rcpthosts", "err", err)
+			s.replyFlush(replyControls)
+			return ErrProtocol
+		}
+		if !ok {
+			s.reply(replyNoGateway)
+			return nil
+		}
+	}
+	if h := s.srv.CheckRecipient; h != nil {
+		if err := h(s.ctx, &s.info, addr); err != nil {
+			s.reply(s.errReply(err, Reply{451, "4.3.0", "temporary failure checking recipient"},
+				Reply{550, "5.1.1", "sorry, no mailbox here by that name (#5.1.1)"}))
+			return nil
+		}
+	}
+	s.rcpts = append(s.rcpts, addr)
+	s.reply(replyRcptOK)
+	return nil
+}
+
+// rcptHostOK is qmail's rcpthosts check (spec §7).
+func (s *session) rcptHostOK(addr string) (bool, error) {
+	domain, ok := domainOf(addr)
+	if !ok {
+		return true, nil
+	}
+	if s.srv.RcptHosts == nil {
+		return s.srv.OpenRelay, nil
+	}
+	return s.srv.RcptHosts(strings.ToLower(domain))
+}
+
+// errReply turns an error from a hook or the Enqueuer into a reply: the
+// Reply it carries, else perm or temp by its permanence. This is the one
+// place where errors become replies.
+func (s *session) errReply(err error, temp, perm Reply) Reply {
+	var r Reply
+	if errors.As(err, &r) && r.Code >= 400 && r.Code < 600 {
+		return r
+	}
+	s.srv.logger().Warn("smtpserver: refused", "ip", s.info.RemoteIP, "err", err)
+	if isPermanent(err) {
+		return perm
+	}
+	return temp
+}
+
+func (s *session) cmdData(arg string) error {
+	if !s.mail {
+		s.reply(replyMailFirst)
+		return s.flush()
+	}
+	if len(s.rcpts) == 0 {
+		s.reply(replyRcptFirst)
+		return s.flush()
+	}
+	if s.bdat != nil || s.bdatFail {
+		s.reply(replyBdatMixed)
+		return s.flush()
+	}
+	dr := newDataReader(s.br, s.databytes, !s.compat, false)
+	dr.beforeFill = func() { s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout())) }
+	from, rcpts := s.from, s.rcpts
+	s.resetTx() // the transaction ends as soon as DATA is accepted
+	in := &dataIn{s: s, dr: dr, rec: s.receivedLine(), lazy354: true}
+	id, err := s.enqueue(from, rcpts, in)
+	if !in.started {
+		// The Enqueuer failed before reading: qmail's "qqt failure", no 354.
+		if err == nil {
+			err = errors.New("smtpserver: enqueuer returned without reading the message")
+		}
+		s.reply(s.errReply(err, replyQqt, replyQqPerm))
+		return s.flush()
+	}
+	if in.fatal != nil {
+		return in.fatal
+	}
+	if !dr.done && dr.fatal == nil {
+		dr.drain()
+	}
+	if dr.fatal != nil {
+		if dr.fatal == errBareLF {
+			r := replyBareLF
+			if s.compat {
+				r = replyBareLFCompat
+			}
+			s.replyFlush(r)
+			return ErrProtocol
+		}
+		return s.readErr(dr.fatal)
+	}
+	s.finalReplies(rcpts, dr, in.sawEOF, id, err)
+	return s.flush()
+}
+
+// enqueue hands the message to the Enqueuer.
+func (s *session) enqueue(from string, rcpts []string, msg io.Reader) (string, error) {
+	if s.srv.Enqueuer == nil {
+		return "", Reply{451, "4.3.0", "qqt failure (#4.3.0)"}
+	}
+	return s.srv.Enqueuer.Enqueue(s.ctx, from, rcpts, msg)
+}
+
+// finalReplies writes the reply after the data (spec §9.4): one, or in LMTP
+// one per recipient.
+func (s *session) finalReplies(rcpts []string, dr *dataReader, complete bool, id string, err error) {
+	var r Reply
+	switch {
+	case dr.rejected():
+		r = dr.reply()
+	case err != nil:
+		r = s.errReply(err, replyQqTemp, replyQqPerm)
+	case !complete:
+		s.srv.logger().Error("smtpserver: enqueuer returned success without reading the message to its end")
+		r = replyQqIncomplete
+	default:
+		text := "ok " + strconv.FormatInt(s.srv.now().Unix(), 10)
+		if id != "" {
+			text += " qp " + id
+		}
+		r = Reply{250, "2.0.0", text}
+	}
+	if !s.srv.LMTP {
+		s.reply(r)
+		return
+	}
+	var each RecipientErrors
+	if !dr.rejected() && errors.As(err, &each) && len(each) == len(rcpts) {
+		for _, e := range each {
+			if e == nil {
+				s.reply(Reply{250, "2.0.0", "ok"})
+			} else {
+				s.reply(s.errReply(e, replyQqTemp, replyQqPerm))
+			}
+		}
+		return
+	}
+	for range rcpts {
+		s.reply(r)
+	}
+}
+
+// receivedLine is the Received line for the current session (spec §10,
+// §13.8).
+func (s *session) receivedLine() string {
+	env := s.info.Env
+	get := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return "unknown"
+	}
+	ri := receivedInfo{
+		remoteHost: get("TCPREMOTEHOST"),
+		remoteIP:   get("TCPREMOTEIP"),
+	}
+	ri.remoteInfo, ri.hasInfo = env["TCPREMOTEINFO"]
+	if v, ok := env["TCPLOCALHOST"]; ok {
+		ri.local = v
+	} else {
+		ri.local = get("TCPLOCALIP")
+	}
+	if s.heloSeen && !strings.EqualFold(ri.remoteHost, s.info.Helo) {
+		h := s.info.Helo
+		ri.helo = &h
+	}
+	if s.compat && !s.tlsOn && s.info.User == "" {
+		ri.protocol = "SMTP"
+	} else {
+		ri.protocol = protocolWord(s.srv.LMTP, s.tlsOn, s.info.User != "", s.params.smtputf8)
+		ri.tlsComment = tlsComment(s.info.TLS)
+	}
+	return received(ri, s.srv.now())
+}
+
+// dataIn is the reader the Enqueuer gets for DATA: on its first Read it
+// sends 354 (so an Enqueuer that fails before reading gives qmail's "451
+// qqt failure" instead), then the Received line, then the data.
+type dataIn struct {
+	s       *session
+	dr      *dataReader
+	rec     string
+	lazy354 bool
+	started bool
+	sawEOF  bool
+	fatal   error
+}
+
+func (d *dataIn) Read(p []byte) (int, error) {
+	if !d.started {
+		d.started = true
+		if d.lazy354 {
+			s := d.s
+			if !s.compat && s.br.Buffered() > 0 {
+				// RFC 2920: DATA ends a command group; more input now is
+				// a client that did not wait for 354 (spec §13.7).
+				s.replyFlush(replySync)
+				d.fatal = ErrProtocol
+				return 0, d.fatal
+			}
+			s.reply(replyGoAhead)
+			if err := s.flush(); err != nil {
+				d.fatal = err
+				return 0, err
+			}
+		}
+	}
+	if d.fatal != nil {
+		return 0, d.fatal
+	}
+	if d.rec != "" {
+		n := copy(p, d.rec)
+		d.rec = d.rec[n:]
+		return n, nil
+	}
+	n, err := d.dr.Read(p)
+	if err == io.EOF {
+		d.sawEOF = true
+	}
+	return n, err
+}

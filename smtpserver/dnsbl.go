@@ -1,0 +1,291 @@
+package smtpserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// DNSBL is rblsmtpd (ucspi-tcp 0.88) built into the server: before the
+// greeting, the client's address is looked up in DNS lists, and a listed
+// client gets rblsmtpd's conversation, which never lets it send a message
+// (spec §14). The connection's RBLSMTPD variable decides first, as in
+// rblsmtpd: set and empty accepts, "-text" blocks permanently, any other
+// text blocks temporarily. That variable is honoured even when the server
+// has no DNSBL.
+type DNSBL struct {
+	// Rules are rblsmtpd's -r and -a options, in order; the first that
+	// decides wins.
+	Rules []DNSBLRule
+	// Permanent is -b: a listing gives 553 instead of 451.
+	Permanent bool
+	// FailClosed is -c: a failed -r lookup blocks with "temporary RBL lookup
+	// error" and a failed -a lookup is ignored. The default (-C) ignores a
+	// failed -r lookup and accepts on a failed -a lookup.
+	FailClosed bool
+	// Timeout is -t: how long a blocked client is kept talking. 0 means
+	// 60 s; negative is -t 0: the reply line is written once and the
+	// connection closed.
+	Timeout time.Duration
+	// Resolver answers the queries. Nil uses [DNSResolver] with the servers
+	// of /etc/resolv.conf.
+	Resolver Resolver
+}
+
+// DNSBLRule is one rblsmtpd list: -r zone (TXT query; an answer blocks with
+// its text) or, with Allow, -a zone (A query; an answer accepts).
+type DNSBLRule struct {
+	Zone  string
+	Allow bool
+}
+
+// Resolver is the DNS the DNSBL needs. A name that does not exist gives an
+// empty answer and a nil error; an error means the lookup failed.
+type Resolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	LookupA(ctx context.Context, name string) ([]netip.Addr, error)
+}
+
+// DNSResolver is a [Resolver] over github.com/miekg/dns, asking Servers
+// ("host:port") in order over UDP, then TCP when the answer is truncated.
+type DNSResolver struct {
+	// Servers to ask; nil reads /etc/resolv.conf at each query.
+	Servers []string
+	// Timeout per query; 0 means 5 s.
+	Timeout time.Duration
+}
+
+// LookupTXT returns the strings of every TXT record of name, concatenated
+// per record.
+func (r *DNSResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	rrs, err := r.query(ctx, name, dns.TypeTXT)
+	var out []string
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TXT); ok {
+			out = append(out, strings.Join(t.Txt, ""))
+		}
+	}
+	return out, err
+}
+
+// LookupA returns the A records of name.
+func (r *DNSResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, error) {
+	rrs, err := r.query(ctx, name, dns.TypeA)
+	var out []netip.Addr
+	for _, rr := range rrs {
+		if a, ok := rr.(*dns.A); ok {
+			if ip, ok := netip.AddrFromSlice(a.A); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, err
+}
+
+func (r *DNSResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	servers := r.Servers
+	if len(servers) == 0 {
+		cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+		if err != nil {
+			return nil, fmt.Errorf("smtpserver: dnsbl: %w", err)
+		}
+		for _, s := range cc.Servers {
+			servers = append(servers, netipJoin(s, cc.Port))
+		}
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	var lastErr error = errors.New("smtpserver: dnsbl: no DNS server")
+	for _, srv := range servers {
+		c := &dns.Client{Timeout: timeout}
+		in, _, err := c.ExchangeContext(ctx, m, srv)
+		if err == nil && in.Truncated {
+			c.Net = "tcp"
+			in, _, err = c.ExchangeContext(ctx, m, srv)
+		}
+		if err != nil {
+			lastErr = fmt.Errorf("smtpserver: dnsbl: %s: %w", name, err)
+			continue
+		}
+		switch in.Rcode {
+		case dns.RcodeSuccess:
+			return in.Answer, nil
+		case dns.RcodeNameError:
+			return nil, nil
+		}
+		lastErr = fmt.Errorf("smtpserver: dnsbl: %s: %s", name, dns.RcodeToString[in.Rcode])
+	}
+	return nil, lastErr
+}
+
+func netipJoin(host, port string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + port
+	}
+	return host + ":" + port
+}
+
+// ReverseName is the DNSBL query name of ip in zone: the IPv4 octets
+// reversed, or for IPv6 the 32 nibbles reversed (RFC 5782).
+func ReverseName(ip netip.Addr, zone string) string {
+	ip = ip.Unmap()
+	var b strings.Builder
+	if ip.Is4() {
+		a := ip.As4()
+		fmt.Fprintf(&b, "%d.%d.%d.%d.", a[3], a[2], a[1], a[0])
+	} else {
+		a := ip.As16()
+		const hex = "0123456789abcdef"
+		for i := 15; i >= 0; i-- {
+			b.WriteByte(hex[a[i]&0xf])
+			b.WriteByte('.')
+			b.WriteByte(hex[a[i]>>4])
+			b.WriteByte('.')
+		}
+	}
+	b.WriteString(zone)
+	return b.String()
+}
+
+// rblBlock is a decision to block.
+type rblBlock struct {
+	code int
+	text string
+}
+
+// Decide is rblsmtpd's decision for a client (spec §14.1): blocked reports
+// whether to refuse it, with the SMTP code (451 or 553) and text.
+func (d *DNSBL) Decide(ctx context.Context, env map[string]string, ip netip.Addr) (blocked bool, code int, text string) {
+	b, ok := decideRBL(ctx, d, env, ip)
+	return ok, b.code, b.text
+}
+
+func decideRBL(ctx context.Context, d *DNSBL, env map[string]string, ip netip.Addr) (rblBlock, bool) {
+	if v, ok := env["RBLSMTPD"]; ok {
+		switch {
+		case v == "":
+			return rblBlock{}, false
+		case v[0] == '-':
+			return rblBlock{553, v[1:]}, true
+		default:
+			return rblBlock{451, v}, true
+		}
+	}
+	if d == nil || !ip.IsValid() {
+		return rblBlock{}, false
+	}
+	res := d.Resolver
+	if res == nil {
+		res = &DNSResolver{}
+	}
+	code := 451
+	if d.Permanent {
+		code = 553
+	}
+	dnsFailed := false
+	for _, rule := range d.Rules {
+		name := ReverseName(ip, rule.Zone)
+		if rule.Allow {
+			addrs, err := res.LookupA(ctx, name)
+			if err != nil {
+				dnsFailed = true
+				if !d.FailClosed {
+					return rblBlock{}, false
+				}
+				continue
+			}
+			if len(addrs) > 0 {
+				return rblBlock{}, false
+			}
+			continue
+		}
+		txts, err := res.LookupTXT(ctx, name)
+		if err != nil {
+			dnsFailed = true
+			if d.FailClosed {
+				return rblBlock{451, "temporary RBL lookup error"}, true
+			}
+			continue
+		}
+		if t := strings.Join(txts, ""); t != "" {
+			if dnsFailed {
+				code = 451
+			}
+			return rblBlock{code, t}, true
+		}
+	}
+	return rblBlock{}, false
+}
+
+// rblText is rblsmtpd's reply text: at most 200 bytes, bytes outside 32..126
+// replaced by "?".
+func rblText(s string) string {
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < 32 || c > 126 {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+func (s *session) rblDecision() (rblBlock, bool) {
+	return decideRBL(s.ctx, s.srv.DNSBL, s.info.Env, s.info.RemoteIP)
+}
+
+// rblConversation is rblsmtpd's blocking conversation (spec §14.2).
+func (s *session) rblConversation(b rblBlock) error {
+	r := Reply{Code: b.code, Text: rblText(b.text)}
+	if !s.compat {
+		r.Enhanced = "4.7.1"
+		if b.code == 553 {
+			r.Enhanced = "5.7.1"
+		}
+	}
+	line := r.format(!s.compat)
+	s.srv.logger().Info("rblsmtpd: blocked", "ip", s.info.RemoteIP, "reply", strings.TrimSpace(string(line)))
+	timeout := 60 * time.Second
+	if d := s.srv.DNSBL; d != nil && d.Timeout != 0 {
+		timeout = d.Timeout
+	}
+	if timeout < 0 {
+		s.bw.Write(line)
+		s.flush()
+		return ErrProtocol
+	}
+	deadline := time.Now().Add(timeout)
+	s.bw.WriteString("220 rblsmtpd.local\r\n")
+	for {
+		if err := s.flush(); err != nil {
+			return err
+		}
+		s.conn.SetReadDeadline(deadline)
+		l, err := s.br.ReadString('\n')
+		if err != nil {
+			return ErrProtocol
+		}
+		verb, _ := splitCommand(strings.TrimRight(l, "\r\n"))
+		switch verb {
+		case "HELO", "EHLO", "MAIL", "RSET", "NOOP":
+			s.bw.WriteString("250 rblsmtpd.local\r\n")
+		case "QUIT":
+			s.bw.WriteString("221 rblsmtpd.local\r\n")
+			s.flush()
+			return nil
+		default:
+			s.bw.Write(line)
+		}
+	}
+}

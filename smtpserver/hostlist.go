@@ -1,0 +1,71 @@
+package smtpserver
+
+import "strings"
+
+// HostList returns a Server.RcptHosts func with qmail's rcpthosts semantics
+// (spec §7): the domain and each of its suffixes that start at a dot,
+// longest first ("a.b.c", ".b.c", ".c"), are compared case-insensitively
+// with the lines of list; failing that, each is looked up with more (the
+// morercpthosts.cdb, whose keys are lower-case), when more is not nil. So
+// "example.com" matches only itself, and ".example.com" every subdomain.
+func HostList(list []string, more func(key string) (bool, error)) func(domain string) (bool, error) {
+	set := make(map[string]bool, len(list))
+	for _, l := range list {
+		set[strings.ToLower(l)] = true
+	}
+	return func(domain string) (bool, error) {
+		domain = strings.ToLower(domain)
+		if matchSuffixes(domain, func(c string) bool { return set[c] }) {
+			return true, nil
+		}
+		if more == nil {
+			return false, nil
+		}
+		var err error
+		ok := matchSuffixes(domain, func(c string) bool {
+			if err != nil {
+				return false
+			}
+			var found bool
+			found, err = more(c)
+			return found
+		})
+		return ok, err
+	}
+}
+
+func matchSuffixes(domain string, has func(string) bool) bool {
+	for c := domain; ; {
+		if has(c) {
+			return true
+		}
+		i := strings.IndexByte(c[min(1, len(c)):], '.')
+		if i < 0 {
+			return false
+		}
+		c = c[i+1:]
+	}
+}
+
+// AddressList returns a Server.BadMailFrom func with qmail's badmailfrom
+// semantics (spec §8): an address matches a line case-insensitively, either
+// whole or by its "@domain" part (from its last "@"). Empty lines never
+// match, so neither does the null sender.
+func AddressList(list []string) func(addr string) bool {
+	set := make(map[string]bool, len(list))
+	for _, l := range list {
+		if l != "" {
+			set[strings.ToLower(l)] = true
+		}
+	}
+	return func(addr string) bool {
+		a := strings.ToLower(addr)
+		if a != "" && set[a] {
+			return true
+		}
+		if i := strings.LastIndexByte(a, '@'); i >= 0 && set[a[i:]] {
+			return true
+		}
+		return false
+	}
+}

@@ -1,0 +1,487 @@
+package smtpserver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
+// [Server.Close].
+var ErrServerClosed = errors.New("smtpserver: server closed")
+
+// ErrQuit is not an error condition: [Server.ServeConn] returns nil after
+// QUIT. Sessions that end otherwise return one of these or a network error.
+var (
+	// ErrClientGone: the client closed the connection without QUIT
+	// (qmail-smtpd exits 1).
+	ErrClientGone = errors.New("smtpserver: client closed the connection")
+	// ErrTimeout: a read or write took longer than Server.Timeout.
+	ErrTimeout = errors.New("smtpserver: timeout")
+	// ErrProtocol: the session was closed for a protocol violation (bare LF,
+	// early talking, pipelining abuse, too many errors).
+	ErrProtocol = errors.New("smtpserver: protocol violation")
+)
+
+// Enqueuer takes an accepted message. It is the seam to the queue
+// (qmail-queue's role); the queue satisfies it without importing this
+// package, which is why it uses standard types only.
+//
+// Enqueue must read msg to io.EOF and make the message durable before it
+// returns a nil error; only then does the client get 250. msg streams the
+// message as it arrives (the server's Received line, then the data with
+// CRLF turned into LF and dot-stuffing removed); it is never held whole in
+// memory. If a Read returns an error other than io.EOF (the message broke a
+// rule, or the client went away), Enqueue must not queue the message and
+// must return an error. The returned id appears in the 250 reply.
+//
+// An error, or one it wraps, may be a [Reply] to choose the reply, or a
+// [RecipientErrors] for per-recipient results in LMTP mode; otherwise a
+// permanent error (see the package doc) gives 554 and any other 451.
+// [SessionFrom] gives the session's details from ctx.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, from string, to []string, msg io.Reader) (id string, err error)
+}
+
+// EnqueuerFunc adapts a function to [Enqueuer].
+type EnqueuerFunc func(ctx context.Context, from string, to []string, msg io.Reader) (string, error)
+
+// Enqueue calls f.
+func (f EnqueuerFunc) Enqueue(ctx context.Context, from string, to []string, msg io.Reader) (string, error) {
+	return f(ctx, from, to, msg)
+}
+
+// Server is an SMTP (or LMTP) server with qmail-smtpd's semantics. Its zero
+// value serves with modern defaults, refusing relaying and refusing every
+// message with 451 until an Enqueuer is set. Fields must not change once
+// the server has started.
+type Server struct {
+	// Hostname is qmail's control/me: the default of Greeting and
+	// LocalIPHost. Empty means os.Hostname().
+	Hostname string
+	// Greeting is control/smtpgreeting, the text after "220 ", "250 " and
+	// "221 ". Empty means Hostname.
+	Greeting string
+	// LocalIPHost is control/localiphost: it replaces a domain literal
+	// "[a.b.c.d]" naming one of the host's own addresses. Empty means
+	// Hostname.
+	LocalIPHost string
+
+	// Compat gives qmail-smtpd's exact behaviour (spec §1–§12): its reply
+	// texts without enhanced codes, only PIPELINING and 8BITMIME offered
+	// unless TLSConfig or Auth are set, no parameter checks, bare CR kept,
+	// no recipient or error limits. See the package doc, # Compatibility.
+	Compat bool
+	// LMTP makes the server speak LMTP (RFC 2033): LHLO instead of
+	// HELO/EHLO, and one reply per recipient after the data.
+	LMTP bool
+
+	// Enqueuer receives each accepted message. Nil refuses every message
+	// with 451 (a temporary failure: nothing is lost).
+	Enqueuer Enqueuer
+
+	// RcptHosts reports whether mail for a domain (lower-cased, the text
+	// after the recipient's last "@") is accepted from a client that may not
+	// relay (control/rcpthosts and morercpthosts.cdb; see [HostList]). An
+	// error refuses with "421 unable to read controls" and closes, as qmail.
+	// Nil refuses every domain, unless OpenRelay is set. Recipients without
+	// "@" are always accepted, as by qmail.
+	RcptHosts func(domain string) (bool, error)
+	// OpenRelay accepts every recipient from everyone when RcptHosts is nil:
+	// qmail's behaviour with no control/rcpthosts. Never set it on a server
+	// reachable from the Internet.
+	OpenRelay bool
+	// BadMailFrom reports whether an envelope sender is refused
+	// (control/badmailfrom; see [AddressList]). Nil refuses none.
+	BadMailFrom func(addr string) bool
+
+	// MaxMessageBytes is control/databytes: the largest message, counted
+	// after CRLF→LF and dot-unstuffing, without the Received line. 0 means
+	// unlimited. The connection's DATABYTES variable overrides it.
+	MaxMessageBytes int64
+	// Timeout is control/timeoutsmtpd: the longest wait for each read and
+	// write. 0 means 1200 s.
+	Timeout time.Duration
+	// SessionTimeout bounds a whole connection. 0 means one hour (modern)
+	// or none (Compat); negative means none.
+	SessionTimeout time.Duration
+	// MaxLineLength is the longest command line, CRLF included; longer lines
+	// get "500 5.5.2 line too long". 0 means 4096 (modern) or 1 MiB (Compat,
+	// where qmail has no limit).
+	MaxLineLength int
+	// MaxRecipients per message; beyond it RCPT gets 452. 0 means 1000
+	// (modern) or unlimited (Compat); negative means unlimited.
+	MaxRecipients int
+	// MaxErrors is how many error replies a session may earn before it is
+	// closed with 421. 0 means 20 (modern) or unlimited (Compat); negative
+	// means unlimited.
+	MaxErrors int
+	// MaxConnsPerIP limits concurrent sessions per client address in Serve
+	// (ServeConn is not limited). 0 means unlimited.
+	MaxConnsPerIP int
+	// GreetDelay waits this long before the greeting; a client that talks
+	// first is an early talker and is refused with 554 (spec §13.7). 0 means
+	// no wait (and no early-talker check).
+	GreetDelay time.Duration
+
+	// TLSConfig offers STARTTLS (RFC 3207) when set. [CertReloader] gives a
+	// GetCertificate that follows certificate files on disk.
+	TLSConfig *tls.Config
+	// Auth offers AUTH PLAIN and LOGIN when set, only under TLS (or on a
+	// loopback connection when AuthOnLoopback is set). An authenticated
+	// client may relay, as with an empty RELAYCLIENT.
+	Auth Authenticator
+	// AuthOnLoopback allows AUTH without TLS from 127.0.0.0/8 and ::1.
+	AuthOnLoopback bool
+	// AuthFailDelay delays each failed AUTH, doubled after each failure;
+	// after three failures the session is closed. 0 means 1 s; negative
+	// means no delay.
+	AuthFailDelay time.Duration
+
+	// CheckSender is called at MAIL with the parsed sender; an error refuses
+	// it (the error's Reply, or 553 permanent / 451 temporary).
+	CheckSender func(ctx context.Context, s *Session, from string) error
+	// CheckRecipient is called at RCPT, after the relay check, with the
+	// recipient as it will be queued; an error refuses it (the error's Reply,
+	// or "550 5.1.1 sorry, no mailbox here by that name" if permanent, 451
+	// otherwise). qmail cannot do this: it bounces unknown users later.
+	CheckRecipient func(ctx context.Context, s *Session, to string) error
+	// DNSBL is rblsmtpd run in front of the session (spec §14). Nil means
+	// only the connection's RBLSMTPD variable is honoured.
+	DNSBL *DNSBL
+
+	// IsLocalIP reports whether an address is one of the host's own (qmail's
+	// ipme, for the localiphost rewrite). Nil uses the addresses of the
+	// interfaces that are up, plus 0.0.0.0, read once.
+	IsLocalIP func(netip.Addr) bool
+	// Logger receives one line per session event worth noting. Nil discards.
+	Logger *slog.Logger
+	// Now is the clock for Received lines and replies. Nil means time.Now.
+	Now func() time.Time
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	perIP     map[string]int
+	closed    atomic.Bool
+	ipmeOnce  sync.Once
+	ipme      map[netip.Addr]bool
+}
+
+func (srv *Server) now() time.Time {
+	if srv.Now != nil {
+		return srv.Now()
+	}
+	return time.Now()
+}
+
+func (srv *Server) logger() *slog.Logger {
+	if srv.Logger != nil {
+		return srv.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (srv *Server) hostname() string {
+	if srv.Hostname != "" {
+		return srv.Hostname
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+func (srv *Server) greeting() string {
+	if srv.Greeting != "" {
+		return srv.Greeting
+	}
+	return srv.hostname()
+}
+
+func (srv *Server) localIPHost() string {
+	if srv.LocalIPHost != "" {
+		return srv.LocalIPHost
+	}
+	return srv.hostname()
+}
+
+func (srv *Server) timeout() time.Duration {
+	if srv.Timeout > 0 {
+		return srv.Timeout
+	}
+	return 1200 * time.Second
+}
+
+// limit returns v if positive, unlimited (0) if negative, and the mode's
+// default when zero.
+func (srv *Server) limit(v, modern, compat int) int {
+	switch {
+	case v > 0:
+		return v
+	case v < 0:
+		return 0
+	case srv.Compat:
+		return compat
+	}
+	return modern
+}
+
+func (srv *Server) isLocalIP(ip netip.Addr) bool {
+	if srv.IsLocalIP != nil {
+		return srv.IsLocalIP(ip)
+	}
+	srv.ipmeOnce.Do(func() { srv.ipme = InterfaceIPs() })
+	return srv.ipme[ip]
+}
+
+// InterfaceIPs is qmail's ipme list: 0.0.0.0 and the IPv4 address of every
+// network interface that is up (spec §6.2).
+func InterfaceIPs() map[netip.Addr]bool {
+	m := map[netip.Addr]bool{netip.IPv4Unspecified(): true}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return m
+	}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+					m[ip.Unmap()] = true
+				}
+			}
+		}
+	}
+	return m
+}
+
+// Serve accepts connections on l and serves each in its own goroutine until
+// Shutdown or Close; it then waits for its sessions to end and returns
+// ErrServerClosed. A connection that has an Env() map[string]string method
+// (as the tcprules listener's do) is served with that environment; others
+// get TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT and PROTO from
+// their addresses.
+func (srv *Server) Serve(l net.Listener) error {
+	if !srv.track(l, true) {
+		return ErrServerClosed
+	}
+	defer srv.track(l, false)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if srv.closed.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				srv.logger().Warn("smtpserver: accept", "err", err, "retry", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		env := ConnEnv(c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ip := env["TCPREMOTEIP"]
+			if !srv.acquireIP(ip) {
+				srv.refuse(c, replyTooManyConns)
+				return
+			}
+			defer srv.releaseIP(ip)
+			srv.ServeConn(context.Background(), c, env)
+		}()
+	}
+}
+
+// ConnEnv is the environment Serve gives a connection: its Env() when it
+// has one, else tcpserver's variables built from its addresses.
+func ConnEnv(c net.Conn) map[string]string {
+	if e, ok := c.(interface{ Env() map[string]string }); ok {
+		if env := e.Env(); env != nil {
+			return env
+		}
+	}
+	env := map[string]string{"PROTO": "TCP"}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		env["TCPREMOTEIP"] = ap.Addr().Unmap().String()
+		env["TCPREMOTEPORT"] = strconv.Itoa(int(ap.Port()))
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		env["TCPLOCALIP"] = ap.Addr().Unmap().String()
+		env["TCPLOCALPORT"] = strconv.Itoa(int(ap.Port()))
+	}
+	return env
+}
+
+func (srv *Server) acquireIP(ip string) bool {
+	if srv.MaxConnsPerIP <= 0 {
+		return true
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.perIP == nil {
+		srv.perIP = map[string]int{}
+	}
+	if srv.perIP[ip] >= srv.MaxConnsPerIP {
+		return false
+	}
+	srv.perIP[ip]++
+	return true
+}
+
+func (srv *Server) releaseIP(ip string) {
+	if srv.MaxConnsPerIP <= 0 {
+		return
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.perIP[ip]--; srv.perIP[ip] <= 0 {
+		delete(srv.perIP, ip)
+	}
+}
+
+// refuse writes one reply and closes c.
+func (srv *Server) refuse(c net.Conn, r Reply) {
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.Write(r.format(!srv.Compat))
+	c.Close()
+}
+
+func (srv *Server) track(l net.Listener, add bool) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if add {
+		if srv.closed.Load() {
+			return false
+		}
+		if srv.listeners == nil {
+			srv.listeners = map[net.Listener]struct{}{}
+		}
+		srv.listeners[l] = struct{}{}
+	} else {
+		delete(srv.listeners, l)
+	}
+	return true
+}
+
+// ServeConn serves one connection with the environment env (tcpserver's
+// variables: TCPREMOTEIP, TCPREMOTEHOST, TCPREMOTEINFO, TCPLOCALHOST,
+// TCPLOCALIP, RELAYCLIENT, DATABYTES, RBLSMTPD; nil is an empty
+// environment) and closes it. It returns nil after QUIT, and otherwise why
+// the session ended (ErrClientGone, ErrTimeout, ErrProtocol, ...).
+// Cancelling ctx closes the connection.
+func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]string) error {
+	if env == nil {
+		env = map[string]string{}
+	}
+	s := newSession(srv, c, env)
+	srv.mu.Lock()
+	if srv.closed.Load() {
+		srv.mu.Unlock()
+		srv.refuse(c, replyShutdown)
+		return ErrServerClosed
+	}
+	if srv.sessions == nil {
+		srv.sessions = map[*session]struct{}{}
+	}
+	srv.sessions[s] = struct{}{}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.sessions, s)
+		srv.mu.Unlock()
+	}()
+	if d := srv.sessionTimeout(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	return s.serve(ctx)
+}
+
+func (srv *Server) sessionTimeout() time.Duration {
+	switch {
+	case srv.SessionTimeout > 0:
+		return srv.SessionTimeout
+	case srv.SessionTimeout < 0 || srv.Compat:
+		return 0
+	}
+	return time.Hour
+}
+
+// Shutdown stops accepting, lets sessions finish the message they are
+// receiving, closes each session when it next waits for a command (with
+// "421 server shutting down"), and returns when all have ended or ctx is
+// done (then with ctx's error; Close ends the rest).
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.closeListeners()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		srv.mu.Lock()
+		for s := range srv.sessions {
+			s.interruptIfIdle()
+		}
+		n := len(srv.sessions)
+		srv.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close closes the listeners and every connection at once.
+func (srv *Server) Close() error {
+	err := srv.closeListeners()
+	srv.mu.Lock()
+	for s := range srv.sessions {
+		s.conn.Close()
+	}
+	srv.mu.Unlock()
+	return err
+}
+
+func (srv *Server) closeListeners() error {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.closed.Store(true)
+	var err error
+	for l := range srv.listeners {
+		if e := l.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
