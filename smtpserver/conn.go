@@ -318,11 +318,12 @@ func (s *session) command(line string) error {
 	switch {
 	case verb == "HELO" && !lmtp:
 		s.helo(arg, false)
-		s.reply(Reply{Code: 250, Text: s.srv.greeting()})
+		s.bw.Write(Reply{Code: 250, Text: s.srv.greeting()}.format(false))
 		return s.flush()
 	case verb == "EHLO" && !lmtp, verb == "LHLO" && lmtp:
 		s.helo(arg, true)
-		s.reply(Reply{Code: 250, Text: strings.Join(s.extensions(), "\n")})
+		// RFC 2034 §3: no enhanced codes on HELO/EHLO replies.
+		s.bw.Write(Reply{Code: 250, Text: strings.Join(s.extensions(), "\n")}.format(false))
 		return s.flush()
 	case verb == "MAIL":
 		return s.cmdMail(arg)

@@ -69,10 +69,10 @@ func start(t *testing.T, srv *Server, env map[string]string) *conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
 	done := make(chan error, 1)
 	go func() {
 		c, err := l.Accept()
+		l.Close()
 		if err != nil {
 			done <- err
 			return
