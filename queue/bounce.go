@@ -1,0 +1,335 @@
+package queue
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message"
+)
+
+// quote is qmail's quote: s unchanged when it is a dot-atom of the allowed
+// bytes, else a quoted string with \ before CR, LF, " and \.
+func quote(s string) string {
+	ok := s != "" && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".!#$%&'*+-/=?^_`{|}~", c) >= 0
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\r', '\n', '"', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// quote2 is qmail's quote2: the local part of addr quoted as needed, the
+// domain after the last @ kept as is.
+func quote2(addr string) string {
+	if addr == "" {
+		return ""
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return quote(addr)
+	}
+	return quote(addr[:at]) + addr[at:]
+}
+
+// bounceRecord is one paragraph of bounce/N for a permanent failure of addr
+// (the recipient with any virtual-domain prepend removed) with report.
+func bounceRecord(addr, report string) []byte {
+	b := make([]byte, 0, len(addr)+len(report)+8)
+	b = append(b, '<')
+	b = append(b, strings.ReplaceAll(addr, "\n", "_")...)
+	b = append(b, ">:\n"...)
+	b = append(b, report...)
+	if report != "" && !strings.HasSuffix(report, "\n") {
+		b = append(b, '\n')
+	}
+	// No blank line inside the paragraph: a \n after a \n becomes /,
+	// except the very last byte.
+	// qmail walks backwards, so a run of n newlines keeps its first.
+	for i := len(b) - 2; i > 0; i-- {
+		if b[i] == '\n' && b[i-1] == '\n' {
+			b[i] = '/'
+		}
+	}
+	return append(b, '\n')
+}
+
+// Bounce is how the scheduler turns a message's permanent failures into a
+// bounce message: qmail's control/bouncefrom, bouncehost, doublebounceto,
+// doublebouncehost and the bouncemaxbytes extension. Zero fields take
+// qmail's defaults, as documented on each.
+type Bounce struct {
+	From       string // local part of the bounce's From; "" means MAILER-DAEMON
+	Host       string // bouncehost; "" means "bouncehost" (qmail: control/me, else that literal)
+	DoubleTo   string // local part of the double-bounce recipient; "" means postmaster
+	DoubleHost string // doublebouncehost; "" means "doublebouncehost"
+	// DoubleToEmpty is qmail's doublebounceto with an empty first line:
+	// double bounces go to "@DoubleHost", which a local deliverer treats
+	// as a trash address. DoubleTo is then ignored.
+	DoubleToEmpty bool
+	// MaxBytes, when positive, limits the copy of the original message to
+	// its first MaxBytes bytes (an extension of qmail patches; qmail
+	// includes the whole message).
+	MaxBytes int64
+	// DSN makes bounces RFC 3464 delivery status notifications
+	// (multipart/report) instead of qmail's QSBMF text.
+	DSN bool
+}
+
+func (b Bounce) from() string       { return def(b.From, "MAILER-DAEMON") }
+func (b Bounce) host() string       { return def(b.Host, "bouncehost") }
+func (b Bounce) doubleHost() string { return def(b.DoubleHost, "doublebouncehost") }
+
+func def(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// envelope returns the bounce's envelope for a message whose stored sender
+// is sender; triple reports a bounce of a double bounce, which is dropped.
+func (b Bounce) envelope(sender string) (env Envelope, double, triple bool) {
+	sender = stripVerp(sender)
+	switch sender {
+	case "#@[]":
+		return Envelope{}, false, true
+	case "":
+		to := def(b.DoubleTo, "postmaster")
+		if b.DoubleToEmpty {
+			to = ""
+		}
+		return Envelope{Sender: "#@[]", Recipients: []string{to + "@" + b.doubleHost()}}, true, false
+	}
+	return Envelope{Sender: "", Recipients: []string{sender}}, false, false
+}
+
+// stripVerp turns owner-@host-@[] into owner-@host.
+func stripVerp(s string) string {
+	if strings.HasSuffix(s, "-@[]") {
+		return s[:len(s)-4]
+	}
+	return s
+}
+
+// bounceMessage holds what a bounce is made of.
+type bounceMessage struct {
+	id      ID
+	sender  string // stored sender (VERP stripped)
+	rcpt    string // the bounce's recipient
+	double  bool
+	records []byte    // contents of bounce/N
+	mess    io.Reader // mess/S/N
+	birth   time.Time
+	now     time.Time
+}
+
+const (
+	introSingle = "I could not deliver your message to the addresses below.\n" +
+		"The failure is permanent, so no further attempts will be made.\n"
+	introDouble = "A bounce message sent to the address below could not be delivered either.\n"
+	breakSingle = "--- Below this line is a copy of the message.\n"
+	breakDouble = "--- Below this line is the original bounce.\n"
+)
+
+// write writes the bounce (the bytes given to the injector, which adds its
+// Received line), streaming the original message.
+func (b Bounce) write(w io.Writer, m bounceMessage) error {
+	if b.DSN {
+		return b.writeDSN(w, m)
+	}
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "Date: %s -0000\nFrom: %s@%s\nTo: %s\nSubject: failure notice\n\n", Date(m.now), quote(b.from()), b.host(), quote2(m.rcpt))
+	b.writeText(bw, m)
+	brk := breakSingle
+	if m.double {
+		brk = breakDouble
+	}
+	bw.WriteString(brk + "\n")
+	fmt.Fprintf(bw, "Return-Path: <%s>\n", quote2(m.sender))
+	if err := b.copyMess(bw, m.mess); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func (b Bounce) writeText(w io.Writer, m bounceMessage) {
+	intro := introSingle
+	if m.double {
+		intro = introDouble
+	}
+	fmt.Fprintf(w, "Hi. This is the qmail-send program at %s.\n%s\n", b.host(), intro)
+	w.Write(m.records)
+}
+
+func (b Bounce) copyMess(w io.Writer, mess io.Reader) error {
+	if b.MaxBytes > 0 {
+		mess = io.LimitReader(mess, b.MaxBytes)
+	}
+	if _, err := io.Copy(w, mess); err != nil {
+		return fmt.Errorf("queue: bounce: read message: %w", err)
+	}
+	return nil
+}
+
+var enhanced = regexp.MustCompile(`\(#([245]\.[0-9]{1,3}\.[0-9]{1,3})\)`)
+
+// writeDSN writes an RFC 3464 delivery status notification, with the QSBMF
+// text as its human-readable part. Lines end in LF, as every message in the
+// queue; the injector stores it so and the SMTP client sends CRLF.
+func (b Bounce) writeDSN(w io.Writer, m bounceMessage) error {
+	lf := &crlfToLF{w: w}
+	// go-message writes fields in the reverse order of their addition.
+	var h message.Header
+	h.SetContentType("multipart/report", map[string]string{
+		"report-type": "delivery-status",
+		"boundary":    fmt.Sprintf("qmailkit-%s-%d", m.id, m.now.Unix()),
+	})
+	h.Set("MIME-Version", "1.0")
+	h.Set("Auto-Submitted", "auto-replied")
+	h.Set("Subject", "failure notice")
+	h.Set("To", quote2(m.rcpt))
+	h.Set("From", quote(b.from())+"@"+b.host())
+	h.Set("Date", Date(m.now)+" -0000")
+	mw, err := message.CreateWriter(lf, h)
+	if err != nil {
+		return fmt.Errorf("queue: bounce: %w", err)
+	}
+	var th message.Header
+	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	pw, err := mw.CreatePart(th)
+	if err != nil {
+		return fmt.Errorf("queue: bounce: %w", err)
+	}
+	b.writeText(pw, m)
+	pw.Close()
+
+	var dh message.Header
+	dh.SetContentType("message/delivery-status", nil)
+	pw, err = mw.CreatePart(dh)
+	if err != nil {
+		return fmt.Errorf("queue: bounce: %w", err)
+	}
+	fmt.Fprintf(pw, "Reporting-MTA: dns; %s\n", b.host())
+	if !m.birth.IsZero() {
+		fmt.Fprintf(pw, "Arrival-Date: %s\n", m.birth.UTC().Format(time.RFC1123Z))
+	}
+	for rec := range strings.SplitSeq(strings.TrimSuffix(string(m.records), "\n\n"), "\n\n") {
+		first, text, _ := strings.Cut(rec, "\n")
+		addr := strings.TrimSuffix(strings.TrimPrefix(first, "<"), ">:")
+		status := "5.0.0"
+		if sm := enhanced.FindAllStringSubmatch(text, -1); len(sm) > 0 {
+			status = sm[len(sm)-1][1]
+			if status[0] != '5' {
+				status = "5" + status[1:] // a failure is permanent whatever the reporter said
+			}
+		}
+		diag := strings.Join(strings.Fields(text), " ")
+		fmt.Fprintf(pw, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n", addr, status)
+		if diag != "" {
+			fmt.Fprintf(pw, "Diagnostic-Code: X-qmail; %s\n", diag)
+		}
+	}
+	pw.Close()
+
+	var oh message.Header
+	if b.MaxBytes > 0 {
+		oh.SetContentType("text/rfc822-headers", nil)
+	} else {
+		oh.SetContentType("message/rfc822", nil)
+	}
+	pw, err = mw.CreatePart(oh)
+	if err != nil {
+		return fmt.Errorf("queue: bounce: %w", err)
+	}
+	if b.MaxBytes > 0 {
+		err = copyHeader(pw, io.LimitReader(m.mess, b.MaxBytes))
+	} else {
+		err = b.copyMess(pw, m.mess)
+	}
+	if err != nil {
+		return err
+	}
+	pw.Close()
+	if err := mw.Close(); err != nil {
+		return fmt.Errorf("queue: bounce: %w", err)
+	}
+	return lf.flush()
+}
+
+// copyHeader copies the header of a message (up to its first empty line).
+func copyHeader(w io.Writer, r io.Reader) error {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 && (len(line) > 1 || line[0] != '\n') {
+			w.Write(line)
+		}
+		if err != nil || len(line) == 1 {
+			if err == io.EOF {
+				err = nil
+			}
+			return err
+		}
+	}
+}
+
+// crlfToLF turns the CRLF line ends go-message writes into LF.
+type crlfToLF struct {
+	w  io.Writer
+	cr bool // a CR ends the previous write
+}
+
+func (c *crlfToLF) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	out := make([]byte, 0, len(p)+1)
+	if c.cr {
+		if len(p) > 0 && p[0] != '\n' {
+			out = append(out, '\r')
+		}
+		c.cr = false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '\r' {
+			if i+1 == len(p) {
+				c.cr = true
+				continue
+			}
+			if p[i+1] == '\n' {
+				continue
+			}
+		}
+		out = append(out, p[i])
+	}
+	if _, err := c.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *crlfToLF) flush() error {
+	if c.cr {
+		c.cr = false
+		_, err := c.w.Write([]byte{'\r'})
+		return err
+	}
+	return nil
+}

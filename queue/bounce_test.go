@@ -1,0 +1,158 @@
+package queue
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Test vector 27.
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"a b@c": `"a b"@c`, "#@[]": "#@[]", ".x@y": `".x"@y`, "a..b@c": `"a..b"@c`, "": "",
+		"MAILER-DAEMON": "MAILER-DAEMON", "x.@y": `"x."@y`, `q"\@y`: `"q\"\\"@y`, "nodomain": "nodomain",
+		"a\nb@c": "\"a\\\nb\"@c", "ü@x": "\"ü\"@x", "a@b@c": `"a@b"@c`, "`{|}~@x": "`{|}~@x",
+	} {
+		if got := quote2(in); got != want {
+			t.Errorf("quote2(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := quote(""); got != `""` {
+		t.Errorf("quote(\"\") = %q", got)
+	}
+}
+
+// Test vectors 21 and 22.
+func TestBounceRecord(t *testing.T) {
+	for _, tc := range []struct{ addr, report, want string }{
+		{"n@ex.com", "Sorry, no mailbox here by that name. (#5.1.1)\n", "<n@ex.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"},
+		{"nobody@example.com", "Sorry, no mailbox here by that name. (#5.1.1)\n", "<nobody@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"},
+		{"r@x", "a\n\nb", "<r@x>:\na\n/b\n\n"},
+		{"r@x", "", "<r@x>:\n\n"},
+		{"r@x", "a\n\n\n", "<r@x>:\na\n/\n\n"},
+		{"r@x", "a\n\n\n\n", "<r@x>:\na\n//\n\n"},
+		{"bad\naddr@x", "t", "<bad_addr@x>:\nt\n\n"},
+	} {
+		if got := string(bounceRecord(tc.addr, tc.report)); got != tc.want {
+			t.Errorf("bounceRecord(%q, %q) = %q, want %q", tc.addr, tc.report, got, tc.want)
+		}
+	}
+}
+
+func TestBounceEnvelope(t *testing.T) {
+	b := Bounce{Host: "mx.ex.com", DoubleHost: "ex.com"}
+	for _, tc := range []struct {
+		sender         string
+		env            string
+		double, triple bool
+	}{
+		{"a@b", "F\x00Ta@b\x00", false, false},                                    // vector 24
+		{"", "F#@[]\x00Tpostmaster@ex.com\x00", true, false},                      // vector 25
+		{"#@[]", "", false, true},                                                 // vector 26
+		{"list-owner-@ex.com-@[]", "F\x00Tlist-owner-@ex.com\x00", false, false}, // vector 19
+	} {
+		env, double, triple := b.envelope(tc.sender)
+		got := ""
+		if !triple {
+			got = string(envelopeRecords(Origin{}, env)[len("u0\x00p0\x00"):])
+		}
+		if got != tc.env || double != tc.double || triple != tc.triple {
+			t.Errorf("envelope(%q) = %q double=%v triple=%v", tc.sender, got, double, triple)
+		}
+	}
+	b.DoubleToEmpty = true
+	if env, _, _ := b.envelope(""); env.Recipients[0] != "@ex.com" {
+		t.Errorf("empty doublebounceto: %q", env.Recipients)
+	}
+	if env, _, _ := (Bounce{}).envelope(""); env.Recipients[0] != "postmaster@doublebouncehost" {
+		t.Errorf("defaults: %q", env.Recipients)
+	}
+}
+
+const origMess = "Received: (qmail 4242 invoked by uid 1000); 29 Jul 1996 11:35:35 -0000\nSubject: x\nTo: n@ex.com\n\nhi\n"
+
+func bounceFixture(double bool) bounceMessage {
+	m := bounceMessage{
+		id:      457,
+		sender:  "a@b",
+		rcpt:    "a@b",
+		records: append(bounceRecord("n@ex.com", "Sorry, no mailbox here by that name. (#5.1.1)\n"), bounceRecord("r@remote.example", "1.2.3.4 does not like recipient.\nRemote host said: 550 5.1.1 unknown user\nGiving up on 1.2.3.4.\n")...),
+		mess:    strings.NewReader(origMess),
+		birth:   time.Unix(838640135, 0),
+		now:     time.Unix(838640135+3600, 0),
+	}
+	if double {
+		m.sender, m.rcpt, m.double = "", "postmaster@ex.com", true
+	}
+	return m
+}
+
+// Test vectors 24 and 25: golden bounce and double bounce.
+func TestBounceGolden(t *testing.T) {
+	b := Bounce{Host: "mx.ex.com", DoubleHost: "ex.com"}
+	for _, tc := range []struct {
+		name   string
+		b      Bounce
+		double bool
+	}{
+		{"bounce.golden", b, false},
+		{"doublebounce.golden", b, true},
+		{"bounce-maxbytes.golden", Bounce{Host: "mx.ex.com", MaxBytes: 80}, false},
+		{"bounce-dsn.golden", Bounce{Host: "mx.ex.com", DSN: true}, false},
+		{"bounce-dsn-maxbytes.golden", Bounce{Host: "mx.ex.com", DSN: true, MaxBytes: 90}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w bytes.Buffer
+			if err := tc.b.write(&w, bounceFixture(tc.double)); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.name, w.Bytes())
+			got := w.String()
+			if tc.b.DSN {
+				for _, want := range []string{"Content-Type: multipart/report;", "report-type=delivery-status",
+					"Final-Recipient: rfc822; n@ex.com\nAction: failed\nStatus: 5.1.1\n",
+					"Final-Recipient: rfc822; r@remote.example\nAction: failed\nStatus: 5.0.0\n", "Reporting-MTA: dns; mx.ex.com\n"} {
+					if !strings.Contains(got, want) {
+						t.Errorf("DSN lacks %q", want)
+					}
+				}
+				if strings.Contains(got, "\r") {
+					t.Error("DSN has CR")
+				}
+				return
+			}
+			head, body, _ := strings.Cut(got, "\n\n")
+			if !strings.HasPrefix(body, "Hi. This is the qmail-send program at mx.ex.com.\n") || !strings.HasPrefix(body, "Hi. This is the") {
+				t.Errorf("body starts %q", body[:40])
+			}
+			if !strings.Contains(head, "\nFrom: MAILER-DAEMON@mx.ex.com\n") || !strings.Contains(head, "\nSubject: failure notice") {
+				t.Errorf("header %q", head)
+			}
+			brk, rp := "--- Below this line is a copy of the message.\n\nReturn-Path: <a@b>\n", "To: a@b\n"
+			if tc.double {
+				brk, rp = "--- Below this line is the original bounce.\n\nReturn-Path: <>\n", "To: postmaster@ex.com\n"
+			}
+			if !strings.Contains(got, brk) || !strings.Contains(head, rp) {
+				t.Errorf("missing %q or %q", brk, rp)
+			}
+			// QSBMF: paragraphs, the recipient ones each start with <addr>:.
+			paras := strings.Split(strings.SplitN(body, "\n\n--- ", 2)[0], "\n\n")
+			if len(paras) != 3 || !strings.HasPrefix(paras[1], "<n@ex.com>:\n") || !strings.HasPrefix(paras[2], "<r@remote.example>:\n") {
+				t.Errorf("paragraphs %q", paras)
+			}
+		})
+	}
+}
+
+func TestCRLFToLF(t *testing.T) {
+	var b bytes.Buffer
+	c := &crlfToLF{w: &b}
+	for _, p := range []string{"a\r", "\nb\r", "c\r\n\r", ""} {
+		c.Write([]byte(p))
+	}
+	c.flush()
+	if b.String() != "a\nb\rc\n\r" {
+		t.Errorf("%q", b.String())
+	}
+}
