@@ -198,6 +198,9 @@ func (db *DB) Lookup(ip string, host, info *string) (Decision, error) {
 // differs for a single zero group (RFC 5952): 2001:db8:0:1:1:1:1:1 is
 // "2001:db8::1:1:1:1:1" here. A zone is dropped.
 func FormatIP(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
 	a = a.Unmap()
 	if a.Is4() {
 		return a.String()
