@@ -47,9 +47,9 @@ func TestBounceEnvelope(t *testing.T) {
 		env            string
 		double, triple bool
 	}{
-		{"a@b", "F\x00Ta@b\x00", false, false},                                    // vector 24
-		{"", "F#@[]\x00Tpostmaster@ex.com\x00", true, false},                      // vector 25
-		{"#@[]", "", false, true},                                                 // vector 26
+		{"a@b", "F\x00Ta@b\x00", false, false},                                   // vector 24
+		{"", "F#@[]\x00Tpostmaster@ex.com\x00", true, false},                     // vector 25
+		{"#@[]", "", false, true},                                                // vector 26
 		{"list-owner-@ex.com-@[]", "F\x00Tlist-owner-@ex.com\x00", false, false}, // vector 19
 	} {
 		env, double, triple := b.envelope(tc.sender)
