@@ -42,6 +42,12 @@ func (f *fakeServer) setReply(r func(step string, n int, line string) string) {
 	f.mu.Unlock()
 }
 
+func (f *fakeServer) setTLS(c *tls.Config) {
+	f.mu.Lock()
+	f.TLS = c
+	f.mu.Unlock()
+}
+
 func (f *fakeServer) setExt(ext []string) {
 	f.mu.Lock()
 	f.Ext = ext
@@ -128,7 +134,7 @@ func (f *fakeServer) session(c net.Conn) {
 	var nc net.Conn = c
 	counts := map[string]int{}
 	f.mu.Lock()
-	replyFn, ext := f.Reply, f.Ext
+	replyFn, ext, tlsConf := f.Reply, f.Ext, f.TLS
 	f.mu.Unlock()
 	reply := func(step, line, def string) bool {
 		counts[step]++
@@ -190,10 +196,18 @@ func (f *fakeServer) session(c net.Conn) {
 				return
 			}
 		case "STARTTLS":
-			if !reply(verb, line, "220 go ahead") {
-				return
+			counts[verb]++
+			r := "220 go ahead"
+			if replyFn != nil {
+				if o := replyFn(verb, counts[verb], line); o != "" {
+					r = o
+				}
 			}
-			tc := tls.Server(c, f.TLS)
+			nc.Write([]byte(r + "\r\n"))
+			if !strings.HasPrefix(r, "220") {
+				continue
+			}
+			tc := tls.Server(c, tlsConf)
 			if err := tc.Handshake(); err != nil {
 				f.record("TLS FAILED")
 				return
@@ -202,6 +216,16 @@ func (f *fakeServer) session(c net.Conn) {
 			nc = tc
 			br = bufio.NewReader(tc)
 		case "AUTH":
+			if strings.EqualFold(line, "AUTH LOGIN") {
+				for _, prompt := range []string{"334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6"} {
+					nc.Write([]byte(prompt + "\r\n"))
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					f.record(strings.TrimSuffix(l, "\r\n"))
+				}
+			}
 			if !reply(verb, line, "235 ok") {
 				return
 			}

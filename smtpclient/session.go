@@ -323,7 +323,10 @@ func (d *delivery) auth(s *session) error {
 	case strings.Contains(mechs, " PLAIN "):
 		mech = sasl.NewPlainClient("", rt.Username, rt.Password)
 	case strings.Contains(mechs, " LOGIN "):
-		mech = sasl.NewLoginClient(rt.Username, rt.Password)
+		// Not go-sasl's LOGIN client: it sends the user name as an
+		// initial response, which servers following the original LOGIN
+		// draft do not expect.
+		mech = &loginClient{user: rt.Username, pass: rt.Password}
 	default:
 		return fail("Connected to "+s.ip+" but it offers no AUTH PLAIN or LOGIN. (#4.7.0)\n", nil)
 	}
@@ -401,4 +404,24 @@ func (s *session) quit() {
 
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// loginClient is the AUTH LOGIN mechanism: the user name and the password,
+// each in answer to a challenge.
+type loginClient struct {
+	user, pass string
+	step       int
+}
+
+func (l *loginClient) Start() (string, []byte, error) { return "LOGIN", nil, nil }
+
+func (l *loginClient) Next(challenge []byte) ([]byte, error) {
+	l.step++
+	switch l.step {
+	case 1:
+		return []byte(l.user), nil
+	case 2:
+		return []byte(l.pass), nil
+	}
+	return nil, errors.New("unexpected LOGIN challenge")
 }
