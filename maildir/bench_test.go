@@ -1,0 +1,83 @@
+package maildir
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkDeliver measures whole deliveries (create, write, fsync, close,
+// link, fsync new/, unlink) into one Maildir under b.TempDir, by message
+// size and number of goroutines delivering at once. Compare deliveries/s
+// with ../shared/bench/fsyncrate on the same file system.
+func BenchmarkDeliver(b *testing.B) {
+	for _, size := range []int{1 << 10, 100 << 10} {
+		for _, g := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%dKB/g%d", size>>10, g), func(b *testing.B) {
+				d, err := Create(filepath.Join(b.TempDir(), "Maildir"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				msg := bytes.Repeat([]byte("0123456789abcdef\n"), size/17+1)[:size]
+				dl := &Deliverer{}
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for range g {
+					wg.Go(func() {
+						for next.Add(1) <= int64(b.N) {
+							if _, err := dl.Deliver(b.Context(), d, bytes.NewReader(msg)); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+			})
+		}
+	}
+}
+
+// BenchmarkList measures listing a Maildir of 100,000 messages (half in
+// new/, half in cur/ with flags): List stats each file relative to the
+// directory handle; Scan stats none when names carry ",S=".
+func BenchmarkList(b *testing.B) {
+	const n = 100000
+	dir := filepath.Join(b.TempDir(), "Maildir")
+	d, err := Create(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		name := fmt.Sprintf("1700000000.M%dP1Q%dR0123456789abcdef.h,S=5", i, i)
+		sub := "new"
+		if i%2 == 1 {
+			sub, name = "cur", name+":2,S"
+		}
+		if err := os.WriteFile(filepath.Join(dir, sub, name), []byte("x\n\nx\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, l := range []struct {
+		name string
+		f    func() ([]Message, error)
+	}{{"List", d.List}, {"Scan", d.Scan}} {
+		b.Run(l.name, func(b *testing.B) {
+			for b.Loop() {
+				msgs, err := l.f()
+				if err != nil || len(msgs) != n {
+					b.Fatalf("%d messages, %v", len(msgs), err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "messages/s")
+		})
+	}
+}
