@@ -100,8 +100,8 @@ func TestDeliverVectors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
-			f.setReply(tc.reply)
-			c := f.client(t)
+			f.SetReply(tc.reply)
+			c := fakeClient(t, f)
 			c.QmailCompat = true
 			rcpts := tc.rcpts
 			if rcpts == nil {
@@ -115,7 +115,7 @@ func TestDeliverVectors(t *testing.T) {
 			if got, want := string(res.Report()), nul(tc.report); got != want {
 				t.Errorf("report\n got %q\nwant %q", got, want)
 			}
-			f.settle()
+			f.Settle()
 			if tc.log != nil {
 				if got := f.Log(); !slices.Equal(got, tc.log) {
 					t.Errorf("dialogue\n got %q\nwant %q", got, tc.log)
@@ -160,14 +160,14 @@ func TestDeliverNoConnection(t *testing.T) {
 // Spec vector 15: address quoting.
 func TestDeliverQuoting(t *testing.T) {
 	f := newFake(t)
-	c := f.client(t)
+	c := fakeClient(t, f)
 	c.QmailCompat = true
 	rcpts := []string{"a b@example.net", ".x@example.net", "a..b@example.net", `q"t\\@example.net`, "noat"}
 	res, err := c.Deliver(t.Context(), "example.net", "", rcpts, strings.NewReader(testMsg))
 	if err != nil {
 		t.Fatal(err, res)
 	}
-	f.settle()
+	f.Settle()
 	want := []string{"HELO helo.example.org", "MAIL FROM:<>", `RCPT TO:<"a b"@example.net>`, `RCPT TO:<".x"@example.net>`,
 		`RCPT TO:<"a..b"@example.net>`, `RCPT TO:<"q\"t\\\\"@example.net>`, "RCPT TO:<noat>", "DATA", "<data>", "QUIT"}
 	if got := f.Log(); !slices.Equal(got, want) {
@@ -187,11 +187,11 @@ func TestDeliverBlast(t *testing.T) {
 		{"8bit \xe9\x00 nul\n", "8bit \xe9\x00 nul\r\n.\r\n"},
 	} {
 		f := newFake(t)
-		c := f.client(t)
+		c := fakeClient(t, f)
 		if _, err := c.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, strings.NewReader(tc.stored)); err != nil {
 			t.Fatalf("%q: %v", tc.stored, err)
 		}
-		f.settle()
+		f.Settle()
 		if got := f.Data(); len(got) != 1 || got[0] != tc.sent {
 			t.Errorf("stored %q: sent %q, want %q", tc.stored, got, tc.sent)
 		}
@@ -201,14 +201,14 @@ func TestDeliverBlast(t *testing.T) {
 // Modern mode: EHLO, and the extensions when offered.
 func TestDeliverESMTP(t *testing.T) {
 	f := newFake(t)
-	f.setExt([]string{"PIPELINING", "SIZE 100000", "8BITMIME", "SMTPUTF8"})
-	c := f.client(t)
+	f.SetExt([]string{"PIPELINING", "SIZE 100000", "8BITMIME", "SMTPUTF8"})
+	c := fakeClient(t, f)
 	msg := "Subject: caf\xc3\xa9\n\nbody\n"
 	res, err := c.Deliver(t.Context(), "example.net", "snd@example.org", []string{"r1@example.net", "r2@example.net"}, strings.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.settle()
+	f.Settle()
 	size := strconv.Itoa(len(msg) + 3) // CRLF form
 	want := []string{"EHLO helo.example.org", "MAIL FROM:<snd@example.org> SIZE=" + size + " BODY=8BITMIME",
 		"RCPT TO:<r1@example.net>", "RCPT TO:<r2@example.net>", "DATA", "<data>", "QUIT"}
@@ -227,24 +227,24 @@ func TestDeliverESMTP(t *testing.T) {
 
 func TestDeliverSizeLimit(t *testing.T) {
 	f := newFake(t)
-	f.setExt([]string{"SIZE 10"})
-	c := f.client(t)
+	f.SetExt([]string{"SIZE 10"})
+	c := fakeClient(t, f)
 	res := deliverTo(t, c, []string{"r@example.net"}, testMsg)
 	if !errors.Is(res.Err, ErrTooBig) || !IsPermanent(res.Err) || !strings.Contains(ReportText(res.Err), "(#5.3.4)") {
 		t.Errorf("err %v", res.Err)
 	}
-	f.settle()
+	f.Settle()
 	if got := f.Log(); slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "MAIL") }) {
 		t.Errorf("MAIL sent for a too-big message: %q", got)
 	}
 	// A message that cannot be measured (not seekable) is sent without SIZE=.
 	f2 := newFake(t)
-	f2.setExt([]string{"SIZE 100000"})
-	c2 := f2.client(t)
+	f2.SetExt([]string{"SIZE 100000"})
+	c2 := fakeClient(t, f2)
 	if _, err := c2.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, io.LimitReader(strings.NewReader(testMsg), 1<<20)); err != nil {
 		t.Fatal(err)
 	}
-	f2.settle()
+	f2.Settle()
 	if got := f2.Log(); got[1] != "MAIL FROM:<s@x>" {
 		t.Errorf("unmeasured MAIL: %q", got[1])
 	}
@@ -262,10 +262,10 @@ func TestDeliverEHLOFallback(t *testing.T) {
 		{"550 go away", []string{"EHLO helo.example.org", "QUIT"}, "ZConnected to 127.0.0.1 but my name was rejected.\nRemote host said: 550 go away\n"},
 	} {
 		f := newFake(t)
-		f.setExt([]string{})
-		f.setReply(step1("EHLO", tc.ehlo))
-		res := deliverTo(t, f.client(t), []string{"r@example.net"}, testMsg)
-		f.settle()
+		f.SetExt([]string{})
+		f.SetReply(step1("EHLO", tc.ehlo))
+		res := deliverTo(t, fakeClient(t, f), []string{"r@example.net"}, testMsg)
+		f.Settle()
 		got := f.Log()
 		if len(got) < len(tc.want) || !slices.Equal(got[:len(tc.want)], tc.want) {
 			t.Errorf("EHLO %s: dialogue %q", tc.ehlo, got)
@@ -280,8 +280,8 @@ func TestDeliverEHLOFallback(t *testing.T) {
 // Pipelining: MAIL and every RCPT in one write; per-recipient results.
 func TestDeliverPipelining(t *testing.T) {
 	f := newFake(t)
-	f.setExt([]string{"PIPELINING"})
-	f.setReply(func(step string, n int, line string) string {
+	f.SetExt([]string{"PIPELINING"})
+	f.SetReply(func(step string, n int, line string) string {
 		if step == "RCPT" && strings.Contains(line, "bad") {
 			return "550 5.1.1 no such user"
 		}
@@ -290,7 +290,7 @@ func TestDeliverPipelining(t *testing.T) {
 		}
 		return ""
 	})
-	c := f.client(t)
+	c := fakeClient(t, f)
 	rcpts := []string{"a@example.net", "bad@example.net", "later@example.net", "b@example.net"}
 	res := deliverTo(t, c, rcpts, testMsg)
 	if res.Err != nil {
@@ -311,7 +311,7 @@ func TestDeliverPipelining(t *testing.T) {
 		}
 	}
 	// MAIL fails under pipelining: the RCPT replies are read and dropped.
-	f.setReply(step1("MAIL", "452 4.3.1 no space"))
+	f.SetReply(step1("MAIL", "452 4.3.1 no space"))
 	res = deliverTo(t, c, rcpts, testMsg)
 	if res.Err == nil || IsPermanent(res.Err) || res.Recipients[0].Err != res.Err || !strings.HasPrefix(string(res.Report()), "ZConnected to 127.0.0.1 but sender was rejected.") {
 		t.Errorf("MAIL 452 pipelined: %q %v", res.Report(), res.Err)
@@ -322,9 +322,9 @@ func TestDeliverPipelining(t *testing.T) {
 // defers the rest to the next transaction.
 func TestDeliverManyRecipients(t *testing.T) {
 	f := newFake(t)
-	f.setExt([]string{})
+	f.SetExt([]string{})
 	perTx := 0
-	f.setReply(func(step string, n int, line string) string {
+	f.SetReply(func(step string, n int, line string) string {
 		switch step {
 		case "MAIL":
 			perTx = 0
@@ -336,7 +336,7 @@ func TestDeliverManyRecipients(t *testing.T) {
 		}
 		return ""
 	})
-	c := f.client(t)
+	c := fakeClient(t, f)
 	var rcpts []string
 	for i := range 150 {
 		rcpts = append(rcpts, "r"+strconv.Itoa(i)+"@example.net")
@@ -350,7 +350,7 @@ func TestDeliverManyRecipients(t *testing.T) {
 			t.Fatalf("%s: %v", r.Address, r.Err)
 		}
 	}
-	f.settle()
+	f.Settle()
 	if f.Conns() != 1 || len(f.Data()) != 3 {
 		t.Errorf("%d connections, %d transactions; want 1 and 3", f.Conns(), len(f.Data()))
 	}
@@ -376,12 +376,12 @@ func TestDeliverManyRecipients(t *testing.T) {
 // or the connection drops before MAIL (spec §13, item 1).
 func TestDeliverNextHost(t *testing.T) {
 	bad := newFake(t)
-	bad.setReply(step1("GREETING", "554 go away"))
+	bad.SetReply(step1("GREETING", "554 go away"))
 	drop := newFake(t)
-	drop.setExt([]string{})
-	drop.setReply(step1("EHLO", "CLOSE"))
+	drop.SetExt([]string{})
+	drop.SetReply(step1("EHLO", "CLOSE"))
 	good := newFake(t)
-	good.setExt([]string{})
+	good.SetExt([]string{})
 	// Three addresses on loopback, each with its own port: route through a
 	// Dialer that maps them.
 	ports := map[string]int{"127.0.0.2": bad.Port, "127.0.0.3": drop.Port, "127.0.0.4": good.Port}
@@ -447,8 +447,8 @@ func (p portDialer) DialContext(ctx context.Context, network, address string) (n
 
 func TestDeliverUTF8(t *testing.T) {
 	f := newFake(t)
-	f.setExt([]string{})
-	c := f.client(t)
+	f.SetExt([]string{})
+	c := fakeClient(t, f)
 	res := deliverTo(t, c, []string{"j\xc3\xb6rg@example.net", "ascii@example.net"}, testMsg)
 	if res.Err != nil {
 		t.Fatal(res.Err)
@@ -459,9 +459,9 @@ func TestDeliverUTF8(t *testing.T) {
 	if res.Recipients[1].Err != nil {
 		t.Errorf("ASCII recipient: %v", res.Recipients[1].Err)
 	}
-	f.setExt([]string{"SMTPUTF8"})
+	f.SetExt([]string{"SMTPUTF8"})
 	res = deliverTo(t, c, []string{"j\xc3\xb6rg@example.net"}, testMsg)
-	f.settle()
+	f.Settle()
 	if res.Err != nil || !slices.Contains(f.Log(), "MAIL FROM:<snd@example.org> SMTPUTF8") {
 		t.Errorf("SMTPUTF8: %v %q", res.Err, f.Log())
 	}
@@ -480,9 +480,9 @@ func TestDeliverBadReplies(t *testing.T) {
 		{"DATA", "999 what"},
 	} {
 		f := newFake(t)
-		f.setExt([]string{})
-		f.setReply(step1(tc.step, tc.reply))
-		res := deliverTo(t, f.client(t), []string{"r@example.net"}, testMsg)
+		f.SetExt([]string{})
+		f.SetReply(step1(tc.step, tc.reply))
+		res := deliverTo(t, fakeClient(t, f), []string{"r@example.net"}, testMsg)
 		if res.Err == nil || IsPermanent(res.Err) {
 			t.Errorf("%s %q: err %v", tc.step, tc.reply, res.Err)
 		}
@@ -496,16 +496,16 @@ func TestDeliverBadReplies(t *testing.T) {
 
 func TestDeliverContext(t *testing.T) {
 	f := newFake(t)
-	f.setExt([]string{})
+	f.SetExt([]string{})
 	block := make(chan struct{})
 	defer close(block)
-	f.setReply(func(step string, n int, line string) string {
+	f.SetReply(func(step string, n int, line string) string {
 		if step == "MAIL" {
 			<-block
 		}
 		return ""
 	})
-	c := f.client(t)
+	c := fakeClient(t, f)
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -527,7 +527,7 @@ func TestDeliverContext(t *testing.T) {
 
 func TestDeliverMessageReadError(t *testing.T) {
 	f := newFake(t)
-	c := f.client(t)
+	c := fakeClient(t, f)
 	r := &failReader{data: "Subject: x\n\npart", err: errors.New("disk on fire")}
 	res, err := c.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, r)
 	if !errors.Is(err, ErrMessageRead) || IsPermanent(err) || string(res.Report()) != "r\x00ZUnable to read message. (#4.3.0)\n\x00" {

@@ -108,3 +108,75 @@ func ReportText(err error) string {
 	}
 	return strings.ReplaceAll(err.Error(), "\n", " ") + "\n"
 }
+
+// RspawnResult turns a qmail-remote report for a single recipient into the
+// one result qmail-rspawn passes on (spec §2.1): a letter K, Z or D and a
+// text. The letter is that of the first message report (none: D), except
+// that a first recipient report 's' makes it Z and 'h' makes it D; the text
+// is the first report's, followed by the second's when the second is a
+// message report at least as bad as the outcome. Empty input gives
+// "Zqmail-remote produced no output.\n".
+func RspawnResult(report []byte) []byte {
+	if len(report) == 0 {
+		return []byte("Zqmail-remote produced no output.\n")
+	}
+	var reps [][]byte
+	for len(report) > 0 {
+		i := bytesIndexNUL(report)
+		if i < 0 {
+			reps = append(reps, report)
+			break
+		}
+		reps = append(reps, report[:i])
+		report = report[i+1:]
+	}
+	value := func(c byte) (int, bool) {
+		switch c {
+		case 'K':
+			return 1, true
+		case 'Z':
+			return 0, true
+		case 'D':
+			return -1, true
+		}
+		return 0, false
+	}
+	result := -1
+	for _, r := range reps {
+		if len(r) > 0 {
+			if v, ok := value(r[0]); ok {
+				result = v
+				break
+			}
+		}
+	}
+	outcome := result
+	first := reps[0]
+	if len(first) > 0 {
+		switch first[0] {
+		case 's':
+			outcome = 0
+		case 'h':
+			outcome = -1
+		}
+	}
+	out := []byte{"DZK"[outcome+1]}
+	if len(first) > 0 {
+		out = append(out, first[1:]...)
+	}
+	if result <= outcome && len(reps) > 1 && len(reps[1]) > 0 {
+		if _, ok := value(reps[1][0]); ok {
+			out = append(out, reps[1][1:]...)
+		}
+	}
+	return out
+}
+
+func bytesIndexNUL(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return -1
+}

@@ -51,8 +51,8 @@ func selfSigned(t testing.TB, names ...string) (tls.Certificate, *x509.CertPool)
 
 func tlsFake(t *testing.T, cert tls.Certificate) *fakeServer {
 	f := newFake(t)
-	f.setExt([]string{"PIPELINING", "STARTTLS", "AUTH PLAIN LOGIN"})
-	f.setTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
+	f.SetExt([]string{"PIPELINING", "STARTTLS", "AUTH PLAIN LOGIN"})
+	f.SetTLS(&tls.Config{Certificates: []tls.Certificate{cert}})
 	return f
 }
 
@@ -66,12 +66,12 @@ func routeTo(f *fakeServer, rt Route) *Routes {
 func TestTLSOpportunistic(t *testing.T) {
 	cert, pool := selfSigned(t, "mx.test")
 	f := tlsFake(t, cert)
-	c := f.client(t)
+	c := fakeClient(t, f)
 	res := deliverTo(t, c, []string{"r@example.net"}, testMsg)
 	if res.Err != nil || !res.TLS || res.TLSVerified {
 		t.Errorf("opportunistic, untrusted: err %v tls %v verified %v", res.Err, res.TLS, res.TLSVerified)
 	}
-	f.settle()
+	f.Settle()
 	want := []string{"EHLO helo.example.org", "STARTTLS", "TLS OK", "EHLO helo.example.org", "MAIL FROM:<snd@example.org>"}
 	if got := f.Log(); !slices.Equal(got[:len(want)], want) {
 		t.Errorf("dialogue %q", got)
@@ -95,11 +95,11 @@ func TestTLSOpportunistic(t *testing.T) {
 // policy that requires TLS fails temporarily.
 func TestTLSHandshakeFailure(t *testing.T) {
 	f := newFake(t)
-	f.setExt([]string{"STARTTLS"})
-	f.setTLS(&tls.Config{}) // no certificate: every handshake fails
-	c := f.client(t)
+	f.SetExt([]string{"STARTTLS"})
+	f.SetTLS(&tls.Config{}) // no certificate: every handshake fails
+	c := fakeClient(t, f)
 	res := deliverTo(t, c, []string{"r@example.net"}, testMsg)
-	f.settle()
+	f.Settle()
 	if res.Err != nil || res.TLS {
 		t.Fatalf("fallback to plaintext: %v", res.Err)
 	}
@@ -138,9 +138,9 @@ func TestTLSPolicies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tlsFake(t, cert)
-			f.setExt(tc.ext)
-			f.setReply(tc.reply)
-			c := f.client(t)
+			f.SetExt(tc.ext)
+			f.SetReply(tc.reply)
+			c := fakeClient(t, f)
 			c.Routes = routeTo(f, tc.route)
 			if tc.roots {
 				c.TLSConfig = &tls.Config{RootCAs: pool}
@@ -155,7 +155,7 @@ func TestTLSPolicies(t *testing.T) {
 			if !errors.Is(res.Err, ErrTLSRequired) || IsPermanent(res.Err) {
 				t.Errorf("err %v", res.Err)
 			}
-			f.settle()
+			f.Settle()
 			if slices.ContainsFunc(f.Log(), func(s string) bool { return strings.HasPrefix(s, "MAIL") }) {
 				t.Errorf("MAIL sent: %q", f.Log())
 			}
@@ -182,13 +182,13 @@ func TestAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := tlsFake(t, cert)
-			f.setExt(tc.ext)
-			f.setReply(tc.reply)
-			c := f.client(t)
+			f.SetExt(tc.ext)
+			f.SetReply(tc.reply)
+			c := fakeClient(t, f)
 			c.TLSConfig = &tls.Config{RootCAs: pool}
 			c.Routes = routeTo(f, Route{TLS: TLSOpportunistic, ServerName: "smarthost.test", Username: "user", Password: "secret"})
 			res := deliverTo(t, c, []string{"r@example.net"}, testMsg)
-			f.settle()
+			f.Settle()
 			log := f.Log()
 			if tc.err != nil {
 				if !errors.Is(res.Err, tc.err) || IsPermanent(res.Err) {

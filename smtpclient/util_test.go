@@ -7,4 +7,6 @@ import (
 
 var ioEOF = io.EOF
 
+var errUnexpectedEOF = io.ErrUnexpectedEOF
+
 func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriter(w) }
