@@ -3,6 +3,7 @@ package smtpclient
 import (
 	"bufio"
 	"io"
+	"strconv"
 )
 
 var ioEOF = io.EOF
@@ -10,3 +11,5 @@ var ioEOF = io.EOF
 var errUnexpectedEOF = io.ErrUnexpectedEOF
 
 func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriter(w) }
+
+func itoa(n int) string { return strconv.Itoa(n) }

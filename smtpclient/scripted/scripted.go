@@ -6,6 +6,7 @@ package scripted
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"net"
 	"strings"
@@ -37,6 +38,33 @@ type Server struct {
 	conns int
 	wg    sync.WaitGroup
 	live  sync.WaitGroup // sessions in progress
+}
+
+// Pipe returns a server without a listener: connections come only through
+// its DialContext, over net.Pipe, which makes it usable inside a
+// testing/synctest bubble.
+func Pipe(t testing.TB) *Server {
+	f := &Server{t: t}
+	t.Cleanup(f.wg.Wait)
+	return f
+}
+
+// DialContext connects to the server over net.Pipe, whatever the address;
+// a *Server is an smtpclient.Dialer.
+func (f *Server) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	client, server := net.Pipe()
+	f.mu.Lock()
+	f.conns++
+	f.mu.Unlock()
+	f.wg.Add(1)
+	f.live.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer f.live.Done()
+		defer server.Close()
+		f.session(server)
+	}()
+	return client, nil
 }
 
 // SetReply sets Reply safely while sessions may run.
