@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // versionAssign is an assign file whose every field names version v, with
@@ -161,5 +162,47 @@ func TestTruncatedUnderMapping(t *testing.T) {
 	}
 	if _, err := db.Lookup("user2999"); !errors.Is(err, ErrCDB) {
 		t.Errorf("lookup in a truncated mapping: %v", err)
+	}
+}
+
+// MaxAge: within it, the open file answers without a stat; after it, the
+// replaced file is seen.
+func TestMaxAge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cdb")
+	if err := Compile(path, strings.NewReader(versionAssign(1))); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	u := &Users{CDB: path, MaxAge: time.Second, Now: func() time.Time { return now }}
+	defer u.Close()
+	look := func() int {
+		t.Helper()
+		res, err := u.Lookup(t.Context(), "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.UID
+	}
+	if v := look(); v != 1 {
+		t.Fatalf("first: %d", v)
+	}
+	if err := Compile(path, strings.NewReader(versionAssign(2))); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(999 * time.Millisecond)
+	if v := look(); v != 1 {
+		t.Errorf("within MaxAge: version %d, want the open 1", v)
+	}
+	now = now.Add(time.Millisecond)
+	if v := look(); v != 2 {
+		t.Errorf("after MaxAge: version %d, want 2", v)
+	}
+	// A clock that goes backwards forces a check.
+	if err := Compile(path, strings.NewReader(versionAssign(3))); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(-time.Hour)
+	if v := look(); v != 3 {
+		t.Errorf("clock went back: version %d, want 3", v)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Users resolves local parts to users as qmail-lspawn and qmail-getpw do:
@@ -19,7 +21,7 @@ import (
 // (another inode, size or modification time: qmail-newu renames a new file
 // into place), so a lookup always answers from one whole file, old or new,
 // never from a mix. Each lookup costs one stat of CDB, as qmail-lspawn
-// costs an open. A Users is safe for concurrent use and must not be copied
+// costs an open, unless MaxAge allows fewer. A Users is safe for concurrent use and must not be copied
 // after first use; Close releases the open cdb.
 type Users struct {
 	// CDB is the path of users/cdb. Empty: there is none; every address
@@ -42,9 +44,20 @@ type Users struct {
 	// StatOwner (os.Stat).
 	HomeOwner func(dir string) (uid int, err error)
 
-	mu sync.RWMutex
-	db *DB
-	id fileID
+	// MaxAge is how long lookups may use the open users/cdb without a
+	// stat to see whether it was replaced. 0 checks on every lookup, so
+	// that a lookup after qmail-newu finished always sees the new file,
+	// as qmail-lspawn does; a busy server can trade that for speed (a
+	// stat is most of a lookup's cost).
+	MaxAge time.Duration
+
+	// Now returns the current time for MaxAge; nil means time.Now.
+	Now func() time.Time
+
+	mu      sync.RWMutex
+	db      *DB
+	id      fileID
+	checked atomic.Int64 // UnixNano of the last stat that found db current
 }
 
 type fileID struct {
@@ -92,6 +105,19 @@ func (u *Users) lookupCDB(local string) (User, error) {
 	if u.CDB == "" {
 		return User{}, ErrNotFound
 	}
+	var now int64
+	if u.MaxAge > 0 {
+		now = u.now().UnixNano()
+		if last := u.checked.Load(); last != 0 && now-last >= 0 && now-last < int64(u.MaxAge) {
+			u.mu.RLock()
+			if u.db != nil {
+				res, err := u.db.Lookup(local)
+				u.mu.RUnlock()
+				return res, err
+			}
+			u.mu.RUnlock()
+		}
+	}
 	fi, err := os.Stat(u.CDB)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -105,6 +131,7 @@ func (u *Users) lookupCDB(local string) (User, error) {
 	if u.db != nil && u.id == id {
 		res, err := u.db.Lookup(local)
 		u.mu.RUnlock()
+		u.checked.Store(now)
 		return res, err
 	}
 	u.mu.RUnlock()
@@ -127,10 +154,19 @@ func (u *Users) lookupCDB(local string) (User, error) {
 		}
 		u.db, u.id = db, id
 	}
+	u.checked.Store(now)
 	return u.db.Lookup(local)
 }
 
+func (u *Users) now() time.Time {
+	if u.Now != nil {
+		return u.Now()
+	}
+	return time.Now()
+}
+
 func (u *Users) drop() {
+	u.checked.Store(0)
 	u.mu.Lock()
 	if u.db != nil {
 		u.db.Close()
@@ -149,6 +185,7 @@ func (u *Users) Close() error {
 	}
 	err := u.db.Close()
 	u.db = nil
+	u.checked.Store(0)
 	return err
 }
 
