@@ -1,0 +1,177 @@
+package smtpserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func serve(t *testing.T, srv *Server, l net.Listener) chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-done; done <- nil })
+	return done
+}
+
+func dialT(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+func readLine(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	l, err := r.ReadString('\n')
+	if err != nil {
+		return "EOF"
+	}
+	return strings.TrimRight(l, "\r\n")
+}
+
+// envListener gives each connection an environment, as the tcprules
+// listener does.
+type envListener struct{ net.Listener }
+type envConn struct{ net.Conn }
+
+func (l envListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return envConn{c}, nil
+}
+func (envConn) Env() map[string]string {
+	return map[string]string{"TCPREMOTEIP": "198.51.100.7", "TCPREMOTEHOST": "tcprules.example", "TCPLOCALHOST": "mx.example.org", "RELAYCLIENT": ""}
+}
+
+func TestServeEnvAndShutdown(t *testing.T) {
+	k := &sink{}
+	srv := compatServer(k)
+	srv.OpenRelay = false
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := serve(t, srv, envListener{l})
+	c, r := dialT(t, l.Addr().String())
+	if got := readLine(t, r); got != "220 mx.example.org ESMTP" {
+		t.Fatalf("greeting %q", got)
+	}
+	c.Write([]byte("MAIL FROM:<a@b>\r\nRCPT TO:<x@anywhere.example>\r\nDATA\r\n"))
+	for _, want := range []string{"250 ok", "250 ok", "354 go ahead"} {
+		if got := readLine(t, r); got != want {
+			t.Fatalf("got %q want %q", got, want)
+		}
+	}
+	// Shutdown waits for the message in progress.
+	sd := make(chan error, 1)
+	go func() { sd <- srv.Shutdown(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	c.Write([]byte("hi\r\n.\r\n"))
+	if got := readLine(t, r); !strings.HasPrefix(got, "250 ok ") {
+		t.Fatalf("final reply %q", got)
+	}
+	if got := readLine(t, r); got != "421 server shutting down" {
+		t.Fatalf("after shutdown %q", got)
+	}
+	if err := <-sd; err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	done <- nil
+	m := k.messages()
+	if len(m) != 1 || !strings.HasPrefix(m[0].data, "Received: from tcprules.example (198.51.100.7)\n") {
+		t.Fatalf("messages %+v", m)
+	}
+	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
+		t.Error("listener still open after Shutdown")
+	}
+}
+
+func TestServeDefaultEnvAndPerIPLimit(t *testing.T) {
+	k := &sink{}
+	srv := compatServer(k)
+	srv.MaxConnsPerIP = 1
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, srv, l)
+	c1, r1 := dialT(t, l.Addr().String())
+	if got := readLine(t, r1); got != "220 mx.example.org ESMTP" {
+		t.Fatalf("greeting %q", got)
+	}
+	_, r2 := dialT(t, l.Addr().String())
+	if got := readLine(t, r2); got != "421 too many connections from your address" {
+		t.Fatalf("second connection: %q", got)
+	}
+	c1.Write([]byte("MAIL FROM:<a@b>\r\nRCPT TO:<x@y>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"))
+	for range 5 {
+		readLine(t, r1)
+	}
+	m := k.messages()
+	if len(m) != 1 || !strings.HasPrefix(m[0].data, "Received: from unknown (127.0.0.1)\n  by 127.0.0.1 with SMTP") {
+		t.Fatalf("messages %q", m)
+	}
+	// The slot is free again.
+	waitFor(func() bool { srv.mu.Lock(); defer srv.mu.Unlock(); return len(srv.perIP) == 0 })
+	_, r3 := dialT(t, l.Addr().String())
+	if got := readLine(t, r3); got != "220 mx.example.org ESMTP" {
+		t.Fatalf("third connection: %q", got)
+	}
+}
+
+func TestCloseAndServeAfterClose(t *testing.T) {
+	srv := compatServer(&sink{})
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	_, r := dialT(t, l.Addr().String())
+	readLine(t, r)
+	srv.Close()
+	if got := readLine(t, r); got != "EOF" {
+		t.Fatalf("after Close: %q", got)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	if err := srv.Serve(l2); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve after Close = %v", err)
+	}
+	l2.Close()
+}
+
+func TestServeConnContextCancel(t *testing.T) {
+	srv := compatServer(&sink{})
+	a, b := net.Pipe()
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeConn(ctx, a, nil) }()
+	r := bufio.NewReader(b)
+	if got := readLine(t, r); got != "220 mx.example.org ESMTP" {
+		t.Fatalf("greeting %q", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("ServeConn = nil after cancel")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeConn did not return after cancel")
+	}
+}
