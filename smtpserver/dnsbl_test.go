@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qmailkit/qmailkit/internal/dnstest"
 	"github.com/miekg/dns"
+	"github.com/qmailkit/qmailkit/internal/dnstest"
 )
 
 // Spec test vector 12: DNSBL query names.
