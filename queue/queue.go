@@ -207,7 +207,9 @@ func (q *Queue) create() error {
 		if err != nil {
 			return err
 		}
-		changed = append(changed, filepath.Dir(p), p)
+		// A new directory is durable once its parent's entry is; its
+		// own children are covered when it is synced as their parent.
+		changed = append(changed, filepath.Dir(p))
 		return os.Chmod(p, mode) // the umask must not weaken or widen qmail's modes
 	}
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(q.dir)), 0o755); err != nil {

@@ -1,0 +1,210 @@
+package queue
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
+)
+
+// prepared is a message whose info and channel files are written and
+// fsynced, waiting for its directory fsyncs and the removal of todo/N.
+type prepared struct {
+	m             *msg
+	local, remote bool
+}
+
+// preBatch is how many messages share one round of directory fsyncs.
+const preBatch = 64
+
+// scanTodo preprocesses every message in todo/ (queue.md §4.1), in
+// batches whose directory fsyncs are shared.
+func (r *run) scanTodo() {
+	r.nextRescan = r.now().Add(RescanInterval)
+	names, err := readNames(filepath.Join(r.q.dir, "todo"))
+	if err != nil {
+		r.warn("unable to read todo: " + logSafe(err.Error()))
+		return
+	}
+	var batch []prepared
+	for _, name := range names {
+		id, ok := parseNum(name)
+		if !ok {
+			continue
+		}
+		if _, ok := r.msgs[id]; ok {
+			continue // preprocessed in this run; its todo/N removal failed
+		}
+		if p, ok := r.preprocess(id); ok {
+			batch = append(batch, p)
+		}
+		if len(batch) == preBatch {
+			r.commit(batch)
+			batch = batch[:0]
+		}
+	}
+	r.commit(batch)
+}
+
+// commit makes a batch's info and channel entries durable, then removes
+// intd/N and todo/N (the cleaner's todo/N) and schedules the messages.
+func (r *run) commit(batch []prepared) {
+	if len(batch) == 0 {
+		return
+	}
+	dirs := map[string]bool{}
+	for _, p := range batch {
+		s := strconv.FormatUint(uint64(p.m.id)%uint64(r.q.split), 10)
+		dirs[filepath.Join(r.q.dir, "info", s)] = true
+		if p.local {
+			dirs[filepath.Join(r.q.dir, "local", s)] = true
+		}
+		if p.remote {
+			dirs[filepath.Join(r.q.dir, "remote", s)] = true
+		}
+	}
+	for d := range dirs {
+		if err := durable.SyncDir(d); err != nil {
+			// Nothing is scheduled: todo/N stays and the next scan redoes it.
+			r.warn(logSafe(err.Error()))
+			return
+		}
+	}
+	var cleaned []prepared
+	for _, p := range batch {
+		if err := r.q.cleanTodo(p.m.id); err != nil {
+			r.warn("qmail-clean unable to clean up todo/" + p.m.id.String())
+			continue
+		}
+		cleaned = append(cleaned, p)
+	}
+	// todo/N must not come back after a crash once deliveries are marked.
+	for _, d := range []string{"todo", "intd"} {
+		if err := durable.SyncDir(filepath.Join(r.q.dir, d)); err != nil {
+			r.warn(logSafe(err.Error()))
+		}
+	}
+	now := r.now()
+	for _, p := range cleaned {
+		r.msgs[p.m.id] = p.m
+		if p.local {
+			r.schedule(p.m, false, now)
+		}
+		if p.remote {
+			r.schedule(p.m, true, now)
+		}
+		if !p.local && !p.remote {
+			r.toComplete(p.m, now)
+		}
+	}
+}
+
+// preprocess writes info/S/N and the channel files of todo/N.
+func (r *run) preprocess(id ID) (prepared, bool) {
+	q := r.q
+	todoName := "todo/" + id.String()
+	todo, err := os.ReadFile(q.path("todo", id))
+	if err != nil {
+		r.warn("unable to open " + todoName)
+		return prepared{}, false
+	}
+	fi, err := os.Stat(q.path("mess", id))
+	if err != nil {
+		r.warn("unable to stat " + Path("mess", id, q.split))
+		return prepared{}, false
+	}
+	for _, k := range []string{"local", "remote", "info"} {
+		if err := os.Remove(q.path(k, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.warn("unable to unlink " + Path(k, id, q.split))
+			return prepared{}, false
+		}
+	}
+	info, err := os.OpenFile(q.path("info", id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		r.warn("unable to create " + Path("info", id, q.split))
+		return prepared{}, false
+	}
+	defer info.Close()
+	r.info("new msg "+id.String(), "msg", uint64(id))
+	m := &msg{id: id, loaded: true}
+	var uid, pid string
+	var chans [2][]byte
+	for len(todo) > 0 {
+		rec, rest, ok := bytes.Cut(todo, []byte{0})
+		if !ok {
+			break // an unterminated record cannot come from a committed todo
+		}
+		todo = rest
+		if len(rec) == 0 {
+			continue
+		}
+		switch rec[0] {
+		case 'u':
+			uid = string(rec[1:])
+		case 'p':
+			pid = string(rec[1:])
+		case 'F':
+			m.sender = string(rec[1:])
+			if _, err := info.Write(append(rec, 0)); err != nil {
+				r.warn("trouble writing to " + Path("info", id, q.split))
+				return prepared{}, false
+			}
+			r.info("info msg "+id.String()+": bytes "+strconv.FormatInt(fi.Size(), 10)+" from <"+logSafe(m.sender)+"> qp "+pid+" uid "+uid,
+				"msg", uint64(id), "bytes", fi.Size(), "from", m.sender, "qp", pid, "uid", uid)
+		case 'T':
+			addr, remote := r.router.route(string(rec[1:]))
+			c := &chans[chanIndex(remote)]
+			*c = append(*c, 'T')
+			*c = append(*c, addr...)
+			*c = append(*c, 0)
+		default:
+			r.warn("unknown record type in " + todoName)
+			return prepared{}, false
+		}
+	}
+	now := r.now()
+	m.birth = now
+	p := prepared{m: m, local: chans[0] != nil, remote: chans[1] != nil}
+	for i, content := range chans {
+		if content == nil {
+			continue
+		}
+		k := kind(i == 1)
+		if err := writeNew(q.path(k, id), content, now); err != nil {
+			r.warn("trouble writing to " + Path(k, id, q.split))
+			return prepared{}, false
+		}
+	}
+	// The info mtime is the message's birth, from which retries count.
+	if err := os.Chtimes(q.path("info", id), now, now); err != nil {
+		r.warn("trouble writing to " + Path("info", id, q.split))
+		return prepared{}, false
+	}
+	if err := info.Sync(); err != nil {
+		r.warn("trouble writing to " + Path("info", id, q.split))
+		return prepared{}, false
+	}
+	return p, true
+}
+
+// writeNew creates p exclusively (0600) with content and mtime t, fsynced.
+func writeNew(p string, content []byte, t time.Time) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := os.Chtimes(p, t, t); err != nil {
+		f.Close()
+		return err
+	}
+	return durable.SyncClose(f)
+}
