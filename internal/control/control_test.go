@@ -1,0 +1,133 @@
+package control
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/internal/cdb"
+	"github.com/qmailkit/qmailkit/smtpserver"
+)
+
+func home(t *testing.T, files map[string]string) Dir {
+	t.Helper()
+	h := t.TempDir()
+	os.Mkdir(filepath.Join(h, "control"), 0o755)
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(h, "control", name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Dir{Home: h}
+}
+
+func TestLine(t *testing.T) {
+	d := home(t, map[string]string{
+		"me":    "  mx.example.org \t\nsecond line\n",
+		"crlf":  "host\r\n",
+		"empty": "",
+		"nolf":  "x",
+	})
+	tests := []struct {
+		name, want string
+		ok         bool
+	}{
+		{"me", "  mx.example.org", true},
+		{"crlf", "host\r", true},
+		{"empty", "", true},
+		{"nolf", "x", true},
+		{"missing", "", false},
+	}
+	for _, tt := range tests {
+		got, ok, err := d.Line(tt.name)
+		if got != tt.want || ok != tt.ok || err != nil {
+			t.Errorf("Line(%s) = %q %v %v", tt.name, got, ok, err)
+		}
+	}
+	os.Mkdir(d.Path("dir"), 0o755)
+	if _, _, err := d.Line("dir"); err == nil {
+		t.Error("unreadable file gave no error")
+	}
+}
+
+func TestIntAndDefaults(t *testing.T) {
+	d := home(t, map[string]string{"me": "me.example\n", "databytes": "100junk\n", "bad": "x12\n", "zero": "0\n"})
+	for _, tt := range []struct {
+		name string
+		want int64
+	}{{"databytes", 100}, {"bad", 7}, {"missing", 7}, {"zero", 0}} {
+		if got, err := d.Int(tt.name, 7); got != tt.want || err != nil {
+			t.Errorf("Int(%s) = %d %v", tt.name, got, err)
+		}
+	}
+	if got, _ := d.LineDefault("localiphost", true, "x"); got != "me.example" {
+		t.Errorf("LineDefault me = %q", got)
+	}
+	if got, _ := d.LineDefault("localiphost", false, "x"); got != "x" {
+		t.Errorf("LineDefault def = %q", got)
+	}
+	if got, ok, _ := d.ListDefault("locals", true); !ok || !reflect.DeepEqual(got, []string{"me.example"}) {
+		t.Errorf("ListDefault = %q", got)
+	}
+}
+
+func TestList(t *testing.T) {
+	d := home(t, map[string]string{"rcpthosts": "example.com\n# comment\n\n  spaced \t\n.example.com\r\nlast"})
+	got, ok, err := d.List("rcpthosts")
+	want := []string{"example.com", "  spaced", ".example.com\r", "last"}
+	if !ok || err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("List = %q %v %v", got, ok, err)
+	}
+	if got, ok, err := d.List("missing"); got != nil || ok || err != nil {
+		t.Errorf("missing: %q %v %v", got, ok, err)
+	}
+}
+
+func TestSMTPD(t *testing.T) {
+	d := home(t, map[string]string{
+		"me":           "mx.example.org\n",
+		"smtpgreeting": "mx.example.org NO UCE\n",
+		"rcpthosts":    "example.com\n",
+		"badmailfrom":  "@bad.example\n",
+		"databytes":    "1000\n",
+		"timeoutsmtpd": "0\n",
+	})
+	w, err := cdb.Create(d.Path("morercpthosts.cdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Put([]byte("more.example"), nil)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var srv smtpserver.Server
+	closeFn, err := d.SMTPD(&srv, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeFn()
+	if srv.Hostname != "mx.example.org" || srv.Greeting != "mx.example.org NO UCE" || srv.LocalIPHost != "mx.example.org" ||
+		srv.MaxMessageBytes != 1000 || srv.Timeout != time.Second || srv.OpenRelay {
+		t.Errorf("server %q %q %q %d %v %v", srv.Hostname, srv.Greeting, srv.LocalIPHost, srv.MaxMessageBytes, srv.Timeout, srv.OpenRelay)
+	}
+	for dom, want := range map[string]bool{"example.com": true, "more.example": true, "other.example": false} {
+		if ok, err := srv.RcptHosts(dom); ok != want || err != nil {
+			t.Errorf("RcptHosts(%s) = %v %v", dom, ok, err)
+		}
+	}
+	if !srv.BadMailFrom("x@BAD.example") {
+		t.Error("badmailfrom not applied")
+	}
+
+	// Neither smtpgreeting nor me: refuse to run.
+	if _, err := home(t, nil).SMTPD(&smtpserver.Server{}, false); err == nil {
+		t.Error("no me, no smtpgreeting: no error")
+	}
+	// No rcpthosts: closed unless asked for qmail's open relay.
+	var open smtpserver.Server
+	if _, err := home(t, map[string]string{"me": "m\n"}).SMTPD(&open, true); err != nil || !open.OpenRelay || open.RcptHosts != nil {
+		t.Errorf("open relay: %v %v", err, open.OpenRelay)
+	}
+}
