@@ -150,7 +150,7 @@ func ParseLine(line string) (rule Rule, ok bool, err error) {
 // parseLine follows tcprules.c line by line; see the package documentation
 // (# Format of rules) for the grammar it implements.
 func parseLine(x []byte, n int, rule *Rule) (bool, error) {
-	if x[0] == '#' || x[0] == '\n' {
+	if len(x) == 0 || x[0] == '#' || x[0] == '\n' {
 		return false, nil
 	}
 	for len(x) > 0 {
