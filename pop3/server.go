@@ -1,0 +1,436 @@
+package pop3
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
+// [Server.Close].
+var ErrServerClosed = errors.New("pop3: server closed")
+
+// Why a session ended, other than by QUIT (for which ServeConn returns nil).
+var (
+	// ErrClientGone: the connection ended (or timed out) before QUIT.
+	ErrClientGone = errors.New("pop3: connection ended before QUIT")
+	// ErrLoginEnded: the session ended in the authorization state after a
+	// login (a failed one in compat mode, or one handed off).
+	ErrLoginEnded = errors.New("pop3: session ended at login")
+)
+
+// Handoff takes over a connection once the client has given its
+// credentials, as qmail-popup hands the connection to checkpassword, which
+// runs qmail-pop3d on it. The server writes nothing more on the connection
+// after calling it, except the -ERR line for its error: [ErrAuthFailed]
+// gives "-ERR authorization failed", [ErrChildCrashed] "-ERR aack, child
+// crashed", a [*ReplyError] its own text; nil writes nothing. The session
+// then ends.
+type Handoff interface {
+	Handoff(ctx context.Context, c net.Conn, cred Credentials) error
+}
+
+// ErrChildCrashed is the condition of a handed-off login whose program was
+// killed by a signal.
+var ErrChildCrashed = errors.New("pop3: child crashed")
+
+// ReplyError is an error with the text of the -ERR reply it gives.
+type ReplyError struct {
+	Text string // after "-ERR "
+	Err  error
+}
+
+func (e *ReplyError) Error() string {
+	if e.Err != nil {
+		return "pop3: " + e.Text + ": " + e.Err.Error()
+	}
+	return "pop3: " + e.Text
+}
+
+func (e *ReplyError) Unwrap() error { return e.Err }
+
+// Server is a POP3 server with the semantics of qmail-popup and qmail-pop3d
+// (spec §2–§4), or with the modern behaviour of spec §6 (the default). Its
+// zero value serves with modern defaults and refuses every login until
+// Auth is set. Fields must not change once the server has started.
+type Server struct {
+	// Hostname appears in the greeting and its APOP timestamp
+	// "<pid.time@Hostname>" (qmail-popup's first argument). Empty means
+	// os.Hostname().
+	Hostname string
+
+	// Compat gives qmail-popup's and qmail-pop3d's exact behaviour: their
+	// reply texts ("+OK " with its trailing space), STAT counting deleted
+	// messages, sizes as stored, the extra empty line before the
+	// terminating dot, LAST, one login attempt per connection, no line
+	// length limit, no mailbox lock; CAPA, STLS and AUTH only when
+	// TLSConfig is set. See the package doc, # Compatibility.
+	Compat bool
+
+	// Auth checks logins (checkpassword's role). Nil refuses every login.
+	Auth Authenticator
+	// Handoff, when set, replaces Auth and the transaction state: after
+	// USER/PASS or APOP the connection is handed to it, as qmail-popup
+	// runs checkpassword and ends when it ends. See [Checkpassword].
+	Handoff Handoff
+	// OpenMailbox opens an authenticated user's maildrop. Nil opens
+	// the Maildir at User.Maildir (or Home/Maildir) with [OpenMaildir]: in
+	// modern mode with a lock, wire sizes, and Seen from SeenOnRetr; in
+	// compat mode as qmail-pop3d. An error wrapping [ErrInUse] answers
+	// "-ERR [IN-USE] ...".
+	OpenMailbox func(ctx context.Context, u *User) (Mailbox, error)
+	// SeenOnRetr makes the default OpenMailbox flag messages retrieved
+	// with RETR as seen (S) at QUIT. qmail flags nothing.
+	SeenOnRetr bool
+
+	// TLSConfig offers STLS (RFC 2595) when set. For implicit TLS (port
+	// 995, RFC 8314) serve a tls.NewListener instead: a *tls.Conn is
+	// treated as secure from the start.
+	TLSConfig *tls.Config
+	// AllowPlaintext allows USER/PASS and AUTH PLAIN over unencrypted
+	// connections from anywhere. Without it they are allowed only under
+	// TLS or from a loopback address (127.0.0.0/8, ::1), as spec §6.4
+	// requires. The qmail-popup drop-in sets it, since qmail has no TLS.
+	AllowPlaintext bool
+	// APOP offers APOP in modern mode (its greeting then carries the
+	// timestamp). Compat mode always accepts it, as qmail-popup does.
+	APOP bool
+
+	// Timeout is the longest wait for each read and each write. Zero
+	// means 1200 s, qmail's; RFC 1939 asks for at least 10 minutes.
+	Timeout time.Duration
+	// SessionTimeout bounds a whole connection. Zero or negative: none.
+	SessionTimeout time.Duration
+	// MaxLineLength is the longest command line, CRLF included; a longer
+	// one gets "-ERR line too long" and is discarded. Zero means 255 (RFC
+	// 2449 §4) in modern mode and 1 MiB in compat mode (qmail has no
+	// limit). AUTH continuation lines may be up to 8 KiB.
+	MaxLineLength int
+	// AuthFailDelay delays the reply to a failed login in modern mode,
+	// doubling after each failure; the third failure closes the session.
+	// Zero means 1 s; negative means no delay.
+	AuthFailDelay time.Duration
+
+	// Logger receives a line for each login and each session that ends
+	// abnormally. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for greeting timestamps and for the session start
+	// time that decides which messages are listed. Nil means time.Now.
+	Now func() time.Time
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	closing   atomic.Bool
+	seq       atomic.Uint64
+	locks     map[string]bool // Maildirs in use by this server (flock covers other processes)
+}
+
+func (srv *Server) now() time.Time {
+	if srv.Now != nil {
+		return srv.Now()
+	}
+	return time.Now()
+}
+
+func (srv *Server) logger() *slog.Logger {
+	if srv.Logger != nil {
+		return srv.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (srv *Server) hostname() string {
+	if srv.Hostname != "" {
+		return srv.Hostname
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}
+
+func (srv *Server) timeout() time.Duration {
+	if srv.Timeout > 0 {
+		return srv.Timeout
+	}
+	return 1200 * time.Second
+}
+
+func (srv *Server) maxLine() int {
+	switch {
+	case srv.MaxLineLength > 0:
+		return srv.MaxLineLength
+	case srv.Compat:
+		return 1 << 20
+	}
+	return 255
+}
+
+func (srv *Server) failDelay() time.Duration {
+	switch {
+	case srv.AuthFailDelay > 0:
+		return srv.AuthFailDelay
+	case srv.AuthFailDelay < 0:
+		return 0
+	}
+	return time.Second
+}
+
+// timestamp makes the greeting's APOP timestamp. qmail-popup's is
+// "<pid.time@host>"; in modern mode a sequence number keeps the sessions
+// of one second apart, since a timestamp must never repeat (RFC 1939 §7).
+func (srv *Server) timestamp() string {
+	pid := strconv.Itoa(os.Getpid())
+	t := strconv.FormatInt(srv.now().Unix(), 10)
+	if srv.Compat {
+		return "<" + pid + "." + t + "@" + srv.hostname() + ">"
+	}
+	n := strconv.FormatUint(srv.seq.Add(1), 10)
+	return "<" + pid + "." + n + "." + t + "@" + srv.hostname() + ">"
+}
+
+// openMailbox opens the user's Maildir as OpenMailbox's default does.
+func (srv *Server) openMailbox(ctx context.Context, u *User) (Mailbox, error) {
+	if srv.OpenMailbox != nil {
+		return srv.OpenMailbox(ctx, u)
+	}
+	path := u.Maildir
+	if path == "" {
+		if u.Home == "" {
+			return nil, errors.New("pop3: user has no home directory")
+		}
+		path = filepath.Join(u.Home, "Maildir")
+	}
+	if srv.Compat {
+		return OpenMaildir(path, MaildirOptions{Now: srv.Now})
+	}
+	key, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	if !srv.lock(key) {
+		return nil, ErrInUse
+	}
+	mb, err := OpenMaildir(path, MaildirOptions{Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+	if err != nil {
+		srv.unlock(key)
+		return nil, err
+	}
+	return &unlockOnClose{Maildir: mb, release: func() { srv.unlock(key) }}, nil
+}
+
+type unlockOnClose struct {
+	*Maildir
+	release func()
+	once    sync.Once
+}
+
+func (u *unlockOnClose) Close() error {
+	err := u.Maildir.Close()
+	u.once.Do(u.release)
+	return err
+}
+
+// lock is the in-process half of the mailbox lock: flock(2) keeps other
+// processes out, but over NFS it becomes a per-process lock.
+func (srv *Server) lock(key string) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.locks[key] {
+		return false
+	}
+	if srv.locks == nil {
+		srv.locks = map[string]bool{}
+	}
+	srv.locks[key] = true
+	return true
+}
+
+func (srv *Server) unlock(key string) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	delete(srv.locks, key)
+}
+
+// Serve accepts connections on l and serves each in its own goroutine
+// until Shutdown or Close; it then waits for the sessions it started and
+// returns ErrServerClosed. A connection with an Env() map[string]string
+// method (as the tcprules listener's have) is served with that
+// environment; others get TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP,
+// TCPLOCALPORT and PROTO from their addresses.
+func (srv *Server) Serve(l net.Listener) error {
+	if !srv.track(l, true) {
+		return ErrServerClosed
+	}
+	defer srv.track(l, false)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if srv.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				srv.logger().Warn("pop3: accept", "err", err, "retry", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		wg.Go(func() {
+			srv.ServeConn(context.Background(), c, ConnEnv(c))
+		})
+	}
+}
+
+// ConnEnv is the environment Serve gives a connection: its Env() when it
+// has one, else tcpserver's variables made from its addresses.
+func ConnEnv(c net.Conn) map[string]string {
+	if e, ok := c.(interface{ Env() map[string]string }); ok {
+		if env := e.Env(); env != nil {
+			return env
+		}
+	}
+	env := map[string]string{"PROTO": "TCP"}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		env["TCPREMOTEIP"] = ap.Addr().Unmap().String()
+		env["TCPREMOTEPORT"] = strconv.Itoa(int(ap.Port()))
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		env["TCPLOCALIP"] = ap.Addr().Unmap().String()
+		env["TCPLOCALPORT"] = strconv.Itoa(int(ap.Port()))
+	}
+	return env
+}
+
+func (srv *Server) track(l net.Listener, add bool) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !add {
+		delete(srv.listeners, l)
+		return true
+	}
+	if srv.closing.Load() {
+		return false
+	}
+	if srv.listeners == nil {
+		srv.listeners = map[net.Listener]struct{}{}
+	}
+	srv.listeners[l] = struct{}{}
+	return true
+}
+
+func (srv *Server) trackSession(s *session, add bool) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if !add {
+		delete(srv.sessions, s)
+		return true
+	}
+	if srv.closing.Load() {
+		return false
+	}
+	if srv.sessions == nil {
+		srv.sessions = map[*session]struct{}{}
+	}
+	srv.sessions[s] = struct{}{}
+	return true
+}
+
+func (srv *Server) closeListeners() {
+	srv.closing.Store(true)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for l := range srv.listeners {
+		l.Close()
+	}
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, ends each
+// session when it is waiting for a command (a session in the transaction
+// state ends without its QUIT update, so nothing is deleted), and waits
+// for every session to end or for ctx to be done, whichever comes first.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.closeListeners()
+	wait := 5 * time.Millisecond
+	for {
+		srv.mu.Lock()
+		n := len(srv.sessions)
+		for s := range srv.sessions {
+			if s.idle.Load() {
+				s.raw.SetReadDeadline(time.Now())
+			}
+		}
+		srv.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// Close closes the listeners and every connection at once. Sessions end
+// without their QUIT update.
+func (srv *Server) Close() error {
+	srv.closeListeners()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for s := range srv.sessions {
+		s.raw.Close()
+	}
+	return nil
+}
+
+// isLoopback reports whether the client is on this host, from the
+// environment's TCPREMOTEIP or else the connection's address.
+func isLoopback(env map[string]string, c net.Conn) bool {
+	ip := env["TCPREMOTEIP"]
+	if ip == "" && c.RemoteAddr() != nil {
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+			return ap.Addr().Unmap().IsLoopback()
+		}
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// deadlineConn sets a fresh deadline before each read and write, which is
+// qmail's timeoutread and timeoutwrite.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}
