@@ -256,3 +256,18 @@ func TestIsTemp(t *testing.T) {
 		}
 	}
 }
+
+// Lookup errors carry qmail-lspawn's exit code in the shape dotqmail looks
+// for (an ExitCode() int method) and unwrap to the sentinels.
+func TestLookupErrorExitCode(t *testing.T) {
+	u := &Users{}
+	_, err := u.Lookup(t.Context(), "nobody")
+	var ec interface{ ExitCode() int }
+	if !errors.As(err, &ec) || ec.ExitCode() != 116 || !errors.Is(err, ErrNoAlias) {
+		t.Errorf("%v", err)
+	}
+	var le *LookupError
+	if !errors.As(err, &le) || le.Local != "nobody" || !strings.Contains(err.Error(), `"nobody"`) {
+		t.Errorf("%v", err)
+	}
+}

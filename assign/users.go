@@ -74,14 +74,32 @@ func idOf(fi fs.FileInfo) fileID {
 	return id
 }
 
+// LookupError is the error of [Users.Lookup]: the local part and the cause,
+// which wraps one of the package's sentinel errors.
+type LookupError struct {
+	Local string
+	Err   error
+}
+
+func (e *LookupError) Error() string {
+	return fmt.Sprintf("%v (local part %q)", e.Err, e.Local)
+}
+
+func (e *LookupError) Unwrap() error { return e.Err }
+
+// ExitCode is qmail-lspawn's exit code for the error, [ExitCode]'s answer;
+// dotqmail takes its report text from it.
+func (e *LookupError) ExitCode() int { return ExitCode(e.Err) }
+
 // Lookup resolves local, the local part of a recipient (original case). The
 // result's uid is never 0: such a match returns the User together with an
-// error wrapping [ErrRoot]. Every error is temporary; [ExitCode] maps it to
-// qmail-lspawn's code. An empty local part (the address "@domain", which
-// qmail-lspawn discards without any lookup) is looked up like any other.
+// error wrapping [ErrRoot]. Every error is a *[LookupError], temporary,
+// with qmail-lspawn's exit code. An empty local part (the address
+// "@domain", which qmail-lspawn discards without any lookup) is looked up
+// like any other.
 func (u *Users) Lookup(ctx context.Context, local string) (User, error) {
 	if err := ctx.Err(); err != nil {
-		return User{}, fmt.Errorf("assign: lookup: %w", err)
+		return User{}, &LookupError{Local: local, Err: err}
 	}
 	if i := strings.IndexByte(local, 0); i >= 0 {
 		local = local[:i]
@@ -91,10 +109,10 @@ func (u *Users) Lookup(ctx context.Context, local string) (User, error) {
 		res, err = u.getpw(local)
 	}
 	if err != nil {
-		return res, err
+		return res, &LookupError{Local: local, Err: err}
 	}
 	if res.UID == 0 {
-		return res, fmt.Errorf("%w (%s, uid %q)", ErrRoot, res.Name, res.RawUID)
+		return res, &LookupError{Local: local, Err: fmt.Errorf("%w (user %s, uid %q)", ErrRoot, res.Name, res.RawUID)}
 	}
 	return res, nil
 }
