@@ -22,6 +22,10 @@ func newDataWriter(w *bufio.Writer) *dataWriter { return &dataWriter{w: w, bol: 
 func (d *dataWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	w := d.w
+	// cr is the offset in p of the next CR (-1: none left): CRs are rare,
+	// so both line-end bytes are found with the vectorized IndexByte
+	// rather than IndexAny.
+	cr := bytes.IndexByte(p, '\r')
 	for len(p) > 0 {
 		if d.cr {
 			d.cr = false
@@ -29,13 +33,17 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 			d.bol = true
 			if p[0] == '\n' {
 				p = p[1:]
+				cr--
 				continue
 			}
 		}
 		if d.bol && p[0] == '.' {
 			w.WriteByte('.')
 		}
-		i := bytes.IndexAny(p, "\r\n")
+		i := bytes.IndexByte(p, '\n')
+		if cr >= 0 && (i < 0 || cr < i) {
+			i = cr
+		}
 		if i < 0 {
 			w.Write(p)
 			d.bol = false
@@ -52,6 +60,11 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 			d.cr = true
 		}
 		p = p[i+1:]
+		if cr >= 0 {
+			if cr -= i + 1; cr < 0 {
+				cr = bytes.IndexByte(p, '\r')
+			}
+		}
 	}
 	// bufio.Writer keeps its first error and returns it from every Write.
 	if _, err := w.Write(nil); err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/miekg/dns"
 )
 
-func mustRoutes(t *testing.T, text string) *Routes {
+func mustRoutes(t testing.TB, text string) *Routes {
 	t.Helper()
 	rs, err := ParseRoutes(strings.NewReader(text))
 	if err != nil {

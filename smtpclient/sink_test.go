@@ -44,6 +44,11 @@ func fileExists(p string) bool {
 // (by its pid) when the test ends.
 func startSink(t testing.TB, flags ...string) (port int, dump string) {
 	t.Helper()
+	return startSinkFlags(t, true, flags...)
+}
+
+func startSinkFlags(t testing.TB, dumping bool, flags ...string) (port int, dump string) {
+	t.Helper()
 	bin := smtpSink(t)
 	// smtp-sink writes as nobody when started as root: the directory (and
 	// its parent) must be open to it, which t.TempDir's is not.
@@ -64,7 +69,10 @@ func startSink(t testing.TB, flags ...string) (port int, dump string) {
 		if os.Geteuid() == 0 {
 			args = append(args, "-u", "nobody")
 		}
-		args = append(args, "-d", dump+"/%H%M%S.", "127.0.0.1:"+strconv.Itoa(port), "256")
+		if dumping {
+			args = append(args, "-d", dump+"/%H%M%S.")
+		}
+		args = append(args, "127.0.0.1:"+strconv.Itoa(port), "256")
 		cmd := exec.Command(bin, args...)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
