@@ -78,6 +78,7 @@ const (
 	MatchAlias                     // the alias account, nothing else matched (qmail-getpw)
 )
 
+// String names the kind of match: exact, wildcard, passwd or alias.
 func (m Match) String() string {
 	switch m {
 	case MatchExact:

@@ -22,6 +22,7 @@ type SyntaxError struct {
 	Msg   string
 }
 
+// Error gives file, line, field and what is wrong.
 func (e *SyntaxError) Error() string {
 	var b strings.Builder
 	b.WriteString("assign: ")

@@ -59,6 +59,7 @@ type Pw2uError struct {
 	Err  error // the underlying error, if any
 }
 
+// Error gives qmail-pw2u's text and the cause.
 func (e *Pw2uError) Error() string {
 	if e.Err == nil {
 		return "assign: pw2u: " + e.Text
@@ -66,6 +67,7 @@ func (e *Pw2uError) Error() string {
 	return "assign: pw2u: " + e.Text + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause.
 func (e *Pw2uError) Unwrap() error { return e.Err }
 
 // pw2u is one conversion's state.

@@ -81,10 +81,12 @@ type LookupError struct {
 	Err   error
 }
 
+// Error gives the cause and the local part.
 func (e *LookupError) Error() string {
 	return fmt.Sprintf("%v (local part %q)", e.Err, e.Local)
 }
 
+// Unwrap returns the cause.
 func (e *LookupError) Unwrap() error { return e.Err }
 
 // ExitCode is qmail-lspawn's exit code for the error, [ExitCode]'s answer;
