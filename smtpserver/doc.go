@@ -1,0 +1,95 @@
+// Package smtpserver is an SMTP and LMTP server engine with qmail-smtpd's
+// semantics: the program that accepts mail from the network, checks the
+// few things qmail checks, and hands each message to a queue.
+//
+// It replaces qmail-smtpd (and rblsmtpd in front of it). A [Server] serves
+// connections from a listener ([Server.Serve]) or one connection at a time
+// with tcpserver's environment ([Server.ServeConn]), and gives each
+// accepted message to an [Enqueuer]: the queue package, qmail-queue
+// ([QmailQueue]), or the application's own sink.
+//
+// # Sessions
+//
+// Commands are read a line at a time (up to LF, one CR before it dropped)
+// and answered with qmail's exact replies; replies are buffered and written
+// when the server is about to wait for input, which is how qmail pipelines.
+// MAIL starts a transaction (HELO is not required); RCPT is checked in
+// qmail's order: no MAIL, syntax, badmailfrom, then RELAYCLIENT (whose
+// value is appended to the recipient) or rcpthosts; DATA streams the message
+// to the Enqueuer behind a Received line, and the client gets "250 ok
+// <time> qp <id>" only after the Enqueuer returned success.
+//
+// The connection's environment is tcpserver's: TCPREMOTEIP, TCPREMOTEHOST,
+// TCPREMOTEINFO and TCPLOCALHOST/TCPLOCALIP for the Received line,
+// RELAYCLIENT (set, even empty: the client may relay), DATABYTES
+// (overrides [Server.MaxMessageBytes]) and RBLSMTPD (rblsmtpd's decision).
+//
+// Modern mode (the default) adds, over qmail: SIZE, ENHANCEDSTATUSCODES,
+// STARTTLS ([Server.TLSConfig]), AUTH PLAIN and LOGIN ([Server.Auth],
+// [Checkpassword]), SMTPUTF8, CHUNKING (BDAT), parameter and address-length
+// checks, limits on line length, recipients and errors, recipient and sender
+// hooks, and a DNSBL ([DNSBL]). LMTP ([Server.LMTP], RFC 2033) is the same
+// engine with LHLO and one reply per recipient.
+//
+// # Security
+//
+// Only CRLF "." CRLF ends DATA: no variant of the 2023 SMTP smuggling
+// sequences ("\n.\n", "\r.\r", "\n.\r\n", "\r\n.\n", "\r\n.\r", ...) ends a
+// message, so no second message can be hidden inside one. A bare LF in DATA
+// ends the session with qmail's 451, as qmail does; a bare CR refuses the
+// message (554 5.6.0) in modern mode, so that no later hop can mistake it
+// for a line end. The DATA reader is strict (not net/textproto's, which
+// accepts bare LF) and streams: a message is never held whole in memory,
+// and lines may be of any length.
+//
+// A message is acknowledged only after [Enqueuer.Enqueue] returned nil
+// having read it to its end; a failure, a message that broke a rule (too
+// big, looping, bare CR), or an Enqueuer that stopped early gives 4xx/5xx,
+// never 250. The reader given to the Enqueuer returns an error instead of
+// io.EOF for a message that must not be queued.
+//
+// Relaying is refused unless the client has RELAYCLIENT or authenticated:
+// the recipient's domain is what follows its last "@" after qmail's
+// parsing (quotes and backslashes removed, source routes dropped), so "%"
+// hacks, "!" paths, source routes, quoted "@"s and trailing dots never
+// reach a foreign domain; the queue must route by that same last "@".
+// Without rcpthosts the server refuses every domain (qmail relays for
+// everyone): see OpenRelay.
+//
+// Commands pipelined after STARTTLS are discarded, never executed under
+// TLS (CVE-2011-0411). AUTH is offered only under TLS (or on loopback when
+// allowed); failures are delayed and limited. In modern mode a client that
+// talks before the greeting ([Server.GreetDelay]) or sends data before the
+// 354 is disconnected, and every read and write has a timeout.
+//
+// # Compatibility
+//
+// With [Server.Compat] set the server is byte for byte qmail-smtpd
+// (notqmail), with these differences: a missing rcpthosts refuses relaying
+// unless OpenRelay is set (the one unsafe default not copied); command lines
+// are limited to 1 MiB (qmail: unlimited memory); the HELP text names
+// qmailkit; an Enqueuer that fails before reading gives "451 qqt failure"
+// as qmail does when it cannot start qmail-queue. STARTTLS and AUTH are
+// offered in compat mode only when configured.
+//
+// Where the modern default differs from qmail:
+//
+//   - Replies carry RFC 3463 enhanced codes after EHLO ("250 2.1.5 ok").
+//   - EHLO also offers SIZE, ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING.
+//   - MAIL needs "FROM:" and RCPT "TO:" (501 otherwise); unknown ESMTP
+//     parameters get 555; SIZE above databytes gets 552 at MAIL; addresses
+//     longer than RFC 5321's limits get 501 5.1.3 (qmail: 900 bytes); a
+//     non-ASCII address needs SMTPUTF8 (553 5.6.7); RCPT TO:<> is refused.
+//   - A bare CR in DATA refuses the message; a bare LF gives "451 4.5.0
+//     bare LF not allowed, see https://cr.yp.to/docs/smtplf.html".
+//   - At most 1000 recipients (452 beyond), 4096-byte command lines (500),
+//     20 error replies per session (then 421), one hour per session.
+//   - Data sent before the 354 (RFC 2920) gets 554 and the connection is
+//     closed; qmail tolerates it.
+//   - The Received line says ESMTPS/ESMTPA/ESMTPSA (RFC 3848) or UTF8SMTP
+//     (RFC 6531) when TLS, AUTH or SMTPUTF8 were used, with the TLS version
+//     and cipher; plain sessions keep qmail's exact line, "with SMTP".
+//
+// rblsmtpd's conversation ([DNSBL]) keeps its texts; modern mode adds
+// enhanced codes (451 4.7.1, 553 5.7.1).
+package smtpserver

@@ -1,0 +1,71 @@
+package smtpserver_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/qmailkit/qmailkit/smtpserver"
+)
+
+// maildirSink is an application's own Enqueuer: it streams each message to
+// a writer (a real one would write a file and fsync it before returning).
+type maildirSink struct{ w io.Writer }
+
+func (s maildirSink) Enqueue(ctx context.Context, from string, to []string, msg io.Reader) (string, error) {
+	if _, err := io.Copy(s.w, msg); err != nil {
+		return "", err // the message broke a rule or the client left: not queued
+	}
+	fmt.Fprintf(s.w, "(from %s to %s)\n", from, strings.Join(to, ","))
+	return "1", nil
+}
+
+// A server for example.org with a custom Enqueuer, talked to over a pipe.
+func Example() {
+	srv := &smtpserver.Server{
+		Hostname:  "mx.example.org",
+		RcptHosts: smtpserver.HostList([]string{"example.org"}, nil),
+		Enqueuer:  maildirSink{os.Stdout},
+		Now:       func() time.Time { return time.Date(2026, 11, 21, 22, 27, 55, 0, time.UTC) },
+	}
+	client, server := net.Pipe()
+	env := map[string]string{"TCPREMOTEIP": "192.0.2.9", "TCPLOCALHOST": "mx.example.org"}
+	go srv.ServeConn(context.Background(), server, env)
+
+	r := bufio.NewReader(client)
+	say := func(cmd string) {
+		if cmd != "" {
+			io.WriteString(client, cmd)
+		}
+		l, _ := r.ReadString('\n')
+		fmt.Print("S: ", l[:len(l)-2], "\n")
+	}
+	say("")
+	say("HELO client.example\r\n")
+	say("MAIL FROM:<a@example.net>\r\n")
+	say("RCPT TO:<joe@evil.example>\r\n")
+	say("RCPT TO:<joe@example.org>\r\n")
+	say("DATA\r\n")
+	say("Subject: hi\r\n\r\n..dot-stuffed\r\n.\r\n")
+	say("QUIT\r\n")
+	// Output:
+	// S: 220 mx.example.org ESMTP
+	// S: 250 mx.example.org
+	// S: 250 ok
+	// S: 553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)
+	// S: 250 ok
+	// S: 354 go ahead
+	// Received: from unknown (HELO client.example) (192.0.2.9)
+	//   by mx.example.org with SMTP; 21 Nov 2026 22:27:55 -0000
+	// Subject: hi
+	//
+	// .dot-stuffed
+	// (from a@example.net to joe@example.org)
+	// S: 250 ok 1795300075 qp 1
+	// S: 221 mx.example.org
+}
