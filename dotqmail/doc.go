@@ -1,0 +1,92 @@
+// Package dotqmail delivers mail to local users by their .qmail files,
+// exactly as qmail-local does, and resolves recipients to users as
+// qmail-lspawn does. It replaces qmail-local ([Deliverer.Deliver],
+// [Deliverer.Plan] for qmail-local -n) and qmail-lspawn ([Local]); the
+// programs people put in .qmail lines (preline, forward, condredirect,
+// bouncesaying, except) are in the helper subpackage.
+//
+//	d := &dotqmail.Deliverer{Forwarder: q}
+//	res, err := d.Deliver(ctx, dotqmail.Target{
+//		User: "joe", Home: "/home/joe", Local: "joe-list", Dash: "-", Ext: "list",
+//		Domain: "example.com", Sender: "bob@example.org", DefaultDelivery: "./Maildir/",
+//	}, msg)
+//	// res.Report == "did 1+0+0\n"; err is nil, permanent or temporary.
+//
+// # Format
+//
+// A .qmail file is a list of lines, executed in order; the first byte of a
+// line decides what it is (dotqmail.md §7). Trailing spaces and tabs are
+// removed; a CR is not.
+//
+//	# comment                 ignored
+//	|command                  run "/bin/sh -c command" with the message on stdin
+//	./Maildir/  /var/mail/x/  deliver into a Maildir (the line ends in '/')
+//	./Mailbox   /var/mail/x   append to an mbox file
+//	&address    address       forward (the whole line; " ./Mailbox" is an address)
+//	+list                     forward-only mode for the following lines
+//	(empty line)              ignored, except as the first line: the file is refused
+//
+// Maildir files get "Return-Path: <sender>" and "Delivered-To: local@domain"
+// lines in front of the message; mbox files also the "From sender date"
+// line, ">From " quoting of the body and a blank line after it; programs
+// get the bare message and the environment USER, HOME, LOCAL, HOST,
+// RECIPIENT, SENDER, NEWSENDER, EXT, EXT2, EXT3, EXT4, HOST2, HOST3, HOST4,
+// DEFAULT, DTLINE, RPLINE and UFLINE (dotqmail.md §9). A program's exit
+// code decides: 0 go on, 99 stop with success, 100 (and 64, 65, 70, 76, 77,
+// 78, 112) bounce, anything else or a signal retry ([ExitError]).
+// Forwards are collected and sent as one message, with the Delivered-To
+// line, after the last line ran ([Forwarder]); a sender gets rewritten to
+// local-owner@domain when .qmail-ext-owner exists, and to the VERP form
+// local-owner-@domain-@[] when .qmail-ext-owner-default exists too. The
+// first failing line ends the delivery: earlier lines stay delivered, later
+// ones and the forwards do not happen.
+//
+// # Search order
+//
+// For the recipient local@domain resolved to (user, home, dash, ext), the
+// file is home/.qmail + dash + ext, with ext lower-cased and its dots
+// written as ':' ([MapExt]). When it does not exist, ext is cut before each
+// '-' from the right and "default" added ([Candidates]):
+//
+//	ext a-b-c:   .qmail-a-b-c  .qmail-a-b-default  .qmail-a-default  .qmail-default
+//
+// and $DEFAULT holds the part "default" stood for (b-c for
+// .qmail-a-default). A directory counts as no file. No file at all bounces
+// ("Sorry, no mailbox here by that name. (#5.1.1)") for an extension
+// address, and uses the default delivery (Target.DefaultDelivery, as
+// qmail-start's argument) for the user's own address, as does an empty
+// .qmail file. A message whose header already holds the recipient's exact
+// Delivered-To line bounces as a loop, which ends every forwarding loop at
+// its second pass.
+//
+// # Security
+//
+// Nothing is delivered as root: [Local] refuses uid 0 and, in a root
+// process, runs each delivery as a child process (examples/qmail-local)
+// under the user's uid and gid with no supplementary groups. A home
+// directory or .qmail file writable by others defers mail ("Uh-oh: home
+// directory is writable. (#4.7.0)"), a sticky home directory defers it while
+// the user edits (chmod +t ~, edit, chmod -t ~), and a .qmail file with its
+// owner-execute bit set (or a "+list" line) may only forward: a program or
+// file line in it defers the message, so a mailing-list file others may add
+// addresses to cannot run commands. File names made from an extension never
+// leave the home directory: dots are mapped, so ".." cannot occur, and a
+// NUL is refused. Symbolic links in the home directory are followed, as the
+// user who owns it made them. Program environment values come from the
+// remote sender and must be quoted by the programs.
+//
+// # Compatibility
+//
+// Report texts, exit codes (through [ExitCode] and [SpawnReport]), the
+// prepended lines byte for byte, the search order and its quirks (ext ""
+// tries .qmaildefault; $DEFAULT "default" for an exact .qmail-x-default;
+// a space before ./Mailbox makes a forward; CRLF files give paths ending in
+// CR) are qmail-local's (notqmail). Differences: Maildir files get modern
+// unique names (maildir.md §2) and new/ is fsynced; mbox locking waits for
+// the lock by polling flock for LockTimeout rather than with an alarm; a
+// message that cannot be re-read in place is copied to a temporary file
+// instead of being refused; a .qmail file larger than 16 MiB defers with
+// "Out of memory."; a line holding a NUL byte is refused; an inherited
+// $DEFAULT is removed when no default applies; an over-quota Maildir++
+// (which qmail ignores) defers with "Mailbox is full. (#4.2.2)".
+package dotqmail

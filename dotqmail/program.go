@@ -1,0 +1,80 @@
+package dotqmail
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// programWaitDelay bounds how long a finished program's output pipe is
+// read after the program exits, when a background process it started
+// still holds it (qmail-local does not wait for that either).
+const programWaitDelay = 5 * time.Second
+
+// program runs a program line as qmail-local does (dotqmail.md §13):
+// "/bin/sh -c command" in the home directory, the message file rewound as
+// stdin, the environment of §9, stdout and stderr into the report. It
+// returns stop for exit 99.
+func (x *run) program(ctx context.Context, command string) (stop bool, err error) {
+	stdin, err := x.msg.stdin()
+	if err != nil {
+		return false, &Error{Text: "Unable to rewind message. (#4.3.0)", Err: err}
+	}
+	shell := x.d.Shell
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	cmd := exec.CommandContext(ctx, shell, "-c", command)
+	cmd.Args[0] = shell
+	cmd.Dir = x.t.Home
+	cmd.Env = x.env
+	cmd.Stdin = stdin
+	cmd.Stdout, cmd.Stderr = x.stdout, x.stderr
+	cmd.WaitDelay = programWaitDelay
+	// A cancelled delivery kills the program's whole process group, so
+	// that a pipeline's other members do not keep its output open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	if err := cmd.Start(); err != nil {
+		return false, &Error{Text: "Unable to run " + shell + ": " + errText(unwrapExec(err)) + ". (#4.3.0)", Err: err}
+	}
+	err = cmd.Wait()
+	if err == nil {
+		return false, nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		if errors.Is(err, exec.ErrWaitDelay) {
+			return false, nil // the program itself exited 0
+		}
+		return false, &Error{Text: "Unable to run " + shell + ": " + errText(err) + ". (#4.3.0)", Err: err}
+	}
+	if ctx.Err() != nil {
+		return false, &Error{Text: "Aack, child crashed. (#4.3.0)", Err: ctx.Err()}
+	}
+	ws, _ := ee.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return false, &Error{Text: "Aack, child crashed. (#4.3.0)",
+			Err: &ExitError{Command: command, Code: -1, Signal: ws.Signal()}}
+	}
+	code := ee.ExitCode()
+	switch {
+	case code == 99:
+		return true, nil
+	case permanentExit(code):
+		return false, &Error{Perm: true, Err: &ExitError{Command: command, Code: code}}
+	}
+	return false, &Error{Err: &ExitError{Command: command, Code: code}}
+}
+
+func unwrapExec(err error) error {
+	var pe interface{ Unwrap() error }
+	if errors.As(err, &pe) {
+		if u := pe.Unwrap(); u != nil {
+			return u
+		}
+	}
+	return err
+}

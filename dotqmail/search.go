@@ -1,0 +1,174 @@
+package dotqmail
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// MapExt returns ext as it appears in .qmail file names (qmail-local:
+// dotqmail.md §6.1): ASCII upper-case letters lower-cased and every '.'
+// replaced by ':'. Nothing else changes; since no '.' survives, no ".."
+// can, so a name made from it never leaves the home directory.
+func MapExt(ext string) string {
+	b := []byte(ext)
+	for i, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			b[i] = c + 'a' - 'A'
+		case c == '.':
+			b[i] = ':'
+		}
+	}
+	return string(b)
+}
+
+// A Candidate is one file name qmail-local tries for a recipient, with the
+// DEFAULT value it gives when it is the file found.
+type Candidate struct {
+	// Name is the file name relative to the home directory:
+	// ".qmail" + dash + mapped ext, or a "default" form.
+	Name string
+	// Default is the value of $DEFAULT when this file is used, and
+	// HasDefault whether $DEFAULT is set at all.
+	Default    string
+	HasDefault bool
+}
+
+// Candidates returns the .qmail file names qmail-local tries, in order, for
+// a recipient with the given dash and ext (dotqmail.md §6.2, §6.3): the
+// exact name, then ext cut before each '-' from the right, followed by
+// "default", down to dash + "default". For ext "a-b-c":
+// .qmail-a-b-c, .qmail-a-b-default, .qmail-a-default, .qmail-default.
+//
+// DEFAULT comes from the original ext, in its original case: the part the
+// "default" stands for. The exact name sets it only when the mapped ext
+// itself ends in "default" (to the last 7 bytes of ext).
+func Candidates(dash, ext string) []Candidate {
+	m := MapExt(ext)
+	q := ".qmail" + dash
+	out := make([]Candidate, 0, 4)
+	exact := Candidate{Name: q + m}
+	if strings.HasSuffix(m, "default") {
+		exact.Default, exact.HasDefault = ext[len(ext)-7:], true
+	}
+	out = append(out, exact)
+	for i := len(m); i >= 0; i-- {
+		if i == 0 || m[i-1] == '-' {
+			out = append(out, Candidate{Name: q + m[:i] + "default", Default: ext[i:], HasDefault: true})
+		}
+	}
+	return out
+}
+
+// Found is the .qmail file chosen for a recipient.
+type Found struct {
+	Candidate
+	// Path is the file's path: the home directory joined with Name.
+	Path string
+	// Mode is the file's mode bits.
+	Mode fs.FileMode
+	// Data is the file's contents.
+	Data []byte
+}
+
+// maxDotQmail bounds how much of a .qmail file is read. qmail-local reads
+// the whole file into memory; a file past this size gets its "Out of
+// memory." deferral rather than exhausting the delivery's memory.
+const maxDotQmail = 16 << 20
+
+// errNotFound marks "none of the candidates exists".
+var errNotFound = errors.New("no .qmail file")
+
+// checkName rejects file names that could leave the home directory or that
+// no file system can hold. Names from Candidates never fail it (their ext
+// is mapped); it is the second line of defence for the paths made from
+// mail (STYLE: paths from mail never escape their directory).
+func checkName(name string) error {
+	if strings.IndexByte(name, 0) >= 0 {
+		return errors.New("dotqmail: extension contains a NUL byte")
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return errors.New("dotqmail: .qmail name " + name + " leaves the home directory")
+		}
+	}
+	return nil
+}
+
+// Find looks for the .qmail file of a recipient in home as qmail-local
+// does: the first of [Candidates] that opens and is a regular file. A
+// missing file, a directory, or a path through a non-directory counts as
+// absent; a file that cannot be opened for a reason that may pass
+// (permissions, a temporary errno) is an *Error with qmail-local's
+// "Unable to open <name>: <error>. (#4.3.0)". It returns an error wrapping
+// fs.ErrNotExist when no candidate exists.
+//
+// Symbolic links are followed, as qmail-local follows them: the user owns
+// the home directory and the links in it. Names made from the extension
+// stay below home (see [MapExt]).
+func Find(home, dash, ext string) (Found, error) {
+	if strings.IndexByte(ext, 0) >= 0 || strings.IndexByte(dash, 0) >= 0 {
+		return Found{}, &Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true,
+			Err: errors.New("dotqmail: extension contains a NUL byte")}
+	}
+	for _, c := range Candidates(dash, ext) {
+		f, err := openDotQmail(home, c.Name)
+		if err != nil {
+			return Found{}, err
+		}
+		if f == nil {
+			continue
+		}
+		fnd, err := readFound(f, c, home)
+		f.Close()
+		if err != nil {
+			return Found{}, err
+		}
+		if fnd.Path == "" {
+			continue
+		}
+		return fnd, nil
+	}
+	return Found{}, fs.ErrNotExist
+}
+
+// openDotQmail opens home/name; nil, nil means "does not exist" in
+// qmail-local's sense (dotqmail.md §5.2).
+func openDotQmail(home, name string) (*os.File, error) {
+	if err := checkName(name); err != nil {
+		return nil, &Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true, Err: err}
+	}
+	f, err := os.Open(filepath.Join(home, name))
+	if err == nil {
+		return f, nil
+	}
+	if isAccess(err) || isTemp(err) {
+		return nil, &Error{Text: "Unable to open " + name + ": " + errText(err) + ". (#4.3.0)", Err: err}
+	}
+	return nil, nil
+}
+
+// readFound reads an opened candidate; a Found with an empty Path means the
+// candidate is not a regular file and counts as absent.
+func readFound(f *os.File, c Candidate, home string) (Found, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return Found{}, &Error{Text: "Unable to open " + c.Name + ": " + errText(err) + ". (#4.3.0)", Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return Found{}, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxDotQmail+1))
+	if err != nil {
+		// qmail-local's slurpclose failing reads as running out of memory.
+		return Found{}, &Error{Text: "Out of memory. (#4.3.0)", Err: err}
+	}
+	if len(data) > maxDotQmail {
+		return Found{}, &Error{Text: "Out of memory. (#4.3.0)", Err: errors.New("dotqmail: " + c.Name + " is larger than 16 MiB")}
+	}
+	return Found{Candidate: c, Path: filepath.Join(home, c.Name), Mode: fi.Mode(), Data: data}, nil
+}
