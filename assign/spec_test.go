@@ -423,3 +423,27 @@ func TestLookupFiles(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+// Lines longer than the reader's buffer are read whole.
+func TestLongLine(t *testing.T) {
+	home := "/" + strings.Repeat("h", 200_000)
+	src := "=short:u:1:2:/h:::\n=Long:u:1:2:" + home + ":-:e:\n+x-:u:1:2:" + home + ":-::\n.\n"
+	s := NewScanner(strings.NewReader(src))
+	var got []Entry
+	for s.Scan() {
+		got = append(got, s.Entry())
+	}
+	if s.Err() != nil || len(got) != 3 {
+		t.Fatalf("%d entries, %v", len(got), s.Err())
+	}
+	if got[1].Home != home || got[1].Local != "Long" || got[1].Ext != "e" || got[1].Line != 2 || !got[2].Wildcard {
+		t.Errorf("long line: %+v", got[1].Line)
+	}
+	if got[1].String() != "=Long:u:1:2:"+home+":-:e:" {
+		t.Errorf("String")
+	}
+	db := openString(t, src)
+	if u, err := db.Lookup("LONG"); err != nil || u.Home != home {
+		t.Errorf("lookup: %v", err)
+	}
+}
