@@ -187,6 +187,12 @@ func (u *Users) now() time.Time {
 
 func (u *Users) drop() {
 	u.checked.Store(0)
+	u.mu.RLock()
+	open := u.db != nil
+	u.mu.RUnlock()
+	if !open {
+		return // the common case without a users/cdb: no write lock
+	}
 	u.mu.Lock()
 	if u.db != nil {
 		u.db.Close()
