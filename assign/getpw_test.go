@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -269,5 +270,22 @@ func TestLookupErrorExitCode(t *testing.T) {
 	var le *LookupError
 	if !errors.As(err, &le) || le.Local != "nobody" || !strings.Contains(err.Error(), `"nobody"`) {
 		t.Errorf("%v", err)
+	}
+}
+
+var (
+	_ Passwd = PasswdFile{}
+	_ Passwd = SystemPasswd{}
+	_ Passwd = (*stubPasswd)(nil)
+)
+
+// SystemPasswd's conversion from os/user, without reading /etc/passwd.
+func TestEntryFromUser(t *testing.T) {
+	e, err := entryFromUser(&user.User{Uid: "503", Gid: "78", Username: "joe", Name: "Joe", HomeDir: "/home/joe"})
+	if err != nil || *e != (PasswdEntry{Name: "joe", UID: 503, GID: 78, Gecos: "Joe", Home: "/home/joe"}) {
+		t.Errorf("%+v %v", e, err)
+	}
+	if _, err := entryFromUser(&user.User{Uid: "S-1-5", Gid: "1", Username: "w"}); err == nil {
+		t.Error("non-numeric uid accepted")
 	}
 }
