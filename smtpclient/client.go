@@ -197,6 +197,10 @@ func (c *Client) dial(ctx context.Context, h Host, port int) (net.Conn, error) {
 // individual recipient's rejection is only in its RecipientResult.
 func (c *Client) Deliver(ctx context.Context, domain, sender string, recipients []string, msg io.Reader) (*Result, error) {
 	res := newResult(recipients)
+	if len(recipients) == 0 {
+		res.fail(newError(true, "No recipients were given. (#5.3.5)\n", nil))
+		return res, res.Err
+	}
 	dest, err := c.Lookup(ctx, domain)
 	if err != nil {
 		res.fail(err)

@@ -42,10 +42,15 @@ type Destination struct {
 // [ErrNoExchanger], [ErrNullMX], [ErrLocalMX] or [ErrDNSTemporary].
 func (c *Client) Lookup(ctx context.Context, domain string) (*Destination, error) {
 	d := &Destination{Port: c.port()}
-	host := domain
+	host, ok := aLabel(domain)
+	if !ok {
+		return nil, newError(true, "Sorry, I couldn't find any host named "+printable(domain)+". (#5.1.2)\n", ErrNoHost)
+	}
 	if rt, ok := c.Routes.Lookup(domain); ok {
 		d.Route, d.Routed = rt, true
-		host = rt.Relay
+		if host, ok = aLabel(rt.Relay); !ok {
+			return nil, newError(true, "Sorry, I couldn't find any host named "+printable(rt.Relay)+". (#5.1.2)\n", ErrNoHost)
+		}
 		if rt.Port != 0 {
 			d.Port = rt.Port
 		}
