@@ -46,6 +46,69 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
+// BenchmarkCeiling is ../shared/bench/fsyncrate's operation (create,
+// write, fsync, close, rename into new/, fsync new/ through a handle each
+// goroutine keeps open) in this process, with BenchmarkDeliver's sizes and
+// goroutines: run both in one command to compare them under the same
+// load: go test -run '^$' -bench 'Deliver|Ceiling' ./maildir.
+func BenchmarkCeiling(b *testing.B) {
+	for _, size := range []int{1 << 10, 100 << 10} {
+		for _, g := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%dKB/g%d", size>>10, g), func(b *testing.B) {
+				root := b.TempDir()
+				tmpd, newd := filepath.Join(root, "tmp"), filepath.Join(root, "new")
+				for _, d := range []string{tmpd, newd} {
+					if err := os.Mkdir(d, 0o700); err != nil {
+						b.Fatal(err)
+					}
+				}
+				msg := bytes.Repeat([]byte("0123456789abcdef\n"), size/17+1)[:size]
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for w := range g {
+					wg.Go(func() {
+						dirf, err := os.Open(newd)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						defer dirf.Close()
+						for i := 0; next.Add(1) <= int64(b.N); i++ {
+							name := fmt.Sprintf("%d.%d", w, i)
+							f, err := os.OpenFile(filepath.Join(tmpd, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+							if _, err = f.Write(msg); err == nil {
+								err = f.Sync()
+							}
+							if cerr := f.Close(); err == nil {
+								err = cerr
+							}
+							if err == nil {
+								err = os.Rename(filepath.Join(tmpd, name), filepath.Join(newd, name))
+							}
+							if err == nil {
+								err = dirf.Sync()
+							}
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+			})
+		}
+	}
+}
+
 // BenchmarkList measures listing a Maildir of 100,000 messages (half in
 // new/, half in cur/ with flags): List stats each file relative to the
 // directory handle; Scan stats none when names carry ",S=".
@@ -56,13 +119,22 @@ func BenchmarkList(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Hard links to a few files: creating 100,000 inodes takes far longer.
+	// (ext4 allows 65,000 links to one inode.)
+	var template string
 	for i := range n {
+		if i%50000 == 0 {
+			template = filepath.Join(dir, fmt.Sprintf("template%d", i))
+			if err := os.WriteFile(template, []byte("x\n\nx\n"), 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
 		name := fmt.Sprintf("1700000000.M%dP1Q%dR0123456789abcdef.h,S=5", i, i)
 		sub := "new"
 		if i%2 == 1 {
 			sub, name = "cur", name+":2,S"
 		}
-		if err := os.WriteFile(filepath.Join(dir, sub, name), []byte("x\n\nx\n"), 0o600); err != nil {
+		if err := os.Link(template, filepath.Join(dir, sub, name)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -35,10 +35,14 @@ const (
 	// per second from one process or from several Deliverer values.
 	NamingModern Naming = iota
 	// NamingQmail is qmail-local's "<sec>.<pid>.<host>". It is unique only
-	// for one delivery per process per second; a second delivery in the
-	// same second finds its name taken and waits 2 seconds, as qmail-local
-	// would. Use it only where a drop-in qmail-local must write qmail's
-	// names.
+	// for one delivery per process per second: a second delivery into the
+	// same Maildir in the same second finds its name taken (in tmp/, or in
+	// new/, which qmail-local never needs to look at since each of its
+	// deliveries is a new process) and waits 2 seconds for a new one. Use
+	// it only where a drop-in qmail-local must write qmail's names. Unlike
+	// qmail-local, which writes gethostname's bytes as they are, the host
+	// name is escaped as in NamingModern (a '/' would make qmail-local
+	// fail).
 	NamingQmail
 )
 
@@ -91,7 +95,10 @@ type Deliverer struct {
 // DeliveryError is the error of a failed delivery, telling which step
 // failed. Every DeliveryError is temporary, except one wrapping a
 // permanent *QuotaError; the temporary file of the delivery has always been
-// removed.
+// removed. One failure comes after the message is in new/: the fsync of
+// new/ (Step "sync"). The message may then not survive a crash, so the
+// delivery is reported as failed; a retry may deliver it twice, which
+// qmail's rule prefers to losing it.
 type DeliveryError struct {
 	// Step is what failed: "open" (reaching the Maildir; qmail-local's
 	// "Unable to chdir to maildir"), "create" (choosing a name or
@@ -211,6 +218,15 @@ func (dl *Deliverer) create(ctx context.Context, root *os.Root) (*os.File, strin
 			return nil, "", err
 		}
 		f, err := root.OpenFile("tmp/"+name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil && dl.Naming == NamingQmail {
+			// This process may have delivered under this name earlier
+			// in the same second.
+			if _, serr := root.Lstat("new/" + name); serr == nil {
+				f.Close()
+				root.Remove("tmp/" + name)
+				f, err = nil, &fs.PathError{Op: "create", Path: "new/" + name, Err: fs.ErrExist}
+			}
+		}
 		if err == nil {
 			return f, name, nil
 		}

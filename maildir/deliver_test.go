@@ -371,3 +371,55 @@ func TestDeliverRandFails(t *testing.T) {
 	}
 	wantFiles(t, d, "tmp", nil)
 }
+
+// A delivery never leaves the Maildir: tmp/ or new/ as a symbolic link to
+// a directory outside fails the delivery and writes nothing there.
+func TestDeliverSymlinkEscape(t *testing.T) {
+	for _, sub := range []string{"tmp", "new"} {
+		t.Run(sub, func(t *testing.T) {
+			d := newDir(t)
+			outside := t.TempDir()
+			p := filepath.Join(string(d), sub)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, p); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Deliver(t.Context(), stringsReader("x\n")); err == nil {
+				t.Fatal("delivery through a symbolic link out of the maildir succeeded")
+			}
+			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+				t.Errorf("files written outside the maildir: %v", ents)
+			}
+			for _, s := range []string{"tmp", "new"} {
+				if s != sub {
+					wantFiles(t, d, s, nil)
+				}
+			}
+		})
+	}
+}
+
+// qmail-local's names repeat within a second in one process: the second
+// delivery waits 2 seconds for a fresh name instead of failing its link.
+func TestDeliverQmailNamingSameSecond(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := newDir(t)
+		dl := &Deliverer{Naming: NamingQmail, Pid: 77, Host: "mx1"}
+		start := time.Now()
+		n1, err := dl.Deliver(t.Context(), d, stringsReader("one\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n2, err := dl.Deliver(t.Context(), d, stringsReader("two\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n1 != "946684800.77.mx1" || n2 != "946684802.77.mx1" || time.Since(start) != retryWait {
+			t.Errorf("names %q, %q after %v", n1, n2, time.Since(start))
+		}
+		wantFiles(t, d, "new", map[string]string{n1: "one\n", n2: "two\n"})
+		wantFiles(t, d, "tmp", nil)
+	})
+}
