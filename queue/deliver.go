@@ -3,7 +3,6 @@ package queue
 import (
 	"bytes"
 	"container/heap"
-	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -325,95 +324,4 @@ func (r *run) maybeComplete(m *msg) {
 	if m.jobs[0] == nil && m.jobs[1] == nil {
 		r.toComplete(m, r.now())
 	}
-}
-
-// complete finishes the messages whose completion is due (queue.md §7.1).
-func (r *run) complete() {
-	if r.exiting || len(r.completing) == 0 {
-		return
-	}
-	now := r.now()
-	keep := r.completing[:0]
-	for _, m := range r.completing {
-		if m.doneAt.After(now) || !r.messdone(m) {
-			if !m.doneAt.After(now) {
-				m.doneAt = now.Add(completionRetry)
-			}
-			keep = append(keep, m)
-			continue
-		}
-	}
-	clear(r.completing[len(keep):])
-	r.completing = keep
-}
-
-// messdone sends the bounce, if any, and removes the message.
-func (r *run) messdone(m *msg) bool {
-	q := r.q
-	if q.exists("todo", m.id) {
-		delete(r.msgs, m.id) // requeued behind our back: preprocessing redoes it
-		return true
-	}
-	if q.exists("bounce", m.id) {
-		if !m.loaded {
-			if err := r.loadSender(m); err != nil {
-				r.warn("unable to read " + Path("info", m.id, q.split))
-				return false
-			}
-		}
-		env, double, triple := r.s.Bounce.envelope(m.sender)
-		if triple {
-			r.info("triple bounce: discarding bounce/" + m.id.String())
-		} else {
-			qp, err := r.injectBounce(m, env, double)
-			if err != nil {
-				r.warn("trouble injecting bounce message, will try later")
-				return false
-			}
-			r.info("bounce msg "+m.id.String()+" qp "+itoa(qp), "msg", uint64(m.id), "qp", qp)
-		}
-		if err := removeMissingOK(q.path("bounce", m.id)); err != nil {
-			r.warn("unable to unlink bounce/" + m.id.String())
-			return false
-		}
-	}
-	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
-	if err := removeMissingOK(q.path("info", m.id)); err != nil {
-		r.warn("unable to unlink " + Path("info", m.id, q.split))
-		return false
-	}
-	if err := q.cleanMess(m.id); err != nil {
-		r.warn("qmail-clean unable to clean up foop/" + m.id.String())
-	}
-	delete(r.msgs, m.id)
-	return true
-}
-
-func (r *run) injectBounce(m *msg, env Envelope, double bool) (int, error) {
-	q := r.q
-	records, err := os.ReadFile(q.path("bounce", m.id))
-	if err != nil {
-		return 0, err
-	}
-	mess, err := os.Open(q.path("mess", m.id))
-	if err != nil {
-		return 0, err
-	}
-	defer mess.Close()
-	o := Origin{PID: q.origin.PID, UID: q.origin.UID, Who: "for bounce"}
-	ctx := context.WithoutCancel(r.ctx)
-	w, err := q.Create(ctx, o)
-	if err != nil {
-		return 0, err
-	}
-	bm := bounceMessage{id: m.id, sender: stripVerp(m.sender), rcpt: env.Recipients[0], double: double,
-		records: records, mess: mess, birth: m.birth, now: r.now()}
-	if err := r.s.Bounce.write(w, bm); err != nil {
-		w.Abort()
-		return 0, err
-	}
-	if _, err := w.Commit(ctx, env); err != nil {
-		return 0, err
-	}
-	return o.PID, nil
 }

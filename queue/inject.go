@@ -67,6 +67,7 @@ type Writer struct {
 	bw     *bufio.Writer
 	werr   error
 	done   bool
+	quiet  bool // Commit does not signal schedulers (the scheduler's own bounces)
 }
 
 // Create starts an injection, qmail-queue's steps 2 to 4: it creates a pid/
@@ -215,7 +216,9 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 	if err := q.todoSync.sync(); err != nil {
 		return 0, qerr(66, "fsync todo directory", err)
 	}
-	q.pull()
+	if !w.quiet {
+		q.pull()
+	}
 	return w.id, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/durable"
@@ -17,6 +18,7 @@ import (
 type prepared struct {
 	m             *msg
 	local, remote bool
+	files         []*os.File // written, not yet fsynced
 }
 
 // preBatch is how many messages share one round of directory fsyncs.
@@ -57,6 +59,28 @@ func (r *run) commit(batch []prepared) {
 	if len(batch) == 0 {
 		return
 	}
+	var files []*os.File
+	for _, p := range batch {
+		files = append(files, p.files...)
+	}
+	// fsyncs issued together are committed together by the journal.
+	errs := parallel(len(files), func(i int) error { return durable.SyncClose(files[i]) })
+	ok := batch[:0]
+	for _, p := range batch {
+		failed := false
+		for range p.files {
+			if errs[0] != nil {
+				failed = true
+			}
+			errs = errs[1:]
+		}
+		if failed {
+			r.warn("trouble writing to " + Path("info", p.m.id, r.q.split))
+			continue
+		}
+		ok = append(ok, p)
+	}
+	batch = ok
 	dirs := map[string]bool{}
 	for _, p := range batch {
 		s := strconv.FormatUint(uint64(p.m.id)%uint64(r.q.split), 10)
@@ -68,8 +92,12 @@ func (r *run) commit(batch []prepared) {
 			dirs[filepath.Join(r.q.dir, "remote", s)] = true
 		}
 	}
+	dirList := make([]string, 0, len(dirs))
 	for d := range dirs {
-		if err := durable.SyncDir(d); err != nil {
+		dirList = append(dirList, d)
+	}
+	for _, err := range parallel(len(dirList), func(i int) error { return durable.SyncDir(dirList[i]) }) {
+		if err != nil {
 			// Nothing is scheduled: todo/N stays and the next scan redoes it.
 			r.warn(logSafe(err.Error()))
 			return
@@ -84,8 +112,8 @@ func (r *run) commit(batch []prepared) {
 		cleaned = append(cleaned, p)
 	}
 	// todo/N must not come back after a crash once deliveries are marked.
-	for _, d := range []string{"todo", "intd"} {
-		if err := durable.SyncDir(filepath.Join(r.q.dir, d)); err != nil {
+	for _, err := range parallel(2, func(i int) error { return durable.SyncDir(filepath.Join(r.q.dir, []string{"todo", "intd"}[i])) }) {
+		if err != nil {
 			r.warn(logSafe(err.Error()))
 		}
 	}
@@ -129,7 +157,12 @@ func (r *run) preprocess(id ID) (prepared, bool) {
 		r.warn("unable to create " + Path("info", id, q.split))
 		return prepared{}, false
 	}
-	defer info.Close()
+	var files []*os.File
+	defer func() {
+		if files == nil { // given up: close what was opened
+			info.Close()
+		}
+	}()
 	r.info("new msg "+id.String(), "msg", uint64(id))
 	m := &msg{id: id, loaded: true}
 	var uid, pid string
@@ -170,41 +203,70 @@ func (r *run) preprocess(id ID) (prepared, bool) {
 	now := r.now()
 	m.birth = now
 	p := prepared{m: m, local: chans[0] != nil, remote: chans[1] != nil}
+	var chanFiles []*os.File
 	for i, content := range chans {
 		if content == nil {
 			continue
 		}
 		k := kind(i == 1)
-		if err := writeNew(q.path(k, id), content, now); err != nil {
+		f, err := writeNew(q.path(k, id), content, now)
+		if err != nil {
+			for _, f := range chanFiles {
+				f.Close()
+			}
 			r.warn("trouble writing to " + Path(k, id, q.split))
 			return prepared{}, false
 		}
+		chanFiles = append(chanFiles, f)
 	}
 	// The info mtime is the message's birth, from which retries count.
 	if err := os.Chtimes(q.path("info", id), now, now); err != nil {
+		for _, f := range chanFiles {
+			f.Close()
+		}
 		r.warn("trouble writing to " + Path("info", id, q.split))
 		return prepared{}, false
 	}
-	if err := info.Sync(); err != nil {
-		r.warn("trouble writing to " + Path("info", id, q.split))
-		return prepared{}, false
-	}
+	files = append(chanFiles, info)
+	p.files = files
 	return p, true
 }
 
-// writeNew creates p exclusively (0600) with content and mtime t, fsynced.
-func writeNew(p string, content []byte, t time.Time) error {
+// parallel runs fn(0..n-1) on up to 32 goroutines and returns the errors
+// by index; all goroutines have ended when it returns.
+func parallel(n int, fn func(i int) error) []error {
+	errs := make([]error, n)
+	if n == 1 {
+		errs[0] = fn(0)
+		return errs
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// writeNew creates p exclusively (0600) with content and mtime t; the
+// caller fsyncs and closes it.
+func writeNew(p string, content []byte, t time.Time) (*os.File, error) {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := f.Write(content); err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
 	if err := os.Chtimes(p, t, t); err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
-	return durable.SyncClose(f)
+	return f, nil
 }

@@ -128,8 +128,10 @@ type msg struct {
 	jobs   [2]*job
 	// completion pending: when set, the message waits for completion at
 	// retryAt (after a failed bounce injection).
-	doneAt time.Time
-	done   bool
+	doneAt    time.Time
+	done      bool // in run.completing
+	injecting bool // its bounce is being injected
+	finished  bool // completed while its bounce was being injected
 }
 
 // job is one channel file of a message.
@@ -206,6 +208,8 @@ type run struct {
 	nextRescan time.Time
 	nextClean  time.Time
 	completing []*msg // messages whose completion is due or delayed
+	bouncing   int    // bounce injections in progress
+	bounced    chan bounceDone
 }
 
 func limit(v, def int) int {
@@ -290,6 +294,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		batch:   s.RemoteBatch,
 		life:    s.Lifetime,
 		results: make(chan report, 2*MaxConcurrency),
+		bounced: make(chan bounceDone, maxBouncing),
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -344,7 +349,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 		r.applyControl()
 		r.complete()
 		r.startDeliveries()
-		if r.exiting && r.chans[0].active == 0 && r.chans[1].active == 0 {
+		if r.exiting && r.chans[0].active == 0 && r.chans[1].active == 0 && r.bouncing == 0 {
 			break
 		}
 		if d, ok := r.nextWake(); ok {
@@ -359,6 +364,8 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 			r.status()
 		case rep := <-r.results:
 			r.handle(rep)
+		case b := <-r.bounced:
+			r.bounceInjected(b)
 		case <-r.q.notify:
 			if !r.exiting {
 				r.scanTodo()
@@ -429,7 +436,7 @@ func (r *run) nextWake() (time.Duration, bool) {
 		}
 	}
 	for _, m := range r.completing {
-		if m.doneAt.Before(t) {
+		if !m.injecting && !m.finished && r.bouncing < maxBouncing && m.doneAt.Before(t) {
 			t = m.doneAt
 		}
 	}

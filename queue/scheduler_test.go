@@ -547,3 +547,5 @@ func TestSchedulerStartupScan(t *testing.T) {
 		emptyQueue(t, q)
 	})
 }
+
+func slogTo(w io.Writer) *slog.Logger { return slog.New(NewLogHandler(w, true)) }

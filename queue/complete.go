@@ -1,0 +1,168 @@
+package queue
+
+import (
+	"context"
+	"os"
+	"time"
+)
+
+// maxBouncing bounds the bounce injections in progress at once.
+const maxBouncing = 20
+
+// bounceDone reports a bounce injection started by complete.
+type bounceDone struct {
+	m   *msg
+	qp  int
+	err error
+}
+
+// complete finishes the messages whose completion is due (queue.md §7.1).
+// A message with a bounce has it injected in a goroutine; the rest of its
+// completion happens when that reports back (bounceDone).
+func (r *run) complete() {
+	if len(r.completing) == 0 {
+		return
+	}
+	now := r.now()
+	keep := r.completing[:0]
+	for _, m := range r.completing {
+		if m.finished {
+			continue
+		}
+		if m.injecting || r.exiting || m.doneAt.After(now) {
+			keep = append(keep, m)
+			continue
+		}
+		switch r.messdone(m) {
+		case completed:
+			continue
+		case retryLater:
+			m.doneAt = now.Add(completionRetry)
+		}
+		keep = append(keep, m)
+	}
+	clear(r.completing[len(keep):])
+	r.completing = keep
+}
+
+type completion int
+
+const (
+	completed  completion = iota
+	waiting               // bounce being injected, or no injection slot free
+	retryLater            // failed; try again in 123 s
+)
+
+// messdone completes m, or starts its bounce injection.
+func (r *run) messdone(m *msg) completion {
+	q := r.q
+	if q.exists("todo", m.id) {
+		delete(r.msgs, m.id) // requeued behind our back: preprocessing redoes it
+		return completed
+	}
+	if q.exists("bounce", m.id) {
+		if !m.loaded {
+			if err := r.loadSender(m); err != nil {
+				r.warn("unable to read " + Path("info", m.id, q.split))
+				return retryLater
+			}
+		}
+		env, double, triple := r.s.Bounce.envelope(m.sender)
+		if !triple {
+			if r.bouncing >= maxBouncing {
+				return waiting // a bounceDone will wake the loop
+			}
+			r.bouncing++
+			m.injecting = true
+			now := r.now()
+			r.wg.Go(func() {
+				qp, err := r.injectBounce(m, env, double, now)
+				r.bounced <- bounceDone{m: m, qp: qp, err: err}
+			})
+			return waiting
+		}
+		r.info("triple bounce: discarding bounce/" + m.id.String())
+		if err := removeMissingOK(q.path("bounce", m.id)); err != nil {
+			r.warn("unable to unlink bounce/" + m.id.String())
+			return retryLater
+		}
+	}
+	if !r.endMsg(m) {
+		return retryLater
+	}
+	return completed
+}
+
+// bounceInjected finishes a completion whose bounce injection reported.
+func (r *run) bounceInjected(b bounceDone) {
+	r.bouncing--
+	m := b.m
+	m.injecting = false
+	if b.err != nil {
+		r.warn("trouble injecting bounce message, will try later")
+		m.doneAt = r.now().Add(completionRetry)
+		return
+	}
+	r.info("bounce msg "+m.id.String()+" qp "+itoa(b.qp), "msg", uint64(m.id), "qp", b.qp)
+	if err := removeMissingOK(r.q.path("bounce", m.id)); err != nil {
+		r.warn("unable to unlink bounce/" + m.id.String())
+		m.doneAt = r.now().Add(completionRetry)
+		return
+	}
+	if r.endMsg(m) {
+		m.doneAt = time.Time{}
+		m.finished = true
+	} else {
+		m.doneAt = r.now().Add(completionRetry)
+	}
+	if !r.exiting {
+		r.scanTodo() // the bounce just queued
+	}
+}
+
+// endMsg removes a message without a bounce to send.
+func (r *run) endMsg(m *msg) bool {
+	q := r.q
+	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
+	if err := removeMissingOK(q.path("info", m.id)); err != nil {
+		r.warn("unable to unlink " + Path("info", m.id, q.split))
+		return false
+	}
+	if err := q.cleanMess(m.id); err != nil {
+		r.warn("qmail-clean unable to clean up foop/" + m.id.String())
+	}
+	delete(r.msgs, m.id)
+	return true
+}
+
+// injectBounce runs in its own goroutine: it reads files and injects, and
+// touches none of the run's state.
+func (r *run) injectBounce(m *msg, env Envelope, double bool, now time.Time) (int, error) {
+	q := r.q
+	records, err := os.ReadFile(q.path("bounce", m.id))
+	if err != nil {
+		return 0, err
+	}
+	mess, err := os.Open(q.path("mess", m.id))
+	if err != nil {
+		return 0, err
+	}
+	defer mess.Close()
+	o := Origin{PID: q.origin.PID, UID: q.origin.UID, Who: "for bounce"}
+	ctx := context.WithoutCancel(r.ctx)
+	w, err := q.Create(ctx, o)
+	if err != nil {
+		return 0, err
+	}
+	w.quiet = true // the loop scans todo/ itself once it has logged the bounce
+	bm := bounceMessage{id: m.id, sender: stripVerp(m.sender), rcpt: env.Recipients[0], double: double,
+		records: records, mess: mess, birth: m.birth, now: now}
+	if err := r.s.Bounce.write(w, bm); err != nil {
+		w.Abort()
+		return 0, err
+	}
+	if _, err := w.Commit(ctx, env); err != nil {
+		return 0, err
+	}
+	return o.PID, nil
+}

@@ -1,0 +1,370 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
+)
+
+// The crash test (the acceptance test): a child process (this test
+// binary, re-executed) injects messages and delivers them, to Maildirs and
+// to a scripted remote that fails some recipients, while the parent
+// SIGKILLs it at random moments and restarts it. At the end every
+// acknowledged message must have been delivered to each recipient or
+// bounced to its sender; duplicates are counted and reported.
+//
+// QMAILKIT_CRASH_N sets the number of kills (default 200, 30 with -short).
+
+const crashEnv = "QMAILKIT_CRASH_CHILD"
+
+// Recipients of the crash test and their fate.
+var crashRcpts = []string{
+	"alice@example.com",  // local, delivered
+	"bob@example.com",    // local, delivered
+	"nobody@example.com", // local, permanent failure
+	"carol@far.example",  // remote, delivered
+	"dave@far.example",   // remote, delivered (same transaction as carol)
+	"bad@far.example",    // remote, permanent failure
+	"flaky@far.example",  // remote, temporary failures while not draining
+}
+
+const crashSender = "sender@example.com"
+
+func TestCrash(t *testing.T) {
+	if os.Getenv(crashEnv) != "" {
+		t.Skip("in the child")
+	}
+	n := 200
+	if testing.Short() {
+		n = 30
+	}
+	if s := os.Getenv("QMAILKIT_CRASH_N"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("QMAILKIT_CRASH_N=%q", s)
+		}
+		n = v
+	}
+	home := t.TempDir()
+	logf, err := os.Create(filepath.Join(home, "child.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	child := func(round int, mode string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashEnv+"="+mode, "QMAILKIT_CRASH_HOME="+home, "QMAILKIT_CRASH_ROUND="+strconv.Itoa(round))
+		cmd.Stdout, cmd.Stderr = logf, logf
+		return cmd
+	}
+	// Without QMAILKIT_CRASH_N the kills stop after a time budget, so that
+	// a slow or loaded machine (CI) stays within about a minute.
+	budget := 30 * time.Second
+	if os.Getenv("QMAILKIT_CRASH_N") != "" {
+		budget = time.Duration(1<<63 - 1)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	start := time.Now()
+	for round := range n {
+		if time.Since(start) > budget {
+			t.Logf("time budget of %v spent after %d of %d kills", budget, round, n)
+			n = round
+			break
+		}
+		cmd := child(round, "run")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(5+rng.IntN(150)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+	}
+	killed := time.Since(start)
+	drainStart := time.Now()
+	defer func() { t.Logf("drain took %v", time.Since(drainStart).Round(time.Millisecond)) }()
+	cmd := child(n, "drain")
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			log, _ := os.ReadFile(filepath.Join(home, "child.log"))
+			t.Fatalf("drain: %v\n%s", err, tail(string(log), 3000))
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+		log, _ := os.ReadFile(filepath.Join(home, "child.log"))
+		t.Fatalf("drain did not finish\n%s", tail(string(log), 3000))
+	}
+	checkCrash(t, home, n, killed)
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// checkCrash verifies the outcome from the acknowledgement log and the
+// mailboxes.
+func checkCrash(t *testing.T, home string, kills int, killed time.Duration) {
+	acks := map[string][]string{} // token -> recipients
+	f, err := os.Open(filepath.Join(home, "acks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			break // a partial last line was never acknowledged
+		}
+		tok, rcpts, _ := strings.Cut(strings.TrimSuffix(line, "\n"), " ")
+		acks[tok] = strings.Split(rcpts, ",")
+	}
+	// deliveries[token][rcpt] counts copies; bounced[token][rcpt] likewise.
+	delivered := map[string]map[string]int{}
+	bounced := map[string]map[string]int{}
+	count := func(m map[string]map[string]int, tok, rcpt string) {
+		if m[tok] == nil {
+			m[tok] = map[string]int{}
+		}
+		m[tok][rcpt]++
+	}
+	for _, rcpt := range crashRcpts {
+		for _, body := range mailbox(t, home, rcpt) {
+			if tok := token(body); tok != "" {
+				count(delivered, tok, rcpt)
+			}
+		}
+	}
+	for _, body := range mailbox(t, home, crashSender) {
+		tok := token(body)
+		if tok == "" || !strings.Contains(body, "Subject: failure notice") {
+			continue
+		}
+		for _, rcpt := range crashRcpts {
+			if strings.Contains(body, "\n<"+rcpt+">:\n") {
+				count(bounced, tok, rcpt)
+			}
+		}
+	}
+	var lost, dups, bounces, deliveries int
+	for tok, rcpts := range acks {
+		for _, rcpt := range rcpts {
+			d, b := delivered[tok][rcpt], bounced[tok][rcpt]
+			deliveries += d
+			bounces += b
+			if d+b == 0 {
+				lost++
+				if lost <= 10 {
+					t.Errorf("lost: message %s to %s", tok, rcpt)
+				}
+			}
+			if d+b > 1 {
+				dups += d + b - 1
+			}
+		}
+	}
+	if len(acks) == 0 {
+		t.Fatal("no message was acknowledged: the kills came too early")
+	}
+	t.Logf("%d kills in %v; %d messages acknowledged; %d deliveries, %d bounced recipients; %d lost; %d duplicates",
+		kills, killed.Round(time.Millisecond), len(acks), deliveries, bounces, lost, dups)
+}
+
+func token(body string) string {
+	_, rest, ok := strings.Cut(body, "\nX-Token: ")
+	if !ok {
+		return ""
+	}
+	tok, _, _ := strings.Cut(rest, "\n")
+	return tok
+}
+
+// mailbox returns the bodies of the messages in a test Maildir.
+func mailbox(t *testing.T, home, addr string) []string {
+	var out []string
+	for _, base := range []string{"mail", "remote"} {
+		dir := filepath.Join(home, base, addr, "new")
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(b))
+		}
+	}
+	return out
+}
+
+// maildirDeliver stores a message in dir as a Maildir delivery does: write
+// tmp/NAME, fsync, rename to new/NAME, fsync new/.
+func maildirDeliver(dir string, r io.Reader, seq *atomic.Uint64) error {
+	for _, d := range []string{"tmp", "new", "cur"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return err
+		}
+	}
+	name := fmt.Sprintf("%d.P%dQ%d.test", time.Now().Unix(), os.Getpid(), seq.Add(1))
+	tmp := filepath.Join(dir, "tmp", name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	if err := durable.SyncClose(f); err != nil {
+		return err
+	}
+	return durable.Rename(tmp, filepath.Join(dir, "new", name))
+}
+
+// TestCrashChild is the child of TestCrash.
+func TestCrashChild(t *testing.T) {
+	mode := os.Getenv(crashEnv)
+	if mode == "" {
+		t.Skip("only run by TestCrash")
+	}
+	home := os.Getenv("QMAILKIT_CRASH_HOME")
+	round := os.Getenv("QMAILKIT_CRASH_ROUND")
+	draining := mode == "drain"
+	q, err := Open(filepath.Join(home, "queue"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq atomic.Uint64
+	var rngMu sync.Mutex
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
+	flaky := func() bool {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		return !draining && rng.IntN(2) == 0
+	}
+	local := LocalFunc(func(ctx context.Context, d Delivery) Result {
+		rcpt := d.Recipients[0]
+		if rcpt == "nobody@example.com" {
+			return Result{Report: "Sorry, no mailbox here by that name. (#5.1.1)\n", Err: &PermanentError{"no mailbox"}}
+		}
+		if err := maildirDeliver(filepath.Join(home, "mail", rcpt), d.Message, &seq); err != nil {
+			return Result{Report: "Unable to write maildir. (#4.3.0)\n", Err: err}
+		}
+		return Result{Report: "did 0+0+1\n"}
+	})
+	remote := RemoteFunc(func(ctx context.Context, d Delivery) []Result {
+		res := make([]Result, len(d.Recipients))
+		for i, rcpt := range d.Recipients {
+			switch {
+			case rcpt == "bad@far.example":
+				res[i] = Result{Report: "Remote host said: 550 no such user (#5.1.1)\n", Err: &PermanentError{"550"}}
+			case rcpt == "flaky@far.example" && flaky():
+				res[i] = Result{Report: "Remote host said: 451 try later\n", Err: errors.New("451")}
+			default:
+				d.Message.Seek(0, io.SeekStart)
+				if err := maildirDeliver(filepath.Join(home, "remote", rcpt), d.Message, &seq); err != nil {
+					res[i] = Result{Report: "write failed\n", Err: err}
+					continue
+				}
+				res[i] = Result{Report: "accepted\n"}
+			}
+		}
+		return res
+	})
+	s := &Scheduler{
+		Queue:   q,
+		Local:   local,
+		Remote:  remote,
+		Routing: Routing{Locals: []string{"example.com"}, EnvNoAtHost: "example.com"},
+		Bounce:  Bounce{Host: "example.com", DoubleHost: "example.com"},
+		Logger:  slogTo(os.Stdout),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	if draining {
+		deadline := time.Now().Add(50 * time.Second)
+		for !crashDrained(t, q) {
+			if time.Now().After(deadline) {
+				t.Fatal("queue not drained")
+			}
+			s.Flush()
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	acks, err := os.OpenFile(filepath.Join(home, "acks"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ackMu sync.Mutex
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; i < 25; i++ {
+				rngMu.Lock()
+				k := 1 + rng.IntN(3)
+				perm := rng.Perm(len(crashRcpts))[:k]
+				rngMu.Unlock()
+				var rcpts []string
+				for _, p := range perm {
+					rcpts = append(rcpts, crashRcpts[p])
+				}
+				tok := fmt.Sprintf("%s.%d.%d", round, w, i)
+				msg := "Subject: crash test\nX-Token: " + tok + "\n\n" + strings.Repeat("body line\n", 50)
+				if _, err := q.Inject(ctx, Envelope{Sender: crashSender, Recipients: rcpts}, strings.NewReader(msg)); err != nil {
+					continue
+				}
+				ackMu.Lock()
+				acks.WriteString(tok + " " + strings.Join(rcpts, ",") + "\n")
+				acks.Sync()
+				ackMu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	<-errc // run until killed
+}
+
+func crashDrained(t *testing.T, q *Queue) bool {
+	if names, _ := readNames(filepath.Join(q.Dir(), "todo")); len(names) > 0 {
+		return false
+	}
+	for s := 0; s < q.Split(); s++ {
+		if names, _ := readNames(filepath.Join(q.Dir(), "info", strconv.Itoa(s))); len(names) > 0 {
+			return false
+		}
+	}
+	return true
+}
