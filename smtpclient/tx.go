@@ -2,6 +2,7 @@ package smtpclient
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -47,6 +48,7 @@ func (d *delivery) transactions(ctx context.Context, s *session) {
 			}
 		}
 	}
+	delivered := false
 	for first := true; len(pending) > 0; first = false {
 		if !first {
 			if err := d.rewind(); err != nil {
@@ -61,7 +63,12 @@ func (d *delivery) transactions(ctx context.Context, s *session) {
 			n = maxRcptPerTx
 		}
 		batch, rest := pending[:n], pending[n:]
-		accepted, retry, err := d.transact(s, batch, utf8)
+		_, retry, err := d.transact(s, batch, utf8)
+		if err != nil && delivered && errors.Is(err, errAllRejected) {
+			// Recipients retried after a 452 were refused again: they keep
+			// their own results; the message went to the others.
+			return
+		}
 		if err != nil {
 			if res.Err == nil {
 				res.Err = err
@@ -76,10 +83,7 @@ func (d *delivery) transactions(ctx context.Context, s *session) {
 			}
 			return
 		}
-		if len(accepted) == 0 {
-			pending = rest
-			continue
-		}
+		delivered = true
 		pending = append(retry, rest...)
 	}
 }
@@ -158,7 +162,7 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 			}
 			if d.rcptReply(s, i, r) {
 				accepted = append(accepted, i)
-			} else if r.Code == 452 {
+			} else if tooMany(r) {
 				retry = append(retry, i)
 			}
 		}
@@ -177,7 +181,7 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 			}
 			if d.rcptReply(s, i, r) {
 				accepted = append(accepted, i)
-			} else if r.Code == 452 && !c.QmailCompat {
+			} else if tooMany(r) && !c.QmailCompat {
 				// RFC 5321 §4.5.3.1.10: too many recipients; the rest go
 				// in another transaction.
 				retry = append(retry, batch[k:]...)
@@ -193,7 +197,7 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 		return nil, nil, newHostError(false, s.ip, "Connected to "+s.ip+" but it ended the session.\n", nil)
 	}
 	if len(accepted) == 0 {
-		return nil, retry, newHostError(true, s.ip, "Giving up on "+s.ip+".\n", nil)
+		return nil, nil, newHostError(true, s.ip, "Giving up on "+s.ip+".\n", errAllRejected)
 	}
 	r, err := s.cmd(to.data(), "DATA")
 	if err != nil {
@@ -225,6 +229,17 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 	res.Text = replyError(false, s.ip, s.ip+" accepted message.\n", r, nil).Report
 	c.logger().Info("delivered", "addr", s.ip, "recipients", len(accepted), "reply", r.Text())
 	return accepted, retry, nil
+}
+
+// errAllRejected marks qmail's "Giving up": no recipient was accepted.
+var errAllRejected = errors.New("smtpclient: every recipient was rejected")
+
+// tooMany reports whether an RCPT reply defers the recipient for another
+// transaction: 452 (RFC 5321 §4.5.3.1.10) without an enhanced code saying
+// something else than 4.5.3 (a full mailbox, 4.2.2, is not retried).
+func tooMany(r *Reply) bool {
+	e := r.Enhanced()
+	return r.Code == 452 && (e == "" || e == "4.5.3")
 }
 
 // rcptReply records the reply to one RCPT and reports whether it accepted.
