@@ -191,3 +191,18 @@ func BenchmarkCompile1M(b *testing.B) {
 	b.ReportMetric(float64(fi.Size())/(1<<20), "cdb-MB")
 	b.ReportMetric(float64(peak)/float64(fi.Size()), "heap/cdb")
 }
+
+// BenchmarkLookupSmall: lookups in a users/cdb that fits in cache, the CPU
+// cost of a lookup without memory misses.
+func BenchmarkLookupSmall(b *testing.B) {
+	db := openString(b, specExample)
+	locals := []string{"joe", "Joe-Direct", "bill", "list-foo-bar"}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := db.Lookup(locals[i&3]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
