@@ -68,7 +68,11 @@
 // it (nothing reads it and the next run truncates it anyway), and the
 // users/ directory is fsynced after the rename. Unlike qmail-lspawn, which
 // opens users/cdb for every delivery, [Users] keeps the file mapped and
-// reopens it when it changes; a users/cdb rewritten in place (cp rather
-// than rename) gives ErrCDB instead of a crash while it is being written.
-// [ExitCode] gives qmail-lspawn's exit codes for the errors.
+// stats it on every lookup, reopening it when it was replaced, so a lookup
+// answers from the old file or the new one, never a mix ([Users.MaxAge]
+// trades that immediacy for fewer stats). Replace users/cdb by rename, as
+// qmail-newu and [Compile] do: a file rewritten in place (cp over it) can be
+// read half-written, as by qmail-lspawn, and a read past its new end gives
+// ErrCDB rather than crashing the process. [ExitCode] gives qmail-lspawn's
+// exit codes for the errors.
 package assign
