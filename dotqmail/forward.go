@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,6 +154,10 @@ func (q *QueueProgram) Forward(ctx context.Context, sender string, recipients []
 	cmd.Stderr = q.Stderr
 	cmd.ExtraFiles = []*os.File{nil, nil, nil, custom}
 	if err := cmd.Start(); err != nil {
+		// qmail's client exits 61 when it cannot chdir to QMAILHOME.
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) && pe.Op == "chdir" {
+			return "", qqError(61, nil, err)
+		}
 		return "", qqError(120, nil, err)
 	}
 	mr.Close()

@@ -1,0 +1,236 @@
+package dotqmail
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// TestSpawnReport is dotqmail.md vectors 27 and 28 and the table of §2.4.
+func TestSpawnReport(t *testing.T) {
+	tests := []struct {
+		code int
+		out  string
+		want string
+	}{
+		{0, "did 1+0+0\n", "Kdid 1+0+0\n"},
+		{111, "Temporary.\n", "ZTemporary.\n"},
+		{71, "x", "Zx"}, {74, "x", "Zx"}, {75, "x", "Zx"},
+		{100, "Sorry.\n", "DSorry.\n"},
+		{99, "x", "Dx"}, {1, "x", "Dx"}, {2, "x", "Dx"}, {101, "x", "Dx"},
+		{112, "ignored", "ZInternal qmail-lspawn bug.\n"},
+		{113, "", "ZNot allowed to perform deliveries as root.\n"},
+		{115, "", "ZNFS failure in qmail-local.\n"},
+		{116, "", "ZUnable to find alias user!\n"},
+		{117, "", "ZTrouble reading users/cdb in qmail-lspawn.\n"},
+		{118, "", "ZTemporary failure in qmail-lspawn.\n"},
+		{119, "", "ZOut of memory in qmail-lspawn.\n"},
+		{120, "", "ZUnable to run qmail-local.\n"},
+		{121, "", "ZUnable to run qmail-getpw.\n"},
+		{126, "", "DUnable to run qmail-local.\n"},
+		{-1, "partial", "Zqmail-local crashed.\n"},
+		{0, "did 1+0+0\n\x00junk", "Kdid 1+0+0\n"},
+	}
+	for _, tt := range tests {
+		if got := SpawnReport(tt.code, []byte(tt.out)); got != tt.want {
+			t.Errorf("SpawnReport(%d, %q) = %q, want %q", tt.code, tt.out, got, tt.want)
+		}
+	}
+	long := strings.Repeat("y", 5000)
+	got := SpawnReport(100, []byte(long))
+	if want := "D" + long[:2966] + "\nError report too long, sorry.\n"; got != want {
+		t.Errorf("long report: %d bytes %q...", len(got), got[len(got)-40:])
+	}
+	if got := SpawnReport(0, []byte(long[:3000])); got != "K"+long[:3000] {
+		t.Error("a 3000-byte report was cut")
+	}
+}
+
+// fakeUsers is a Users backed by a map; a missing name goes to alias.
+type fakeUsers struct {
+	mu    sync.Mutex
+	users map[string]User
+	err   error
+	calls int
+}
+
+func (f *fakeUsers) Lookup(ctx context.Context, local string) (User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return User{}, f.err
+	}
+	if u, ok := f.users[strings.ToLower(local)]; ok {
+		return u, nil
+	}
+	u, ok := f.users["alias"]
+	if !ok {
+		return User{}, &LookupError{Code: 116}
+	}
+	u.Dash, u.Ext = "-", local
+	return u, nil
+}
+
+// TestLocalLookupFailures covers vector 5, uid 0 and the lookup errors.
+func TestLocalLookupFailures(t *testing.T) {
+	users := &fakeUsers{users: map[string]User{"root": {Name: "root", UID: 0, GID: 0, Home: "/root"}}}
+	l := &Local{Users: users}
+	// Vector 5: "@domain" succeeds with an empty report; nothing runs.
+	res, err := l.Deliver(t.Context(), "", "@example.com", strings.NewReader("m\n"))
+	if err != nil || res.Report != "" || users.calls != 0 {
+		t.Errorf("@domain: %+v, %v, %d lookups", res, err, users.calls)
+	}
+	// uid 0 (vector 27's last case).
+	res, err = l.Deliver(t.Context(), "a@b", "root@example.com", strings.NewReader("m\n"))
+	if ExitCode(err) != 111 || res.Report != "Not allowed to perform deliveries as root.\n" {
+		t.Errorf("root: %q, %v", res.Report, err)
+	}
+	// No alias user.
+	res, err = l.Deliver(t.Context(), "a@b", "nosuch@example.com", strings.NewReader("m\n"))
+	if ExitCode(err) != 111 || res.Report != "Unable to find alias user!\n" {
+		t.Errorf("no alias: %q, %v", res.Report, err)
+	}
+	var le *LookupError
+	if !errors.As(err, &le) || le.Code != 116 {
+		t.Errorf("cause %v", err)
+	}
+	// An error without an exit code.
+	users.err = errors.New("ldap down")
+	res, err = l.Deliver(t.Context(), "a@b", "joe@example.com", strings.NewReader("m\n"))
+	if ExitCode(err) != 111 || res.Report != "Temporary failure in qmail-lspawn.\n" {
+		t.Errorf("plain error: %q, %v", res.Report, err)
+	}
+	// An adapter's code.
+	users.err = &LookupError{Code: 117, Err: errors.New("corrupt")}
+	res, _ = l.Deliver(t.Context(), "a@b", "joe@example.com", strings.NewReader("m\n"))
+	if res.Report != "Trouble reading users/cdb in qmail-lspawn.\n" {
+		t.Errorf("117: %q", res.Report)
+	}
+}
+
+// TestLocalInProcess runs deliveries in-process, as a non-root process
+// does.
+func TestLocalInProcess(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: Local always spawns a child (TestLocalSpawn)")
+	}
+	home := filepath.Join(t.TempDir(), "joe")
+	os.Mkdir(home, 0o755)
+	writeFile(t, filepath.Join(home, ".qmail-list"), "./Mailbox\n", 0o644)
+	users := &fakeUsers{users: map[string]User{"joe": {Name: "joe", UID: os.Getuid(), GID: os.Getgid(), Home: home}}}
+	users.users["joe-list"] = User{Name: "joe", UID: os.Getuid(), GID: os.Getgid(), Home: home, Dash: "-", Ext: "list"}
+	l := &Local{Users: users}
+	res, err := l.Deliver(t.Context(), "a@b", "Joe-List@example.com", strings.NewReader("m\n"))
+	if err != nil || res.Report != "did 1+0+0\n" {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	b, _ := os.ReadFile(filepath.Join(home, "Mailbox"))
+	if !strings.Contains(string(b), "Delivered-To: Joe-List@example.com\n") {
+		t.Errorf("mbox %q", b)
+	}
+}
+
+// buildQmailLocal builds examples/qmail-local into a directory anyone may
+// read.
+func buildQmailLocal(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "qmail-local")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/qmailkit/qmailkit/examples/qmail-local")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestLocalSpawn runs deliveries in a child process: under another uid
+// when the test runs as root, as the same user otherwise.
+func TestLocalSpawn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds examples/qmail-local")
+	}
+	base, err := os.MkdirTemp("", "dotqmail-spawn-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	bin := buildQmailLocal(t, base)
+	uid, gid := os.Getuid(), os.Getgid()
+	root := uid == 0
+	if root {
+		uid, gid = 65534, 65534
+	}
+	home := filepath.Join(base, "joe")
+	os.Mkdir(home, 0o755)
+	writeFile(t, filepath.Join(home, ".qmail-id"), "|id -u; id -G\n./Maildir/\n", 0o644)
+	writeFile(t, filepath.Join(home, ".qmail-bounce"), "|echo no thanks; exit 100\n", 0o644)
+	writeFile(t, filepath.Join(home, ".qmail-defer"), "|echo later; exit 111\n", 0o644)
+	writeFile(t, filepath.Join(home, ".qmail-crash"), "|kill -9 $PPID; sleep 1\n", 0o644)
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skip("no /bin/sh")
+	}
+	// The Maildir is made by the user, as it would be.
+	if out, err := exec.Command("sh", "-c", "mkdir -m 700 "+home+"/Maildir "+home+"/Maildir/tmp "+home+"/Maildir/new "+home+"/Maildir/cur").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if root {
+		filepath.Walk(home, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+	}
+	u := User{Name: "joe", UID: uid, GID: gid, Home: home}
+	users := UsersFunc(func(ctx context.Context, local string) (User, error) {
+		v := u
+		if l, ext, ok := strings.Cut(local, "-"); ok && l == "joe" {
+			v.Dash, v.Ext = "-", ext
+		}
+		return v, nil
+	})
+	l := &Local{Users: users, Program: bin, Spawn: true, Env: []string{"PATH=/usr/bin:/bin"}}
+
+	res, err := l.Deliver(t.Context(), "a@b", "joe-id@example.com", strings.NewReader("Subject: s\n\nhi\n"))
+	if err != nil {
+		t.Fatalf("%q, %v", res.Report, err)
+	}
+	want := []string{strconv.Itoa(uid), strconv.Itoa(gid), "did 1+0+1"}
+	if got := strings.Split(strings.TrimSpace(res.Report), "\n"); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("report %q, want lines %q (uid, only group, did)", res.Report, want)
+	}
+	ents, _ := os.ReadDir(filepath.Join(home, "Maildir", "new"))
+	if len(ents) != 1 {
+		t.Fatalf("new/ holds %d files", len(ents))
+	}
+	fi, _ := os.Stat(filepath.Join(home, "Maildir", "new", ents[0].Name()))
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != uid || fi.Mode().Perm() != 0o600 {
+		t.Errorf("delivered file owner %d mode %v, want %d 0600", st.Uid, fi.Mode(), uid)
+	}
+
+	for _, tt := range []struct {
+		rcpt   string
+		code   int
+		report string
+	}{
+		{"joe-bounce@example.com", 100, "no thanks\n"},
+		{"joe-defer@example.com", 111, "later\n"},
+		{"joe-crash@example.com", 111, "qmail-local crashed.\n"},
+		{"joe-nosuch@example.com", 100, "Sorry, no mailbox here by that name. (#5.1.1)\n"},
+	} {
+		res, err := l.Deliver(t.Context(), "a@b", tt.rcpt, strings.NewReader("m\n"))
+		if ExitCode(err) != tt.code || res.Report != tt.report {
+			t.Errorf("%s: %q, %v; want %d %q", tt.rcpt, res.Report, err, tt.code, tt.report)
+		}
+	}
+
+	// A program that cannot be run.
+	l.Program = filepath.Join(base, "nosuch")
+	res, err = l.Deliver(t.Context(), "a@b", "joe-id@example.com", strings.NewReader("m\n"))
+	if ExitCode(err) != 100 || res.Report != "Unable to run qmail-local.\n" {
+		t.Errorf("missing program: %q, %v", res.Report, err)
+	}
+}

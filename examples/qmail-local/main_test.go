@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func setup(t *testing.T, qmail string) (home string, stdin *os.File) {
+	t.Helper()
+	home = filepath.Join(t.TempDir(), "joe")
+	os.Mkdir(home, 0o755)
+	if qmail != "" {
+		os.WriteFile(filepath.Join(home, ".qmail-x"), []byte(qmail), 0o644)
+	}
+	path := filepath.Join(t.TempDir(), "msg")
+	os.WriteFile(path, []byte("Subject: s\n\nhi\n"), 0o600)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return home, f
+}
+
+func runIt(t *testing.T, stdin *os.File, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	var so, se bytes.Buffer
+	code := run(t.Context(), args, append([]string{"PATH=/usr/bin:/bin"}, env...), stdin, &so, &se)
+	return code, so.String(), se.String()
+}
+
+func TestUsage(t *testing.T) {
+	_, stdin := setup(t, "")
+	for _, args := range [][]string{
+		nil,
+		{"joe", "/home/joe", "joe", "", "", "ex.com", "a@b"},
+		{"joe", "home/joe", "joe", "", "", "ex.com", "a@b", "./Mailbox"},
+		{"-x", "joe", "/home/joe", "joe", "", "", "ex.com", "a@b", "./Mailbox"},
+	} {
+		code, out, errOut := runIt(t, stdin, nil, args...)
+		if code != 100 || out != "" || errOut != usage {
+			t.Errorf("%q: %d %q %q", args, code, out, errOut)
+		}
+	}
+}
+
+// TestPlan is dotqmail.md vector 25 through the program's -n.
+func TestPlan(t *testing.T) {
+	home, stdin := setup(t, "./Maildir/\n|prog arg\n&a@b\n# c\n./Mailbox\n")
+	code, out, errOut := runIt(t, stdin, nil, "-n", "joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+	if code != 0 || out != "maildir ./Maildir/\nprogram prog arg\nforward a@b\nmbox ./Mailbox\ndid 2+1+1\n" || errOut != "" {
+		t.Errorf("-n: %d %q %q", code, out, errOut)
+	}
+	// -nN: the last one wins.
+	code, out, _ = runIt(t, stdin, nil, "-nN", "--", "joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+	if code != 111 || out != "" {
+		t.Errorf("-nN: %d %q", code, out) // ./Maildir/ does not exist: deferral
+	}
+}
+
+func TestDeliver(t *testing.T) {
+	home, stdin := setup(t, "./Mailbox\n|echo hello from $EXT; exit 0\n")
+	code, out, errOut := runIt(t, stdin, nil, "joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+	if code != 0 || out != "hello from x\ndid 1+0+1\n" || errOut != "" {
+		t.Errorf("deliver: %d %q %q", code, out, errOut)
+	}
+	b, _ := os.ReadFile(filepath.Join(home, "Mailbox"))
+	if !strings.HasSuffix(string(b), "\nReturn-Path: <a@b>\nDelivered-To: joe-x@ex.com\nSubject: s\n\nhi\n\n") {
+		t.Errorf("mbox %q", b)
+	}
+	// Failures: text on stderr, qmail-local's exit codes.
+	for _, tt := range []struct {
+		qmail, ext string
+		code       int
+		stderr     string
+	}{
+		{"|exit 100\n", "x", 100, ""},
+		{"|echo busy >&2; exit 3\n", "x", 111, "busy\n"},
+		{"", "nosuch", 100, "Sorry, no mailbox here by that name. (#5.1.1)\n"},
+		{"\n./Mailbox\n", "x", 111, "Uh-oh: first line of .qmail file is blank. (#4.2.1)\n"},
+	} {
+		os.WriteFile(filepath.Join(home, ".qmail-x"), []byte(tt.qmail), 0o644)
+		code, out, errOut := runIt(t, stdin, nil, "joe", home, "joe-"+tt.ext, "-", tt.ext, "ex.com", "a@b", "./Mailbox")
+		if code != tt.code || errOut != tt.stderr || out != "" {
+			t.Errorf("%q: %d %q %q, want %d %q", tt.qmail, code, out, errOut, tt.code, tt.stderr)
+		}
+	}
+}
+
+// TestForward injects through $QMAILQUEUE with qmail-queue's descriptors.
+func TestForward(t *testing.T) {
+	home, stdin := setup(t, "&a@b\nc@d\n")
+	dir := t.TempDir()
+	qq := filepath.Join(dir, "qq")
+	os.WriteFile(qq, []byte("#!/bin/sh\ncat > "+dir+"/msg\ncat <&1 > "+dir+"/env\n"), 0o755)
+	code, out, errOut := runIt(t, stdin, []string{"QMAILQUEUE=" + qq, "QMAILHOME=" + dir},
+		"joe", home, "joe-x", "-", "x", "ex.com", "s@x", "./Mailbox")
+	if code != 0 || !strings.HasPrefix(out, "did 0+2+0\nqp ") || errOut != "" {
+		t.Fatalf("%d %q %q", code, out, errOut)
+	}
+	msg, _ := os.ReadFile(filepath.Join(dir, "msg"))
+	env, _ := os.ReadFile(filepath.Join(dir, "env"))
+	if string(msg) != "Delivered-To: joe-x@ex.com\nSubject: s\n\nhi\n" || string(env) != "Fs@x\x00Ta@b\x00Tc@d\x00\x00" {
+		t.Errorf("message %q, envelope %q", msg, env)
+	}
+	// -home gives QMAILHOME/bin/qmail-queue.
+	os.MkdirAll(filepath.Join(dir, "bin"), 0o755)
+	os.Rename(qq, filepath.Join(dir, "bin", "qmail-queue"))
+	code, out, errOut = runIt(t, stdin, nil, "-home", dir, "joe", home, "joe-x", "-", "x", "ex.com", "s@x", "./Mailbox")
+	if code != 0 || !strings.HasPrefix(out, "did 0+2+0\nqp ") {
+		t.Errorf("-home: %d %q %q", code, out, errOut)
+	}
+}
