@@ -1,0 +1,138 @@
+package pop3
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Vectors from Drepper's specification and from openssl passwd.
+func TestShaCrypt(t *testing.T) {
+	tests := []struct{ pass, want string }{
+		{"Hello world!", "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"},
+		{"Hello world!", "$5$rounds=10000$saltstringsaltst$3xv.VbSHBb41AL9AvLeujZkZRBAwqFMz2.opqey6IcA"},
+		{"Hello world!", "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"},
+		{"Hello world!", "$6$rounds=10000$saltstringsaltst$OW1/O6BYHV6BcXZu8QVeXbDWra3Oeqh0sbHbbMCVNSnCM/UrjmM0Dp8vOuZeHBy/YTBmSK6H9qs/y3RnOaw5v."},
+		{"we have a short salt string but not a short password", "$6$rounds=77777$short$WuQyW2YR.hBNpjjRhpYD/ifIw05xdfeEyQoMxIXbkvr0gge1a1x3yRULJ5CCaUeOxFmtlcGZelFl5CxtgfiAc0"},
+		{"a very much longer text to encrypt.  This one even stretches over morethan one line.", "$6$rounds=1400$anotherlongsalts$POfYwTEok97VWcjxIiSOjiykti.o/pQs.wPvMxQ6Fm7I6IoYN3CmLs66x9t0oSwbtEW7o7UmJEiDwGqd8p4ur1"},
+		{"Hello", "$6$saltstring$aQzKv7HhksN4CNT5HySRdxOEHxZvlWWP2je/lOgbrHx5iLYj3NJfVnC287n/dwkODYWL1.LZUdO9vX84fkCna/"},
+		{"Hello", "$5$saltstring$jfZe1.O5rA9aUKHLYLEqMjNCNYEqmZMJ.KAMmcgZPz5"},
+		{"Hello", "$6$rounds=10000$saltstringsaltst$DnM2Jm3V1mf0hWR8z5llqCiY0T8yQkajZ3XqSMPqCQM7nOlQ2vNLw67R4dig.xMBoe7fqfsstTJp8WAno99rl0"},
+	}
+	for _, tt := range tests {
+		c := Credentials{Secret: tt.pass, Method: MethodUser}
+		if !VerifyPassword(tt.want, c) {
+			var got string
+			if strings.HasPrefix(tt.want, "$5$") {
+				got, _ = shaCrypt(newSHA256, tt.pass, tt.want)
+			} else {
+				got, _ = shaCrypt(newSHA512, tt.pass, tt.want)
+			}
+			t.Errorf("%q: got %s, want %s", tt.pass, got, tt.want)
+		}
+		c.Secret += "x"
+		if VerifyPassword(tt.want, c) {
+			t.Errorf("%q: a wrong password matches", tt.pass)
+		}
+	}
+}
+
+// Against the system's openssl, when present, for random salts.
+func TestShaCryptOpenSSL(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	for _, alg := range []string{"-5", "-6"} {
+		for _, pass := range []string{"x", "pass word", strings.Repeat("long password ", 10)} {
+			out, err := exec.Command("openssl", "passwd", alg, pass).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			hash := strings.TrimSpace(string(out))
+			if !VerifyPassword(hash, Credentials{Secret: pass}) {
+				t.Errorf("openssl %s %q = %s: no match", alg, pass, hash)
+			}
+		}
+	}
+}
+
+func TestVerifyPassword(t *testing.T) {
+	user := Credentials{Secret: "tanstaaf", Method: MethodUser}
+	apop := Credentials{Secret: "c4c9334bac560ecc979e58001b3e22fb", Challenge: "<1896.697170952@dbc.mtview.ca.us>", Method: MethodAPOP}
+	tests := []struct {
+		stored     string
+		user, apop bool
+	}{
+		{"{PLAIN}tanstaaf", true, true},
+		{"{PLAIN}", false, false},
+		{"", false, false},
+		{"!", false, false},
+		{"*", false, false},
+		{"tanstaaf", false, false}, // no scheme: not clear text
+		{"{CRYPT}$5$saltstring$" + mustCrypt(t, "tanstaaf"), true, false},
+		{"{MD5}whatever", false, false},
+	}
+	for _, tt := range tests {
+		if got := VerifyPassword(tt.stored, user); got != tt.user {
+			t.Errorf("USER %q: %v", tt.stored, got)
+		}
+		if got := VerifyPassword(tt.stored, apop); got != tt.apop {
+			t.Errorf("APOP %q: %v", tt.stored, got)
+		}
+	}
+}
+
+func mustCrypt(t *testing.T, pass string) string {
+	s, _ := shaCrypt(newSHA256, pass, "$5$saltstring")
+	return strings.TrimPrefix(s, "$5$saltstring$")
+}
+
+const testPasswd = `# virtual users
+joe:{PLAIN}good:1000:1000:Joe:/home/joe:/bin/sh
+mrose:$6$saltstring$aQzKv7HhksN4CNT5HySRdxOEHxZvlWWP2je/lOgbrHx5iLYj3NJfVnC287n/dwkODYWL1.LZUdO9vX84fkCna/:1001:1001::/home/mrose:/bin/false
+joe:{PLAIN}second:1:1::/x:/bin/sh
+locked:!:1002:1002::/home/locked:/bin/sh
+`
+
+func TestPasswdFile(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "passwd")
+	os.WriteFile(text, []byte(testPasswd), 0o600)
+	db := filepath.Join(dir, "passwd.cdb")
+	if err := CompilePasswd(db, strings.NewReader(testPasswd)); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{text, db} {
+		p := &PasswdFile{Path: path}
+		u, err := p.Authenticate(t.Context(), Credentials{User: "joe", Secret: "good"})
+		if err != nil || u.Home != "/home/joe" || u.UID != 1000 || u.Maildir != "/home/joe/Maildir" {
+			t.Fatalf("%s: joe: %+v, %v", path, u, err)
+		}
+		if _, err := p.Authenticate(t.Context(), Credentials{User: "mrose", Secret: "Hello"}); err != nil {
+			t.Fatalf("%s: mrose: %v", path, err)
+		}
+		for _, c := range []Credentials{{User: "joe", Secret: "second"}, {User: "mrose", Secret: "x"}, {User: "locked", Secret: "!"}, {User: "nobody", Secret: "x"}} {
+			if _, err := p.Authenticate(t.Context(), c); !isAuthFailed(err) {
+				t.Errorf("%s: %+v: %v", path, c, err)
+			}
+		}
+	}
+	// Changes are picked up; a malformed line fails temporarily.
+	p := &PasswdFile{Path: text}
+	p.Lookup("joe")
+	time.Sleep(10 * time.Millisecond)
+	os.WriteFile(text, []byte("joe:{PLAIN}new:1:1::/h:/bin/sh\nbad line\n"), 0o600)
+	if _, err := p.Lookup("joe"); err == nil || isAuthFailed(err) {
+		t.Fatalf("malformed file: %v", err)
+	}
+	os.WriteFile(text, []byte("joe:{PLAIN}new:1:1::/h:/bin/sh\n"), 0o600)
+	if _, err := p.Authenticate(t.Context(), Credentials{User: "joe", Secret: "new"}); err != nil {
+		t.Fatalf("after the change: %v", err)
+	}
+	if _, err := (&PasswdFile{Path: filepath.Join(dir, "missing")}).Lookup("joe"); err == nil || isAuthFailed(err) {
+		t.Fatalf("missing file: %v", err)
+	}
+}
