@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -102,9 +103,11 @@ type Deliverer struct {
 type DeliveryError struct {
 	// Step is what failed: "open" (reaching the Maildir; qmail-local's
 	// "Unable to chdir to maildir"), "create" (choosing a name or
-	// creating the tmp/ file), "read" (the message reader), "write",
-	// "sync" (fsync or close), "quota", or "link". A timeout is reported in the step it
-	// interrupted, wrapping context.DeadlineExceeded.
+	// creating the tmp/ file), "read" (the message reader; qmail-local's
+	// "Unable to read message"), "write", "sync" (fsync or close),
+	// "quota", or "link". A timeout is reported in the step it
+	// interrupted, wrapping context.DeadlineExceeded (qmail-local's
+	// "Timeout on maildir delivery").
 	Step string
 	Err  error
 }
@@ -177,7 +180,16 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 		return fail("sync", err)
 	}
 
-	track, err := checkQuota(root, string(dir), dl.Quota, dl.QuotaPermanent, dl.now(), size)
+	// The quota of a Maildir++ folder is its parent's.
+	qroot, qpath := root, string(dir)
+	if _, err := root.Lstat(folderFile); err == nil {
+		qpath = filepath.Dir(filepath.Clean(qpath))
+		if qroot, err = os.OpenRoot(qpath); err != nil {
+			return fail("quota", err)
+		}
+		defer qroot.Close()
+	}
+	track, err := checkQuota(qroot, qpath, dl.Quota, dl.QuotaPermanent, dl.now(), size)
 	if err != nil {
 		return fail("quota", err)
 	}
@@ -196,7 +208,7 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 	if track {
 		// Best effort, as in Courier: a lost line is fixed by the next
 		// recalculation.
-		if qf, err := root.OpenFile(quotaFile, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		if qf, err := qroot.OpenFile(quotaFile, os.O_WRONLY|os.O_APPEND, 0); err == nil {
 			writeDelta(qf, size, 1)
 		}
 	}

@@ -122,7 +122,7 @@ func (e *QuotaError) Enhanced() string {
 const (
 	quotaFile       = "maildirsize"
 	quotaMaxFile    = 5120             // a maildirsize this long is recalculated
-	quotaStaleAfter = 15 * time.Minute // an over-quota file older than this is recalculated
+	quotaStaleAfter = 15 * time.Minute // an over-quota file this old is recalculated
 )
 
 // maildirsize is a parsed maildirsize file.
@@ -290,11 +290,25 @@ func recalculate(root *os.Root, path string, q Quota) (Usage, error) {
 	return u, syncRootDir(root, ".")
 }
 
+// folderFile marks a Maildir++ folder; its quota is its parent's.
+const folderFile = "maildirfolder"
+
+// quotaRoot returns the path of the Maildir whose maildirsize counts the
+// Maildir at path: its parent when path is a Maildir++ folder (it holds a
+// maildirfolder file, as Courier checks), path itself otherwise.
+func quotaRoot(path string) string {
+	if _, err := os.Lstat(filepath.Join(path, folderFile)); err == nil {
+		return filepath.Dir(filepath.Clean(path))
+	}
+	return path
+}
+
 // appendQuotaDelta appends "<bytes> <count>\n" to the maildirsize file of
-// the Maildir at path, when there is one, in a single write on an O_APPEND
-// descriptor, so that concurrent appends never interleave.
+// the Maildir at path (of its parent, for a folder), when there is one, in
+// a single write on an O_APPEND descriptor, so that concurrent appends
+// never interleave.
 func appendQuotaDelta(path string, nbytes, count int64) error {
-	f, err := os.OpenFile(filepath.Join(path, quotaFile), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(filepath.Join(quotaRoot(path), quotaFile), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
@@ -344,7 +358,7 @@ func checkQuota(root *os.Root, path string, configured Quota, perm bool, now tim
 	if configured != (Quota{}) && configured != q {
 		q, recalc = configured, true
 	}
-	if m.size >= quotaMaxFile {
+	if m.size >= quotaMaxFile || m.usage.Bytes < 0 || m.usage.Count < 0 {
 		recalc = true
 	}
 	u := m.usage
@@ -353,7 +367,10 @@ func checkQuota(root *os.Root, path string, configured Quota, perm bool, now tim
 			return false, err
 		}
 	}
-	if q.exceeded(u, size) && !recalc && (m.deltas > 1 || now.Sub(m.modTime) > quotaStaleAfter) {
+	// Courier's docheckquota: an over-quota verdict is trusted only from
+	// a file of one delta line (as a recalculation writes it) younger
+	// than 15 minutes; otherwise count again before refusing.
+	if q.exceeded(u, size) && !recalc && (m.deltas != 1 || !now.Before(m.modTime.Add(quotaStaleAfter))) {
 		if u, err = recalculate(root, path, q); err != nil {
 			return false, err
 		}

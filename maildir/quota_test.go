@@ -153,8 +153,14 @@ func TestQuotaRules(t *testing.T) {
 		{name: "fresh single line trusted", file: "1000S\n990 1\n", size: 50, refused: true, after: "1000S\n990 1\n"},
 		{name: "stale over-quota file recalculated", file: "1000S\n990 1\n", age: 16 * time.Minute, size: 50,
 			after: "1000S\n0 0\n50 1\n"},
-		{name: "15 minutes is not stale", file: "1000S\n990 1\n", age: 15 * time.Minute, size: 50, refused: true,
+		{name: "14:59 is fresh", file: "1000S\n990 1\n", age: 15*time.Minute - time.Second, size: 50, refused: true,
 			after: "1000S\n990 1\n"},
+		{name: "15 minutes is stale (Courier)", file: "1000S\n990 1\n", age: 15 * time.Minute, size: 50,
+			after: "1000S\n0 0\n50 1\n"},
+		{name: "no delta line over quota recalculated", file: "10S\n", size: 20, refused: true,
+			after: "10S\n0 0\n"},
+		{name: "negative usage recalculated", file: "1000S\n-50 -1\n", messages: []int{20}, size: 50,
+			after: "1000S\n20 1\n50 1\n"},
 		{name: "two delta lines over quota recalculated", file: "1000S\n900 1\n90 1\n", messages: []int{10}, size: 50,
 			after: "1000S\n10 1\n50 1\n"},
 		{name: "not over quota: no recalculation", file: "1000S\n100 1\n100 1\n", size: 50,
@@ -236,6 +242,46 @@ func TestRecalculateQuota(t *testing.T) {
 	_, u, err = d.ReadQuota()
 	if err != nil || u != (Usage{Bytes: 20, Count: 2}) {
 		t.Errorf("after removes: %+v, %v", u, err)
+	}
+}
+
+// A Maildir++ folder (it holds maildirfolder) is counted in its parent's
+// maildirsize, as Courier does.
+func TestQuotaFolder(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	d := newDir(t)
+	writeMaildirsize(t, d, "1000S\n100 1\n", now)
+	folder, err := Create(filepath.Join(string(d), ".Lists"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(string(folder), "maildirfolder"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dl := &Deliverer{Now: func() time.Time { return now }}
+	name, err := dl.Deliver(t.Context(), folder, strings.NewReader(strings.Repeat("x", 300)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readMaildirsizeFile(t, d); got != "1000S\n100 1\n300 1\n" {
+		t.Errorf("parent maildirsize = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(string(folder), "maildirsize")); err == nil {
+		t.Error("the folder got its own maildirsize")
+	}
+	// Over quota: the recalculation counts the folder's message (and not
+	// the 100 bytes the file made up).
+	if _, err := dl.Deliver(t.Context(), folder, strings.NewReader(strings.Repeat("x", 800))); !errors.Is(err, ErrQuota) {
+		t.Errorf("delivery over the parent's quota: %v", err)
+	}
+	if got := readMaildirsizeFile(t, d); got != "1000S\n300 1\n" {
+		t.Errorf("parent maildirsize after recalculation = %q", got)
+	}
+	if err := folder.Remove(Message{Subdir: "new", Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, u, err := d.ReadQuota(); err != nil || u != (Usage{}) {
+		t.Errorf("after Remove in the folder: %+v, %v", u, err)
 	}
 }
 
