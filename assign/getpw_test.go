@@ -123,6 +123,14 @@ func TestGetpwOrderAndErrors(t *testing.T) {
 	if got := strings.Join(s.asked, ","); got != "a-b-c,a-b,a,alias" {
 		t.Errorf("asked %s", got)
 	}
+	// Bytes that are not UTF-8 are kept as they are, only A-Z lowered.
+	s.asked = nil
+	if _, err := u.Lookup(t.Context(), "\xffX-\xc3\x84"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.asked, ","); got != "\xffx-\xc3\x84,\xffx,alias" {
+		t.Errorf("asked %q", got)
+	}
 
 	// A password-database error is temporary trouble (118).
 	s = &stubPasswd{m: map[string]*PasswdEntry{}, fail: map[string]bool{"x": true}}

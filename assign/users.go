@@ -235,12 +235,7 @@ func (u *Users) getpw(local string) (User, error) {
 	}
 	for end := len(local); ; end-- {
 		if end < 32 && (end == len(local) || local[end] == brk) {
-			name := strings.Map(func(r rune) rune {
-				if r >= 'A' && r <= 'Z' {
-					return r + 'a' - 'A'
-				}
-				return r
-			}, local[:end])
+			name := lowerString(local[:end]) // bytes, not runes: qmail's case_lowers
 			pw, err := u.Passwd.Lookup(name)
 			if err != nil {
 				return User{}, fmt.Errorf("%w: %w", ErrPasswd, err)
