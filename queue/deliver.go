@@ -115,7 +115,7 @@ func (r *run) openPass(c *channel, j *job) {
 		}
 		addr := string(rec[1:])
 		j.pending++
-		if !j.remote || verp {
+		if !j.remote || verp || !strings.Contains(addr, "@") {
 			units = append(units, &unit{j: j, sender: verpSender(m.sender, addr), rcpts: []string{addr}, offs: []int64{recOff}, domain: domainOf(addr)})
 			continue
 		}
@@ -182,6 +182,11 @@ func (r *run) deliver(u *unit) []Result {
 			res[i] = Result{Report: text, Err: errors.New(text)}
 		}
 		return res
+	}
+	if !strings.Contains(u.rcpts[0], "@") {
+		// qmail's spawners refuse these (qmail-lspawn, qmail-rspawn).
+		text := "Sorry, address must include host name. (#5.1.3)\n"
+		return []Result{{Report: text, Err: &PermanentError{text}}}
 	}
 	f, err := os.Open(r.q.path("mess", u.j.m.id))
 	if err != nil {

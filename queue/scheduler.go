@@ -389,6 +389,17 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 		}
 	}
 	r.saveTimes()
+	for _, c := range r.chans {
+		now := r.now()
+		for _, u := range c.ready { // passes cut short: due again at the next start
+			if u.j.f != nil {
+				u.j.f.Close()
+				u.j.f = nil
+				os.Chtimes(r.q.path(kind(u.j.remote), u.j.m.id), now, now)
+			}
+		}
+		c.ready = nil
+	}
 	r.info("status: exiting")
 	return nil
 }

@@ -549,3 +549,64 @@ func TestSchedulerStartupScan(t *testing.T) {
 }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(NewLogHandler(w, true)) }
+
+// A recipient without a host part is refused as qmail's spawners do, and
+// bounced.
+func TestSchedulerNoHost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{}
+		s := f.scheduler(q, &logs)
+		s.Routing.EnvNoAtHost = ""
+		stop := startRun(t, s)
+		inject(t, q, "joe@example.com", "x\n", "nohost")
+		synctest.Wait()
+		stop()
+		local, remote := f.snapshot()
+		if len(remote) != 0 || len(local) != 1 || !strings.Contains(local[0].body, "<nohost>:\nSorry, address must include host name. (#5.1.3)\n") {
+			t.Errorf("local %+v remote %+v\n%s", local, remote, logs.String())
+		}
+	})
+}
+
+// Stopping while deliveries run: they finish and are recorded; the passes
+// not yet started wait for the next Run.
+func TestSchedulerStopInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{hold: make(chan struct{})}
+		s := f.scheduler(q, &logs)
+		s.ConcurrencyLocal = 1
+		ctx, cancel := context.WithCancel(t.Context())
+		errc := make(chan error, 1)
+		go func() { errc <- s.Run(ctx) }()
+		synctest.Wait()
+		id := inject(t, q, "s@x", "x\n", "a@example.com", "b@example.com")
+		synctest.Wait()
+		cancel()
+		synctest.Wait()
+		f.hold <- struct{}{} // the one in flight finishes
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+		recs, err := readRecords(q.path("local", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 2 || string(recs[0]) != "Da@example.com" || string(recs[1]) != "Tb@example.com" {
+			t.Errorf("records %q", recs)
+		}
+		if !strings.HasSuffix(logs.String(), "status: local 0/1 remote 0/20 exitasap\nstatus: exiting\n") {
+			t.Errorf("log:\n%s", logs.String())
+		}
+		f.hold = nil
+		stop := startRun(t, f.scheduler(q, &logs))
+		stop()
+		if local, _ := f.snapshot(); len(local) != 2 || local[1].rcpts[0] != "b@example.com" {
+			t.Errorf("deliveries %+v\n%s", local, logs.String())
+		}
+		emptyQueue(t, q)
+	})
+}
