@@ -223,6 +223,14 @@ func TestDeliverESMTP(t *testing.T) {
 	if res.Text != "127.0.0.1 accepted message.\nRemote host said: 250 ok 12345 qp 678\n" {
 		t.Errorf("text %q", res.Text)
 	}
+	// A 7-bit message is not declared 8BITMIME.
+	if _, err := c.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, strings.NewReader(testMsg)); err != nil {
+		t.Fatal(err)
+	}
+	f.Settle()
+	if want := "MAIL FROM:<s@x> SIZE=" + strconv.Itoa(len(testMsg)+3); !slices.Contains(f.Log(), want) {
+		t.Errorf("dialogue %q lacks %q", f.Log(), want)
+	}
 }
 
 func TestDeliverSizeLimit(t *testing.T) {
@@ -477,6 +485,7 @@ func TestDeliverBadReplies(t *testing.T) {
 		{"MAIL", "421 4.3.2 shutting down"},
 		{"RCPT", "421 shutting down"},
 		{".", "199 what"},
+		{"DATA", "250 not 354"},
 		{"DATA", "999 what"},
 	} {
 		f := newFake(t)

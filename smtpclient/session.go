@@ -392,9 +392,6 @@ func (s *session) reset(ctx context.Context) error {
 // qmail-remote does not wait) up to Timeouts.Quit for the reply.
 func (s *session) quit() {
 	defer s.close()
-	if s.broken && s.raw == nil {
-		return
-	}
 	to := s.c.Timeouts.quit()
 	if err := s.send(to, "QUIT"); err != nil || s.c.QmailCompat {
 		return

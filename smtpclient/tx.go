@@ -110,7 +110,12 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 	to := &c.Timeouts
 	var params strings.Builder
 	if s.esmtp {
-		if lim, ok := s.ext["SIZE"]; ok && d.measure() {
+		lim, sizeOK := s.ext["SIZE"]
+		_, eightOK := s.ext["8BITMIME"]
+		if sizeOK || eightOK {
+			d.measure()
+		}
+		if sizeOK && d.measured {
 			limit, _ := strconv.ParseInt(strings.TrimSpace(lim), 10, 64)
 			if limit > 0 && d.size > limit {
 				return nil, nil, newHostError(true, s.ip, "Message is too big for "+s.ip+": "+
@@ -118,7 +123,7 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 			}
 			params.WriteString(" SIZE=" + strconv.FormatInt(d.size, 10))
 		}
-		if _, ok := s.ext["8BITMIME"]; ok && (!d.measured || d.eightbit) {
+		if eightOK && (!d.measured || d.eightbit) {
 			params.WriteString(" BODY=8BITMIME")
 		}
 		if utf8 {
@@ -203,7 +208,9 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 	if err != nil {
 		return nil, nil, s.died(err, false)
 	}
-	if v := verdict(r.Code); v != 0 {
+	if v := verdict(r.Code); v != 0 || r.Code != 354 && !c.QmailCompat {
+		// qmail sends the message after any code below 400; anything but
+		// 354 means the server would read the message as commands.
 		return nil, nil, replyError(v == 'D', s.ip, s.ip+" failed on DATA command.\n", r, nil)
 	}
 	s.wto = to.block()

@@ -43,6 +43,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		stdout.Write(b)
 		return 0
 	}
+	modern := len(args) > 1 && args[1] == "-modern"
+	if modern {
+		args = append(args[:1:1], args[2:]...)
+	}
 	if len(args) < 4 {
 		return report([]byte("DI (qmail-remote) was invoked improperly. (#5.3.5)\n\x00"))
 	}
@@ -57,6 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return report([]byte("ZUnable to read control files. (#4.3.0)\n\x00"))
 	}
+	c.QmailCompat = !modern
 	res, _ := c.Deliver(ctx, args[1], args[2], args[3:], stdin)
 	return report(res.Report())
 }

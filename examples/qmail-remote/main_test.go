@@ -200,3 +200,20 @@ func TestBinary(t *testing.T) {
 		t.Errorf("improper: %q %v", out, err)
 	}
 }
+
+func TestModern(t *testing.T) {
+	srv := scripted.New(t)
+	srv.SetExt([]string{"PIPELINING", "8BITMIME"})
+	h := home(t, map[string]string{"helohost": "helo.example.org", "smtproutes": ":127.0.0.1:" + strconv.Itoa(srv.Port) + "\n"})
+	got := runWith(t, h, "Subject: t\n\nno final newline", append([]string{"-modern"}, stdArgs...)...)
+	if want := "r\x00r\x00K127.0.0.1 accepted message.\nRemote host said: 250 ok 12345 qp 678\n\x00"; got != want {
+		t.Errorf("report %q, want %q", got, want)
+	}
+	srv.Settle()
+	if log := srv.Log(); log[0] != "EHLO helo.example.org" || log[1] != "MAIL FROM:<snd@example.org>" {
+		t.Errorf("dialogue %q", log)
+	}
+	if got := runWith(t, h, msg, "-modern", "x", "y"); got != "DI (qmail-remote) was invoked improperly. (#5.3.5)\n\x00" {
+		t.Errorf("-modern with two arguments: %q", got)
+	}
+}
