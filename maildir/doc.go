@@ -38,12 +38,18 @@
 // kept when flags change; an experimental "1," info is left alone until
 // flags are set.
 //
-// Maildir++: folders are subdirectories named ".Name", each a Maildir. The
-// file maildirsize holds the quota ("10000000S,1000C") on its first line
-// and "<bytes> <count>" deltas on the next ones; a delivery over quota fails
-// with a [*QuotaError] (errors.Is [ErrQuota]); the file is recalculated
-// when missing, 5120 bytes or longer, or showing the Maildir over quota
-// with more than one delta line or more than 15 minutes old.
+// Maildir++: folders are subdirectories named ".Name", each a Maildir
+// holding an empty file maildirfolder. The root's file maildirsize holds
+// the quota ("10000000S,1000C") on its first line and "<bytes> <count>"
+// deltas on the next ones; a delivery appends one line, a [Dir.Remove] a
+// negative one, and a delivery that would go over quota fails with a
+// [*QuotaError] (errors.Is [ErrQuota]). As in Courier's maildirquota, the
+// file is recalculated (new/ and cur/ of the root and of every folder but
+// .Trash, without messages flagged T, written to tmp/ and renamed over
+// maildirsize) when it is missing and a quota is configured, when it is
+// 5120 bytes or longer, when its totals are negative, and before refusing
+// a delivery unless it has exactly one delta line and is less than 15
+// minutes old. Deliveries into a folder are counted in the root's file.
 //
 // # Security and NFS
 //

@@ -188,11 +188,11 @@ func readMaildirsize(root *os.Root) (maildirsize, error) {
 	return m, err
 }
 
-// ReadQuota reads the Maildir's maildirsize file: its quota and the usage
-// its lines add up to. It fails with an error wrapping [fs.ErrNotExist]
-// when the Maildir has no quota file.
+// ReadQuota reads the Maildir's maildirsize file (its parent's, for a
+// Maildir++ folder): its quota and the usage its lines add up to. It fails
+// with an error wrapping [fs.ErrNotExist] when there is no quota file.
 func (d Dir) ReadQuota() (Quota, Usage, error) {
-	root, err := os.OpenRoot(string(d))
+	root, err := os.OpenRoot(quotaRoot(string(d)))
 	if err != nil {
 		return Quota{}, Usage{}, fmt.Errorf("maildir: quota: %w", err)
 	}
@@ -207,14 +207,16 @@ func (d Dir) ReadQuota() (Quota, Usage, error) {
 // RecalculateQuota counts the messages of the Maildir and of its Maildir++
 // folders and replaces maildirsize, atomically, with the quota line q and
 // one line of totals (maildir.md §6). Like Courier it skips the .Trash
-// folder and messages flagged T (trashed).
+// folder and messages flagged T (trashed). For a Maildir++ folder it
+// recalculates its parent.
 func (d Dir) RecalculateQuota(q Quota) (Usage, error) {
-	root, err := os.OpenRoot(string(d))
+	path := quotaRoot(string(d))
+	root, err := os.OpenRoot(path)
 	if err != nil {
 		return Usage{}, fmt.Errorf("maildir: quota: %w", err)
 	}
 	defer root.Close()
-	u, err := recalculate(root, string(d), q)
+	u, err := recalculate(root, path, q)
 	if err != nil {
 		return Usage{}, fmt.Errorf("maildir: quota: %w", err)
 	}

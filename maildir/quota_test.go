@@ -280,7 +280,7 @@ func TestQuotaFolder(t *testing.T) {
 	if err := folder.Remove(Message{Subdir: "new", Name: name}); err != nil {
 		t.Fatal(err)
 	}
-	if _, u, err := d.ReadQuota(); err != nil || u != (Usage{}) {
+	if _, u, err := folder.ReadQuota(); err != nil || u != (Usage{}) {
 		t.Errorf("after Remove in the folder: %+v, %v", u, err)
 	}
 }
