@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/internal/cdb"
@@ -214,6 +215,104 @@ func FuzzLookup(f *testing.F) {
 		case errors.Is(err, ErrNotFound), errors.Is(err, ErrCDB), errors.Is(err, ErrShortValue):
 		default:
 			t.Fatalf("unexpected error %v", err)
+		}
+	})
+}
+
+// lspawnReference is qmail-lspawn's nughde_get and its field parsing,
+// transliterated, over a record list: the six fields, or notFound, or
+// short (an _exit(QLX_USAGE)).
+func lspawnReference(recs [][2][]byte, local string) (f [6]string, notFound, short bool) {
+	get := func(k []byte) ([]byte, bool) {
+		for _, r := range recs { // first record wins
+			if bytes.Equal(r[0], k) {
+				return r[1], true
+			}
+		}
+		return nil, false
+	}
+	if i := strings.IndexByte(local, 0); i >= 0 {
+		local = local[:i]
+	}
+	lower := []byte("!" + local + "\x00")
+	for j := range lower {
+		if lower[j] >= 'A' && lower[j] <= 'Z' {
+			lower[j] += 32
+		}
+	}
+	wildchars, _ := get(nil)
+	var nughde []byte
+	found := false
+	flagwild := false
+	for i := len(lower); i > 0; i-- {
+		if !flagwild || i == 1 || bytes.IndexByte(wildchars, lower[i-1]) >= 0 {
+			if v, ok := get(lower[:i]); ok {
+				nughde = append([]byte(nil), v...)
+				if flagwild {
+					nughde = append(nughde, local[i-1:]...)
+				}
+				nughde = append(nughde, 0)
+				found = true
+				break
+			}
+		}
+		flagwild = true
+	}
+	if !found {
+		return f, true, false
+	}
+	x := nughde
+	for k := range 6 {
+		n := bytes.IndexByte(x, 0)
+		if n < 0 {
+			return f, false, true
+		}
+		f[k] = string(x[:n])
+		x = x[n+1:]
+	}
+	return f, false, false
+}
+
+// FuzzLookupSemantics compares DB.Lookup with the transliteration of
+// qmail-lspawn over the records qmail-newu's transliteration makes.
+func FuzzLookupSemantics(f *testing.F) {
+	f.Add([]byte(specExample), "list-foo-bar")
+	f.Add([]byte(specExample), "Joe.Shmoe-x")
+	f.Add([]byte("+baR:u:1:2:/h:-::\n+:c:3:4:/c:-:p:\n.\n"), "bar")
+	f.Add([]byte("=a:u:1:2:/h:-:e:x\n+a:v\x00:1:2:/h:-:pre:\n.\n"), "ab")
+	f.Add([]byte("=a:u:1:2:/h:::\n.\n"), "A\x00b")
+	f.Fuzz(func(t *testing.T, in []byte, local string) {
+		recs, ok := newuReference(in)
+		if !ok {
+			return
+		}
+		var m memFile
+		if err := compileTo(&m, bytes.NewReader(in)); err != nil {
+			t.Fatal(err)
+		}
+		db, err := Bytes(m.buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, notFound, short := lspawnReference(recs, local)
+		u, err := db.Lookup(local)
+		switch {
+		case notFound:
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("got %+v, %v; want no match", u, err)
+			}
+		case short:
+			if !errors.Is(err, ErrShortValue) {
+				t.Fatalf("got %+v, %v; want ErrShortValue", u, err)
+			}
+		default:
+			got := [6]string{u.Name, u.RawUID, u.RawGID, u.Home, u.Dash, u.Ext}
+			if err != nil || got != want {
+				t.Fatalf("got %q, %v; want %q", got, err, want)
+			}
+			if u.UID != scanID(want[1]) || u.GID != scanID(want[2]) {
+				t.Fatalf("ids %d %d for %q %q", u.UID, u.GID, want[1], want[2])
+			}
 		}
 	})
 }

@@ -220,7 +220,7 @@ func lspawn(t *testing.T, u *Users, address string) (argv []string, report strin
 
 // keyOf rebuilds the users/cdb key that matched, from the result.
 func keyOf(u User) string {
-	k := "!" + strings.ToLower(u.Prefix)
+	k := "!" + lowerString(u.Prefix)
 	if u.Match == MatchExact {
 		k += `\0`
 	}
