@@ -277,3 +277,39 @@ func atoiOr(s string, def int) int {
 	}
 	return n
 }
+
+// ErrCheckpasswordInput is the condition of fd 3 data that is not
+// "user\0secret\0challenge\0": checkpassword's exit 2.
+var ErrCheckpasswordInput = errors.New("pop3: malformed checkpassword input")
+
+// MaxCheckpasswordInput is the most a checkpassword program reads from
+// fd 3; more is treated as a bad password (spec §3).
+const MaxCheckpasswordInput = 512
+
+// ParseCheckpasswordInput parses what a checkpassword program reads on
+// fd 3: the user, the secret and the challenge, each terminated by NUL
+// (anything after the third NUL is ignored). A missing terminator is
+// [ErrCheckpasswordInput].
+func ParseCheckpasswordInput(b []byte) (Credentials, error) {
+	var f [3]string
+	for i := range f {
+		j := bytes.IndexByte(b, 0)
+		if j < 0 {
+			return Credentials{}, ErrCheckpasswordInput
+		}
+		f[i], b = string(b[:j]), b[j+1:]
+	}
+	return Credentials{User: f[0], Secret: f[1], Challenge: f[2]}, nil
+}
+
+// EnvMap turns an environment list ("K=V" strings, as os.Environ returns)
+// into the map [Server.ServeConn] takes.
+func EnvMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			m[k] = v
+		}
+	}
+	return m
+}

@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -90,6 +91,24 @@ func FuzzSession(f *testing.F) {
 			if !strings.Contains(strings.ToUpper(input), "QUIT") && !exists(dir+"/"+m.path) {
 				t.Fatalf("%s gone without QUIT", m.path)
 			}
+		}
+	})
+}
+
+func FuzzParseCheckpasswordInput(f *testing.F) {
+	f.Add([]byte("joe\x00good\x00<1.2@h>\x00"))
+	f.Add([]byte("mrose\x00c4c9334bac560ecc979e58001b3e22fb\x00<1896.697170952@dbc.mtview.ca.us>\x00extra"))
+	f.Add([]byte("a\x00b"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseCheckpasswordInput(b)
+		if err != nil {
+			if bytes.Count(b, []byte{0}) >= 3 {
+				t.Fatalf("%q: %v", b, err)
+			}
+			return
+		}
+		if in := CheckpasswordInput(c); !bytes.HasPrefix(b, in) {
+			t.Fatalf("round trip: %q -> %+v -> %q", b, c, in)
 		}
 	})
 }
