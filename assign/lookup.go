@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/qmailkit/qmailkit/internal/cdb"
 )
@@ -234,18 +235,18 @@ func (d *DB) Lookup(local string) (u User, err error) {
 	return User{}, ErrNotFound
 }
 
-// parseValue splits a record's value as qmail-lspawn does: append rest (for
+// parseValue splits a record's value (which it takes over) as qmail-lspawn does: append rest (for
 // a wildcard) and a NUL, then take six NUL-terminated fields; bytes after
 // the sixth NUL are ignored.
 func parseValue(v []byte, rest, prefix string, m Match) (User, error) {
 	if bytes.Count(v, []byte{0})+1 < 6 {
 		return User{}, fmt.Errorf("%w: %q", ErrShortValue, v)
 	}
-	var b strings.Builder
-	b.Grow(len(v) + len(rest))
-	b.Write(v)
-	b.WriteString(rest)
-	s := b.String()
+	// v is the cdb's fresh copy of the value, ours alone and never written
+	// after this: it becomes the string the fields share, without another
+	// copy (as strings.Builder does).
+	v = append(v, rest...)
+	s := unsafe.String(unsafe.SliceData(v), len(v))
 	var f [6]string
 	for i := range 5 {
 		j := strings.IndexByte(s, 0)
