@@ -235,9 +235,9 @@ func (d *DB) Lookup(local string) (u User, err error) {
 	return User{}, ErrNotFound
 }
 
-// parseValue splits a record's value (which it takes over) as qmail-lspawn does: append rest (for
-// a wildcard) and a NUL, then take six NUL-terminated fields; bytes after
-// the sixth NUL are ignored.
+// parseValue splits a record's value (which it takes over) as qmail-lspawn
+// does: append rest (for a wildcard) and a NUL, then take six NUL-terminated
+// fields; bytes after the sixth NUL are ignored.
 func parseValue(v []byte, rest, prefix string, m Match) (User, error) {
 	if bytes.Count(v, []byte{0})+1 < 6 {
 		return User{}, fmt.Errorf("%w: %q", ErrShortValue, v)
