@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
 // MaxAddressLen is the longest envelope address qmail-queue accepts, in
@@ -175,10 +173,6 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 		w.Abort()
 		return 0, qerr(53, "write mess file", err)
 	}
-	if err := w.f.Sync(); err != nil {
-		w.Abort()
-		return 0, qerr(53, "fsync mess file", err)
-	}
 	q := w.q
 	intd := q.path("intd", w.id)
 	f, err := os.OpenFile(intd, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
@@ -186,26 +180,38 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 		w.Abort()
 		return 0, qerr(65, "create intd file", err)
 	}
-	_, err = f.Write(envelopeRecords(w.origin, env))
-	if err == nil {
-		err = durable.SyncClose(f)
-	} else {
+	if _, err := f.Write(envelopeRecords(w.origin, env)); err != nil {
 		f.Close()
-	}
-	if err != nil {
 		w.abort(true)
 		return 0, qerr(53, "write intd file", err)
 	}
-	// The mess and intd entries must be durable before todo/ID can exist:
-	// a todo entry pointing at a message lost in a crash would be an
-	// acknowledged message lost.
-	if err := q.messSync[uint64(w.id)%uint64(q.split)].sync(); err != nil {
-		w.abort(true)
-		return 0, qerr(64, "fsync mess directory", err)
+	// The message and the envelope, and their directory entries, must be
+	// durable before todo/ID can exist: a todo entry pointing at a message
+	// lost in a crash would be an acknowledged message lost. The four
+	// fsyncs are independent and run together (the journal commits them
+	// as one); the files were created in qmail-queue's order.
+	errs := parallel(4, func(i int) error {
+		switch i {
+		case 0:
+			return w.f.Sync()
+		case 1:
+			return q.messSync[uint64(w.id)%uint64(q.split)].sync()
+		case 2:
+			return f.Sync()
+		}
+		return q.intdSync.sync()
+	})
+	if cerr := f.Close(); errs[2] == nil {
+		errs[2] = cerr
 	}
-	if err := q.intdSync.sync(); err != nil {
-		w.abort(true)
-		return 0, qerr(65, "fsync intd directory", err)
+	for i, what := range []struct {
+		code int
+		op   string
+	}{{53, "fsync mess file"}, {64, "fsync mess directory"}, {53, "fsync intd file"}, {65, "fsync intd directory"}} {
+		if errs[i] != nil {
+			w.abort(true)
+			return 0, qerr(what.code, what.op, errs[i])
+		}
 	}
 	if err := os.Link(intd, q.path("todo", w.id)); err != nil {
 		w.abort(true)

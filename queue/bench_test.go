@@ -1,0 +1,111 @@
+package queue
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkInject measures durable injections of 1 KB messages by 1 and 20
+// concurrent injectors. Compare with ../shared/bench/fsyncrate run in the
+// same sitting: its op (create, write, fsync, rename, directory fsync) is
+// the ceiling of one crash-safe commit.
+func BenchmarkInject(b *testing.B) {
+	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16) // 1024 bytes
+	for _, workers := range []int{1, 20} {
+		b.Run(fmt.Sprintf("injectors=%d", workers), func(b *testing.B) {
+			q, err := Open(b.TempDir()+"/queue", Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			env := Envelope{Sender: "bench@example.com", Recipients: []string{"rcpt@example.org"}}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.SetBytes(int64(len(msg)))
+			b.ResetTimer()
+			start := time.Now()
+			for range workers {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if _, err := q.Inject(b.Context(), env, bytes.NewReader(msg)); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			dirSyncs := q.todoSync.count() + q.intdSync.count()
+			for _, d := range q.messSync {
+				dirSyncs += d.count()
+			}
+			b.ReportMetric(float64(dirSyncs)/float64(b.N), "dirfsyncs/msg")
+		})
+	}
+}
+
+// BenchmarkRestartScan measures the scheduler's start-up scan of a queue
+// holding QMAILKIT_BENCH_QUEUED preprocessed messages (default 100000), half
+// with a local and a remote channel file, and the heap it then holds.
+func BenchmarkRestartScan(b *testing.B) {
+	n := 100000
+	if s := os.Getenv("QMAILKIT_BENCH_QUEUED"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	q, err := Open(b.TempDir()+"/queue", Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	birth := time.Now()
+	for i := 1; i <= n; i++ {
+		id := ID(i)
+		write := func(kind, content string) {
+			if err := os.WriteFile(q.path(kind, id), []byte(content), 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
+		write("mess", "Received: x\n\nbody\n")
+		write("info", "Fsender"+strconv.Itoa(i)+"@example.com\x00")
+		write("remote", "Trcpt@example.org\x00")
+		if i%2 == 0 {
+			write("local", "Tuser@example.com\x00")
+		}
+	}
+	_ = birth
+	b.ResetTimer()
+	var heapMB float64
+	for range b.N {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := newTestRun(q)
+		r.startupScan()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		heapMB = float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+		if len(r.msgs) != n {
+			b.Fatalf("%d messages scanned, want %d", len(r.msgs), n)
+		}
+		runtime.KeepAlive(r)
+	}
+	b.ReportMetric(heapMB, "heapMB")
+	b.ReportMetric(float64(n), "messages")
+}
+
+// newTestRun is the state Run builds, without running it.
+func newTestRun(q *Queue) *run {
+	s := &Scheduler{Queue: q}
+	r := &run{s: s, q: q, log: s.logger(), now: time.Now, router: Routing{}.compile(), msgs: map[ID]*msg{}, batch: 100, life: DefaultLifetime}
+	r.chans[0] = &channel{limit: 10}
+	r.chans[1] = &channel{remote: true, limit: 20, perDomain: map[string]int{}}
+	return r
+}
