@@ -26,6 +26,8 @@ const (
 	TLSVerify
 )
 
+// String returns the policy's name: "opportunistic", "none", "require" or
+// "verify".
 func (p TLSPolicy) String() string {
 	switch p {
 	case TLSOpportunistic:

@@ -33,8 +33,9 @@ type session struct {
 	key    poolKey
 	wto    time.Duration // write timeout of the current step
 	stop   func() bool   // stops the context watch
-	since  time.Time     // when the session became idle (pool)
-	timer  *time.Timer   // idle expiry (pool)
+	ctx    context.Context
+	since  time.Time   // when the session became idle (pool)
+	timer  *time.Timer // idle expiry (pool)
 }
 
 type timedWriter struct{ s *session }
@@ -55,6 +56,7 @@ func newSession(c *Client, nc net.Conn, h Host) *session {
 // write in progress.
 func (s *session) watch(ctx context.Context) {
 	raw := s.raw
+	s.ctx = ctx
 	s.stop = context.AfterFunc(ctx, func() { raw.Close() })
 }
 
@@ -118,6 +120,9 @@ func (s *session) died(err error, duplicate bool) *Error {
 	text := "Connected to " + s.ip + " but connection died. (#4.4.2)\n"
 	if duplicate {
 		text = "Connected to " + s.ip + " but connection died. Possible duplicate! (#4.4.2)\n"
+	}
+	if s.ctx != nil && s.ctx.Err() != nil {
+		err = s.ctx.Err() // the connection was closed because of it
 	}
 	e := newError(false, text, wrap2(ErrConnectionDied, err))
 	e.Host, e.Duplicate = s.ip, duplicate
