@@ -113,12 +113,14 @@ type Client struct {
 	// Logger receives one line per connection and per transaction; nil
 	// means no logging.
 	Logger *slog.Logger
-	// Now returns the current time, for the connect-timeout memory
-	// (qmail's tcpto); nil means time.Now.
+	// TCPTO remembers connect timeouts (qmail's tcpto); nil means a
+	// [MemoryTCPTO] for this Client.
+	TCPTO TCPTO
+	// Now returns the current time, for TCPTO; nil means time.Now.
 	Now func() time.Time
 
-	mu    sync.Mutex
-	tcpto map[netip.Addr]*tcptoEntry
+	mu       sync.Mutex
+	memTCPTO *MemoryTCPTO
 }
 
 func (c *Client) port() int {

@@ -11,6 +11,8 @@ import (
 	"github.com/qmailkit/qmailkit/smtpclient/scripted"
 )
 
+var _ Dialer = (*scripted.Server)(nil)
+
 func TestPoolReuse(t *testing.T) {
 	f := newFake(t)
 	f.SetExt([]string{"PIPELINING"})

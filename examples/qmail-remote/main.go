@@ -12,7 +12,8 @@
 //
 // Configuration comes from $QMAILHOME (default /var/qmail): control/me,
 // control/helohost, control/smtproutes, control/timeoutconnect and
-// control/timeoutremote, with qmail's defaults. The client runs in qmail
+// control/timeoutremote, with qmail's defaults; connect timeouts are
+// remembered in queue/lock/tcpto as qmail-remote does. The client runs in qmail
 // compatibility mode (HELO, no extensions, no TLS, IPv4, partial final lines
 // refused), except that a bare CR in the message is always sent as a line
 // end and dot-stuffed (the spec's §13 item 13), and a null MX is refused
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return report([]byte("ZUnable to read control files. (#4.3.0)\n\x00"))
 	}
 	c.QmailCompat = !modern
+	c.TCPTO = &smtpclient.FileTCPTO{Path: filepath.Join(home, "queue", "lock", "tcpto")}
 	res, _ := c.Deliver(ctx, args[1], args[2], args[3:], stdin)
 	return report(res.Report())
 }
