@@ -82,11 +82,7 @@ func (res *Result) Report() []byte {
 		b = append(b, 'K')
 		b = append(b, res.Text...)
 	default:
-		letter := byte('Z')
-		if IsPermanent(res.Err) {
-			letter = 'D'
-		}
-		b = append(b, letter)
+		b = append(b, letter(res.Err))
 		b = append(b, ReportText(res.Err)...)
 	}
 	return append(b, 0)
@@ -179,4 +175,40 @@ func bytesIndexNUL(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// RecipientReport returns the text for recipient i that qmail-send would
+// log (and put in a bounce) had qmail-remote delivered to that recipient
+// alone: its recipient report and the message report combined as
+// [RspawnResult] does, without the status letter. For a delivered
+// recipient that is Result.Text ("192.0.2.1 accepted message.\n..."); for
+// a rejected one the server's refusal, followed by "Giving up on IP.\n"
+// when no recipient was accepted.
+func (res *Result) RecipientReport(i int) string {
+	r := &res.Recipients[i]
+	var b []byte
+	if r.status != 0 {
+		b = append(b, r.status)
+		b = append(b, r.text...)
+		b = append(b, 0)
+	}
+	switch {
+	case r.status == 'r' && r.Err != nil:
+		b = append(b, letter(r.Err))
+		b = append(b, ReportText(r.Err)...)
+	case res.Err == nil:
+		b = append(b, 'K')
+		b = append(b, res.Text...)
+	default:
+		b = append(b, letter(res.Err))
+		b = append(b, ReportText(res.Err)...)
+	}
+	return string(RspawnResult(append(b, 0))[1:])
+}
+
+func letter(err error) byte {
+	if IsPermanent(err) {
+		return 'D'
+	}
+	return 'Z'
 }

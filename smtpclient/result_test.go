@@ -66,3 +66,40 @@ func TestReadReply(t *testing.T) {
 		t.Errorf("endless reply: %v", err)
 	}
 }
+
+func TestRecipientReport(t *testing.T) {
+	f := newFake(t)
+	f.SetReply(func(step string, n int, line string) string {
+		if step == "RCPT" && strings.Contains(line, "bad") {
+			return "550 no such user"
+		}
+		return ""
+	})
+	c := fakeClient(t, f)
+	c.QmailCompat = true
+	res, _ := c.Deliver(t.Context(), "example.net", "s@x", []string{"ok@example.net", "bad@example.net"}, strings.NewReader(testMsg))
+	const k = "127.0.0.1 accepted message.\nRemote host said: 250 ok 12345 qp 678\n"
+	if got := res.RecipientReport(0); got != k {
+		t.Errorf("accepted: %q", got)
+	}
+	if got := res.RecipientReport(1); got != "127.0.0.1 does not like recipient.\nRemote host said: 550 no such user\n" {
+		t.Errorf("rejected: %q", got)
+	}
+	// All rejected: the refusal and "Giving up".
+	res, _ = c.Deliver(t.Context(), "example.net", "s@x", []string{"bad@example.net"}, strings.NewReader(testMsg))
+	if got := res.RecipientReport(0); got != "127.0.0.1 does not like recipient.\nRemote host said: 550 no such user\nGiving up on 127.0.0.1.\n" {
+		t.Errorf("all rejected: %q", got)
+	}
+	// A failure after the dot: accepted recipients get the message's text.
+	f.SetReply(step1(".", "451 disk full"))
+	res, _ = c.Deliver(t.Context(), "example.net", "s@x", []string{"ok@example.net"}, strings.NewReader(testMsg))
+	if got := res.RecipientReport(0); got != "127.0.0.1 failed after I sent the message.\nRemote host said: 451 disk full\n" {
+		t.Errorf("after dot: %q", got)
+	}
+	// No connection: the message's text.
+	c.Routes = mustRoutes(t, ":127.0.0.1:1")
+	res, _ = c.Deliver(t.Context(), "example.net", "s@x", []string{"ok@example.net"}, strings.NewReader(testMsg))
+	if got := res.RecipientReport(0); got != "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n" {
+		t.Errorf("no connection: %q", got)
+	}
+}
