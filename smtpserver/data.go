@@ -196,8 +196,9 @@ func (d *dataReader) scan(buf, out []byte) (used, wrote int) {
 		if !d.discard && wrote >= len(out) {
 			return
 		}
-		// Fast path: a run of ordinary bytes in the middle of a body line.
-		if d.state == stMiddle && !d.inHeader {
+		// Fast path: a run of ordinary bytes in the middle of a line, past
+		// the bytes the hop count looks at.
+		if d.state == stMiddle && (!d.inHeader || d.pos >= 9) {
 			rest := buf[used:]
 			k := len(rest)
 			if i := bytes.IndexByte(rest, '\r'); i >= 0 && i < k {
