@@ -175,3 +175,55 @@ func TestServeConnContextCancel(t *testing.T) {
 		t.Fatal("ServeConn did not return after cancel")
 	}
 }
+
+// Policy hooks: sender and recipient checks at MAIL and RCPT time.
+func TestPolicyHooks(t *testing.T) {
+	k := &sink{}
+	srv := compatServer(k)
+	srv.Compat = false
+	srv.CheckSender = func(ctx context.Context, s *Session, from string) error {
+		if SessionFrom(ctx) != s || s.RemoteIP.String() != "192.0.2.9" {
+			t.Errorf("session %+v", s)
+		}
+		switch from {
+		case "forged@example.org":
+			return Reply{550, "5.7.1", "sender not allowed from your address"}
+		case "flaky@example.org":
+			return errTest("database down")
+		}
+		return nil
+	}
+	srv.CheckRecipient = func(ctx context.Context, s *Session, to string) error {
+		switch to {
+		case "nobody@example.org":
+			return permErr{}
+		case "later@example.org":
+			return errTest("ldap timeout")
+		}
+		return nil
+	}
+	c := start(t, srv, qmailEnv())
+	c.expect("220 *")
+	c.send("EHLO c\r\n")
+	c.reply()
+	c.send("MAIL FROM:<forged@example.org>\r\n")
+	c.expect("550 5.7.1 sender not allowed from your address")
+	c.send("MAIL FROM:<flaky@example.org>\r\n")
+	c.expect("451 4.3.0 temporary failure checking sender")
+	c.send("RCPT TO:<x@example.org>\r\n")
+	c.expect("503 5.5.1 MAIL first (#5.5.1)")
+	c.send("MAIL FROM:<ok@example.org>\r\n")
+	c.expect("250 2.1.0 ok")
+	c.send("RCPT TO:<nobody@example.org>\r\n")
+	c.expect("550 5.1.1 sorry, no mailbox here by that name (#5.1.1)")
+	c.send("RCPT TO:<later@example.org>\r\n")
+	c.expect("451 4.3.0 temporary failure checking recipient")
+	c.send("RCPT TO:<joe@example.org>\r\nDATA\r\n")
+	c.expect("250 2.1.5 ok")
+	c.expect("354 go ahead")
+	c.send("hi\r\n.\r\n")
+	c.expect("250 2.0.0 ok *")
+	if m := k.messages(); len(m) != 1 || len(m[0].to) != 1 || m[0].to[0] != "joe@example.org" {
+		t.Fatalf("messages %+v", m)
+	}
+}
