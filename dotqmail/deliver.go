@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/qmailkit/qmailkit/maildir"
@@ -115,11 +116,12 @@ func (d *Deliverer) Deliver(ctx context.Context, t Target, msg io.Reader) (Resul
 }
 
 // Plan reports what Deliver would do, as qmail-local -n does (dotqmail.md
-// §15.2): Result.Report gets one line per instruction ("maildir
-// ./Maildir/", "mbox ./Mailbox", "program cmd", "forward addr") and the did
-// line. No message is read or delivered and there is no loop check; a
-// sticky home directory is only a warning (written to Stderr, or into the
-// report); every other safety refusal still applies.
+// §15.2): one line per instruction ("maildir ./Maildir/", "mbox
+// ./Mailbox", "program cmd", "forward addr") written to Stdout (into
+// Result.Report when Stdout is nil), then the did line in Result.Report.
+// No message is read or delivered and there is no loop check; a sticky home
+// directory is only a warning, "Warning: home directory is sticky.", written
+// to Stderr (or into the report); every other safety refusal still applies.
 func (d *Deliverer) Plan(ctx context.Context, t Target) (Result, error) {
 	return d.deliver(ctx, t, nil, true)
 }
@@ -144,7 +146,13 @@ type run struct {
 	t   Target
 	l   lines
 	msg *message
-	env []string
+
+	// What a program's environment is made of; built when a program
+	// line first runs.
+	def       string
+	hasDef    bool
+	newSender string
+	env       []string
 
 	rep            report
 	stdout, stderr io.Writer
@@ -192,7 +200,7 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	}
 	fi, err := os.Stat(t.Home)
 	if err == nil && !fi.IsDir() {
-		err = &fs.PathError{Op: "chdir", Path: t.Home, Err: errNotDir}
+		err = &fs.PathError{Op: "chdir", Path: t.Home, Err: syscall.ENOTDIR}
 	}
 	if err != nil {
 		return &Error{Text: "Unable to switch to " + t.Home + ": " + errText(err) + ". (#4.3.0)", Err: err}
@@ -234,7 +242,7 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	if err != nil {
 		return err
 	}
-	x.env = mergeEnv(x.baseEnv(), envOf(t, x.l, found.Default, !notFound && found.HasDefault, newSender))
+	x.def, x.hasDef, x.newSender = found.Default, !notFound && found.HasDefault, newSender
 
 	name, data, forwardOnly := "defaultdelivery", []byte(t.DefaultDelivery), false
 	if len(data) == 0 {
@@ -258,13 +266,16 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	return x.execute(ctx, name, ins, forwardOnly, newSender, plan)
 }
 
-var errNotDir = errors.New("not a directory")
-
-func (x *run) baseEnv() []string {
-	if x.d.Env != nil {
-		return x.d.Env
+// environ returns the environment of program lines (dotqmail.md §9).
+func (x *run) environ() []string {
+	if x.env == nil {
+		base := x.d.Env
+		if base == nil {
+			base = os.Environ()
+		}
+		x.env = mergeEnv(base, envOf(x.t, x.l, x.def, x.hasDef, x.newSender))
 	}
-	return os.Environ()
+	return x.env
 }
 
 // execute runs the instructions in order (dotqmail.md §8).

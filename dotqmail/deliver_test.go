@@ -408,6 +408,10 @@ func TestSafety(t *testing.T) {
 	e.tg.Home = filepath.Join(e.home, "nonexistent")
 	_, err = e.deliver("m\n")
 	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": No such file or directory. (#4.3.0)")
+	e.tg.Home = filepath.Join(e.home, "file")
+	writeFile(t, e.tg.Home, "", 0o644)
+	_, err = e.deliver("m\n")
+	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": Not a directory. (#4.3.0)")
 	e.tg.Home = "relative"
 	if _, err := e.deliver("m\n"); ExitCode(err) != 111 {
 		t.Errorf("relative home: %v", err)

@@ -29,7 +29,7 @@ func (x *run) program(ctx context.Context, command string) (stop bool, err error
 	cmd := exec.CommandContext(ctx, shell, "-c", command)
 	cmd.Args[0] = shell
 	cmd.Dir = x.t.Home
-	cmd.Env = x.env
+	cmd.Env = x.environ()
 	cmd.Stdin = stdin
 	cmd.Stdout, cmd.Stderr = x.stdout, x.stderr
 	cmd.WaitDelay = programWaitDelay

@@ -162,13 +162,20 @@ func readFound(f *os.File, c Candidate, home string) (Found, error) {
 	if !fi.Mode().IsRegular() {
 		return Found{}, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxDotQmail+1))
+	if fi.Size() > maxDotQmail {
+		return Found{}, &Error{Text: "Out of memory. (#4.3.0)", Err: errors.New("dotqmail: " + c.Name + " is larger than 16 MiB")}
+	}
+	// One read of the size fstat gave: a file edited while it is read is
+	// the race the sticky home directory exists to avoid.
+	data := make([]byte, fi.Size())
+	n, err := io.ReadFull(f, data)
+	data = data[:n]
+	if err == io.ErrUnexpectedEOF || err == io.EOF {
+		err = nil // the file shrank
+	}
 	if err != nil {
 		// qmail-local's slurpclose failing reads as running out of memory.
 		return Found{}, &Error{Text: "Out of memory. (#4.3.0)", Err: err}
-	}
-	if len(data) > maxDotQmail {
-		return Found{}, &Error{Text: "Out of memory. (#4.3.0)", Err: errors.New("dotqmail: " + c.Name + " is larger than 16 MiB")}
 	}
 	return Found{Candidate: c, Path: filepath.Join(home, c.Name), Mode: fi.Mode(), Data: data}, nil
 }
