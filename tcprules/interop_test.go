@@ -1,15 +1,19 @@
 package tcprules
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Interop with Debian's ucspi-tcp (the IPv4 0.88 build): .ci/run installs
@@ -400,4 +404,89 @@ func ipv6Only(rules []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestInteropTcpserverEnv gives the same rules to Debian's tcpserver (-x,
+// running env as its program) and to a Listener, and compares the
+// environments the two hand to a server for the same connection.
+func TestInteropTcpserverEnv(t *testing.T) {
+	tcpserver, err := exec.LookPath("tcpserver")
+	if err != nil {
+		t.Skip("Debian's ucspi-tcp (tcpserver) is not installed; apt-get install ucspi-tcp")
+	}
+	envProg, err := exec.LookPath("env")
+	if err != nil {
+		t.Skip("no env program")
+	}
+	rules := filepath.Join(t.TempDir(), "rules.cdb")
+	writeRules(t, rules, "127.0.0.2:deny\n127.0.0.:allow,RELAYCLIENT=\"\",X=\"1\",X=\"2\",TCPLOCALPORT=\"override\",=\"odd\"\n:deny\n")
+
+	cmd := exec.Command(tcpserver, "-1", "-H", "-R", "-l", "0", "-x", rules, "127.0.0.1", "0", envProg)
+	cmd.Env = []string{}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	port, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("tcpserver -1: %v", err)
+	}
+	theirAddr := "127.0.0.1:" + strings.TrimSpace(port)
+
+	ln := listen(t, "tcp", "127.0.0.1:0")
+	l := &Listener{Listener: ln, Rules: rules, LocalHost: "0"}
+	server(t, l, func(c *Conn) {
+		defer c.Close()
+		var b strings.Builder
+		for k, v := range c.Env() {
+			b.WriteString(k + "=" + v + "\n")
+		}
+		io.WriteString(c, b.String())
+	})
+
+	// get dials addr from src and returns the environment with the ports
+	// replaced by names, since they differ between the two servers.
+	get := func(addr, src string) map[string]string {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		out, _ := io.ReadAll(c)
+		if len(out) == 0 {
+			return nil
+		}
+		env := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			env[k] = v
+		}
+		_, lport, _ := net.SplitHostPort(addr)
+		_, rport, _ := net.SplitHostPort(c.LocalAddr().String())
+		for k, v := range env {
+			switch v {
+			case lport:
+				env[k] = "LOCALPORT"
+			case rport:
+				env[k] = "REMOTEPORT"
+			}
+		}
+		return env
+	}
+	for _, src := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.9"} {
+		theirs, ours := get(theirAddr, src), get(ln.Addr().String(), src)
+		t.Logf("from %s: %v", src, ours)
+		if fmt.Sprint(theirs) != fmt.Sprint(ours) {
+			t.Errorf("from %s:\ntcpserver: %v\nListener:  %v", src, theirs, ours)
+		}
+	}
 }
