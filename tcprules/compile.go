@@ -45,6 +45,7 @@ func CompileFile(path, tmp string, rules io.Reader) error {
 		return err
 	}
 	if err := w.Close(); err != nil {
+		os.Remove(tmp) // gone already if only the directory fsync failed
 		var le *os.LinkError
 		if errors.As(err, &le) {
 			return &FileError{Op: OpRename, Path: tmp, Err: le.Err}
