@@ -2,11 +2,11 @@ package smtpserver_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -15,7 +15,7 @@ import (
 
 // maildirSink is an application's own Enqueuer: it streams each message to
 // a writer (a real one would write a file and fsync it before returning).
-type maildirSink struct{ w io.Writer }
+type maildirSink struct{ w *bytes.Buffer }
 
 func (s maildirSink) Enqueue(ctx context.Context, from string, to []string, msg io.Reader) (string, error) {
 	if _, err := io.Copy(s.w, msg); err != nil {
@@ -27,10 +27,11 @@ func (s maildirSink) Enqueue(ctx context.Context, from string, to []string, msg 
 
 // A server for example.org with a custom Enqueuer, talked to over a pipe.
 func Example() {
+	var stored bytes.Buffer
 	srv := &smtpserver.Server{
 		Hostname:  "mx.example.org",
 		RcptHosts: smtpserver.HostList([]string{"example.org"}, nil),
-		Enqueuer:  maildirSink{os.Stdout},
+		Enqueuer:  maildirSink{&stored},
 		Now:       func() time.Time { return time.Date(2026, 11, 21, 22, 27, 55, 0, time.UTC) },
 	}
 	client, server := net.Pipe()
@@ -53,6 +54,7 @@ func Example() {
 	say("DATA\r\n")
 	say("Subject: hi\r\n\r\n..dot-stuffed\r\n.\r\n")
 	say("QUIT\r\n")
+	fmt.Print(stored.String())
 	// Output:
 	// S: 220 mx.example.org ESMTP
 	// S: 250 mx.example.org
@@ -60,12 +62,12 @@ func Example() {
 	// S: 553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)
 	// S: 250 ok
 	// S: 354 go ahead
+	// S: 250 ok 1795300075 qp 1
+	// S: 221 mx.example.org
 	// Received: from unknown (HELO client.example) (192.0.2.9)
 	//   by mx.example.org with SMTP; 21 Nov 2026 22:27:55 -0000
 	// Subject: hi
 	//
 	// .dot-stuffed
 	// (from a@example.net to joe@example.org)
-	// S: 250 ok 1795300075 qp 1
-	// S: 221 mx.example.org
 }
