@@ -138,16 +138,33 @@ func TestFindEscape(t *testing.T) {
 	}
 }
 
+// FuzzCandidates fuzzes the extension search: the candidate names and
+// their DEFAULT values, and Find in a home directory holding a few .qmail
+// files, which must never return a file outside it.
 func FuzzCandidates(f *testing.F) {
 	for _, s := range []string{"", "a", "a-b-c", "P.D.Q-Bach", "-", "--", "a-default", "../../x", "a/b-c", "x-DEFAULT"} {
 		f.Add("-", s)
 	}
 	f.Add("", "")
+	root := f.TempDir()
+	home := filepath.Join(root, "home")
+	for _, name := range []string{"home/.qmail-default", "home/.qmail-a-default", "home/.qmail-::/x", ".qmail-x", "x"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			f.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(name+"\n"), 0o644); err != nil {
+			f.Fatal(err)
+		}
+	}
+	os.Mkdir(filepath.Join(home, ".qmail-dir"), 0o755)
 	f.Fuzz(func(t *testing.T, dash, ext string) {
+		if len(ext) > 1024 || len(dash) > 16 {
+			return
+		}
 		cs := Candidates(dash, ext)
 		m := MapExt(ext)
-		if len(m) != len(ext) {
-			t.Fatalf("MapExt changed the length: %q -> %q", ext, m)
+		if len(m) != len(ext) || strings.Contains(m, ".") {
+			t.Fatalf("MapExt(%q) = %q", ext, m)
 		}
 		if cs[0].Name != ".qmail"+dash+m {
 			t.Fatalf("first candidate %q", cs[0].Name)
@@ -160,21 +177,20 @@ func FuzzCandidates(f *testing.F) {
 		}
 		for _, c := range cs[1:] {
 			prefix := strings.TrimSuffix(strings.TrimPrefix(c.Name, ".qmail"+dash), "default")
-			if prefix+c.Default != m && !strings.EqualFold(prefix, MapExt(ext[:len(prefix)])) {
+			if MapExt(ext[:len(prefix)]) != prefix || ext[len(prefix):] != c.Default {
 				t.Fatalf("candidate %q with DEFAULT %q does not rebuild %q", c.Name, c.Default, ext)
 			}
-			if ext[len(prefix):] != c.Default {
-				t.Fatalf("DEFAULT %q of %q, want %q", c.Default, c.Name, ext[len(prefix):])
-			}
 		}
-		if !strings.Contains(dash, ".") {
-			for _, c := range cs {
-				for _, part := range strings.Split(c.Name, "/") {
-					if part == ".." {
-						t.Fatalf("candidate %q holds ..", c.Name)
-					}
-				}
-			}
+		if dash != "-" {
+			return
+		}
+		got, err := Find(home, dash, ext)
+		if err != nil {
+			return
+		}
+		rel, rerr := filepath.Rel(home, got.Path)
+		if rerr != nil || strings.HasPrefix(rel, "..") || !strings.HasPrefix(string(got.Data), "home/") {
+			t.Fatalf("Find(%q) = %s (%q): outside the home directory", ext, got.Path, got.Data)
 		}
 	})
 }

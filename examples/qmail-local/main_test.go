@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,5 +113,75 @@ func TestForward(t *testing.T) {
 	code, out, errOut = runIt(t, stdin, nil, "-home", dir, "joe", home, "joe-x", "-", "x", "ex.com", "s@x", "./Mailbox")
 	if code != 0 || !strings.HasPrefix(out, "did 0+2+0\nqp ") {
 		t.Errorf("-home: %d %q %q", code, out, errOut)
+	}
+}
+
+// TestHelpers runs the helper programs from .qmail lines, as built
+// binaries on PATH, through a built qmail-local.
+func TestHelpers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds six programs")
+	}
+	bin := t.TempDir()
+	for _, p := range []string{"qmail-local", "preline", "forward", "condredirect", "bouncesaying", "except"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(bin, p), "github.com/qmailkit/qmailkit/examples/"+p).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", p, err, out)
+		}
+	}
+	qdir := t.TempDir()
+	qq := filepath.Join(qdir, "qq")
+	os.WriteFile(qq, []byte("#!/bin/sh\ncat >> "+qdir+"/msgs\ntr '\\0' ' ' <&1 >> "+qdir+"/envs\necho >> "+qdir+"/envs\n"), 0o755)
+	env := []string{"PATH=" + bin + ":/usr/bin:/bin", "QMAILQUEUE=" + qq, "QMAILHOME=" + qdir}
+
+	tests := []struct {
+		name   string
+		qmail  string
+		code   int
+		stdout string
+		stderr string
+		files  map[string]string // file in home → content
+		envs   string
+	}{
+		{"preline", "|preline -f cat > out\n", 0, "did 0+0+1\n", "",
+			map[string]string{"out": "Return-Path: <s@x>\nDelivered-To: joe-x@ex.com\nSubject: s\n\nhi\n"}, ""},
+		{"bouncesaying", "|bouncesaying 'Gone.'\n./Mailbox\n", 100, "", "Gone.\n", nil, ""},
+		{"bouncesaying if", "|bouncesaying 'No spam.' grep -q spam\n|echo kept > kept\n", 0, "did 0+0+2\n", "",
+			map[string]string{"kept": "kept\n"}, ""},
+		{"except", "|except grep -q hi\n|echo not reached > kept\n", 100, "", "", map[string]string{"kept": ""}, ""},
+		{"condredirect", "|condredirect other@ex.com grep -q hi\n|echo not reached > kept\n", 0, "did 0+0+1\n",
+			"condredirect: qp ", map[string]string{"kept": ""}, "Fs@x Tother@ex.com  \n"},
+		{"forward", "|forward a@b c@d\n", 0, "did 0+0+1\n", "forward: qp ", nil, "Fs@x Ta@b Tc@d  \n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(filepath.Join(qdir, "envs"))
+			home, stdin := setup(t, tt.qmail)
+			cmd := exec.Command(filepath.Join(bin, "qmail-local"), "joe", home, "joe-x", "-", "x", "ex.com", "s@x", "./Mailbox")
+			cmd.Env = env
+			cmd.Stdin = stdin
+			var so, se bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &so, &se
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || so.String() != tt.stdout || !strings.HasPrefix(se.String(), tt.stderr) {
+				t.Errorf("exit %d stdout %q stderr %q; want %d %q %q...", code, so.String(), se.String(), tt.code, tt.stdout, tt.stderr)
+			}
+			for f, want := range tt.files {
+				b, _ := os.ReadFile(filepath.Join(home, f))
+				if string(b) != want {
+					t.Errorf("%s = %q, want %q", f, b, want)
+				}
+			}
+			envs, _ := os.ReadFile(filepath.Join(qdir, "envs"))
+			if string(envs) != tt.envs {
+				t.Errorf("injected envelopes %q, want %q", envs, tt.envs)
+			}
+		})
 	}
 }
