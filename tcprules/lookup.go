@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/qmailkit/qmailkit/internal/cdb"
 )
@@ -13,7 +14,8 @@ import (
 // DB is an open rules cdb, as written by tcprules or [CompileFile]. It is
 // safe for concurrent lookups.
 type DB struct {
-	c *cdb.CDB
+	c    *cdb.CDB
+	keys sync.Pool // of *[]byte: key buffers, which the cdb reader lets escape
 }
 
 // Open opens the rules cdb at path. The DB keeps reading the file it opened
@@ -136,12 +138,17 @@ func decide(key string, value []byte) Decision {
 // a key as long as the text, as in tcpserver: fine for real addresses and
 // DNS names (at most 255 bytes), slow for megabyte strings.
 func (db *DB) Lookup(ip string, host, info *string) (Decision, error) {
-	var buf [256]byte
+	bp, _ := db.keys.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer db.keys.Put(bp)
 	try := func(parts ...string) (Decision, bool, error) {
-		k := buf[:0]
+		k := (*bp)[:0]
 		for _, p := range parts {
 			k = append(k, p...)
 		}
+		*bp = k
 		v, err := db.c.Get(k)
 		if err != nil {
 			return Decision{}, false, fmt.Errorf("tcprules: %w", err)
