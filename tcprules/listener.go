@@ -126,7 +126,7 @@ type Stats struct {
 	Allowed  uint64 // connections returned by Accept
 	Denied   uint64 // connections closed because a rule said deny
 	Dropped  uint64 // connections closed for another reason: unreadable rules, a bad PROXY header, Close
-	Active   int64  // connections counted against Limit now
+	Active   int64  // connections counted against Limit now: being looked up, or returned by Accept and not yet closed
 }
 
 // Stats reports the Listener's counters.
@@ -527,6 +527,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 		c.br = nil
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite shuts down the writing side of the connection, when the
+// underlying connection can (a *net.TCPConn does).
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("tcprules: CloseWrite: %w", errors.ErrUnsupported)
 }
 
 // Close closes the connection and frees its place under the Listener's

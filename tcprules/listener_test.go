@@ -597,3 +597,35 @@ func TestListenerAcceptErrorPassedOn(t *testing.T) {
 		t.Errorf("Stats = %+v", s)
 	}
 }
+
+func TestConnEnvIsACopy(t *testing.T) {
+	ln := listen(t, "tcp", "127.0.0.1:0")
+	l := &Listener{Listener: ln}
+	defer l.Close()
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			io.Copy(io.Discard, c)
+		}
+	}()
+	nc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nc.(*Conn)
+	defer c.Close()
+	env := c.Env()
+	env["TCPREMOTEIP"] = "changed"
+	if c.Env()["TCPREMOTEIP"] != "127.0.0.1" {
+		t.Error("changing the map returned by Env changed the connection's environment")
+	}
+	if c.Decision().Found {
+		t.Error("a Listener without Rules reports a rule")
+	}
+	if c.RemoteAddr().String() != c.NetConn().RemoteAddr().String() {
+		t.Errorf("RemoteAddr %v, socket %v", c.RemoteAddr(), c.NetConn().RemoteAddr())
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Errorf("CloseWrite: %v", err)
+	}
+}
