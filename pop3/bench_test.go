@@ -178,7 +178,6 @@ func readMulti(r *bufio.Reader) (int64, error) {
 	}
 }
 
-
 // TestServeForBench is not a test: with POP3_BENCH_LISTEN=ADDR and
 // POP3_BENCH_USERS=user:pass:maildir,... it serves those Maildirs with a
 // modern Server (POP3_BENCH_COMPAT=1: compat) for POP3_BENCH_SECONDS
