@@ -235,6 +235,11 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	if err != nil && !notFound {
 		return err
 	}
+	// qmail-local checks the mode of the file it finds before anything
+	// else (qmeexists).
+	if !notFound && found.Mode.Perm()&x.d.mask() != 0 {
+		return &Error{Text: "Uh-oh: .qmail file is writable. (#4.7.0)"}
+	}
 	if notFound && t.Dash != "" {
 		return &Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true}
 	}
@@ -245,17 +250,9 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	x.def, x.hasDef, x.newSender = found.Default, !notFound && found.HasDefault, newSender
 
 	name, data, forwardOnly := "defaultdelivery", []byte(t.DefaultDelivery), false
-	if len(data) == 0 {
-		data = []byte("./Maildir/")
-	}
-	if !notFound {
-		if found.Mode.Perm()&x.d.mask() != 0 {
-			return &Error{Text: "Uh-oh: .qmail file is writable. (#4.7.0)"}
-		}
-		if len(found.Data) > 0 {
-			name, data, forwardOnly = found.Name, found.Data, found.Mode&0o100 != 0
-			x.res.File = found.Name
-		}
+	if !notFound && len(found.Data) > 0 {
+		name, data, forwardOnly = found.Name, found.Data, found.Mode&0o100 != 0
+		x.res.File = found.Name
 	}
 	ins, err := Parse(name, data)
 	if err != nil {

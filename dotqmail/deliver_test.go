@@ -196,11 +196,20 @@ func TestDefaultDelivery(t *testing.T) {
 	if res, err := e.deliver("m\n"); err != nil || res.Report != "did 2+0+0\n" {
 		t.Fatalf("two-line default: %+v, %v", res, err)
 	}
+	// An empty default delivery is a blank first line, as in qmail-local.
+	e = newEnv(t)
+	e.tg.DefaultDelivery = ""
+	_, err := e.deliver("m\n")
+	wantErr(t, err, 111, "Uh-oh: first line of .qmail file is blank. (#4.2.1)")
 	// Vector 10: an extension without a file bounces.
 	e = newEnv(t)
 	e.tg.Local, e.tg.Dash, e.tg.Ext = "joe-foo", "-", "foo"
 	res, err := e.deliver("m\n")
 	wantErr(t, err, 100, "Sorry, no mailbox here by that name. (#5.1.1)")
+	// A writable .qmail-default is refused before anything else.
+	e.qmail(".qmail-default", "./Mailbox\n", 0o666)
+	_, err = e.deliver("m\n")
+	wantErr(t, err, 111, "Uh-oh: .qmail file is writable. (#4.7.0)")
 	if res.Report != "Sorry, no mailbox here by that name. (#5.1.1)\n" || e.read("Mailbox") != "" {
 		t.Errorf("report %q", res.Report)
 	}

@@ -22,7 +22,9 @@ type Target struct {
 	Sender string
 	// DefaultDelivery is used, read as .qmail lines, when the user's own
 	// address has no .qmail file or an empty one: qmail-start's argument,
-	// commonly "./Maildir/" or "./Mailbox". Empty means "./Maildir/".
+	// commonly "./Maildir/" or "./Mailbox". It is taken literally, as
+	// qmail-local takes it: an empty one is a blank first line, which
+	// defers the message ([Local] fills in "./Maildir/").
 	DefaultDelivery string
 }
 

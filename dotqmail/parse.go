@@ -86,10 +86,14 @@ const textFirstBlank = "Uh-oh: first line of .qmail file is blank. (#4.2.1)"
 // trailing spaces and tabs removed (not CR), the kind decided by the first
 // byte. name is used only in errors.
 //
-// An empty first line is an error, as in qmail-local, and so is a line
-// containing a NUL byte, which qmail would cut short at the NUL: no address,
-// command or path can hold one.
+// An empty first line (and so empty contents) is an error, as in
+// qmail-local, and so is a line containing a NUL byte, which qmail would
+// cut short at the NUL: no address, command or path can hold one.
 func Parse(name string, data []byte) ([]Instruction, error) {
+	if len(data) == 0 {
+		// qmail-local supplies the missing newline: one blank line.
+		return nil, &ParseError{File: name, Line: 1, Reason: "first line is blank", Text: textFirstBlank}
+	}
 	var out []Instruction
 	for n := 1; len(data) > 0; n++ {
 		line := data

@@ -38,7 +38,7 @@ func TestParse(t *testing.T) {
 		{"empty program", "|\n", []Instruction{{Program, "", 1}}, 0},
 		{"empty ampersand", "&\n", []Instruction{{Forward, "", 1}}, 0},
 		{"comment only", "# nothing\n", nil, 0},
-		{"empty", "", nil, 0},
+		{"empty", "", nil, 1},
 		{"nul byte", "./Mailbox\na\x00b\n", nil, 2},
 		{"blank lines at end", "joe@x\n\n\n", []Instruction{{Forward, "joe@x", 1}}, 0},
 	}
