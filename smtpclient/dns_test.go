@@ -24,7 +24,7 @@ var _ Dialer = (*net.Dialer)(nil)
 func newDNS(t *testing.T, records ...string) (*dnstest.Server, *DNS) {
 	t.Helper()
 	s := dnstest.New(t, records...)
-	return s, &DNS{Servers: []string{s.Addr}, Timeout: 500 * time.Millisecond, Attempts: 1}
+	return s, &DNS{Servers: []string{s.Addr}, Timeout: 3 * time.Second, Attempts: 1}
 }
 
 func addrs(ss ...string) []netip.Addr {
@@ -105,6 +105,7 @@ func TestDNSLookup(t *testing.T) {
 func TestDNSTimeoutAndFallback(t *testing.T) {
 	srv, r := newDNS(t, "mx.example.com. 300 IN A 192.0.2.1")
 	srv.Silence("slow.example.com")
+	r.Timeout = 300 * time.Millisecond
 	start := time.Now()
 	_, err := r.LookupNetIP(t.Context(), "ip4", "slow.example.com")
 	var de *net.DNSError
@@ -119,6 +120,7 @@ func TestDNSTimeoutAndFallback(t *testing.T) {
 	deadAddr := dead.LocalAddr().String()
 	dead.Close()
 	r.Servers = []string{deadAddr, srv.Addr}
+	r.Timeout = 3 * time.Second
 	if got, err := r.LookupNetIP(t.Context(), "ip4", "mx.example.com"); err != nil || len(got) != 1 {
 		t.Errorf("fallback to second server: %v %v", got, err)
 	}

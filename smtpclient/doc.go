@@ -83,14 +83,14 @@
 // qmail-remote on the wire and in its reports: HELO only, no extensions or
 // TLS, IPv4 only, one transaction, the report at the first host that
 // answered, QUIT without waiting, and a last line without LF fails with
-// #5.6.2. Two differences remain, on purpose: a bare CR is sent as a line
-// end and dot-stuffed (notqmail sends it so that "x\r." ends DATA early),
-// and a null MX fails with #5.1.10 rather than #5.4.4; and a reply whose
-// code is not three digits from 200 to 599 is a temporary failure (qmail
-// computes a number from whatever bytes are there). qmail's tcpto (skip
-// an address that timed out twice recently) is kept in memory per Client
-// by default, or in qmail's own file with [FileTCPTO]. Non-ASCII domains are looked up in their A-label
-// (Punycode) form, lower-cased but without the rest of the IDNA2008
-// mapping. Not implemented yet: MTA-STS (RFC 8461), DANE (RFC 7672),
-// TLS-RPT.
+// #5.6.2. Three differences remain, on purpose: a bare CR is sent as a line
+// end and dot-stuffed (notqmail sends it so that "x\r." ends DATA early), a
+// null MX fails with #5.1.10 rather than #5.4.4, and a reply whose code is
+// not three digits from 200 to 599 is a temporary failure (qmail computes a
+// number from whatever bytes are there). qmail's tcpto (skip an address that
+// timed out twice recently) is kept in memory per Client by default, or in
+// qmail's own file with [FileTCPTO]. Non-ASCII domains are looked up in
+// their A-label (Punycode) form, lower-cased but without the rest of the
+// IDNA2008 mapping. Not implemented yet: MTA-STS (RFC 8461), DANE (RFC
+// 7672), TLS-RPT.
 package smtpclient
