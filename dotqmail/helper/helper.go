@@ -133,7 +133,7 @@ func Except(ctx context.Context, args []string, o IO) int {
 	case 0:
 		return 100
 	case 111:
-		return 111
+		return o.fatal("except", 111, "temporary child error")
 	}
 	return 0
 }

@@ -91,8 +91,12 @@ func TestExcept(t *testing.T) {
 		{[]string{"sh", "-c", "exit 111"}, 111}, {[]string{"sh", "-c", "exit 100"}, 0},
 		{[]string{"sh", "-c", "kill -9 $$"}, 111}, {nil, 100},
 	} {
-		if r := call(t, Except, tt.args, nil, nil, "m\n"); r.code != tt.code {
+		r := call(t, Except, tt.args, nil, nil, "m\n")
+		if r.code != tt.code {
 			t.Errorf("except %q: %d (%q), want %d", tt.args, r.code, r.stderr, tt.code)
+		}
+		if tt.code == 111 && len(tt.args) > 0 && tt.args[2] == "exit 111" && r.stderr != "except: fatal: temporary child error\n" {
+			t.Errorf("except 111: stderr %q", r.stderr)
 		}
 	}
 	// The program reads the message.
