@@ -26,6 +26,8 @@ func fakeQueue(t *testing.T, code int, text string) (prog, dir string) {
 
 // Spec test vector 1 through qmail-queue's descriptors, and vector 9's exit
 // codes.
+var _ Enqueuer = (*QmailQueue)(nil)
+
 func TestQmailQueue(t *testing.T) {
 	tests := []struct {
 		code  int

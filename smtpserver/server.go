@@ -20,8 +20,8 @@ import (
 // [Server.Close].
 var ErrServerClosed = errors.New("smtpserver: server closed")
 
-// ErrQuit is not an error condition: [Server.ServeConn] returns nil after
-// QUIT. Sessions that end otherwise return one of these or a network error.
+// Why a session ended: [Server.ServeConn] returns nil after QUIT, and one
+// of these (or a network error) otherwise.
 var (
 	// ErrClientGone: the client closed the connection without QUIT
 	// (qmail-smtpd exits 1).

@@ -3,7 +3,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -242,5 +251,83 @@ func TestListen(t *testing.T) {
 	env, _ := os.ReadFile(filepath.Join(home, "env"))
 	if string(env) != "Fa@b\x00Tx@far.example\x00\x00" {
 		t.Errorf("envelope %q", env)
+	}
+}
+
+// STARTTLS from control/servercert.pem and AUTH through a checkpassword
+// program given as the AUTH patches take it: hostname checkprogram subprogram.
+func TestTLSAndAuth(t *testing.T) {
+	bin := build(t)
+	home := qmailHome(t, map[string]string{"me": "mx.example.org\n", "rcpthosts": "example.org\n"}, 0)
+	writeServerCert(t, filepath.Join(home, "control", "servercert.pem"))
+	checkpw := filepath.Join(home, "bin", "checkpw")
+	os.WriteFile(checkpw, []byte("#!/bin/sh\ncase \"$(head -c 512 <&3 | tr '\\0' ' ')\" in \"joe s3cret <\"*) exec \"$@\";; esac\nexit 1\n"), 0o755)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "-listen", addr, "mx.example.org", checkpw, "true")
+	cmd.Env = []string{"QMAILHOME=" + home, "QMAILHOME_OUT=" + home, "PATH=" + os.Getenv("PATH")}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	var c *smtp.Client
+	for i := 0; i < 200; i++ {
+		if c, err = smtp.Dial(addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("AUTH"); ok {
+		t.Fatal("AUTH offered before TLS")
+	}
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	if err := c.Auth(smtp.PlainAuth("", "joe", "wrong", "127.0.0.1")); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	c.Close()
+	c, err = smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatalf("STARTTLS: %v", err)
+	}
+	if err := c.Auth(smtp.PlainAuth("", "joe", "s3cret", "127.0.0.1")); err != nil {
+		t.Fatalf("AUTH: %v", err)
+	}
+	if err := c.Mail("joe@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("far@relay.example"); err != nil {
+		t.Fatalf("authenticated relay refused: %v", err)
+	}
+}
+
+func writeServerCert(t *testing.T, path string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mx.example.org"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	pemData := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
+	if err := os.WriteFile(path, pemData, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
