@@ -120,7 +120,8 @@ func TestLocalLookupFailures(t *testing.T) {
 // does.
 func TestLocalInProcess(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("running as root: Local always spawns a child (TestLocalSpawn)")
+		asNobody(t, "TestLocalInProcess")
+		return
 	}
 	home := filepath.Join(t.TempDir(), "joe")
 	os.Mkdir(home, 0o755)
@@ -232,5 +233,65 @@ func TestLocalSpawn(t *testing.T) {
 	res, err = l.Deliver(t.Context(), "a@b", "joe-id@example.com", strings.NewReader("m\n"))
 	if ExitCode(err) != 100 || res.Report != "Unable to run qmail-local.\n" {
 		t.Errorf("missing program: %q, %v", res.Report, err)
+	}
+}
+
+// asNobody runs one test of this test binary as uid and gid 65534, for the
+// paths a root process never takes (Local delivers in-process only when it
+// is not root).
+func asNobody(t *testing.T, name string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("running as root: the test runs as nobody without -short")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	dir, err := os.MkdirTemp("", "dotqmail-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "dotqmail.test")
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	os.Mkdir(tmp, 0o700)
+	os.Chown(tmp, 65534, 65534)
+	os.Chmod(dir, 0o755)
+	cmd := exec.Command(bin, "-test.run", "^"+name+"$", "-test.v", "-test.count", "1")
+	cmd.Dir = tmp
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + tmp, "HOME=" + tmp}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	t.Logf("as nobody:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s as nobody: %v\n%s", name, err, out)
+	}
+}
+
+// TestUnreadableQmail: a .qmail file that cannot be read for lack of
+// permission defers the message instead of being taken for missing
+// (dotqmail.md §5.2). Root reads everything, so it runs as nobody.
+func TestUnreadableQmail(t *testing.T) {
+	if os.Geteuid() == 0 {
+		asNobody(t, "TestUnreadableQmail")
+		return
+	}
+	e := newEnv(t)
+	e.tg.Local, e.tg.Dash, e.tg.Ext = "joe-x", "-", "x"
+	e.qmail(".qmail-x", "./Mailbox\n", 0o644)
+	e.qmail(".qmail-default", "./Mailbox\n", 0o644)
+	os.Chmod(filepath.Join(e.home, ".qmail-x"), 0)
+	_, err := e.deliver("m\n")
+	wantErr(t, err, 111, "Unable to open .qmail-x: Permission denied. (#4.3.0)")
+	if e.read("Mailbox") != "" {
+		t.Error("delivered by .qmail-default")
 	}
 }
