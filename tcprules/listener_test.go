@@ -629,3 +629,35 @@ func TestConnEnvIsACopy(t *testing.T) {
 		t.Errorf("CloseWrite: %v", err)
 	}
 }
+
+func TestListenerNoLimit(t *testing.T) {
+	ln := listen(t, "tcp", "127.0.0.1:0")
+	l := &Listener{Listener: ln, Limit: -1}
+	conns := make(chan *Conn, 100)
+	server(t, l, func(c *Conn) { conns <- c })
+	n := DefaultLimit + 10
+	var clients []net.Conn
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	for i := range n {
+		select {
+		case c := <-conns:
+			defer c.Close()
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d connections accepted with no limit", i, n)
+		}
+	}
+	if s := l.Stats(); s.Active != int64(n) {
+		t.Errorf("Stats = %+v", s)
+	}
+}
