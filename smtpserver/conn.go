@@ -45,7 +45,8 @@ func SessionFrom(ctx context.Context) *Session {
 // session is one connection's state machine.
 type session struct {
 	srv     *Server
-	conn    net.Conn
+	conn    net.Conn // the connection, under TLS after STARTTLS
+	raw     net.Conn // the connection as accepted: only this one is touched by other goroutines
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	ctx     context.Context
@@ -82,6 +83,7 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 	s := &session{
 		srv:    srv,
 		conn:   c,
+		raw:    c,
 		br:     bufio.NewReaderSize(c, 4096),
 		bw:     bufio.NewWriterSize(c, 4096),
 		compat: srv.Compat,
@@ -182,7 +184,7 @@ func (s *session) readErr(err error) error {
 func (s *session) interruptIfIdle() {
 	s.shutdown.Store(true)
 	if s.idle.Load() {
-		s.conn.SetReadDeadline(time.Now())
+		s.raw.SetReadDeadline(time.Now())
 	}
 }
 
@@ -214,6 +216,10 @@ func (s *session) readLine() (line string, tooLong bool, err error) {
 			s.replyFlush(replyShutdown)
 			return "", false, ErrServerClosed
 		}
+	} else {
+		// A pipelined line may still be incomplete: never block on an old
+		// deadline.
+		s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
 	}
 	var buf []byte
 	for {

@@ -467,7 +467,7 @@ func (srv *Server) Close() error {
 	err := srv.closeListeners()
 	srv.mu.Lock()
 	for s := range srv.sessions {
-		s.conn.Close()
+		s.raw.Close()
 	}
 	srv.mu.Unlock()
 	return err

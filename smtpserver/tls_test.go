@@ -292,3 +292,33 @@ func TestCertReloader(t *testing.T) {
 		t.Fatal("no error for a broken first load")
 	}
 }
+
+// Shutdown reaches a session idle under TLS, and Close one that is not.
+func TestShutdownUnderTLS(t *testing.T) {
+	srv := tlsServer(t, &sink{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	raw, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c := &conn{t: t, c: raw, r: bufio.NewReader(raw)}
+	c.expect("220 *")
+	c.starttls()
+	c.send("EHLO c\r\n")
+	c.reply()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	c.expect("421 4.3.2 server shutting down")
+	if err := <-done; err != ErrServerClosed {
+		t.Fatalf("Serve = %v", err)
+	}
+}
