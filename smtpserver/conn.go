@@ -583,9 +583,9 @@ func (s *session) cmdData(arg string) error {
 	}
 	dr := newDataReader(s.br, s.databytes, !s.compat, false)
 	dr.beforeFill = func() { s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout())) }
-	from, rcpts := s.from, s.rcpts
+	from, rcpts, rec := s.from, s.rcpts, s.receivedLine()
 	s.resetTx() // the transaction ends as soon as DATA is accepted
-	in := &dataIn{s: s, dr: dr, rec: s.receivedLine(), lazy354: true}
+	in := &dataIn{s: s, dr: dr, rec: rec, lazy354: true}
 	id, err := s.enqueue(from, rcpts, in)
 	if !in.started {
 		// The Enqueuer failed before reading: qmail's "qqt failure", no 354.
