@@ -135,18 +135,18 @@ func flock(f *os.File) error {
 // quoteFrom copies a message to w as an mbox body (mboxrd): every line
 // made of zero or more '>' and then "From " gets one more '>' in front, and
 // a last line without a newline gets one. It streams: memory does not grow
-// with line length.
+// with line length. Only the start of each line is looked at byte by byte;
+// the rest is copied a buffer at a time.
 func quoteFrom(ctx context.Context, w *bufio.Writer, r io.Reader) error {
 	const from = "From "
 	br := bufio.NewReaderSize(r, 32<<10)
 	var (
-		bol     = true // at the beginning of a line
-		gts     int    // '>' bytes seen at the line's start, not yet written
-		matched int    // bytes of "From " matched after them
-		last    byte   = '\n'
-		count   int
+		gts     int  // '>' bytes seen at the line's start, not yet written
+		matched int  // bytes of "From " matched after them
+		last    byte = '\n'
+		lines   int
 	)
-	flush := func(quote bool) {
+	pending := func(quote bool) {
 		if quote {
 			w.WriteByte('>')
 		}
@@ -155,46 +155,66 @@ func quoteFrom(ctx context.Context, w *bufio.Writer, r io.Reader) error {
 		}
 		w.WriteString(from[:matched])
 		matched = 0
-		bol = false
 	}
 	for {
-		c, err := br.ReadByte()
-		if err != nil {
-			if bol && (gts > 0 || matched > 0) {
-				flush(false)
-				last = 'x'
-			}
-			if err == io.EOF {
-				if last != '\n' {
-					w.WriteByte('\n')
+		// At the start of a line: decide whether it needs a '>'.
+		decided := false
+		for !decided {
+			c, err := br.ReadByte()
+			if err != nil {
+				if gts > 0 || matched > 0 {
+					pending(false)
+					last = 'x'
 				}
-				return nil
+				return finish(w, last, err)
 			}
-			return err
-		}
-		if count++; count&0xffff == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if bol {
 			switch {
 			case matched == 0 && c == '>':
 				gts++
-				continue
 			case c == from[matched]:
-				matched++
-				if matched == len(from) {
-					flush(true)
+				if matched++; matched == len(from) {
+					pending(true)
+					last, decided = ' ', true
 				}
-				last = c
-				continue
 			default:
-				flush(false)
+				pending(false)
+				w.WriteByte(c)
+				last = c
+				if c == '\n' {
+					continue // an empty or short line: the next one starts
+				}
+				decided = true
 			}
 		}
-		w.WriteByte(c)
-		last = c
-		if c == '\n' {
-			bol = true
+		// The rest of the line, a buffer at a time.
+		for {
+			chunk, err := br.ReadSlice('\n')
+			if len(chunk) > 0 {
+				w.Write(chunk)
+				last = chunk[len(chunk)-1]
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err != nil {
+				return finish(w, last, err)
+			}
+			break
+		}
+		if lines++; lines&0x3ff == 0 && ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
+}
+
+// finish ends a quoted body at the reader's end: a missing final newline is
+// added. Other read errors are returned.
+func finish(w *bufio.Writer, last byte, err error) error {
+	if err != io.EOF {
+		return err
+	}
+	if last != '\n' {
+		w.WriteByte('\n')
+	}
+	return nil
 }

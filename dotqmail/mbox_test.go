@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"testing/synctest"
 	"time"
 )
@@ -106,4 +107,39 @@ func TestMboxAbsolutePath(t *testing.T) {
 	if !strings.HasSuffix(string(b), "Delivered-To: joe@ex.com\nm\n\n") {
 		t.Errorf("mbox %q", b)
 	}
+}
+
+// FuzzQuoteFrom compares the streaming quoter with a line-by-line
+// reference of qmail-local's rule (gfrom).
+func FuzzQuoteFrom(f *testing.F) {
+	for _, s := range []string{"From x\n", ">From x\n>>From y", "From", "\n\nFrom \n", ">>>", "a\nFrom:\n From x\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var want strings.Builder
+		if in != "" {
+			lines := strings.SplitAfter(in, "\n")
+			for _, l := range lines {
+				if l == "" {
+					continue
+				}
+				if strings.HasPrefix(strings.TrimLeft(l, ">"), "From ") {
+					want.WriteByte('>')
+				}
+				want.WriteString(l)
+			}
+			if !strings.HasSuffix(in, "\n") {
+				want.WriteByte('\n')
+			}
+		}
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		if err := quoteFrom(context.Background(), w, iotest.OneByteReader(strings.NewReader(in))); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		if buf.String() != want.String() {
+			t.Fatalf("quoteFrom(%q) = %q, want %q", in, buf.String(), want.String())
+		}
+	})
 }
