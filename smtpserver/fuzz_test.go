@@ -234,3 +234,36 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAddress runs MAIL/RCPT argument parsing in both modes: no panic, the
+// address is never longer than the argument (plus a localiphost rewrite),
+// compat addresses are under 900 bytes, and modern ones within RFC 5321's
+// limits and valid UTF-8.
+func FuzzAddress(f *testing.F) {
+	for _, s := range []string{"FROM:<a@b>", `TO:<"a b"@[127.0.0.1]>`, "FROM:<@x,@y:z@w> SIZE=1", "TO:joe", `TO:<a\>b@c`, "FROM:<jöe@x> SMTPUTF8"} {
+		f.Add(s)
+	}
+	srv := &Server{Hostname: "mx.example", IsLocalIP: func(ip netipAddr) bool { return ip.IsLoopback() }}
+	f.Fuzz(func(t *testing.T, arg string) {
+		for _, compat := range []bool{true, false} {
+			srv.Compat = compat
+			s := &session{srv: srv, compat: compat}
+			addr, rest, bad := s.address(arg, "FROM:", true)
+			if bad != nil {
+				continue
+			}
+			if len(addr) > len(arg)+len("mx.example") {
+				t.Fatalf("address %q longer than %q", addr, arg)
+			}
+			if compat && len(addr) >= 900 {
+				t.Fatalf("compat accepted %d bytes", len(addr))
+			}
+			if !compat {
+				if checkModernAddr(addr, true) != nil && !strings.Contains(addr, "mx.example") {
+					t.Fatalf("modern accepted %q", addr)
+				}
+				parseMailParams(rest, true, true)
+			}
+		}
+	})
+}
