@@ -274,11 +274,14 @@ func (d *delivery) run(ctx context.Context) {
 func (d *delivery) open(ctx context.Context, h Host) (*session, error) {
 	c := d.c
 	key := d.poolKey(h)
-	if c.Pool != nil {
+	if c.Pool != nil && !c.QmailCompat {
 		for {
-			s := c.Pool.get(key)
+			s, err := c.Pool.take(ctx, key)
+			if err != nil {
+				return nil, err
+			}
 			if s == nil {
-				break
+				break // a connection slot is reserved for connect
 			}
 			if err := s.reset(ctx); err == nil {
 				return s, nil

@@ -65,8 +65,10 @@
 // With a [Pool], a connection that finished a transaction is kept idle and
 // the next message to the same address (same port, TLS policy, credentials
 // and EHLO name) goes over it after a RSET; idle connections end with QUIT
-// after IdleTimeout. Without one, each delivery has its own connection, as
-// qmail-remote.
+// after IdleTimeout. The pool also bounds the connections open to one
+// address and in all (a delivery waits for room, or closes an idle
+// connection to make it). Without a pool, each delivery has its own
+// connection, as qmail-remote.
 //
 // # Security
 //

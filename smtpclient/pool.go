@@ -1,6 +1,7 @@
 package smtpclient
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -17,22 +18,108 @@ type poolKey struct {
 	helo   string
 }
 
-// Pool keeps idle SMTP connections for reuse (spec §13, item 3). Its zero
-// value keeps up to 2 idle connections per address and 100 in all, each for
-// 5 s. A Pool is safe for concurrent use; Close ends every idle connection.
+// Pool keeps idle SMTP connections for reuse (spec §13, item 3) and
+// bounds the connections open at once. Its zero value keeps up to 2 idle
+// connections per address and 100 in all, each for 5 s, and does not bound
+// open connections. A Pool is safe for concurrent use; Close ends every
+// idle connection.
 type Pool struct {
 	// MaxIdlePerHost bounds the idle connections to one address; 0 means 2.
 	MaxIdlePerHost int
 	// MaxIdle bounds all idle connections; 0 means 100.
 	MaxIdle int
+	// MaxConnsPerHost bounds the connections open to one address, idle or
+	// in use; a delivery that needs another one waits (until its context
+	// ends, a temporary failure). 0 means no bound.
+	MaxConnsPerHost int
+	// MaxConns bounds all open connections in the same way; an idle
+	// connection is closed to make room. 0 means no bound.
+	MaxConns int
 	// IdleTimeout is how long a connection stays idle before it is closed
 	// with QUIT; 0 means 5 s.
 	IdleTimeout time.Duration
 
 	mu     sync.Mutex
 	idle   map[poolKey][]*session
-	n      int
+	n      int // idle sessions
+	open   map[netip.AddrPort]int
+	total  int           // open connections
+	freed  chan struct{} // closed when a connection is released
 	closed bool
+}
+
+// take returns an idle session for key, or reserves a new connection to
+// key.addr within the bounds (closing an idle connection to another
+// destination when that makes room), or waits until one of those is
+// possible.
+func (p *Pool) take(ctx context.Context, key poolKey) (*session, error) {
+	addr := key.addr
+	for {
+		p.mu.Lock()
+		if list := p.idle[key]; len(list) > 0 {
+			s := list[len(list)-1]
+			p.remove(s)
+			s.timer.Stop()
+			p.mu.Unlock()
+			return s, nil
+		}
+		hostFull := p.MaxConnsPerHost > 0 && p.open[addr] >= p.MaxConnsPerHost
+		allFull := p.MaxConns > 0 && p.total >= p.MaxConns
+		if !hostFull && !allFull {
+			if p.open == nil {
+				p.open = map[netip.AddrPort]int{}
+			}
+			p.open[addr]++
+			p.total++
+			p.mu.Unlock()
+			return nil, nil
+		}
+		var evict *session
+		for k, list := range p.idle {
+			if hostFull && k.addr != addr {
+				continue
+			}
+			if t := list[0]; evict == nil || t.since.Before(evict.since) {
+				evict = t
+			}
+		}
+		if evict != nil {
+			p.remove(evict)
+			evict.timer.Stop()
+			p.mu.Unlock()
+			evict.quit()
+			continue
+		}
+		if p.freed == nil {
+			p.freed = make(chan struct{})
+		}
+		freed := p.freed
+		p.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// wake tells waiting deliveries to look again; p.mu must be held.
+func (p *Pool) wake() {
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
+	}
+}
+
+// release gives back a connection reserved by acquire.
+func (p *Pool) release(addr netip.AddrPort) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.open[addr]--; p.open[addr] <= 0 {
+		delete(p.open, addr)
+	}
+	p.total--
+	p.wake()
 }
 
 func (p *Pool) maxPerHost() int {
@@ -54,20 +141,6 @@ func (p *Pool) idleTimeout() time.Duration {
 		return p.IdleTimeout
 	}
 	return 5 * time.Second
-}
-
-// get takes the most recently used idle session for key, or nil.
-func (p *Pool) get(key poolKey) *session {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.idle[key]
-	if len(list) == 0 {
-		return nil
-	}
-	s := list[len(list)-1]
-	p.remove(s)
-	s.timer.Stop()
-	return s
 }
 
 // remove takes s out of the idle lists; p.mu must be held.
@@ -114,6 +187,7 @@ func (p *Pool) put(s *session) {
 	p.idle[s.key] = append(p.idle[s.key], s)
 	p.n++
 	s.timer = time.AfterFunc(p.idleTimeout(), func() { p.expire(s) })
+	p.wake()
 	p.mu.Unlock()
 	if evict != nil {
 		evict.quit()

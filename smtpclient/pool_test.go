@@ -1,6 +1,7 @@
 package smtpclient
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -147,4 +148,73 @@ func TestPoolIdleExpiry(t *testing.T) {
 			t.Errorf("dialogue %q", log)
 		}
 	})
+}
+
+// MaxConnsPerHost: concurrent deliveries to one address share at most that
+// many connections; a delivery whose context ends while waiting fails
+// temporarily.
+func TestPoolMaxConnsPerHost(t *testing.T) {
+	f := newFake(t)
+	f.SetExt([]string{"PIPELINING"})
+	c := fakeClient(t, f)
+	c.Pool = &Pool{MaxConnsPerHost: 2, MaxIdlePerHost: 4}
+	defer c.Pool.Close()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := c.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, strings.NewReader(testMsg)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	c.Pool.Close()
+	f.Settle()
+	if f.Conns() > 2 || len(f.Data()) != 8 {
+		t.Errorf("%d connections for 8 messages (want at most 2); %d delivered", f.Conns(), len(f.Data()))
+	}
+	// Both connections busy: a delivery waits, and gives up with its context.
+	c.Pool = &Pool{MaxConnsPerHost: 2}
+	defer c.Pool.Close()
+	block := make(chan struct{})
+	f.SetReply(func(step string, n int, line string) string {
+		if step == "MAIL" {
+			<-block
+		}
+		return ""
+	})
+	before := f.Conns()
+	for range 2 {
+		wg.Go(func() { c.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, strings.NewReader(testMsg)) })
+	}
+	for f.Conns() < before+2 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	res, err := c.Deliver(ctx, "example.net", "s@x", []string{"r@example.net"}, strings.NewReader(testMsg))
+	if err == nil || IsPermanent(err) || !strings.HasPrefix(string(res.Report()), "ZSorry, I wasn't able to establish an SMTP connection.") {
+		t.Errorf("waiting delivery: %v", err)
+	}
+	close(block)
+	wg.Wait()
+}
+
+// MaxConns: an idle connection to another address is closed to make room.
+func TestPoolMaxConns(t *testing.T) {
+	a, b := newFake(t), newFake(t)
+	c := fakeClient(t, a)
+	c.Pool = &Pool{MaxConns: 1}
+	defer c.Pool.Close()
+	if res := deliverTo(t, c, []string{"r@example.net"}, testMsg); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	c.Routes = mustRoutes(t, ":127.0.0.1:"+itoa(b.Port))
+	if res := deliverTo(t, c, []string{"r@example.net"}, testMsg); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	a.Settle()
+	if log := a.Log(); log[len(log)-1] != "QUIT" || c.Pool.Idle() != 1 {
+		t.Errorf("first host's dialogue %q, %d idle", log, c.Pool.Idle())
+	}
 }

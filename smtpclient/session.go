@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -33,6 +34,8 @@ type session struct {
 	key    poolKey
 	wto    time.Duration // write timeout of the current step
 	stop   func() bool   // stops the context watch
+	pool   *Pool         // holds a connection slot of pool, released on close
+	slot   netip.AddrPort
 	ctx    context.Context
 	since  time.Time   // when the session became idle (pool)
 	timer  *time.Timer // idle expiry (pool)
@@ -71,6 +74,10 @@ func (s *session) close() {
 	s.unwatch()
 	s.broken = true
 	s.raw.Close()
+	if s.pool != nil {
+		s.pool.release(s.slot)
+		s.pool = nil
+	}
 }
 
 // read reads one reply within timeout. A malformed reply is returned with
@@ -148,14 +155,25 @@ func verdict(code int) byte {
 func (d *delivery) connect(ctx context.Context, h Host, noTLS bool) (*session, error) {
 	c := d.c
 	log := c.logger()
+	// With a pool, open has reserved a connection slot: the session holds
+	// it, and gives it back when it closes (or here, when dialing fails).
+	slot := netip.AddrPortFrom(h.Addr, uint16(d.dest.Port))
+	pool := c.Pool
+	if c.QmailCompat {
+		pool = nil
+	}
 	nc, err := c.dial(ctx, h, d.dest.Port)
 	if err != nil {
+		if pool != nil {
+			pool.release(slot)
+		}
 		c.tcptoRecord(h.Addr, err)
 		log.Info("connect failed", "host", h.Name, "addr", h.Addr, "err", err)
 		return nil, err
 	}
 	c.tcptoRecord(h.Addr, nil)
 	s := newSession(c, nc, h)
+	s.pool, s.slot = pool, slot
 	s.watch(ctx)
 	to := &c.Timeouts
 	r, err := s.read(to.greeting())
@@ -188,6 +206,9 @@ func (d *delivery) connect(ctx context.Context, h Host, noTLS bool) (*session, e
 				break
 			}
 			if err := d.handshake(ctx, s); err != nil {
+				if policy < TLSRequire {
+					s.pool = nil // the retry below keeps the slot
+				}
 				s.close()
 				log.Info("TLS handshake failed", "addr", h.Addr, "err", err)
 				if policy >= TLSRequire {
