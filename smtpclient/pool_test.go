@@ -185,7 +185,9 @@ func TestPoolMaxConnsPerHost(t *testing.T) {
 	})
 	before := f.Conns()
 	for range 2 {
-		wg.Go(func() { c.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, strings.NewReader(testMsg)) })
+		wg.Go(func() {
+			c.Deliver(t.Context(), "example.net", "s@x", []string{"r@example.net"}, strings.NewReader(testMsg))
+		})
 	}
 	for f.Conns() < before+2 {
 		time.Sleep(time.Millisecond)
