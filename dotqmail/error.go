@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -33,13 +34,17 @@ func (e *Error) Error() string {
 	if e.File != "" {
 		s += e.File + ":" + strconv.Itoa(e.Line) + ": "
 	}
+	var cause string
+	if e.Err != nil {
+		cause = strings.TrimPrefix(e.Err.Error(), "dotqmail: ")
+	}
 	switch {
-	case e.Text != "" && e.Err != nil:
-		return s + e.Text + ": " + e.Err.Error()
+	case e.Text != "" && cause != "":
+		return s + e.Text + ": " + cause
 	case e.Text != "":
 		return s + e.Text
-	case e.Err != nil:
-		return s + e.Err.Error()
+	case cause != "":
+		return s + cause
 	}
 	return s + "delivery failed"
 }

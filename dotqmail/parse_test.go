@@ -150,3 +150,31 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestErrorText(t *testing.T) {
+	for _, tt := range []struct {
+		err  *Error
+		want string
+	}{
+		{&Error{Perm: true, File: ".qmail-x", Line: 2, Err: &ExitError{Command: "exit 100", Code: 100}},
+			"dotqmail: .qmail-x:2: program exited 100: exit 100"},
+		{&Error{Text: "Aack, child crashed. (#4.3.0)", Err: &ExitError{Command: "x", Code: -1, Signal: 9}},
+			"dotqmail: Aack, child crashed. (#4.3.0): program killed by signal 9 (killed): x"},
+		{&Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true},
+			"dotqmail: Sorry, no mailbox here by that name. (#5.1.1)"},
+		{&Error{}, "dotqmail: delivery failed"},
+	} {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+		if tt.err.ExitCode() != ExitCode(tt.err) {
+			t.Errorf("ExitCode mismatch for %v", tt.err)
+		}
+	}
+	if ExitCode(nil) != 0 || ExitCode(errors.New("x")) != 111 {
+		t.Error("ExitCode of nil or a plain error")
+	}
+	if (&ExitError{Code: 100}).Permanent() != true || (&ExitError{Code: -1}).Permanent() || (&ExitError{Code: 99}).Permanent() {
+		t.Error("ExitError.Permanent")
+	}
+}
