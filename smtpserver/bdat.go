@@ -48,20 +48,6 @@ func (b *bdatTx) wait() bdatResult {
 	return *b.res
 }
 
-// finished reports whether the Enqueuer has returned.
-func (b *bdatTx) finished() bool {
-	if b.res != nil {
-		return true
-	}
-	select {
-	case r := <-b.result:
-		b.res = &r
-		return true
-	default:
-		return false
-	}
-}
-
 func parseBdat(arg string) (n int64, last, ok bool) {
 	f := strings.Fields(arg)
 	if len(f) == 0 || len(f) > 2 {
@@ -109,13 +95,14 @@ func (s *session) cmdBdat(arg string) error {
 		s.startBdat()
 	}
 	b := s.bdat
-	if err := s.copyChunk(b, n); err != nil {
+	stopped, err := s.copyChunk(b, n)
+	if err != nil {
 		return err
 	}
 	if !last {
-		if b.finished() {
-			// The Enqueuer gave up early: report it now; the client must
-			// RSET before trying again.
+		if stopped {
+			// The Enqueuer stopped reading: report why now; the client
+			// must RSET before trying again (RFC 3030 §4.1).
 			s.finishBdat(b)
 			s.bdatFail = true
 			return nil
@@ -159,28 +146,25 @@ func (s *session) finishBdat(b *bdatTx) {
 }
 
 // copyChunk moves n octets from the client into the transaction's pipe, or
-// discards them once the Enqueuer has stopped reading.
-func (s *session) copyChunk(b *bdatTx, n int64) error {
+// discards them once the Enqueuer has stopped reading (stopped).
+func (s *session) copyChunk(b *bdatTx, n int64) (stopped bool, err error) {
 	src := &deadlineReader{s: s, r: io.LimitReader(s.br, n)}
 	buf := make([]byte, 32*1024)
 	for {
 		k, rerr := src.Read(buf)
-		if k > 0 {
+		if k > 0 && !stopped {
 			if _, werr := b.pw.Write(buf[:k]); werr != nil {
-				if _, err := io.Copy(io.Discard, src); err != nil {
-					return s.readErr(err)
-				}
-				return nil
+				stopped = true
 			}
 		}
 		if rerr == io.EOF {
 			if src.n < n {
-				return ErrClientGone
+				return stopped, ErrClientGone
 			}
-			return nil
+			return stopped, nil
 		}
 		if rerr != nil {
-			return s.readErr(rerr)
+			return stopped, s.readErr(rerr)
 		}
 	}
 }
