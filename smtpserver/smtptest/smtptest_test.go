@@ -46,7 +46,7 @@ func TestSendMailWithTLSAndAuth(t *testing.T) {
 		t.Fatalf("message %+v", m)
 	}
 	h, err := m.Header()
-	if err != nil || h.Get("Subject") != "hello" || !strings.Contains(h.Get("Received"), "ESMTPSA") {
+	if err != nil || h.Get("Subject") != "hello" || !strings.Contains(h.Get("Received"), "SMTPSA (TLS1.3") {
 		t.Fatalf("header %v %v", h, err)
 	}
 	if string(m.Body()) != ".leading dot\nbye\n" {
