@@ -227,3 +227,22 @@ func TestPolicyHooks(t *testing.T) {
 		t.Fatalf("messages %+v", m)
 	}
 }
+
+// The zero Server serves: modern replies, no relaying, and 451 for every
+// message since it has no Enqueuer.
+func TestZeroServer(t *testing.T) {
+	var srv Server
+	c := start(t, &srv, map[string]string{"TCPREMOTEIP": "192.0.2.1"})
+	c.expect("220 * ESMTP")
+	c.send("EHLO c\r\n")
+	if ext := strings.Join(c.reply(), "|"); !strings.Contains(ext, "ENHANCEDSTATUSCODES") || strings.Contains(ext, "STARTTLS") || strings.Contains(ext, "AUTH") {
+		t.Fatalf("EHLO %s", ext)
+	}
+	c.send("MAIL FROM:<a@b>\r\nRCPT TO:<c@d.example>\r\nRCPT TO:<postmaster>\r\nDATA\r\n")
+	c.expect("250 2.1.0 ok")
+	c.expect("553 5.7.1 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)")
+	c.expect("250 2.1.5 ok")
+	c.expect("451 4.3.0 qqt failure (#4.3.0)")
+	c.send("QUIT\r\n")
+	c.expect("221 2.0.0 *")
+}

@@ -13,6 +13,10 @@
 //
 //	qmail-smtpd -listen 127.0.0.1:2525 -x rules.cdb -c 40
 //
+// The rules cdb is looked at for every connection; the control files are
+// read once at start (qmail-smtpd reads them per connection: restart after
+// changing them).
+//
 // Flags: -home DIR (default $QMAILHOME, else /var/qmail); -modern for the
 // 2026 behaviour (enhanced status codes, SIZE, SMTPUTF8, CHUNKING, limits,
 // bare CR refused) instead of qmail's. STARTTLS is offered when
