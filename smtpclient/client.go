@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -202,6 +203,9 @@ func (c *Client) Deliver(ctx context.Context, domain, sender string, recipients 
 	if len(recipients) == 0 {
 		res.fail(newError(true, "No recipients were given. (#5.3.5)\n", nil))
 		return res, res.Err
+	}
+	if msg == nil {
+		msg = strings.NewReader("") // as net/http's nil body
 	}
 	dest, err := c.Lookup(ctx, domain)
 	if err != nil {

@@ -94,11 +94,13 @@ func (d *dataWriter) close(strict bool) error {
 
 var errPartial = errors.New("partial final line")
 
-// copyData streams the message r to w in DATA form. It tells read errors on
+// copyBufSize is the size of the buffer a delivery reads its message with.
+const copyBufSize = 16 * 1024
+
+// copyData streams the message r to w in DATA form, reading into buf. It tells read errors on
 // the message (readErr) from write errors on the connection (writeErr).
-func copyData(w *bufio.Writer, r io.Reader, strict bool) (readErr, writeErr error) {
+func copyData(w *bufio.Writer, r io.Reader, strict bool, buf []byte) (readErr, writeErr error) {
 	d := newDataWriter(w)
-	buf := make([]byte, 32*1024)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -125,11 +127,10 @@ func copyData(w *bufio.Writer, r io.Reader, strict bool) (readErr, writeErr erro
 // measure returns the size of the message in its DATA form (an upper bound
 // for RFC 1870's SIZE: stuffed dots are counted) and whether it has 8-bit
 // bytes.
-func measure(r io.Reader) (size int64, eightbit bool, err error) {
+func measure(r io.Reader, buf []byte) (size int64, eightbit bool, err error) {
 	cw := &countWriter{}
-	bw := bufio.NewWriterSize(cw, 32*1024)
+	bw := bufio.NewWriterSize(cw, 512)
 	d := newDataWriter(bw)
-	buf := make([]byte, 32*1024)
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {

@@ -565,7 +565,7 @@ func TestCopyData(t *testing.T) {
 	for chunk := 1; chunk <= len(in); chunk++ {
 		var out bytes.Buffer
 		bw := bufioWriter(&out)
-		readErr, writeErr := copyData(bw, &chunkReader{s: in, n: chunk}, false)
+		readErr, writeErr := copyData(bw, &chunkReader{s: in, n: chunk}, false, make([]byte, 7))
 		if readErr != nil || writeErr != nil {
 			t.Fatal(readErr, writeErr)
 		}
@@ -574,13 +574,13 @@ func TestCopyData(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if readErr, _ := copyData(bufioWriter(&out), strings.NewReader("x\nno lf"), true); readErr != errPartial {
+	if readErr, _ := copyData(bufioWriter(&out), strings.NewReader("x\nno lf"), true, make([]byte, 7)); readErr != errPartial {
 		t.Errorf("strict partial line: %v", readErr)
 	}
-	if readErr, _ := copyData(bufioWriter(&out), strings.NewReader("x\r"), true); readErr != nil {
+	if readErr, _ := copyData(bufioWriter(&out), strings.NewReader("x\r"), true, make([]byte, 7)); readErr != nil {
 		t.Errorf("final bare CR: %v", readErr)
 	}
-	size, eight, err := measure(strings.NewReader(in))
+	size, eight, err := measure(strings.NewReader(in), make([]byte, 5))
 	if err != nil || size != int64(len(want)-3) || eight {
 		t.Errorf("measure: %d %v %v", size, eight, err)
 	}

@@ -75,7 +75,7 @@ func FuzzDataEncoding(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var out bytes.Buffer
 		bw := bufio.NewWriterSize(&out, 16)
-		if readErr, writeErr := copyData(bw, bytes.NewReader(b), false); readErr != nil || writeErr != nil {
+		if readErr, writeErr := copyData(bw, bytes.NewReader(b), false, make([]byte, 7)); readErr != nil || writeErr != nil {
 			t.Fatal(readErr, writeErr)
 		}
 		s := out.String()

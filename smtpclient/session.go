@@ -39,6 +39,7 @@ type session struct {
 	ctx    context.Context
 	since  time.Time   // when the session became idle (pool)
 	timer  *time.Timer // idle expiry (pool)
+	buf    []byte      // for reading messages
 }
 
 type timedWriter struct{ s *session }
@@ -51,7 +52,7 @@ func (w timedWriter) Write(p []byte) (int, error) {
 func newSession(c *Client, nc net.Conn, h Host) *session {
 	s := &session{c: c, raw: nc, nc: nc, host: h, ip: h.Addr.String()}
 	s.br = bufio.NewReaderSize(nc, 4096)
-	s.bw = bufio.NewWriterSize(timedWriter{s}, 32*1024)
+	s.bw = bufio.NewWriterSize(timedWriter{s}, 16*1024)
 	return s
 }
 

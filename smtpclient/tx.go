@@ -113,7 +113,7 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 		lim, sizeOK := s.ext["SIZE"]
 		_, eightOK := s.ext["8BITMIME"]
 		if sizeOK || eightOK {
-			d.measure()
+			d.measure(s.buffer())
 		}
 		if sizeOK && d.measured {
 			limit, _ := strconv.ParseInt(strings.TrimSpace(lim), 10, 64)
@@ -215,7 +215,7 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 	}
 	s.wto = to.block()
 	d.readOnce = true
-	readErr, writeErr := copyData(s.bw, d.msg, c.QmailCompat)
+	readErr, writeErr := copyData(s.bw, d.msg, c.QmailCompat, s.buffer())
 	switch {
 	case readErr == errPartial:
 		s.close() // qmail-remote exits inside DATA: the server discards it
@@ -269,14 +269,14 @@ func (d *delivery) rcptReply(s *session, i int, r *Reply) bool {
 
 // measure takes the message's size and 8-bit content, when msg can be read
 // again.
-func (d *delivery) measure() bool {
+func (d *delivery) measure(buf []byte) bool {
 	if d.measured {
 		return true
 	}
 	if !d.seekable || d.readOnce {
 		return false
 	}
-	size, eightbit, err := measure(d.msg)
+	size, eightbit, err := measure(d.msg, buf)
 	if d.rewind() != nil || err != nil {
 		d.seekable = false
 		return false
@@ -297,4 +297,13 @@ func newHostError(perm bool, host, text string, cause error) *Error {
 	e := newError(perm, text, cause)
 	e.Host = host
 	return e
+}
+
+// buffer returns the session's buffer for reading messages, allocated
+// once per connection.
+func (s *session) buffer() []byte {
+	if s.buf == nil {
+		s.buf = make([]byte, copyBufSize)
+	}
+	return s.buf
 }
