@@ -36,14 +36,18 @@ type DNS struct {
 	Servers []string
 	// ConfigFile is a resolv.conf file; empty means /etc/resolv.conf.
 	ConfigFile string
-	// Timeout bounds each query to one server; 0 means 5 s.
+	// Timeout bounds each query to one server; 0 means resolv.conf's
+	// "options timeout:n", or 5 s.
 	Timeout time.Duration
-	// Attempts is how many times each server is tried; 0 means 2.
+	// Attempts is how many times each server is tried; 0 means
+	// resolv.conf's "options attempts:n", or 2.
 	Attempts int
 
-	once    sync.Once
-	servers []string
-	confErr error
+	once         sync.Once
+	servers      []string
+	confTimeout  time.Duration
+	confAttempts int
+	confErr      error
 }
 
 // maxCNAME bounds the CNAME chain followed.
@@ -66,6 +70,8 @@ func (d *DNS) config() ([]string, error) {
 		for _, s := range conf.Servers {
 			d.servers = append(d.servers, net.JoinHostPort(s, conf.Port))
 		}
+		d.confTimeout = time.Duration(conf.Timeout) * time.Second
+		d.confAttempts = conf.Attempts
 		if len(d.servers) == 0 {
 			d.confErr = errors.New("no nameserver in " + file)
 		}
@@ -200,7 +206,13 @@ func (d *DNS) exchange(ctx context.Context, qname string, qtype uint16) (*dns.Ms
 	}
 	timeout, attempts := d.Timeout, d.Attempts
 	if timeout <= 0 {
+		timeout = d.confTimeout
+	}
+	if timeout <= 0 {
 		timeout = 5 * time.Second
+	}
+	if attempts <= 0 {
+		attempts = d.confAttempts
 	}
 	if attempts <= 0 {
 		attempts = 2

@@ -136,7 +136,7 @@ func TestDNSResolvConf(t *testing.T) {
 	srv := dnstest.New(t, "mx.example.com. 300 IN A 192.0.2.1")
 	host, port, _ := net.SplitHostPort(srv.Addr)
 	conf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("nameserver %s\noptions port:%s\n", host, port)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("nameserver %s\noptions port:%s timeout:3 attempts:4\n", host, port)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// miekg reads the port from "port" only via ClientConfig.Port (53); so
@@ -146,6 +146,9 @@ func TestDNSResolvConf(t *testing.T) {
 	servers, err := r.config()
 	if err != nil || len(servers) != 1 || !strings.HasPrefix(servers[0], host+":") {
 		t.Fatalf("servers from %s: %v %v", conf, servers, err)
+	}
+	if r.confTimeout != 3*time.Second || r.confAttempts != 4 {
+		t.Errorf("options: timeout %v attempts %d", r.confTimeout, r.confAttempts)
 	}
 	r2 := &DNS{ConfigFile: filepath.Join(t.TempDir(), "missing")}
 	if _, err := r2.LookupMX(t.Context(), "example.com"); err == nil || isNotFound(err) {
