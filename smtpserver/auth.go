@@ -30,7 +30,7 @@ var ErrBadCredentials error = replyAuthBad
 // program inherits the server's environment.
 func Checkpassword(prog string, args ...string) Authenticator {
 	return func(ctx context.Context, user, password string) error {
-		if len(user)+len(password)+64 > 512 {
+		if strings.ContainsRune(user, 0) || strings.ContainsRune(password, 0) || len(user)+len(password)+64 > 512 {
 			return ErrBadCredentials // checkpassword reads at most 512 bytes
 		}
 		host, _ := os.Hostname()

@@ -88,7 +88,15 @@ func (r Reply) format(withEnhanced bool) []byte {
 			b = append(b, ' ')
 		}
 		b = append(b, enh...)
-		b = append(b, l...)
+		for i := 0; i < len(l); i++ {
+			// Texts may come from an Enqueuer or a program: no control
+			// byte (a CR above all) may reach the client.
+			if c := l[i]; c < 32 || c == 127 {
+				b = append(b, '?')
+			} else {
+				b = append(b, c)
+			}
+		}
 		b = append(b, '\r', '\n')
 	}
 	return b
