@@ -44,15 +44,16 @@ func SessionFrom(ctx context.Context) *Session {
 
 // session is one connection's state machine.
 type session struct {
-	srv     *Server
-	conn    net.Conn // the connection, under TLS after STARTTLS
-	raw     net.Conn // the connection as accepted: only this one is touched by other goroutines
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	ctx     context.Context
-	info    Session
-	compat  bool
-	maxLine int
+	srv      *Server
+	conn     net.Conn // the connection, under TLS after STARTTLS
+	raw      net.Conn // the connection as accepted: only this one is touched by other goroutines
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	ctx      context.Context
+	info     Session
+	compat   bool
+	maxLine  int
+	greeting string // Server.greeting(), worked out once
 
 	heloSeen bool
 	ehlo     bool
@@ -89,6 +90,7 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 		compat: srv.Compat,
 	}
 	s.maxLine = srv.limit(srv.MaxLineLength, 4096, 1<<20)
+	s.greeting = srv.greeting()
 	s.info.Env = env
 	s.info.RemoteAddr = c.RemoteAddr()
 	s.info.LocalAddr = c.LocalAddr()
@@ -288,7 +290,7 @@ func (s *session) serve(ctx context.Context) error {
 	if s.srv.LMTP {
 		word = "LMTP"
 	}
-	s.reply(Reply{Code: 220, Text: s.srv.greeting() + " " + word})
+	s.reply(Reply{Code: 220, Text: s.greeting + " " + word})
 	for {
 		if max := s.srv.limit(s.srv.MaxErrors, 20, 0); max > 0 && s.errs >= max {
 			s.reply(replyTooManyErrs)
@@ -324,7 +326,7 @@ func (s *session) command(line string) error {
 	switch {
 	case verb == "HELO" && !lmtp:
 		s.helo(arg, false)
-		s.bw.Write(Reply{Code: 250, Text: s.srv.greeting()}.format(false))
+		s.bw.Write(Reply{Code: 250, Text: s.greeting}.format(false))
 		return s.flush()
 	case verb == "EHLO" && !lmtp, verb == "LHLO" && lmtp:
 		s.helo(arg, true)
@@ -353,7 +355,7 @@ func (s *session) command(line string) error {
 		s.reply(replyHelp)
 		return s.flush()
 	case verb == "QUIT":
-		s.reply(Reply{Code: 221, Enhanced: "2.0.0", Text: s.srv.greeting()})
+		s.reply(Reply{Code: 221, Enhanced: "2.0.0", Text: s.greeting})
 		s.flush()
 		return errQuit
 	case verb == "STARTTLS" && s.srv.TLSConfig != nil:
@@ -383,7 +385,7 @@ func (s *session) authOffered() bool {
 
 // extensions is the EHLO reply (spec §13.1).
 func (s *session) extensions() []string {
-	ext := []string{s.srv.greeting(), "PIPELINING", "8BITMIME"}
+	ext := []string{s.greeting, "PIPELINING", "8BITMIME"}
 	if !s.compat {
 		if s.databytes > 0 {
 			ext = append(ext, "SIZE "+strconv.FormatInt(s.databytes, 10))
