@@ -1,12 +1,16 @@
 // Package queue is qmail's crash-safe mail queue for Go programs: the
-// on-disk queue of qmail-queue and qmail-clean, the listing of qmail-qread
-// and qmail-qstat, and (in progress) the delivery scheduler of qmail-send.
+// on-disk queue of qmail-queue and qmail-clean, the delivery scheduler of
+// qmail-send, and the listings of qmail-qread and qmail-qstat.
 //
 // A message is injected with [Queue.Inject] (or [Queue.Create], writing,
-// then [Writer.Commit], when the envelope is known only after the message,
-// as with qmail-queue's descriptors 0 and 1). When Inject returns an ID, the
-// message and its envelope are on disk and survive a crash at any instant;
-// from then on every step is recorded on disk before it is acted on.
+// then [Writer.Commit] when the envelope is known only after the message,
+// as with qmail-queue's descriptors 0 and 1). When Inject returns an ID the
+// message and its envelope are on disk and survive a crash at any instant.
+// A [Scheduler] delivers what is queued through a [LocalDeliverer] and a
+// [RemoteDeliverer], which the application provides (qmailkit's dotqmail
+// and smtpclient packages, or its own), and from the moment a message is
+// queued until it leaves the queue every step is recorded on disk before it
+// is acted on: each recipient is delivered at least once or bounced.
 //
 // # Layout
 //
@@ -32,32 +36,85 @@
 //
 // # Durability
 //
-// Injection follows qmail-queue's order of operations exactly: create
+// Injection follows qmail-queue's order of operations: create
 // pid/<pid>.<time>.<seq>, take its inode number N, link it to mess/S/N,
-// unlink the pid file, write the Received line and the message, fsync;
-// create intd/N, write the envelope, fsync; link intd/N to todo/N. qmail
-// relied on BSD's synchronous directory updates; Linux file systems do not
-// promise them, so the directories mess/S and intd are fsynced before the
-// todo link and todo after it, and only then does Inject return. Directory
-// fsyncs are shared between concurrent injections (group commit): one
+// unlink the pid file, write the Received line and the message; create
+// intd/N and write the envelope; link intd/N to todo/N. qmail fsynced the
+// two files and relied on BSD's synchronous directory updates; Linux file
+// systems do not promise them, so before the todo link the two files and
+// the directories mess/S and intd are fsynced (the four fsyncs are issued
+// together, and the journal commits them as one), and todo is fsynced after
+// it; only then does Inject return. Directory fsyncs are shared between
+// concurrent injections (group commit, without a goroutine of its own): one
 // injection fsyncs a directory for every injection that changed it before
-// the fsync began, the others wait for it; no goroutine is started for it
-// and no injection is acknowledged before the fsync that covers it has
-// succeeded.
+// the fsync began, the others wait for it, and none is acknowledged before
+// the fsync that covers it has succeeded.
+//
+// The scheduler preprocesses todo/N into info/S/N and the channel files,
+// fsyncs them and their directories, and only then removes todo/N (and
+// fsyncs todo/). A permanent failure is appended to bounce/N and fsynced
+// before the recipient's record is marked done; a mark is one byte written
+// in place, as in qmail, not fsynced: a mark lost in a crash means one more
+// delivery, never a lost one. A bounce is injected, durably, before
+// bounce/N is removed.
 //
 // Leftovers of injections interrupted by a crash (a pid/ file, a mess file
-// without todo/N) were never acknowledged; [Open] removes those older than
-// 36 hours, as qmail-clean does ([Queue.CleanStale]), since an injector in
-// another process may still be writing younger ones.
+// without todo/N) were never acknowledged; [Open] and the scheduler (every
+// 76431 s) remove those older than 36 hours, as qmail-clean and qmail-send
+// do ([Queue.CleanStale]), since an injector in another process may still
+// be writing younger ones.
+//
+// # Scheduling
+//
+// [Scheduler.Run] is qmail-send. It takes new messages from todo/ at once:
+// injections through the same [Queue] notify it in-process, and it watches
+// lock/trigger, which qmail-queue (ours or qmail's) pulls after each
+// injection; todo/ is also rescanned every 1500 s. Each recipient is
+// routed ([Routing]): an address without "@" gets "@" + EnvNoAtHost; the
+// percent hack rewrites u%d@relay for the domains listed in PercentHack; a
+// domain listed in Locals is local; else the first virtualdomains key found
+// among the address, the domain, its dot-suffixes (longest first) and the
+// empty key makes it local with its prepend and "-" in front (an empty
+// prepend keeps it remote); everything else is remote. Comparisons ignore
+// ASCII case; the last occurrence of a key wins.
+//
+// Deliveries run at most ConcurrencyLocal (10) local and ConcurrencyRemote
+// (20) remote at once, each capped at 120. Beyond qmail, recipients at one
+// domain share one remote transaction (RemoteBatch) and ConcurrencyDomain
+// limits the transactions to one domain. A temporary failure is retried at
+// birth + n² seconds, n growing by 10 (local) or 20 (remote) per attempt
+// ([NextRetry]); after the queue lifetime (7 days) one last attempt is made
+// and a temporary failure then bounces ([Dying]). Permanent failures are
+// reported in one bounce per message, sent when no recipient is left: in
+// qmail's QSBMF format, or as an RFC 3464 delivery status notification
+// ([Bounce].DSN). A bounce that fails goes to the postmaster as a double
+// bounce; a double bounce that fails is dropped. On stop the scheduler
+// starts nothing new, waits for the deliveries in progress, records their
+// outcome and saves each message's next attempt in its channel files'
+// mtime, which the next start reads.
+//
+// # Logging
+//
+// The Scheduler logs qmail-send's lines ("new msg N", "info msg N: bytes B
+// from <s> qp P uid U", "starting delivery D: msg N to local a",
+// "delivery D: success: text", "status: local 1/10 remote 0/20",
+// "bounce msg N qp P", "end msg N", ...) as slog record messages, with the
+// same facts as attributes; [LogHandler] writes the lines alone, with
+// splogger's timestamp if asked, so that qmailanalog keeps working.
 //
 // # Compatibility
 //
 // File names, file contents, modes, the Received line ("Received: (qmail
 // PID invoked by uid UID); 29 Jul 1996 11:35:35 -0000"), the envelope
-// format, the 1002-byte address limit and qmail-queue's exit codes
-// ([Error].Code, [ExitText]) are qmail's. After an injection the
-// lock/trigger FIFO is pulled so that a qmail-send in another process
-// notices it at once. Unlike qmail-queue, a failed [Writer.Commit] removes
-// what it wrote whatever the failure; the example program
-// examples/qmail-queue keeps qmail's exact behaviour.
+// format, the 1002-byte address limit, qmail-queue's exit codes
+// ([Error].Code, [ExitText]), routing, the retry schedule, the bounce
+// records, QSBMF's structure and the log lines are qmail's (notqmail's).
+// Where qmailkit differs, it is safer or it is an option: directories are
+// fsynced; bounce records are fsynced; the bounce's introduction is our
+// own wording after qmail's first line; a failed [Writer.Commit] removes
+// what it wrote (the example program examples/qmail-queue keeps qmail's
+// exact behaviour); remote recipients are batched per domain (RemoteBatch
+// 1 gives qmail's one recipient per delivery); [Bounce].MaxBytes and
+// [Bounce].DSN are extensions. The scheduler holds lock/sendmutex, so it
+// never runs beside qmail-send on the same queue.
 package queue

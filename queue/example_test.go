@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"os"
 	"path/filepath"
@@ -38,4 +39,51 @@ func ExampleQueue_Inject() {
 	// Output:
 	// messages in queue: 1
 	// messages in queue but not yet preprocessed: 1
+}
+
+// A Scheduler delivering through the application's own deliverers: here a
+// local one that prints, and a remote one that refuses everything.
+func ExampleScheduler() {
+	home, err := os.MkdirTemp("", "qmailhome")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	q, err := queue.Open(filepath.Join(home, "queue"), queue.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	delivered := make(chan string, 1)
+	s := &queue.Scheduler{
+		Queue:   q,
+		Routing: queue.Routing{Locals: []string{"example.com"}, EnvNoAtHost: "example.com"},
+		Local: queue.LocalFunc(func(ctx context.Context, d queue.Delivery) queue.Result {
+			delivered <- d.Recipients[0]
+			return queue.Result{Report: "did 1+0+0\n"}
+		}),
+		Remote: queue.RemoteFunc(func(ctx context.Context, d queue.Delivery) []queue.Result {
+			res := make([]queue.Result, len(d.Recipients))
+			for i := range res {
+				res[i] = queue.Result{Report: "Sorry, no remote delivery here. (#5.7.1)\n",
+					Err: &queue.PermanentError{Text: "no remote delivery"}}
+			}
+			return res
+		}),
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+
+	_, err = q.Inject(ctx, queue.Envelope{Sender: "joe@example.com", Recipients: []string{"bob"}},
+		strings.NewReader("Subject: hi\n\nhello\n"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("delivered to", <-delivered)
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// delivered to bob@example.com
 }

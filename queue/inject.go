@@ -45,6 +45,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // Permanent reports whether retrying cannot help (exit codes 11 to 40).
 func (e *Error) Permanent() bool { return e.Code >= 11 && e.Code <= 40 }
 
+// Text is what a qmail client says of the failure, without the leading D
+// or Z of ExitText: "qq write error or disk full (#4.3.0)".
+func (e *Error) Text() string { return ExitText(e.Code, nil)[1:] }
+
 func qerr(code int, op string, err error) error { return &Error{Code: code, Op: op, Err: err} }
 
 // Sentinel errors of the envelope format, wrapped in an *Error.
@@ -261,10 +265,37 @@ func (w *Writer) abort(intd bool) error {
 // message is streamed to disk, never held whole in memory. It is
 // qmail-queue for a Go caller.
 func (q *Queue) Inject(ctx context.Context, env Envelope, r io.Reader) (ID, error) {
+	return q.inject(ctx, Origin{}, env, r)
+}
+
+// Enqueue is Inject for an SMTP server (it satisfies smtpserver.Enqueuer):
+// the Received line says "invoked from network", as when qmail-smtpd runs
+// qmail-queue, and the id is the message number in decimal.
+func (q *Queue) Enqueue(ctx context.Context, from string, to []string, r io.Reader) (string, error) {
+	o := q.origin
+	o.Who = "from network"
+	id, err := q.inject(ctx, o, Envelope{Sender: from, Recipients: to}, r)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// Forward is Inject for forwarding during local delivery (it satisfies
+// dotqmail.Forwarder); the id is the message number in decimal.
+func (q *Queue) Forward(ctx context.Context, sender string, recipients []string, r io.Reader) (string, error) {
+	id, err := q.inject(ctx, Origin{}, Envelope{Sender: sender, Recipients: recipients}, r)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+func (q *Queue) inject(ctx context.Context, o Origin, env Envelope, r io.Reader) (ID, error) {
 	if err := checkEnvelope(env); err != nil {
 		return 0, err
 	}
-	w, err := q.Create(ctx, Origin{})
+	w, err := q.Create(ctx, o)
 	if err != nil {
 		return 0, err
 	}

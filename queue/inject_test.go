@@ -596,3 +596,35 @@ func TestTriggerPulled(t *testing.T) {
 		t.Error("in-process notification not sent")
 	}
 }
+
+// Enqueue and Forward are Inject under the names smtpserver.Enqueuer and
+// dotqmail.Forwarder use; Enqueue's Received line says "from network".
+func TestEnqueueForward(t *testing.T) {
+	q := openTest(t, Options{})
+	var _ interface {
+		Enqueue(context.Context, string, []string, io.Reader) (string, error)
+		Forward(context.Context, string, []string, io.Reader) (string, error)
+	} = q
+	id, err := q.Enqueue(t.Context(), "a@b", []string{"c@d"}, strings.NewReader("x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n ID
+	fmt.Sscan(id, &n)
+	if got := string(readFile(t, q.path("mess", n))); got != "Received: (qmail 4242 invoked from network); 29 Jul 1996 11:35:35 -0000\nx\n" {
+		t.Errorf("mess %q", got)
+	}
+	id, err = q.Forward(t.Context(), "a@b", []string{"e@f"}, strings.NewReader("y\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Sscan(id, &n)
+	if got := string(readFile(t, q.path("todo", n))); got != "u1000\x00p4242\x00Fa@b\x00Te@f\x00" {
+		t.Errorf("todo %q", got)
+	}
+	_, err = q.Enqueue(t.Context(), strings.Repeat("a", 1003), nil, strings.NewReader("x"))
+	var qe *Error
+	if !errors.As(err, &qe) || qe.Text() != "envelope address too long for qq (#5.1.3)" || !qe.Permanent() {
+		t.Errorf("too long: %v", err)
+	}
+}
