@@ -449,6 +449,10 @@ func (s *session) address(arg, keyword string, smtputf8 bool) (addr, rest string
 }
 
 func (s *session) cmdMail(arg string) error {
+	if s.srv.LMTP && !s.heloSeen {
+		s.reply(Reply{503, "5.5.1", "LHLO first"}) // RFC 2033 §4.1
+		return nil
+	}
 	var p mailParams
 	addr, rest, bad := s.address(arg, "FROM:", true)
 	if bad == nil && !s.compat {
