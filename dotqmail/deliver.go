@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -354,7 +353,7 @@ func (x *run) maildir(ctx context.Context, arg string) error {
 	if md == nil {
 		md = &x.d.md
 	}
-	r := io.MultiReader(strings.NewReader(x.l.rp+x.l.dt), x.msg.reader())
+	r := prefixed(x.l.rp+x.l.dt, x.msg.reader())
 	_, err := md.Deliver(ctx, maildir.Dir(x.path(arg)), r)
 	if err == nil {
 		return nil
@@ -382,7 +381,7 @@ func (x *run) forward(ctx context.Context, sender string, rcpts []string) error 
 	if x.d.Forwarder == nil {
 		return &Error{Text: "Unable to forward message: no forwarder configured (#4.3.0)."}
 	}
-	r := io.MultiReader(strings.NewReader(x.l.dt), x.msg.reader())
+	r := prefixed(x.l.dt, x.msg.reader())
 	id, err := x.d.Forwarder.Forward(ctx, sender, rcpts, r)
 	if err != nil {
 		return &Error{Text: "Unable to forward message: " + forwardText(err) + ".", Perm: ExitCode(err) == 100, Err: err}

@@ -1,6 +1,7 @@
 package dotqmail
 
 import (
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,5 +146,36 @@ func TestMergeEnv(t *testing.T) {
 	want := "PATH=/bin X=1 HOME=/home/joe"
 	if strings.Join(got, " ") != want {
 		t.Errorf("mergeEnv = %q, want %q", got, want)
+	}
+}
+
+func TestPrefixed(t *testing.T) {
+	for _, tt := range []struct {
+		head, body string
+		size       int
+	}{
+		{"Return-Path: <>\n", "x\n", 4096}, {"abc", "defgh", 2}, {"", "body", 3}, {"head", "", 1}, {"", "", 8},
+	} {
+		r := prefixed(tt.head, strings.NewReader(tt.body))
+		var got []byte
+		buf := make([]byte, tt.size)
+		for i := 0; i < 100; i++ {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(got) != tt.head+tt.body {
+			t.Errorf("prefixed(%q, %q) read %q", tt.head, tt.body, got)
+		}
+	}
+	// One Read of a large buffer gets both.
+	buf := make([]byte, 100)
+	if n, _ := prefixed("ab", strings.NewReader("cd")).Read(buf); n != 4 {
+		t.Errorf("first Read gave %d bytes, want 4", n)
 	}
 }

@@ -114,3 +114,26 @@ func (s *seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+// prefixed returns a reader of head and then r. Unlike io.MultiReader, one
+// Read fills its buffer from both, so that a small message with its
+// prepended lines reaches a file in one write.
+func prefixed(head string, r io.Reader) io.Reader { return &prefixReader{head: head, r: r} }
+
+type prefixReader struct {
+	head string
+	r    io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	n := copy(b, p.head)
+	p.head = p.head[n:]
+	if n == len(b) {
+		return n, nil
+	}
+	k, err := p.r.Read(b[n:])
+	if n > 0 && err == io.EOF {
+		err = nil // the next call reports it
+	}
+	return n + k, err
+}

@@ -2,11 +2,12 @@ package dotqmail
 
 import (
 	"errors"
-	"io"
+
 	"io/fs"
-	"os"
+
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // MapExt returns ext as it appears in .qmail file names (qmail-local:
@@ -69,7 +70,7 @@ type Found struct {
 	Candidate
 	// Path is the file's path: the home directory joined with Name.
 	Path string
-	// Mode is the file's mode bits.
+	// Mode holds the file's permission bits (0o777).
 	Mode fs.FileMode
 	// Data is the file's contents.
 	Data []byte
@@ -116,66 +117,74 @@ func Find(home, dash, ext string) (Found, error) {
 			Err: errors.New("dotqmail: extension contains a NUL byte")}
 	}
 	for _, c := range Candidates(dash, ext) {
-		f, err := openDotQmail(home, c.Name)
+		fnd, ok, err := readDotQmail(home, c)
 		if err != nil {
 			return Found{}, err
 		}
-		if f == nil {
-			continue
+		if ok {
+			return fnd, nil
 		}
-		fnd, err := readFound(f, c, home)
-		f.Close()
-		if err != nil {
-			return Found{}, err
-		}
-		if fnd.Path == "" {
-			continue
-		}
-		return fnd, nil
 	}
 	return Found{}, fs.ErrNotExist
 }
 
-// openDotQmail opens home/name; nil, nil means "does not exist" in
-// qmail-local's sense (dotqmail.md §5.2).
-func openDotQmail(home, name string) (*os.File, error) {
-	if err := checkName(name); err != nil {
-		return nil, &Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true, Err: err}
+// readDotQmail reads home/name as qmail-local's qmeexists and slurpclose
+// do (dotqmail.md §5.2). ok is false when the file does not exist in
+// qmail-local's sense: missing, not a regular file, or unreachable for a
+// reason other than permissions or a temporary errno. It uses the system
+// calls directly (open, fstat, read, close): it runs for every delivery,
+// and the file needs neither the poller nor buffering.
+func readDotQmail(home string, c Candidate) (Found, bool, error) {
+	if err := checkName(c.Name); err != nil {
+		return Found{}, false, &Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true, Err: err}
 	}
-	f, err := os.Open(filepath.Join(home, name))
-	if err == nil {
-		return f, nil
+	path := filepath.Join(home, c.Name)
+	unable := func(err error) error {
+		return &Error{Text: "Unable to open " + c.Name + ": " + errText(err) + ". (#4.3.0)",
+			Err: &fs.PathError{Op: "open", Path: path, Err: err}}
 	}
-	if isAccess(err) || isTemp(err) {
-		return nil, &Error{Text: "Unable to open " + name + ": " + errText(err) + ". (#4.3.0)", Err: err}
-	}
-	return nil, nil
-}
-
-// readFound reads an opened candidate; a Found with an empty Path means the
-// candidate is not a regular file and counts as absent.
-func readFound(f *os.File, c Candidate, home string) (Found, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return Found{}, &Error{Text: "Unable to open " + c.Name + ": " + errText(err) + ". (#4.3.0)", Err: err}
-	}
-	if !fi.Mode().IsRegular() {
-		return Found{}, nil
-	}
-	if fi.Size() > maxDotQmail {
-		return Found{}, &Error{Text: "Out of memory. (#4.3.0)", Err: errors.New("dotqmail: " + c.Name + " is larger than 16 MiB")}
-	}
-	// One read of the size fstat gave: a file edited while it is read is
-	// the race the sticky home directory exists to avoid.
-	data := make([]byte, fi.Size())
-	n, err := io.ReadFull(f, data)
-	data = data[:n]
-	if err == io.ErrUnexpectedEOF || err == io.EOF {
-		err = nil // the file shrank
+	var fd int
+	var err error
+	for {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != syscall.EINTR {
+			break
+		}
 	}
 	if err != nil {
-		// qmail-local's slurpclose failing reads as running out of memory.
-		return Found{}, &Error{Text: "Out of memory. (#4.3.0)", Err: err}
+		if isAccess(err) || isTemp(err) {
+			return Found{}, false, unable(err)
+		}
+		return Found{}, false, nil
 	}
-	return Found{Candidate: c, Path: filepath.Join(home, c.Name), Mode: fi.Mode(), Data: data}, nil
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return Found{}, false, unable(err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return Found{}, false, nil
+	}
+	if st.Size > maxDotQmail {
+		return Found{}, false, &Error{Text: "Out of memory. (#4.3.0)", Err: errors.New("dotqmail: " + c.Name + " is larger than 16 MiB")}
+	}
+	// The size fstat gave, read to its end: a file edited while it is
+	// read is the race the sticky home directory exists to avoid.
+	data := make([]byte, st.Size)
+	n := 0
+	for n < len(data) {
+		k, err := syscall.Read(fd, data[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			// qmail-local's slurpclose failing reads as running out of memory.
+			return Found{}, false, &Error{Text: "Out of memory. (#4.3.0)", Err: &fs.PathError{Op: "read", Path: path, Err: err}}
+		}
+		if k == 0 {
+			break // the file shrank
+		}
+		n += k
+	}
+	return Found{Candidate: c, Path: path, Mode: fs.FileMode(st.Mode & 0o777), Data: data[:n]}, true, nil
 }
