@@ -210,8 +210,9 @@ func (p *Pool) Idle() int {
 	return p.n
 }
 
-// Close ends every idle connection with QUIT and stops keeping new ones.
-// Connections in use are ended when their delivery finishes.
+// Close ends every idle connection with QUIT and stops keeping new ones;
+// it returns when they are closed. Connections in use are ended when their
+// delivery finishes.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -224,8 +225,12 @@ func (p *Pool) Close() error {
 	}
 	p.idle, p.n = nil, 0
 	p.mu.Unlock()
+	// Each QUIT waits up to Timeouts.Quit for its reply: all at once, so
+	// that Close takes that long at most.
+	var wg sync.WaitGroup
 	for _, s := range all {
-		s.quit()
+		wg.Go(s.quit)
 	}
+	wg.Wait()
 	return nil
 }
