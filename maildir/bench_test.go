@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // BenchmarkDeliver measures whole deliveries (create, write, fsync, close,
@@ -76,25 +78,7 @@ func BenchmarkCeiling(b *testing.B) {
 						}
 						defer dirf.Close()
 						for i := 0; next.Add(1) <= int64(b.N); i++ {
-							name := fmt.Sprintf("%d.%d", w, i)
-							f, err := os.OpenFile(filepath.Join(tmpd, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							if _, err = f.Write(msg); err == nil {
-								err = f.Sync()
-							}
-							if cerr := f.Close(); err == nil {
-								err = cerr
-							}
-							if err == nil {
-								err = os.Rename(filepath.Join(tmpd, name), filepath.Join(newd, name))
-							}
-							if err == nil {
-								err = dirf.Sync()
-							}
-							if err != nil {
+							if err := ceilingOp(tmpd, newd, fmt.Sprintf("%d.%d", w, i), msg, dirf); err != nil {
 								b.Error(err)
 								return
 							}
@@ -107,6 +91,100 @@ func BenchmarkCeiling(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkPaired alternates, in each goroutine, one delivery and one
+// fsyncrate operation of the same size, timing each: on a shared, noisy
+// machine the two see the same load, so their ratio is steadier than that
+// of two benchmarks run minutes apart. It reports the median latency of
+// each ("deliver-ms", "ceiling-ms") and "%ceiling": the ceiling's
+// median latency as a percentage of the delivery's (100 = as fast as the
+// bare operation). b.N counts pairs.
+func BenchmarkPaired(b *testing.B) {
+	for _, size := range []int{1 << 10, 100 << 10} {
+		for _, g := range []int{1, 8} {
+			b.Run(fmt.Sprintf("%dKB/g%d", size>>10, g), func(b *testing.B) {
+				base := b.TempDir()
+				d, err := Create(filepath.Join(base, "Maildir"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				tmpd, newd := filepath.Join(base, "c", "tmp"), filepath.Join(base, "c", "new")
+				for _, p := range []string{tmpd, newd} {
+					if err := os.MkdirAll(p, 0o700); err != nil {
+						b.Fatal(err)
+					}
+				}
+				msg := bytes.Repeat([]byte("0123456789abcdef\n"), size/17+1)[:size]
+				dl := &Deliverer{}
+				var next atomic.Int64
+				var mu sync.Mutex
+				var dlat, clat []time.Duration
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				for w := range g {
+					wg.Go(func() {
+						dirf, err := os.Open(newd)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						defer dirf.Close()
+						var dl1, cl1 []time.Duration
+						for i := 0; next.Add(1) <= int64(b.N); i++ {
+							t0 := time.Now()
+							if _, err := dl.Deliver(b.Context(), d, bytes.NewReader(msg)); err != nil {
+								b.Error(err)
+								return
+							}
+							t1 := time.Now()
+							if err := ceilingOp(tmpd, newd, fmt.Sprintf("%d.%d", w, i), msg, dirf); err != nil {
+								b.Error(err)
+								return
+							}
+							dl1, cl1 = append(dl1, t1.Sub(t0)), append(cl1, time.Since(t1))
+						}
+						mu.Lock()
+						dlat, clat = append(dlat, dl1...), append(clat, cl1...)
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				if len(dlat) == 0 {
+					return
+				}
+				slices.Sort(dlat)
+				slices.Sort(clat)
+				dm, cm := dlat[len(dlat)/2], clat[len(clat)/2]
+				b.ReportMetric(float64(dm)/1e6, "deliver-ms")
+				b.ReportMetric(float64(cm)/1e6, "ceiling-ms")
+				b.ReportMetric(100*float64(cm)/float64(dm), "%ceiling")
+			})
+		}
+	}
+}
+
+// ceilingOp is fsyncrate's operation: create, write, fsync, close, rename
+// into new/, fsync new/.
+func ceilingOp(tmpd, newd, name string, msg []byte, dirf *os.File) error {
+	f, err := os.OpenFile(filepath.Join(tmpd, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(msg); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(filepath.Join(tmpd, name), filepath.Join(newd, name))
+	}
+	if err == nil {
+		err = dirf.Sync()
+	}
+	return err
 }
 
 // BenchmarkList measures listing a Maildir of 100,000 messages (half in
