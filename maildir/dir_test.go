@@ -233,6 +233,12 @@ func TestMoveSetFlagsRemove(t *testing.T) {
 	if err := d.Remove(b); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("second Remove: %v", err)
 	}
+	// A message in new/ that already has an info keeps it when moved.
+	put(t, d, "new", "C:2,F", "c", time.Unix(3, 0))
+	c, err := d.Move(Message{Subdir: "new", Name: "C:2,F"})
+	if err != nil || c.Path() != "cur/C:2,F" {
+		t.Errorf("Move of new/C:2,F: %s, %v", c.Path(), err)
+	}
 	// A stale Message (renamed meanwhile) fails cleanly.
 	if _, err := d.SetFlags(msgs[0], Seen); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("SetFlags on a stale message: %v", err)
