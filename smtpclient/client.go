@@ -94,6 +94,8 @@ type Client struct {
 	// Network is "ip" (IPv6 and IPv4 addresses, IPv6 first), "ip4" or
 	// "ip6"; empty means "ip", or "ip4" with QmailCompat.
 	Network string
+	// PreferIPv4 tries each host's IPv4 addresses before its IPv6 ones.
+	PreferIPv4 bool
 	// LocalAddrs returns this host's addresses, for the check that refuses
 	// to deliver to ourselves (qmail's ipme); nil means [InterfaceAddrs].
 	LocalAddrs func() ([]netip.Addr, error)

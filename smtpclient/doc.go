@@ -19,8 +19,9 @@
 // control/smtproutes) wins; otherwise an IP literal ("[192.0.2.1]",
 // "192.0.2.1", "[IPv6:2001:db8::1]") is used as is; otherwise the MX
 // records, best preference first, exchangers of equal preference in random
-// order, each exchanger's addresses in resolver order (AAAA before A); no MX
-// records means the domain's own addresses (implicit MX). CNAMEs are
+// order, each exchanger's addresses in resolver order (AAAA before A, or A
+// first with PreferIPv4); no MX records means the domain's own addresses
+// (implicit MX). CNAMEs are
 // followed for lookups; addresses are never rewritten. A null MX (RFC 7505)
 // fails permanently without any connection. Exchangers whose preference is
 // not better than this host's own (the host is listed as an MX) are dropped,

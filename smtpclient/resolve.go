@@ -58,7 +58,7 @@ func (c *Client) Lookup(ctx context.Context, domain string) (*Destination, error
 	if a, ok := parseLiteral(host); ok {
 		d.Hosts = []Host{{Name: host, Addr: a}}
 	} else if d.Routed {
-		addrs, err := c.resolver().LookupNetIP(ctx, c.network(), host)
+		addrs, err := c.lookupIP(ctx, host)
 		if err != nil {
 			return nil, hostError(host, err)
 		}
@@ -89,7 +89,7 @@ func (c *Client) lookupMX(ctx context.Context, host string) ([]Host, error) {
 		return nil, newError(true, "Sorry, domain "+printable(host)+" does not accept mail (null MX). (#5.1.10)\n", ErrNullMX)
 	}
 	if len(mxs) == 0 {
-		addrs, err := r.LookupNetIP(ctx, c.network(), host)
+		addrs, err := c.lookupIP(ctx, host)
 		if err != nil {
 			return nil, hostError(host, err)
 		}
@@ -124,7 +124,7 @@ func (c *Client) lookupMX(ctx context.Context, host string) ([]Host, error) {
 			hosts = append(hosts, Host{Name: name, Addr: a, Pref: pref})
 			continue
 		}
-		addrs, err := r.LookupNetIP(ctx, c.network(), name)
+		addrs, err := c.lookupIP(ctx, name)
 		if err != nil {
 			if !isNotFound(err) {
 				soft = true
@@ -146,6 +146,28 @@ func (c *Client) lookupMX(ctx context.Context, host string) ([]Host, error) {
 		slices.SortStableFunc(hosts, func(a, b Host) int { return cmp.Compare(a.Pref, b.Pref) })
 	}
 	return hosts, nil
+}
+
+// lookupIP returns the addresses of host in the order to try them.
+func (c *Client) lookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	addrs, err := c.resolver().LookupNetIP(ctx, c.network(), host)
+	if err != nil {
+		return nil, err
+	}
+	if c.PreferIPv4 {
+		addrs = slices.Clone(addrs)
+		slices.SortStableFunc(addrs, func(a, b netip.Addr) int {
+			return cmp.Compare(btoi(a.Is6()), btoi(b.Is6()))
+		})
+	}
+	return addrs, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // hostError turns a failed address lookup into qmail's report.

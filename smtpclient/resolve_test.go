@@ -146,6 +146,7 @@ func TestLookupCases(t *testing.T) {
 			text: "Sorry, domain nomail.example does not accept mail (null MX). (#5.1.10)\n"},
 		{name: "implicit MX, IPv6 first", domain: "implicit.example", want: []string{"2001:db8::10", "192.0.2.10"}},
 		{name: "implicit MX, ip4", domain: "implicit.example", network: "ip4", want: []string{"192.0.2.10"}},
+		{name: "implicit MX, IPv4 preferred", domain: "implicit.example", network: "prefer4", want: []string{"192.0.2.10", "2001:db8::10"}},
 		{name: "CNAME to implicit", domain: "cname.example", network: "ip4", want: []string{"192.0.2.10"}},
 		{name: "NXDOMAIN", domain: "nope.example", perm: true, sentinel: ErrNoHost,
 			text: "Sorry, I couldn't find any host named nope.example. (#5.1.2)\n"},
@@ -169,6 +170,9 @@ func TestLookupCases(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Client{Resolver: r, LocalAddrs: noLocal, Network: tc.network}
+			if tc.network == "prefer4" {
+				c.Network, c.PreferIPv4 = "", true
+			}
 			if tc.routes != "" {
 				c.Routes = mustRoutes(t, tc.routes)
 			}
