@@ -151,3 +151,23 @@ func ExampleQuotaError() {
 	// 4.2.2 false
 	// "100S\n60 1\n"
 }
+
+// Cleaning tmp/ as qmail-pop3d does at the start of a session: files
+// unaccessed for more than 36 hours are leftovers of abandoned deliveries.
+func ExampleDir_Clean() {
+	d, cleanup := exampleDir()
+	defer cleanup()
+	now := time.Unix(1700000000, 0)
+	for name, age := range map[string]time.Duration{"old": 37 * time.Hour, "recent": time.Hour} {
+		p := filepath.Join(string(d), "tmp", name)
+		os.WriteFile(p, nil, 0o600)
+		os.Chtimes(p, now.Add(-age), now.Add(-age))
+	}
+	n, err := d.Clean(now)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("removed", n)
+	// Output:
+	// removed 1
+}
