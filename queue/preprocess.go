@@ -24,31 +24,51 @@ type prepared struct {
 // preBatch is how many messages share one round of directory fsyncs.
 const preBatch = 64
 
-// scanTodo preprocesses every message in todo/ (queue.md §4.1), in
-// batches whose directory fsyncs are shared.
+// scanTodo lists todo/ for preprocessing (queue.md §4.1). The loop then
+// preprocesses one batch per turn (preprocessSome), so that deliveries and
+// their results go on during a long backlog, as qmail-send handles one
+// todo entry per turn of its loop.
 func (r *run) scanTodo() {
 	r.nextRescan = r.now().Add(RescanInterval)
+	if len(r.todo) > 0 {
+		r.rescan = true // after the current list
+		return
+	}
 	names, err := readNames(filepath.Join(r.q.dir, "todo"))
 	if err != nil {
 		r.warn("unable to read todo: " + logSafe(err.Error()))
 		return
 	}
-	var batch []prepared
 	for _, name := range names {
-		id, ok := parseNum(name)
-		if !ok {
-			continue
+		if id, ok := parseNum(name); ok {
+			r.todo = append(r.todo, id)
 		}
+	}
+}
+
+// preprocessSome preprocesses up to one batch of the listed todo entries,
+// whose file and directory fsyncs are shared.
+func (r *run) preprocessSome() {
+	if r.exiting {
+		return
+	}
+	if len(r.todo) == 0 && r.rescan {
+		r.rescan = false
+		r.scanTodo()
+	}
+	var batch []prepared
+	for len(r.todo) > 0 && len(batch) < preBatch {
+		id := r.todo[0]
+		r.todo = r.todo[1:]
 		if _, ok := r.msgs[id]; ok {
 			continue // preprocessed in this run; its todo/N removal failed
 		}
 		if p, ok := r.preprocess(id); ok {
 			batch = append(batch, p)
 		}
-		if len(batch) == preBatch {
-			r.commit(batch)
-			batch = batch[:0]
-		}
+	}
+	if len(r.todo) == 0 {
+		r.todo = nil
 	}
 	r.commit(batch)
 }

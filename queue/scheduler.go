@@ -209,6 +209,8 @@ type run struct {
 	nextClean  time.Time
 	completing []*msg // messages whose completion is due or delayed
 	bouncing   int    // bounce injections in progress
+	todo       []ID   // todo/ entries listed, not yet preprocessed
+	rescan     bool   // list todo/ again once r.todo is done
 	bounced    chan bounceDone
 }
 
@@ -347,6 +349,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 	done := ctx.Done()
 	for {
 		r.applyControl()
+		r.preprocessSome()
 		r.complete()
 		r.startDeliveries()
 		if r.exiting && r.chans[0].active == 0 && r.chans[1].active == 0 && r.bouncing == 0 {
@@ -435,6 +438,9 @@ func (r *run) applyControl() {
 func (r *run) nextWake() (time.Duration, bool) {
 	if r.exiting {
 		return 0, false
+	}
+	if len(r.todo) > 0 || r.rescan {
+		return 0, true
 	}
 	now := r.now()
 	t := r.nextRescan
