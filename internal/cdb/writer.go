@@ -39,7 +39,8 @@ type Writer struct {
 	pos   uint64
 	lists [256][]slotEntry
 	count int
-	err   error // sticky: once set, every call returns it
+	err   error   // sticky: once set, every call returns it
+	hdr   [8]byte // a record's lengths, kept here so Put does not allocate
 
 	// For files made by Create and CreateTemp.
 	file          *os.File
@@ -105,10 +106,7 @@ func (w *Writer) Put(key, value []byte) error {
 		w.err = ErrTooMuchData
 		return w.err
 	}
-	var hdr [8]byte
-	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(key)))
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(value)))
-	if err := w.write(hdr[:], key, value); err != nil {
+	if err := w.writeRecord(key, value); err != nil {
 		return err
 	}
 	h := w.hash(key)
@@ -118,12 +116,24 @@ func (w *Writer) Put(key, value []byte) error {
 	return nil
 }
 
-func (w *Writer) write(bufs ...[]byte) error {
-	for _, b := range bufs {
-		if _, err := w.bw.Write(b); err != nil {
-			w.err = fmt.Errorf("cdb: write: %w", err)
-			return w.err
-		}
+// writeRecord writes one record's lengths, key and value.
+func (w *Writer) writeRecord(key, value []byte) error {
+	hdr := w.hdr[:]
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(value)))
+	if err := w.write(hdr); err != nil {
+		return err
+	}
+	if err := w.write(key); err != nil {
+		return err
+	}
+	return w.write(value)
+}
+
+func (w *Writer) write(b []byte) error {
+	if _, err := w.bw.Write(b); err != nil {
+		w.err = fmt.Errorf("cdb: write: %w", err)
+		return w.err
 	}
 	return nil
 }
