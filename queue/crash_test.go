@@ -74,7 +74,7 @@ func TestCrash(t *testing.T) {
 	}
 	// Without QMAILKIT_CRASH_N the kills stop after a time budget, so that
 	// a slow or loaded machine (CI) stays within about a minute.
-	budget := 30 * time.Second
+	budget := 25 * time.Second
 	if os.Getenv("QMAILKIT_CRASH_N") != "" {
 		budget = time.Duration(1<<63 - 1)
 	}

@@ -112,8 +112,8 @@
 // Where qmailkit differs, it is safer or it is an option: directories are
 // fsynced; bounce records are fsynced; the bounce's introduction is our
 // own wording after qmail's first line; a failed [Writer.Commit] removes
-// what it wrote (the example program examples/qmail-queue keeps qmail's
-// exact behaviour); remote recipients are batched per domain (RemoteBatch
+// what it wrote (examples/qmail-queue leaves the message behind on an
+// envelope error, exits 11 and 91, as qmail-queue does); remote recipients are batched per domain (RemoteBatch
 // 1 gives qmail's one recipient per delivery); [Bounce].MaxBytes and
 // [Bounce].DSN are extensions. The scheduler holds lock/sendmutex, so it
 // never runs beside qmail-send on the same queue.

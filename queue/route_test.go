@@ -113,3 +113,23 @@ func FuzzRoute(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseVirtualDomains(f *testing.F) {
+	for _, s := range []string{"virt.example:joe\n.sub.example:bob-net\n", "# c\n\n:catch\nx:y:z \t\n", "nocolon\n", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		vds, err := ParseVirtualDomains(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, v := range vds {
+			if strings.ContainsAny(v.Key, ":\n") || strings.Contains(v.Prepend, "\n") {
+				t.Fatalf("%q parsed to %+v", in, v)
+			}
+			if strings.HasSuffix(v.Prepend, " ") || strings.HasSuffix(v.Prepend, "\t") {
+				t.Fatalf("trailing blank kept in %+v", v)
+			}
+		}
+	})
+}

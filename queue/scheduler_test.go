@@ -610,3 +610,54 @@ func TestSchedulerStopInFlight(t *testing.T) {
 		emptyQueue(t, q)
 	})
 }
+
+// Test vector 20: a success marks its record D in place; a deferral leaves T.
+func TestSchedulerMark(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{answer: func(rcpt string, try int) Result {
+			if rcpt == "a@x" {
+				return Result{Report: "later\n", Err: errors.New("later")}
+			}
+			return Result{Report: "ok\n"}
+		}}
+		s := f.scheduler(q, &logs)
+		s.Routing = Routing{}
+		stop := startRun(t, s)
+		id := inject(t, q, "s@x", "x\n", "a@x", "b@y")
+		synctest.Wait()
+		stop()
+		if got := string(readFile(t, q.path("remote", id))); got != "Ta@x\x00Db@y\x00" {
+			t.Errorf("remote file %q", got)
+		}
+	})
+}
+
+func TestConcurrencyLimits(t *testing.T) {
+	for _, tc := range []struct{ v, def, want int }{
+		{0, 10, 10}, {0, 20, 20}, {5, 10, 5}, {500, 10, MaxConcurrency}, {-1, 10, 0},
+	} {
+		if got := limit(tc.v, tc.def); got != tc.want {
+			t.Errorf("limit(%d, %d) = %d, want %d", tc.v, tc.def, got, tc.want)
+		}
+	}
+	// A channel on hold delivers nothing; the other goes on.
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{}
+		s := f.scheduler(q, &logs)
+		s.ConcurrencyRemote = -1
+		stop := startRun(t, s)
+		inject(t, q, "s@x", "x\n", "r@far.example", "l@example.com")
+		synctest.Wait()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		stop()
+		local, remote := f.snapshot()
+		if len(local) != 1 || len(remote) != 0 || !strings.Contains(logs.String(), "status: local 0/10 remote 0/0\n") {
+			t.Errorf("local %d remote %d\n%s", len(local), len(remote), logs.String())
+		}
+	})
+}
