@@ -1,0 +1,103 @@
+// Package pop3 is a POP3 server (RFC 1939) with the semantics of qmail's
+// qmail-popup, checkpassword and qmail-pop3d, for Maildirs and for any
+// maildrop behind the [Mailbox] interface.
+//
+// It replaces the chain
+//
+//	tcpserver 0 110 qmail-popup HOST checkpassword qmail-pop3d Maildir
+//
+// with one [Server], which serves each connection in a goroutine: it
+// greets, checks the login with an [Authenticator] (a Go func, a
+// checkpassword program through [Checkpassword], or virtual users from a
+// password file with [PasswdFile]), opens the user's maildrop (by default
+// the Maildir in the user's home with [OpenMaildir]) and serves STAT,
+// LIST, UIDL, TOP, RETR, DELE, RSET, NOOP and QUIT. The programs under
+// examples/ (qmail-popup, qmail-pop3d, checkpassword) are the drop-ins,
+// built on the same code; qmail-popup can also keep the chain and hand
+// each login to checkpassword ([Server.Handoff]).
+//
+//	srv := &pop3.Server{
+//		Hostname:  "pop.example.org",
+//		Auth:      &pop3.PasswdFile{Path: "/etc/qmailkit/poppasswd"},
+//		TLSConfig: tlsConfig, // offers STLS
+//	}
+//	err := srv.Serve(listener)
+//
+// The zero Server works: modern behaviour, every login refused until Auth
+// is set. Like net/http, Serve blocks and owns its goroutines; Shutdown
+// stops it gracefully and Close at once. ServeConn serves one connection
+// with its tcpserver environment (TCPREMOTEIP, ...), and a listener whose
+// connections have an Env() map[string]string method (the tcprules
+// package's) passes theirs through Serve.
+//
+// # Sessions
+//
+// Messages are numbered 1..n at login, in delivery order (the files'
+// modification times, new/ before cur/ on ties), and the numbers never
+// change during the session. Only files modified before the second the
+// session started are listed: a message delivered in that second waits for
+// the next session (maildir.md §5). Messages are sent as they are read,
+// a buffer at a time, with LF turned into CRLF and dot-stuffing; a whole
+// message is never held in memory. Nothing changes in the maildrop before
+// QUIT: then the messages marked with DELE are unlinked and every other
+// message still in new/ is moved to cur/ with the info ":2,". A session
+// that ends any other way (the client goes away, a timeout, Shutdown)
+// deletes and moves nothing. UIDLs are Maildir unique names: stable across
+// sessions, the move to cur/ and flag changes.
+//
+// Commands may be pipelined (RFC 2449): replies are written in order and
+// flushed when no further command is waiting.
+//
+// # Compatibility
+//
+// With Compat set the server is qmail-popup and qmail-pop3d byte for byte
+// (spec pop3.md §2–§4): the greeting "+OK <pid.time@host>" (the APOP
+// timestamp), "+OK " with its trailing space and no text, qmail's error
+// texts ("-ERR authorization first", "-ERR not that many messages", ...),
+// STAT counting deleted messages too, sizes as stored (LF line ends), the
+// empty line qmail-pop3d sends before the terminating dot, LAST, RETR n k
+// as TOP n k, message numbers read as djb's scan_ulong reads them (leading
+// digits, wrapping on overflow), one login attempt per connection, no line
+// length limit (1 MiB here), no mailbox lock, and a failed unlink at QUIT
+// reported as "-ERR unable to unlink all deleted messages" before "+OK ".
+// CAPA, STLS and AUTH are spoken in compat mode only when TLSConfig is
+// set, so an unconfigured drop-in answers them like qmail.
+//
+// Without Compat (the default) the server follows the RFCs (spec §6):
+// STAT and LIST count only undeleted messages and report sizes as sent
+// (CRLF line ends; for a Maildir counted once and cached in the file
+// pop3sizes, or read from a Dovecot ",W=" field); no extra empty line; no
+// LAST; three login attempts with a growing delay; CAPA (RFC 2449) with
+// RESP-CODES and PIPELINING; AUTH PLAIN (RFC 5034, RFC 4616); STLS (RFC
+// 2595); APOP when [Server.APOP] is set; command lines up to 255 octets;
+// one session at a time per maildrop ("-ERR [IN-USE] mailbox already
+// locked"), by flock(2) on pop3.lock in the Maildir and an in-process set;
+// a UIDL that is not 1–70 printable characters is replaced by a stable
+// hash ([SafeUID]). [Server.SeenOnRetr] adds the flag S to messages
+// retrieved with RETR.
+//
+// The checkpassword interface is kept exactly: [Checkpassword] writes
+// "user\0password\0timestamp\0" on fd 3 and reads the exit status (1 bad
+// login, 111 temporary failure), whether it hands the connection to the
+// chain (qmail-popup) or asks it who the user is.
+//
+// # Security
+//
+// Passwords are refused in the clear: USER/PASS and AUTH PLAIN are
+// accepted only under TLS (STLS, or a tls.Listener for port 995) or from a
+// loopback address, unless [Server.AllowPlaintext] is set (the qmail-popup
+// drop-in sets it, since qmail has no TLS; put it behind a TLS proxy or on
+// a trusted network). Bytes a client pipelines after STLS are discarded,
+// never executed. APOP is off by default in modern mode (it needs the
+// clear-text secret on the server, and MD5). Failed logins are delayed,
+// and a modern session allows three. Secrets are compared in constant
+// time; [PasswdFile] reads SHA-crypt ($5$, $6$) hashes.
+//
+// The in-process server reads every Maildir with its own rights: it does
+// not change uid per user. Where users must be separated by the kernel,
+// keep qmail's chain (qmail-popup hands each login to checkpassword, which
+// switches to the user before running qmail-pop3d). Messages are opened
+// relative to the Maildir's directory handles without following symbolic
+// links. Timeouts (1200 s per read or write by default, qmail's) and an
+// optional whole-session limit bound each connection.
+package pop3
