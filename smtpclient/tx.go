@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -84,6 +85,13 @@ func (d *delivery) transactions(ctx context.Context, s *session) {
 			return
 		}
 		delivered = true
+		for _, i := range batch {
+			// Defensive: a recipient of a successful transaction that got
+			// no RCPT reply and is not retried must not look delivered.
+			if r := &res.Recipients[i]; r.status == 0 && r.Err == nil && !slices.Contains(retry, i) {
+				r.Err = newHostError(false, s.ip, "Recipient not tried at "+s.ip+". (#4.3.0)\n", nil)
+			}
+		}
 		pending = append(retry, rest...)
 	}
 }
@@ -192,8 +200,8 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 				retry = append(retry, batch[k:]...)
 				break
 			}
-			if s.broken {
-				break
+			if s.broken && !c.QmailCompat {
+				break // 421 or a malformed reply: stop here (qmail goes on)
 			}
 		}
 	}
