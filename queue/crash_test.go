@@ -19,11 +19,12 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/durable"
+	"github.com/qmailkit/qmailkit/maildir"
 )
 
 // The crash test (the acceptance test): a child process (this test
-// binary, re-executed) injects messages and delivers them, to Maildirs and
-// to a scripted remote that fails some recipients, while the parent
+// binary, re-executed) injects messages and delivers them, to Maildirs
+// (the maildir package) and to a scripted remote that fails some recipients, while the parent
 // SIGKILLs it at random moments and restarts it. At the end every
 // acknowledged message must have been delivered to each recipient or
 // bounced to its sender; duplicates are counted and reported.
@@ -61,6 +62,17 @@ func TestCrash(t *testing.T) {
 		n = v
 	}
 	home := t.TempDir()
+	// The local mailboxes are real Maildirs, made before the first kill.
+	for _, addr := range append([]string{crashSender}, crashRcpts...) {
+		if strings.HasSuffix(addr, "@example.com") {
+			if err := os.MkdirAll(filepath.Join(home, "mail"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := maildir.Create(filepath.Join(home, "mail", addr)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	logf, err := os.Create(filepath.Join(home, "child.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +285,7 @@ func TestCrashChild(t *testing.T) {
 		if rcpt == "nobody@example.com" {
 			return Result{Report: "Sorry, no mailbox here by that name. (#5.1.1)\n", Err: &PermanentError{"no mailbox"}}
 		}
-		if err := maildirDeliver(filepath.Join(home, "mail", rcpt), d.Message, &seq); err != nil {
+		if _, err := maildir.Dir(filepath.Join(home, "mail", rcpt)).Deliver(ctx, d.Message); err != nil {
 			return Result{Report: "Unable to write maildir. (#4.3.0)\n", Err: err}
 		}
 		return Result{Report: "did 0+0+1\n"}
