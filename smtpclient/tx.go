@@ -50,13 +50,14 @@ func (d *delivery) transactions(ctx context.Context, s *session) {
 		}
 	}
 	delivered := false
+	var gaveUp error // the last "Giving up" of a batch
 	for first := true; len(pending) > 0; first = false {
 		if !first {
 			if err := d.rewind(); err != nil {
 				for _, i := range pending {
 					res.Recipients[i].Err = newHostError(false, s.ip, "Not retried in this session: the message cannot be read again. (#4.3.0)\n", err)
 				}
-				return
+				break
 			}
 		}
 		n := len(pending)
@@ -65,12 +66,19 @@ func (d *delivery) transactions(ctx context.Context, s *session) {
 		}
 		batch, rest := pending[:n], pending[n:]
 		_, retry, err := d.transact(s, batch, utf8)
-		if err != nil && delivered && errors.Is(err, errAllRejected) {
-			// Recipients retried after a 452 were refused again: they keep
-			// their own results; the message went to the others.
-			return
-		}
-		if err != nil {
+		switch {
+		case err != nil && errors.Is(err, errAllRejected) && !s.broken:
+			// No recipient of this batch was accepted: each keeps its own
+			// refusal; one never asked (after a 452) is deferred. The
+			// other batches are still tried.
+			for _, i := range batch {
+				if r := &res.Recipients[i]; r.status == 0 {
+					r.Err = newHostError(false, s.ip, "Recipient not tried at "+s.ip+". (#4.5.3)\n", nil)
+				}
+			}
+			gaveUp = err
+			pending = rest
+		case err != nil:
 			if res.Err == nil {
 				res.Err = err
 			}
@@ -83,16 +91,21 @@ func (d *delivery) transactions(ctx context.Context, s *session) {
 				res.Recipients[i].Err = err
 			}
 			return
-		}
-		delivered = true
-		for _, i := range batch {
-			// Defensive: a recipient of a successful transaction that got
-			// no RCPT reply and is not retried must not look delivered.
-			if r := &res.Recipients[i]; r.status == 0 && r.Err == nil && !slices.Contains(retry, i) {
-				r.Err = newHostError(false, s.ip, "Recipient not tried at "+s.ip+". (#4.3.0)\n", nil)
+		default:
+			delivered = true
+			for _, i := range batch {
+				// Defensive: a recipient of a successful transaction that
+				// got no RCPT reply and is not retried must not look
+				// delivered.
+				if r := &res.Recipients[i]; r.status == 0 && r.Err == nil && !slices.Contains(retry, i) {
+					r.Err = newHostError(false, s.ip, "Recipient not tried at "+s.ip+". (#4.3.0)\n", nil)
+				}
 			}
+			pending = append(retry, rest...)
 		}
-		pending = append(retry, rest...)
+	}
+	if !delivered && gaveUp != nil && res.Err == nil {
+		res.Err = gaveUp // qmail's "Giving up on IP."
 	}
 }
 
@@ -210,7 +223,10 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 		return nil, nil, newHostError(false, s.ip, "Connected to "+s.ip+" but it ended the session.\n", nil)
 	}
 	if len(accepted) == 0 {
-		return nil, nil, newHostError(true, s.ip, "Giving up on "+s.ip+".\n", errAllRejected)
+		// qmail's "Giving up" is permanent: every recipient was refused.
+		// Recipients deferred by a 452 (some never asked for) make it
+		// temporary.
+		return nil, nil, newHostError(len(retry) == 0, s.ip, "Giving up on "+s.ip+".\n", errAllRejected)
 	}
 	r, err := s.cmd(to.data(), "DATA")
 	if err != nil {
