@@ -86,7 +86,7 @@ func TestCrash(t *testing.T) {
 	}
 	// Without QMAILKIT_CRASH_N the kills stop after a time budget, so that
 	// a slow or loaded machine (CI) stays within about a minute.
-	budget := 25 * time.Second
+	budget := 20 * time.Second
 	if os.Getenv("QMAILKIT_CRASH_N") != "" {
 		budget = time.Duration(1<<63 - 1)
 	}
@@ -344,7 +344,7 @@ func TestCrashChild(t *testing.T) {
 	var ackMu sync.Mutex
 	for w := range 4 {
 		wg.Go(func() {
-			for i := 0; i < 25; i++ {
+			for i := 0; i < 12; i++ {
 				rngMu.Lock()
 				k := 1 + rng.IntN(3)
 				perm := rng.Perm(len(crashRcpts))[:k]
