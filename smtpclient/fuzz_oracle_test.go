@@ -22,12 +22,12 @@ func FuzzDeliverOracle(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 3, 3, 0, 0, 0, 0}, uint8(120), true, false)
 	f.Add([]byte{0, 0, 0, 4, 0, 0, 1, 0}, uint8(2), false, true)
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 3}, uint8(1), false, false)
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(130), true, false)
 	f.Fuzz(func(t *testing.T, choices []byte, n uint8, pipelining, compat bool) {
-		nrcpt := int(n)%120 + 1
-		var rcpts []string
-		for i := range nrcpt {
-			rcpts = append(rcpts, "r"+strconv.Itoa(i)+"@example.net")
-		}
+		// n: recipients (low 7 bits, 1–120) and whether a Pool carries a
+		// second delivery over the same connection (high bit).
+		nrcpt := int(n&0x7f)%120 + 1
+		reuse := n&0x80 != 0 && !compat
 		o := &oracle{choices: choices, delivered: map[string]bool{}, last: map[string]string{}}
 		srv := scripted.Pipe(t)
 		if pipelining {
@@ -43,13 +43,31 @@ func FuzzDeliverOracle(f *testing.F) {
 			QmailCompat: compat,
 			Timeouts:    Timeouts{Remote: 2 * time.Second, Quit: 100 * time.Millisecond},
 		}
-		res, _ := c.Deliver(context.Background(), "example.net", "s@x", rcpts, strings.NewReader("Subject: x\n\nbody\n"))
+		var results []RecipientResult
+		var reports [][]byte
+		rounds := 1
+		if reuse {
+			c.Pool = &Pool{}
+			rounds = 2
+		}
+		for round := range rounds {
+			var rcpts []string
+			for i := range nrcpt {
+				rcpts = append(rcpts, "r"+strconv.Itoa(round)+"-"+strconv.Itoa(i)+"@example.net")
+			}
+			res, _ := c.Deliver(context.Background(), "example.net", "s@x", rcpts, strings.NewReader("Subject: x\n\nbody\n"))
+			results = append(results, res.Recipients...)
+			reports = append(reports, res.Report())
+		}
+		if c.Pool != nil {
+			c.Pool.Close()
+		}
 		srv.Settle()
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		for _, r := range res.Recipients {
+		for _, r := range results {
 			if got, want := r.Err == nil, o.delivered[r.Address]; got != want {
-				t.Fatalf("%s: delivered %v, server says %v (err %v)\nreport %q", r.Address, got, want, r.Err, res.Report())
+				t.Fatalf("%s: delivered %v, server says %v (err %v)\nreports %q", r.Address, got, want, r.Err, reports)
 			}
 			if r.Err == nil {
 				continue
@@ -91,12 +109,12 @@ func (o *oracle) reply(step string, n int, line string) string {
 		return o.pick("220 hi", "220 hi", "220 hi", "554 no")
 	case "MAIL":
 		o.tx = nil
-		r := o.pick("250 ok", "250 ok", "550 no", "451 later")
+		r := o.pick("250 ok", "250 ok", "550 no", "451 later", "421 closing")
 		o.perm = o.perm || r[0] == '5'
 		return r
 	case "RCPT":
 		addr := strings.TrimSuffix(strings.TrimPrefix(line, "RCPT TO:<"), ">")
-		r := o.pick("250 ok", "550 no", "450 busy", "452 too many", "452 4.2.2 full", "250 ok", "250 ok")
+		r := o.pick("250 ok", "550 no", "450 busy", "452 too many", "452 4.2.2 full", "250 ok", "250 ok", "421 closing")
 		o.last[addr] = r
 		if r[0] == '2' {
 			o.tx = append(o.tx, addr)
@@ -118,6 +136,7 @@ func (o *oracle) reply(step string, n int, line string) string {
 		return r
 	case "RSET":
 		o.tx = nil
+		return o.pick("250 ok", "250 ok", "250 ok", "CLOSE")
 	}
 	return ""
 }
