@@ -2,9 +2,12 @@ package queue
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-message"
 )
 
 // Test vector 27.
@@ -154,5 +157,40 @@ func TestCRLFToLF(t *testing.T) {
 	c.flush()
 	if b.String() != "a\nb\rc\n\r" {
 		t.Errorf("%q", b.String())
+	}
+}
+
+// The DSN is a well-formed multipart/report that a MIME parser reads back.
+func TestDSNParses(t *testing.T) {
+	var w bytes.Buffer
+	if err := (Bounce{Host: "mx.ex.com", DSN: true}).write(&w, bounceFixture(false)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := message.Read(&w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct, params, _ := e.Header.ContentType(); ct != "multipart/report" || params["report-type"] != "delivery-status" {
+		t.Fatalf("content type %q %v", ct, params)
+	}
+	mr := e.MultipartReader()
+	var types []string
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _, _ := p.Header.ContentType()
+		types = append(types, ct)
+		body, _ := io.ReadAll(p.Body)
+		if ct == "message/rfc822" && !strings.HasSuffix(string(body), "\nhi\n") {
+			t.Errorf("original message part %q", body)
+		}
+	}
+	if strings.Join(types, " ") != "text/plain message/delivery-status message/rfc822" {
+		t.Errorf("parts %v", types)
 	}
 }

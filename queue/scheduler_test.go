@@ -661,3 +661,27 @@ func TestConcurrencyLimits(t *testing.T) {
 		}
 	})
 }
+
+// Preprocessing problems are logged as qmail-send's warnings and retried:
+// an unknown record type, and a todo entry whose message file is missing.
+func TestSchedulerPreprocessWarnings(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		os.WriteFile(q.path("mess", 457), []byte("x\n"), 0o644)
+		os.WriteFile(q.path("todo", 457), []byte("u1\x00p2\x00Fa@b\x00Xjunk\x00"), 0o644)
+		os.WriteFile(q.path("todo", 458), []byte("u1\x00p2\x00Fa@b\x00"), 0o644) // no mess/S/458
+		f := &fakes{}
+		stop := startRun(t, f.scheduler(q, &logs))
+		stop()
+		for _, want := range []string{"warning: unknown record type in todo/457\n", "warning: unable to stat mess/21/458\n"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs.String())
+			}
+		}
+		// Both stay queued for a later scan.
+		if !q.exists("todo", 457) || !q.exists("todo", 458) {
+			t.Error("todo entries removed")
+		}
+	})
+}
