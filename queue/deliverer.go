@@ -65,5 +65,8 @@ func (f RemoteFunc) DeliverRemote(ctx context.Context, d Delivery) []Result { re
 // 100, 5xx) for deliverers that have no error type of their own.
 type PermanentError struct{ Text string }
 
-func (e *PermanentError) Error() string   { return e.Text }
+// Error returns the text.
+func (e *PermanentError) Error() string { return e.Text }
+
+// Permanent reports true: the recipient is bounced.
 func (e *PermanentError) Permanent() bool { return true }

@@ -33,6 +33,7 @@ type Error struct {
 	Err  error
 }
 
+// Error returns "queue: " + the failed step + the cause.
 func (e *Error) Error() string {
 	if e.Err == nil {
 		return "queue: " + e.Op
@@ -40,6 +41,7 @@ func (e *Error) Error() string {
 	return "queue: " + e.Op + ": " + e.Err.Error()
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Permanent reports whether retrying cannot help (exit codes 11 to 40).
@@ -51,9 +53,12 @@ func (e *Error) Text() string { return ExitText(e.Code, nil)[1:] }
 
 func qerr(code int, op string, err error) error { return &Error{Code: code, Op: op, Err: err} }
 
-// Sentinel errors of the envelope format, wrapped in an *Error.
+// Sentinel errors of the envelope, wrapped in an *Error.
 var (
+	// ErrAddressTooLong: an address longer than MaxAddressLen (exit 11).
 	ErrAddressTooLong = errors.New("envelope address too long")
+	// ErrEnvelopeFormat: a record that is not F or T, or a NUL inside
+	// an address given to Inject (exit 91).
 	ErrEnvelopeFormat = errors.New("envelope format error")
 )
 
