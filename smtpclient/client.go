@@ -68,7 +68,8 @@ func (t *Timeouts) quit() time.Duration {
 
 // Client delivers messages by SMTP. Its zero value works: MX lookups through
 // /etc/resolv.conf, port 25, opportunistic STARTTLS, no connection reuse. A
-// Client is safe for concurrent use; do not copy it after first use.
+// Client is safe for concurrent use; set its fields before the first
+// delivery and do not change or copy it afterwards.
 type Client struct {
 	// Hostname is the name sent in EHLO/HELO (qmail's control/helohost);
 	// empty means os.Hostname, or "localhost" when that fails.
@@ -122,8 +123,9 @@ type Client struct {
 	// Now returns the current time, for TCPTO; nil means time.Now.
 	Now func() time.Time
 
-	mu       sync.Mutex
-	memTCPTO *MemoryTCPTO
+	mu         sync.Mutex
+	memTCPTO   *MemoryTCPTO
+	defaultDNS *DNS
 }
 
 func (c *Client) port() int {
@@ -139,10 +141,10 @@ func (c *Client) resolver() Resolver {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.Resolver == nil {
-		c.Resolver = &DNS{}
+	if c.defaultDNS == nil {
+		c.defaultDNS = &DNS{} // one per Client: it reads resolv.conf once
 	}
-	return c.Resolver
+	return c.defaultDNS
 }
 
 func (c *Client) network() string {
