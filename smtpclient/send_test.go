@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -50,5 +52,54 @@ func TestSend(t *testing.T) {
 	}
 	if !slices.Contains(one.Log(), "RCPT TO:<c@ONE.example>") {
 		t.Errorf("recipients grouped wrongly: %q", one.Log())
+	}
+}
+
+// Many concurrent Sends through one Client: DNS through dnstest, a Pool,
+// several domains on two servers. Run with -race.
+func TestSendConcurrent(t *testing.T) {
+	one, two := newFake(t), newFake(t)
+	one.SetExt([]string{"PIPELINING", "8BITMIME", "SIZE 1000000"})
+	two.SetExt([]string{})
+	_, r := newDNS(t,
+		"a.example. 300 IN MX 10 mx1.example.",
+		"b.example. 300 IN MX 10 mx1.example.",
+		"c.example. 300 IN MX 10 mx2.example.",
+		"mx1.example. 300 IN A 127.0.0.2",
+		"mx2.example. 300 IN A 127.0.0.3",
+	)
+	c := &Client{
+		Hostname:   "h",
+		Resolver:   r,
+		Dialer:     portDialer{"127.0.0.2": one.Port, "127.0.0.3": two.Port},
+		LocalAddrs: noLocal,
+		Network:    "ip4",
+		Pool:       &Pool{MaxConnsPerHost: 3, MaxIdlePerHost: 3},
+	}
+	defer c.Pool.Close()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			rcpts := []string{"x" + strconv.Itoa(i) + "@a.example", "y@b.example", "z@c.example"}
+			results, err := c.Send(t.Context(), "s@x", rcpts, strings.NewReader(testMsg))
+			if err != nil {
+				t.Error(err)
+			}
+			for _, r := range results {
+				if r.Err != nil {
+					t.Errorf("%s: %v", r.Address, r.Err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	c.Pool.Close()
+	one.Settle()
+	two.Settle()
+	if got := len(one.Data()) + len(two.Data()); got != 60 {
+		t.Errorf("%d messages received, want 60", got)
+	}
+	if one.Conns() > 3 || two.Conns() > 3 {
+		t.Errorf("connections %d and %d, want at most 3 each", one.Conns(), two.Conns())
 	}
 }
