@@ -198,10 +198,12 @@ func (c *Client) dial(ctx context.Context, h Host, port int) (net.Conn, error) {
 // ends); when msg is also an io.Seeker it may be read more than once (to
 // measure it for SIZE, and for more than 100 recipients).
 //
-// The result has one entry per recipient, in order. The error is nil when the
-// message was delivered to every recipient the server accepted (qmail's K),
-// otherwise the message's failure (D or Z), also in Result.Err; an
-// individual recipient's rejection is only in its RecipientResult.
+// The result has one entry per recipient, in order: that is what a queue
+// acts on. The error (also in Result.Err) is the message's outcome as
+// qmail-remote's K/Z/D tells it: nil when the server took the message for
+// every recipient it accepted; qmail's "Giving up" when it accepted none;
+// otherwise why the message failed. A recipient's own refusal is only in
+// its RecipientResult.
 func (c *Client) Deliver(ctx context.Context, domain, sender string, recipients []string, msg io.Reader) (*Result, error) {
 	res := newResult(recipients)
 	if len(recipients) == 0 {
