@@ -10,16 +10,43 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
+var (
+	benchMu   sync.Mutex
+	benchDirs = map[[2]int]string{}
+	benchRoot string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchRoot != "" {
+		os.RemoveAll(benchRoot)
+	}
+	os.Exit(code)
+}
+
 // benchMaildir makes a Maildir of n messages of about size bytes in cur/,
-// with distinct mtimes in the past, named as maildir.Deliverer names them.
+// with distinct mtimes in the past, named as maildir.Deliverer names them,
+// once per test binary (benchmarks only read it; QUIT is never sent).
 func benchMaildir(b *testing.B, n, size int) string {
 	b.Helper()
-	dir := filepath.Join(b.TempDir(), "Maildir")
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if dir, ok := benchDirs[[2]int{n, size}]; ok {
+		return dir
+	}
+	if benchRoot == "" {
+		var err error
+		if benchRoot, err = os.MkdirTemp("", "pop3bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := filepath.Join(benchRoot, fmt.Sprintf("Maildir-%d-%d", n, size))
 	for _, s := range []string{"tmp", "new", "cur"} {
 		os.MkdirAll(filepath.Join(dir, s), 0o700)
 	}
@@ -40,6 +67,7 @@ func benchMaildir(b *testing.B, n, size int) string {
 		mt := base.Add(time.Duration(i) * time.Millisecond)
 		os.Chtimes(p, mt, mt)
 	}
+	benchDirs[[2]int{n, size}] = dir
 	return dir
 }
 

@@ -390,12 +390,20 @@ func (m *Maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 }
 
 // fileReader reads a message with plain read(2) calls: a regular file
-// needs nothing from the runtime's poller, and RETR is the hot path.
-type fileReader struct{ fd int }
+// needs nothing from the runtime's poller, and RETR is the hot path. A
+// short read of a regular file happens only at its end, so it saves the
+// read(2) that would return 0.
+type fileReader struct {
+	fd  int
+	eof bool
+}
 
 func (f *fileReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if f.eof {
+		return 0, io.EOF
 	}
 	for {
 		n, err := syscall.Read(f.fd, p)
@@ -408,6 +416,7 @@ func (f *fileReader) Read(p []byte) (int, error) {
 		if n == 0 {
 			return 0, io.EOF
 		}
+		f.eof = n < len(p)
 		return n, nil
 	}
 }
