@@ -90,7 +90,8 @@ type Server struct {
 	// "-ERR [IN-USE] ...".
 	OpenMailbox func(ctx context.Context, u *User) (Mailbox, error)
 	// SeenOnRetr makes the default OpenMailbox flag messages retrieved
-	// with RETR as seen (S) at QUIT. qmail flags nothing.
+	// whole with RETR as seen (S) at QUIT, in modern mode (spec §6.11).
+	// qmail, and compat mode, flag nothing.
 	SeenOnRetr bool
 
 	// TLSConfig offers STLS (RFC 2595) when set. For implicit TLS (port
