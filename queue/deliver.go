@@ -98,7 +98,8 @@ func (r *run) openPass(c *channel, j *job) {
 	for off := 0; off < len(data); {
 		end := bytes.IndexByte(data[off:], 0)
 		if end < 0 {
-			break // a partial last record
+			j.deferred++ // a partial last record: keep the file, never drop it
+			break
 		}
 		rec := data[off : off+end]
 		recOff := int64(off)
@@ -110,7 +111,10 @@ func (r *run) openPass(c *channel, j *job) {
 			continue
 		}
 		if rec[0] != 'T' {
+			// The pass ends here, as in qmail; the file is kept for the
+			// next one rather than removed with recipients unread.
 			r.warn("unknown record type in " + name + "!")
+			j.deferred++
 			break
 		}
 		addr := string(rec[1:])
@@ -131,7 +135,7 @@ func (r *run) openPass(c *channel, j *job) {
 	}
 	j.unstart = len(units)
 	if j.pending == 0 {
-		r.finishJob(j)
+		r.finishJob(j) // nothing to deliver: remove the file, or keep it if unreadable
 		return
 	}
 	c.ready = append(c.ready, units...)

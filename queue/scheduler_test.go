@@ -685,3 +685,23 @@ func TestSchedulerPreprocessWarnings(t *testing.T) {
 		}
 	})
 }
+
+// A channel file with an unknown record keeps the recipients after it: the
+// file is not removed.
+func TestSchedulerUnknownRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		fakeMessage(t, q, 457, 10, time.Now().Unix(), "Fs@x\x00", "Ta@example.com\x00Xgarbage\x00Tb@example.com\x00", "", false)
+		os.Chtimes(q.path("local", 457), time.Now(), time.Now())
+		f := &fakes{}
+		stop := startRun(t, f.scheduler(q, &logs))
+		stop()
+		if !strings.Contains(logs.String(), "warning: unknown record type in local/20/457!\n") {
+			t.Errorf("log:\n%s", logs.String())
+		}
+		if got := string(readFile(t, q.path("local", 457))); got != "Da@example.com\x00Xgarbage\x00Tb@example.com\x00" {
+			t.Errorf("local file %q", got)
+		}
+	})
+}
