@@ -50,6 +50,7 @@ type ReplyError struct {
 	Err  error
 }
 
+// Error returns the reply text with the error it wraps.
 func (e *ReplyError) Error() string {
 	if e.Err != nil {
 		return "pop3: " + e.Text + ": " + e.Err.Error()
@@ -57,6 +58,7 @@ func (e *ReplyError) Error() string {
 	return "pop3: " + e.Text
 }
 
+// Unwrap returns the underlying error.
 func (e *ReplyError) Unwrap() error { return e.Err }
 
 // Server is a POP3 server with the semantics of qmail-popup and qmail-pop3d
