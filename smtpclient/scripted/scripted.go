@@ -18,9 +18,11 @@ import (
 // Server is a scripted SMTP server on 127.0.0.1 for tests. By default
 // it accepts everything; Reply overrides the reply to any step.
 type Server struct {
-	t    testing.TB
-	ln   net.Listener
+	// Port is the server's port on 127.0.0.1 (0 for a Pipe server).
 	Port int
+	// The fields below are read by each session when it starts: change
+	// them with SetExt, SetTLS and SetReply, which lock.
+	//
 	// Ext lists the EHLO extensions offered ("PIPELINING", "SIZE 1000").
 	// nil: EHLO is answered "502 unimplemented" (a qmail-like server).
 	Ext []string
@@ -32,6 +34,8 @@ type Server struct {
 	// that verb within the connection, from 1; line is the command line.
 	Reply func(step string, n int, line string) string
 
+	t     testing.TB
+	ln    net.Listener
 	mu    sync.Mutex
 	log   []string // every command line, and "<data>" entries
 	data  []string // raw bytes after 354, terminator included
