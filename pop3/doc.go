@@ -69,7 +69,8 @@
 // pop3sizes, or read from a Dovecot ",W=" field); no extra empty line; no
 // LAST; three login attempts with a growing delay; CAPA (RFC 2449) with
 // RESP-CODES and PIPELINING; AUTH PLAIN (RFC 5034, RFC 4616); STLS (RFC
-// 2595); APOP when [Server.APOP] is set; command lines up to 255 octets;
+// 2595); UTF8 (RFC 6856, accepted and announced: names, passwords and
+// messages pass unchanged); APOP when [Server.APOP] is set; command lines up to 255 octets;
 // one session at a time per maildrop ("-ERR [IN-USE] mailbox already
 // locked"), by flock(2) on pop3.lock in the Maildir and an in-process set;
 // a UIDL that is not 1–70 printable characters is replaced by a stable

@@ -271,6 +271,12 @@ func (s *session) authorization(verb, arg string) error {
 			return s.stls()
 		case "AUTH":
 			return s.auth(arg)
+		case "UTF8":
+			// RFC 6856: user names and passwords are taken as they
+			// come, so UTF-8 needs no switch; messages are sent
+			// unchanged.
+			s.ok("UTF8 enabled")
+			return nil
 		}
 	}
 	switch verb {
@@ -347,6 +353,9 @@ func (s *session) capa() {
 	s.reply("PIPELINING")
 	if s.mb == nil && !s.tls && s.srv.TLSConfig != nil {
 		s.reply("STLS")
+	}
+	if s.mb == nil {
+		s.reply("UTF8")
 	}
 	s.reply("IMPLEMENTATION qmailkit")
 	s.reply(".")

@@ -57,6 +57,19 @@ func TestQmailPop3d(t *testing.T) {
 	if _, err := os.Stat(p); err == nil {
 		t.Fatal("message not deleted")
 	}
+
+	// -modern: RFC 1939 sizes and STAT, no LAST, no extra empty line.
+	p = filepath.Join(md, "new", "1001.1.host")
+	os.WriteFile(p, []byte("Subject: two\n\nbody\n"), 0o600)
+	os.Chtimes(p, old, old)
+	if os.Getuid() == 0 {
+		os.Lchown(p, 65534, 65534)
+	}
+	out, _, code = runAs(t, bin, root, "STAT\r\nRETR 1\r\nDELE 1\r\nSTAT\r\nLAST\r\nQUIT\r\n", "-modern", "Maildir")
+	want = "+OK 1 messages\r\n+OK 1 23\r\n+OK 23 octets\r\nSubject: two\r\n\r\nbody\r\n.\r\n+OK message 1 deleted\r\n+OK 0 0\r\n-ERR unknown command\r\n+OK bye\r\n"
+	if out != want || code != 0 {
+		t.Fatalf("-modern session: exit %d\n%q\nwant\n%q", code, out, want)
+	}
 	for _, tt := range []struct{ args []string }{{nil}, {[]string{"NoSuchMaildir"}}} {
 		out, _, code := runAs(t, bin, root, "", tt.args...)
 		if out != "-ERR this user has no $HOME/Maildir\r\n" || code != 0 {
