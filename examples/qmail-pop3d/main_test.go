@@ -66,7 +66,7 @@ func TestQmailPop3d(t *testing.T) {
 		os.Lchown(p, 65534, 65534)
 	}
 	out, _, code = runAs(t, bin, root, "STAT\r\nRETR 1\r\nDELE 1\r\nSTAT\r\nLAST\r\nQUIT\r\n", "-modern", "Maildir")
-	want = "+OK 1 messages\r\n+OK 1 23\r\n+OK 23 octets\r\nSubject: two\r\n\r\nbody\r\n.\r\n+OK message 1 deleted\r\n+OK 0 0\r\n-ERR unknown command\r\n+OK bye\r\n"
+	want = "+OK 1 messages\r\n+OK 1 22\r\n+OK 22 octets\r\nSubject: two\r\n\r\nbody\r\n.\r\n+OK message 1 deleted\r\n+OK 0 0\r\n-ERR unknown command\r\n+OK bye\r\n"
 	if out != want || code != 0 {
 		t.Fatalf("-modern session: exit %d\n%q\nwant\n%q", code, out, want)
 	}
