@@ -134,10 +134,11 @@ func (m *Maildir) takeLock() error {
 	return nil
 }
 
-// scan lists new/ and then cur/ as qmail-pop3d's maildir_scan does, but
-// with getdents(2) and fstatat(2) on the directory handles and no
-// allocation beyond the names: maildir.Dir.List costs several times more
-// on a 100,000-message Maildir.
+// scan lists new/ and then cur/ as qmail-pop3d's maildir_scan does, with
+// getdents(2) and fstatat(2) on the directory handles and little
+// allocation beyond the names: on a 100,000-message Maildir it allocates
+// 35 MB where maildir.Dir.List allocates 83 MB, and takes about 0.7 of
+// its time (BenchmarkScan100k).
 func (m *Maildir) scan(now time.Time) error {
 	for i, sub := range subdirNames {
 		fd, err := syscall.Open(filepath.Join(string(m.dir), sub), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
