@@ -2,14 +2,13 @@ package tcprules
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/qmailkit/qmailkit/internal/cdb"
+	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 
 func TestCompileFileErrors(t *testing.T) {
@@ -45,8 +44,8 @@ func TestCompileFileErrors(t *testing.T) {
 				if !errors.As(err, &fe) || fe.Op != tt.op {
 					t.Fatalf("err = %v, want a FileError %q", err, tt.op)
 				}
-				if tt.wantText != "" && ErrorText(fe.Err) != tt.wantText {
-					t.Errorf("ErrorText = %q, want %q", ErrorText(fe.Err), tt.wantText)
+				if tt.wantText != "" && errstr.Text(fe.Err) != tt.wantText {
+					t.Errorf("ErrorText = %q, want %q", errstr.Text(fe.Err), tt.wantText)
 				}
 				var perm interface{ Permanent() bool }
 				if errors.As(err, &perm) && perm.Permanent() {
@@ -70,26 +69,7 @@ func (failReader) Read([]byte) (int, error) { return 0, syscall.EIO }
 func TestCompileReadError(t *testing.T) {
 	_, err := Compile(failReader{})
 	var fe *FileError
-	if !errors.As(err, &fe) || fe.Op != OpRead || ErrorText(fe.Err) != "input/output error" {
+	if !errors.As(err, &fe) || fe.Op != OpRead || errstr.Text(fe.Err) != "input/output error" {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestErrorText(t *testing.T) {
-	tests := []struct {
-		err  error
-		want string
-	}{
-		{syscall.ENOENT, "file does not exist"},
-		{&os.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, "access denied"},
-		{fmt.Errorf("tcprules: %w", cdb.ErrCorrupt), "protocol error"},
-		{cdb.ErrTooMuchData, "out of memory"},
-		{syscall.Errno(4000), "unknown error"},
-		{errors.New("something else"), "something else"},
-	}
-	for _, tt := range tests {
-		if got := ErrorText(tt.err); got != tt.want {
-			t.Errorf("ErrorText(%v) = %q, want %q", tt.err, got, tt.want)
-		}
 	}
 }

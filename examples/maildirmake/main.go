@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 
 func main() {
@@ -35,18 +37,18 @@ func run(args []string, stderr io.Writer) int {
 	}
 	dir := args[0]
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		fmt.Fprintf(stderr, "%sunable to mkdir %s: %s\n", fatal, dir, errStr(err))
+		fmt.Fprintf(stderr, "%sunable to mkdir %s: %s\n", fatal, dir, errstr.Text(err))
 		return 111
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		fmt.Fprintf(stderr, "%sunable to chdir to %s: %s\n", fatal, dir, errStr(err))
+		fmt.Fprintf(stderr, "%sunable to chdir to %s: %s\n", fatal, dir, errstr.Text(err))
 		return 111
 	}
 	defer root.Close()
 	for _, sub := range []string{"tmp", "new", "cur"} {
 		if err := root.Mkdir(sub, 0o700); err != nil {
-			fmt.Fprintf(stderr, "%sunable to mkdir %s/%s: %s\n", fatal, dir, sub, errStr(err))
+			fmt.Fprintf(stderr, "%sunable to mkdir %s/%s: %s\n", fatal, dir, sub, errstr.Text(err))
 			return 111
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/qmailkit/qmailkit/internal/errstr"
 	"github.com/qmailkit/qmailkit/tcprules"
 )
 
@@ -46,13 +47,13 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	}
 	switch fe.Op {
 	case tcprules.OpCreate:
-		fmt.Fprintf(stderr, "tcprules: fatal: unable to create %s: %s\n", tmp, tcprules.ErrorText(fe.Err))
+		fmt.Fprintf(stderr, "tcprules: fatal: unable to create %s: %s\n", tmp, errstr.Text(fe.Err))
 	case tcprules.OpRead:
-		fmt.Fprintf(stderr, "tcprules: fatal: unable to read input: %s\n", tcprules.ErrorText(fe.Err))
+		fmt.Fprintf(stderr, "tcprules: fatal: unable to read input: %s\n", errstr.Text(fe.Err))
 	case tcprules.OpRename:
-		fmt.Fprintf(stderr, "tcprules: fatal: unable to move %s to %s: %s\n", tmp, path, tcprules.ErrorText(fe.Err))
+		fmt.Fprintf(stderr, "tcprules: fatal: unable to move %s to %s: %s\n", tmp, path, errstr.Text(fe.Err))
 	default:
-		fmt.Fprintf(stderr, "tcprules: fatal: unable to write to %s: %s\n", tmp, tcprules.ErrorText(fe.Err))
+		fmt.Fprintf(stderr, "tcprules: fatal: unable to write to %s: %s\n", tmp, errstr.Text(fe.Err))
 	}
 	return 111
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/qmailkit/qmailkit/internal/errstr"
 	"github.com/qmailkit/qmailkit/tcprules"
 )
 
@@ -40,7 +41,7 @@ func run(args []string, getenv func(string) (string, bool), stdout, stderr io.Wr
 	}
 	d, err := check(args[1], ip, opt("TCPREMOTEHOST"), opt("TCPREMOTEINFO"))
 	if err != nil {
-		fmt.Fprintf(stderr, "tcprulescheck: fatal: unable to read %s: %s\n", args[1], tcprules.ErrorText(err))
+		fmt.Fprintf(stderr, "tcprulescheck: fatal: unable to read %s: %s\n", args[1], errstr.Text(err))
 		return 111
 	}
 	if _, err := io.WriteString(stdout, d.Report()); err != nil {

@@ -1,4 +1,8 @@
-package tcprules
+// Package errstr words system errors as djb's programs print them (qmail's
+// and ucspi-tcp's error_str.c): "file does not exist" where the C library
+// says "No such file or directory". The drop-in programs under examples/
+// use it so that their messages match the originals byte for byte.
+package errstr
 
 import (
 	"errors"
@@ -84,12 +88,12 @@ var words = map[syscall.Errno]string{
 	syscall.EPROTO:          "protocol error",
 }
 
-// ErrorText words err as ucspi-tcp's programs print a system error (djb's
-// error_str), for messages such as "tcprules: fatal: unable to create
-// rules.tmp: file does not exist". A corrupt cdb reads as "protocol error"
-// (cdb_read's EPROTO) and a cdb too large to write as "out of memory"
-// (cdb_make's ENOMEM); an error with no errno keeps Go's text.
-func ErrorText(err error) string {
+// Text words err as djb's error_str does, for messages such as
+// "tcprules: fatal: unable to create rules.tmp: file does not exist". A
+// corrupt cdb reads as "protocol error" (cdb_read's EPROTO) and a cdb too
+// large to write as "out of memory" (cdb_make's ENOMEM); an errno djb's
+// table lacks is "unknown error"; an error with no errno keeps Go's text.
+func Text(err error) string {
 	switch {
 	case errors.Is(err, cdb.ErrCorrupt):
 		return words[syscall.EPROTO]
@@ -98,6 +102,9 @@ func ErrorText(err error) string {
 	}
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
+		if errno == 0 {
+			return "no error"
+		}
 		if w, ok := words[errno]; ok {
 			return w
 		}
