@@ -59,9 +59,9 @@ func (f *Server) DialContext(ctx context.Context, network, address string) (net.
 	client, server := net.Pipe()
 	f.mu.Lock()
 	f.conns++
+	f.live.Add(1) // under mu: see Settle
 	f.mu.Unlock()
 	f.wg.Add(1)
-	f.live.Add(1)
 	go func() {
 		defer f.wg.Done()
 		defer f.live.Done()
@@ -93,7 +93,16 @@ func (f *Server) SetExt(ext []string) {
 }
 
 // Settle waits until every session the server accepted has ended.
-func (f *Server) Settle() { f.live.Wait() }
+//
+// A session's live.Add happens under mu, and Settle takes mu before it
+// waits: the network gives the race detector no happens-before edge between
+// a client seeing its connection end and the server's Add, and the mutex
+// supplies one.
+func (f *Server) Settle() {
+	f.mu.Lock()
+	f.mu.Unlock()
+	f.live.Wait()
+}
 
 // New starts a server that stops when the test ends.
 func New(t testing.TB) *Server {
@@ -143,9 +152,9 @@ func (f *Server) serve() {
 		}
 		f.mu.Lock()
 		f.conns++
+		f.live.Add(1) // under mu: see Settle
 		f.mu.Unlock()
 		f.wg.Add(1)
-		f.live.Add(1)
 		go func() {
 			defer f.wg.Done()
 			defer f.live.Done()
