@@ -132,7 +132,8 @@ func configure(home string, compat bool, authArgs []string) (*smtpserver.Server,
 	if err != nil {
 		return nil, nil, err
 	}
-	srv.Enqueuer = &smtpserver.QmailQueue{Path: d.QueueProgram(), Dir: home}
+	// qmail-queue finds the queue through $QMAILHOME: hand -home down to it.
+	srv.Enqueuer = &smtpserver.QmailQueue{Path: d.QueueProgram(), Dir: home, Env: append(os.Environ(), "QMAILHOME="+home)}
 	if _, err := os.Stat(d.Path("servercert.pem")); err == nil {
 		cr := &smtpserver.CertReloader{CertFile: d.Path("servercert.pem"), KeyFile: d.Path("servercert.pem")}
 		srv.TLSConfig = &tls.Config{GetCertificate: cr.GetCertificate}

@@ -331,3 +331,24 @@ func writeServerCert(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// With -home and no $QMAILHOME, qmail-queue must still learn the home: it
+// finds the queue through $QMAILHOME.
+func TestHomeFlagReachesQueue(t *testing.T) {
+	bin := build(t)
+	home := qmailHome(t, map[string]string{"me": "mx.example.org\n", "rcpthosts": "d.example\n"}, 0)
+	q := "#!/bin/sh\ncat >/dev/null\nprintf %s \"$QMAILHOME\" > \"$PWD/seen-home\"\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(home, "bin", "qmail-queue"), []byte(q), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-home", home)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, vectorEnv...)
+	cmd.Stdin = strings.NewReader("HELO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "250 ok ") {
+		t.Fatalf("session: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(home, "seen-home")); string(got) != home {
+		t.Errorf("qmail-queue saw QMAILHOME=%q, want %q", got, home)
+	}
+}
