@@ -24,7 +24,8 @@
 // recipient to a local deliverer (assign finds the user, dotqmail runs the
 // .qmail lines, maildir stores the message) or a remote one (smtpclient).
 // pop3 serves the Maildir back. Each package declares the small interface it
-// needs, so any part can be replaced by the application's own.
+// needs, so any part can be replaced by the application's own; the only
+// imports between them are dotqmail and pop3 using maildir.
 //
 // Where the packages meet, one convention carries qmail's temporary/permanent
 // distinction (exit 111 vs 100, 4xx vs 5xx): an error is permanent when
@@ -33,16 +34,19 @@
 //
 // # Example
 //
-// Delivering a message into a Maildir, the smallest useful piece:
+// The package example (example_test.go) composes two packages: an
+// smtpserver.Server whose Enqueuer delivers each message into a Maildir,
+// with a maildir.Deliverer that streams, fsyncs and links before the server
+// answers 250. Delivering into a Maildir alone:
 //
-//	dir, err := maildir.Create("/home/joe/Maildir")
+//	dir, err := maildir.Create("/home/joe/Maildir") // a complete one: err wraps fs.ErrExist
 //	if err != nil && !errors.Is(err, fs.ErrExist) {
 //		return err
 //	}
-//	dir = maildir.Dir("/home/joe/Maildir")
 //	name, err := dir.Deliver(ctx, strings.NewReader("Subject: hi\n\nhello\n"))
 //
 // The programs under examples/ are thin mains over these packages, each a
-// drop-in for the qmail program of the same name; examples/mta is the whole
+// drop-in for the qmail program of the same name; examples/mta (not yet in
+// the tree) will be the whole
 // server in one process.
 package qmailkit
