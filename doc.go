@@ -47,6 +47,5 @@
 //
 // The programs under examples/ are thin mains over these packages, each a
 // drop-in for the qmail program of the same name; examples/mta (not yet in
-// the tree) will be the whole
-// server in one process.
+// the tree) will be the whole server in one process.
 package qmailkit
