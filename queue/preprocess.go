@@ -56,19 +56,35 @@ func (r *run) preprocessSome() {
 		r.rescan = false
 		r.scanTodo()
 	}
-	var batch []prepared
-	for len(r.todo) > 0 && len(batch) < preBatch {
+	var ids []ID
+	for len(r.todo) > 0 && len(ids) < preBatch {
 		id := r.todo[0]
 		r.todo = r.todo[1:]
-		if _, ok := r.msgs[id]; ok {
-			continue // preprocessed in this run; its todo/N removal failed
-		}
-		if p, ok := r.preprocess(id); ok {
-			batch = append(batch, p)
+		if _, ok := r.msgs[id]; !ok { // else preprocessed in this run; its todo/N removal failed
+			ids = append(ids, id)
 		}
 	}
 	if len(r.todo) == 0 {
 		r.todo = nil
+	}
+	// The messages of a batch are preprocessed in parallel (file creation
+	// costs CPU in the kernel); their log lines are then written in order.
+	type result struct {
+		p    prepared
+		ok   bool
+		logs logBuf
+	}
+	res := make([]result, len(ids))
+	parallel(len(ids), func(i int) error {
+		res[i].p, res[i].ok = r.preprocess(ids[i], &res[i].logs)
+		return nil
+	})
+	var batch []prepared
+	for i := range res {
+		res[i].logs.emit(r)
+		if res[i].ok {
+			batch = append(batch, res[i].p)
+		}
 	}
 	r.commit(batch)
 }
@@ -152,29 +168,31 @@ func (r *run) commit(batch []prepared) {
 	}
 }
 
-// preprocess writes info/S/N and the channel files of todo/N.
-func (r *run) preprocess(id ID) (prepared, bool) {
+// preprocess writes info/S/N and the channel files of todo/N. It runs in
+// parallel with other messages' preprocessing: it reads the run's state but
+// changes none, and logs through lg.
+func (r *run) preprocess(id ID, lg lineLogger) (prepared, bool) {
 	q := r.q
 	todoName := "todo/" + id.String()
 	todo, err := os.ReadFile(q.path("todo", id))
 	if err != nil {
-		r.warn("unable to open " + todoName)
+		lg.warn("unable to open " + todoName)
 		return prepared{}, false
 	}
 	fi, err := os.Stat(q.path("mess", id))
 	if err != nil {
-		r.warn("unable to stat " + Path("mess", id, q.split))
+		lg.warn("unable to stat " + Path("mess", id, q.split))
 		return prepared{}, false
 	}
 	for _, k := range []string{"local", "remote", "info"} {
 		if err := os.Remove(q.path(k, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			r.warn("unable to unlink " + Path(k, id, q.split))
+			lg.warn("unable to unlink " + Path(k, id, q.split))
 			return prepared{}, false
 		}
 	}
 	info, err := os.OpenFile(q.path("info", id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		r.warn("unable to create " + Path("info", id, q.split))
+		lg.warn("unable to create " + Path("info", id, q.split))
 		return prepared{}, false
 	}
 	var files []*os.File
@@ -183,7 +201,7 @@ func (r *run) preprocess(id ID) (prepared, bool) {
 			info.Close()
 		}
 	}()
-	r.info("new msg "+id.String(), "msg", uint64(id))
+	lg.info("new msg "+id.String(), "msg", uint64(id))
 	m := &msg{id: id, loaded: true}
 	var uid, pid string
 	var chans [2][]byte
@@ -204,10 +222,10 @@ func (r *run) preprocess(id ID) (prepared, bool) {
 		case 'F':
 			m.sender = string(rec[1:])
 			if _, err := info.Write(append(rec, 0)); err != nil {
-				r.warn("trouble writing to " + Path("info", id, q.split))
+				lg.warn("trouble writing to " + Path("info", id, q.split))
 				return prepared{}, false
 			}
-			r.info("info msg "+id.String()+": bytes "+strconv.FormatInt(fi.Size(), 10)+" from <"+logSafe(m.sender)+"> qp "+pid+" uid "+uid,
+			lg.info("info msg "+id.String()+": bytes "+strconv.FormatInt(fi.Size(), 10)+" from <"+logSafe(m.sender)+"> qp "+pid+" uid "+uid,
 				"msg", uint64(id), "bytes", fi.Size(), "from", m.sender, "qp", pid, "uid", uid)
 		case 'T':
 			addr, remote := r.router.route(string(rec[1:]))
@@ -216,7 +234,7 @@ func (r *run) preprocess(id ID) (prepared, bool) {
 			*c = append(*c, addr...)
 			*c = append(*c, 0)
 		default:
-			r.warn("unknown record type in " + todoName)
+			lg.warn("unknown record type in " + todoName)
 			return prepared{}, false
 		}
 	}
@@ -234,7 +252,7 @@ func (r *run) preprocess(id ID) (prepared, bool) {
 			for _, f := range chanFiles {
 				f.Close()
 			}
-			r.warn("trouble writing to " + Path(k, id, q.split))
+			lg.warn("trouble writing to " + Path(k, id, q.split))
 			return prepared{}, false
 		}
 		chanFiles = append(chanFiles, f)
@@ -244,7 +262,7 @@ func (r *run) preprocess(id ID) (prepared, bool) {
 		for _, f := range chanFiles {
 			f.Close()
 		}
-		r.warn("trouble writing to " + Path("info", id, q.split))
+		lg.warn("trouble writing to " + Path("info", id, q.split))
 		return prepared{}, false
 	}
 	files = append(chanFiles, info)
@@ -289,4 +307,32 @@ func writeNew(p string, content []byte, t time.Time) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// lineLogger is what preprocess logs through: the run itself, or a buffer.
+type lineLogger interface {
+	info(line string, args ...any)
+	warn(line string, args ...any)
+}
+
+type logRec struct {
+	warn bool
+	line string
+	args []any
+}
+
+// logBuf holds log lines to be written later, in order.
+type logBuf []logRec
+
+func (b *logBuf) info(line string, args ...any) { *b = append(*b, logRec{false, line, args}) }
+func (b *logBuf) warn(line string, args ...any) { *b = append(*b, logRec{true, line, args}) }
+
+func (b logBuf) emit(r *run) {
+	for _, l := range b {
+		if l.warn {
+			r.warn(l.line, l.args...)
+		} else {
+			r.info(l.line, l.args...)
+		}
+	}
 }

@@ -76,7 +76,7 @@ type Scheduler struct {
 	NoTrigger bool
 
 	// Now returns the current time for every scheduling decision. Nil
-	// means time.Now.
+	// means time.Now. It must be safe for concurrent use.
 	Now func() time.Time
 
 	mu      sync.Mutex
