@@ -1,0 +1,235 @@
+package system
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/maildir"
+	"github.com/qmailkit/qmailkit/pop3"
+	"github.com/qmailkit/qmailkit/smtpserver"
+	"github.com/qmailkit/qmailkit/tcprules"
+)
+
+// Demo describes the demo mailbox of a home made by Init.
+type Demo struct {
+	Domain   string
+	User     string
+	Password string // "" when users/poppasswd no longer holds it in clear
+	Maildir  string
+}
+
+// Address is the demo mailbox's address.
+func (d Demo) Address() string { return d.User + "@" + d.Domain }
+
+// InitOptions choose what Init puts in a new home.
+type InitOptions struct {
+	// Domain is the local domain (control/me, locals, rcpthosts); empty
+	// means "localhost".
+	Domain string
+	// User is the demo mailbox's name; empty means "demo".
+	User string
+	// Password is its password; empty means a random one.
+	Password string
+}
+
+// Init makes home a working mail system's home if it is not one yet
+// (control/me is missing) and reports the demo mailbox; on a home that
+// exists it changes nothing and reads the demo mailbox back. A new home has:
+// control/me, locals and rcpthosts naming the domain; users/assign and
+// users/cdb giving the demo user its address, its extensions (user-ext) and
+// a catch-all alias user whose .qmail-postmaster, -root and -mailer-daemon
+// forward to the demo user; users/poppasswd with the demo user's password;
+// control/tcp.smtp(.cdb) letting 127.0.0.1 relay; control/servercert.pem, a
+// self-signed certificate for the domain, 127.0.0.1 and ::1. Every mailbox
+// belongs to the process's user; Init refuses to run as root.
+func Init(home string, o InitOptions) (Demo, bool, error) {
+	if o.Domain == "" {
+		o.Domain = "localhost"
+	}
+	if o.User == "" {
+		o.User = "demo"
+	}
+	home, err := filepath.Abs(home)
+	if err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "control", "me")); err == nil {
+		d, err := readDemo(home)
+		return d, false, err
+	}
+	uid, gid := os.Getuid(), os.Getgid()
+	if uid == 0 {
+		return Demo{}, false, errors.New("system: will not make a home for root: run as an ordinary user, or make the home yourself")
+	}
+	if o.Password == "" {
+		o.Password = randomPassword()
+	}
+	userHome := filepath.Join(home, "mail", o.User)
+	alias := filepath.Join(home, "alias")
+	for _, dir := range []string{home, filepath.Join(home, "control"), filepath.Join(home, "users"), filepath.Join(home, "mail"), userHome, alias} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return Demo{}, false, fmt.Errorf("system: %w", err)
+		}
+	}
+	if err := os.Chmod(userHome, 0o700); err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	md := filepath.Join(userHome, "Maildir")
+	if _, err := maildir.Create(md); err != nil && !errors.Is(err, fs.ErrExist) {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	files := []struct {
+		name, data string
+		mode       os.FileMode
+	}{
+		{"control/locals", o.Domain + "\n", 0o644},
+		{"control/rcpthosts", o.Domain + "\n", 0o644},
+		{"control/tcp.smtp", "127.:allow,RELAYCLIENT=\"\"\n:allow\n", 0o644},
+		{"users/assign", fmt.Sprintf("=%[1]s:%[1]s:%[2]d:%[3]d:%[4]s:::\n+%[1]s-:%[1]s:%[2]d:%[3]d:%[4]s:-::\n+:alias:%[2]d:%[3]d:%[5]s:-::\n.\n",
+			o.User, uid, gid, userHome, alias), 0o644},
+		{"users/poppasswd", fmt.Sprintf("%s:{PLAIN}%s:%d:%d:demo mailbox:%s:/bin/false\n", o.User, o.Password, uid, gid, userHome), 0o600},
+		{"alias/.qmail-postmaster", o.User + "\n", 0o644},
+		{"alias/.qmail-root", o.User + "\n", 0o644},
+		{"alias/.qmail-mailer-daemon", o.User + "\n", 0o644},
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(home, f.name), []byte(f.data), f.mode); err != nil {
+			return Demo{}, false, fmt.Errorf("system: %w", err)
+		}
+	}
+	if err := assign.CompileFile(filepath.Join(home, "users", "assign"), filepath.Join(home, "users", "cdb")); err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	rules, err := os.Open(filepath.Join(home, "control", "tcp.smtp"))
+	if err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	defer rules.Close()
+	cdbPath := filepath.Join(home, "control", "tcp.smtp.cdb")
+	if err := tcprules.CompileFile(cdbPath, cdbPath+".tmp", rules); err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	if err := writeCert(filepath.Join(home, "control", "servercert.pem"), o.Domain); err != nil {
+		return Demo{}, false, err
+	}
+	// control/me last: its presence says the home is complete.
+	if err := os.WriteFile(filepath.Join(home, "control", "me"), []byte(o.Domain+"\n"), 0o644); err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	return Demo{Domain: o.Domain, User: o.User, Password: o.Password, Maildir: md}, true, nil
+}
+
+// readDemo finds the demo mailbox of a home Init made: the first user of
+// users/poppasswd.
+func readDemo(home string) (Demo, error) {
+	me, err := os.ReadFile(filepath.Join(home, "control", "me"))
+	if err != nil {
+		return Demo{}, fmt.Errorf("system: %w", err)
+	}
+	d := Demo{Domain: strings.TrimSpace(string(me))}
+	data, err := os.ReadFile(filepath.Join(home, "users", "poppasswd"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return d, fmt.Errorf("system: %w", err)
+	}
+	for line := range strings.Lines(string(data)) {
+		e, err := pop3.ParsePasswdLine(strings.TrimRight(line, "\n"))
+		if err != nil {
+			continue
+		}
+		d.User = e.Name
+		d.Password, _ = strings.CutPrefix(e.Password, "{PLAIN}")
+		if d.Password == e.Password {
+			d.Password = ""
+		}
+		d.Maildir = filepath.Join(e.Home, "Maildir")
+		break
+	}
+	return d, nil
+}
+
+func randomPassword() string {
+	const alphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 12)
+	for i := range b {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail on Linux
+		}
+		b[i] = alphabet[n.Int64()]
+	}
+	return string(b)
+}
+
+// writeCert writes a self-signed certificate for name, 127.0.0.1 and ::1,
+// and its key, to path (mode 0600), as the qmail TLS patch's servercert.pem.
+func writeCert(path, name string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("system: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return fmt.Errorf("system: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return fmt.Errorf("system: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("system: %w", err)
+	}
+	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})...)
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		return fmt.Errorf("system: %w", err)
+	}
+	return nil
+}
+
+// TLSConfig returns a server TLS configuration serving
+// control/servercert.pem (certificate and key in one file, re-read when it
+// changes), or nil when the file does not exist.
+func (s *System) TLSConfig() (*tls.Config, error) {
+	path := s.Home.Path("servercert.pem")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("system: %w", err)
+	}
+	cr := &smtpserver.CertReloader{CertFile: path, KeyFile: path}
+	if _, err := cr.GetCertificate(nil); err != nil {
+		return nil, fmt.Errorf("system: servercert.pem: %w", err)
+	}
+	return &tls.Config{GetCertificate: cr.GetCertificate, MinVersion: tls.VersionTLS12}, nil
+}

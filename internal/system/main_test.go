@@ -1,0 +1,65 @@
+package system
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// TestMain runs the tests as nobody when started as root: a system refuses
+// to deliver as root (dotqmail.Local), and Init refuses to make a home for
+// root, so as root the tests rerun this binary under uid 65534.
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 || os.Getenv("QMAILKIT_SYSTEM_TEST_NOBODY") != "" {
+		os.Exit(m.Run())
+	}
+	os.Exit(rerunAsNobody())
+}
+
+func rerunAsNobody() int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "as nobody:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "system-nobody-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "as nobody:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	data, err := os.ReadFile(self)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "system.test"), data, 0o755)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err == nil {
+		err = os.Mkdir(tmp, 0o700)
+	}
+	if err == nil {
+		err = os.Chown(tmp, 65534, 65534)
+	}
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "as nobody:", err)
+		return 1
+	}
+	cmd := exec.Command(filepath.Join(dir, "system.test"), os.Args[1:]...)
+	cmd.Dir = tmp
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + tmp, "HOME=" + tmp, "QMAILKIT_SYSTEM_TEST_NOBODY=1"}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		fmt.Fprintln(os.Stderr, "as nobody:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,481 @@
+// Package system turns a qmail home directory (QMAILHOME) into the parts of
+// a running mail system, wired together as qmail's programs are: the queue
+// and its scheduler (qmail-send) with local delivery through assign and
+// dotqmail (qmail-lspawn, qmail-local) and remote delivery through
+// smtpclient (qmail-remote); an SMTP server whose messages go into that
+// queue (qmail-smtpd), a submission server that requires AUTH, and a POP3
+// server over the users' Maildirs (qmail-popup, qmail-pop3d).
+//
+// examples/mta and examples/qmail-send build on it, so that no main repeats
+// the wiring.
+//
+// # Files
+//
+// Under the home directory, as in /var/qmail:
+//
+//	control/           qmail's control files (me, locals, rcpthosts, virtualdomains,
+//	                   smtproutes, concurrencylocal, queuelifetime, bouncefrom, ...)
+//	control/tcp.smtp.cdb   tcprules for the SMTP port (RELAYCLIENT, ...); absent: allow all
+//	control/servercert.pem certificate and key for STARTTLS (re-read when changed)
+//	users/cdb          qmail-newu's users/cdb (assign): who receives which address
+//	users/poppasswd    passwd(5)-format virtual users for POP3 and SMTP AUTH
+//	queue/             qmail's queue
+//
+// # Reload
+//
+// Users.cdb, tcp.smtp.cdb, poppasswd and the certificate are re-read when
+// they change, without a reload. System.Reload rereads locals,
+// virtualdomains, percenthack, envnoathost, rcpthosts, morercpthosts.cdb and
+// badmailfrom; other control files are read at Open.
+//
+// # Security
+//
+// Every part runs as the process's user: local deliveries run in-process
+// when it is not root (dotqmail.Local spawns a qmail-local child per
+// delivery under the recipient's uid otherwise, and never delivers as root).
+package system
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/pop3"
+	"github.com/qmailkit/qmailkit/queue"
+	"github.com/qmailkit/qmailkit/smtpclient"
+	"github.com/qmailkit/qmailkit/smtpserver"
+	"github.com/qmailkit/qmailkit/tcprules"
+)
+
+// Options configure Open. The zero value delivers to ./Maildir/ and
+// discards logs.
+type Options struct {
+	// DefaultDelivery is qmail-start's argument: the .qmail lines used for
+	// users without a .qmail file. Empty means "./Maildir/".
+	DefaultDelivery string
+	// Logger receives the servers' structured logs. Nil discards them.
+	Logger *slog.Logger
+	// SendLogger receives qmail-send's lines (see queue.LogHandler). Nil
+	// means Logger.
+	SendLogger *slog.Logger
+	// Resolver is the DNS of remote delivery; nil means /etc/resolv.conf.
+	Resolver smtpclient.Resolver
+	// RemotePort is the port remote deliveries connect to when no
+	// smtproutes entry gives one; 0 means 25.
+	RemotePort int
+	// Spawn runs each local delivery in a qmail-local child process, as
+	// dotqmail.Local does for a root process (Program, Env).
+	Spawn bool
+	// Program is the qmail-local program for spawned deliveries; empty
+	// means QMAILHOME/bin/qmail-local.
+	Program string
+	// NoRecipientCheck accepts every local recipient at RCPT, as qmail
+	// does (unknown users are bounced later). By default a recipient that
+	// no user, .qmail file or default delivery would take is refused with
+	// 550 at RCPT.
+	NoRecipientCheck bool
+	// ShutdownTimeout bounds how long Run waits, once stopped, for SMTP
+	// and POP3 sessions to finish; then they are cut (no message is
+	// acknowledged that is not queued). 0 means one minute.
+	ShutdownTimeout time.Duration
+}
+
+// System is a home directory's mail system. Open builds it; Run serves.
+type System struct {
+	Home      control.Dir
+	Queue     *queue.Queue
+	Scheduler *queue.Scheduler
+	Users     *assign.Users
+	Local     *dotqmail.Local
+	Remote    *smtpclient.Client
+
+	opts   Options
+	logger *slog.Logger
+
+	// Reloadable policy, swapped by Reload while servers run.
+	routing     atomic.Pointer[queue.Routing]
+	rcpthosts   atomic.Pointer[func(string) (bool, error)]
+	badmailfrom atomic.Pointer[func(string) bool]
+	openRelay   atomic.Bool
+	closeMore   func() error
+	mu          sync.Mutex // serializes Reload
+}
+
+// Open opens (creating what is missing of) the queue in home/queue and
+// builds the scheduler, with local delivery through users/cdb and the
+// .qmail files, and remote delivery by SMTP, from home's control files.
+// Close releases it.
+func Open(home string, opts Options) (*System, error) {
+	home, err := filepath.Abs(home)
+	if err != nil {
+		return nil, fmt.Errorf("system: %w", err)
+	}
+	s := &System{Home: control.Dir{Home: home}, opts: opts, logger: opts.Logger}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	sendLog := opts.SendLogger
+	if sendLog == nil {
+		sendLog = s.logger
+	}
+	routing, err := Routing(s.Home)
+	if err != nil {
+		return nil, err
+	}
+	s.routing.Store(&routing)
+	bounce, err := Bounce(s.Home)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := ReadScheduling(s.Home)
+	if err != nil {
+		return nil, err
+	}
+	s.Remote = &smtpclient.Client{Resolver: opts.Resolver, Port: opts.RemotePort, Logger: s.logger.With("part", "remote")}
+	if err := Remote(s.Home, s.Remote); err != nil {
+		return nil, err
+	}
+	if err := s.loadSMTPPolicy(); err != nil {
+		return nil, err
+	}
+	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{})
+	if err != nil {
+		s.closeMore()
+		return nil, err
+	}
+	s.Users = &assign.Users{CDB: filepath.Join(home, "users", "cdb"), Passwd: assign.SystemPasswd{}}
+	def := opts.DefaultDelivery
+	if def == "" {
+		def = "./Maildir/"
+	}
+	s.Local = &dotqmail.Local{
+		Users:           UsersAdapter(s.Users),
+		Deliverer:       &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local")},
+		DefaultDelivery: def,
+		Program:         opts.Program,
+		Spawn:           opts.Spawn,
+	}
+	if s.Local.Program == "" {
+		s.Local.Program = filepath.Join(home, "bin", "qmail-local")
+	}
+	s.Scheduler = &queue.Scheduler{
+		Queue:             s.Queue,
+		Local:             queue.LocalFunc(s.deliverLocal),
+		Remote:            queue.RemoteFunc(s.deliverRemote),
+		Routing:           routing,
+		ConcurrencyLocal:  sched.ConcurrencyLocal,
+		ConcurrencyRemote: sched.ConcurrencyRemote,
+		Lifetime:          sched.Lifetime,
+		Bounce:            bounce,
+		Logger:            sendLog,
+	}
+	return s, nil
+}
+
+// Close closes the queue and releases the open cdbs. Call it after Run
+// returned.
+func (s *System) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.Queue.Close(), s.Users.Close(), s.closeMore())
+}
+
+// UsersAdapter turns assign's lookup into dotqmail's (the adapter dotqmail's
+// UsersFunc documents), keeping qmail-lspawn's exit code for the report.
+func UsersAdapter(a *assign.Users) dotqmail.Users {
+	return dotqmail.UsersFunc(func(ctx context.Context, local string) (dotqmail.User, error) {
+		u, err := a.Lookup(ctx, local)
+		if err != nil {
+			return dotqmail.User{}, &dotqmail.LookupError{Code: assign.ExitCode(err), Err: err}
+		}
+		return dotqmail.User{Name: u.Name, UID: u.UID, GID: u.GID, Home: u.Home, Dash: u.Dash, Ext: u.Ext}, nil
+	})
+}
+
+func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
+	res, err := s.Local.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
+	return queue.Result{Report: res.Report, Err: err}
+}
+
+func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {
+	rcpt := d.Recipients[0]
+	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
+	res, err := s.Remote.Deliver(ctx, domain, d.Sender, d.Recipients, d.Message)
+	out := make([]queue.Result, len(d.Recipients))
+	for i := range out {
+		if res == nil || i >= len(res.Recipients) {
+			out[i] = queue.Result{Report: smtpclient.ReportText(err), Err: err}
+			if err == nil {
+				out[i].Err = errors.New("system: remote delivery gave no result")
+			}
+			continue
+		}
+		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err}
+	}
+	return out
+}
+
+// Reload rereads the control files the scheduler routes by and those the
+// SMTP servers check recipients and senders against, as qmail-send and a
+// restarted qmail-smtpd would. On error nothing changes.
+func (s *System) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	routing, err := Routing(s.Home)
+	if err != nil {
+		return err
+	}
+	if err := s.loadSMTPPolicyLocked(); err != nil {
+		return err
+	}
+	s.routing.Store(&routing)
+	s.Scheduler.Reload(routing)
+	return nil
+}
+
+func (s *System) loadSMTPPolicy() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadSMTPPolicyLocked()
+}
+
+func (s *System) loadSMTPPolicyLocked() error {
+	var tmp smtpserver.Server
+	closeMore, err := s.Home.SMTPD(&tmp, false)
+	if err != nil {
+		closeMore()
+		return fmt.Errorf("system: %w", err)
+	}
+	rh := tmp.RcptHosts
+	s.rcpthosts.Store(&rh)
+	bmf := tmp.BadMailFrom
+	s.badmailfrom.Store(&bmf)
+	s.openRelay.Store(tmp.OpenRelay)
+	if s.closeMore != nil {
+		s.closeMore()
+	}
+	s.closeMore = closeMore
+	return nil
+}
+
+// SMTP returns an SMTP server configured from the control files (as
+// qmail-smtpd reads them) whose messages go into the queue. With submission
+// set it is a submission server (RFC 6409): it takes mail only from clients
+// that authenticated with auth, which must be set then. tlsConfig, when not
+// nil, offers STARTTLS.
+func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Authenticator) (*smtpserver.Server, error) {
+	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, Logger: s.logger.With("part", "smtp")}
+	if submission {
+		if auth == nil {
+			return nil, errors.New("system: submission needs an authenticator")
+		}
+		srv.Logger = s.logger.With("part", "submission")
+		srv.CheckSender = func(ctx context.Context, ss *smtpserver.Session, from string) error {
+			if ss.User == "" {
+				return smtpserver.Reply{Code: 530, Enhanced: "5.7.0", Text: "authentication required"}
+			}
+			return nil
+		}
+	}
+	// The control files' one-line values are fixed at start; the lists are
+	// read through the pointers Reload swaps.
+	if _, err := s.Home.SMTPD(srv, false); err != nil {
+		return nil, fmt.Errorf("system: %w", err)
+	}
+	srv.OpenRelay = false
+	srv.RcptHosts = func(domain string) (bool, error) {
+		if f := *s.rcpthosts.Load(); f != nil {
+			return f(domain)
+		}
+		return s.openRelay.Load(), nil
+	}
+	srv.BadMailFrom = func(addr string) bool {
+		if f := *s.badmailfrom.Load(); f != nil {
+			return f(addr)
+		}
+		return false
+	}
+	if !s.opts.NoRecipientCheck {
+		srv.CheckRecipient = s.checkRecipient
+	}
+	return srv, nil
+}
+
+// checkRecipient refuses, at RCPT, a local recipient that delivery would
+// bounce with "no mailbox here by that name": an address that only the
+// catch-all alias user (or no user) takes, for which the alias has no
+// .qmail file. Remote recipients, and every case in doubt, are accepted:
+// the queue decides later, as in qmail.
+func (s *System) checkRecipient(ctx context.Context, ss *smtpserver.Session, to string) error {
+	addr, remote := s.routing.Load().Route(to)
+	if remote {
+		return nil
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		return nil // "@domain" is the trash address
+	}
+	u, err := s.Users.Lookup(ctx, addr[:at])
+	switch {
+	case errors.Is(err, assign.ErrNoAlias):
+		return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
+	case err != nil:
+		return nil
+	case u.Match != assign.MatchAlias && u.Ext == "":
+		return nil // the user's own address: the default delivery takes it
+	}
+	if _, err := dotqmail.Find(u.Home, u.Dash, u.Ext); errors.Is(err, fs.ErrNotExist) {
+		return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
+	}
+	return nil
+}
+
+// POP3 returns a POP3 server whose users are those of users/poppasswd
+// (passwd(5) format, pop3.PasswdFile), each reading the Maildir in their
+// home directory. tlsConfig, when not nil, offers STLS.
+func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
+	me, _, err := s.Home.Me()
+	if err != nil {
+		return nil, fmt.Errorf("system: %w", err)
+	}
+	return &pop3.Server{
+		Hostname:  me,
+		Auth:      s.Passwd(),
+		TLSConfig: tlsConfig,
+		Logger:    s.logger.With("part", "pop3"),
+	}, nil
+}
+
+// Passwd returns the virtual users of users/poppasswd.
+func (s *System) Passwd() *pop3.PasswdFile {
+	return &pop3.PasswdFile{Path: filepath.Join(s.Home.Home, "users", "poppasswd")}
+}
+
+// SMTPAuth is an smtpserver.Authenticator over the same users as POP3.
+func SMTPAuth(a pop3.Authenticator) smtpserver.Authenticator {
+	return func(ctx context.Context, user, password string) error {
+		_, err := a.Authenticate(ctx, pop3.Credentials{User: user, Secret: password})
+		if errors.Is(err, pop3.ErrAuthFailed) {
+			return smtpserver.ErrBadCredentials
+		}
+		return err
+	}
+}
+
+// Listeners are where Run serves; a nil listener is not served.
+type Listeners struct {
+	// SMTP is wrapped in a tcprules.Listener with control/tcp.smtp.cdb
+	// (a missing file allows everyone, without RELAYCLIENT).
+	SMTP       net.Listener
+	Submission net.Listener
+	POP3       net.Listener
+}
+
+// Servers are the network servers Run serves.
+type Servers struct {
+	SMTP, Submission *smtpserver.Server
+	POP3             *pop3.Server
+}
+
+// Run runs the scheduler and serves the listeners until ctx is done. It
+// then stops accepting, lets the sessions finish the message they are
+// receiving (every message acknowledged is in the queue), stops the
+// scheduler after the deliveries in progress, and returns. A server that
+// fails ends the others and Run returns its error.
+func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
+	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSched()
+	schedDone := make(chan error, 1)
+	go func() { schedDone <- s.Scheduler.Run(schedCtx) }()
+
+	type shutdowner interface{ Shutdown(context.Context) error }
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+		stops []shutdowner
+	)
+	failed := make(chan struct{})
+	var failOnce sync.Once
+	serve := func(name string, sd shutdowner, f func() error) {
+		stops = append(stops, sd)
+		wg.Go(func() {
+			err := f()
+			if errors.Is(err, smtpserver.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) {
+				return
+			}
+			errMu.Lock()
+			if first == nil {
+				first = fmt.Errorf("system: %s: %w", name, err)
+			}
+			errMu.Unlock()
+			failOnce.Do(func() { close(failed) })
+		})
+	}
+	if ls.SMTP != nil && srv.SMTP != nil {
+		tl := &tcprules.Listener{
+			Listener:     ls.SMTP,
+			Rules:        s.Home.Path("tcp.smtp.cdb"),
+			AllowMissing: true,
+			Logger:       s.logger.With("part", "tcprules"),
+		}
+		serve("smtp", srv.SMTP, func() error { return srv.SMTP.Serve(tl) })
+	}
+	if ls.Submission != nil && srv.Submission != nil {
+		serve("submission", srv.Submission, func() error { return srv.Submission.Serve(ls.Submission) })
+	}
+	if ls.POP3 != nil && srv.POP3 != nil {
+		serve("pop3", srv.POP3, func() error { return srv.POP3.Serve(ls.POP3) })
+	}
+	select {
+	case <-ctx.Done():
+	case <-failed:
+	case err := <-schedDone:
+		schedDone <- err
+		errMu.Lock()
+		if first == nil && err != nil {
+			first = fmt.Errorf("system: scheduler: %w", err)
+		}
+		errMu.Unlock()
+	}
+	// Shutdown waits for sessions in DATA to finish, so nothing
+	// acknowledged is lost; the scheduler stops last and records the
+	// outcome of the deliveries it is running.
+	grace := s.opts.ShutdownTimeout
+	if grace <= 0 {
+		grace = time.Minute
+	}
+	for _, sd := range stops {
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+			defer cancel()
+			if sd.Shutdown(sctx) != nil {
+				// A session still in DATA after the grace period is
+				// cut: its client got no 250 and will retry.
+				_ = sd.(interface{ Close() error }).Close()
+			}
+		})
+	}
+	wg.Wait()
+	stopSched()
+	if err := <-schedDone; err != nil {
+		errMu.Lock()
+		if first == nil {
+			first = fmt.Errorf("system: scheduler: %w", err)
+		}
+		errMu.Unlock()
+	}
+	return first
+}

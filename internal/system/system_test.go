@@ -1,0 +1,492 @@
+package system
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/maildir"
+	"github.com/qmailkit/qmailkit/queue"
+	"github.com/qmailkit/qmailkit/smtpserver"
+)
+
+var _ smtpserver.Enqueuer = (*queue.Queue)(nil)
+
+// running is a System serving on 127.0.0.1 ports.
+type running struct {
+	sys                    *System
+	demo                   Demo
+	smtp, submission, pop3 string
+	stop                   func() error
+}
+
+func start(t *testing.T, domain string) *running {
+	t.Helper()
+	home := filepath.Join(t.TempDir(), "home")
+	demo, created, err := Init(home, InitOptions{Domain: domain, Password: "secret"})
+	if err != nil || !created {
+		t.Fatalf("Init: %v, created %v", err, created)
+	}
+	return startHome(t, home, demo)
+}
+
+func startHome(t *testing.T, home string, demo Demo) *running {
+	t.Helper()
+	sys, err := Open(home, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := sys.TLSConfig()
+	if err != nil || tc == nil {
+		t.Fatalf("TLSConfig: %v %v", tc, err)
+	}
+	var srv Servers
+	if srv.SMTP, err = sys.SMTP(false, tc, nil); err != nil {
+		t.Fatal(err)
+	}
+	if srv.Submission, err = sys.SMTP(true, tc, SMTPAuth(sys.Passwd())); err != nil {
+		t.Fatal(err)
+	}
+	if srv.POP3, err = sys.POP3(tc); err != nil {
+		t.Fatal(err)
+	}
+	var ls Listeners
+	listen := func() net.Listener {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	ls.SMTP, ls.Submission, ls.POP3 = listen(), listen(), listen()
+	r := &running{sys: sys, demo: demo, smtp: ls.SMTP.Addr().String(),
+		submission: ls.Submission.Addr().String(), pop3: ls.POP3.Addr().String()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sys.Run(ctx, srv, ls) }()
+	var stopped bool
+	var runErr error
+	r.stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			if err := sys.Close(); err != nil && runErr == nil {
+				runErr = err
+			}
+		}
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return r
+}
+
+func sendSMTP(t *testing.T, addr, from string, to []string, msg string) error {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail(from); err != nil {
+		return err
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(msg)); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// waitMaildir waits until the Maildir holds n messages and returns them.
+func waitMaildir(t *testing.T, md string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		msgs, err := maildir.Dir(md).List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) >= n {
+			var out []string
+			for _, m := range msgs {
+				f, err := maildir.Dir(md).OpenMessage(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := os.ReadFile(f.Name())
+				f.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, string(b))
+			}
+			if len(msgs) > n {
+				t.Fatalf("%d messages in %s, want %d:\n%s", len(msgs), md, n, strings.Join(out, "\n----\n"))
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages in %s after 20 s, want %d", len(msgs), md, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pop3Fetch logs in, retrieves every message and deletes them.
+func pop3Fetch(t *testing.T, addr, user, pass string) []string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c := textproto.NewConn(nc)
+	cmd := func(format string, args ...any) string {
+		t.Helper()
+		if format != "" {
+			if err := c.PrintfLine(format, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		line, err := c.ReadLine()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			t.Fatalf("%q: %s", fmt.Sprintf(format, args...), line)
+		}
+		return line
+	}
+	cmd("")
+	cmd("USER %s", user)
+	cmd("PASS %s", pass)
+	var n int
+	fmt.Sscanf(cmd("STAT"), "+OK %d", &n)
+	var out []string
+	for i := 1; i <= n; i++ {
+		cmd("RETR %d", i)
+		lines, err := c.ReadDotLines()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.Join(lines, "\n"))
+		cmd("DELE %d", i)
+	}
+	cmd("QUIT")
+	return out
+}
+
+func TestSMTPToMaildirToPOP3(t *testing.T) {
+	r := start(t, "example.test")
+	msg := "Subject: hello\r\n\r\nfirst message\r\n"
+	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"demo@example.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := waitMaildir(t, r.demo.Maildir, 1)
+	for _, want := range []string{"Return-Path: <bob@example.org>\n", "Delivered-To: demo@example.test\n", "Received: (qmail ", "invoked from network", "Subject: hello\n\nfirst message\n"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("delivered message lacks %q:\n%s", want, got[0])
+		}
+	}
+	// The message is listed only from the second after its delivery.
+	time.Sleep(1100 * time.Millisecond)
+	fetched := pop3Fetch(t, r.pop3, "demo", "secret")
+	if len(fetched) != 1 || !strings.Contains(fetched[0], "first message") {
+		t.Fatalf("POP3 gave %q", fetched)
+	}
+	if msgs, _ := maildir.Dir(r.demo.Maildir).List(); len(msgs) != 0 {
+		t.Errorf("%d messages left after DELE and QUIT", len(msgs))
+	}
+}
+
+func TestUnknownRecipientRefusedAtRCPT(t *testing.T) {
+	r := start(t, "example.test")
+	if err := os.WriteFile(filepath.Join(r.demo.Maildir, "..", ".qmail-list"), []byte("./Maildir/\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		rcpt string
+		code int // 0: accepted
+	}{
+		{"nobody@example.test", 550},
+		{"demo-nope@example.test", 550},
+		{"demo@example.test", 0},
+		{"DEMO@EXAMPLE.TEST", 0},
+		{"demo-list@example.test", 0},
+		{"postmaster@example.test", 0},
+		{"someone@elsewhere.test", 0}, // 127.0.0.1 has RELAYCLIENT (control/tcp.smtp)
+	}
+	for _, tt := range tests {
+		t.Run(tt.rcpt, func(t *testing.T) {
+			c, err := smtp.Dial(r.smtp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Mail("bob@example.org"); err != nil {
+				t.Fatal(err)
+			}
+			err = c.Rcpt(tt.rcpt)
+			var te *textproto.Error
+			switch {
+			case tt.code == 0 && err != nil:
+				t.Fatalf("RCPT %s: %v", tt.rcpt, err)
+			case tt.code != 0 && (!errors.As(err, &te) || te.Code != tt.code):
+				t.Fatalf("RCPT %s: %v, want %d", tt.rcpt, err, tt.code)
+			}
+		})
+	}
+}
+
+func TestBounceToLocalSender(t *testing.T) {
+	r := start(t, "example.test")
+	// Injected straight into the queue, as qmail-inject would: the
+	// recipient check at RCPT is not in the way.
+	_, err := r.sys.Queue.Inject(t.Context(), queue.Envelope{Sender: "demo@example.test", Recipients: []string{"nobody@example.test"}},
+		strings.NewReader("Subject: lost\n\nto nobody\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitMaildir(t, r.demo.Maildir, 1)
+	for _, want := range []string{"Return-Path: <>\n", "From: MAILER-DAEMON@example.test\n", "Hi. This is the qmail-send program at example.test.",
+		"<nobody@example.test>:\nSorry, no mailbox here by that name. (#5.1.1)", "Subject: lost\n"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("bounce lacks %q:\n%s", want, got[0])
+		}
+	}
+}
+
+func TestAliasAndExtension(t *testing.T) {
+	r := start(t, "example.test")
+	userHome := filepath.Dir(r.demo.Maildir)
+	if err := os.MkdirAll(filepath.Join(userHome, "lists"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := maildir.Create(filepath.Join(userHome, "lists", "Maildir")); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		filepath.Join(r.sys.Home.Home, "alias", ".qmail-info"): "demo\n",             // an alias forwarding to demo
+		filepath.Join(userHome, ".qmail-list-default"):         "./lists/Maildir/\n", // demo-list-* to another Maildir
+	}
+	for path, data := range files {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"info@example.test"}, "Subject: alias\r\n\r\nvia alias\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"demo-list-go@example.test"}, "Subject: ext\r\n\r\nvia extension\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := waitMaildir(t, r.demo.Maildir, 1)
+	for _, want := range []string{"Delivered-To: info@example.test\n", "Delivered-To: demo@example.test\n", "via alias"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("aliased message lacks %q:\n%s", want, got[0])
+		}
+	}
+	got = waitMaildir(t, filepath.Join(userHome, "lists", "Maildir"), 1)
+	for _, want := range []string{"Delivered-To: demo-list-go@example.test\n", "via extension"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("extension message lacks %q:\n%s", want, got[0])
+		}
+	}
+}
+
+func TestSubmissionToSecondSystem(t *testing.T) {
+	there := start(t, "there.test")
+	here := start(t, "here.test")
+	host, port, _ := net.SplitHostPort(there.smtp)
+	if err := os.WriteFile(here.sys.Home.Path("smtproutes"), []byte("there.test:"+host+":"+port+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// smtproutes is read at Open: restart the sending side.
+	if err := here.stop(); err != nil {
+		t.Fatal(err)
+	}
+	here = startHome(t, here.sys.Home.Home, here.demo)
+
+	c, err := smtp.Dial(here.submission)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("demo@here.test"); err == nil {
+		t.Fatal("MAIL before AUTH accepted on submission")
+	}
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(smtp.PlainAuth("", "demo", "wrong", "127.0.0.1")); err == nil {
+		t.Fatal("wrong password accepted")
+	}
+	c.Close()
+	c, err = smtp.Dial(here.submission)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(smtp.PlainAuth("", "demo", "secret", "127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("demo@here.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("demo@there.test"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(w, "Subject: across\r\n\r\nfrom here to there\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	got := waitMaildir(t, there.demo.Maildir, 1)
+	if !strings.Contains(got[0], "from here to there") || !strings.Contains(got[0], "Return-Path: <demo@here.test>") {
+		t.Fatalf("message at the second system:\n%s", got[0])
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if f := pop3Fetch(t, there.pop3, "demo", "secret"); len(f) != 1 {
+		t.Fatalf("POP3 at the second system gave %d messages", len(f))
+	}
+}
+
+func TestReloadRcpthosts(t *testing.T) {
+	r := start(t, "example.test")
+	// Without RELAYCLIENT: drop the tcp.smtp rules (a missing file allows
+	// everyone with no variables).
+	if err := os.Remove(r.sys.Home.Path("tcp.smtp.cdb")); err != nil {
+		t.Fatal(err)
+	}
+	rcpt := func() error {
+		c, err := smtp.Dial(r.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Mail("bob@example.org"); err != nil {
+			t.Fatal(err)
+		}
+		return c.Rcpt("demo@other.test")
+	}
+	if err := rcpt(); err == nil {
+		t.Fatal("other.test accepted before it is in rcpthosts")
+	}
+	for name, data := range map[string]string{"rcpthosts": "example.test\nother.test\n", "locals": "example.test\nother.test\n"} {
+		if err := os.WriteFile(r.sys.Home.Path(name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.sys.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rcpt(); err != nil {
+		t.Fatalf("other.test refused after Reload: %v", err)
+	}
+	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"demo@other.test"}, "Subject: x\r\n\r\nnew local domain\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := waitMaildir(t, r.demo.Maildir, 1)
+	if !strings.Contains(got[0], "Delivered-To: demo@other.test") {
+		t.Fatalf("message:\n%s", got[0])
+	}
+}
+
+func TestInitReusesHome(t *testing.T) {
+	home := t.TempDir()
+	d1, created, err := Init(home, InitOptions{})
+	if err != nil || !created {
+		t.Fatalf("Init: %v %v", err, created)
+	}
+	if d1.Domain != "localhost" || d1.User != "demo" || len(d1.Password) != 12 {
+		t.Fatalf("demo %+v", d1)
+	}
+	d2, created, err := Init(home, InitOptions{Password: "other"})
+	if err != nil || created {
+		t.Fatalf("second Init: %v %v", err, created)
+	}
+	if d2 != d1 {
+		t.Fatalf("second Init read %+v, want %+v", d2, d1)
+	}
+}
+
+func TestRoutingAndBounceControls(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, "control")
+	os.MkdirAll(dir, 0o755)
+	sys := func() (*System, error) { return Open(home, Options{}) }
+	if _, err := sys(); !errors.Is(err, ErrNoControls) {
+		t.Fatalf("Open without me and locals: %v, want ErrNoControls", err)
+	}
+	for name, data := range map[string]string{
+		"me":             "mx.example.test\n",
+		"virtualdomains": "# comment\nvirt.test:joe\nnocolon\n",
+		"doublebounceto": "\n",
+		"bouncefrom":     "bounces\n",
+	} {
+		os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644)
+	}
+	cd := control.Dir{Home: home}
+	r, err := Routing(cd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Locals) != 1 || r.Locals[0] != "mx.example.test" || r.EnvNoAtHost != "mx.example.test" ||
+		len(r.VirtualDomains) != 1 || r.VirtualDomains[0] != (queue.VirtualDomain{Key: "virt.test", Prepend: "joe"}) {
+		t.Fatalf("routing %+v", r)
+	}
+	b, err := Bounce(cd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.From != "bounces" || b.Host != "mx.example.test" || !b.DoubleToEmpty || b.DoubleHost != "mx.example.test" {
+		t.Fatalf("bounce %+v", b)
+	}
+	s, err := ReadScheduling(cd)
+	if err != nil || s.ConcurrencyLocal != 10 || s.ConcurrencyRemote != 20 || s.Lifetime != queue.DefaultLifetime {
+		t.Fatalf("scheduling %+v %v", s, err)
+	}
+	os.WriteFile(filepath.Join(dir, "concurrencyremote"), []byte("0\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "concurrencylocal"), []byte("500\n"), 0o644)
+	if s, _ := ReadScheduling(cd); s.ConcurrencyRemote != -1 || s.ConcurrencyLocal != queue.MaxConcurrency {
+		t.Fatalf("scheduling %+v", s)
+	}
+}
