@@ -1,0 +1,215 @@
+// Command mta is a whole mail server in one program, configured by a qmail
+// home directory: SMTP (qmail-smtpd with tcprules), submission (AUTH after
+// STARTTLS), the queue and its scheduler (qmail-send), local delivery
+// through users/cdb and .qmail files (qmail-lspawn, qmail-local), remote
+// delivery by SMTP (qmail-remote, with control/smtproutes) and POP3
+// (qmail-popup, qmail-pop3d).
+//
+//	go run ./examples/mta
+//
+// With no -home and no $QMAILHOME it uses $HOME/.qmailkit, and makes it
+// there on the first start: a local domain (localhost), a demo mailbox with
+// a password, a self-signed certificate, and rules letting 127.0.0.1 relay.
+// It prints the addresses it listens on, the mailbox and its password, and
+// how to send and fetch a message. A second start reuses the home.
+//
+// Flags:
+//
+//	-home DIR           the home directory (default $QMAILHOME, else $HOME/.qmailkit)
+//	-smtp ADDR          SMTP listen address (default 127.0.0.1:2525; "" disables)
+//	-submission ADDR    submission listen address (default 127.0.0.1:2587)
+//	-pop3 ADDR          POP3 listen address (default 127.0.0.1:2110)
+//	-domain NAME        the local domain of a new home (default localhost)
+//	-defaultdelivery L  qmail-start's argument (default ./Maildir/)
+//	-log text|json      log format on standard error (default text)
+//
+// Signals: SIGTERM or SIGINT stops accepting connections, lets the sessions
+// finish the message they are receiving, lets the deliveries in progress
+// finish, and exits 0: every message acknowledged is in the queue and is
+// delivered at the next start. SIGHUP rereads locals, virtualdomains,
+// rcpthosts, morercpthosts.cdb and badmailfrom without dropping a
+// connection; users/cdb, control/tcp.smtp.cdb, users/poppasswd and
+// control/servercert.pem are followed without a signal.
+//
+// Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/qmailkit/qmailkit/internal/system"
+)
+
+func main() {
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, hup, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, hup <-chan os.Signal, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("mta", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	home := fs.String("home", "", "home directory (default $QMAILHOME, else $HOME/.qmailkit)")
+	smtpAddr := fs.String("smtp", "127.0.0.1:2525", "SMTP listen address (empty: none)")
+	subAddr := fs.String("submission", "127.0.0.1:2587", "submission listen address (empty: none)")
+	popAddr := fs.String("pop3", "127.0.0.1:2110", "POP3 listen address (empty: none)")
+	domain := fs.String("domain", "localhost", "local domain of a new home")
+	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
+	logFormat := fs.String("log", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "mta: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	var handler slog.Handler
+	switch *logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, nil)
+	case "json":
+		handler = slog.NewJSONHandler(stderr, nil)
+	default:
+		fmt.Fprintf(stderr, "mta: -log must be text or json\n")
+		return 2
+	}
+	logger := slog.New(handler)
+	fail := func(err error) int {
+		logger.Error("mta: " + err.Error())
+		return 1
+	}
+
+	if *home == "" {
+		*home = getenv("QMAILHOME")
+	}
+	if *home == "" {
+		h := getenv("HOME")
+		if h == "" {
+			return fail(errors.New("no -home, $QMAILHOME or $HOME"))
+		}
+		*home = filepath.Join(h, ".qmailkit")
+	}
+	demo, created, err := system.Init(*home, system.InitOptions{Domain: *domain})
+	if err != nil {
+		return fail(err)
+	}
+	sys, err := system.Open(*home, system.Options{DefaultDelivery: *defDelivery, Logger: logger})
+	if err != nil {
+		return fail(err)
+	}
+	defer sys.Close()
+	tc, err := sys.TLSConfig()
+	if err != nil {
+		return fail(err)
+	}
+	var srv system.Servers
+	var ls system.Listeners
+	defer func() {
+		for _, l := range []net.Listener{ls.SMTP, ls.Submission, ls.POP3} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}()
+	listen := func(addr string) (net.Listener, error) {
+		if addr == "" {
+			return nil, nil
+		}
+		return net.Listen("tcp", addr)
+	}
+	if ls.SMTP, err = listen(*smtpAddr); err != nil {
+		return fail(err)
+	}
+	if ls.Submission, err = listen(*subAddr); err != nil {
+		return fail(err)
+	}
+	if ls.POP3, err = listen(*popAddr); err != nil {
+		return fail(err)
+	}
+	if srv.SMTP, err = sys.SMTP(false, tc, nil); err != nil {
+		return fail(err)
+	}
+	if ls.Submission != nil {
+		if tc == nil {
+			return fail(errors.New("submission needs control/servercert.pem"))
+		}
+		if srv.Submission, err = sys.SMTP(true, tc, system.SMTPAuth(sys.Passwd())); err != nil {
+			return fail(err)
+		}
+	}
+	if srv.POP3, err = sys.POP3(tc); err != nil {
+		return fail(err)
+	}
+	banner(stdout, *home, created, demo, ls)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sys.Run(runCtx, srv, ls) }()
+	for {
+		select {
+		case <-hup:
+			if err := sys.Reload(); err != nil {
+				logger.Error("mta: reload failed, keeping the old settings", "err", err)
+			} else {
+				logger.Info("mta: reloaded control files")
+			}
+		case err := <-done:
+			if err != nil {
+				return fail(err)
+			}
+			logger.Info("mta: stopped")
+			return 0
+		}
+	}
+}
+
+func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Listeners) {
+	state := "reused"
+	if created {
+		state = "created"
+	}
+	fmt.Fprintf(w, "qmailkit mta: home %s (%s)\n", home, state)
+	addr := func(l net.Listener) string {
+		if l == nil {
+			return "off"
+		}
+		return l.Addr().String()
+	}
+	fmt.Fprintf(w, "  SMTP        %-21s mail for %s; 127.0.0.1 may relay (control/tcp.smtp)\n", addr(ls.SMTP), d.Domain)
+	fmt.Fprintf(w, "  submission  %-21s STARTTLS, then AUTH as a POP3 user\n", addr(ls.Submission))
+	fmt.Fprintf(w, "  POP3        %-21s STLS, or plain text from loopback\n", addr(ls.POP3))
+	pw := d.Password
+	if pw == "" {
+		pw = "(hashed in users/poppasswd)"
+	}
+	if d.User != "" {
+		fmt.Fprintf(w, "  mailbox     %s password %s (Maildir %s)\n", d.Address(), pw, d.Maildir)
+	}
+	if ls.SMTP == nil || ls.POP3 == nil || d.User == "" {
+		return
+	}
+	host, port, _ := net.SplitHostPort(ls.SMTP.Addr().String())
+	phost, pport, _ := net.SplitHostPort(ls.POP3.Addr().String())
+	fmt.Fprintf(w, "Send a message:\n")
+	fmt.Fprintf(w, "  swaks --server %s --port %s --to %s\n", host, port, d.Address())
+	fmt.Fprintf(w, "  python3 -c 'import smtplib; smtplib.SMTP(\"%s\", %s).sendmail(\"me@example.org\", [\"%s\"], \"Subject: hi\\n\\nhello\\n\")'\n",
+		host, port, d.Address())
+	fmt.Fprintf(w, "Fetch it (a second after delivery):\n")
+	fmt.Fprintf(w, "  python3 -c 'import poplib; p = poplib.POP3(\"%s\", %s); p.user(\"%s\"); p.pass_(\"%s\"); [print(b\"\\n\".join(p.retr(i + 1)[1]).decode()) for i in range(len(p.list()[1]))]; p.quit()'\n",
+		phost, pport, d.User, d.Password)
+	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files.\n")
+}

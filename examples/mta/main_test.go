@@ -1,0 +1,403 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/maildir"
+)
+
+// scratch returns a directory the program can write to: as root the
+// program runs as nobody (a home for root is refused), so the directory
+// is given to nobody.
+func scratch(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mta-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if os.Getuid() == 0 {
+		if err := os.Chown(dir, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func build(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mta-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		os.Chmod(dir, 0o755)
+		binPath = filepath.Join(dir, "mta")
+		out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// proc is a running mta.
+type proc struct {
+	cmd                    *exec.Cmd
+	stderr                 *syncBuffer
+	smtp, submission, pop3 string
+	user, password         string
+	maildir                string
+	banner                 string
+	done                   chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startMTA(t *testing.T, home string, args ...string) *proc {
+	t.Helper()
+	bin := build(t)
+	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-pop3", "127.0.0.1:0"}, args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}
+	if os.Getuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	}
+	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		p.done <- cmd.Wait()
+		close(p.done)
+	}()
+	timeout := time.After(20 * time.Second)
+	var banner strings.Builder
+	for !strings.HasPrefix(p.banner, "Stop with") {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("mta exited before its banner:\n%s\nstderr:\n%s", banner.String(), p.stderr)
+			}
+			banner.WriteString(line + "\n")
+			p.banner = line
+			f := strings.Fields(line)
+			switch {
+			case len(f) >= 2 && f[0] == "SMTP":
+				p.smtp = f[1]
+			case len(f) >= 2 && f[0] == "submission":
+				p.submission = f[1]
+			case len(f) >= 2 && f[0] == "POP3":
+				p.pop3 = f[1]
+			case len(f) >= 6 && f[0] == "mailbox":
+				p.user, _, _ = strings.Cut(f[1], "@")
+				p.password = f[3]
+				p.maildir = strings.TrimSuffix(f[5], ")")
+			}
+		case <-timeout:
+			t.Fatalf("no banner after 20 s:\n%s\nstderr:\n%s", banner.String(), p.stderr)
+		}
+	}
+	p.banner = banner.String()
+	go func() {
+		for range lines {
+		}
+	}()
+	return p
+}
+
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *proc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(60 * time.Second):
+		t.Fatalf("mta did not exit:\n%s", p.stderr)
+		return nil
+	}
+}
+
+func send(addr, rcpt, body string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Mail("bob@example.org"); err != nil {
+		return err
+	}
+	if err := c.Rcpt(rcpt); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, body); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	// The message is acknowledged: QUIT's fate does not change that.
+	c.Quit()
+	return nil
+}
+
+func countMaildir(t *testing.T, md string) int {
+	t.Helper()
+	msgs, err := maildir.Dir(md).List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(msgs)
+}
+
+func waitCount(t *testing.T, md string, n int, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for countMaildir(t, md) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages in the Maildir after 60 s, want %d\nstderr:\n%s", countMaildir(t, md), n, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := countMaildir(t, md); got != n {
+		t.Fatalf("%d messages in the Maildir, want %d", got, n)
+	}
+}
+
+func pop3Retrieve(t *testing.T, addr, user, pass string) []string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	c := textproto.NewConn(nc)
+	cmd := func(format string, args ...any) string {
+		t.Helper()
+		if format != "" {
+			c.PrintfLine(format, args...)
+		}
+		line, err := c.ReadLine()
+		if err != nil || !strings.HasPrefix(line, "+OK") {
+			t.Fatalf("POP3 %q: %q %v", format, line, err)
+		}
+		return line
+	}
+	cmd("")
+	cmd("USER %s", user)
+	cmd("PASS %s", pass)
+	var n int
+	fmt.Sscanf(cmd("STAT"), "+OK %d", &n)
+	var out []string
+	for i := 1; i <= n; i++ {
+		cmd("RETR %d", i)
+		lines, err := c.ReadDotLines()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.Join(lines, "\n"))
+	}
+	cmd("QUIT")
+	return out
+}
+
+// TestFirstStart is what a newcomer does: start with no home, read the
+// banner, send a message as it says, fetch it by POP3, reload, stop.
+func TestFirstStart(t *testing.T) {
+	home := filepath.Join(scratch(t), ".qmailkit")
+	p := startMTA(t, home)
+	for _, want := range []string{"home " + home + " (created)", "mailbox     demo@localhost password ", "swaks --server 127.0.0.1 --port ", "poplib.POP3("} {
+		if !strings.Contains(p.banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, p.banner)
+		}
+	}
+	if p.smtp == "" || p.pop3 == "" || p.submission == "" || p.user != "demo" || len(p.password) != 12 {
+		t.Fatalf("banner not understood: %+v\n%s", p, p.banner)
+	}
+	if err := send(p.smtp, "demo@localhost", "Subject: first\r\n\r\nhello, qmailkit\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, p.maildir, 1, p)
+	time.Sleep(1100 * time.Millisecond) // POP3 lists messages older than the session's second
+	got := pop3Retrieve(t, p.pop3, p.user, p.password)
+	if len(got) != 1 || !strings.Contains(got[0], "hello, qmailkit") || !strings.Contains(got[0], "Delivered-To: demo@localhost") {
+		t.Fatalf("POP3 gave %q", got)
+	}
+	p.signal(t, syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), "mta: reloaded control files") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged:\n%s", p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
+	}
+	for _, want := range []string{`msg="delivery 1: success: did_1+0+0/"`, `msg="status: exiting"`, `msg="mta: stopped"`} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, p.stderr)
+		}
+	}
+
+	// A second start reuses the home and its mailbox.
+	p2 := startMTA(t, home, "-log", "json")
+	if !strings.Contains(p2.banner, "(reused)") || p2.password != p.password {
+		t.Fatalf("second start:\n%s", p2.banner)
+	}
+	p2.signal(t, syscall.SIGTERM)
+	if err := p2.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p2.stderr)
+	}
+	if !strings.Contains(p2.stderr.String(), `"msg":"status: exiting"`) {
+		t.Errorf("JSON log lacks the exit line:\n%s", p2.stderr)
+	}
+}
+
+// TestSIGTERMDuringBurst: messages are sent over 20 sessions while the
+// mta is stopped; every message that got 250 is delivered, after a restart
+// if it was still queued.
+func TestSIGTERMDuringBurst(t *testing.T) {
+	const total, sessions = 200, 20
+	home := filepath.Join(scratch(t), "home")
+	p := startMTA(t, home)
+	var acked, sent atomic.Int64
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range sessions {
+		wg.Go(func() {
+			for i := range next {
+				sent.Add(1)
+				if send(p.smtp, "demo@localhost", fmt.Sprintf("Subject: burst %d\r\n\r\nmessage %d\r\n", i, i)) == nil {
+					acked.Add(1)
+				}
+			}
+		})
+	}
+	for i := range total {
+		if i == total/3 {
+			p.signal(t, syscall.SIGTERM)
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
+	}
+	n := acked.Load()
+	t.Logf("%d of %d messages acknowledged before the stop; %d delivered before it", n, sent.Load(), countMaildir(t, p.maildir))
+	if n < total/3-sessions {
+		t.Fatalf("only %d messages acknowledged", n)
+	}
+	p2 := startMTA(t, home)
+	deadline := time.Now().Add(60 * time.Second)
+	for countMaildir(t, p.maildir) < int(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d delivered after restart, %d acknowledged\n%s", countMaildir(t, p.maildir), n, p2.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let a duplicate, if any, show
+	p2.signal(t, syscall.SIGTERM)
+	if err := p2.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p2.stderr)
+	}
+	// Nothing acknowledged is lost; a message whose 250 the client did not
+	// see may have been queued too (qmail's accepted duplicate risk).
+	if c := countMaildir(t, p.maildir); c < int(n) || c > int(sent.Load()) {
+		t.Fatalf("%d delivered, %d acknowledged, %d sent", c, n, sent.Load())
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	for _, args := range [][]string{{"-log", "xml"}, {"-nosuchflag"}, {"extra"}} {
+		out.Reset()
+		errb.Reset()
+		if code := run(t.Context(), args, func(string) string { return "" }, nil, &out, &errb); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errb.String())
+		}
+	}
+	if code := run(t.Context(), nil, func(string) string { return "" }, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no -home") {
+		t.Errorf("no home: exit %d: %s", code, errb.String())
+	}
+}
