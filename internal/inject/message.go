@@ -49,7 +49,7 @@ type Message struct {
 	// inside its header has none.
 	Header []byte
 
-	r       io.Reader
+	r      io.Reader
 	body   *bodyReader
 	resent bool
 }
