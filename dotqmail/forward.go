@@ -1,16 +1,13 @@
 package dotqmail
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
+
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 // Forwarder injects a forwarded message into the queue: what qmail-local,
@@ -114,150 +111,19 @@ func (q *QueueProgram) path() string {
 
 // Forward runs the program and feeds it the message and the envelope.
 func (q *QueueProgram) Forward(ctx context.Context, sender string, recipients []string, r io.Reader) (string, error) {
-	var env bytes.Buffer
-	env.WriteByte('F')
-	env.WriteString(sender)
-	env.WriteByte(0)
-	for _, rc := range recipients {
-		env.WriteByte('T')
-		env.WriteString(rc)
-		env.WriteByte(0)
+	p := qq.Program{Path: q.path(), Dir: q.home(), Env: q.Env, Stderr: q.Stderr}
+	id, err := p.Run(ctx, sender, recipients, r)
+	if qe := (*qq.Error)(nil); errors.As(err, &qe) {
+		return "", &ForwardError{Text: qe.Text(), Perm: qe.Permanent(), Err: qe.Err}
 	}
-	env.WriteByte(0)
-
-	mr, mw, err := os.Pipe()
-	if err != nil {
-		return "", qqError(120, nil, err)
+	if err != nil { // the message could not be read: nothing was queued
+		return "", &ForwardError{Text: "qq read error (#4.3.0)", Err: err}
 	}
-	defer mr.Close()
-	defer mw.Close()
-	er, ew, err := os.Pipe()
-	if err != nil {
-		return "", qqError(120, nil, err)
-	}
-	defer er.Close()
-	defer ew.Close()
-	// Descriptor 6 is a file, not a pipe: an injector that writes a
-	// long text there before exiting can never block on it.
-	custom, err := os.CreateTemp("", ".dotqmail-qq-")
-	if err != nil {
-		return "", qqError(120, nil, err)
-	}
-	os.Remove(custom.Name())
-	defer custom.Close()
-
-	cmd := exec.CommandContext(ctx, q.path())
-	cmd.Dir = q.home()
-	cmd.Env = q.Env
-	cmd.Stdin = mr
-	cmd.Stdout = er
-	cmd.Stderr = q.Stderr
-	cmd.ExtraFiles = []*os.File{nil, nil, nil, custom}
-	if err := cmd.Start(); err != nil {
-		// qmail's client exits 61 when it cannot chdir to QMAILHOME.
-		if pe := (*fs.PathError)(nil); errors.As(err, &pe) && pe.Op == "chdir" {
-			return "", qqError(61, nil, err)
-		}
-		return "", qqError(120, nil, err)
-	}
-	mr.Close()
-	er.Close()
-	// qmail-queue reads the whole message before the envelope, so they are
-	// written one after the other; a write error (an injector that died)
-	// is "qq read error" unless the exit code says more.
-	_, werr := io.Copy(mw, r)
-	mw.Close()
-	if werr == nil {
-		_, werr = ew.Write(env.Bytes())
-	}
-	ew.Close()
-	err = cmd.Wait()
-	pid := strconv.Itoa(cmd.Process.Pid)
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			return "", qqError(120, nil, err)
-		}
-		code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = -1
-		}
-	}
-	if code == 0 && werr != nil {
-		return "", &ForwardError{Text: "qq read error (#4.3.0)", Err: werr}
-	}
-	if code == 0 {
-		return pid, nil
-	}
-	var text []byte
-	if code == 82 {
-		buf := make([]byte, 256)
-		n, _ := custom.ReadAt(buf, 0)
-		text = buf[:n]
-	}
-	return "", qqError(code, text, err)
-}
-
-// qqError turns an injector exit code into qmail's client text (queue.md
-// §2.5); code -1 means killed by a signal.
-func qqError(code int, custom []byte, cause error) error {
-	s := QueueExitText(code, custom)
-	if s == "" || (s[0] != 'D' && s[0] != 'Z') {
-		s = "Z" + s // a custom text without a class letter is temporary
-	}
-	return &ForwardError{Text: s[1:], Perm: s[0] == 'D', Err: cause}
+	return id, nil
 }
 
 // QueueExitText is qmail's client mapping of a qmail-queue exit code
 // (queue.md §2.5, qmail_close): "" for 0, else 'D' (permanent) or 'Z'
 // (temporary) and the text. custom is what an injector exiting 82 wrote on
 // descriptor 6; code -1 means the injector was killed by a signal.
-func QueueExitText(code int, custom []byte) string {
-	switch {
-	case code < 0:
-		return "Zqq crashed (#4.3.0)"
-	case code == 0:
-		return ""
-	case code == 11 || code == 115:
-		return "Denvelope address too long for qq (#5.1.3)"
-	case code == 31:
-		return "Dmail server permanently rejected message (#5.3.0)"
-	case code == 51:
-		return "Zqq out of memory (#4.3.0)"
-	case code == 52:
-		return "Zqq timeout (#4.3.0)"
-	case code == 53:
-		return "Zqq write error or disk full (#4.3.0)"
-	case code == 54:
-		return "Zqq read error (#4.3.0)"
-	case code == 55:
-		return "Zqq unable to read configuration (#4.3.0)"
-	case code == 56:
-		return "Zqq trouble making network connection (#4.3.0)"
-	case code == 61:
-		return "Zqq trouble in home directory (#4.3.0)"
-	case code >= 62 && code <= 66:
-		return "Zqq trouble creating files in queue (#4.3.0)"
-	case code == 71:
-		return "Zmail server temporarily rejected message (#4.3.0)"
-	case code == 72:
-		return "Zconnection to mail server timed out (#4.4.1)"
-	case code == 73:
-		return "Zconnection to mail server rejected (#4.4.1)"
-	case code == 74:
-		return "Zcommunication with mail server failed (#4.4.2)"
-	case code == 81 || code == 91:
-		return "Zqq internal bug (#4.3.0)"
-	case code == 120:
-		return "Zunable to exec qq (#4.3.0)"
-	case code == 82 && len(custom) >= 3:
-		if len(custom) > 255 {
-			custom = custom[:255]
-		}
-		return string(custom)
-	case code >= 11 && code <= 40:
-		return "Dqq permanent problem (#5.3.0)"
-	}
-	return "Zqq temporary problem (#4.3.0)"
-}
+func QueueExitText(code int, custom []byte) string { return qq.ExitText(code, custom) }
