@@ -121,3 +121,37 @@ func TestRunExecFails(t *testing.T) {
 		t.Errorf("exit %d %q", code, stderr.String())
 	}
 }
+
+// TestThroughQmailInject runs the whole chain: sendmail -t -f execs the real
+// qmail-inject, which hands the message to a fake qmail-queue.
+func TestThroughQmailInject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds two programs")
+	}
+	home, rec := t.TempDir(), t.TempDir()
+	for _, d := range []string{"bin", "control"} {
+		os.Mkdir(filepath.Join(home, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(home, "control", "me"), []byte("ex.com\n"), 0o644)
+	for _, p := range []string{"sendmail", "qmail-inject"} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(home, "bin", p), "../"+p).CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", p, err, out)
+		}
+	}
+	qq := "#!/bin/sh\ncat > \"$REC/msg\"\ncat <&1 > \"$REC/env\"\n"
+	os.WriteFile(filepath.Join(home, "bin", "qmail-queue"), []byte(qq), 0o755)
+	cmd := exec.Command(filepath.Join(home, "bin", "sendmail"), "-t", "-F", "Joe Q", "-f", "joe@x.org", "-oi", "extra")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + home, "REC=" + rec, "USER=someone", "NAME=Other"}
+	cmd.Stdin = strings.NewReader("To: bob\nSubject: hi\n\n.\nbody")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	env, _ := os.ReadFile(filepath.Join(rec, "env"))
+	if string(env) != "Fjoe@x.org\x00Textra@ex.com\x00Tbob@ex.com\x00\x00" {
+		t.Errorf("envelope %q", env)
+	}
+	msg, _ := os.ReadFile(filepath.Join(rec, "msg"))
+	if !strings.HasSuffix(string(msg), "\nFrom: \"Joe Q\" <joe@x.org>\nTo: bob@ex.com\nSubject: hi\n\n.\nbody\n") {
+		t.Errorf("message %q", msg)
+	}
+}
