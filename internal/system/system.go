@@ -86,6 +86,10 @@ type Options struct {
 	// no user, .qmail file or default delivery would take is refused with
 	// 550 at RCPT.
 	NoRecipientCheck bool
+	// QmailCompat makes remote delivery qmail-remote's (smtpclient's
+	// QmailCompat: HELO, no TLS, one recipient per delivery, tcpto kept in
+	// queue/lock/tcpto), as the qmail-send drop-in needs.
+	QmailCompat bool
 	// ShutdownTimeout bounds how long Run waits, once stopped, for SMTP
 	// and POP3 sessions to finish; then they are cut (no message is
 	// acknowledged that is not queued). 0 means one minute.
@@ -109,8 +113,8 @@ type System struct {
 	rcpthosts   atomic.Pointer[func(string) (bool, error)]
 	badmailfrom atomic.Pointer[func(string) bool]
 	openRelay   atomic.Bool
-	closeMore   func() error
-	mu          sync.Mutex // serializes Reload
+	closeMore   func() error // nil until the SMTP policy is loaded
+	mu          sync.Mutex   // serializes Reload
 }
 
 // Open opens (creating what is missing of) the queue in home/queue and
@@ -147,13 +151,13 @@ func Open(home string, opts Options) (*System, error) {
 	if err := Remote(s.Home, s.Remote); err != nil {
 		return nil, err
 	}
-	if err := s.loadSMTPPolicy(); err != nil {
-		return nil, err
-	}
 	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{})
 	if err != nil {
-		s.closeMore()
 		return nil, err
+	}
+	if opts.QmailCompat {
+		s.Remote.QmailCompat = true
+		s.Remote.TCPTO = &smtpclient.FileTCPTO{Path: filepath.Join(s.Queue.Dir(), "lock", "tcpto")}
 	}
 	s.Users = &assign.Users{CDB: filepath.Join(home, "users", "cdb"), Passwd: assign.SystemPasswd{}}
 	def := opts.DefaultDelivery
@@ -181,6 +185,9 @@ func Open(home string, opts Options) (*System, error) {
 		Bounce:            bounce,
 		Logger:            sendLog,
 	}
+	if opts.QmailCompat {
+		s.Scheduler.RemoteBatch = 1
+	}
 	return s, nil
 }
 
@@ -189,7 +196,11 @@ func Open(home string, opts Options) (*System, error) {
 func (s *System) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return errors.Join(s.Queue.Close(), s.Users.Close(), s.closeMore())
+	err := errors.Join(s.Queue.Close(), s.Users.Close())
+	if s.closeMore != nil {
+		err = errors.Join(err, s.closeMore())
+	}
+	return err
 }
 
 // UsersAdapter turns assign's lookup into dotqmail's (the adapter dotqmail's
@@ -237,8 +248,10 @@ func (s *System) Reload() error {
 	if err != nil {
 		return err
 	}
-	if err := s.loadSMTPPolicyLocked(); err != nil {
-		return err
+	if s.closeMore != nil {
+		if err := s.loadSMTPPolicyLocked(); err != nil {
+			return err
+		}
 	}
 	s.routing.Store(&routing)
 	s.Scheduler.Reload(routing)
@@ -248,6 +261,9 @@ func (s *System) Reload() error {
 func (s *System) loadSMTPPolicy() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closeMore != nil {
+		return nil
+	}
 	return s.loadSMTPPolicyLocked()
 }
 
@@ -289,9 +305,14 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 			return nil
 		}
 	}
+	if err := s.loadSMTPPolicy(); err != nil {
+		return nil, err
+	}
 	// The control files' one-line values are fixed at start; the lists are
 	// read through the pointers Reload swaps.
-	if _, err := s.Home.SMTPD(srv, false); err != nil {
+	closeMore, err := s.Home.SMTPD(srv, false)
+	closeMore() // its rcpthosts are replaced below by Reload's
+	if err != nil {
 		return nil, fmt.Errorf("system: %w", err)
 	}
 	srv.OpenRelay = false

@@ -1,0 +1,130 @@
+// Command qmail-send is a drop-in for qmail-send started by qmail-start: it
+// schedules the deliveries of the queue in $QMAILHOME/queue, local ones
+// through users/cdb and .qmail files (dotqmail.Local: as root, each in a
+// $QMAILHOME/bin/qmail-local child under the recipient's uid) and remote
+// ones by SMTP (smtpclient, as qmail-remote, with control/smtproutes), and
+// bounces what fails.
+//
+//	cd /var/qmail && QMAILHOME=/var/qmail qmail-send ./Maildir/ [logger args...]
+//
+// The argument is qmail-start's: the delivery of users without a .qmail
+// file. qmail-send's log lines ("new msg 53", "delivery 1: success:
+// did_1+0+0/", "status: local 0/10 remote 0/20", ...) go to standard output,
+// or, as with qmail-start, to the standard input of a logger program when
+// more arguments follow (qmail-send ./Maildir/ splogger qmail).
+//
+// The home is $QMAILHOME, else the current directory (qmail-start runs in
+// /var/qmail). The queue is laid out as qmail's installer lays it out, and
+// what is missing is created. Messages queued by qmail-queue (ours or
+// qmail's) are picked up at once through lock/trigger.
+//
+// Signals, as qmail-send: SIGTERM stops (no new delivery; those in progress
+// finish and are recorded; retry times are saved) and exits 0; SIGHUP
+// rereads control/locals, virtualdomains, percenthack and envnoathost;
+// SIGALRM makes every waiting delivery due now.
+//
+// By default remote delivery is qmail-remote's (HELO, no TLS, one recipient
+// per delivery, tcpto in queue/lock/tcpto); -modern gives smtpclient's
+// defaults (EHLO, opportunistic STARTTLS, several recipients at a domain in
+// one transaction).
+//
+// Exit status: 0 after SIGTERM; 111 when it cannot start (unreadable
+// controls, another qmail-send running, an unusable queue).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/queue"
+)
+
+func main() {
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	alrm := make(chan os.Signal, 1)
+	signal.Notify(alrm, syscall.SIGALRM)
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, hup, alrm, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, hup, alrm <-chan os.Signal, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("qmail-send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modern := fs.Bool("modern", false, "smtpclient's modern remote delivery instead of qmail-remote's")
+	if err := fs.Parse(args); err != nil {
+		return 111
+	}
+	if fs.NArg() < 1 {
+		fmt.Fprintln(stderr, "usage: qmail-send [-modern] defaultdelivery [logger arg...]")
+		return 111
+	}
+	logw := stdout
+	if fs.NArg() > 1 {
+		cmd := exec.Command(fs.Arg(1), fs.Args()[2:]...)
+		cmd.Stdout, cmd.Stderr = stdout, stderr
+		pipe, err := cmd.StdinPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "qmail-send: unable to start logger: %v\n", err)
+			return 111
+		}
+		defer cmd.Wait()
+		defer pipe.Close()
+		logw = pipe
+	}
+	log := slog.New(queue.NewLogHandler(logw, false))
+	home := getenv("QMAILHOME")
+	if home == "" {
+		home = "."
+	}
+	sys, err := system.Open(home, system.Options{
+		DefaultDelivery: fs.Arg(0),
+		SendLogger:      log,
+		QmailCompat:     !*modern,
+	})
+	if err != nil {
+		if errors.Is(err, system.ErrNoControls) {
+			log.Error("alert: cannot start: unable to read controls")
+		} else {
+			log.Error("alert: cannot start: " + err.Error())
+		}
+		return 111
+	}
+	defer sys.Close()
+	done := make(chan error, 1)
+	go func() { done <- sys.Scheduler.Run(ctx) }()
+	for {
+		select {
+		case <-hup:
+			if err := sys.Reload(); err != nil {
+				log.Error("alert: unable to reread controls: " + err.Error())
+			}
+		case <-alrm:
+			sys.Scheduler.Flush()
+		case err := <-done:
+			switch {
+			case errors.Is(err, queue.ErrRunning):
+				log.Error("alert: cannot start: qmail-send is already running")
+				return 111
+			case err != nil:
+				log.Error("alert: " + err.Error())
+				return 111
+			}
+			return 0
+		}
+	}
+}
