@@ -258,6 +258,7 @@ func TestHeaderEdges(t *testing.T) {
 	}{
 		{"eof in header", "To: bob", stdHead + "From: joe@ex.com\nTo: bob@ex.com\n"},
 		{"no header", "\nbody", stdHead + "From: joe@ex.com\nCc: recipient list not shown: ;\n\nbody\n"},
+		{"nul last", "\nx\x00", stdHead + "From: joe@ex.com\nCc: recipient list not shown: ;\n\nx\x00\n"},
 		{"empty input", "", stdHead + "From: joe@ex.com\nCc: recipient list not shown: ;\n"},
 		{"continuation", "Subject: a\n b\nTo: bob,\n\tcarol\n\nx", stdHead + "From: joe@ex.com\nSubject: a\n b\nTo: bob@ex.com, carol@ex.com\n\nx\n"},
 		{"space before colon", "To : bob\n\n", stdHead + "From: joe@ex.com\nTo: bob@ex.com\n\n"},

@@ -130,7 +130,8 @@ func (m *Message) Queue(ctx context.Context, f Forwarder) error {
 // newline to a last line that lacks one.
 type bodyReader struct {
 	br   *bufio.Reader
-	last byte // last byte returned; 0 before any
+	last byte // last byte returned
+	any  bool // some byte was returned
 	done bool
 	err  error // input error (not EOF)
 }
@@ -144,7 +145,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.br.Read(p)
 	if n > 0 {
-		b.last = p[n-1]
+		b.last, b.any = p[n-1], true
 		return n, nil
 	}
 	if err == nil {
@@ -155,7 +156,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.err = err
 		return 0, err
 	}
-	if b.last != 0 && b.last != '\n' {
+	if b.any && b.last != '\n' {
 		b.last = '\n'
 		p[0] = '\n'
 		return 1, nil
