@@ -705,3 +705,78 @@ func TestSchedulerUnknownRecord(t *testing.T) {
 		}
 	})
 }
+
+// Bounce.DSN: the bounce is an RFC 3464 report.
+func TestSchedulerDSN(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{answer: func(rcpt string, try int) Result {
+			if rcpt == "gone@far.example" {
+				return Result{Report: "Remote host said: 550 5.1.1 no such user\n", Err: &PermanentError{"550"}}
+			}
+			return Result{Report: "did 1+0+0\n"}
+		}}
+		s := f.scheduler(q, &logs)
+		s.Bounce.DSN = true
+		stop := startRun(t, s)
+		inject(t, q, "joe@example.com", "Subject: dsn\n\nbody\n", "gone@far.example")
+		synctest.Wait()
+		stop()
+		local, _ := f.snapshot()
+		if len(local) != 1 || local[0].sender != "" || local[0].rcpts[0] != "joe@example.com" {
+			t.Fatalf("%+v", local)
+		}
+		for _, want := range []string{"Content-Type: multipart/report;", "Final-Recipient: rfc822; gone@far.example\nAction: failed\nStatus: 5.0.0\n", "Subject: dsn\n\nbody\n"} {
+			if !strings.Contains(local[0].body, want) {
+				t.Errorf("DSN lacks %q:\n%s", want, local[0].body)
+			}
+		}
+	})
+}
+
+// A bounce that cannot be injected is kept and retried 123 s later.
+func TestSchedulerBounceRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		fakeMessage(t, q, 457, 10, time.Now().Unix(), "Fs@example.com\x00", "", "", true)
+		os.Remove(q.path("mess", 457)) // the bounce cannot copy the message
+		f := &fakes{}
+		stop := startRun(t, f.scheduler(q, &logs))
+		time.Sleep(130 * time.Second)
+		synctest.Wait()
+		stop()
+		if n := strings.Count(logs.String(), "warning: trouble injecting bounce message, will try later\n"); n != 2 {
+			t.Errorf("%d injection attempts in 130 s, want 2:\n%s", n, logs.String())
+		}
+		if !q.exists("bounce", 457) || !q.exists("info", 457) {
+			t.Error("bounce or info removed after a failed injection")
+		}
+	})
+}
+
+// The 36-hour rule runs at start and every 76431 s.
+func TestSchedulerCleanStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs syncBuffer
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{}
+		stop := startRun(t, f.scheduler(q, &logs))
+		mess := q.path("mess", 49)
+		os.WriteFile(mess, []byte("x"), 0o644)
+		old := time.Now().Add(-30 * time.Hour) // 36 h old 6 h from now
+		os.Chtimes(mess, old, old)
+		time.Sleep(CleanInterval - time.Second)
+		synctest.Wait()
+		if !q.exists("mess", 49) {
+			t.Fatal("removed before the next cleanup")
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if q.exists("mess", 49) {
+			t.Error("stale mess file kept after the cleanup interval")
+		}
+		stop()
+	})
+}
