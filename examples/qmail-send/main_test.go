@@ -34,7 +34,7 @@ func build(t *testing.T) string {
 			return
 		}
 		os.Chmod(binDir, 0o755)
-		for _, pkg := range []string{".", "../qmail-queue"} {
+		for _, pkg := range []string{".", "../qmail-queue", "../qmail-local"} {
 			name := filepath.Base(pkg)
 			if pkg == "." {
 				name = "qmail-send"
@@ -131,13 +131,20 @@ type sender struct {
 
 func startSend(t *testing.T, home string, args ...string) *sender {
 	t.Helper()
+	return startSendAs(t, home, true, args...)
+}
+
+func startSendAs(t *testing.T, home string, user bool, args ...string) *sender {
+	t.Helper()
 	bin := build(t)
 	cmd := exec.Command(filepath.Join(bin, "qmail-send"), append(args, "./Maildir/")...)
 	cmd.Dir = home
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + home}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	asUser(cmd)
+	if user {
+		asUser(cmd)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -209,10 +216,17 @@ func (s *sender) wait(t *testing.T) int {
 // inject runs qmail-queue: the message on descriptor 0, the envelope on 1.
 func inject(t *testing.T, home, msg, envelope string) {
 	t.Helper()
+	injectAs(t, home, true, msg, envelope)
+}
+
+func injectAs(t *testing.T, home string, user bool, msg, envelope string) {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(build(t), "qmail-queue"))
 	cmd.Dir = home
 	cmd.Env = []string{"QMAILHOME=" + home}
-	asUser(cmd)
+	if user {
+		asUser(cmd)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -319,5 +333,44 @@ func TestCannotStart(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(t.Context(), nil, func(string) string { return home }, nil, nil, &out, &errb); code != 111 || !strings.Contains(errb.String(), "usage:") {
 		t.Errorf("no argument: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestRootSpawnsQmailLocal: run as root, qmail-send delivers each local
+// message in a QMAILHOME/bin/qmail-local child under the recipient's uid.
+func TestRootSpawnsQmailLocal(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the child changes uid")
+	}
+	home, joe := makeHome(t, "127.0.0.1:1")
+	bin := filepath.Join(home, "bin")
+	os.Mkdir(bin, 0o755)
+	for _, name := range []string{"qmail-local", "qmail-queue"} {
+		data, err := os.ReadFile(filepath.Join(build(t), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startSendAs(t, home, false)
+	s.waitLine(t, "status: local 0/10 remote 0/20")
+	injectAs(t, home, false, "Subject: hi\n\nas joe\n", "Fbob@remote.test\x00Tjoe@example.test\x00\x00")
+	s.waitLine(t, "delivery 1: success: did_1+0+0/")
+	msgs, err := maildir.Dir(joe).List()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages for joe: %v", len(msgs), err)
+	}
+	st, err := os.Stat(filepath.Join(joe, msgs[0].Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner := st.Sys().(*syscall.Stat_t).Uid; owner != 65534 {
+		t.Errorf("delivered file owned by uid %d, want 65534", owner)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }
