@@ -4,8 +4,8 @@
 //	qmail-inject [-nNaAhH] [-f sender] [recip ...]
 //
 // The message is read from standard input to end of file. Its header is
-// fixed up as qmail-inject does (addresses rewritten with control/
-// defaulthost, defaultdomain and plusdomain; Date, Message-ID, From and
+// fixed up as qmail-inject does (addresses rewritten with
+// control/defaulthost, defaultdomain and plusdomain; Date, Message-ID, From and
 // "Cc: recipient list not shown: ;" added when missing; Bcc, Return-Path
 // and Content-Length removed; Mail-Followup-To from $QMAILMFTFILE), the
 // envelope sender comes from -f, a Return-Path field or the environment
@@ -16,7 +16,9 @@
 // message after a Return-Path line instead of queueing it.
 //
 // The message goes to $QMAILQUEUE if set, else QMAILHOME/bin/qmail-queue
-// (QMAILHOME is $QMAILHOME, default /var/qmail), with the message on its
+// (QMAILHOME is $QMAILHOME, default /var/qmail; there is no -home flag,
+// since qmail-inject's own options would read it as -h -o ...), with the
+// message on its
 // descriptor 0 and the envelope on its descriptor 1. Exit 0 when queued
 // (or printed); 100 for a bad option, an unparsable field, -f argument or
 // recipient, or a permanent refusal by the queue; 111 for temporary

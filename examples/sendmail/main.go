@@ -2,7 +2,8 @@
 //
 //	sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]
 //
-// It changes to QMAILHOME ($QMAILHOME, default /var/qmail) and hands over
+// It changes to QMAILHOME ($QMAILHOME, default /var/qmail; no -home flag:
+// sendmail's options would take it) and hands over
 // (exec) to bin/qmail-inject: "qmail-inject -a -- args" to send to the
 // arguments, or "qmail-inject -H -- args" with -t (recipients from the
 // header and the arguments; unlike sendmail, arguments are not

@@ -99,7 +99,10 @@ func TestVectors(t *testing.T) {
 		{name: "7 resent no to", input: "Resent-From: x\nTo: bob\n\n",
 			has: []string{"Resent-Cc: recipient list not shown: ;\n"}, hasNot: []string{"\nFrom:", "Resent-From: joe"}},
 		{name: "8 return-path", input: "Return-Path: <rp@x.org>\nTo: bob\n\n",
-			hasNot: []string{"rp@x.org>\nTo"}, sender: "rp@x.org"},
+			out: "Return-Path: <rp@x.org>\n" + stdHead + "From: joe@ex.com\nTo: bob@ex.com\n\n", sender: "rp@x.org"},
+		{name: "8 return-path list", input: "Return-Path: <a@x.org>, <b@x.org>\nReturn-Path: <c@x.org>\n\n", sender: "b@x.org"}, // right to left
+		{name: "8 return-path empty", input: "Return-Path: <>\n\n", sender: "", has: []string{"Return-Path: <>\n"}},
+		{name: "8 return-path empty r", env: map[string]string{"QMAILINJECT": "r"}, input: "Return-Path: <>\n\n", sender: "-@[]"},
 		{name: "8 s", env: map[string]string{"QMAILINJECT": "s"}, input: "Return-Path: <rp@x.org>\nTo: bob\n\n",
 			hasNot: []string{"rp@x.org"}, sender: "joe@ex.com"},
 		{name: "8 -f", args: []string{"-f", "f@y.org"}, input: "Return-Path: <rp@x.org>\nTo: bob\n\n", sender: "f@y.org"},
