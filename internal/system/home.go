@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/internal/durable"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/smtpserver"
@@ -47,9 +48,11 @@ type InitOptions struct {
 	Password string
 }
 
-// Init makes home a working mail system's home if it is not one yet
-// (control/me is missing) and reports the demo mailbox; on a home that
-// exists it changes nothing and reads the demo mailbox back. A new home has:
+// Init makes home a working mail system's home if it does not exist (or is
+// an empty directory) and reports the demo mailbox; on a home that has
+// control/me it changes nothing and reads the demo mailbox back; any other
+// existing directory is an error, left alone. The home is built beside its
+// place and renamed into it, so it is whole or absent. A new home has:
 // control/me, locals and rcpthosts naming the domain; users/assign and
 // users/cdb giving the demo user its address, its extensions (user-ext) and
 // a catch-all alias user whose .qmail-postmaster, -root and -mailer-daemon
@@ -72,26 +75,52 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 		d, err := readDemo(home)
 		return d, false, err
 	}
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
+	if entries, err := os.ReadDir(home); err == nil && len(entries) > 0 {
+		return Demo{}, false, fmt.Errorf("system: %s is not empty and has no control/me: not a home Init made, left alone", home)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	if os.Getuid() == 0 {
 		return Demo{}, false, errors.New("system: will not make a home for root: run as an ordinary user, or make the home yourself")
 	}
 	if o.Password == "" {
 		o.Password = randomPassword()
 	}
+	// Built beside the home and renamed into place, so that a crash
+	// leaves no half-made home.
+	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(home), "."+filepath.Base(home)+".init-")
+	if err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := build(tmp, home, o); err != nil {
+		return Demo{}, false, err
+	}
+	os.Remove(home) // an empty directory, if any
+	if err := durable.Rename(tmp, home); err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
+	}
+	return Demo{Domain: o.Domain, User: o.User, Password: o.Password, Maildir: filepath.Join(home, "mail", o.User, "Maildir")}, true, nil
+}
+
+// build makes in dir the files of a new home whose final path is home.
+func build(dir, home string, o InitOptions) error {
+	uid, gid := os.Getuid(), os.Getgid()
 	userHome := filepath.Join(home, "mail", o.User)
 	alias := filepath.Join(home, "alias")
-	for _, dir := range []string{home, filepath.Join(home, "control"), filepath.Join(home, "users"), filepath.Join(home, "mail"), userHome, alias} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return Demo{}, false, fmt.Errorf("system: %w", err)
+	for _, d := range []string{"control", "users", "mail", "mail/" + o.User, "alias"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("system: %w", err)
 		}
 	}
-	if err := os.Chmod(userHome, 0o700); err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+	if err := os.Chmod(filepath.Join(dir, "mail", o.User), 0o700); err != nil {
+		return fmt.Errorf("system: %w", err)
 	}
-	md := filepath.Join(userHome, "Maildir")
-	if _, err := maildir.Create(md); err != nil && !errors.Is(err, fs.ErrExist) {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+	if _, err := maildir.Create(filepath.Join(dir, "mail", o.User, "Maildir")); err != nil {
+		return fmt.Errorf("system: %w", err)
 	}
 	files := []struct {
 		name, data string
@@ -108,30 +137,29 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 		{"alias/.qmail-mailer-daemon", o.User + "\n", 0o644},
 	}
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(home, f.name), []byte(f.data), f.mode); err != nil {
-			return Demo{}, false, fmt.Errorf("system: %w", err)
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), f.mode); err != nil {
+			return fmt.Errorf("system: %w", err)
 		}
 	}
-	if err := assign.CompileFile(filepath.Join(home, "users", "assign"), filepath.Join(home, "users", "cdb")); err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+	if err := assign.CompileFile(filepath.Join(dir, "users", "assign"), filepath.Join(dir, "users", "cdb")); err != nil {
+		return fmt.Errorf("system: %w", err)
 	}
-	rules, err := os.Open(filepath.Join(home, "control", "tcp.smtp"))
+	rules, err := os.Open(filepath.Join(dir, "control", "tcp.smtp"))
 	if err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return fmt.Errorf("system: %w", err)
 	}
 	defer rules.Close()
-	cdbPath := filepath.Join(home, "control", "tcp.smtp.cdb")
+	cdbPath := filepath.Join(dir, "control", "tcp.smtp.cdb")
 	if err := tcprules.CompileFile(cdbPath, cdbPath+".tmp", rules); err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return fmt.Errorf("system: %w", err)
 	}
-	if err := writeCert(filepath.Join(home, "control", "servercert.pem"), o.Domain); err != nil {
-		return Demo{}, false, err
+	if err := writeCert(filepath.Join(dir, "control", "servercert.pem"), o.Domain); err != nil {
+		return err
 	}
-	// control/me last: its presence says the home is complete.
-	if err := os.WriteFile(filepath.Join(home, "control", "me"), []byte(o.Domain+"\n"), 0o644); err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+	if err := os.WriteFile(filepath.Join(dir, "control", "me"), []byte(o.Domain+"\n"), 0o644); err != nil {
+		return fmt.Errorf("system: %w", err)
 	}
-	return Demo{Domain: o.Domain, User: o.User, Password: o.Password, Maildir: md}, true, nil
+	return nil
 }
 
 // readDemo finds the demo mailbox of a home Init made: the first user of

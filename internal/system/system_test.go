@@ -431,7 +431,7 @@ func TestReloadRcpthosts(t *testing.T) {
 }
 
 func TestInitReusesHome(t *testing.T) {
-	home := t.TempDir()
+	home := filepath.Join(t.TempDir(), "a", "home")
 	d1, created, err := Init(home, InitOptions{})
 	if err != nil || !created {
 		t.Fatalf("Init: %v %v", err, created)
@@ -445,6 +445,20 @@ func TestInitReusesHome(t *testing.T) {
 	}
 	if d2 != d1 {
 		t.Fatalf("second Init read %+v, want %+v", d2, d1)
+	}
+	// An empty directory is made a home; one with files but no
+	// control/me is left alone.
+	empty := t.TempDir()
+	if _, created, err := Init(empty, InitOptions{}); err != nil || !created {
+		t.Fatalf("Init of an empty directory: %v %v", err, created)
+	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "precious"), []byte("x"), 0o644)
+	if _, _, err := Init(other, InitOptions{}); err == nil {
+		t.Fatal("Init took a non-empty directory")
+	}
+	if entries, _ := os.ReadDir(other); len(entries) != 1 {
+		t.Fatalf("Init changed a non-empty directory: %v", entries)
 	}
 }
 

@@ -1,0 +1,43 @@
+package system_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/qmailkit/qmailkit/internal/system"
+)
+
+// Make a home with a demo mailbox, open it, and see how it routes mail.
+func Example() {
+	dir, err := os.MkdirTemp("", "system-example-")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	home := filepath.Join(dir, "qmail")
+	demo, created, err := system.Init(home, system.InitOptions{Domain: "example.test", Password: "secret"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(demo.Address(), demo.Password, created)
+
+	sys, err := system.Open(home, system.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer sys.Close()
+	// sys.Run(ctx, servers, listeners) would serve; here, just routing.
+	r, _ := system.Routing(sys.Home)
+	for _, rcpt := range []string{"demo@example.test", "joe@example.org"} {
+		addr, remote := r.Route(rcpt)
+		fmt.Println(addr, remote)
+	}
+	// Output:
+	// demo@example.test secret true
+	// demo@example.test false
+	// joe@example.org true
+}
