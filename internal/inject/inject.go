@@ -48,10 +48,9 @@ func fatal(text string, perm bool, err error) *Error {
 	return &Error{Text: "qmail-inject: fatal: " + text, Perm: perm, Err: err}
 }
 
-var (
-	errNoMem = func() *Error { return fatal("out of memory\n", false, nil) }
-	errRead  = func(err error) *Error { return fatal("read error\n", false, err) }
-)
+func errNoMem() *Error { return fatal("out of memory\n", false, nil) }
+
+func errRead(err error) *Error { return fatal("read error\n", false, err) }
 
 // errParseLine is doordie's message: the line follows as it is (a header
 // field ends in its own newline; a -f argument has none).
