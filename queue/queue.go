@@ -62,6 +62,12 @@ type Options struct {
 	// cleaning anything, as qmail-qread and qmail-qstat do.
 	ReadOnly bool
 
+	// NoCreate opens an existing queue without creating what is missing:
+	// a missing subdirectory then fails the operation that needs it, with
+	// qmail-queue's exit code (63 pid, 64 mess, 65 intd, 66 todo), as
+	// qmail-queue does. Open fails when dir itself is missing.
+	NoCreate bool
+
 	// NoClean skips the removal of stale injection leftovers at Open
 	// (CleanStale), which walks all of mess/. Short-lived injectors such
 	// as qmail-queue set it; the scheduler cleans periodically.
@@ -156,12 +162,22 @@ func Open(dir string, opts Options) (*Queue, error) {
 	default:
 		q.split = opts.Split
 	}
-	if q.ro {
+	switch {
+	case q.ro:
 		if _, err := os.Stat(filepath.Join(dir, "mess")); err != nil {
 			return nil, fmt.Errorf("queue: open: %w", err)
 		}
-	} else if err := q.create(); err != nil {
-		return nil, fmt.Errorf("queue: open: %w", err)
+	case opts.NoCreate:
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = fmt.Errorf("%s: not a directory", dir)
+			}
+			return nil, fmt.Errorf("queue: open: %w", err)
+		}
+	default:
+		if err := q.create(); err != nil {
+			return nil, fmt.Errorf("queue: open: %w", err)
+		}
 	}
 	q.messSync = make([]*dirSync, q.split)
 	for i := range q.messSync {

@@ -5,7 +5,9 @@
 // long, 53 write error, 54 read error, 61 home, 62-66 queue directories, 91
 // envelope format; see queue.ExitText).
 //
-// The queue is $QMAILHOME/queue (default /var/qmail/queue), or -home DIR.
+// The queue is $QMAILHOME/queue (default /var/qmail/queue), or -home DIR;
+// as with qmail-queue, nothing missing is created (qmail-send, or
+// queue.Open in a program, creates the layout).
 // The Received line says "invoked by alias", "from network" or "for bounce"
 // when the real uid is that of the qmail user alias, qmaild or qmails.
 package main
@@ -48,9 +50,10 @@ func run(args []string, getenv func(string) string, message, envelope io.Reader,
 		return 61
 	}
 	q, err := queue.Open(filepath.Join(*home, "queue"), queue.Options{
-		NoClean: true,
-		Origin:  queue.Origin{PID: pid, UID: uid, Who: who(uid)},
-		Now:     func() time.Time { return now },
+		NoClean:  true,
+		NoCreate: true,
+		Origin:   queue.Origin{PID: pid, UID: uid, Who: who(uid)},
+		Now:      func() time.Time { return now },
 	})
 	if err != nil {
 		return 62

@@ -44,6 +44,9 @@ func TestRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := t.TempDir()
+			if _, err := queue.Open(filepath.Join(home, "queue"), queue.Options{}); err != nil {
+				t.Fatal(err)
+			}
 			getenv := func(k string) string {
 				if k == "QMAILHOME" {
 					return home
@@ -83,6 +86,28 @@ func TestRun(t *testing.T) {
 	if code := run([]string{"-home", home}, func(string) string { return "" }, strings.NewReader(""), strings.NewReader(""), 1, 1, now); code != 62 {
 		t.Errorf("queue not a directory: exit %d, want 62", code)
 	}
+	// Nothing is created: a missing directory gives qmail-queue's code.
+	for _, tc := range []struct {
+		remove string
+		code   int
+	}{{"", 62}, {"pid", 63}, {"mess", 64}, {"intd", 65}, {"todo", 66}} {
+		home := t.TempDir()
+		if tc.remove != "" {
+			if _, err := queue.Open(filepath.Join(home, "queue"), queue.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			os.RemoveAll(filepath.Join(home, "queue", tc.remove))
+		}
+		code := run([]string{"-home", home}, func(string) string { return "" }, strings.NewReader("x\n"), strings.NewReader("Fa@b\x00\x00"), 1, 1, now)
+		if code != tc.code {
+			t.Errorf("without %q: exit %d, want %d", tc.remove, code, tc.code)
+		}
+		if tc.remove == "" {
+			if _, err := os.Stat(filepath.Join(home, "queue")); err == nil {
+				t.Error("queue created")
+			}
+		}
+	}
 }
 
 // The binary reads the envelope from descriptor 1, as qmail's clients pass it.
@@ -92,6 +117,9 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	home := t.TempDir()
+	if _, err := queue.Open(filepath.Join(home, "queue"), queue.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
