@@ -312,7 +312,7 @@ func TestFirstStart(t *testing.T) {
 	if err := p.wait(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
 	}
-	for _, want := range []string{`msg="delivery 1: success: did_1+0+0/"`, `msg="status: exiting"`, `msg="mta: stopped"`} {
+	for _, want := range []string{`msg="delivery 1: success: did_1+0+0/"`, `msg="end msg `, `id=`, `msg="status: exiting"`, `msg="mta: stopped"`} {
 		if !strings.Contains(p.stderr.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, p.stderr)
 		}

@@ -68,7 +68,8 @@ type Options struct {
 	// Logger receives the servers' structured logs. Nil discards them.
 	Logger *slog.Logger
 	// SendLogger receives qmail-send's lines (see queue.LogHandler). Nil
-	// means Logger.
+	// means Logger, with the scheduler's attribute "msg" (the message
+	// number) renamed "id", since slog's handlers use "msg" for the line.
 	SendLogger *slog.Logger
 	// Resolver is the DNS of remote delivery; nil means /etc/resolv.conf.
 	Resolver smtpclient.Resolver
@@ -132,7 +133,7 @@ func Open(home string, opts Options) (*System, error) {
 	}
 	sendLog := opts.SendLogger
 	if sendLog == nil {
-		sendLog = s.logger
+		sendLog = slog.New(sendHandler{s.logger.Handler()})
 	}
 	routing, err := Routing(s.Home)
 	if err != nil {

@@ -3,8 +3,10 @@ package system
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/smtp"
 	"net/textproto"
@@ -502,5 +504,18 @@ func TestRoutingAndBounceControls(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "concurrencylocal"), []byte("500\n"), 0o644)
 	if s, _ := ReadScheduling(cd); s.ConcurrencyRemote != -1 || s.ConcurrencyLocal != queue.MaxConcurrency {
 		t.Fatalf("scheduling %+v", s)
+	}
+}
+
+func TestSendLogKeepsLine(t *testing.T) {
+	var buf strings.Builder
+	l := slog.New(sendHandler{slog.NewJSONHandler(&buf, nil)})
+	l.Info("new msg 53", "msg", uint64(53))
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(buf.String()), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["msg"] != "new msg 53" || rec["id"] != float64(53) {
+		t.Fatalf("record %s", buf.String())
 	}
 }
