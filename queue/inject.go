@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 // MaxAddressLen is the longest envelope address qmail-queue accepts, in
@@ -473,51 +475,4 @@ func readErr(err error) error {
 // leading D (permanent) or Z (temporary) and the text used in SMTP replies
 // and logs. custom is what an injector exiting 82 wrote on descriptor 6.
 // A negative code means the injector was killed by a signal.
-func ExitText(code int, custom []byte) string {
-	switch {
-	case code < 0:
-		return "Zqq crashed (#4.3.0)"
-	case code == 0:
-		return ""
-	case code == 11 || code == 115:
-		return "Denvelope address too long for qq (#5.1.3)"
-	case code == 31:
-		return "Dmail server permanently rejected message (#5.3.0)"
-	case code == 51:
-		return "Zqq out of memory (#4.3.0)"
-	case code == 52:
-		return "Zqq timeout (#4.3.0)"
-	case code == 53:
-		return "Zqq write error or disk full (#4.3.0)"
-	case code == 54:
-		return "Zqq read error (#4.3.0)"
-	case code == 55:
-		return "Zqq unable to read configuration (#4.3.0)"
-	case code == 56:
-		return "Zqq trouble making network connection (#4.3.0)"
-	case code == 61:
-		return "Zqq trouble in home directory (#4.3.0)"
-	case code >= 62 && code <= 66:
-		return "Zqq trouble creating files in queue (#4.3.0)"
-	case code == 71:
-		return "Zmail server temporarily rejected message (#4.3.0)"
-	case code == 72:
-		return "Zconnection to mail server timed out (#4.4.1)"
-	case code == 73:
-		return "Zconnection to mail server rejected (#4.4.1)"
-	case code == 74:
-		return "Zcommunication with mail server failed (#4.4.2)"
-	case code == 81 || code == 91:
-		return "Zqq internal bug (#4.3.0)"
-	case code == 120:
-		return "Zunable to exec qq (#4.3.0)"
-	case code == 82 && len(custom) >= 3:
-		if len(custom) > 255 {
-			custom = custom[:255]
-		}
-		return string(custom)
-	case code >= 11 && code <= 40:
-		return "Dqq permanent problem (#5.3.0)"
-	}
-	return "Zqq temporary problem (#4.3.0)"
-}
+func ExitText(code int, custom []byte) string { return qq.ExitText(code, custom) }
