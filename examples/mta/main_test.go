@@ -401,3 +401,38 @@ func TestBadFlags(t *testing.T) {
 		t.Errorf("no home: exit %d: %s", code, errb.String())
 	}
 }
+
+// TestSIGHUPRcpthosts: a domain added to rcpthosts and locals is taken
+// after SIGHUP, on the running process.
+func TestSIGHUPRcpthosts(t *testing.T) {
+	home := filepath.Join(scratch(t), "home")
+	p := startMTA(t, home)
+	// Without the rules cdb the client has no RELAYCLIENT.
+	if err := os.Remove(filepath.Join(home, "control", "tcp.smtp.cdb")); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(p.smtp, "demo@other.test", "Subject: x\r\n\r\nrefused\r\n"); err == nil {
+		t.Fatal("other.test accepted before SIGHUP")
+	}
+	for _, name := range []string{"rcpthosts", "locals"} {
+		if err := os.WriteFile(filepath.Join(home, "control", name), []byte("localhost\nother.test\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.signal(t, syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), "mta: reloaded control files") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged:\n%s", p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := send(p.smtp, "demo@other.test", "Subject: x\r\n\r\naccepted\r\n"); err != nil {
+		t.Fatalf("other.test after SIGHUP: %v", err)
+	}
+	waitCount(t, p.maildir, 1, p)
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+}
