@@ -245,9 +245,14 @@ func injectAs(t *testing.T, home string, user bool, msg, envelope string) {
 }
 
 func TestDeliveries(t *testing.T) {
+	t.Run("qmail", func(t *testing.T) { testDeliveries(t) })
+	t.Run("modern", func(t *testing.T) { testDeliveries(t, "-modern") })
+}
+
+func testDeliveries(t *testing.T, args ...string) {
 	relay := smtptest.NewServer(t)
 	home, joe := makeHome(t, relay.Addr)
-	s := startSend(t, home)
+	s := startSend(t, home, args...)
 	s.waitLine(t, "status: local 0/10 remote 0/20")
 	for _, d := range []string{"mess", "info", "local", "remote", "todo", "intd", "bounce", "pid", "lock"} {
 		if st, err := os.Stat(filepath.Join(home, "queue", d)); err != nil || !st.IsDir() {
