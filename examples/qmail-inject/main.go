@@ -35,8 +35,8 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/inject"
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 func main() {
@@ -92,15 +92,15 @@ func run(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 	// qmail_open: $QMAILQUEUE or bin/qmail-queue, run in QMAILHOME.
-	qq, ok := lookup("QMAILQUEUE")
-	if !ok || qq == "" {
-		qq = "bin/qmail-queue"
+	qqPath, ok := lookup("QMAILQUEUE")
+	if !ok || qqPath == "" {
+		qqPath = "bin/qmail-queue"
 	}
-	if !filepath.IsAbs(qq) {
-		qq = filepath.Join(home, qq)
+	if !filepath.IsAbs(qqPath) {
+		qqPath = filepath.Join(home, qqPath)
 	}
-	q := &dotqmail.QueueProgram{Path: qq, Home: home, Env: env, Stderr: stderr}
-	if err := m.Queue(context.Background(), q); err != nil {
+	q := &qq.Program{Path: qqPath, Dir: home, Env: env, Stderr: stderr}
+	if err := m.Queue(context.Background(), q.Run); err != nil {
 		return fail(err)
 	}
 	return 0

@@ -7,9 +7,10 @@
 // reads qmail-inject's command line; [Injector.Prepare] reads the header,
 // rewrites its address fields, drops and adds fields and decides the
 // envelope; the returned [Message] streams the body from the input, either
-// to standard output ([Message.Print], for -n) or to a [Forwarder]
-// ([Message.Queue]) such as dotqmail.QueueProgram, which runs $QMAILQUEUE or
-// QMAILHOME/bin/qmail-queue with qmail-queue's descriptor protocol.
+// to standard output ([Message.Print], for -n) or to the queue
+// ([Message.Queue]) through a [QueueFunc] such as internal/qq's Program.Run,
+// which runs $QMAILQUEUE or QMAILHOME/bin/qmail-queue with qmail-queue's
+// descriptor protocol.
 // [Sendmail] maps sendmail's options to the program it hands over to.
 //
 // # Format
@@ -32,7 +33,7 @@
 // # Security
 //
 // Only the header is held in memory, up to [Injector.MaxHeaderBytes]; the
-// body is streamed. Nothing here runs a program: the caller's Forwarder
+// body is streamed. Nothing here runs a program: the caller's [QueueFunc]
 // does, and [Sendmail] only names the program for the caller to exec.
 //
 // # Compatibility

@@ -449,7 +449,7 @@ func TestQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &fakeForwarder{}
-	if err := m.Queue(t.Context(), f); err != nil {
+	if err := m.Queue(t.Context(), f.Forward); err != nil {
 		t.Fatal(err)
 	}
 	if f.sender != "joe@ex.com" || !reflect.DeepEqual(f.rcpts, []string{"bob@ex.com"}) || string(f.msg) != stdHead+"From: joe@ex.com\nTo: bob@ex.com\n\nhi\n" {
@@ -458,14 +458,14 @@ func TestQueue(t *testing.T) {
 	// Injector errors keep their class.
 	for _, perm := range []bool{true, false} {
 		m, _ := in.Prepare(strings.NewReader("To: bob\n\nhi\n"), Options{})
-		err := m.Queue(t.Context(), &fakeForwarder{err: permErr{perm}})
+		err := m.Queue(t.Context(), (&fakeForwarder{err: permErr{perm}}).Forward)
 		if e := (*Error)(nil); !errors.As(err, &e) || e.Text != "qmail-inject: fatal: qq says no (#5.3.0)\n" || e.Perm != perm {
 			t.Errorf("perm %v: %v", perm, err)
 		}
 	}
 	// A read error in the body is "read error", whatever the injector says.
 	m, _ = in.Prepare(&failReader{strings.NewReader("To: bob\n\nhi\n")}, Options{})
-	if err := m.Queue(t.Context(), &fakeForwarder{}); err == nil || err.(*Error).Text != "qmail-inject: fatal: read error\n" {
+	if err := m.Queue(t.Context(), (&fakeForwarder{}).Forward); err == nil || err.(*Error).Text != "qmail-inject: fatal: read error\n" {
 		t.Errorf("read error: %v", err)
 	}
 	// In the header, too.

@@ -101,29 +101,34 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Forwarder hands a message to the queue: dotqmail.QueueProgram (which runs
-// $QMAILQUEUE or QMAILHOME/bin/qmail-queue) satisfies it, and so can the
-// queue in-process. An error's text is qmail's client text for the
-// injector's result ("qq write error or disk full (#4.3.0)"); it is
-// permanent when it has Permanent() returning true.
-type Forwarder interface {
-	Forward(ctx context.Context, sender string, recipients []string, r io.Reader) (id string, err error)
-}
+// QueueFunc hands a message to the queue with its envelope and returns
+// the queue's id. The Run method of internal/qq's Program (which runs
+// $QMAILQUEUE or QMAILHOME/bin/qmail-queue with qmail-queue's descriptor
+// protocol) is one; so is the Forward method of dotqmail.QueueProgram, or
+// the queue in-process. A refusal's text is its Text() string method if it
+// has one, else its Error(): qmail's client text for the injector's result
+// ("qq write error or disk full (#4.3.0)"); it is permanent when it has
+// Permanent() returning true.
+type QueueFunc func(ctx context.Context, sender string, recipients []string, r io.Reader) (id string, err error)
 
-// Queue hands m to f with its envelope, as qmail-inject does without -n.
-// Errors are *Error: "read error" when the input failed, else
+// Queue hands m to queue, as qmail-inject does without -n. Errors are
+// *Error: "read error" when the input failed, else
 // "qmail-inject: fatal: <injector text>", permanent as the injector says.
-func (m *Message) Queue(ctx context.Context, f Forwarder) error {
-	_, err := f.Forward(ctx, m.Sender, m.Recipients, m)
+func (m *Message) Queue(ctx context.Context, queue QueueFunc) error {
+	_, err := queue(ctx, m.Sender, m.Recipients, m)
 	if rerr := m.ReadErr(); rerr != nil {
 		return errRead(rerr)
 	}
-	if err != nil {
-		var p interface{ Permanent() bool }
-		perm := errors.As(err, &p) && p.Permanent()
-		return fatal(err.Error()+"\n", perm, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	text := err.Error()
+	if t := (interface{ Text() string })(nil); errors.As(err, &t) {
+		text = t.Text()
+	}
+	var p interface{ Permanent() bool }
+	perm := errors.As(err, &p) && p.Permanent()
+	return fatal(text+"\n", perm, err)
 }
 
 // bodyReader streams the rest of the input after the header, adding a
