@@ -1,9 +1,6 @@
 package inject
 
-import (
-	"path/filepath"
-	"strings"
-)
+import "strings"
 
 // getopt is djb's sgetopt/subgetopt: options end at the first argument not
 // starting with "-", at a lone "-" (kept) or at an argument starting with
@@ -18,7 +15,12 @@ type getopt struct {
 }
 
 func newGetopt(argv0 string, args []string, opts string) *getopt {
-	return &getopt{prog: filepath.Base(argv0), args: args, opts: opts}
+	return &getopt{prog: progName(argv0), args: args, opts: opts}
+}
+
+// progName is sgetopt's program name: argv[0] after its last "/".
+func progName(argv0 string) string {
+	return argv0[strings.LastIndexByte(argv0, '/')+1:]
 }
 
 // next returns the next option letter and its argument, done at the end of

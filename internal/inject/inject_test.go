@@ -498,8 +498,10 @@ func TestGetopt(t *testing.T) {
 			t.Errorf("%q: %+v %v, want %+v", tt.args, got, err, tt.want)
 		}
 	}
-	_, err := in.ParseArgs("/x/qi", []string{"-n", "-ax"})
-	if e := (*Error)(nil); !errors.As(err, &e) || e.Text != "qi: illegal option -- x\n" {
-		t.Errorf("err %v", err)
+	for argv0, want := range map[string]string{"/x/qi": "qi: illegal option -- x\n", "": ": illegal option -- x\n", "/x/": ": illegal option -- x\n"} {
+		_, err := in.ParseArgs(argv0, []string{"-n", "-ax"})
+		if e := (*Error)(nil); !errors.As(err, &e) || e.Text != want {
+			t.Errorf("%q: err %v, want %q", argv0, err, want)
+		}
 	}
 }

@@ -91,7 +91,7 @@ func Sendmail(argv0 string, args, env []string) (Run, error) {
 		// B, p, v, i, x, m, e, o: accepted and ignored.
 	}
 	rest := g.rest()
-	switch filepath.Base(argv0) {
+	switch progName(argv0) {
 	case "mailq":
 		return Run{Path: "bin/qmail-qread", Argv: []string{"bin/qmail-qread"}, Env: e.list()}, nil
 	case "newaliases":
