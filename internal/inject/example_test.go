@@ -50,3 +50,19 @@ func ExampleSendmail() {
 	// bin/qmail-inject [-H -f joe@x.org --] [QMAILHOST=x.org QMAILUSER=joe]
 	// sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]
 }
+
+// Rewrite shows qmail-inject's address rewriting with defaulthost
+// ee.movie.edu, defaultdomain ee.movie.edu and plusdomain movie.edu.
+func ExampleInjector_Rewrite() {
+	in := &inject.Injector{DefaultHost: "ee.movie.edu", DefaultDomain: "ee.movie.edu", PlusDomain: "movie.edu"}
+	for _, a := range []string{"joe", "joe@mac", "joe@mac+", "joe@mac.movie.edu.", "joe@[1.2.3.4]"} {
+		s, _, _ := in.Rewrite(a)
+		fmt.Println(a, "->", s)
+	}
+	// Output:
+	// joe -> joe@ee.movie.edu
+	// joe@mac -> joe@mac.ee.movie.edu
+	// joe@mac+ -> joe@mac.movie.edu
+	// joe@mac.movie.edu. -> joe@mac.movie.edu
+	// joe@[1.2.3.4] -> joe@[1.2.3.4]
+}
