@@ -15,6 +15,9 @@ type dataWriter struct {
 	w   *bufio.Writer
 	bol bool // at the beginning of a line
 	cr  bool // a CR was seen and not yet written
+	// stuffed counts the dots added by dot-stuffing, which RFC 1870's
+	// SIZE does not count.
+	stuffed int64
 }
 
 func newDataWriter(w *bufio.Writer) *dataWriter { return &dataWriter{w: w, bol: true} }
@@ -39,6 +42,7 @@ func (d *dataWriter) Write(p []byte) (int, error) {
 		}
 		if d.bol && p[0] == '.' {
 			w.WriteByte('.')
+			d.stuffed++
 		}
 		i := bytes.IndexByte(p, '\n')
 		if cr >= 0 && (i < 0 || cr < i) {
@@ -124,9 +128,9 @@ func copyData(w *bufio.Writer, r io.Reader, strict bool, buf []byte) (readErr, w
 	return nil, w.Flush()
 }
 
-// measure returns the size of the message in its DATA form (an upper bound
-// for RFC 1870's SIZE: stuffed dots are counted) and whether it has 8-bit
-// bytes.
+// measure returns the size of the message as RFC 1870 §3 defines it (its
+// DATA form with CRLF line ends, without the doubled dots and the final
+// ".\r\n") and whether it has 8-bit bytes.
 func measure(r io.Reader, buf []byte) (size int64, eightbit bool, err error) {
 	cw := &countWriter{}
 	bw := bufio.NewWriterSize(cw, 512)
@@ -153,7 +157,7 @@ func measure(r io.Reader, buf []byte) (size int64, eightbit bool, err error) {
 	}
 	d.close(false)
 	bw.Flush()
-	return cw.n - 3, eightbit, nil
+	return cw.n - 3 - d.stuffed, eightbit, nil
 }
 
 type countWriter struct{ n int64 }

@@ -581,7 +581,8 @@ func TestCopyData(t *testing.T) {
 		t.Errorf("final bare CR: %v", readErr)
 	}
 	size, eight, err := measure(strings.NewReader(in), make([]byte, 5))
-	if err != nil || size != int64(len(want)-3) || eight {
+	// RFC 1870 §3: neither the final ".\r\n" nor the two stuffed dots count.
+	if err != nil || size != int64(len(want)-3-2) || eight {
 		t.Errorf("measure: %d %v %v", size, eight, err)
 	}
 }
