@@ -27,7 +27,8 @@ import (
 
 // Interop with a real SMTP server from Debian that offers STARTTLS:
 // aiosmtpd (package python3-aiosmtpd) through its own command-line server,
-// with the recording handler in testdata/aiosmtpd_recorder.py. Postfix's
+// with the recording handler in testdata/aiosmtpd_recorder.py (and, for
+// AUTH, testdata/aiosmtpd_auth.py). Postfix's
 // smtp-sink (sink_test.go) covers plaintext but has no STARTTLS.
 
 // interopName is the name in the server's certificate.
@@ -139,9 +140,34 @@ type aiosmtpd struct {
 
 // startAiosmtpd runs aiosmtpd's command-line server on a free loopback
 // port, with STARTTLS when cert is not nil (aiosmtpd then refuses MAIL
-// before STARTTLS: its require_starttls default). It waits for the 220
-// greeting and kills the server (by its pid) when the test ends.
+// before STARTTLS: its require_starttls default) and SIZE 1048576.
 func startAiosmtpd(t *testing.T, cert *interopCert) *aiosmtpd {
+	t.Helper()
+	return startPython(t, func(port int, dir string) []string {
+		args := []string{"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + strconv.Itoa(port), "-s", "1048576", "-c", "aiosmtpd_recorder.Recorder"}
+		if cert != nil {
+			args = append(args, "--tlscert", cert.certFile, "--tlskey", cert.keyFile)
+		}
+		return append(args, dir)
+	})
+}
+
+// startAiosmtpdAuth runs testdata/aiosmtpd_auth.py: aiosmtpd requiring
+// STARTTLS, then AUTH with one of mechs ("PLAIN,LOGIN") for user and
+// password, before MAIL.
+func startAiosmtpdAuth(t *testing.T, cert *interopCert, user, password, mechs string) *aiosmtpd {
+	t.Helper()
+	return startPython(t, func(port int, dir string) []string {
+		return []string{filepath.Join("testdata", "aiosmtpd_auth.py"), "127.0.0.1", strconv.Itoa(port),
+			cert.certFile, cert.keyFile, user, password, mechs, dir}
+	})
+}
+
+// startPython runs a python3 that has aiosmtpd with the arguments args
+// gives for a free loopback port and the recording directory. It waits
+// for the 220 greeting and kills the server (by its pid) when the test
+// ends.
+func startPython(t *testing.T, args func(port int, dir string) []string) *aiosmtpd {
 	t.Helper()
 	python := aiosmtpdPython(t)
 	testdata, err := filepath.Abs("testdata")
@@ -156,12 +182,7 @@ func startAiosmtpd(t *testing.T, cert *interopCert) *aiosmtpd {
 		}
 		srv.port = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
-		args := []string{"-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + strconv.Itoa(srv.port), "-s", "1048576", "-c", "aiosmtpd_recorder.Recorder"}
-		if cert != nil {
-			args = append(args, "--tlscert", cert.certFile, "--tlskey", cert.keyFile)
-		}
-		args = append(args, srv.dir)
-		cmd := exec.Command(python, args...)
+		cmd := exec.Command(python, args(srv.port, srv.dir)...)
 		cmd.Env = append(os.Environ(), "PYTHONPATH="+testdata, "PYTHONDONTWRITEBYTECODE=1")
 		var stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stderr, &stderr
@@ -180,7 +201,7 @@ func startAiosmtpd(t *testing.T, cert *interopCert) *aiosmtpd {
 				t.Cleanup(func() {
 					stop()
 					if t.Failed() && stderr.Len() > 0 {
-						t.Logf("aiosmtpd output:\n%s", stderr.Bytes())
+						t.Logf("server output:\n%s", stderr.Bytes())
 					}
 				})
 				return srv
@@ -192,7 +213,7 @@ func startAiosmtpd(t *testing.T, cert *interopCert) *aiosmtpd {
 			}
 		}
 		stop()
-		t.Logf("aiosmtpd on port %d did not start:\n%s", srv.port, stderr.Bytes())
+		t.Logf("server on port %d did not start:\n%s", srv.port, stderr.Bytes())
 	}
 	t.Fatal("aiosmtpd did not start")
 	return nil
@@ -226,6 +247,10 @@ type aiosmtpdRecord struct {
 		Version string `json:"version"`
 		Cipher  string `json:"cipher"`
 	} `json:"tls"`
+	Auth *struct {
+		Mechanism string `json:"mechanism"`
+		Login     string `json:"login"`
+	} `json:"auth"`
 	Content string `json:"-"`
 }
 
@@ -481,6 +506,50 @@ func TestInteropAiosmtpdPlain(t *testing.T) {
 			}
 			if recs := srv.records(t); len(recs) != n {
 				t.Errorf("%d transactions recorded, want %d", len(recs), n)
+			}
+		})
+	}
+}
+
+// AUTH to a smarthost over verified STARTTLS, with aiosmtpd's PLAIN and
+// LOGIN: the server requires both TLS and authentication before MAIL and
+// records who authenticated with which mechanism. Non-ASCII credentials
+// check the encoding; a wrong password is a temporary ErrAuth.
+func TestInteropAiosmtpdAuth(t *testing.T) {
+	const user, password = "user@example.org", "p\xc3\xa4ss w:rd"
+	cert := newInteropCert(t)
+	rcpts := []string{"a@example.net"}
+	for _, tc := range []struct {
+		name, mechs, want string
+	}{
+		{name: "PLAIN preferred", mechs: "PLAIN,LOGIN", want: "PLAIN"},
+		{name: "LOGIN only", mechs: "LOGIN", want: "LOGIN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startAiosmtpdAuth(t, &cert, user, password, tc.mechs)
+			rt := Route{TLS: TLSVerify, ServerName: interopName, Username: user, Password: password}
+			res, err := interopDeliver(t, interopClient(srv, rt, &tls.Config{RootCAs: cert.roots}), rcpts)
+			checkAccepted(t, res, err, rcpts, true, true)
+			recs := srv.records(t)
+			if len(recs) != 1 {
+				t.Fatalf("%d transactions recorded, want 1", len(recs))
+			}
+			checkRecord(t, recs[0], rcpts, true)
+			if a := recs[0].Auth; a == nil || a.Mechanism != tc.want || a.Login != user {
+				t.Errorf("authenticated as %+v, want %s with %s", a, tc.want, user)
+			}
+
+			// The same server with a wrong password.
+			rt.Password = "wrong"
+			_, err = interopDeliver(t, interopClient(srv, rt, &tls.Config{RootCAs: cert.roots}), rcpts)
+			if !errors.Is(err, ErrAuth) || IsPermanent(err) {
+				t.Fatalf("wrong password: %v, want a temporary ErrAuth", err)
+			}
+			if !strings.Contains(err.Error(), "535 5.7.8") {
+				t.Errorf("error %q lacks the server's 535", err)
+			}
+			if recs := srv.records(t); len(recs) != 1 {
+				t.Errorf("%d transactions recorded, want 1", len(recs))
 			}
 		})
 	}

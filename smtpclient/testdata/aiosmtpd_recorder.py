@@ -9,7 +9,8 @@ with this directory on PYTHONPATH:
 Each transaction that reaches the end of DATA is written to DIR before the
 250 reply: NNNNNN.eml holds the message bytes as aiosmtpd received them
 (dot-unstuffed, CRLF line ends kept), NNNNNN.json the envelope and the
-session (HELO name, peer, TLS version and cipher or null). The .json is
+session (HELO name, peer, TLS version and cipher or null, the login and
+mechanism that authenticated or null). The .json is
 renamed into place last, so a reader that sees it sees both files whole.
 """
 
@@ -41,10 +42,15 @@ class Recorder:
             "esmtp": session.extended_smtp,
             "peer": list(session.peer)[:2],
             "tls": tls,
+            "auth": None,
             "mail_from": envelope.mail_from,
             "mail_options": envelope.mail_options,
             "rcpt_tos": envelope.rcpt_tos,
         }
+        if session.authenticated:
+            data = session.auth_data
+            record["auth"] = {"mechanism": getattr(data, "mechanism", None),
+                              "login": getattr(data, "login", None)}
         with open(base + ".eml", "wb") as f:
             f.write(envelope.original_content)
         with open(base + ".tmp", "w") as f:
