@@ -7,8 +7,8 @@
 //
 //	go run ./examples/mta
 //
-// With no -home and no $QMAILHOME it uses $HOME/.qmailkit, and makes it
-// there on the first start: a local domain (localhost), a demo mailbox with
+// With no -home and no $QMAILHOME it uses $HOME/.qmailkit (as root:
+// /var/lib/qmailkit), and makes it there on the first start: a local domain (localhost), a demo mailbox with
 // a password, a self-signed certificate, and rules letting 127.0.0.1 relay.
 // It prints the addresses it listens on, the mailbox and its password, and
 // how to send and fetch a message. A second start reuses the home.
@@ -22,6 +22,12 @@
 //	-domain NAME        the local domain of a new home (default localhost)
 //	-defaultdelivery L  qmail-start's argument (default ./Maildir/)
 //	-log text|json      log format on standard error (default text)
+//	-user NAME          as root: the account to run as (default qmailkit, else nobody)
+//
+// Started as root, it makes the home for the account, binds its ports (so
+// -smtp :25 works), then runs everything, deliveries included, as that
+// account: mail is never delivered as root. Deliveries to system accounts
+// under their own uids (qmail's qmail-lspawn) are not done yet.
 //
 // Signals: SIGTERM or SIGINT stops accepting connections, lets the sessions
 // finish the message they are receiving, lets the deliveries in progress
@@ -44,7 +50,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/internal/system"
@@ -69,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	domain := fs.String("domain", "localhost", "local domain of a new home")
 	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
 	logFormat := fs.String("log", "text", "log format: text or json")
+	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, else nobody)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -92,8 +102,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return 1
 	}
 
+	root := os.Getuid() == 0
+	var uid, gid int
+	if root {
+		var err error
+		if uid, gid, err = lookupAccount(*account); err != nil {
+			return fail(err)
+		}
+	} else if *account != "" {
+		return fail(errors.New("-user needs root"))
+	}
 	if *home == "" {
 		*home = getenv("QMAILHOME")
+	}
+	if *home == "" && root {
+		*home = "/var/lib/qmailkit"
 	}
 	if *home == "" {
 		h := getenv("HOME")
@@ -102,16 +125,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		*home = filepath.Join(h, ".qmailkit")
 	}
-	demo, created, err := system.Init(*home, system.InitOptions{Domain: *domain})
-	if err != nil {
-		return fail(err)
-	}
-	sys, err := system.Open(*home, system.Options{DefaultDelivery: *defDelivery, Logger: logger})
-	if err != nil {
-		return fail(err)
-	}
-	defer sys.Close()
-	tc, err := sys.TLSConfig()
+	demo, created, err := system.Init(*home, system.InitOptions{Domain: *domain, UID: uid, GID: gid})
 	if err != nil {
 		return fail(err)
 	}
@@ -137,6 +151,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return fail(err)
 	}
 	if ls.POP3, err = listen(*popAddr); err != nil {
+		return fail(err)
+	}
+	if root {
+		// The ports are bound (25, 587 and 110 need root); nothing else
+		// does, and nothing may be delivered as root.
+		if err := dropPrivileges(uid, gid); err != nil {
+			return fail(err)
+		}
+		logger.Info("mta: running as an unprivileged account", "uid", uid, "gid", gid)
+	}
+	sys, err := system.Open(*home, system.Options{DefaultDelivery: *defDelivery, Logger: logger})
+	if err != nil {
+		return fail(err)
+	}
+	defer sys.Close()
+	tc, err := sys.TLSConfig()
+	if err != nil {
 		return fail(err)
 	}
 	if srv.SMTP, err = sys.SMTP(false, tc, nil); err != nil {
@@ -175,6 +206,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return 0
 		}
 	}
+}
+
+// lookupAccount finds the account a root process runs as: name, else
+// qmailkit, else nobody. It must not be uid 0.
+func lookupAccount(name string) (uid, gid int, err error) {
+	names := []string{name}
+	if name == "" {
+		names = []string{"qmailkit", "nobody"}
+	}
+	for _, n := range names {
+		u, err := user.Lookup(n)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		if err1 != nil || err2 != nil {
+			return 0, 0, fmt.Errorf("account %s: uid %q gid %q", n, u.Uid, u.Gid)
+		}
+		if uid == 0 {
+			return 0, 0, fmt.Errorf("account %s has uid 0: choose an unprivileged one with -user", n)
+		}
+		return uid, gid, nil
+	}
+	return 0, 0, fmt.Errorf("no account %s: create it or choose one with -user", strings.Join(names, " or "))
+}
+
+// dropPrivileges makes every thread of the process run as uid and gid,
+// with no supplementary groups (Linux applies these to all threads).
+func dropPrivileges(uid, gid int) error {
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("setgid: %w", err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("setuid: %w", err)
+	}
+	if os.Getuid() != uid || os.Geteuid() != uid {
+		return errors.New("setuid did not take")
+	}
+	return nil
 }
 
 func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Listeners) {

@@ -107,11 +107,17 @@ func (s *syncBuffer) String() string {
 
 func startMTA(t *testing.T, home string, args ...string) *proc {
 	t.Helper()
+	return startMTAAs(t, home, os.Getuid() == 0, args...)
+}
+
+// startMTAAs starts the mta, as nobody when asNobody is set.
+func startMTAAs(t *testing.T, home string, asNobody bool, args ...string) *proc {
+	t.Helper()
 	bin := build(t)
 	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-pop3", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}
-	if os.Getuid() == 0 {
+	if asNobody {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
 	}
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
@@ -397,8 +403,17 @@ func TestBadFlags(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errb.String())
 		}
 	}
-	if code := run(t.Context(), nil, func(string) string { return "" }, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no -home") {
-		t.Errorf("no home: exit %d: %s", code, errb.String())
+	// In-process, never as root: that run would make /var/lib/qmailkit
+	// and drop the test's own privileges.
+	if os.Getuid() != 0 {
+		if code := run(t.Context(), nil, func(string) string { return "" }, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no -home") {
+			t.Errorf("no home: exit %d: %s", code, errb.String())
+		}
+	}
+	if os.Getuid() != 0 {
+		if code := run(t.Context(), []string{"-user", "nobody", "-home", t.TempDir()}, func(string) string { return "" }, nil, &out, &errb); code != 1 || !strings.Contains(errb.String(), "-user needs root") {
+			t.Errorf("-user as non-root: exit %d: %s", code, errb.String())
+		}
 	}
 }
 
@@ -431,6 +446,49 @@ func TestSIGHUPRcpthosts(t *testing.T) {
 		t.Fatalf("other.test after SIGHUP: %v", err)
 	}
 	waitCount(t, p.maildir, 1, p)
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+}
+
+// TestRootDropsPrivileges: started as root, the mta makes the home for the
+// account, binds its ports, and runs as that account: the process's uids
+// and the delivered files are the account's.
+func TestRootDropsPrivileges(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root")
+	}
+	home := filepath.Join(scratch(t), "home")
+	p := startMTAAs(t, home, false, "-user", "nobody")
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		f := strings.Fields(line)
+		if len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") && (f[1] != "65534" || f[2] != "65534" || f[3] != "65534" || f[4] != "65534") {
+			t.Errorf("after start: %s", strings.TrimSpace(line))
+		}
+		if len(f) >= 1 && f[0] == "Groups:" && len(f) > 1 {
+			t.Errorf("after start: %s", strings.TrimSpace(line))
+		}
+	}
+	if err := send(p.smtp, "demo@localhost", "Subject: x\r\n\r\nas nobody\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, p.maildir, 1, p)
+	msgs, _ := maildir.Dir(p.maildir).List()
+	st, err := os.Stat(filepath.Join(p.maildir, msgs[0].Path()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner := st.Sys().(*syscall.Stat_t).Uid; owner != 65534 {
+		t.Errorf("delivered file owned by uid %d", owner)
+	}
+	if st, _ := os.Stat(filepath.Join(home, "control", "me")); st.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Errorf("home not given to the account")
+	}
 	p.signal(t, syscall.SIGTERM)
 	if err := p.wait(t); err != nil {
 		t.Fatalf("exit: %v\n%s", err, p.stderr)

@@ -46,6 +46,10 @@ type InitOptions struct {
 	User string
 	// Password is its password; empty means a random one.
 	Password string
+	// UID and GID own the new home and receive the demo mailbox's mail
+	// when Init runs as root (which may not give them to uid 0); otherwise
+	// the process's own ids are used and these are ignored.
+	UID, GID int
 }
 
 // Init makes home a working mail system's home if it does not exist (or is
@@ -58,8 +62,8 @@ type InitOptions struct {
 // a catch-all alias user whose .qmail-postmaster, -root and -mailer-daemon
 // forward to the demo user; users/poppasswd with the demo user's password;
 // control/tcp.smtp(.cdb) letting 127.0.0.1 relay; control/servercert.pem, a
-// self-signed certificate for the domain, 127.0.0.1 and ::1. Every mailbox
-// belongs to the process's user; Init refuses to run as root.
+// self-signed certificate for the domain, 127.0.0.1 and ::1. Everything
+// belongs to the process's user, or as root to UID and GID.
 func Init(home string, o InitOptions) (Demo, bool, error) {
 	if o.Domain == "" {
 		o.Domain = "localhost"
@@ -80,8 +84,10 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Demo{}, false, fmt.Errorf("system: %w", err)
 	}
-	if os.Getuid() == 0 {
-		return Demo{}, false, errors.New("system: will not make a home for root: run as an ordinary user, or make the home yourself")
+	if os.Getuid() != 0 {
+		o.UID, o.GID = os.Getuid(), os.Getgid()
+	} else if o.UID == 0 {
+		return Demo{}, false, errors.New("system: will not make a home whose mail is delivered as root: give it another account")
 	}
 	if o.Password == "" {
 		o.Password = randomPassword()
@@ -99,6 +105,17 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 	if err := build(tmp, home, o); err != nil {
 		return Demo{}, false, err
 	}
+	if os.Getuid() == 0 {
+		err := filepath.WalkDir(tmp, func(path string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				err = os.Lchown(path, o.UID, o.GID)
+			}
+			return err
+		})
+		if err != nil {
+			return Demo{}, false, fmt.Errorf("system: %w", err)
+		}
+	}
 	os.Remove(home) // an empty directory, if any
 	if err := durable.Rename(tmp, home); err != nil {
 		return Demo{}, false, fmt.Errorf("system: %w", err)
@@ -108,7 +125,7 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 
 // build makes in dir the files of a new home whose final path is home.
 func build(dir, home string, o InitOptions) error {
-	uid, gid := os.Getuid(), os.Getgid()
+	uid, gid := o.UID, o.GID
 	userHome := filepath.Join(home, "mail", o.User)
 	alias := filepath.Join(home, "alias")
 	for _, d := range []string{"control", "users", "mail", "mail/" + o.User, "alias"} {
