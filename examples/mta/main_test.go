@@ -494,3 +494,51 @@ func TestRootDropsPrivileges(t *testing.T) {
 		t.Fatalf("exit: %v\n%s", err, p.stderr)
 	}
 }
+
+// TestBannerCommands runs the banner's commands as printed (Python, and
+// swaks when installed): the newcomer's first message, sent and fetched.
+func TestBannerCommands(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	p := startMTA(t, filepath.Join(scratch(t), "home"))
+	var sendCmd, fetchCmd, swaksCmd string
+	for line := range strings.Lines(p.banner) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "swaks "):
+			swaksCmd = line
+		case strings.HasPrefix(line, "python3 -c 'import smtplib"):
+			sendCmd = line
+		case strings.HasPrefix(line, "python3 -c 'import poplib"):
+			fetchCmd = line
+		}
+	}
+	if sendCmd == "" || fetchCmd == "" {
+		t.Fatalf("banner lacks the Python commands:\n%s", p.banner)
+	}
+	if out, err := exec.Command("sh", "-c", sendCmd).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", sendCmd, err, out)
+	}
+	want := 1
+	if _, err := exec.LookPath("swaks"); err == nil && swaksCmd != "" {
+		if out, err := exec.Command("sh", "-c", swaksCmd).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", swaksCmd, err, out)
+		}
+		want++
+	}
+	waitCount(t, p.maildir, want, p)
+	time.Sleep(1100 * time.Millisecond)
+	out, err := exec.Command("sh", "-c", fetchCmd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", fetchCmd, err, out)
+	}
+	if !strings.Contains(string(out), "Subject: hi") || !strings.Contains(string(out), "hello") ||
+		(want == 2 && !strings.Contains(string(out), "X-Mailer: swaks")) {
+		t.Fatalf("fetched:\n%s", out)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+}
