@@ -22,6 +22,9 @@
 //	-domain NAME        the local domain of a new home (default localhost)
 //	-defaultdelivery L  qmail-start's argument (default ./Maildir/)
 //	-log text|json      log format on standard error (default text)
+//	-metrics ADDR       HTTP address for /metrics (Prometheus text format: queue
+//	                    size, deliveries by outcome, connections) and /healthz;
+//	                    keep it on loopback (default: none)
 //	-user NAME          as root: the account to run as (default qmailkit, else nobody)
 //
 // Started as root, it makes the home for the account, binds its ports (so
@@ -48,6 +51,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"os/user"
@@ -55,6 +59,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/qmailkit/qmailkit/internal/system"
 )
@@ -78,6 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	domain := fs.String("domain", "localhost", "local domain of a new home")
 	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
 	logFormat := fs.String("log", "text", "log format: text or json")
+	metricsAddr := fs.String("metrics", "", "HTTP address for /metrics (Prometheus text) and /healthz, e.g. 127.0.0.1:9125 (empty: none)")
 	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, else nobody)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -153,6 +159,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if ls.POP3, err = listen(*popAddr); err != nil {
 		return fail(err)
 	}
+	var metricsL net.Listener
+	if metricsL, err = listen(*metricsAddr); err != nil {
+		return fail(err)
+	}
 	if root {
 		// The ports are bound (25, 587 and 110 need root); nothing else
 		// does, and nothing may be delivered as root.
@@ -184,7 +194,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if srv.POP3, err = sys.POP3(tc); err != nil {
 		return fail(err)
 	}
-	banner(stdout, *home, created, demo, ls)
+	banner(stdout, *home, created, demo, ls, metricsL)
+	if metricsL != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", sys.MetricsHandler())
+		mux.Handle("GET /healthz", sys.HealthHandler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
+		go hs.Serve(metricsL)
+		defer hs.Close()
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -251,7 +269,7 @@ func dropPrivileges(uid, gid int) error {
 	return nil
 }
 
-func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Listeners) {
+func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Listeners, metrics net.Listener) {
 	state := "reused"
 	if created {
 		state = "created"
@@ -266,6 +284,9 @@ func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Lis
 	fmt.Fprintf(w, "  SMTP        %-21s mail for %s; 127.0.0.1 may relay (control/tcp.smtp)\n", addr(ls.SMTP), d.Domain)
 	fmt.Fprintf(w, "  submission  %-21s STARTTLS, then AUTH as a POP3 user\n", addr(ls.Submission))
 	fmt.Fprintf(w, "  POP3        %-21s STLS, or plain text from loopback\n", addr(ls.POP3))
+	if metrics != nil {
+		fmt.Fprintf(w, "  metrics     http://%s/metrics and /healthz\n", metrics.Addr())
+	}
 	pw := d.Password
 	if pw == "" {
 		pw = "(hashed in users/poppasswd)"

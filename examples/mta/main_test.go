@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -82,6 +83,7 @@ type proc struct {
 	cmd                    *exec.Cmd
 	stderr                 *syncBuffer
 	smtp, submission, pop3 string
+	metrics                string
 	user, password         string
 	maildir                string
 	banner                 string
@@ -161,6 +163,8 @@ func startMTAAs(t *testing.T, home string, asNobody bool, args ...string) *proc 
 				p.submission = f[1]
 			case len(f) >= 2 && f[0] == "POP3":
 				p.pop3 = f[1]
+			case len(f) >= 2 && f[0] == "metrics":
+				p.metrics = f[1]
 			case len(f) >= 6 && f[0] == "mailbox":
 				p.user, _, _ = strings.Cut(f[1], "@")
 				p.password = f[3]
@@ -288,7 +292,7 @@ func pop3Retrieve(t *testing.T, addr, user, pass string) []string {
 // banner, send a message as it says, fetch it by POP3, reload, stop.
 func TestFirstStart(t *testing.T) {
 	home := filepath.Join(scratch(t), ".qmailkit")
-	p := startMTA(t, home)
+	p := startMTA(t, home, "-metrics", "127.0.0.1:0")
 	for _, want := range []string{"home " + home + " (created)", "mailbox     demo@localhost password ", "swaks --server 127.0.0.1 --port ", "poplib.POP3("} {
 		if !strings.Contains(p.banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, p.banner)
@@ -305,6 +309,20 @@ func TestFirstStart(t *testing.T) {
 	got := pop3Retrieve(t, p.pop3, p.user, p.password)
 	if len(got) != 1 || !strings.Contains(got[0], "hello, qmailkit") || !strings.Contains(got[0], "Delivered-To: demo@localhost") {
 		t.Fatalf("POP3 gave %q", got)
+	}
+	for path, want := range map[string]string{
+		"/metrics": `qmailkit_deliveries_total{channel="local",outcome="success"} 1`,
+		"/healthz": "ok\n",
+	} {
+		resp, err := http.Get(p.metrics[:strings.Index(p.metrics, "/metrics")] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d\n%s", path, resp.StatusCode, body)
+		}
 	}
 	p.signal(t, syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)

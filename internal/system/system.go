@@ -105,6 +105,8 @@ type System struct {
 	Users     *assign.Users
 	Local     *dotqmail.Local
 	Remote    *smtpclient.Client
+	// Metrics counts deliveries and the connections Run serves.
+	Metrics Metrics
 
 	opts   Options
 	logger *slog.Logger
@@ -218,6 +220,7 @@ func UsersAdapter(a *assign.Users) dotqmail.Users {
 
 func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
 	res, err := s.Local.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
+	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
 }
 
@@ -235,6 +238,9 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 			continue
 		}
 		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err}
+	}
+	for _, r := range out {
+		s.Metrics.delivered(true, r.Err)
 	}
 	return out
 }
@@ -453,13 +459,16 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 			AllowMissing: true,
 			Logger:       s.logger.With("part", "tcprules"),
 		}
-		serve("smtp", srv.SMTP, func() error { return srv.SMTP.Serve(tl) })
+		cl := countListener{tl, s.Metrics.server("smtp")}
+		serve("smtp", srv.SMTP, func() error { return srv.SMTP.Serve(cl) })
 	}
 	if ls.Submission != nil && srv.Submission != nil {
-		serve("submission", srv.Submission, func() error { return srv.Submission.Serve(ls.Submission) })
+		cl := countListener{ls.Submission, s.Metrics.server("submission")}
+		serve("submission", srv.Submission, func() error { return srv.Submission.Serve(cl) })
 	}
 	if ls.POP3 != nil && srv.POP3 != nil {
-		serve("pop3", srv.POP3, func() error { return srv.POP3.Serve(ls.POP3) })
+		cl := countListener{ls.POP3, s.Metrics.server("pop3")}
+		serve("pop3", srv.POP3, func() error { return srv.POP3.Serve(cl) })
 	}
 	select {
 	case <-ctx.Done():

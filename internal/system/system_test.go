@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -229,6 +230,26 @@ func TestSMTPToMaildirToPOP3(t *testing.T) {
 	}
 	if msgs, _ := maildir.Dir(r.demo.Maildir).List(); len(msgs) != 0 {
 		t.Errorf("%d messages left after DELE and QUIT", len(msgs))
+	}
+
+	rec := httptest.NewRecorder()
+	r.sys.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		"# TYPE qmailkit_queue_messages gauge\nqmailkit_queue_messages 0\n",
+		`qmailkit_deliveries_total{channel="local",outcome="success"} 1` + "\n",
+		`qmailkit_deliveries_total{channel="remote",outcome="failure"} 0` + "\n",
+		`qmailkit_connections_total{server="smtp"} 1` + "\n",
+		`qmailkit_connections_total{server="pop3"} 1` + "\n",
+		`qmailkit_connections_total{server="submission"} 0` + "\n",
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())
+		}
+	}
+	rec = httptest.NewRecorder()
+	r.sys.HealthHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 200 || rec.Body.String() != "ok\n" {
+		t.Errorf("health: %d %q", rec.Code, rec.Body.String())
 	}
 }
 
