@@ -21,18 +21,35 @@
 //	users/poppasswd    passwd(5)-format virtual users for POP3 and SMTP AUTH
 //	queue/             qmail's queue
 //
+// # Recipients
+//
+// Unlike qmail-smtpd, the SMTP servers refuse at RCPT (550 5.1.1) a local
+// recipient that delivery would bounce: one no user takes but the catch-all
+// alias user, whose .qmail files have none for it, or a user's extension
+// with no .qmail file (Options.NoRecipientCheck gives qmail's behaviour).
+//
+// # Metrics
+//
+// System.MetricsHandler serves the queue's size, deliveries by outcome and
+// connections in Prometheus's text format; System.HealthHandler answers a
+// health check.
+//
 // # Reload
 //
-// Users.cdb, tcp.smtp.cdb, poppasswd and the certificate are re-read when
+// users/cdb, control/tcp.smtp.cdb, users/poppasswd and the certificate are re-read when
 // they change, without a reload. System.Reload rereads locals,
 // virtualdomains, percenthack, envnoathost, rcpthosts, morercpthosts.cdb and
 // badmailfrom; other control files are read at Open.
 //
 // # Security
 //
-// Every part runs as the process's user: local deliveries run in-process
-// when it is not root (dotqmail.Local spawns a qmail-local child per
-// delivery under the recipient's uid otherwise, and never delivers as root).
+// Every part runs as the process's user. Local deliveries run in-process
+// when that is not root; in a root process dotqmail.Local runs each in a
+// QMAILHOME/bin/qmail-local child under the recipient's uid, and never
+// delivers as root. examples/mta drops root once its ports are bound;
+// examples/qmail-send keeps it, as qmail-send's qmail-lspawn does. Users
+// authenticate against users/poppasswd (SHA-crypt or {PLAIN}; Init writes
+// {PLAIN}, mode 0600); SMTP AUTH is offered only after STARTTLS.
 package system
 
 import (
