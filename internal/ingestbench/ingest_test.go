@@ -13,7 +13,8 @@
 //	TIMEOUT=0 LABEL=qmailkit ../shared/bench/smtp-ingest.sh 127.0.0.1:2528 /tmp/empty-md 20000 20 1024
 //
 // The test serves until it gets SIGINT or SIGTERM, or INGEST_BENCH_FOR (a
-// Go duration, default 1h) has passed. INGEST_BENCH_CPUPROFILE names a file
+// Go duration, default 1h) has passed. INGEST_BENCH_SPLIT sets the queue's
+// split (default: the queue's own, else 23). INGEST_BENCH_CPUPROFILE names a file
 // for a CPU profile of the serving time. The queue is only written: nothing
 // delivers it, so the script's maildir figure means nothing here
 // (TIMEOUT=0 skips its wait).
@@ -28,6 +29,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,7 +93,13 @@ func TestServeForBench(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	q, err := queue.Open(dir, queue.Options{})
+	var opts queue.Options
+	if s := os.Getenv("INGEST_BENCH_SPLIT"); s != "" {
+		if opts.Split, err = strconv.Atoi(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := queue.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +138,16 @@ func TestServeForBench(t *testing.T) {
 // BenchmarkIngestQueue: 1 KB messages over 20 concurrent SMTP sessions (one
 // message per connection, as smtp-source sends) into the queue over
 // loopback; reports messages/s.
+// The split=1 case shows what the spread of mess/ over split directories
+// costs: it defeats the group commit of the mess directory fsyncs.
 func BenchmarkIngestQueue(b *testing.B) {
-	q, err := queue.Open(filepath.Join(b.TempDir(), "queue"), queue.Options{})
+	for _, split := range []int{queue.DefaultSplit, 1} {
+		b.Run(fmt.Sprintf("split=%d", split), func(b *testing.B) { benchIngest(b, split) })
+	}
+}
+
+func benchIngest(b *testing.B, split int) {
+	q, err := queue.Open(filepath.Join(b.TempDir(), "queue"), queue.Options{Split: split})
 	if err != nil {
 		b.Fatal(err)
 	}
