@@ -43,7 +43,7 @@ func start(t *testing.T, domain string) *running {
 	return startHome(t, home, demo)
 }
 
-func startHome(t *testing.T, home string, demo Demo) *running {
+func startHome(t testing.TB, home string, demo Demo) *running {
 	t.Helper()
 	sys, err := Open(home, Options{})
 	if err != nil {
@@ -104,9 +104,13 @@ func startHome(t *testing.T, home string, demo Demo) *running {
 
 func sendSMTP(t *testing.T, addr, from string, to []string, msg string) error {
 	t.Helper()
+	return sendSMTPErr(addr, from, to, msg)
+}
+
+func sendSMTPErr(addr, from string, to []string, msg string) error {
 	c, err := smtp.Dial(addr)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer c.Close()
 	if err := c.Mail(from); err != nil {
