@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -49,7 +50,15 @@ func rerunAsNobody() int {
 		fmt.Fprintln(os.Stderr, "as nobody:", err)
 		return 1
 	}
-	cmd := exec.Command(filepath.Join(dir, "system.test"), os.Args[1:]...)
+	// The go command's files (the test log it reads for caching) belong to
+	// root and nobody cannot write them: drop those flags.
+	var args []string
+	for _, a := range os.Args[1:] {
+		if !strings.HasPrefix(a, "-test.testlogfile=") && !strings.HasPrefix(a, "-test.gocoverdir=") {
+			args = append(args, a)
+		}
+	}
+	cmd := exec.Command(filepath.Join(dir, "system.test"), args...)
 	cmd.Dir = tmp
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + tmp, "HOME=" + tmp, "QMAILKIT_SYSTEM_TEST_NOBODY=1"}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
