@@ -39,7 +39,7 @@ func build(t *testing.T) string {
 			if pkg == "." {
 				name = "qmail-send"
 			}
-			out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
+			out, err := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", filepath.Join(binDir, name), pkg)...).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 				return
