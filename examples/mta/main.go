@@ -36,8 +36,8 @@
 // finish the message they are receiving, lets the deliveries in progress
 // finish, and exits 0: every message acknowledged is in the queue and is
 // delivered at the next start. SIGHUP rereads locals, virtualdomains,
-// rcpthosts, morercpthosts.cdb and badmailfrom without dropping a
-// connection; users/cdb, control/tcp.smtp.cdb, users/poppasswd and
+// rcpthosts, morercpthosts.cdb, badmailfrom and smtproutes without dropping
+// a connection; users/cdb, control/tcp.smtp.cdb, users/poppasswd and
 // control/servercert.pem are followed without a signal.
 //
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.

@@ -20,7 +20,9 @@
 //
 // Signals, as qmail-send: SIGTERM stops (no new delivery; those in progress
 // finish and are recorded; retry times are saved) and exits 0; SIGHUP
-// rereads control/locals, virtualdomains, percenthack and envnoathost;
+// rereads control/locals, virtualdomains, percenthack and envnoathost, and
+// smtproutes, helohost and the remote timeouts (which qmail-remote reads at
+// every delivery);
 // SIGALRM makes every waiting delivery due now.
 //
 // By default remote delivery is qmail-remote's (HELO, no TLS, one recipient

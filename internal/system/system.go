@@ -38,8 +38,9 @@
 //
 // users/cdb, control/tcp.smtp.cdb, users/poppasswd and the certificate are re-read when
 // they change, without a reload. System.Reload rereads locals,
-// virtualdomains, percenthack, envnoathost, rcpthosts, morercpthosts.cdb and
-// badmailfrom; other control files are read at Open.
+// virtualdomains, percenthack, envnoathost, rcpthosts, morercpthosts.cdb,
+// badmailfrom, smtproutes, helohost, timeoutconnect and timeoutremote; other
+// control files are read at Open.
 //
 // # Security
 //
@@ -121,12 +122,14 @@ type System struct {
 	Scheduler *queue.Scheduler
 	Users     *assign.Users
 	Local     *dotqmail.Local
-	Remote    *smtpclient.Client
 	// Metrics counts deliveries and the connections Run serves.
 	Metrics Metrics
 
 	opts   Options
 	logger *slog.Logger
+
+	remote atomic.Pointer[smtpclient.Client] // replaced by Reload
+	tcpto  smtpclient.TCPTO
 
 	// Reloadable policy, swapped by Reload while servers run.
 	routing     atomic.Pointer[queue.Routing]
@@ -167,18 +170,21 @@ func Open(home string, opts Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Remote = &smtpclient.Client{Resolver: opts.Resolver, Port: opts.RemotePort, Logger: s.logger.With("part", "remote")}
-	if err := Remote(s.Home, s.Remote); err != nil {
-		return nil, err
-	}
 	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{})
 	if err != nil {
 		return nil, err
 	}
+	// One tcpto for every client Reload makes: what it learnt survives.
 	if opts.QmailCompat {
-		s.Remote.QmailCompat = true
-		s.Remote.TCPTO = &smtpclient.FileTCPTO{Path: filepath.Join(s.Queue.Dir(), "lock", "tcpto")}
+		s.tcpto = &smtpclient.FileTCPTO{Path: filepath.Join(s.Queue.Dir(), "lock", "tcpto")}
+	} else {
+		s.tcpto = &smtpclient.MemoryTCPTO{}
 	}
+	remote, err := s.newRemote()
+	if err != nil {
+		return nil, err
+	}
+	s.remote.Store(remote)
 	s.Users = &assign.Users{CDB: filepath.Join(home, "users", "cdb"), Passwd: assign.SystemPasswd{}}
 	def := opts.DefaultDelivery
 	if def == "" {
@@ -223,6 +229,25 @@ func (s *System) Close() error {
 	return err
 }
 
+// newRemote makes the SMTP client of remote deliveries from the control
+// files (helohost, smtproutes, timeoutconnect, timeoutremote).
+func (s *System) newRemote() (*smtpclient.Client, error) {
+	c := &smtpclient.Client{
+		Resolver:    s.opts.Resolver,
+		Port:        s.opts.RemotePort,
+		QmailCompat: s.opts.QmailCompat,
+		TCPTO:       s.tcpto,
+		Logger:      s.logger.With("part", "remote"),
+	}
+	if err := Remote(s.Home, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// RemoteClient returns the SMTP client remote deliveries use now.
+func (s *System) RemoteClient() *smtpclient.Client { return s.remote.Load() }
+
 // UsersAdapter turns assign's lookup into dotqmail's (the adapter dotqmail's
 // UsersFunc documents), keeping qmail-lspawn's exit code for the report.
 func UsersAdapter(a *assign.Users) dotqmail.Users {
@@ -244,7 +269,7 @@ func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Resul
 func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {
 	rcpt := d.Recipients[0]
 	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
-	res, err := s.Remote.Deliver(ctx, domain, d.Sender, d.Recipients, d.Message)
+	res, err := s.remote.Load().Deliver(ctx, domain, d.Sender, d.Recipients, d.Message)
 	out := make([]queue.Result, len(d.Recipients))
 	for i := range out {
 		if res == nil || i >= len(res.Recipients) {
@@ -262,13 +287,19 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 	return out
 }
 
-// Reload rereads the control files the scheduler routes by and those the
-// SMTP servers check recipients and senders against, as qmail-send and a
-// restarted qmail-smtpd would. On error nothing changes.
+// Reload rereads the control files the scheduler routes by, those of
+// remote delivery (smtproutes, helohost, timeouts: qmail-remote reads them
+// for every delivery) and those the SMTP servers check recipients and
+// senders against, as qmail-send and a restarted qmail-smtpd would. On error
+// nothing changes. Deliveries in progress finish with the old settings.
 func (s *System) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	routing, err := Routing(s.Home)
+	if err != nil {
+		return err
+	}
+	remote, err := s.newRemote()
 	if err != nil {
 		return err
 	}
@@ -277,6 +308,7 @@ func (s *System) Reload() error {
 			return err
 		}
 	}
+	s.remote.Store(remote)
 	s.routing.Store(&routing)
 	s.Scheduler.Reload(routing)
 	return nil

@@ -359,11 +359,10 @@ func TestSubmissionToSecondSystem(t *testing.T) {
 	if err := os.WriteFile(here.sys.Home.Path("smtproutes"), []byte("there.test:"+host+":"+port+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// smtproutes is read at Open: restart the sending side.
-	if err := here.stop(); err != nil {
+	// smtproutes is reread by Reload, on the running system.
+	if err := here.sys.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	here = startHome(t, here.sys.Home.Home, here.demo)
 
 	c, err := smtp.Dial(here.submission)
 	if err != nil {
