@@ -182,6 +182,7 @@ func Open(home string, opts Options) (*System, error) {
 	}
 	remote, err := s.newRemote()
 	if err != nil {
+		s.Queue.Close()
 		return nil, err
 	}
 	s.remote.Store(remote)
