@@ -46,6 +46,6 @@
 //	name, err := dir.Deliver(ctx, strings.NewReader("Subject: hi\n\nhello\n"))
 //
 // The programs under examples/ are thin mains over these packages, each a
-// drop-in for the qmail program of the same name; examples/mta (not yet in
-// the tree) will be the whole server in one process.
+// drop-in for the qmail program of the same name; examples/mta is the whole
+// server in one process, wired by the private package internal/system.
 package qmailkit
