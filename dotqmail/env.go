@@ -3,6 +3,8 @@ package dotqmail
 import (
 	"strings"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/quote"
 )
 
 // Target is one local recipient as qmail-lspawn hands it to qmail-local:
@@ -64,48 +66,7 @@ func UFLine(sender string, start time.Time) string {
 // part before the last '@' is put in double quotes, with '\' before CR, LF,
 // '"' and '\', unless it is a non-empty run of atom characters and dots that
 // neither starts nor ends with a dot nor holds "..". "" stays "".
-func Quote2(addr string) string {
-	if addr == "" {
-		return ""
-	}
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return quote(addr)
-	}
-	return quote(addr[:i]) + addr[i:]
-}
-
-func quote(s string) string {
-	if s != "" && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..") && atomOK(s) {
-		return s
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\r', '\n', '"', '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-func atomOK(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~.", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+func Quote2(addr string) string { return quote.Addr(addr) }
 
 // afterDash returns what follows the n-th '-' of s, or "" when s has fewer.
 func afterDash(s string, n int) string {

@@ -9,44 +9,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-message"
+
+	"github.com/qmailkit/qmailkit/internal/quote"
 )
-
-// quote is qmail's quote: s unchanged when it is a dot-atom of the allowed
-// bytes, else a quoted string with \ before CR, LF, " and \.
-func quote(s string) string {
-	ok := s != "" && s[0] != '.' && s[len(s)-1] != '.' && !strings.Contains(s, "..")
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".!#$%&'*+-/=?^_`{|}~", c) >= 0
-	}
-	if ok {
-		return s
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\r', '\n', '"', '\\':
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// quote2 is qmail's quote2: the local part of addr quoted as needed, the
-// domain after the last @ kept as is.
-func quote2(addr string) string {
-	if addr == "" {
-		return ""
-	}
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
-		return quote(addr)
-	}
-	return quote(addr[:at]) + addr[at:]
-}
 
 // bounceRecord is one paragraph of bounce/N for a permanent failure of addr
 // (the recipient with any virtual-domain prepend removed) with report.
@@ -155,14 +120,14 @@ func (b Bounce) write(w io.Writer, m bounceMessage) error {
 		return b.writeDSN(w, m)
 	}
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "Date: %s -0000\nFrom: %s@%s\nTo: %s\nSubject: failure notice\n\n", Date(m.now), quote(b.from()), b.host(), quote2(m.rcpt))
+	fmt.Fprintf(bw, "Date: %s -0000\nFrom: %s@%s\nTo: %s\nSubject: failure notice\n\n", Date(m.now), quote.Local(b.from()), b.host(), quote.Addr(m.rcpt))
 	b.writeText(bw, m)
 	brk := breakSingle
 	if m.double {
 		brk = breakDouble
 	}
 	bw.WriteString(brk + "\n")
-	fmt.Fprintf(bw, "Return-Path: <%s>\n", quote2(m.sender))
+	fmt.Fprintf(bw, "Return-Path: <%s>\n", quote.Addr(m.sender))
 	if err := b.copyMess(bw, m.mess); err != nil {
 		return err
 	}
@@ -204,8 +169,8 @@ func (b Bounce) writeDSN(w io.Writer, m bounceMessage) error {
 	h.Set("MIME-Version", "1.0")
 	h.Set("Auto-Submitted", "auto-replied")
 	h.Set("Subject", "failure notice")
-	h.Set("To", quote2(m.rcpt))
-	h.Set("From", quote(b.from())+"@"+b.host())
+	h.Set("To", quote.Addr(m.rcpt))
+	h.Set("From", quote.Local(b.from())+"@"+b.host())
 	h.Set("Date", Date(m.now)+" -0000")
 	mw, err := message.CreateWriter(lf, h)
 	if err != nil {

@@ -10,22 +10,6 @@ import (
 	"github.com/emersion/go-message"
 )
 
-// Test vector 27.
-func TestQuote(t *testing.T) {
-	for in, want := range map[string]string{
-		"a b@c": `"a b"@c`, "#@[]": "#@[]", ".x@y": `".x"@y`, "a..b@c": `"a..b"@c`, "": "",
-		"MAILER-DAEMON": "MAILER-DAEMON", "x.@y": `"x."@y`, `q"\@y`: `"q\"\\"@y`, "nodomain": "nodomain",
-		"a\nb@c": "\"a\\\nb\"@c", "ü@x": "\"ü\"@x", "a@b@c": `"a@b"@c`, "`{|}~@x": "`{|}~@x",
-	} {
-		if got := quote2(in); got != want {
-			t.Errorf("quote2(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got := quote(""); got != `""` {
-		t.Errorf("quote(\"\") = %q", got)
-	}
-}
-
 // Test vectors 21 and 22.
 func TestBounceRecord(t *testing.T) {
 	for _, tc := range []struct{ addr, report, want string }{

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/internal/quote"
 )
 
 // Error is a fatal condition with the exact text qmail-inject (or sendmail)
@@ -276,7 +277,7 @@ func (in *Injector) Rewrite(addr string) (string, bool, error) {
 }
 
 func (rw *rewriter) bare(addr string) (string, bool) {
-	toks, ok := tokenize([]byte(quote2(addr)))
+	toks, ok := tokenize([]byte(quote.Addr(addr)))
 	if !ok {
 		return "", false
 	}
@@ -293,7 +294,7 @@ func (in *Injector) Sender(arg string) (string, error) {
 		return "", err
 	}
 	if !ok {
-		return "", errParseLine([]byte(quote2(arg)))
+		return "", errParseLine([]byte(quote.Addr(arg)))
 	}
 	return s, nil
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"strconv"
+
+	"github.com/qmailkit/qmailkit/internal/quote"
 )
 
 // Strategy says where the envelope recipients come from (qmail-inject's
@@ -73,7 +75,7 @@ func (m *Message) Resent() bool { return m.resent }
 // ReturnPath is the line qmail-inject -n prints first:
 // "Return-Path: <sender>\n".
 func (m *Message) ReturnPath() string {
-	return "Return-Path: <" + quote2(m.Sender) + ">\n"
+	return "Return-Path: <" + quote.Addr(m.Sender) + ">\n"
 }
 
 // Print writes what qmail-inject -n prints: the Return-Path line and the
@@ -282,7 +284,7 @@ func (st *parseState) defaultFrom() ([]byte, error) {
 		toks = append(toks, token{typ: tQuote, s: in.Name}, token{typ: tLeft})
 	}
 	user := token{typ: tAtom, s: in.User}
-	if quoteNeed(in.User) {
+	if quote.Need(in.User) {
 		user.typ = tQuote
 	}
 	toks = append(toks, user)
@@ -448,7 +450,7 @@ func (st *parseState) mailFollowupTo(h *bytes.Buffer) {
 	}
 	h.WriteString("Mail-Followup-To: ")
 	for i := len(st.tocc) - 1; i >= 0; i-- {
-		h.WriteString(quote2(st.tocc[i]))
+		h.WriteString(quote.Addr(st.tocc[i]))
 		if i > 0 {
 			h.WriteString(",\n  ")
 		}
