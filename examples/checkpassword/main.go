@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/pop3"
 )
 
@@ -44,10 +45,7 @@ func run(args []string, stderr io.Writer) int {
 		file = os.Getenv("POPPASSWD")
 	}
 	if file == "" {
-		home := os.Getenv("QMAILHOME")
-		if home == "" {
-			home = "/var/qmail"
-		}
+		home := control.Home("", os.Getenv)
 		file = filepath.Join(home, "users", "poppasswd")
 	}
 

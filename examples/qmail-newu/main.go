@@ -35,6 +35,7 @@ import (
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/internal/control"
 )
 
 func main() {
@@ -51,12 +52,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 100
 	}
 	dir := *home
-	if dir == "" {
-		dir = getenv("QMAILHOME")
-	}
-	if dir == "" {
-		dir = "/var/qmail"
-	}
+	dir = control.Home(dir, getenv)
 	fatal := func(msg string) int {
 		fmt.Fprintf(stderr, "qmail-newu: fatal: %s\n", msg)
 		return 111

@@ -39,6 +39,7 @@ import (
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/internal/control"
 )
 
 func main() {
@@ -48,12 +49,7 @@ func main() {
 func run(argv []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	home := ""
 	argv, home = takeHome(argv)
-	if home == "" {
-		home = getenv("QMAILHOME")
-	}
-	if home == "" {
-		home = "/var/qmail"
-	}
+	home = control.Home(home, getenv)
 
 	p := &assign.Pw2u{}
 	brk := byte('-')

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/queue"
 )
 
@@ -27,12 +28,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err := fs.Parse(args); err != nil {
 		return 100
 	}
-	if *home == "" {
-		*home = getenv("QMAILHOME")
-	}
-	if *home == "" {
-		*home = "/var/qmail"
-	}
+	*home = control.Home(*home, getenv)
 	q, err := queue.Open(filepath.Join(*home, "queue"), queue.Options{ReadOnly: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to open queue: %v\n", err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/queue"
 )
 
@@ -26,12 +27,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err := fs.Parse(args); err != nil {
 		return 100
 	}
-	if *home == "" {
-		*home = getenv("QMAILHOME")
-	}
-	if *home == "" {
-		*home = "/var/qmail"
-	}
+	*home = control.Home(*home, getenv)
 	q, err := queue.Open(filepath.Join(*home, "queue"), queue.Options{ReadOnly: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "qmail-qstat: fatal: unable to open queue: %v\n", err)

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/queue"
 )
 
@@ -40,12 +41,7 @@ func run(args []string, getenv func(string) string, message, envelope io.Reader,
 	if err := fs.Parse(args); err != nil {
 		return 81
 	}
-	if *home == "" {
-		*home = getenv("QMAILHOME")
-	}
-	if *home == "" {
-		*home = "/var/qmail"
-	}
+	*home = control.Home(*home, getenv)
 	if fi, err := os.Stat(*home); err != nil || !fi.IsDir() {
 		return 61
 	}

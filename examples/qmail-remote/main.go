@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/smtpclient"
 )
 
@@ -51,10 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if len(args) < 4 {
 		return report([]byte("DI (qmail-remote) was invoked improperly. (#5.3.5)\n\x00"))
 	}
-	home := getenv("QMAILHOME")
-	if home == "" {
-		home = "/var/qmail"
-	}
+	home := control.Home("", getenv)
 	if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
 		return report([]byte("ZUnable to switch to home directory. (#4.3.0)\n\x00"))
 	}

@@ -74,12 +74,7 @@ func run(args []string, env map[string]string, stdin, stdout *os.File, stderr io
 	if err := fs.Parse(args); err != nil {
 		return 100
 	}
-	if *home == "" {
-		*home = env["QMAILHOME"]
-	}
-	if *home == "" {
-		*home = "/var/qmail"
-	}
+	*home = control.Home(*home, func(k string) string { return env[k] })
 	srv, closeCtl, err := configure(*home, !*modern, fs.Args())
 	if *listen == "" {
 		conn := newStdioConn(stdin, stdout, env)

@@ -131,3 +131,22 @@ func TestSMTPD(t *testing.T) {
 		t.Errorf("open relay: %v %v", err, open.OpenRelay)
 	}
 }
+
+func TestHome(t *testing.T) {
+	env := map[string]string{"QMAILHOME": "/env/home"}
+	getenv := func(k string) string { return env[k] }
+	none := func(string) string { return "" }
+	for _, tt := range []struct {
+		flag   string
+		getenv func(string) string
+		want   string
+	}{
+		{"/flag/home", getenv, "/flag/home"},
+		{"", getenv, "/env/home"},
+		{"", none, "/var/qmail"},
+	} {
+		if got := Home(tt.flag, tt.getenv); got != tt.want {
+			t.Errorf("Home(%q) = %q, want %q", tt.flag, got, tt.want)
+		}
+	}
+}
