@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/qmailkit/qmailkit/internal/cdb"
+	"github.com/qmailkit/qmailkit/internal/golden"
 )
 
 // memFile is an in-memory io.WriteSeeker.
@@ -113,22 +114,13 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte("=a:u:1:2:/h:::\r\n.anything\nmore"))
 	f.Add([]byte(":a:u:1:2:/h:::\n.\n"))
 	f.Add([]byte("=a:u\x00:1:2:/h:::\n.\n"))
-	if g := goldenDirOrEmpty(); g != "" {
+	if g, err := golden.Path("assign"); err == nil {
 		for _, n := range append(goldenAccepted, goldenRejected...) {
 			if b, err := os.ReadFile(filepath.Join(g, n+".assign")); err == nil {
 				f.Add(b)
 			}
 		}
 	}
-}
-
-func goldenDirOrEmpty() string {
-	for _, d := range []string{"../../shared/testdata/assign", "../shared/testdata/assign"} {
-		if _, err := os.Stat(d); err == nil {
-			return d
-		}
-	}
-	return ""
 }
 
 // FuzzScanner compares the parser and compiler with the transliteration of
@@ -191,7 +183,7 @@ func FuzzLookup(f *testing.F) {
 	f.Add(m.buf, "JOE")
 	f.Add(m.buf[:2100], "bill")
 	f.Add([]byte{}, "x")
-	if g := goldenDirOrEmpty(); g != "" {
+	if g, err := golden.Path("assign"); err == nil {
 		for _, n := range goldenAccepted {
 			if b, err := os.ReadFile(filepath.Join(g, n+".cdb")); err == nil {
 				f.Add(b, "x-y")

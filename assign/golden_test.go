@@ -5,38 +5,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/internal/cdb"
+	"github.com/qmailkit/qmailkit/internal/golden"
 )
-
-// goldenDir finds ../shared/testdata/assign beside the repository root.
-func goldenDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-	g := filepath.Join(dir, "..", "shared", "testdata", "assign")
-	if _, err := os.Stat(g); err != nil {
-		t.Skipf("golden files absent (%v): they live in ../shared/testdata/assign beside the repository", err)
-	}
-	return g
-}
 
 var goldenAccepted = []string{"basic", "wildcard", "duplicates", "extensions", "odd", "many"}
 var goldenRejected = []string{"reject-nodot", "reject-comment", "reject-fields"}
@@ -45,7 +21,7 @@ var goldenRejected = []string{"reject-nodot", "reject-comment", "reject-fields"}
 // byte-identical to the one real qmail-newu wrote, and the Scanner's entries
 // are the records of the .dump listing.
 func TestGoldenCompile(t *testing.T) {
-	g := goldenDir(t)
+	g := golden.Dir(t, "assign")
 	for _, name := range goldenAccepted {
 		t.Run(name, func(t *testing.T) {
 			want, err := os.ReadFile(filepath.Join(g, name+".cdb"))
@@ -83,7 +59,7 @@ func TestGoldenCompile(t *testing.T) {
 			s := NewScanner(f)
 			for s.Scan() {
 				e := s.Entry()
-				lines = append(lines, dumpLine(e.Key(), e.Value()))
+				lines = append(lines, golden.Dump(e.Key(), e.Value()))
 			}
 			if err := s.Err(); err != nil {
 				t.Fatal(err)
@@ -104,7 +80,7 @@ func TestGoldenCompile(t *testing.T) {
 			}
 			it := c.Iter()
 			for i := 0; it.Next(); i++ {
-				if l := dumpLine(it.Key(), it.Value()); l != dl[i] {
+				if l := golden.Dump(it.Key(), it.Value()); l != dl[i] {
 					t.Errorf("cdb record %d: %s, dump %s", i+1, l, dl[i])
 				}
 			}
@@ -112,37 +88,10 @@ func TestGoldenCompile(t *testing.T) {
 	}
 }
 
-// dumpLine renders a record as the README's NAME.dump format.
-func dumpLine(k, v []byte) string {
-	esc := func(b []byte) string {
-		var s strings.Builder
-		for _, c := range b {
-			switch {
-			case c == 0:
-				s.WriteString(`\0`)
-			case c == '\\':
-				s.WriteString(`\\`)
-			case c == '\r':
-				s.WriteString(`\r`)
-			case c == '\n':
-				s.WriteString(`\n`)
-			case c == '\t':
-				s.WriteString(`\t`)
-			case c < 0x20 || c > 0x7e:
-				fmt.Fprintf(&s, `\x%02x`, c)
-			default:
-				s.WriteByte(c)
-			}
-		}
-		return s.String()
-	}
-	return fmt.Sprintf("+%d,%d:%s->%s", len(k), len(v), esc(k), esc(v))
-}
-
 // TestGoldenRejected: each rejected file gives ErrSyntax and leaves the
 // existing users/cdb byte for byte as it was.
 func TestGoldenRejected(t *testing.T) {
-	g := goldenDir(t)
+	g := golden.Dir(t, "assign")
 	for _, name := range goldenRejected {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -232,7 +181,7 @@ func keyOf(u User) string {
 // same: the users/cdb fields and key, qmail-local's argv, the qmail-getpw
 // fallback to the alias user, and the reports when no qmail-local ran.
 func TestGoldenLookups(t *testing.T) {
-	g := goldenDir(t)
+	g := golden.Dir(t, "assign")
 	// On the recording machine the password database had no user for any
 	// of these addresses, only the alias account.
 	pw := filepath.Join(t.TempDir(), "passwd")

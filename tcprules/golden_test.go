@@ -9,38 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// goldenDir returns ../shared/testdata/tcprules relative to the repository
-// root, or skips the test when it is absent.
-func goldenDir(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	g := filepath.Join(dir, "..", "shared", "testdata", "tcprules")
-	if _, err := os.Stat(g); err != nil {
-		t.Skipf("golden files absent (%s): %v", g, err)
-	}
-	return g
-}
+	"github.com/qmailkit/qmailkit/internal/golden"
+)
 
 var goldenSets = []string{"basic", "prefix", "ranges", "hosts", "info", "env", "order", "qmail", "ipv6"}
 var badSets = []string{"crlf", "quote", "space", "range"}
 
 func TestGoldenCompile(t *testing.T) {
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	for _, name := range goldenSets {
 		t.Run(name, func(t *testing.T) {
 			rules, err := os.ReadFile(filepath.Join(dir, name+".rules"))
@@ -78,7 +55,7 @@ func TestGoldenCompile(t *testing.T) {
 // TestGoldenDump checks the parser's keys and values against the .dump files
 // (the records real tcprules wrote, in order).
 func TestGoldenDump(t *testing.T) {
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	for _, name := range goldenSets {
 		t.Run(name, func(t *testing.T) {
 			f, err := os.Open(filepath.Join(dir, name+".rules"))
@@ -94,7 +71,7 @@ func TestGoldenDump(t *testing.T) {
 			for _, r := range rules {
 				v := r.Value()
 				for _, k := range r.Keys {
-					got = append(got, "+"+strconv.Itoa(len(k))+","+strconv.Itoa(len(v))+":"+dumpEsc([]byte(k))+"->"+dumpEsc(v))
+					got = append(got, golden.Dump([]byte(k), v))
 				}
 			}
 			dump, err := os.ReadFile(filepath.Join(dir, name+".dump"))
@@ -109,31 +86,8 @@ func TestGoldenDump(t *testing.T) {
 	}
 }
 
-func dumpEsc(b []byte) string {
-	var s strings.Builder
-	for _, c := range b {
-		switch {
-		case c == 0:
-			s.WriteString(`\0`)
-		case c == '\\':
-			s.WriteString(`\\`)
-		case c == '\r':
-			s.WriteString(`\r`)
-		case c == '\n':
-			s.WriteString(`\n`)
-		case c == '\t':
-			s.WriteString(`\t`)
-		case c >= 0x20 && c <= 0x7e:
-			s.WriteByte(c)
-		default:
-			s.WriteString(`\x` + strconv.FormatUint(uint64(c)|0x100, 16)[1:])
-		}
-	}
-	return s.String()
-}
-
 func TestGoldenBad(t *testing.T) {
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	for _, name := range badSets {
 		t.Run(name, func(t *testing.T) {
 			rules, err := os.ReadFile(filepath.Join(dir, name+".bad.rules"))
@@ -245,7 +199,7 @@ func formatLookup(report string) string {
 }
 
 func TestGoldenLookups(t *testing.T) {
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	for _, name := range goldenSets {
 		t.Run(name, func(t *testing.T) {
 			// The cdb written by real tcprules, not ours.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/golden"
 )
 
 // Interop with Debian's ucspi-tcp (the IPv4 0.88 build): .ci/run installs
@@ -111,7 +113,7 @@ func checkWith(t *testing.T, prog, cdbPath, ip string, host, info *string) strin
 func TestInteropGolden(t *testing.T) {
 	debRules, debCheck := debianTools(t)
 	ourRules, ourCheck := ourTools(t)
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	// Not ipv6: Debian's tcprules here is the IPv4 build.
 	for _, name := range goldenSets[:len(goldenSets)-1] {
 		t.Run(name, func(t *testing.T) {

@@ -8,19 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func goldenDir(t *testing.T) string {
-	t.Helper()
-	g, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", "assign"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(g); err != nil {
-		t.Skipf("golden files absent (%v): they live in ../shared/testdata/assign beside the repository", err)
-	}
-	return g
-}
+	"github.com/qmailkit/qmailkit/internal/golden"
+)
 
 // newHome makes a qmail home with users/assign holding content.
 func newHome(t *testing.T, content []byte) string {
@@ -49,7 +39,7 @@ func runIn(home string, args ...string) (int, string) {
 }
 
 func TestGolden(t *testing.T) {
-	g := goldenDir(t)
+	g := golden.Dir(t, "assign")
 	for _, name := range []string{"basic", "wildcard", "duplicates", "extensions", "odd", "many"} {
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile(filepath.Join(g, name+".assign"))

@@ -6,22 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qmailkit/qmailkit/internal/golden"
 )
 
-func goldenDir(t *testing.T) string {
-	t.Helper()
-	g, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", "tcprules"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(g); err != nil {
-		t.Skipf("golden files absent (%s): %v", g, err)
-	}
-	return g
-}
-
 func TestGolden(t *testing.T) {
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	for _, name := range []string{"basic", "prefix", "ranges", "hosts", "info", "env", "order", "qmail", "ipv6"} {
 		t.Run(name, func(t *testing.T) {
 			rules, err := os.ReadFile(filepath.Join(dir, name+".rules"))

@@ -8,19 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func goldenDir(t *testing.T) string {
-	t.Helper()
-	g, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "testdata", "tcprules"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(g); err != nil {
-		t.Skipf("golden files absent (%s): %v", g, err)
-	}
-	return g
-}
+	"github.com/qmailkit/qmailkit/internal/golden"
+)
 
 // reformat turns tcprulescheck's output into the .lookups notation, as the
 // golden README's lookups.py does.
@@ -48,7 +38,7 @@ func reformat(out string) string {
 }
 
 func TestGolden(t *testing.T) {
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	for _, name := range []string{"basic", "prefix", "ranges", "hosts", "info", "env", "order", "qmail", "ipv6"} {
 		t.Run(name, func(t *testing.T) {
 			f, err := os.Open(filepath.Join(dir, name+".lookups"))
@@ -86,7 +76,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestOutput(t *testing.T) {
-	dir := goldenDir(t)
+	dir := golden.Dir(t, "tcprules")
 	basic := filepath.Join(dir, "basic.cdb")
 	none := func(string) (string, bool) { return "", false }
 	env := func(m map[string]string) func(string) (string, bool) {
