@@ -11,8 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 
 // Recipient is one record of a message's local or remote channel file.
@@ -192,7 +193,7 @@ func WriteQread(w io.Writer, q *Queue) error {
 			if m.ID == 0 {
 				return err
 			}
-			fmt.Fprintf(bw, "warning: trouble with #%s: %s\n", m.ID, errStr(err))
+			fmt.Fprintf(bw, "warning: trouble with #%s: %s\n", m.ID, errstr.Text(err))
 			continue
 		}
 		bw.WriteString(QreadHeader(m))
@@ -229,36 +230,4 @@ func printable(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// errStr returns djb's error_str text for the common errnos, so that
-// warnings read as qmail's; other errors keep Go's text.
-func errStr(err error) string {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return err.Error()
-	}
-	switch errno {
-	case syscall.ENOENT:
-		return "file does not exist"
-	case syscall.EACCES:
-		return "access denied"
-	case syscall.EPERM:
-		return "permission denied"
-	case syscall.EIO:
-		return "input/output error"
-	case syscall.ENOTDIR:
-		return "not a directory"
-	case syscall.EISDIR:
-		return "is a directory"
-	case syscall.ENOMEM:
-		return "out of memory"
-	case syscall.ENOSPC:
-		return "out of disk space"
-	case syscall.EROFS:
-		return "read-only file system"
-	case syscall.ELOOP:
-		return "symbolic link loop"
-	}
-	return errno.Error()
 }
