@@ -179,3 +179,56 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkDrain: b.N queued 1 KB messages delivered to a Maildir by a
+// scheduler started after they were injected: the scheduler alone.
+func BenchmarkDrain(b *testing.B) {
+	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16)
+	dir := b.TempDir()
+	q, err := Open(dir+"/queue", Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := Envelope{Sender: "bench@example.com", Recipients: []string{"user@example.com"}}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if _, err := q.Inject(b.Context(), env, bytes.NewReader(msg)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var seq atomic.Uint64
+	var delivered atomic.Int64
+	all := make(chan struct{})
+	s := &Scheduler{
+		Queue:   q,
+		Routing: Routing{Locals: []string{"example.com"}},
+		Local: LocalFunc(func(ctx context.Context, d Delivery) Result {
+			if err := maildirDeliver(dir+"/Maildir", d.Message, &seq); err != nil {
+				return Result{Report: err.Error(), Err: err}
+			}
+			if delivered.Add(1) == int64(b.N) {
+				close(all)
+			}
+			return Result{Report: "did 0+0+1\n"}
+		}),
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	errc := make(chan error, 1)
+	b.ResetTimer()
+	start := time.Now()
+	go func() { errc <- s.Run(ctx) }()
+	<-all
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	cancel()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+}

@@ -101,18 +101,19 @@ func (q *Queue) exists(kind string, id ID) bool {
 
 // cleanMess is qmail-clean's foop/N: unlink intd/N, then mess/S/N.
 func (q *Queue) cleanMess(id ID) error {
-	if err := removeMissingOK(q.path("intd", id)); err != nil {
+	if err := q.pool.retire(q.path("intd", id)); err != nil {
 		return err
 	}
-	return removeMissingOK(q.path("mess", id))
+	return q.pool.retire(q.path("mess", id))
 }
 
-// cleanTodo is qmail-clean's todo/N: unlink intd/N, then todo/N.
+// cleanTodo is qmail-clean's todo/N: unlink intd/N, then todo/N (the last
+// link of the envelope's inode).
 func (q *Queue) cleanTodo(id ID) error {
 	if err := removeMissingOK(q.path("intd", id)); err != nil {
 		return err
 	}
-	return removeMissingOK(q.path("todo", id))
+	return q.pool.retire(q.path("todo", id), filepath.Join(q.dir, "intd"))
 }
 
 func removeMissingOK(p string) error {

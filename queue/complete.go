@@ -82,7 +82,7 @@ func (r *run) messdone(m *msg) completion {
 			return waiting
 		}
 		r.info("triple bounce: discarding bounce/" + m.id.String())
-		if err := removeMissingOK(q.path("bounce", m.id)); err != nil {
+		if err := q.pool.retire(q.path("bounce", m.id)); err != nil {
 			r.warn("unable to unlink bounce/" + m.id.String())
 			return retryLater
 		}
@@ -104,7 +104,7 @@ func (r *run) bounceInjected(b bounceDone) {
 		return
 	}
 	r.info("bounce msg "+m.id.String()+" qp "+itoa(b.qp), "msg", uint64(m.id), "qp", b.qp)
-	if err := removeMissingOK(r.q.path("bounce", m.id)); err != nil {
+	if err := r.q.pool.retire(r.q.path("bounce", m.id)); err != nil {
 		r.warn("unable to unlink bounce/" + m.id.String())
 		m.doneAt = r.now().Add(completionRetry)
 		return
@@ -124,7 +124,7 @@ func (r *run) bounceInjected(b bounceDone) {
 func (r *run) endMsg(m *msg) bool {
 	q := r.q
 	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
-	if err := removeMissingOK(q.path("info", m.id)); err != nil {
+	if err := q.pool.retire(q.path("info", m.id)); err != nil {
 		r.warn("unable to unlink " + Path("info", m.id, q.split))
 		return false
 	}

@@ -29,7 +29,8 @@ import (
 // acknowledged message must have been delivered to each recipient or
 // bounced to its sender; duplicates are counted and reported.
 //
-// QMAILKIT_CRASH_N sets the number of kills (default 200, 30 with -short).
+// QMAILKIT_CRASH_N sets the number of kills (default 200, 30 with -short);
+// QMAILKIT_CRASH_KEEP=1 keeps the test's directory for a post-mortem.
 
 const crashEnv = "QMAILKIT_CRASH_CHILD"
 
@@ -62,6 +63,14 @@ func TestCrash(t *testing.T) {
 		n = v
 	}
 	home := t.TempDir()
+	if os.Getenv("QMAILKIT_CRASH_KEEP") != "" {
+		// For debugging a failure: the queue, mailboxes and child.log stay.
+		var err error
+		if home, err = os.MkdirTemp("", "crash"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("QMAILKIT_CRASH_KEEP: home %s is kept", home)
+	}
 	// The local mailboxes are real Maildirs, made before the first kill.
 	for _, addr := range append([]string{crashSender}, crashRcpts...) {
 		if strings.HasSuffix(addr, "@example.com") {
@@ -317,25 +326,37 @@ func TestCrashChild(t *testing.T) {
 		Bounce:  Bounce{Host: "example.com", DoubleHost: "example.com"},
 		Logger:  slogTo(os.Stdout),
 	}
+	if draining {
+		// crashDrained reads directories one after another while the
+		// scheduler moves files between them, so it can say "drained"
+		// when a bounce just went from todo/ to info/. It is checked
+		// again once the scheduler has stopped and nothing moves.
+		deadline := time.Now().Add(50 * time.Second)
+		for {
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- s.Run(ctx) }()
+			for !crashDrained(t, q) {
+				if time.Now().After(deadline) {
+					cancel()
+					t.Fatal("queue not drained")
+				}
+				s.Flush()
+				time.Sleep(50 * time.Millisecond)
+			}
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			if crashDrained(t, q) {
+				return
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- s.Run(ctx) }()
-	if draining {
-		deadline := time.Now().Add(50 * time.Second)
-		for !crashDrained(t, q) {
-			if time.Now().After(deadline) {
-				t.Fatal("queue not drained")
-			}
-			s.Flush()
-			time.Sleep(50 * time.Millisecond)
-		}
-		cancel()
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
 	acks, err := os.OpenFile(filepath.Join(home, "acks"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)

@@ -319,7 +319,7 @@ func (r *run) finishJob(j *job) {
 		heap.Push(&c.waiting, j)
 		return
 	}
-	if err := removeMissingOK(r.q.path(kind(j.remote), j.m.id)); err != nil {
+	if err := r.q.pool.retire(r.q.path(kind(j.remote), j.m.id)); err != nil {
 		r.warn("unable to unlink " + Path(kind(j.remote), j.m.id, r.q.split))
 		j.next = r.now().Add(completionRetry)
 		heap.Push(&c.waiting, j)

@@ -18,7 +18,8 @@
 // installer lays it out, so qmail's own tools read it and qmail's programs
 // can share it:
 //
-//	pid/       0700  transient files, one per injection, to get a fresh inode
+//	pid/       0700  transient files, one per injection, to get a fresh inode;
+//	                 pool.N: inodes of finished files kept for reuse (below)
 //	mess/S/N   0750  the message: qmail-queue's Received line, then the bytes given
 //	intd/N     0700  the envelope being written
 //	todo/N     0750  a hard link of intd/N; its appearance commits the injection
@@ -57,6 +58,24 @@
 // in place, as in qmail, not fsynced: a mark lost in a crash means one more
 // delivery, never a lost one. A bounce is injected, durably, before
 // bounce/N is removed.
+//
+// # Recycled inodes
+//
+// While a scheduler runs, the files of finished messages are not unlinked
+// but renamed to pid/pool.N (N their inode number) and renamed back out as
+// the files of later messages: a message in steady state then allocates
+// and frees no inode. Allocation plus free costs more than two renames on
+// any file system, and far more on ext4 without a journal (common on
+// virtual machines), whose allocator steps, one by one and under the
+// directory lock, over every inode freed in the last minute or more. A
+// pooled inode is handed out only after every directory that held a name
+// of it has been fsynced (so no old entry can reappear after a crash and
+// name a file that now holds another message), and a reused file is
+// truncated to what was written before it is fsynced. A message that reuses
+// an inode still gets its number as ID, which is then unique in the queue as
+// qmail's IDs are. The scheduler removes the pool entries when it starts
+// and when it stops. Injectors in other processes (examples/qmail-queue)
+// create fresh files, as qmail-queue does.
 //
 // Leftovers of injections interrupted by a crash (a pid/ file, a mess file
 // without todo/N) were never acknowledged; [Open] and the scheduler (every

@@ -77,12 +77,15 @@ type Writer struct {
 	werr   error
 	done   bool
 	quiet  bool // Commit does not signal schedulers (the scheduler's own bounces)
+	reused bool // a recycled inode: Commit truncates it to what was written
 }
 
 // Create starts an injection, qmail-queue's steps 2 to 4: it creates a pid/
 // file, takes its inode number as the message ID, links it to mess/S/ID,
-// unlinks the pid file and writes the Received line. The zero Origin stands
-// for Options.Origin.
+// unlinks the pid file and writes the Received line. While a scheduler runs
+// on q, a recycled inode from pid/pool.N is renamed to mess/S/N instead
+// (see the package documentation). The zero Origin stands for
+// Options.Origin.
 func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 	if q.ro {
 		return nil, ErrReadOnly
@@ -97,6 +100,25 @@ func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 		o = q.origin
 	}
 	now := q.now()
+	// A recycled inode needs no pid/ file: it is one already (see inodePool).
+	f, ino, err := q.reuse(func(ino uint64) string { return q.path("mess", ID(ino)) }, os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, qerr(64, "link mess file", err)
+	}
+	var w *Writer
+	if f != nil {
+		w = &Writer{q: q, id: ID(ino), origin: o, f: f, reused: true}
+	} else if w, err = q.createMess(o); err != nil {
+		return nil, err
+	}
+	w.bw = bufio.NewWriterSize(w.f, 32<<10)
+	w.bw.WriteString(ReceivedLine(o, now))
+	return w, nil
+}
+
+// createMess is qmail-queue's way to a fresh message file: create a pid/
+// file, take its inode number as the ID, link it to mess/S/ID, unlink it.
+func (q *Queue) createMess(o Origin) (*Writer, error) {
 	var f *os.File
 	var pidPath string
 	var err error
@@ -132,8 +154,6 @@ func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 		w.Abort()
 		return nil, qerr(63, "unlink pid file", err)
 	}
-	w.bw = bufio.NewWriterSize(f, 32<<10)
-	w.bw.WriteString(ReceivedLine(o, now))
 	return w, nil
 }
 
@@ -184,14 +204,24 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 		w.Abort()
 		return 0, qerr(53, "write mess file", err)
 	}
+	if w.reused {
+		if err := truncateHere(w.f); err != nil {
+			w.Abort()
+			return 0, qerr(53, "truncate mess file", err)
+		}
+	}
 	q := w.q
 	intd := q.path("intd", w.id)
-	f, err := os.OpenFile(intd, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, reused, err := q.newFile(intd, os.O_WRONLY, 0o644)
 	if err != nil {
 		w.Abort()
 		return 0, qerr(65, "create intd file", err)
 	}
-	if _, err := f.Write(envelopeRecords(w.origin, env)); err != nil {
+	_, err = f.Write(envelopeRecords(w.origin, env))
+	if err == nil && reused {
+		err = truncateHere(f)
+	}
+	if err != nil {
 		f.Close()
 		w.abort(true)
 		return 0, qerr(53, "write intd file", err)

@@ -190,7 +190,7 @@ func (r *run) preprocess(id ID, lg lineLogger) (prepared, bool) {
 			return prepared{}, false
 		}
 	}
-	info, err := os.OpenFile(q.path("info", id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	info, infoReused, err := q.newFile(q.path("info", id), os.O_WRONLY, 0o600)
 	if err != nil {
 		lg.warn("unable to create " + Path("info", id, q.split))
 		return prepared{}, false
@@ -247,7 +247,7 @@ func (r *run) preprocess(id ID, lg lineLogger) (prepared, bool) {
 			continue
 		}
 		k := kind(i == 1)
-		f, err := writeNew(q.path(k, id), content, now)
+		f, err := q.writeNew(q.path(k, id), content, now)
 		if err != nil {
 			for _, f := range chanFiles {
 				f.Close()
@@ -258,7 +258,11 @@ func (r *run) preprocess(id ID, lg lineLogger) (prepared, bool) {
 		chanFiles = append(chanFiles, f)
 	}
 	// The info mtime is the message's birth, from which retries count.
-	if err := os.Chtimes(q.path("info", id), now, now); err != nil {
+	var err2 error
+	if infoReused {
+		err2 = truncateHere(info)
+	}
+	if err2 != nil || os.Chtimes(q.path("info", id), now, now) != nil {
 		for _, f := range chanFiles {
 			f.Close()
 		}
@@ -293,14 +297,20 @@ func parallel(n int, fn func(i int) error) []error {
 
 // writeNew creates p exclusively (0600) with content and mtime t; the
 // caller fsyncs and closes it.
-func writeNew(p string, content []byte, t time.Time) (*os.File, error) {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func (q *Queue) writeNew(p string, content []byte, t time.Time) (*os.File, error) {
+	f, reused, err := q.newFile(p, os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := f.Write(content); err != nil {
 		f.Close()
 		return nil, err
+	}
+	if reused {
+		if err := f.Truncate(int64(len(content))); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if err := os.Chtimes(p, t, t); err != nil {
 		f.Close()

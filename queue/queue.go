@@ -95,6 +95,8 @@ type Queue struct {
 	seq    atomic.Uint64
 	closed atomic.Bool
 
+	pool *inodePool // recycled inodes, filled while a Scheduler runs here
+
 	messSync []*dirSync // one per mess/S
 	intdSync *dirSync
 	todoSync *dirSync
@@ -184,6 +186,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 		q.messSync[i] = &dirSync{dir: filepath.Join(dir, "mess", strconv.Itoa(i))}
 	}
 	q.intdSync = &dirSync{dir: filepath.Join(dir, "intd")}
+	q.pool = newInodePool(filepath.Join(dir, "pid"))
 	q.todoSync = &dirSync{dir: filepath.Join(dir, "todo")}
 	if !q.ro && !opts.NoClean {
 		if err := q.CleanStale(q.now()); err != nil {

@@ -248,6 +248,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("queue: scheduler: lock: %w", err)
 	}
+	q.pool.enable(true)
+	defer q.pool.enable(false)
 	pulled := make(chan struct{}, 1)
 	if !s.NoTrigger {
 		// The trigger FIFO, opened read-write so that it always has a
@@ -367,6 +369,16 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 			r.status()
 		case rep := <-r.results:
 			r.handle(rep)
+			// Every result already in: a batch of preprocessing between
+			// two results would let deliveries wait on it.
+			for more := true; more; {
+				select {
+				case rep := <-r.results:
+					r.handle(rep)
+				default:
+					more = false
+				}
+			}
 		case b := <-r.bounced:
 			r.bounceInjected(b)
 		case <-r.q.notify:

@@ -1,0 +1,285 @@
+package queue
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
+)
+
+// poolMax bounds the number of recycled inodes kept in pid/: enough for
+// the files of a few thousand queued messages, so that a burst that the
+// deliveries catch up with later frees none of them.
+const poolMax = 1 << 14
+
+// poolKeepBytes: a larger file is truncated when pooled, so that the pool
+// holds at most poolMax small files' worth of disk space.
+const poolKeepBytes = 64 << 10
+
+// poolPrefix names the recycled inodes in pid/: pool.INODE.
+const poolPrefix = "pool."
+
+// inodePool recycles the inodes of finished queue files, so that a queue
+// in steady state allocates and frees no inodes: each message's mess, intd,
+// info and channel files are renamed into pid/ when the message is done and
+// renamed out again as the files of a later message.
+//
+// Why: an inode allocation plus a free costs more than two renames on any
+// file system, and far more on ext4 without a journal (common on virtual
+// machines), whose allocator steps over every inode freed in the last 30
+// seconds, one at a time, while it holds the directory lock. A queue that
+// frees four inodes per message and creates four more spends most of its
+// CPU there at a few hundred messages a second, and its creations
+// serialize; renames do neither.
+//
+// Safety:
+//   - a pooled file has exactly one link, pid/pool.N, where N is its inode
+//     number: retire moves a file in only when it has one link;
+//   - a pooled file is handed out only after every directory it left was
+//     fsynced, so no directory entry of its former life can reappear after
+//     a crash and name a file that now holds another message;
+//   - the caller writes a reused file from offset 0 and truncates it to its
+//     new length before fsyncing it, so no byte of its former life remains;
+//   - after a crash, a pool entry can reappear beside the name its file was
+//     moved to. The scheduler removes every pool entry when it starts
+//     (an unlink, which drops only that extra link), before any file is
+//     retired, and CleanStale's 36-hour rule removes forgotten ones.
+//
+// Only a running Scheduler retires files, so only its process reuses them;
+// other injectors allocate fresh inodes as qmail-queue does.
+type inodePool struct {
+	dir string // pid/
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	ready    []uint64            // inode numbers of pid/pool.N reusable now
+	pending  []uint64            // moved in since the last flush
+	left     map[string]struct{} // the directories they left
+	flushing bool
+	on       bool // a Scheduler runs: retire keeps inodes
+	off      bool // the file system has no renameat2(RENAME_NOREPLACE)
+}
+
+func newInodePool(dir string) *inodePool {
+	p := &inodePool{dir: dir, left: map[string]struct{}{}}
+	p.cond = sync.NewCond(&p.mu)
+	return p
+}
+
+func (p *inodePool) name(ino uint64) string {
+	return filepath.Join(p.dir, poolPrefix+strconv.FormatUint(ino, 10))
+}
+
+// retire removes path, keeping its inode for reuse where it can: missing
+// files are fine, as with removeMissingOK. unlinked names the directories
+// from which the caller removed other links of the same inode: they are
+// fsynced too before the inode is reused.
+func (p *inodePool) retire(path string, unlinked ...string) error {
+	p.mu.Lock()
+	full := !p.on || p.off || len(p.ready)+len(p.pending) >= poolMax
+	p.mu.Unlock()
+	var st unix.Stat_t
+	if full || unix.Lstat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+		return removeMissingOK(path)
+	}
+	ino := st.Ino
+	if st.Size > poolKeepBytes {
+		if err := os.Truncate(path, 0); err != nil {
+			return removeMissingOK(path)
+		}
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, path, unix.AT_FDCWD, p.name(ino), unix.RENAME_NOREPLACE)
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.ENOENT):
+		return nil
+	case errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.ENOSYS):
+		p.mu.Lock()
+		p.off = true
+		p.mu.Unlock()
+		return removeMissingOK(path)
+	default:
+		return removeMissingOK(path)
+	}
+	p.mu.Lock()
+	p.pending = append(p.pending, ino)
+	p.left[filepath.Dir(path)] = struct{}{}
+	for _, d := range unlinked {
+		p.left[d] = struct{}{}
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// take returns a pooled inode whose former directory entries are durably
+// gone, flushing the pending ones when none is ready, or false when the
+// pool is empty.
+func (p *inodePool) take() (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if n := len(p.ready); n > 0 {
+			ino := p.ready[n-1]
+			p.ready = p.ready[:n-1]
+			return ino, true
+		}
+		if len(p.pending) == 0 {
+			return 0, false
+		}
+		if p.flushing {
+			p.cond.Wait()
+			continue
+		}
+		p.flush()
+	}
+}
+
+// flush fsyncs the directories the pending files left (and pid/, so that
+// they are not lost to a crash either), then makes them ready. It is called
+// with p.mu held and releases it during the fsyncs.
+func (p *inodePool) flush() {
+	batch, left := p.pending, p.left
+	p.pending, p.left = nil, map[string]struct{}{}
+	p.flushing = true
+	p.mu.Unlock()
+	dirs := []string{p.dir}
+	for d := range left {
+		dirs = append(dirs, d)
+	}
+	failed := false
+	for _, err := range parallel(len(dirs), func(i int) error { return durable.SyncDir(dirs[i]) }) {
+		if err != nil {
+			failed = true
+		}
+	}
+	if failed {
+		// Their old entries may still be on disk: never reuse them.
+		for _, ino := range batch {
+			os.Remove(p.name(ino))
+		}
+		batch = nil
+	}
+	p.mu.Lock()
+	p.flushing = false
+	p.ready = append(p.ready, batch...)
+	p.cond.Broadcast()
+}
+
+// giveBack returns an inode that take handed out and that was not used.
+func (p *inodePool) giveBack(ino uint64) {
+	p.mu.Lock()
+	p.ready = append(p.ready, ino)
+	p.mu.Unlock()
+}
+
+// place moves pooled inode ino to target, which must not exist, and sets
+// its times to now. It reports false when the pool entry has gone (removed
+// by a cleaner); any other error is target's.
+func (p *inodePool) place(ino uint64, target string) (bool, error) {
+	err := unix.Renameat2(unix.AT_FDCWD, p.name(ino), unix.AT_FDCWD, target, unix.RENAME_NOREPLACE)
+	if errors.Is(err, syscall.ENOENT) {
+		if _, serr := os.Lstat(p.name(ino)); errors.Is(serr, fs.ErrNotExist) {
+			return false, nil
+		}
+	}
+	if err != nil {
+		p.giveBack(ino)
+		return true, &os.LinkError{Op: "rename", Old: p.name(ino), New: target, Err: err}
+	}
+	// A fresh file's times: the cleaner's 36-hour rule reads atime.
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, nil, 0); err != nil {
+		return true, &os.PathError{Op: "utimes", Path: target, Err: err}
+	}
+	return true, nil
+}
+
+// enable forgets every pooled inode, removes the pool entries on disk
+// (including those a crash may have left as second links of live files) and
+// turns retiring on or off. A Scheduler turns it on when it starts, before
+// it retires anything, and off when it stops.
+func (p *inodePool) enable(on bool) {
+	p.mu.Lock()
+	for p.flushing {
+		p.cond.Wait()
+	}
+	p.ready, p.pending, p.left = nil, nil, map[string]struct{}{}
+	p.on = on
+	p.mu.Unlock()
+	names, err := readNames(p.dir)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, poolPrefix) {
+			os.Remove(filepath.Join(p.dir, n))
+		}
+	}
+}
+
+// newFile creates target exclusively, opened with flag (os.O_WRONLY or
+// os.O_RDWR) and mode perm, from a pooled inode when one is ready. A reused
+// file keeps its old bytes until overwritten: the caller must truncate it
+// to the length written before fsyncing it (reused reports whether that is
+// needed).
+func (q *Queue) newFile(target string, flag int, perm fs.FileMode) (f *os.File, reused bool, err error) {
+	f, _, err = q.reuse(func(uint64) string { return target }, flag, perm)
+	if f != nil || err != nil {
+		return f, f != nil, err
+	}
+	f, err = os.OpenFile(target, flag|os.O_CREATE|os.O_EXCL, perm)
+	return f, false, err
+}
+
+// reuse moves a pooled inode to target(its inode number) and opens it with
+// flag, setting its mode to perm. It returns a nil file when the pool has
+// none ready.
+func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode) (*os.File, uint64, error) {
+	for {
+		ino, ok := q.pool.take()
+		if !ok {
+			return nil, 0, nil
+		}
+		path := target(ino)
+		placed, err := q.pool.place(ino, path)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !placed {
+			continue
+		}
+		f, err := os.OpenFile(path, flag, 0)
+		if err == nil {
+			var fi fs.FileInfo
+			if fi, err = f.Stat(); err == nil && fi.Mode().Perm() != perm {
+				err = f.Chmod(perm)
+			}
+			if err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			os.Remove(path)
+			return nil, 0, err
+		}
+		return f, ino, nil
+	}
+}
+
+// truncateHere cuts f at its current offset: the end of what was written
+// into a reused file.
+func truncateHere(f *os.File) error {
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return err
+	}
+	return f.Truncate(off)
+}
