@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -56,7 +57,7 @@ const (
 // messdone completes m, or starts its bounce injection.
 func (r *run) messdone(m *msg) completion {
 	q := r.q
-	if q.exists("todo", m.id) {
+	if !m.direct && q.exists("todo", m.id) {
 		delete(r.msgs, m.id) // requeued behind our back: preprocessing redoes it
 		return completed
 	}
@@ -124,6 +125,22 @@ func (r *run) bounceInjected(b bounceDone) {
 func (r *run) endMsg(m *msg) bool {
 	q := r.q
 	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
+	if m.direct {
+		// todo/N goes first: from then on the message is done.
+		if err := removeMissingOK(q.path("todo", m.id)); err != nil {
+			r.warn("unable to unlink todo/" + m.id.String())
+			return false
+		}
+		if err := q.pool.retire(q.path("intd", m.id), filepath.Join(q.dir, "todo")); err != nil {
+			r.warn("qmail-clean unable to clean up todo/" + m.id.String())
+		} else if err := q.pool.retire(q.path("mess", m.id)); err != nil {
+			r.warn("qmail-clean unable to clean up foop/" + m.id.String())
+		}
+		m.direct = false
+		r.direct--
+		delete(r.msgs, m.id)
+		return true
+	}
 	if err := q.pool.retire(q.path("info", m.id)); err != nil {
 		r.warn("unable to unlink " + Path("info", m.id, q.split))
 		return false

@@ -68,15 +68,21 @@ func (r *run) openPass(c *channel, j *job) {
 			return
 		}
 	}
-	f, err := os.OpenFile(r.q.path(kind(j.remote), m.id), os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		m.jobs[chanIndex(j.remote)] = nil
-		r.maybeComplete(m)
-		return
-	}
+	var f *os.File
 	var data []byte
-	if err == nil {
-		data, err = io.ReadAll(f)
+	var err error
+	if m.direct {
+		data = j.data
+	} else {
+		f, err = os.OpenFile(r.q.path(kind(j.remote), m.id), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			m.jobs[chanIndex(j.remote)] = nil
+			r.maybeComplete(m)
+			return
+		}
+		if err == nil {
+			data, err = io.ReadAll(f)
+		}
 	}
 	if err != nil {
 		if f != nil {
@@ -268,6 +274,7 @@ func (r *run) handle(rep report) {
 				j.deferred++
 				break
 			}
+			j.m.bounced = true
 			r.mark(j, name, u.offs[i])
 		default:
 			r.info("delivery "+d+": deferral: "+logSafe(text), "delivery", u.dnums[i], "result", "deferral", "report", text)
@@ -284,6 +291,10 @@ func (r *run) handle(rep report) {
 // mark turns the recipient's T into D in place (qmail: one byte, no fsync;
 // a lost mark means one more delivery, never a lost one).
 func (r *run) mark(j *job, name string, off int64) {
+	if j.m.direct {
+		j.data[off] = 'D'
+		return
+	}
 	if _, err := j.f.WriteAt([]byte{'D'}, off); err != nil {
 		r.warn("trouble marking " + name + "; message will be delivered twice!")
 	}
@@ -313,6 +324,10 @@ func (r *run) finishJob(j *job) {
 	if j.f != nil {
 		j.f.Close()
 		j.f = nil
+	}
+	if j.m.direct {
+		r.directPassDone(j)
+		return
 	}
 	if j.deferred > 0 {
 		j.next = j.retry

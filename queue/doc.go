@@ -53,7 +53,10 @@
 //
 // The scheduler preprocesses todo/N into info/S/N and the channel files,
 // fsyncs them and their directories, and only then removes todo/N (and
-// fsyncs todo/). A permanent failure is appended to bounce/N and fsynced
+// fsyncs todo/). A message with one recipient is first delivered straight
+// from todo/N, and written out so only if that attempt leaves it deferred:
+// a crash before todo/N is removed repeats the attempt, never loses it
+// (direct delivery, see direct.go). A permanent failure is appended to bounce/N and fsynced
 // before the recipient's record is marked done; a mark is one byte written
 // in place, as in qmail, not fsynced: a mark lost in a crash means one more
 // delivery, never a lost one. A bounce is injected, durably, before

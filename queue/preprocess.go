@@ -13,15 +13,17 @@ import (
 	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
-// prepared is a message whose info and channel files are written and
-// fsynced, waiting for its directory fsyncs and the removal of todo/N.
+// prepared is a message whose info and channel files are written, waiting
+// for their fsyncs, their directories' fsyncs and the removal of todo/N.
 type prepared struct {
 	m             *msg
 	local, remote bool
-	files         []*os.File // written, not yet fsynced
+	at            [2]time.Time // when each channel's next pass is due
+	files         []*os.File   // written, not yet fsynced
 }
 
-// preBatch is how many messages share one round of directory fsyncs.
+// preBatch is how many todo entries are read, or messages written out, in
+// one turn of the loop (sharing one round of fsyncs).
 const preBatch = 64
 
 // scanTodo lists todo/ for preprocessing (queue.md §4.1). The loop then
@@ -46,8 +48,9 @@ func (r *run) scanTodo() {
 	}
 }
 
-// preprocessSome preprocesses up to one batch of the listed todo entries,
-// whose file and directory fsyncs are shared.
+// preprocessSome takes up to one batch of the listed todo entries as
+// direct messages, as many as the deliveries have room for; the rest wait
+// in todo/.
 func (r *run) preprocessSome() {
 	if r.exiting {
 		return
@@ -57,40 +60,40 @@ func (r *run) preprocessSome() {
 		r.scanTodo()
 	}
 	var ids []ID
-	for len(r.todo) > 0 && len(ids) < preBatch {
+	for len(r.todo) > 0 && len(ids) < preBatch && r.direct+len(ids) < r.directMax() {
 		id := r.todo[0]
 		r.todo = r.todo[1:]
-		if _, ok := r.msgs[id]; !ok { // else preprocessed in this run; its todo/N removal failed
+		if _, ok := r.msgs[id]; !ok { // else taken in this run already
 			ids = append(ids, id)
 		}
 	}
 	if len(r.todo) == 0 {
 		r.todo = nil
 	}
-	// The messages of a batch are preprocessed in parallel (file creation
-	// costs CPU in the kernel); their log lines are then written in order.
+	// The messages of a batch are read in parallel; their log lines are
+	// then written in order.
 	type result struct {
-		p    prepared
+		m    *msg
 		ok   bool
 		logs logBuf
 	}
 	res := make([]result, len(ids))
 	parallel(len(ids), func(i int) error {
-		res[i].p, res[i].ok = r.preprocess(ids[i], &res[i].logs)
+		res[i].m, res[i].ok = r.readTodo(ids[i], &res[i].logs)
 		return nil
 	})
-	var batch []prepared
+	now := r.now()
 	for i := range res {
 		res[i].logs.emit(r)
 		if res[i].ok {
-			batch = append(batch, res[i].p)
+			r.startDirect(res[i].m, now)
 		}
 	}
-	r.commit(batch)
 }
 
 // commit makes a batch's info and channel entries durable, then removes
 // intd/N and todo/N (the cleaner's todo/N) and schedules the messages.
+// Messages it cannot commit are forgotten: todo/N stays for the next scan.
 func (r *run) commit(batch []prepared) {
 	if len(batch) == 0 {
 		return
@@ -155,12 +158,16 @@ func (r *run) commit(batch []prepared) {
 	}
 	now := r.now()
 	for _, p := range cleaned {
+		if p.m.direct {
+			p.m.direct = false
+			r.direct--
+		}
 		r.msgs[p.m.id] = p.m
 		if p.local {
-			r.schedule(p.m, false, now)
+			r.schedule(p.m, false, p.at[0])
 		}
 		if p.remote {
-			r.schedule(p.m, true, now)
+			r.schedule(p.m, true, p.at[1])
 		}
 		if !p.local && !p.remote {
 			r.toComplete(p.m, now)
@@ -168,41 +175,32 @@ func (r *run) commit(batch []prepared) {
 	}
 }
 
-// preprocess writes info/S/N and the channel files of todo/N. It runs in
-// parallel with other messages' preprocessing: it reads the run's state but
-// changes none, and logs through lg.
-func (r *run) preprocess(id ID, lg lineLogger) (prepared, bool) {
+// readTodo reads todo/N into a direct message whose jobs hold their channel
+// records in memory (see direct.go), after removing what an interrupted
+// write-out of the same message may have left. It runs in parallel with
+// other messages' reading: it reads the run's state but changes none, and
+// logs through lg.
+func (r *run) readTodo(id ID, lg lineLogger) (*msg, bool) {
 	q := r.q
 	todoName := "todo/" + id.String()
 	todo, err := os.ReadFile(q.path("todo", id))
 	if err != nil {
 		lg.warn("unable to open " + todoName)
-		return prepared{}, false
+		return nil, false
 	}
 	fi, err := os.Stat(q.path("mess", id))
 	if err != nil {
 		lg.warn("unable to stat " + Path("mess", id, q.split))
-		return prepared{}, false
+		return nil, false
 	}
-	for _, k := range []string{"local", "remote", "info"} {
+	for _, k := range []string{"local", "remote", "info", "bounce"} {
 		if err := os.Remove(q.path(k, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			lg.warn("unable to unlink " + Path(k, id, q.split))
-			return prepared{}, false
+			return nil, false
 		}
 	}
-	info, infoReused, err := q.newFile(q.path("info", id), os.O_WRONLY, 0o600)
-	if err != nil {
-		lg.warn("unable to create " + Path("info", id, q.split))
-		return prepared{}, false
-	}
-	var files []*os.File
-	defer func() {
-		if files == nil { // given up: close what was opened
-			info.Close()
-		}
-	}()
 	lg.info("new msg "+id.String(), "msg", uint64(id))
-	m := &msg{id: id, loaded: true}
+	m := &msg{id: id, loaded: true, direct: true}
 	var uid, pid string
 	var chans [2][]byte
 	for len(todo) > 0 {
@@ -221,10 +219,6 @@ func (r *run) preprocess(id ID, lg lineLogger) (prepared, bool) {
 			pid = string(rec[1:])
 		case 'F':
 			m.sender = string(rec[1:])
-			if _, err := info.Write(append(rec, 0)); err != nil {
-				lg.warn("trouble writing to " + Path("info", id, q.split))
-				return prepared{}, false
-			}
 			lg.info("info msg "+id.String()+": bytes "+strconv.FormatInt(fi.Size(), 10)+" from <"+logSafe(m.sender)+"> qp "+pid+" uid "+uid,
 				"msg", uint64(id), "bytes", fi.Size(), "from", m.sender, "qp", pid, "uid", uid)
 		case 'T':
@@ -235,43 +229,16 @@ func (r *run) preprocess(id ID, lg lineLogger) (prepared, bool) {
 			*c = append(*c, 0)
 		default:
 			lg.warn("unknown record type in " + todoName)
-			return prepared{}, false
+			return nil, false
 		}
 	}
-	now := r.now()
-	m.birth = now
-	p := prepared{m: m, local: chans[0] != nil, remote: chans[1] != nil}
-	var chanFiles []*os.File
-	for i, content := range chans {
-		if content == nil {
-			continue
+	m.birth = r.now()
+	for i, data := range chans {
+		if data != nil {
+			m.jobs[i] = &job{m: m, remote: i == 1, data: data, index: -1}
 		}
-		k := kind(i == 1)
-		f, err := q.writeNew(q.path(k, id), content, now)
-		if err != nil {
-			for _, f := range chanFiles {
-				f.Close()
-			}
-			lg.warn("trouble writing to " + Path(k, id, q.split))
-			return prepared{}, false
-		}
-		chanFiles = append(chanFiles, f)
 	}
-	// The info mtime is the message's birth, from which retries count.
-	var err2 error
-	if infoReused {
-		err2 = truncateHere(info)
-	}
-	if err2 != nil || os.Chtimes(q.path("info", id), now, now) != nil {
-		for _, f := range chanFiles {
-			f.Close()
-		}
-		lg.warn("trouble writing to " + Path("info", id, q.split))
-		return prepared{}, false
-	}
-	files = append(chanFiles, info)
-	p.files = files
-	return p, true
+	return m, true
 }
 
 // parallel runs fn(0..n-1) on up to 32 goroutines and returns the errors

@@ -132,6 +132,10 @@ type msg struct {
 	done      bool // in run.completing
 	injecting bool // its bounce is being injected
 	finished  bool // completed while its bounce was being injected
+	// direct: delivered straight from todo/N, with no info or channel
+	// files (see direct.go); its jobs hold their records in memory.
+	// bounced: bounce/N holds a failure of it.
+	direct, bounced bool
 }
 
 // job is one channel file of a message.
@@ -140,6 +144,11 @@ type job struct {
 	remote bool
 	next   time.Time // next attempt
 	index  int       // heap index, -1 when not in the heap
+
+	// data holds a direct message's channel records (T or D), marked in
+	// memory; fin is set when its pass is over.
+	data []byte
+	fin  bool
 
 	// during a pass
 	f        *os.File
@@ -211,6 +220,8 @@ type run struct {
 	bouncing   int    // bounce injections in progress
 	todo       []ID   // todo/ entries listed, not yet preprocessed
 	rescan     bool   // list todo/ again once r.todo is done
+	direct     int    // direct messages in memory
+	settle     []*msg // direct messages to write out as preprocessed ones
 	bounced    chan bounceDone
 }
 
@@ -351,6 +362,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 	done := ctx.Done()
 	for {
 		r.applyControl()
+		r.settleSome()
 		r.preprocessSome()
 		r.complete()
 		r.startDeliveries()
@@ -404,6 +416,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 		}
 	}
 	r.saveTimes()
+	r.settleAtExit()
 	for _, c := range r.chans {
 		now := r.now()
 		for _, u := range c.ready { // passes cut short: due again at the next start
@@ -451,7 +464,7 @@ func (r *run) nextWake() (time.Duration, bool) {
 	if r.exiting {
 		return 0, false
 	}
-	if len(r.todo) > 0 || r.rescan {
+	if len(r.settle) > 0 || (len(r.todo) > 0 || r.rescan) && r.direct < r.directMax() {
 		return 0, true
 	}
 	now := r.now()
@@ -477,6 +490,9 @@ func (r *run) nextWake() (time.Duration, bool) {
 func (r *run) saveTimes() {
 	for _, c := range r.chans {
 		for _, j := range c.waiting {
+			if j.m.direct {
+				continue // todo/N brings it back
+			}
 			p := r.q.path(kind(j.remote), j.m.id)
 			if err := os.Chtimes(p, j.next, j.next); err != nil {
 				r.warn("unable to utime " + Path(kind(j.remote), j.m.id, r.q.split) + "; message will be retried too soon")
