@@ -58,6 +58,7 @@ const (
 func (r *run) messdone(m *msg) completion {
 	q := r.q
 	if !m.direct && q.exists("todo", m.id) {
+		r.stale[m.id] = true
 		delete(r.msgs, m.id) // requeued behind our back: preprocessing redoes it
 		return completed
 	}

@@ -179,6 +179,7 @@ func (r *run) writeOut(batch []*msg) {
 			m.direct = false
 			r.direct--
 			delete(r.msgs, m.id)
+			r.stale[m.id] = true
 		}
 	}
 }

@@ -57,7 +57,8 @@ const poolPrefix = "pool."
 // Only a running Scheduler retires files, so only its process reuses them;
 // other injectors allocate fresh inodes as qmail-queue does.
 type inodePool struct {
-	dir string // pid/
+	dir     string                 // pid/
+	syncDir func(dir string) error // fsyncs a directory (shared with injections)
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -143,20 +144,25 @@ func (p *inodePool) take() (uint64, bool) {
 	}
 }
 
-// flush fsyncs the directories the pending files left (and pid/, so that
-// they are not lost to a crash either), then makes them ready. It is called
-// with p.mu held and releases it during the fsyncs.
+// flush fsyncs the directories the pending files left, then makes them
+// ready. It is called with p.mu held and releases it during the fsyncs.
+// pid/ itself is not fsynced: a pool entry lost in a crash leaves an
+// unnamed inode for fsck, never a wrong file in the queue.
 func (p *inodePool) flush() {
 	batch, left := p.pending, p.left
 	p.pending, p.left = nil, map[string]struct{}{}
 	p.flushing = true
 	p.mu.Unlock()
-	dirs := []string{p.dir}
+	dirs := make([]string, 0, len(left))
 	for d := range left {
 		dirs = append(dirs, d)
 	}
+	sync := p.syncDir
+	if sync == nil {
+		sync = durable.SyncDir
+	}
 	failed := false
-	for _, err := range parallel(len(dirs), func(i int) error { return durable.SyncDir(dirs[i]) }) {
+	for _, err := range parallel(len(dirs), func(i int) error { return sync(dirs[i]) }) {
 		if err != nil {
 			failed = true
 		}

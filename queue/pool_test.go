@@ -213,3 +213,45 @@ func TestSchedulerDirect(t *testing.T) {
 		t.Errorf("deferred message's next attempt (local mtime) %v, want in the future (%v)", fi.ModTime(), err)
 	}
 }
+
+// TestSchedulerStaleAtStart: what an interrupted pass left beside todo/N
+// (channel, info and bounce files) is removed when the message is taken
+// from todo/N again, and plays no part in its delivery.
+func TestSchedulerStaleAtStart(t *testing.T) {
+	q := openTest(t, Options{Now: time.Now})
+	id := inject(t, q, "s@example.com", "x\n", "one@example.com")
+	for k, content := range map[string]string{
+		"local":  "Tbogus@example.com\x00",
+		"info":   "Fother@example.com\x00",
+		"bounce": "<one@example.com>:\nold failure\n\x00",
+	} {
+		if err := os.WriteFile(q.path(k, id), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var got []string
+	s := &Scheduler{Queue: q, Routing: Routing{Locals: []string{"example.com"}}, NoTrigger: true,
+		Local: LocalFunc(func(ctx context.Context, d Delivery) Result {
+			mu.Lock()
+			got = append(got, d.Sender+" "+d.Recipients[0])
+			mu.Unlock()
+			return Result{Report: "did 0+0+1\n"}
+		})}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for q.exists("mess", id) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"s@example.com one@example.com"}) {
+		t.Errorf("deliveries %q", got)
+	}
+	emptyQueue(t, q)
+}

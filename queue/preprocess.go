@@ -2,12 +2,11 @@ package queue
 
 import (
 	"bytes"
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/durable"
@@ -86,6 +85,7 @@ func (r *run) preprocessSome() {
 	for i := range res {
 		res[i].logs.emit(r)
 		if res[i].ok {
+			delete(r.stale, res[i].m.id)
 			r.startDirect(res[i].m, now)
 		}
 	}
@@ -194,7 +194,10 @@ func (r *run) readTodo(id ID, lg lineLogger) (*msg, bool) {
 		return nil, false
 	}
 	for _, k := range []string{"local", "remote", "info", "bounce"} {
-		if err := os.Remove(q.path(k, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if !r.stale[id] {
+			break
+		}
+		if err := syscall.Unlink(q.path(k, id)); err != nil && err != syscall.ENOENT {
 			lg.warn("unable to unlink " + Path(k, id, q.split))
 			return nil, false
 		}

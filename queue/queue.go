@@ -186,8 +186,18 @@ func Open(dir string, opts Options) (*Queue, error) {
 		q.messSync[i] = &dirSync{dir: filepath.Join(dir, "mess", strconv.Itoa(i))}
 	}
 	q.intdSync = &dirSync{dir: filepath.Join(dir, "intd")}
-	q.pool = newInodePool(filepath.Join(dir, "pid"))
 	q.todoSync = &dirSync{dir: filepath.Join(dir, "todo")}
+	q.pool = newInodePool(filepath.Join(dir, "pid"))
+	shared := map[string]*dirSync{q.intdSync.dir: q.intdSync, q.todoSync.dir: q.todoSync}
+	for _, d := range q.messSync {
+		shared[d.dir] = d
+	}
+	q.pool.syncDir = func(dir string) error {
+		if d := shared[dir]; d != nil {
+			return d.sync() // one fsync with concurrent injections
+		}
+		return durable.SyncDir(dir)
+	}
 	if !q.ro && !opts.NoClean {
 		if err := q.CleanStale(q.now()); err != nil {
 			return nil, err

@@ -216,12 +216,13 @@ type run struct {
 
 	nextRescan time.Time
 	nextClean  time.Time
-	completing []*msg // messages whose completion is due or delayed
-	bouncing   int    // bounce injections in progress
-	todo       []ID   // todo/ entries listed, not yet preprocessed
-	rescan     bool   // list todo/ again once r.todo is done
-	direct     int    // direct messages in memory
-	settle     []*msg // direct messages to write out as preprocessed ones
+	completing []*msg      // messages whose completion is due or delayed
+	bouncing   int         // bounce injections in progress
+	todo       []ID        // todo/ entries listed, not yet preprocessed
+	rescan     bool        // list todo/ again once r.todo is done
+	direct     int         // direct messages in memory
+	stale      map[ID]bool // in todo/ with files an interrupted pass may have left
+	settle     []*msg      // direct messages to write out as preprocessed ones
 	bounced    chan bounceDone
 }
 
@@ -305,6 +306,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		now:     s.Now,
 		router:  routing.compile(),
 		msgs:    map[ID]*msg{},
+		stale:   map[ID]bool{},
 		ctx:     context.WithoutCancel(ctx),
 		batch:   s.RemoteBatch,
 		life:    s.Lifetime,
@@ -517,7 +519,8 @@ func chanIndex(remote bool) int {
 
 // startupScan finds the preprocessed messages (info/S/N without todo/N) and
 // schedules each channel file at its mtime; a message with neither goes to
-// completion.
+// completion. It notes the messages in todo/ that also have info, channel
+// or bounce files: an interrupted pass left them.
 func (r *run) startupScan() {
 	todo := map[ID]bool{}
 	if names, err := readNames(filepath.Join(r.q.dir, "todo")); err == nil {
@@ -529,6 +532,20 @@ func (r *run) startupScan() {
 	} else {
 		r.warn("unable to read todo: " + logSafe(err.Error()))
 	}
+	dirs := []string{filepath.Join(r.q.dir, "bounce")}
+	for s := 0; s < r.q.split; s++ {
+		for _, k := range []string{"local", "remote"} {
+			dirs = append(dirs, filepath.Join(r.q.dir, k, strconv.Itoa(s)))
+		}
+	}
+	for _, d := range dirs {
+		names, _ := readNames(d)
+		for _, n := range names {
+			if id, ok := parseNum(n); ok && todo[id] {
+				r.stale[id] = true
+			}
+		}
+	}
 	for s := 0; s < r.q.split; s++ {
 		names, err := readNames(filepath.Join(r.q.dir, "info", strconv.Itoa(s)))
 		if err != nil {
@@ -537,6 +554,9 @@ func (r *run) startupScan() {
 		}
 		for _, n := range names {
 			id, ok := parseNum(n)
+			if ok && todo[id] {
+				r.stale[id] = true
+			}
 			if !ok || todo[id] {
 				continue
 			}
