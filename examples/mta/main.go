@@ -22,9 +22,10 @@
 //	-domain NAME        the local domain of a new home (default localhost)
 //	-defaultdelivery L  qmail-start's argument (default ./Maildir/)
 //	-log text|json      log format on standard error (default text)
-//	-metrics ADDR       HTTP address for /metrics (Prometheus text format: queue
-//	                    size, deliveries by outcome, connections) and /healthz;
-//	                    keep it on loopback (default: none)
+//	-metrics ADDR       HTTP address for /metrics (Prometheus: queue size,
+//	                    deliveries by outcome, connections, and the Go runtime's
+//	                    and the process's metrics, resident memory among them)
+//	                    and /healthz; keep it on loopback (default: none)
 //	-user NAME          as root: the account to run as (default qmailkit, else nobody)
 //
 // Started as root, it makes the home for the account, binds its ports (so

@@ -5,59 +5,107 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpclient"
 )
 
-// Metrics counts what a System does, for MetricsHandler. Its zero value is
-// ready; every method is safe for concurrent use.
+// Metrics counts what a System does, in a Prometheus registry of its own
+// (no global state): deliveries by channel and outcome, connections by
+// server, the queue's size at each scrape, and the Go runtime's and the
+// process's own metrics (among them resident memory). Use NewMetrics; every
+// method is safe for concurrent use.
 type Metrics struct {
-	// deliveries[channel][outcome]: channel 0 local, 1 remote; outcome 0
-	// success, 1 deferral, 2 failure.
-	deliveries [2][3]atomic.Int64
-	mu         sync.Mutex
-	conns      map[string]*connCount
+	reg        *prometheus.Registry
+	deliveries *prometheus.CounterVec
+	connsTotal *prometheus.CounterVec
+	connsOpen  *prometheus.GaugeVec
 }
 
-type connCount struct{ total, active atomic.Int64 }
-
-var outcomes = [3]string{"success", "deferral", "failure"}
+// NewMetrics makes the registry of a System whose queue q is counted at
+// each scrape.
+func NewMetrics(q *queue.Queue) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qmailkit_deliveries_total", Help: "Deliveries by channel and outcome.",
+		}, []string{"channel", "outcome"}),
+		connsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qmailkit_connections_total", Help: "Connections accepted.",
+		}, []string{"server"}),
+		connsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "qmailkit_connections_open", Help: "Connections open.",
+		}, []string{"server"}),
+	}
+	for _, ch := range []string{"local", "remote"} {
+		for _, o := range []string{"success", "deferral", "failure"} {
+			m.deliveries.WithLabelValues(ch, o) // present from the start, at 0
+		}
+	}
+	m.reg.MustRegister(m.deliveries, m.connsTotal, m.connsOpen, queueCollector{q},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
 
 func (m *Metrics) delivered(remote bool, err error) {
-	ch := 0
+	ch := "local"
 	if remote {
-		ch = 1
+		ch = "remote"
 	}
+	outcome := "success"
 	switch {
 	case err == nil:
-		m.deliveries[ch][0].Add(1)
 	case smtpclient.IsPermanent(err):
-		m.deliveries[ch][2].Add(1)
+		outcome = "failure"
 	default:
-		m.deliveries[ch][1].Add(1)
+		outcome = "deferral"
 	}
+	m.deliveries.WithLabelValues(ch, outcome).Inc()
 }
 
-func (m *Metrics) server(name string) *connCount {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.conns == nil {
-		m.conns = map[string]*connCount{}
+// connCount is one server's pair of connection metrics.
+type connCount struct {
+	total prometheus.Counter
+	open  prometheus.Gauge
+}
+
+func (m *Metrics) server(name string) connCount {
+	return connCount{total: m.connsTotal.WithLabelValues(name), open: m.connsOpen.WithLabelValues(name)}
+}
+
+// queueCollector reports the queue's size, as qmail-qstat counts it, from
+// one scan per scrape.
+type queueCollector struct{ q *queue.Queue }
+
+var (
+	queueMessages    = prometheus.NewDesc("qmailkit_queue_messages", "Messages in the queue.", nil, nil)
+	queueUnprocessed = prometheus.NewDesc("qmailkit_queue_unprocessed", "Messages not yet preprocessed (todo).", nil, nil)
+)
+
+func (c queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueMessages
+	ch <- queueUnprocessed
+}
+
+func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
+	st, err := c.q.Stat()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(queueMessages, err)
+		return
 	}
-	c := m.conns[name]
-	if c == nil {
-		c = &connCount{}
-		m.conns[name] = c
-	}
-	return c
+	ch <- prometheus.MustNewConstMetric(queueMessages, prometheus.GaugeValue, float64(st.Messages))
+	ch <- prometheus.MustNewConstMetric(queueUnprocessed, prometheus.GaugeValue, float64(st.Unprocessed))
 }
 
 // countListener counts the connections accepted from l and those still
 // open. An accepted connection's Env method (tcprules') is kept.
 type countListener struct {
 	net.Listener
-	c *connCount
+	c connCount
 }
 
 func (l countListener) Accept() (net.Conn, error) {
@@ -65,8 +113,8 @@ func (l countListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.c.total.Add(1)
-	l.c.active.Add(1)
+	l.c.total.Inc()
+	l.c.open.Inc()
 	cc := &countConn{Conn: conn, c: l.c}
 	if e, ok := conn.(interface{ Env() map[string]string }); ok {
 		return envConn{cc, e}, nil
@@ -76,12 +124,12 @@ func (l countListener) Accept() (net.Conn, error) {
 
 type countConn struct {
 	net.Conn
-	c    *connCount
+	c    connCount
 	once sync.Once
 }
 
 func (c *countConn) Close() error {
-	c.once.Do(func() { c.c.active.Add(-1) })
+	c.once.Do(func() { c.c.open.Dec() })
 	return c.Conn.Close()
 }
 
@@ -92,47 +140,10 @@ type envConn struct {
 
 func (c envConn) Env() map[string]string { return c.e.Env() }
 
-// MetricsHandler serves the System's metrics in Prometheus's text format
-// (version 0.0.4): the queue's size as qmail-qstat counts it, deliveries
-// by channel and outcome (as the deliverers reported them), and SMTP,
-// submission and POP3 connections, accepted and open.
+// MetricsHandler serves the System's metrics in Prometheus's exposition
+// formats (see Metrics).
 func (s *System) MetricsHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st, err := s.Queue.Stat()
-		if err != nil {
-			http.Error(w, "queue: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		m := &s.Metrics
-		fmt.Fprintf(w, "# HELP qmailkit_queue_messages Messages in the queue.\n# TYPE qmailkit_queue_messages gauge\nqmailkit_queue_messages %d\n", st.Messages)
-		fmt.Fprintf(w, "# HELP qmailkit_queue_unprocessed Messages not yet preprocessed (todo).\n# TYPE qmailkit_queue_unprocessed gauge\nqmailkit_queue_unprocessed %d\n", st.Unprocessed)
-		fmt.Fprintf(w, "# HELP qmailkit_deliveries_total Deliveries by channel and outcome.\n# TYPE qmailkit_deliveries_total counter\n")
-		for ch, name := range []string{"local", "remote"} {
-			for o, outcome := range outcomes {
-				fmt.Fprintf(w, "qmailkit_deliveries_total{channel=%q,outcome=%q} %d\n", name, outcome, m.deliveries[ch][o].Load())
-			}
-		}
-		m.mu.Lock()
-		names := []string{"smtp", "submission", "pop3"}
-		counts := make([]*connCount, len(names))
-		for i, n := range names {
-			counts[i] = m.conns[n]
-		}
-		m.mu.Unlock()
-		fmt.Fprintf(w, "# HELP qmailkit_connections_total Connections accepted.\n# TYPE qmailkit_connections_total counter\n")
-		for i, n := range names {
-			if counts[i] != nil {
-				fmt.Fprintf(w, "qmailkit_connections_total{server=%q} %d\n", n, counts[i].total.Load())
-			}
-		}
-		fmt.Fprintf(w, "# HELP qmailkit_connections_open Connections open.\n# TYPE qmailkit_connections_open gauge\n")
-		for i, n := range names {
-			if counts[i] != nil {
-				fmt.Fprintf(w, "qmailkit_connections_open{server=%q} %d\n", n, counts[i].active.Load())
-			}
-		}
-	})
+	return promhttp.HandlerFor(s.Metrics.reg, promhttp.HandlerOpts{})
 }
 
 // HealthHandler answers 200 "ok" while the queue can be read, 503

@@ -30,9 +30,10 @@
 //
 // # Metrics
 //
-// System.MetricsHandler serves the queue's size, deliveries by outcome and
-// connections in Prometheus's text format; System.HealthHandler answers a
-// health check.
+// System.MetricsHandler serves, through prometheus/client_golang and a
+// registry of the System's own, the queue's size, deliveries by outcome,
+// connections, and the Go runtime's and the process's metrics;
+// System.HealthHandler answers a health check.
 //
 // # Reload
 //
@@ -123,7 +124,7 @@ type System struct {
 	Users     *assign.Users
 	Local     *dotqmail.Local
 	// Metrics counts deliveries and the connections Run serves.
-	Metrics Metrics
+	Metrics *Metrics
 
 	opts   Options
 	logger *slog.Logger
@@ -174,6 +175,7 @@ func Open(home string, opts Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.Metrics = NewMetrics(s.Queue)
 	// One tcpto for every client Reload makes: what it learnt survives.
 	if opts.QmailCompat {
 		s.tcpto = &smtpclient.FileTCPTO{Path: filepath.Join(s.Queue.Dir(), "lock", "tcpto")}

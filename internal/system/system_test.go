@@ -245,6 +245,8 @@ func TestSMTPToMaildirToPOP3(t *testing.T) {
 		`qmailkit_connections_total{server="smtp"} 1` + "\n",
 		`qmailkit_connections_total{server="pop3"} 1` + "\n",
 		`qmailkit_connections_total{server="submission"} 0` + "\n",
+		"# TYPE process_resident_memory_bytes gauge\n",
+		"# TYPE go_goroutines gauge\n",
 	} {
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, rec.Body.String())
