@@ -117,7 +117,7 @@ func BenchmarkRestartScan(b *testing.B) {
 // newTestRun is the state Run builds, without running it.
 func newTestRun(q *Queue) *run {
 	s := &Scheduler{Queue: q}
-	r := &run{s: s, q: q, log: s.logger(), now: time.Now, router: Routing{}.compile(), msgs: map[ID]*msg{}, batch: 100, life: DefaultLifetime}
+	r := &run{s: s, q: q, log: s.logger(), now: time.Now, router: Routing{}.compile(), msgs: map[ID]*msg{}, stale: map[ID]bool{}, batch: 100, life: DefaultLifetime}
 	r.chans[0] = &channel{limit: 10}
 	r.chans[1] = &channel{remote: true, limit: 20, perDomain: map[string]int{}}
 	return r

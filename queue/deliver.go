@@ -74,7 +74,7 @@ func (r *run) openPass(c *channel, j *job) {
 	if m.direct {
 		data = j.data
 	} else {
-		f, err = os.OpenFile(r.q.path(kind(j.remote), m.id), os.O_RDWR, 0)
+		f, err = openFile(r.q.path(kind(j.remote), m.id), os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			m.jobs[chanIndex(j.remote)] = nil
 			r.maybeComplete(m)
@@ -198,7 +198,7 @@ func (r *run) deliver(u *unit) []Result {
 		text := "Sorry, address must include host name. (#5.1.3)\n"
 		return []Result{{Report: text, Err: &PermanentError{text}}}
 	}
-	f, err := os.Open(r.q.path("mess", u.j.m.id))
+	f, err := openFile(r.q.path("mess", u.j.m.id), os.O_RDONLY, 0)
 	if err != nil {
 		return fail("Unable to open message. (#4.3.0)\n")
 	}

@@ -124,7 +124,7 @@ func (q *Queue) createMess(o Origin) (*Writer, error) {
 	var err error
 	for range 9 {
 		pidPath = filepath.Join(q.dir, "pid", fmt.Sprintf("%d.%d.%d", o.PID, q.start, q.seq.Add(1)))
-		f, err = os.OpenFile(pidPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err = openFile(pidPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
 			break
 		}

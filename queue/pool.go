@@ -241,7 +241,7 @@ func (q *Queue) newFile(target string, flag int, perm fs.FileMode) (f *os.File, 
 	if f != nil || err != nil {
 		return f, f != nil, err
 	}
-	f, err = os.OpenFile(target, flag|os.O_CREATE|os.O_EXCL, perm)
+	f, err = openFile(target, flag|os.O_CREATE|os.O_EXCL, perm)
 	return f, false, err
 }
 
@@ -262,7 +262,7 @@ func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode
 		if !placed {
 			continue
 		}
-		f, err := os.OpenFile(path, flag, 0)
+		f, err := openFile(path, flag, 0)
 		if err == nil {
 			var fi fs.FileInfo
 			if fi, err = f.Stat(); err == nil && fi.Mode().Perm() != perm {
@@ -288,4 +288,31 @@ func truncateHere(f *os.File) error {
 		return err
 	}
 	return f.Truncate(off)
+}
+
+// openFile is os.OpenFile for the queue's regular files without the
+// runtime poller: os.OpenFile spends four fcntl calls and an epoll_ctl on
+// every open to find out that a regular file cannot be polled, and the queue
+// opens several files per message.
+func openFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	for {
+		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		return os.NewFile(uintptr(fd), path), nil
+	}
+}
+
+// readQueueFile is os.ReadFile through openFile.
+func readQueueFile(path string) ([]byte, error) {
+	f, err := openFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

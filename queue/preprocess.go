@@ -183,7 +183,7 @@ func (r *run) commit(batch []prepared) {
 func (r *run) readTodo(id ID, lg lineLogger) (*msg, bool) {
 	q := r.q
 	todoName := "todo/" + id.String()
-	todo, err := os.ReadFile(q.path("todo", id))
+	todo, err := readQueueFile(q.path("todo", id))
 	if err != nil {
 		lg.warn("unable to open " + todoName)
 		return nil, false
