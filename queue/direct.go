@@ -135,9 +135,14 @@ func (r *run) settleSome() {
 // ended, so that the next start does not deliver them again; the others
 // stay in todo/ untouched.
 func (r *run) settleAtExit() {
-	var batch []*msg
+	batch := r.settle
+	r.settle = nil
+	queued := map[*msg]bool{}
+	for _, m := range batch {
+		queued[m] = true
+	}
 	for _, m := range r.msgs {
-		if !m.direct {
+		if !m.direct || queued[m] {
 			continue
 		}
 		for _, j := range m.jobs {
@@ -147,8 +152,6 @@ func (r *run) settleAtExit() {
 			}
 		}
 	}
-	batch = append(batch, r.settle...)
-	r.settle = nil
 	for len(batch) > 0 {
 		n := min(len(batch), preBatch)
 		r.writeOut(batch[:n])
