@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
 // DeliveryTimeout is how long a delivery may take before it is abandoned:
@@ -91,6 +94,43 @@ type Deliverer struct {
 
 	// link replaces root.Link in tests that simulate link failures.
 	link func(root *os.Root, oldname, newname string) error
+
+	// syncs holds, per Maildir with deliveries in progress, the group
+	// commit of its new/ fsync; an entry goes with its last delivery.
+	syncMu sync.Mutex
+	syncs  map[string]*newSync
+}
+
+type newSync struct {
+	durable.GroupSync
+	users int
+}
+
+// syncNew fsyncs dir/new for a delivery whose link into it has returned,
+// sharing the fsync with concurrent deliveries into the same Maildir
+// (durable.GroupSync): a delivery is reported durable only by an fsync that
+// began after its link.
+func (dl *Deliverer) syncNew(dir string) error {
+	key := filepath.Clean(dir)
+	dl.syncMu.Lock()
+	if dl.syncs == nil {
+		dl.syncs = map[string]*newSync{}
+	}
+	s := dl.syncs[key]
+	if s == nil {
+		s = &newSync{}
+		s.Fn = func() error { return durable.SyncDir(filepath.Join(key, "new")) }
+		dl.syncs[key] = s
+	}
+	s.users++
+	dl.syncMu.Unlock()
+	err := s.Sync()
+	dl.syncMu.Lock()
+	if s.users--; s.users == 0 {
+		delete(dl.syncs, key)
+	}
+	dl.syncMu.Unlock()
+	return err
 }
 
 // DeliveryError is the error of a failed delivery, telling which step
@@ -201,8 +241,9 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 	if err := dl.linkNew(root, tmpPath, "new/"+newName); err != nil {
 		return fail("link", err)
 	}
-	// Delivered. Make the new entry durable before saying so.
-	if err := syncRootDir(root, "new"); err != nil {
+	// Delivered. Make the new entry durable before saying so, with one
+	// fsync for the deliveries into this Maildir that are this far.
+	if err := dl.syncNew(string(dir)); err != nil {
 		return fail("sync", err)
 	}
 	if track {

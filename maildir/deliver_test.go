@@ -3,10 +3,12 @@ package maildir
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -422,4 +424,39 @@ func TestDeliverQmailNamingSameSecond(t *testing.T) {
 		wantFiles(t, d, "new", map[string]string{n1: "one\n", n2: "two\n"})
 		wantFiles(t, d, "tmp", nil)
 	})
+}
+
+// TestDeliverSharedSync: concurrent deliveries through one Deliverer into
+// two Maildirs all land, share their new/ fsyncs per Maildir, and leave no
+// group-commit state behind.
+func TestDeliverSharedSync(t *testing.T) {
+	a, b := newDir(t), newDir(t)
+	var dl Deliverer
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := range 40 {
+		d := a
+		if i%2 == 1 {
+			d = b
+		}
+		wg.Go(func() {
+			_, err := dl.Deliver(t.Context(), d, stringsReader(fmt.Sprintf("message %d\n", i)))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []Dir{a, b} {
+		if names, err := os.ReadDir(filepath.Join(string(d), "new")); err != nil || len(names) != 20 {
+			t.Errorf("%s/new: %d messages, %v", d, len(names), err)
+		}
+	}
+	if len(dl.syncs) != 0 {
+		t.Errorf("%d group-commit entries left", len(dl.syncs))
+	}
 }

@@ -447,65 +447,6 @@ func TestInjectConcurrent(t *testing.T) {
 	t.Logf("todo fsyncs: %d for %d injections", q.todoSync.count(), workers*each)
 }
 
-// Group commit: callers that register while a leader's fsync runs share the
-// next fsync; a failed fsync fails everyone it covered.
-func TestDirSyncGroup(t *testing.T) {
-	release := make(chan struct{})
-	started := make(chan struct{}, 10)
-	var calls int
-	var fail bool
-	d := &dirSync{dir: t.TempDir()}
-	d.syncFn = func(string) error {
-		calls++
-		started <- struct{}{}
-		<-release
-		if fail {
-			return errors.New("EIO")
-		}
-		return nil
-	}
-	run := func(n int) chan error {
-		errs := make(chan error, n)
-		for range n {
-			go func() { errs <- d.sync() }()
-		}
-		return errs
-	}
-	first := run(1)
-	<-started // the leader is inside fsync
-	rest := run(5)
-	for { // wait until all five have registered
-		d.mu.Lock()
-		s := d.seq
-		d.mu.Unlock()
-		if s == 6 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	release <- struct{}{}
-	if err := <-first; err != nil {
-		t.Fatal(err)
-	}
-	<-started // one of the five leads the second fsync, for all five
-	release <- struct{}{}
-	for range 5 {
-		if err := <-rest; err != nil {
-			t.Fatal(err)
-		}
-	}
-	if calls != 2 {
-		t.Errorf("%d fsyncs for 6 callers, want 2", calls)
-	}
-	fail = true
-	errs := run(1)
-	<-started
-	release <- struct{}{}
-	if err := <-errs; err == nil {
-		t.Error("failed fsync reported success")
-	}
-}
-
 // Test vector 31 (the 36-hour rule) and pid/ cleanup.
 func TestCleanStale(t *testing.T) {
 	now := time.Unix(2_000_000_000, 0)
