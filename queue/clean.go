@@ -99,9 +99,11 @@ func (q *Queue) exists(kind string, id ID) bool {
 	return err == nil || !errors.Is(err, fs.ErrNotExist)
 }
 
-// cleanMess is qmail-clean's foop/N: unlink intd/N, then mess/S/N.
+// cleanMess is qmail-clean's foop/N: unlink intd/N, then mess/S/N. The
+// envelope's inode may have had a todo/N name too, removed earlier: todo/
+// is fsynced with intd/ before the inode is reused.
 func (q *Queue) cleanMess(id ID) error {
-	if err := q.pool.retire(q.path("intd", id)); err != nil {
+	if err := q.pool.retire(q.path("intd", id), filepath.Join(q.dir, "todo")); err != nil {
 		return err
 	}
 	return q.pool.retire(q.path("mess", id))

@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -126,23 +125,16 @@ func (r *run) bounceInjected(b bounceDone) {
 func (r *run) endMsg(m *msg) bool {
 	q := r.q
 	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
+	// The name whose removal makes the message done: info/S/N, or todo/N
+	// for a direct message.
 	if m.direct {
-		// todo/N goes first: from then on the message is done.
 		if err := removeMissingOK(q.path("todo", m.id)); err != nil {
 			r.warn("unable to unlink todo/" + m.id.String())
 			return false
 		}
-		if err := q.pool.retire(q.path("intd", m.id), filepath.Join(q.dir, "todo")); err != nil {
-			r.warn("qmail-clean unable to clean up todo/" + m.id.String())
-		} else if err := q.pool.retire(q.path("mess", m.id)); err != nil {
-			r.warn("qmail-clean unable to clean up foop/" + m.id.String())
-		}
 		m.direct = false
 		r.direct--
-		delete(r.msgs, m.id)
-		return true
-	}
-	if err := q.pool.retire(q.path("info", m.id)); err != nil {
+	} else if err := q.pool.retire(q.path("info", m.id)); err != nil {
 		r.warn("unable to unlink " + Path("info", m.id, q.split))
 		return false
 	}

@@ -135,10 +135,8 @@ func (r *run) settleSome() {
 // ended, so that the next start does not deliver them again; the others
 // stay in todo/ untouched.
 func (r *run) settleAtExit() {
-	batch := r.settle
-	r.settle = nil
 	queued := map[*msg]bool{}
-	for _, m := range batch {
+	for _, m := range r.settle {
 		queued[m] = true
 	}
 	for _, m := range r.msgs {
@@ -147,15 +145,13 @@ func (r *run) settleAtExit() {
 		}
 		for _, j := range m.jobs {
 			if j != nil && hasRecord(j.data, 'D') {
-				batch = append(batch, m)
+				r.settle = append(r.settle, m)
 				break
 			}
 		}
 	}
-	for len(batch) > 0 {
-		n := min(len(batch), preBatch)
-		r.writeOut(batch[:n])
-		batch = batch[n:]
+	for len(r.settle) > 0 {
+		r.settleSome()
 	}
 }
 

@@ -35,8 +35,9 @@ const poolPrefix = "pool."
 //
 // Why: an inode allocation plus a free costs more than two renames on any
 // file system, and far more on ext4 without a journal (common on virtual
-// machines), whose allocator steps over every inode freed in the last 30
-// seconds, one at a time, while it holds the directory lock. A queue that
+// machines), whose allocator steps over every inode freed in the last 60
+// seconds (360 while its inode-table block is not yet written back), one
+// at a time, while it holds the directory lock. A queue that
 // frees four inodes per message and creates four more spends most of its
 // CPU there at a few hundred messages a second, and its creations
 // serialize; renames do neither.
