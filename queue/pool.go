@@ -63,12 +63,19 @@ type inodePool struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	ready    []uint64            // inode numbers of pid/pool.N reusable now
-	pending  []uint64            // moved in since the last flush
+	ready    []pooled            // pid/pool.N reusable now
+	pending  []pooled            // moved in since the last flush
 	left     map[string]struct{} // the directories they left
 	flushing bool
 	on       bool // a Scheduler runs: retire keeps inodes
 	off      bool // the file system has no renameat2(RENAME_NOREPLACE)
+}
+
+// pooled is a file in the pool: its inode number and permission bits (so
+// that a reuse changes the mode only when it must, without a stat).
+type pooled struct {
+	ino  uint64
+	perm fs.FileMode
 }
 
 func newInodePool(dir string) *inodePool {
@@ -113,7 +120,7 @@ func (p *inodePool) retire(path string, unlinked ...string) error {
 		return removeMissingOK(path)
 	}
 	p.mu.Lock()
-	p.pending = append(p.pending, ino)
+	p.pending = append(p.pending, pooled{ino, fs.FileMode(st.Mode).Perm()})
 	p.left[filepath.Dir(path)] = struct{}{}
 	for _, d := range unlinked {
 		p.left[d] = struct{}{}
@@ -125,17 +132,17 @@ func (p *inodePool) retire(path string, unlinked ...string) error {
 // take returns a pooled inode whose former directory entries are durably
 // gone, flushing the pending ones when none is ready, or false when the
 // pool is empty.
-func (p *inodePool) take() (uint64, bool) {
+func (p *inodePool) take() (pooled, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
 		if n := len(p.ready); n > 0 {
-			ino := p.ready[n-1]
+			f := p.ready[n-1]
 			p.ready = p.ready[:n-1]
-			return ino, true
+			return f, true
 		}
 		if len(p.pending) == 0 {
-			return 0, false
+			return pooled{}, false
 		}
 		if p.flushing {
 			p.cond.Wait()
@@ -170,8 +177,8 @@ func (p *inodePool) flush() {
 	}
 	if failed {
 		// Their old entries may still be on disk: never reuse them.
-		for _, ino := range batch {
-			os.Remove(p.name(ino))
+		for _, f := range batch {
+			os.Remove(p.name(f.ino))
 		}
 		batch = nil
 	}
@@ -182,25 +189,25 @@ func (p *inodePool) flush() {
 }
 
 // giveBack returns an inode that take handed out and that was not used.
-func (p *inodePool) giveBack(ino uint64) {
+func (p *inodePool) giveBack(f pooled) {
 	p.mu.Lock()
-	p.ready = append(p.ready, ino)
+	p.ready = append(p.ready, f)
 	p.mu.Unlock()
 }
 
-// place moves pooled inode ino to target, which must not exist, and sets
+// place moves pooled file f to target, which must not exist, and sets
 // its times to now. It reports false when the pool entry has gone (removed
 // by a cleaner); any other error is target's.
-func (p *inodePool) place(ino uint64, target string) (bool, error) {
-	err := unix.Renameat2(unix.AT_FDCWD, p.name(ino), unix.AT_FDCWD, target, unix.RENAME_NOREPLACE)
+func (p *inodePool) place(f pooled, target string) (bool, error) {
+	err := unix.Renameat2(unix.AT_FDCWD, p.name(f.ino), unix.AT_FDCWD, target, unix.RENAME_NOREPLACE)
 	if errors.Is(err, syscall.ENOENT) {
-		if _, serr := os.Lstat(p.name(ino)); errors.Is(serr, fs.ErrNotExist) {
+		if _, serr := os.Lstat(p.name(f.ino)); errors.Is(serr, fs.ErrNotExist) {
 			return false, nil
 		}
 	}
 	if err != nil {
-		p.giveBack(ino)
-		return true, &os.LinkError{Op: "rename", Old: p.name(ino), New: target, Err: err}
+		p.giveBack(f)
+		return true, &os.LinkError{Op: "rename", Old: p.name(f.ino), New: target, Err: err}
 	}
 	// A fresh file's times: the cleaner's 36-hour rule reads atime.
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, nil, 0); err != nil {
@@ -251,12 +258,12 @@ func (q *Queue) newFile(target string, flag int, perm fs.FileMode) (f *os.File, 
 // none ready.
 func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode) (*os.File, uint64, error) {
 	for {
-		ino, ok := q.pool.take()
+		pf, ok := q.pool.take()
 		if !ok {
 			return nil, 0, nil
 		}
-		path := target(ino)
-		placed, err := q.pool.place(ino, path)
+		path := target(pf.ino)
+		placed, err := q.pool.place(pf, path)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -264,12 +271,8 @@ func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode
 			continue
 		}
 		f, err := openFile(path, flag, 0)
-		if err == nil {
-			var fi fs.FileInfo
-			if fi, err = f.Stat(); err == nil && fi.Mode().Perm() != perm {
-				err = f.Chmod(perm)
-			}
-			if err != nil {
+		if err == nil && pf.perm != perm {
+			if err = f.Chmod(perm); err != nil {
 				f.Close()
 			}
 		}
@@ -277,7 +280,7 @@ func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode
 			os.Remove(path)
 			return nil, 0, err
 		}
-		return f, ino, nil
+		return f, pf.ino, nil
 	}
 }
 

@@ -103,11 +103,11 @@ func TestPoolRefuses(t *testing.T) {
 	if n := len(q.pool.ready); n != 0 {
 		t.Fatalf("%d ready before a flush", n)
 	}
-	ino, ok := q.pool.take()
+	pf, ok := q.pool.take()
 	if !ok || len(q.pool.pending) != 0 {
 		t.Fatalf("take: %v, pending %d", ok, len(q.pool.pending))
 	}
-	q.pool.giveBack(ino)
+	q.pool.giveBack(pf)
 
 	// A crash leaves pool entries, some as second links of live files.
 	live := filepath.Join(q.dir, "pid", "live")
