@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,32 +34,21 @@ func TestSchedulerDirect(t *testing.T) {
 		return Result{Report: "did 0+0+1\n"}
 	})
 	s := &Scheduler{Queue: q, Local: local, Routing: Routing{Locals: []string{"example.com"}}, NoTrigger: true}
-	ctx, cancel := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx) }()
-	inject(t, q, "s@example.com", "x\n", "one@example.com")
-	later := inject(t, q, "s@example.com", "x\n", "later@example.com")
-	inject(t, q, "s@example.com", "x\n", "a@example.com", "b@example.com")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var later ID
+	runUntil(t, s, func() {
+		inject(t, q, "s@example.com", "x\n", "one@example.com")
+		later = inject(t, q, "s@example.com", "x\n", "later@example.com")
+		inject(t, q, "s@example.com", "x\n", "a@example.com", "b@example.com")
+	}, func() (bool, string) {
 		mu.Lock()
 		n := len(at)
+		state := fmt.Sprintf("attempts %v", at)
 		mu.Unlock()
 		// Only the deferred message is left (a finished message's inode,
 		// and so its number, may already be another's: count, not name).
-		if n == 4 && !q.exists("todo", later) && q.exists("local", later) && messCount(t, q) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10 s: attempts %v, todo/later %v, local/later %v, messages %d",
-				at, q.exists("todo", later), q.exists("local", later), messCount(t, q))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+		return n == 4 && !q.exists("todo", later) && q.exists("local", later) && messCount(t, q) == 1,
+			fmt.Sprintf("%s, todo/later %v, local/later %v, messages %d", state, q.exists("todo", later), q.exists("local", later), messCount(t, q))
+	})
 	want := map[string]seen{
 		"one@example.com":   {todo: true},
 		"later@example.com": {todo: true},
@@ -106,18 +96,9 @@ func TestSchedulerStaleAtStart(t *testing.T) {
 			mu.Unlock()
 			return Result{Report: "did 0+0+1\n"}
 		})}
-	ctx, cancel := context.WithCancel(t.Context())
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for q.exists("mess", id) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	runUntil(t, s, func() {}, func() (bool, string) {
+		return !q.exists("mess", id), "message still queued"
+	})
 	if !slices.Equal(got, []string{"s@example.com one@example.com"}) {
 		t.Errorf("deliveries %q", got)
 	}
@@ -178,4 +159,34 @@ func messCount(t *testing.T, q *Queue) int {
 		n += len(names)
 	}
 	return n
+}
+
+// runUntil runs s in real time, calls start once it runs, waits until done
+// reports true (failing the test after 10 s with done's description of the
+// state), lets a moment pass for anything done should not have allowed,
+// and stops s.
+func runUntil(t *testing.T, s *Scheduler, start func(), done func() (bool, string)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx) }()
+	start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, state := done()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-errc
+			t.Fatalf("after 10 s: %s", state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
 }
