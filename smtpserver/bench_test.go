@@ -3,7 +3,6 @@ package smtpserver
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/smtpload"
 )
 
 // nullEnqueuer reads each message and drops it.
@@ -40,50 +41,7 @@ func benchServer(b *testing.B, e Enqueuer) (*Server, string) {
 
 // sendOne sends one message over a new connection, as smtp-source does.
 func sendOne(addr string, body []byte) error {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(c)
-	expect := func(code string) error {
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(l, code) {
-				return fmt.Errorf("got %q want %s", l, code)
-			}
-			if l[3] == ' ' {
-				return nil
-			}
-		}
-	}
-	if err := expect("220"); err != nil {
-		return err
-	}
-	w := bufio.NewWriter(c)
-	w.WriteString("EHLO bench\r\n")
-	w.Flush()
-	if err := expect("250"); err != nil {
-		return err
-	}
-	w.WriteString("MAIL FROM:<source@bench.test>\r\nRCPT TO:<bench@bench.test>\r\nDATA\r\n")
-	w.Flush()
-	for _, code := range []string{"250", "250", "354"} {
-		if err := expect(code); err != nil {
-			return err
-		}
-	}
-	w.Write(body)
-	w.WriteString(".\r\nQUIT\r\n")
-	w.Flush()
-	if err := expect("250"); err != nil {
-		return err
-	}
-	return expect("221")
+	return smtpload.Send(addr, "source@bench.test", "bench@bench.test", body)
 }
 
 // BenchmarkIngest20: 1 KB messages over 20 concurrent sessions (one message

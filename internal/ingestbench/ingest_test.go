@@ -21,7 +21,6 @@
 package ingestbench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -37,6 +36,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/smtpload"
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
@@ -230,51 +230,7 @@ func TestIngestQueue(t *testing.T) {
 // sendOne sends one message to bench@bench.test over a new connection.
 func sendOne(addr string, body []byte) error { return session(addr, "bench@"+benchDomain, body) }
 
-// session is one smtp-source session: EHLO, MAIL, RCPT, DATA pipelined,
-// the body, QUIT.
+// session is one smtp-source session to rcpt.
 func session(addr, rcpt string, body []byte) error {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	r := bufio.NewReader(c)
-	expect := func(code string) error {
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(l, code) || len(l) < 4 {
-				return fmt.Errorf("got %q, want %s", l, code)
-			}
-			if l[3] == ' ' {
-				return nil
-			}
-		}
-	}
-	if err := expect("220"); err != nil {
-		return err
-	}
-	w := bufio.NewWriter(c)
-	w.WriteString("EHLO bench\r\n")
-	w.Flush()
-	if err := expect("250"); err != nil {
-		return err
-	}
-	w.WriteString("MAIL FROM:<source@bench.test>\r\nRCPT TO:<" + rcpt + ">\r\nDATA\r\n")
-	w.Flush()
-	for _, code := range []string{"250", "250", "354"} {
-		if err := expect(code); err != nil {
-			return err
-		}
-	}
-	w.Write(body)
-	w.WriteString(".\r\nQUIT\r\n")
-	w.Flush()
-	if err := expect("250"); err != nil {
-		return err
-	}
-	return expect("221")
+	return smtpload.Send(addr, "source@bench.test", rcpt, body)
 }
