@@ -1,7 +1,8 @@
 // Package dotqmail delivers mail to local users by their .qmail files,
 // exactly as qmail-local does, and resolves recipients to users as
 // qmail-lspawn does. It replaces qmail-local ([Deliverer.Deliver],
-// [Deliverer.Plan] for qmail-local -n) and qmail-lspawn ([Local]); the
+// [Deliverer.Plan] for qmail-local -n, [QmailLocal] for its command line)
+// and qmail-lspawn ([Local]); the
 // programs people put in .qmail lines (preline, forward, condredirect,
 // bouncesaying, except) are in the helper subpackage.
 //

@@ -19,83 +19,22 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 )
 
-const usage = "qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty\n"
+const usage = dotqmail.QmailLocalUsage
 
 func main() {
 	syscall.Umask(0o077)
-	os.Exit(run(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(dotqmail.QmailLocal(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run is qmail-local with its arguments, environment and descriptors as
-// parameters; it returns the exit code.
+// parameters (dotqmail.QmailLocal); it returns the exit code.
 func run(ctx context.Context, args, env []string, stdin *os.File, stdout, stderr io.Writer) int {
-	plan := false
-	home := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "QMAILHOME="); ok {
-			home = v
-		}
-	}
-	for len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' {
-		a := args[0]
-		args = args[1:]
-		if a == "--" {
-			break
-		}
-		if a == "-home" || a == "--home" {
-			if len(args) == 0 {
-				io.WriteString(stderr, usage)
-				return 100
-			}
-			home, args = args[0], args[1:]
-			continue
-		}
-		for _, c := range a[1:] {
-			switch c {
-			case 'n':
-				plan = true
-			case 'N':
-				plan = false
-			default:
-				io.WriteString(stderr, usage)
-				return 100
-			}
-		}
-	}
-	if len(args) != 8 || !strings.HasPrefix(args[1], "/") {
-		io.WriteString(stderr, usage)
-		return 100
-	}
-	t := dotqmail.Target{User: args[0], Home: args[1], Local: args[2], Dash: args[3], Ext: args[4],
-		Domain: args[5], Sender: args[6], DefaultDelivery: args[7]}
-	d := &dotqmail.Deliverer{
-		Forwarder: &dotqmail.QueueProgram{Home: home, Env: env, Stderr: stderr},
-		Env:       env,
-		Stdout:    stdout,
-		Stderr:    stderr,
-	}
-	var (
-		res dotqmail.Result
-		err error
-	)
-	if plan {
-		res, err = d.Plan(ctx, t)
-	} else {
-		res, err = d.Deliver(ctx, t, stdin)
-	}
-	if err != nil {
-		fmt.Fprint(stderr, res.Report)
-		return dotqmail.ExitCode(err)
-	}
-	fmt.Fprint(stdout, res.Report)
-	return 0
+	return dotqmail.QmailLocal(ctx, args, env, stdin, stdout, stderr)
 }
