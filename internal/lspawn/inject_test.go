@@ -1,0 +1,281 @@
+package lspawn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/queue"
+)
+
+// queueServer serves a new queue on a socket in a temporary directory.
+func queueServer(t *testing.T, timeout time.Duration) (*queue.Queue, string) {
+	t.Helper()
+	dir := t.TempDir()
+	q, err := queue.Open(filepath.Join(dir, "queue"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "qq.sock")
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&QueueServer{Queue: q, Timeout: timeout}).Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		q.Close()
+	})
+	return q, path
+}
+
+// queued returns the messages in todo/: envelope and message.
+func queued(t *testing.T, q *queue.Queue) (envs, msgs []string) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(q.Dir(), "todo", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		n, err := strconv.ParseUint(filepath.Base(name), 10, 64)
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := os.ReadFile(filepath.Join(q.Dir(), queue.Path("mess", queue.ID(n), q.Split())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs, msgs = append(envs, string(env)), append(msgs, string(msg))
+	}
+	return envs, msgs
+}
+
+// pipeWith returns the read end of a pipe that yields data and then end of
+// file (or, with hold, nothing more until the test ends).
+func pipeWith(t *testing.T, data string, hold bool) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	go func() {
+		w.Write([]byte(data))
+		if !hold {
+			w.Close()
+		}
+	}()
+	return r
+}
+
+// TestEnqueue is qmail-queue through the socket: exit codes as
+// qmail-queue's, and the Received line names the caller's uid.
+func TestEnqueue(t *testing.T) {
+	for _, tt := range []struct {
+		name, msg, env string
+		code           int
+		queued         bool
+	}{
+		{"queued", "Subject: x\n\nhi\n", "Fa@b\x00Tc@d\x00Te@f\x00\x00", 0, true},
+		{"no recipients", "x\n", "F\x00\x00", 0, true},
+		{"bad envelope", "x\n", "Xa@b\x00\x00", 91, false},
+		{"envelope cut", "x\n", "Fa@b\x00Tc@", 54, false},
+		{"address too long", "x\n", "F" + strings.Repeat("a", 1003) + "\x00\x00", 11, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q, path := queueServer(t, 0)
+			code := Enqueue(path, pipeWith(t, tt.msg, false), pipeWith(t, tt.env, false))
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d", code, tt.code)
+			}
+			envs, msgs := queued(t, q)
+			if !tt.queued {
+				if len(envs) != 0 {
+					t.Fatalf("queued %q", envs)
+				}
+				return
+			}
+			if len(envs) != 1 {
+				t.Fatalf("%d messages queued", len(envs))
+			}
+			wantEnv := "u" + strconv.Itoa(os.Getuid()) + "\x00p" + strconv.Itoa(os.Getpid()) + "\x00" + strings.TrimSuffix(tt.env, "\x00")
+			if envs[0] != wantEnv {
+				t.Errorf("envelope %q, want %q", envs[0], wantEnv)
+			}
+			who := "(qmail " + strconv.Itoa(os.Getpid()) + " invoked by uid " + strconv.Itoa(os.Getuid()) + ");"
+			if !strings.HasPrefix(msgs[0], "Received: "+who) || !strings.HasSuffix(msgs[0], "\n"+tt.msg) {
+				t.Errorf("message %q", msgs[0])
+			}
+		})
+	}
+}
+
+// TestEnqueueFiles: the message may be a regular file, as qmail-local's
+// is when it forwards.
+func TestEnqueueFiles(t *testing.T) {
+	q, path := queueServer(t, 0)
+	p := filepath.Join(t.TempDir(), "msg")
+	os.WriteFile(p, []byte("from a file\n"), 0o600)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if code := Enqueue(path, f, pipeWith(t, "Fa@b\x00Tc@d\x00\x00", false)); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if _, msgs := queued(t, q); len(msgs) != 1 || !strings.HasSuffix(msgs[0], "\nfrom a file\n") {
+		t.Errorf("queued %q", msgs)
+	}
+}
+
+// TestEnqueueTimeout: a message that never ends is given up after
+// Timeout with qmail-queue's read error, and nothing is queued.
+func TestEnqueueTimeout(t *testing.T) {
+	q, path := queueServer(t, 200*time.Millisecond)
+	code := Enqueue(path, pipeWith(t, "never ends", true), pipeWith(t, "", true))
+	if code != 54 {
+		t.Errorf("exit %d, want 54", code)
+	}
+	if envs, _ := queued(t, q); len(envs) != 0 {
+		t.Errorf("queued %q", envs)
+	}
+}
+
+// TestEnqueueShutdown: Serve's ctx ends an injection in progress.
+func TestEnqueueShutdown(t *testing.T) {
+	dir := t.TempDir()
+	q, err := queue.Open(filepath.Join(dir, "queue"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	path := filepath.Join(dir, "qq.sock")
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- (&QueueServer{Queue: q}).Serve(ctx, l) }()
+	codes := make(chan int, 1)
+	go func() { codes <- Enqueue(path, pipeWith(t, "never ends", true), pipeWith(t, "", true)) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve goes on after its ctx ended")
+	}
+	if code := <-codes; code != 54 {
+		t.Errorf("exit %d, want 54", code)
+	}
+	if code := Enqueue(path, pipeWith(t, "x", false), pipeWith(t, "F\x00\x00", false)); code != 56 {
+		t.Errorf("after Serve: exit %d, want 56", code)
+	}
+}
+
+// TestQueueServerMalformed: requests that break the protocol get no reply
+// and an error; the server goes on.
+func TestQueueServerMalformed(t *testing.T) {
+	q, path := queueServer(t, 0)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for _, tt := range []struct {
+		name string
+		rec  string
+		fds  []int
+	}{
+		{"no descriptors", "Q", nil},
+		{"one descriptor", "Q", []int{int(r.Fd())}},
+		{"three descriptors", "Q", []int{int(r.Fd()), int(r.Fd()), int(r.Fd())}},
+		{"wrong kind", "D", []int{int(r.Fd()), int(r.Fd())}},
+		{"fields", "Q1:1,", []int{int(r.Fd()), int(r.Fd())}},
+		{"long", strings.Repeat("Q", 1000), []int{int(r.Fd()), int(r.Fd())}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: path, Net: "unixpacket"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			var oob []byte
+			if tt.fds != nil {
+				oob = syscall.UnixRights(tt.fds...)
+			}
+			if _, _, err := conn.WriteMsgUnix([]byte(tt.rec), oob, nil); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 64)
+			if n, err := conn.Read(buf); err == nil {
+				t.Errorf("reply %q", buf[:n])
+			} else if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Error("connection not closed")
+			}
+		})
+	}
+	// The server still serves.
+	if code := Enqueue(path, pipeWith(t, "x\n", false), pipeWith(t, "F\x00Ta@b\x00\x00", false)); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if envs, _ := queued(t, q); len(envs) != 1 {
+		t.Errorf("queued %q", envs)
+	}
+	// Enqueue's own failures.
+	if code := Enqueue(filepath.Join(t.TempDir(), "none"), r, r); code != 56 {
+		t.Errorf("no server: exit %d", code)
+	}
+}
+
+// TestEnqueueBadReply: a server that answers nonsense gives exit 74.
+func TestEnqueueBadReply(t *testing.T) {
+	for _, reply := range []string{"", "X3:999,", "K", "X1:x,"} {
+		path := filepath.Join(t.TempDir(), "s")
+		l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			buf, oob := make([]byte, 64), make([]byte, oobSpace)
+			_, oobn, flags, _, _ := c.ReadMsgUnix(buf, oob)
+			fds, _ := rights(oob[:oobn], flags, 2)
+			closeAll(fds)
+			if reply != "" {
+				c.Write([]byte(reply))
+			}
+			c.Close()
+		}()
+		if code := Enqueue(path, pipeWith(t, "x", false), pipeWith(t, "F\x00\x00", false)); code != 74 {
+			t.Errorf("reply %q: exit %d, want 74", reply, code)
+		}
+		l.Close()
+	}
+}

@@ -1,0 +1,181 @@
+package lspawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/qmailkit/qmailkit/dotqmail"
+)
+
+// Deliverer delivers to one local recipient; *dotqmail.Local is one.
+type Deliverer interface {
+	Deliver(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error)
+}
+
+// Server delivers the messages a [Client] sends it, each in its own
+// goroutine, and sends back the outcomes.
+type Server struct {
+	// Local delivers; it must be set. A *dotqmail.Local in a root process
+	// delivers each message in a child process under the recipient's uid.
+	Local Deliverer
+	// Logger receives protocol errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// ServeConn serves one Client on conn, a SOCK_SEQPACKET unix socket, until
+// the Client closes it or ctx is done. Then it waits for the deliveries in
+// progress (when ctx is done, cancelled) and returns: nil after the
+// Client's close, else the error that ended it. A record that breaks the
+// protocol ends the connection with an error wrapping [ErrFormat].
+func (s *Server) ServeConn(ctx context.Context, conn *net.UnixConn) error {
+	logger := s.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancelAll := context.WithCancel(ctx)
+	defer cancelAll()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		running = make(map[uint64]context.CancelFunc)
+	)
+	defer wg.Wait()
+	buf := make([]byte, maxRecord)
+	oob := make([]byte, oobSpace)
+	for {
+		n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("lspawn: %w", err)
+		}
+		req, err := parseRequest(buf[:n], oob[:oobn], flags)
+		if err != nil {
+			logger.Error("lspawn: refusing the connection", "err", err)
+			return err
+		}
+		if req.kind == 'C' {
+			mu.Lock()
+			if cancel := running[req.id]; cancel != nil {
+				cancel()
+			}
+			mu.Unlock()
+			continue
+		}
+		dctx, cancel := context.WithCancel(ctx)
+		mu.Lock()
+		if running[req.id] != nil {
+			mu.Unlock()
+			cancel()
+			req.msg.Close()
+			err := fmt.Errorf("%w: id %d already in progress", ErrFormat, req.id)
+			logger.Error("lspawn: refusing the connection", "err", err)
+			return err
+		}
+		running[req.id] = cancel
+		mu.Unlock()
+		wg.Go(func() {
+			defer func() {
+				mu.Lock()
+				delete(running, req.id)
+				mu.Unlock()
+				cancel()
+				req.msg.Close()
+			}()
+			// A SectionReader, not the file: dotqmail.Local then gives the
+			// qmail-local child a copy, never the queue's file, whose
+			// inode the queue reuses for other users' messages.
+			res, err := s.Local.Deliver(dctx, req.sender, req.recipient, io.NewSectionReader(req.msg, 0, req.size))
+			status, text := "K", ""
+			if err != nil {
+				status, text = "Z", err.Error()
+				if dotqmail.ExitCode(err) == 100 {
+					status = "D"
+				}
+				if len(text) > maxErrText {
+					text = text[:maxErrText]
+				}
+			}
+			rec := appendRecord(nil, 'R', strconv.FormatUint(req.id, 10), status, res.Report, text)
+			if _, _, err := conn.WriteMsgUnix(rec, nil, nil); err != nil && !errors.Is(err, net.ErrClosed) {
+				logger.Warn("lspawn: cannot send a delivery's outcome", "id", req.id, "err", err)
+			}
+		})
+	}
+}
+
+type request struct {
+	kind              byte
+	id                uint64
+	sender, recipient string
+	size              int64
+	msg               *os.File
+}
+
+// parseRequest parses a D or C record and takes the descriptor of a D.
+func parseRequest(b, oob []byte, flags int) (request, error) {
+	nfd := 0
+	if len(b) > 0 && b[0] == 'D' {
+		nfd = 1
+	}
+	fds, err := rights(oob, flags, nfd)
+	if err != nil {
+		return request{}, err
+	}
+	fail := func(err error) (request, error) {
+		closeAll(fds)
+		return request{}, err
+	}
+	if flags&syscall.MSG_TRUNC != 0 {
+		return fail(fmt.Errorf("%w: longer than %d bytes", ErrFormat, maxRecord))
+	}
+	if len(b) > 0 && b[0] == 'C' {
+		_, f, err := parseRecord(b, 1)
+		if err != nil {
+			return fail(err)
+		}
+		id, err := parseID(f[0])
+		if err != nil {
+			return fail(err)
+		}
+		return request{kind: 'C', id: id}, nil
+	}
+	kind, f, err := parseRecord(b, 4)
+	if err != nil {
+		return fail(err)
+	}
+	if kind != 'D' {
+		return fail(fmt.Errorf("%w: kind %q in a request", ErrFormat, kind))
+	}
+	req := request{kind: 'D', sender: f[1], recipient: f[2]}
+	if req.id, err = parseID(f[0]); err != nil {
+		return fail(err)
+	}
+	if req.size, err = strconv.ParseInt(f[3], 10, 64); err != nil || req.size < 0 {
+		return fail(fmt.Errorf("%w: bad size %q", ErrFormat, f[3]))
+	}
+	req.msg = os.NewFile(uintptr(fds[0]), "message")
+	return req, nil
+}
+
+// DelivererFunc adapts a function to [Deliverer].
+type DelivererFunc func(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error)
+
+// Deliver calls f.
+func (f DelivererFunc) Deliver(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
+	return f(ctx, sender, recipient, msg)
+}
