@@ -57,15 +57,20 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/system"
 )
 
 func main() {
+	if code, ok := role(); ok {
+		os.Exit(code)
+	}
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -164,19 +169,64 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if metricsL, err = listen(*metricsAddr); err != nil {
 		return fail(err)
 	}
+	var lsp *helper
 	if root {
+		// Local deliveries run under each recipient's uid: a helper that
+		// stays root (qmail-lspawn) starts them. The program is resolved
+		// now: the account may not be able to read /proc/self/exe.
+		if *home, err = filepath.Abs(*home); err != nil {
+			return fail(err)
+		}
+		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
+			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
+		}
+		program, err := os.Executable()
+		if err != nil {
+			return fail(err)
+		}
+		// Pdeathsig is sent when the thread that started the helper ends:
+		// keep this goroutine on its thread, which then lives as long as
+		// the process (run is main's goroutine).
+		runtime.LockOSThread()
+		if lsp, err = startHelper(program, *home, *defDelivery, *logFormat, stderr); err != nil {
+			return fail(err)
+		}
+		defer func() {
+			lsp.client.Close() // the helper's end sees EOF and exits
+			select {
+			case <-lsp.exited:
+			case <-time.After(10 * time.Second):
+				logger.Warn("mta: the delivery helper has not exited yet")
+			}
+		}()
 		// The ports are bound (25, 587 and 110 need root); nothing else
-		// does, and nothing may be delivered as root.
+		// needs it, and nothing is delivered as root.
 		if err := dropPrivileges(uid, gid); err != nil {
 			return fail(err)
 		}
-		logger.Info("mta: running as an unprivileged account", "uid", uid, "gid", gid)
+		logger.Info("mta: running as an unprivileged account; local deliveries under the recipients' uids", "uid", uid, "gid", gid)
 	}
-	sys, err := system.Open(*home, system.Options{DefaultDelivery: *defDelivery, Logger: logger})
+	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger}
+	if lsp != nil {
+		opts.LocalDeliverer = lsp.client
+	}
+	sys, err := system.Open(*home, opts)
 	if err != nil {
 		return fail(err)
 	}
 	defer sys.Close()
+	var helperGone <-chan struct{}
+	if lsp != nil {
+		helperGone = lsp.client.Done()
+		// The way back into the queue for the forwards of deliveries under
+		// other uids, which may not write it: they run this program as
+		// qmail-queue, which connects here.
+		stopQQ, err := serveQueueSocket(sys, queueSocket(*home), logger)
+		if err != nil {
+			return fail(err)
+		}
+		defer stopQQ() // before sys.Close
+	}
 	tc, err := sys.TLSConfig()
 	if err != nil {
 		return fail(err)
@@ -223,6 +273,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			}
 			logger.Info("mta: stopped")
 			return 0
+		case <-helperGone:
+			// Without its helper the mta cannot deliver locally (it is
+			// no longer root to start another): stop, so that a
+			// supervisor restarts it; nothing queued is lost.
+			logger.Error("mta: the delivery helper is gone; stopping", "err", lsp.client.Err())
+			helperGone = nil
+			cancel()
+			<-done
+			return 1
 		}
 	}
 }
@@ -250,6 +309,37 @@ func lookupAccount(name string) (uid, gid int, err error) {
 		return uid, gid, nil
 	}
 	return 0, 0, fmt.Errorf("no account %s: create it or choose one with -user", strings.Join(names, " or "))
+}
+
+// serveQueueSocket serves lspawn.QueueServer for sys's queue on a unix
+// socket at path that every local uid may connect to (qmail-queue is
+// executable by all). stop ends it.
+func serveQueueSocket(sys *system.System, path string, logger *slog.Logger) (stop func(), err error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		qs := &lspawn.QueueServer{Queue: sys.Queue, Logger: logger.With("part", "qmail-queue")}
+		if err := qs.Serve(ctx, l); err != nil {
+			logger.Error("mta: qmail-queue socket: " + err.Error())
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		os.Remove(path)
+	}, nil
 }
 
 // dropPrivileges makes every thread of the process run as uid and gid,

@@ -63,7 +63,10 @@ type InitOptions struct {
 // forward to the demo user; users/poppasswd with the demo user's password;
 // control/tcp.smtp(.cdb) letting 127.0.0.1 relay; control/servercert.pem, a
 // self-signed certificate for the domain, 127.0.0.1 and ::1. Everything
-// belongs to the process's user, or as root to UID and GID.
+// belongs to the process's user, or as root to UID and GID. The home is
+// mode 755, as /var/qmail is, so that deliveries running under other uids
+// can reach it (examples/mta's forwards); what is secret in it
+// (users/poppasswd, servercert.pem) is mode 600, and the queue 750.
 func Init(home string, o InitOptions) (Demo, bool, error) {
 	if o.Domain == "" {
 		o.Domain = "localhost"
@@ -104,6 +107,9 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 	defer os.RemoveAll(tmp)
 	if err := build(tmp, home, o); err != nil {
 		return Demo{}, false, err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return Demo{}, false, fmt.Errorf("system: %w", err)
 	}
 	if os.Getuid() == 0 {
 		err := filepath.WalkDir(tmp, func(path string, _ fs.DirEntry, err error) error {

@@ -59,6 +59,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -101,6 +102,11 @@ type Options struct {
 	// Program is the qmail-local program for spawned deliveries; empty
 	// means QMAILHOME/bin/qmail-local.
 	Program string
+	// LocalDeliverer, when set, makes the local deliveries in place of
+	// System.Local (whose settings it then does not use): examples/mta,
+	// once it has dropped root, hands them to a helper process that kept
+	// it (internal/lspawn).
+	LocalDeliverer LocalDeliverer
 	// NoRecipientCheck accepts every local recipient at RCPT, as qmail
 	// does (unknown users are bounced later). By default a recipient that
 	// no user, .qmail file or default delivery would take is refused with
@@ -114,6 +120,14 @@ type Options struct {
 	// and POP3 sessions to finish; then they are cut (no message is
 	// acknowledged that is not queued). 0 means one minute.
 	ShutdownTimeout time.Duration
+}
+
+// LocalDeliverer delivers a message to one local recipient as
+// dotqmail.Local.Deliver does (*dotqmail.Local is one): the report is
+// qmail-lspawn's, without its status letter, and the error nil, permanent
+// or temporary.
+type LocalDeliverer interface {
+	Deliver(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error)
 }
 
 // System is a home directory's mail system. Open builds it; Run serves.
@@ -264,7 +278,11 @@ func UsersAdapter(a *assign.Users) dotqmail.Users {
 }
 
 func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
-	res, err := s.Local.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
+	var l LocalDeliverer = s.Local
+	if s.opts.LocalDeliverer != nil {
+		l = s.opts.LocalDeliverer
+	}
+	res, err := l.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
 	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
 }

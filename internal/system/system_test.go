@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -14,9 +15,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/queue"
@@ -544,4 +547,98 @@ func TestSendLogKeepsLine(t *testing.T) {
 	if rec["msg"] != "new msg 53" || rec["id"] != float64(53) {
 		t.Fatalf("record %s", buf.String())
 	}
+}
+
+// fakeLocal is a LocalDeliverer that records what it is given.
+type fakeLocal struct {
+	mu   sync.Mutex
+	got  []string
+	fail bool
+}
+
+func (f *fakeLocal) Deliver(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
+	b, err := io.ReadAll(msg)
+	if err != nil {
+		return dotqmail.Result{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, sender+" "+recipient+" "+string(b))
+	if f.fail {
+		return dotqmail.Result{Report: "Sorry, no mailbox here by that name. (#5.1.1)\n"},
+			&dotqmail.Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true}
+	}
+	return dotqmail.Result{Report: "did 0+0+1\n"}, nil
+}
+
+// TestLocalDeliverer: Options.LocalDeliverer makes the local deliveries
+// instead of System.Local, and its report and error class are the queue's.
+func TestLocalDeliverer(t *testing.T) {
+	for _, tt := range []struct {
+		fail bool
+		log  string
+	}{
+		{false, "delivery 1: success: did_0+0+1/"},
+		{true, "delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/"},
+	} {
+		t.Run(fmt.Sprint(tt.fail), func(t *testing.T) {
+			home := filepath.Join(t.TempDir(), "home")
+			demo, _, err := Init(home, InitOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fake := &fakeLocal{fail: tt.fail}
+			var log syncBuilder
+			sys, err := Open(home, Options{LocalDeliverer: fake, SendLogger: slog.New(queue.NewLogHandler(&log, false))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sys.Close()
+			if _, err := sys.Queue.Inject(t.Context(), queue.Envelope{Sender: "bob@example.org", Recipients: []string{demo.Address()}}, strings.NewReader("Subject: x\n\nhi\n")); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- sys.Scheduler.Run(ctx) }()
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(log.String(), "delivery 1: ") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no delivery logged:\n%s", log.String())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(log.String(), tt.log) {
+				t.Errorf("log lacks %q:\n%s", tt.log, log.String())
+			}
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			if len(fake.got) < 1 || !strings.HasPrefix(fake.got[0], "bob@example.org "+demo.Address()+" Received: ") || !strings.HasSuffix(fake.got[0], "\nSubject: x\n\nhi\n") {
+				t.Errorf("LocalDeliverer got %q", fake.got)
+			}
+			if n, _ := maildir.Dir(demo.Maildir).List(); len(n) != 0 {
+				t.Errorf("System.Local delivered too")
+			}
+		})
+	}
+}
+
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

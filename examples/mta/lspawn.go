@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/internal/lspawn"
+	"github.com/qmailkit/qmailkit/internal/system"
+)
+
+// The program's hidden roles, chosen first thing in main: the mta started
+// as root runs a copy of itself that stays root and delivers (qmail-lspawn),
+// which runs it as qmail-local under each recipient's uid (by argv[0], as
+// dotqmail.Local names it), whose forwards run it as qmail-queue.
+const (
+	roleEnv        = "QMAILKIT_MTA_ROLE"     // "lspawn" or "qmail-queue"
+	queueSocketEnv = "QMAILKIT_QUEUE_SOCKET" // the qmail-queue role's server
+)
+
+// queueSocket is where the mta takes back the forwards of deliveries made
+// under other uids (lspawn.QueueServer).
+func queueSocket(home string) string { return filepath.Join(home, "qmail-queue.sock") }
+
+// role runs the program in a hidden role, if it was started in one, and
+// returns its exit code.
+func role() (int, bool) {
+	switch {
+	case filepath.Base(os.Args[0]) == "qmail-local":
+		syscall.Umask(0o077)
+		return dotqmail.QmailLocal(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr), true
+	case os.Getenv(roleEnv) == "lspawn":
+		return lspawnMain(os.Args[1:], os.Stderr), true
+	case os.Getenv(roleEnv) == "qmail-queue":
+		// qmail-queue's interface: the message on 0, the envelope on 1.
+		return lspawn.Enqueue(os.Getenv(queueSocketEnv), os.Stdin, os.NewFile(1, "envelope")), true
+	}
+	return 0, false
+}
+
+// helper is the root delivery helper the mta starts before dropping root.
+type helper struct {
+	client *lspawn.Client
+	exited chan struct{} // closed when the process has exited
+}
+
+// startHelper starts program (this program, resolved while root) in the
+// lspawn role, connected by a socketpair, and returns its client. The
+// helper exits when the socket closes; Pdeathsig kills it should this
+// process die first.
+func startHelper(program, home, defaultDelivery, logFormat string, stderr io.Writer) (*helper, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "lspawn"), os.NewFile(uintptr(fds[1]), "lspawn")
+	defer mine.Close()
+	defer theirs.Close()
+	cmd := exec.Command(program, "-home", home, "-defaultdelivery", defaultDelivery, "-program", program, "-log", logFormat)
+	cmd.Env = append(withoutQmailEnv(os.Environ()), roleEnv+"=lspawn")
+	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3
+	cmd.Stderr = stderr
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the delivery helper: %w", err)
+	}
+	h := &helper{exited: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(h.exited)
+	}()
+	c, err := net.FileConn(mine)
+	if err != nil {
+		return nil, fmt.Errorf("delivery helper: %w", err) // theirs closes: the helper exits
+	}
+	h.client = lspawn.NewClient(c.(*net.UnixConn))
+	return h, nil
+}
+
+// withoutQmailEnv drops the variables the roles set from env.
+func withoutQmailEnv(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if name == "QMAILHOME" || name == "QMAILQUEUE" || strings.HasPrefix(name, "QMAILKIT_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// lspawnMain is the helper: it stays root and serves the mta's local
+// deliveries on descriptor 3, each through dotqmail.Local, which runs
+// program as qmail-local under the recipient's uid and refuses uid 0. The
+// qmail-local children's forwards run program as qmail-queue, which hands
+// them to the mta over queueSocket(home).
+func lspawnMain(args []string, stderr io.Writer) int {
+	// The mta stops first and then closes the socket: a terminal's ^C
+	// must not end deliveries under way.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	fs := flag.NewFlagSet("mta lspawn", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	home := fs.String("home", "", "home directory")
+	def := fs.String("defaultdelivery", "./Maildir/", "default delivery")
+	program := fs.String("program", "", "this program")
+	logFormat := fs.String("log", "text", "log format")
+	if err := fs.Parse(args); err != nil || *home == "" || *program == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "mta lspawn: started by the mta only")
+		return 2
+	}
+	var logger *slog.Logger
+	if *logFormat == "json" {
+		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	} else {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	if os.Geteuid() != 0 {
+		logger.Error("mta lspawn: not root")
+		return 1
+	}
+	f := os.NewFile(3, "lspawn")
+	c, err := net.FileConn(f) // a close-on-exec copy
+	f.Close()                 // so that no delivery inherits descriptor 3
+	if err != nil {
+		logger.Error("mta lspawn: descriptor 3: " + err.Error())
+		return 1
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		logger.Error("mta lspawn: descriptor 3 is not a unix socket")
+		return 1
+	}
+	defer conn.Close()
+	users := &assign.Users{CDB: filepath.Join(*home, "users", "cdb"), Passwd: assign.SystemPasswd{}}
+	defer users.Close()
+	env := append(withoutQmailEnv(os.Environ()),
+		"QMAILHOME="+*home,
+		"QMAILQUEUE="+*program,
+		roleEnv+"=qmail-queue",
+		queueSocketEnv+"="+queueSocket(*home))
+	srv := &lspawn.Server{
+		Local: &dotqmail.Local{
+			Users:           system.UsersAdapter(users),
+			DefaultDelivery: *def,
+			Program:         *program,
+			Env:             env,
+		},
+		Logger: logger,
+	}
+	if err := srv.ServeConn(context.Background(), conn); err != nil {
+		logger.Error("mta lspawn: " + err.Error())
+		return 1
+	}
+	return 0
+}
