@@ -2,9 +2,9 @@
 // exactly as qmail-local does, and resolves recipients to users as
 // qmail-lspawn does. It replaces qmail-local ([Deliverer.Deliver],
 // [Deliverer.Plan] for qmail-local -n, [QmailLocal] for its command line)
-// and qmail-lspawn ([Local]); the
-// programs people put in .qmail lines (preline, forward, condredirect,
-// bouncesaying, except) are in the helper subpackage.
+// and qmail-lspawn ([Local]); the programs people put in .qmail lines
+// (preline, forward, condredirect, bouncesaying, except) are in the helper
+// subpackage.
 //
 //	d := &dotqmail.Deliverer{Forwarder: q}
 //	res, err := d.Deliver(ctx, dotqmail.Target{

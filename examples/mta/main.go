@@ -28,10 +28,25 @@
 //	                    and /healthz; keep it on loopback (default: none)
 //	-user NAME          as root: the account to run as (default qmailkit, else nobody)
 //
-// Started as root, it makes the home for the account, binds its ports (so
-// -smtp :25 works), then runs everything, deliveries included, as that
-// account: mail is never delivered as root. Deliveries to system accounts
-// under their own uids (qmail's qmail-lspawn) are not done yet.
+// Started as root, it makes the home for the account (mode 755, as
+// /var/qmail), binds its ports (so -smtp :25 works), starts a delivery
+// helper, and runs everything else as that account. The helper, a copy of
+// this program that stays root (qmail's qmail-lspawn), is connected to it
+// by a socketpair and exits when it goes away; the mta passes it each
+// local delivery (sender, recipient, and the queue's message file as a
+// descriptor), and it resolves the recipient by users/cdb and the system's
+// passwd and runs this program again, as qmail-local, under the
+// recipient's uid and gid with no supplementary groups. Mail is never
+// delivered as root: a recipient with uid 0 is deferred ("Not allowed to
+// perform deliveries as root."). The qmail-local child may not write the
+// queue, so its forwards run this program as qmail-queue, which hands the
+// message and envelope descriptors to the mta over the socket
+// QMAILHOME/qmail-queue.sock (mode 666: any local user may queue mail, as
+// with qmail-queue); the Received line names the caller's uid. So this
+// program must be executable by the users, and the home searchable by
+// them. Should the helper die, the mta stops (exit 1): it can no longer
+// start one. Started as an ordinary user, it delivers in-process as that
+// user.
 //
 // Signals: SIGTERM or SIGINT stops accepting connections, lets the sessions
 // finish the message they are receiving, lets the deliveries in progress

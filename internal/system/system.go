@@ -48,8 +48,13 @@
 // Every part runs as the process's user. Local deliveries run in-process
 // when that is not root; in a root process dotqmail.Local runs each in a
 // QMAILHOME/bin/qmail-local child under the recipient's uid, and never
-// delivers as root. examples/mta drops root once its ports are bound;
-// examples/qmail-send keeps it, as qmail-send's qmail-lspawn does. Users
+// delivers as root. examples/qmail-send keeps root, as qmail-send's
+// qmail-lspawn does. examples/mta drops root once its ports are bound and
+// hands its local deliveries (Options.LocalDeliverer) to a helper process
+// that kept root and delivers each under the recipient's uid
+// (internal/lspawn, qmail-lspawn's split); those deliveries' forwards come
+// back into the queue through a socket, as the queue is not theirs to
+// write. Users
 // authenticate against users/poppasswd (SHA-crypt or {PLAIN}; Init writes
 // {PLAIN}, mode 0600); SMTP AUTH is offered only after STARTTLS.
 package system
