@@ -86,6 +86,17 @@ type Deliverer struct {
 	// Timeout abandons a delivery that takes longer; zero means
 	// DeliveryTimeout (24 hours). The context's own deadline applies too.
 	Timeout time.Duration
+	// Unnamed writes each message as an unnamed file in tmp/ (Linux's
+	// O_TMPFILE) and links it from there straight into new/, instead of
+	// creating tmp/X, linking it to new/X and unlinking tmp/X. Readers
+	// see the same complete, fsynced file appear in new/ through one
+	// link. No tmp/ name is made, so a crash leaves nothing to clean in
+	// tmp/, and concurrent deliveries do not queue for tmp/'s directory
+	// lock, which a create and an unlink each take. It applies to
+	// NamingModern; where the kernel or the file system (NFS among them)
+	// has no O_TMPFILE, or /proc/self/fd is missing, deliveries use the
+	// tmp/ protocol, as they do when Unnamed is false.
+	Unnamed bool
 
 	// seq counts the names this Deliverer made: the Q<n> field. Two
 	// Deliverer values in one process count separately; their names still
@@ -94,6 +105,10 @@ type Deliverer struct {
 
 	// link replaces root.Link in tests that simulate link failures.
 	link func(root *os.Root, oldname, newname string) error
+
+	// noUnnamed is set when an unnamed delivery found O_TMPFILE or
+	// /proc/self/fd unavailable: later deliveries use tmp/ names.
+	noUnnamed atomic.Bool
 
 	// syncs holds, per Maildir with deliveries in progress, the group
 	// commit of its new/ fsync; an entry goes with its last delivery.
@@ -190,6 +205,11 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 	if err := ctx.Err(); err != nil {
 		return fail("open", err)
 	}
+	if dl.Unnamed && dl.Naming == NamingModern && dl.link == nil && !dl.noUnnamed.Load() {
+		if name, done, err := dl.deliverUnnamed(ctx, dir, r); done {
+			return name, err
+		}
+	}
 	root, err := os.OpenRoot(string(dir))
 	if err != nil {
 		return fail("open", err)
@@ -220,18 +240,12 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 		return fail("sync", err)
 	}
 
-	// The quota of a Maildir++ folder is its parent's.
-	qroot, qpath := root, string(dir)
-	if _, err := root.Lstat(folderFile); err == nil {
-		qpath = filepath.Dir(filepath.Clean(qpath))
-		if qroot, err = os.OpenRoot(qpath); err != nil {
-			return fail("quota", err)
-		}
-		defer qroot.Close()
-	}
-	track, err := checkQuota(qroot, qpath, dl.Quota, dl.QuotaPermanent, dl.now(), size)
+	qroot, err := dl.checkQuota(root, dir, size)
 	if err != nil {
 		return fail("quota", err)
+	}
+	if qroot != nil && qroot != root {
+		defer qroot.Close()
 	}
 
 	newName := tmpName
@@ -246,14 +260,43 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 	if err := dl.syncNew(string(dir)); err != nil {
 		return fail("sync", err)
 	}
-	if track {
-		// Best effort, as in Courier: a lost line is fixed by the next
-		// recalculation.
-		if qf, err := qroot.OpenFile(quotaFile, os.O_WRONLY|os.O_APPEND, 0); err == nil {
-			writeDelta(qf, size, 1)
+	addDelta(qroot, size)
+	return newName, nil
+}
+
+// checkQuota checks the Maildir++ quota for a message of size bytes into
+// the Maildir open as root: the quota of a folder is its parent's. It
+// returns the root whose maildirsize gets the delivery's delta line (root,
+// or its parent, which the caller closes), or nil when no quota is kept.
+func (dl *Deliverer) checkQuota(root *os.Root, dir Dir, size int64) (*os.Root, error) {
+	qroot, qpath := root, string(dir)
+	if _, err := root.Lstat(folderFile); err == nil {
+		qpath = filepath.Dir(filepath.Clean(qpath))
+		var err error
+		if qroot, err = os.OpenRoot(qpath); err != nil {
+			return nil, err
 		}
 	}
-	return newName, nil
+	track, err := checkQuota(qroot, qpath, dl.Quota, dl.QuotaPermanent, dl.now(), size)
+	if err != nil || !track {
+		if qroot != root {
+			qroot.Close()
+		}
+		return nil, err
+	}
+	return qroot, nil
+}
+
+// addDelta appends a delivery's line to the maildirsize in qroot (nil:
+// none). Best effort, as in Courier: a lost line is fixed by the next
+// recalculation.
+func addDelta(qroot *os.Root, size int64) {
+	if qroot == nil {
+		return
+	}
+	if qf, err := qroot.OpenFile(quotaFile, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		writeDelta(qf, size, 1)
+	}
 }
 
 func (dl *Deliverer) now() time.Time {

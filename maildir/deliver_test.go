@@ -84,10 +84,48 @@ func isPermanent(err error) bool {
 	return errors.As(err, &p) && p.Permanent()
 }
 
-// Spec vector 4.
+// unnamed selects the delivery protocol of a test: tmp/ names, or
+// Deliverer.Unnamed.
+type unnamed bool
+
+// modes are both protocols, for tests that must hold for each.
+var modes = []unnamed{false, true}
+
+func (u unnamed) name(s string) string {
+	if u {
+		return s + "/unnamed"
+	}
+	return s
+}
+
+// moded is a table test case with a protocol.
+type moded[T any] struct {
+	v    T
+	mode unnamed
+}
+
+// forEachMode pairs every test case with each protocol.
+func forEachMode[T any](tests []T) []moded[T] {
+	var out []moded[T]
+	for _, m := range modes {
+		for _, tt := range tests {
+			out = append(out, moded[T]{tt, m})
+		}
+	}
+	return out
+}
+
+// Spec vector 4, by both protocols.
 func TestDeliver(t *testing.T) {
+	for _, u := range modes {
+		t.Run(u.name("deliver"), func(t *testing.T) { testDeliver(t, bool(u)) })
+	}
+}
+
+func testDeliver(t *testing.T, unnamed bool) {
 	d := newDir(t)
-	name, err := d.Deliver(t.Context(), stringsReader("x\n"))
+	dl := &Deliverer{Unnamed: unnamed}
+	name, err := dl.Deliver(t.Context(), d, stringsReader("x\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,13 +313,14 @@ func TestDeliverErrorsLeaveNothing(t *testing.T) {
 			os.WriteFile(filepath.Join(string(d), "new"), nil, 0o600)
 		}, stringsReader("x\n"), "link"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range forEachMode(tests) {
+		t.Run(tt.mode.name(tt.v.name), func(t *testing.T) {
+			tt, dl := tt.v, &Deliverer{Unnamed: bool(tt.mode)}
 			d := newDir(t)
 			if tt.setup != nil {
 				tt.setup(t, d)
 			}
-			_, err := d.Deliver(t.Context(), tt.r)
+			_, err := dl.Deliver(t.Context(), d, tt.r)
 			if err == nil {
 				t.Fatal("delivery succeeded")
 			}
@@ -377,8 +416,9 @@ func TestDeliverRandFails(t *testing.T) {
 // A delivery never leaves the Maildir: tmp/ or new/ as a symbolic link to
 // a directory outside fails the delivery and writes nothing there.
 func TestDeliverSymlinkEscape(t *testing.T) {
-	for _, sub := range []string{"tmp", "new"} {
-		t.Run(sub, func(t *testing.T) {
+	for _, tt := range forEachMode([]string{"tmp", "new"}) {
+		t.Run(tt.mode.name(tt.v), func(t *testing.T) {
+			sub, dl := tt.v, &Deliverer{Unnamed: bool(tt.mode)}
 			d := newDir(t)
 			outside := t.TempDir()
 			p := filepath.Join(string(d), sub)
@@ -388,7 +428,7 @@ func TestDeliverSymlinkEscape(t *testing.T) {
 			if err := os.Symlink(outside, p); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.Deliver(t.Context(), stringsReader("x\n")); err == nil {
+			if _, err := dl.Deliver(t.Context(), d, stringsReader("x\n")); err == nil {
 				t.Fatal("delivery through a symbolic link out of the maildir succeeded")
 			}
 			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
@@ -430,8 +470,14 @@ func TestDeliverQmailNamingSameSecond(t *testing.T) {
 // two Maildirs all land, share their new/ fsyncs per Maildir, and leave no
 // group-commit state behind.
 func TestDeliverSharedSync(t *testing.T) {
+	for _, u := range modes {
+		t.Run(u.name("shared"), func(t *testing.T) { testDeliverSharedSync(t, bool(u)) })
+	}
+}
+
+func testDeliverSharedSync(t *testing.T, unnamed bool) {
 	a, b := newDir(t), newDir(t)
-	var dl Deliverer
+	dl := Deliverer{Unnamed: unnamed}
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
 	for i := range 40 {
@@ -458,5 +504,61 @@ func TestDeliverSharedSync(t *testing.T) {
 	}
 	if len(dl.syncs) != 0 {
 		t.Errorf("%d group-commit entries left", len(dl.syncs))
+	}
+}
+
+// tmpWatcher is a message reader that records, at each read, the files in
+// its Maildir's tmp/.
+type tmpWatcher struct {
+	t    *testing.T
+	d    Dir
+	r    io.Reader
+	seen []string
+}
+
+func (w *tmpWatcher) Read(p []byte) (int, error) {
+	ents, err := os.ReadDir(filepath.Join(string(w.d), "tmp"))
+	if err != nil {
+		w.t.Error(err)
+	}
+	for _, e := range ents {
+		w.seen = append(w.seen, e.Name())
+	}
+	return w.r.Read(p)
+}
+
+// An unnamed delivery never names a file in tmp/: while the message is
+// being written tmp/ stays empty (by the tmp/ protocol it holds the file),
+// and the message appears in new/ complete, with mode 0600 and the size
+// tag when asked.
+func TestDeliverUnnamedNoTmpName(t *testing.T) {
+	for _, u := range modes {
+		t.Run(u.name("watch"), func(t *testing.T) {
+			d := newDir(t)
+			w := &tmpWatcher{t: t, d: d, r: stringsReader("Subject: x\n\nbody\n")}
+			dl := &Deliverer{Unnamed: bool(u), SizeTag: true}
+			name, err := dl.Deliver(t.Context(), d, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u && len(w.seen) != 0 {
+				t.Errorf("tmp/ held %q during an unnamed delivery", w.seen)
+			}
+			if !u && len(w.seen) == 0 {
+				t.Error("tmp/ was empty during a tmp/-protocol delivery: the watcher sees nothing")
+			}
+			if !strings.HasSuffix(name, ",S=17") {
+				t.Errorf("name %q lacks the size tag ,S=17", name)
+			}
+			wantFiles(t, d, "new", map[string]string{name: "Subject: x\n\nbody\n"})
+			wantFiles(t, d, "tmp", nil)
+			fi, err := os.Stat(filepath.Join(string(d), "new", name))
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("new/%s: %v, %v; want mode 0600", name, fi, err)
+			}
+			if dl.noUnnamed.Load() {
+				t.Error("this kernel and file system fell back to tmp/ names")
+			}
+		})
 	}
 }

@@ -60,7 +60,11 @@
 // on file systems without hard links, the rename fallback checks that the
 // name is free. Deliveries work relative to the Maildir's open directory
 // handle ([os.Root]), so a symbolic link cannot take them outside it.
-// Every failure removes the delivery's tmp/ file. A delivery is abandoned
+// Every failure removes the delivery's tmp/ file. With [Deliverer.Unnamed]
+// (Linux) the message is written as an unnamed file in tmp/ (O_TMPFILE)
+// and the same single link puts it into new/: a crash leaves nothing in
+// tmp/, and concurrent deliveries into one Maildir do not wait for tmp/'s
+// directory lock. A delivery is abandoned
 // after 24 hours ([DeliveryTimeout]); [Dir.Clean] removes tmp/ files
 // unaccessed for 36 hours ([CleanAge]), which can only be such leftovers.
 //

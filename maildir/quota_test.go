@@ -173,8 +173,9 @@ func TestQuotaRules(t *testing.T) {
 			after: "1000S\n3 1\n50 1\n"},
 		{name: "bad quota line ignored", file: "lots\n100 1\n", size: 5000, after: "lots\n100 1\n"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range forEachMode(tests) {
+		t.Run(tt.mode.name(tt.v.name), func(t *testing.T) {
+			tt, unnamed := tt.v, tt.mode
 			d := newDir(t)
 			for i, size := range tt.messages {
 				put(t, d, "cur", "m"+string(rune('a'+i))+":2,S", strings.Repeat("m", size), now)
@@ -182,7 +183,7 @@ func TestQuotaRules(t *testing.T) {
 			if tt.file != "" {
 				writeMaildirsize(t, d, tt.file, now.Add(-tt.age))
 			}
-			dl := &Deliverer{Now: func() time.Time { return now }, Quota: tt.configured}
+			dl := &Deliverer{Now: func() time.Time { return now }, Quota: tt.configured, Unnamed: bool(unnamed)}
 			_, err := dl.Deliver(t.Context(), d, strings.NewReader(strings.Repeat("x", tt.size)))
 			if tt.refused != errors.Is(err, ErrQuota) {
 				t.Fatalf("err = %v, refused want %v", err, tt.refused)
@@ -248,6 +249,12 @@ func TestRecalculateQuota(t *testing.T) {
 // A Maildir++ folder (it holds maildirfolder) is counted in its parent's
 // maildirsize, as Courier does.
 func TestQuotaFolder(t *testing.T) {
+	for _, unnamed := range modes {
+		t.Run(unnamed.name("folder"), func(t *testing.T) { testQuotaFolder(t, bool(unnamed)) })
+	}
+}
+
+func testQuotaFolder(t *testing.T, unnamed bool) {
 	now := time.Unix(1700000000, 0)
 	d := newDir(t)
 	writeMaildirsize(t, d, "1000S\n100 1\n", now)
@@ -258,7 +265,7 @@ func TestQuotaFolder(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(string(folder), "maildirfolder"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dl := &Deliverer{Now: func() time.Time { return now }}
+	dl := &Deliverer{Now: func() time.Time { return now }, Unnamed: unnamed}
 	name, err := dl.Deliver(t.Context(), folder, strings.NewReader(strings.Repeat("x", 300)))
 	if err != nil {
 		t.Fatal(err)
