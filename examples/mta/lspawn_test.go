@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -218,5 +219,33 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 			t.Fatalf("the helper (pid %d) outlives the mta", helper)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRootHelperDies: without its root helper the mta cannot deliver
+// locally, nor start another helper: it stops with exit 1.
+func TestRootHelperDies(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the delivery helper")
+	}
+	p := startMTAAs(t, filepath.Join(scratch(t), "home"), false, "-user", "nobody")
+	var helper int
+	for _, c := range children(t, p.cmd.Process.Pid) {
+		if uids, _ := procIDs(t, c); len(uids) == 4 && uids[0] == "0" {
+			helper = c
+		}
+	}
+	if helper == 0 {
+		t.Fatalf("no root helper\n%s", p.stderr)
+	}
+	if err := syscall.Kill(helper, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := p.wait(t)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1", err)
+	}
+	if !strings.Contains(p.stderr.String(), "the delivery helper is gone; stopping") {
+		t.Errorf("log:\n%s", p.stderr)
 	}
 }
