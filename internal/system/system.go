@@ -77,6 +77,7 @@ import (
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpclient"
@@ -213,8 +214,10 @@ func Open(home string, opts Options) (*System, error) {
 		def = "./Maildir/"
 	}
 	s.Local = &dotqmail.Local{
-		Users:           UsersAdapter(s.Users),
-		Deliverer:       &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local")},
+		Users: UsersAdapter(s.Users),
+		Deliverer: &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local"),
+			// Modern Maildir deliveries: no tmp/ name (see maildir.Deliverer.Unnamed).
+			Maildir: &maildir.Deliverer{Unnamed: !opts.QmailCompat}},
 		DefaultDelivery: def,
 		Program:         opts.Program,
 		Spawn:           opts.Spawn,
