@@ -54,8 +54,9 @@
 // that kept root and delivers each under the recipient's uid
 // (internal/lspawn, qmail-lspawn's split); those deliveries' forwards come
 // back into the queue through a socket, as the queue is not theirs to
-// write. Users
-// authenticate against users/poppasswd (SHA-crypt or {PLAIN}; Init writes
+// write. A recipient whose user has the process's own uid and gid is
+// delivered in-process even then: a child under that uid would have
+// exactly the process's rights. Users authenticate against users/poppasswd (SHA-crypt or {PLAIN}; Init writes
 // {PLAIN}, mode 0600); SMTP AUTH is offered only after STARTTLS.
 package system
 
@@ -68,6 +69,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -111,7 +113,8 @@ type Options struct {
 	// LocalDeliverer, when set, makes the local deliveries in place of
 	// System.Local (whose settings it then does not use): examples/mta,
 	// once it has dropped root, hands them to a helper process that kept
-	// it (internal/lspawn).
+	// it (internal/lspawn). Recipients whose user has the process's own
+	// uid and gid are still delivered by System.Local, in-process.
 	LocalDeliverer LocalDeliverer
 	// NoRecipientCheck accepts every local recipient at RCPT, as qmail
 	// does (unknown users are bounced later). By default a recipient that
@@ -287,12 +290,24 @@ func UsersAdapter(a *assign.Users) dotqmail.Users {
 
 func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
 	var l LocalDeliverer = s.Local
-	if s.opts.LocalDeliverer != nil {
+	if s.opts.LocalDeliverer != nil && !s.ownUser(ctx, d.Recipients[0]) {
 		l = s.opts.LocalDeliverer
 	}
 	res, err := l.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
 	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
+}
+
+// ownUser reports whether recipient's user has the process's own uid (and
+// is not root): a delivery under that uid needs no other process, since the
+// child would have exactly this process's rights.
+func (s *System) ownUser(ctx context.Context, recipient string) bool {
+	at := strings.LastIndexByte(recipient, '@')
+	if at <= 0 {
+		return false
+	}
+	u, err := s.Users.Lookup(ctx, recipient[:at])
+	return err == nil && u.UID != 0 && u.UID == os.Geteuid() && u.GID == os.Getegid()
 }
 
 func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/maildir"
@@ -575,17 +576,36 @@ func (f *fakeLocal) Deliver(ctx context.Context, sender, recipient string, msg i
 // instead of System.Local, and its report and error class are the queue's.
 func TestLocalDeliverer(t *testing.T) {
 	for _, tt := range []struct {
+		name string
 		fail bool
+		own  bool // the demo user has this process's uid and gid
 		log  string
 	}{
-		{false, "delivery 1: success: did_0+0+1/"},
-		{true, "delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/"},
+		{"other uid", false, false, "delivery 1: success: did_0+0+1/"},
+		{"other uid, failing", true, false, "delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/"},
+		{"own uid: in-process", true, true, "delivery 1: success: did_1+0+0/"},
 	} {
-		t.Run(fmt.Sprint(tt.fail), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			home := filepath.Join(t.TempDir(), "home")
 			demo, _, err := Init(home, InitOptions{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if !tt.own {
+				// The demo user under another uid.
+				assignFile := filepath.Join(home, "users", "assign")
+				b, err := os.ReadFile(assignFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				own := fmt.Sprintf(":%d:%d:", os.Getuid(), os.Getgid())
+				other := fmt.Sprintf(":%d:%d:", os.Getuid()+1, os.Getgid())
+				if err := os.WriteFile(assignFile, []byte(strings.ReplaceAll(string(b), own, other)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := assign.CompileFile(assignFile, filepath.Join(home, "users", "cdb")); err != nil {
+					t.Fatal(err)
+				}
 			}
 			fake := &fakeLocal{fail: tt.fail}
 			var log syncBuilder
@@ -616,10 +636,17 @@ func TestLocalDeliverer(t *testing.T) {
 			}
 			fake.mu.Lock()
 			defer fake.mu.Unlock()
+			n, _ := maildir.Dir(demo.Maildir).List()
+			if tt.own {
+				if len(fake.got) != 0 || len(n) != 1 {
+					t.Errorf("LocalDeliverer got %q, System.Local delivered %d: want 0 and 1", fake.got, len(n))
+				}
+				return
+			}
 			if len(fake.got) < 1 || !strings.HasPrefix(fake.got[0], "bob@example.org "+demo.Address()+" Received: ") || !strings.HasSuffix(fake.got[0], "\nSubject: x\n\nhi\n") {
 				t.Errorf("LocalDeliverer got %q", fake.got)
 			}
-			if n, _ := maildir.Dir(demo.Maildir).List(); len(n) != 0 {
+			if len(n) != 0 {
 				t.Errorf("System.Local delivered too")
 			}
 		})
