@@ -191,7 +191,7 @@ type deadlineReader struct {
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	if d.s.br.Buffered() == 0 {
-		d.s.conn.SetReadDeadline(time.Now().Add(d.s.srv.timeout()))
+		d.s.conn.SetReadDeadline(time.Now().Add(d.s.set.Timeout))
 	}
 	k, err := d.r.Read(p)
 	d.n += int64(k)

@@ -44,16 +44,16 @@ func SessionFrom(ctx context.Context) *Session {
 
 // session is one connection's state machine.
 type session struct {
-	srv      *Server
-	conn     net.Conn // the connection, under TLS after STARTTLS
-	raw      net.Conn // the connection as accepted: only this one is touched by other goroutines
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	ctx      context.Context
-	info     Session
-	compat   bool
-	maxLine  int
-	greeting string // Server.greeting(), worked out once
+	srv     *Server
+	conn    net.Conn // the connection, under TLS after STARTTLS
+	raw     net.Conn // the connection as accepted: only this one is touched by other goroutines
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	ctx     context.Context
+	info    Session
+	compat  bool
+	maxLine int
+	set     Settings // Server.settings(), fixed for the session
 
 	heloSeen bool
 	ehlo     bool
@@ -90,7 +90,6 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 		compat: srv.Compat,
 	}
 	s.maxLine = srv.limit(srv.MaxLineLength, 4096, 1<<20)
-	s.greeting = srv.greeting()
 	s.info.Env = env
 	s.info.RemoteAddr = c.RemoteAddr()
 	s.info.LocalAddr = c.LocalAddr()
@@ -99,14 +98,15 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 	} else if ap, err := netip.ParseAddrPort(addrString(c.RemoteAddr())); err == nil {
 		s.info.RemoteIP = ap.Addr().Unmap()
 	}
-	s.databytes = srv.MaxMessageBytes
-	if v, ok := env["DATABYTES"]; ok {
-		s.databytes = int64(scanUlong(v))
-	}
 	if v, ok := env["RELAYCLIENT"]; ok {
 		s.relay, s.suffix = true, v
 	}
 	s.info.Relay = s.relay
+	s.set = srv.settings(&s.info)
+	s.databytes = s.set.MaxMessageBytes
+	if v, ok := env["DATABYTES"]; ok {
+		s.databytes = int64(scanUlong(v))
+	}
 	return s
 }
 
@@ -143,7 +143,7 @@ func (s *session) flush() error {
 	if s.bw.Buffered() == 0 {
 		return nil
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(s.srv.timeout()))
+	s.conn.SetWriteDeadline(time.Now().Add(s.set.Timeout))
 	if err := s.bw.Flush(); err != nil {
 		return s.netErr(err)
 	}
@@ -199,7 +199,7 @@ func (s *session) waitInput() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
 	return nil
 }
 
@@ -213,7 +213,7 @@ func (s *session) readLine() (line string, tooLong bool, err error) {
 		}
 		s.idle.Store(true)
 		defer s.idle.Store(false)
-		s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+		s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
 		if s.shutdown.Load() {
 			s.replyFlush(replyShutdown)
 			return "", false, ErrServerClosed
@@ -221,7 +221,7 @@ func (s *session) readLine() (line string, tooLong bool, err error) {
 	} else {
 		// A pipelined line may still be incomplete: never block on an old
 		// deadline.
-		s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+		s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
 	}
 	var buf []byte
 	for {
@@ -235,7 +235,7 @@ func (s *session) readLine() (line string, tooLong bool, err error) {
 		}
 		if err == bufio.ErrBufferFull {
 			if s.br.Buffered() == 0 {
-				s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+				s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
 			}
 			continue
 		}
@@ -274,7 +274,7 @@ func (s *session) serve(ctx context.Context) error {
 	if d := s.srv.GreetDelay; d > 0 {
 		s.conn.SetReadDeadline(time.Now().Add(d))
 		if _, err := s.br.Peek(1); err == nil {
-			s.conn.SetWriteDeadline(time.Now().Add(s.srv.timeout()))
+			s.conn.SetWriteDeadline(time.Now().Add(s.set.Timeout))
 			s.bw.Write(replySync.format(!s.compat))
 			s.bw.Flush()
 			log.Info("smtpserver: early talker", "ip", s.info.RemoteIP)
@@ -290,7 +290,7 @@ func (s *session) serve(ctx context.Context) error {
 	if s.srv.LMTP {
 		word = "LMTP"
 	}
-	s.reply(Reply{Code: 220, Text: s.greeting + " " + word})
+	s.reply(Reply{Code: 220, Text: s.set.Greeting + " " + word})
 	for {
 		if max := s.srv.limit(s.srv.MaxErrors, 20, 0); max > 0 && s.errs >= max {
 			s.reply(replyTooManyErrs)
@@ -326,7 +326,7 @@ func (s *session) command(line string) error {
 	switch {
 	case verb == "HELO" && !lmtp:
 		s.helo(arg, false)
-		s.bw.Write(Reply{Code: 250, Text: s.greeting}.format(false))
+		s.bw.Write(Reply{Code: 250, Text: s.set.Greeting}.format(false))
 		return s.flush()
 	case verb == "EHLO" && !lmtp, verb == "LHLO" && lmtp:
 		s.helo(arg, true)
@@ -355,7 +355,7 @@ func (s *session) command(line string) error {
 		s.reply(replyHelp)
 		return s.flush()
 	case verb == "QUIT":
-		s.reply(Reply{Code: 221, Enhanced: "2.0.0", Text: s.greeting})
+		s.reply(Reply{Code: 221, Enhanced: "2.0.0", Text: s.set.Greeting})
 		s.flush()
 		return errQuit
 	case verb == "STARTTLS" && s.srv.TLSConfig != nil:
@@ -385,7 +385,7 @@ func (s *session) authOffered() bool {
 
 // extensions is the EHLO reply (spec §13.1).
 func (s *session) extensions() []string {
-	ext := []string{s.greeting, "PIPELINING", "8BITMIME"}
+	ext := []string{s.set.Greeting, "PIPELINING", "8BITMIME"}
 	if !s.compat {
 		if s.databytes > 0 {
 			ext = append(ext, "SIZE "+strconv.FormatInt(s.databytes, 10))
@@ -424,7 +424,7 @@ func (s *session) localIPHost(addr string) string {
 	if !ok || !s.srv.isLocalIP(ip) {
 		return addr
 	}
-	return addr[:i+1] + s.srv.localIPHost()
+	return addr[:i+1] + s.set.LocalIPHost
 }
 
 // address parses a MAIL or RCPT argument. In modern mode it also checks the
@@ -588,7 +588,7 @@ func (s *session) cmdData(arg string) error {
 		return s.flush()
 	}
 	dr := newDataReader(s.br, s.databytes, !s.compat, false)
-	dr.beforeFill = func() { s.conn.SetReadDeadline(time.Now().Add(s.srv.timeout())) }
+	dr.beforeFill = func() { s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout)) }
 	from, rcpts, rec := s.from, s.rcpts, s.receivedLine()
 	s.resetTx() // the transaction ends as soon as DATA is accepted
 	in := &dataIn{s: s, dr: dr, rec: rec, lazy354: true}

@@ -24,6 +24,12 @@
 // RELAYCLIENT (set, even empty: the client may relay), DATABYTES
 // (overrides [Server.MaxMessageBytes]) and RBLSMTPD (rblsmtpd's decision).
 //
+// A session fixes the values of qmail-smtpd's one-line control files
+// ([Settings]: hostname, greeting, localiphost, databytes, timeout) when it
+// starts and keeps them to its end; [Server.SessionSettings] gives new
+// sessions new ones while the server runs, so that a reload of the control
+// files drops no connection.
+//
 // Modern mode (the default) adds, over qmail: SIZE, ENHANCEDSTATUSCODES,
 // STARTTLS ([Server.TLSConfig]), AUTH PLAIN and LOGIN ([Server.Auth],
 // [Checkpassword]), SMTPUTF8, CHUNKING (BDAT), parameter and address-length

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/qmailkit/qmailkit/smtpserver"
@@ -70,4 +71,59 @@ func Example() {
 	//
 	// .dot-stuffed
 	// (from a@example.net to joe@example.org)
+}
+
+// New sessions take new settings while the server runs: here a reload
+// (say, on SIGHUP) swaps the greeting and databytes; a session already
+// open keeps the values it started with.
+func ExampleServer_SessionSettings() {
+	var current atomic.Pointer[smtpserver.Settings]
+	current.Store(&smtpserver.Settings{Hostname: "mx.example.org"})
+	srv := &smtpserver.Server{
+		SessionSettings: func(*smtpserver.Session) smtpserver.Settings { return *current.Load() },
+	}
+	session := func() (net.Conn, *bufio.Reader) {
+		client, server := net.Pipe()
+		go srv.ServeConn(context.Background(), server, nil)
+		return client, bufio.NewReader(client)
+	}
+	say := func(c net.Conn, r *bufio.Reader, cmd string) {
+		if cmd != "" {
+			io.WriteString(c, cmd)
+		}
+		for { // every line of the reply
+			l, _ := r.ReadString('\n')
+			fmt.Print("S: ", l[:len(l)-2], "\n")
+			if len(l) < 4 || l[3] != '-' {
+				return
+			}
+		}
+	}
+	c1, r1 := session()
+	say(c1, r1, "")
+
+	// The reload.
+	current.Store(&smtpserver.Settings{Hostname: "mx.example.org", Greeting: "mx.example.org NO UCE", MaxMessageBytes: 1000})
+
+	c2, r2 := session()
+	say(c2, r2, "")
+	say(c1, r1, "EHLO client.example\r\n")
+	say(c2, r2, "EHLO client.example\r\n")
+	// Output:
+	// S: 220 mx.example.org ESMTP
+	// S: 220 mx.example.org NO UCE ESMTP
+	// S: 250-mx.example.org
+	// S: 250-PIPELINING
+	// S: 250-8BITMIME
+	// S: 250-SIZE
+	// S: 250-ENHANCEDSTATUSCODES
+	// S: 250-SMTPUTF8
+	// S: 250 CHUNKING
+	// S: 250-mx.example.org NO UCE
+	// S: 250-PIPELINING
+	// S: 250-8BITMIME
+	// S: 250-SIZE 1000
+	// S: 250-ENHANCEDSTATUSCODES
+	// S: 250-SMTPUTF8
+	// S: 250 CHUNKING
 }

@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -64,7 +65,8 @@ func (f EnqueuerFunc) Enqueue(ctx context.Context, from string, to []string, msg
 // Server is an SMTP (or LMTP) server with qmail-smtpd's semantics. Its zero
 // value serves with modern defaults, refusing relaying and refusing every
 // message with 451 until an Enqueuer is set. Fields must not change once
-// the server has started.
+// the server has started; [Server.SessionSettings] gives new sessions new
+// values.
 type Server struct {
 	// Hostname is qmail's control/me: the default of Greeting and
 	// LocalIPHost. Empty means os.Hostname().
@@ -129,6 +131,16 @@ type Server struct {
 	// MaxConnsPerIP limits concurrent sessions per client address in Serve
 	// (ServeConn is not limited). 0 means unlimited.
 	MaxConnsPerIP int
+	// SessionSettings, when set, is called once as each session starts,
+	// with the connection's environment and addresses, and the session
+	// uses what it returns in place of Hostname, Greeting, LocalIPHost,
+	// MaxMessageBytes and Timeout until it ends. It lets a running server
+	// give new values to new sessions (control files reread on SIGHUP, as
+	// each qmail-smtpd process reads them when it starts) while sessions in
+	// progress keep theirs, since the fields themselves must not change.
+	// The connection's DATABYTES still overrides MaxMessageBytes. Nil uses
+	// the fields.
+	SessionSettings func(*Session) Settings
 	// GreetDelay waits this long before the greeting; a client that talks
 	// first is an early talker and is refused with 554 (spec §13.7). 0 means
 	// no wait (and no early-talker check).
@@ -192,35 +204,44 @@ func (srv *Server) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func (srv *Server) hostname() string {
-	if srv.Hostname != "" {
-		return srv.Hostname
-	}
-	if h, err := os.Hostname(); err == nil && h != "" {
-		return h
-	}
-	return "localhost"
+// Settings are the values qmail-smtpd reads from its one-line control
+// files, each with the meaning (zero value included) of the [Server] field
+// of the same name. A session fixes them when it starts: see
+// [Server.SessionSettings].
+type Settings struct {
+	Hostname        string        // control/me
+	Greeting        string        // control/smtpgreeting
+	LocalIPHost     string        // control/localiphost
+	MaxMessageBytes int64         // control/databytes
+	Timeout         time.Duration // control/timeoutsmtpd
 }
 
-func (srv *Server) greeting() string {
-	if srv.Greeting != "" {
-		return srv.Greeting
+// settings returns the values a new session uses, defaults filled in.
+func (srv *Server) settings(s *Session) Settings {
+	set := Settings{
+		Hostname:        srv.Hostname,
+		Greeting:        srv.Greeting,
+		LocalIPHost:     srv.LocalIPHost,
+		MaxMessageBytes: srv.MaxMessageBytes,
+		Timeout:         srv.Timeout,
 	}
-	return srv.hostname()
-}
-
-func (srv *Server) localIPHost() string {
-	if srv.LocalIPHost != "" {
-		return srv.LocalIPHost
+	if srv.SessionSettings != nil {
+		set = srv.SessionSettings(s)
 	}
-	return srv.hostname()
-}
-
-func (srv *Server) timeout() time.Duration {
-	if srv.Timeout > 0 {
-		return srv.Timeout
+	if set.Greeting == "" || set.LocalIPHost == "" {
+		if set.Hostname == "" {
+			set.Hostname = "localhost"
+			if h, err := os.Hostname(); err == nil && h != "" {
+				set.Hostname = h
+			}
+		}
+		set.Greeting = cmp.Or(set.Greeting, set.Hostname)
+		set.LocalIPHost = cmp.Or(set.LocalIPHost, set.Hostname)
 	}
-	return 1200 * time.Second
+	if set.Timeout <= 0 {
+		set.Timeout = 1200 * time.Second
+	}
+	return set
 }
 
 // limit returns v if positive, unlimited (0) if negative, and the mode's

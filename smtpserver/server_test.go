@@ -2,10 +2,13 @@ package smtpserver
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -245,4 +248,116 @@ func TestZeroServer(t *testing.T) {
 	c.expect("451 4.3.0 qqt failure (#4.3.0)")
 	c.send("QUIT\r\n")
 	c.expect("221 2.0.0 *")
+}
+
+// SessionSettings: a session takes the settings of the moment it starts
+// and keeps them; a connection's DATABYTES still overrides databytes.
+func TestSessionSettings(t *testing.T) {
+	const short = 200 * time.Millisecond
+	refused := "552 sorry, that message size exceeds my databytes limit (#5.3.4)"
+	for _, tt := range []struct {
+		name          string
+		env           map[string]string // added to qmailEnv
+		before, after Settings
+		// The final reply to a 20-byte message, before and after the change.
+		wantBefore, wantAfter string
+	}{
+		{"hostname", nil,
+			Settings{Hostname: "old.example"}, Settings{Hostname: "new.example"},
+			"250 ok *", "250 ok *"},
+		{"greeting", nil,
+			Settings{Hostname: "mx.example", Greeting: "old NO UCE"}, Settings{Hostname: "mx.example", Greeting: "new NO UCE"},
+			"250 ok *", "250 ok *"},
+		{"localiphost", nil,
+			Settings{Hostname: "mx.example", LocalIPHost: "old.example"}, Settings{Hostname: "mx.example", LocalIPHost: "new.example"},
+			"250 ok *", "250 ok *"},
+		{"databytes", nil,
+			Settings{Hostname: "mx.example"}, Settings{Hostname: "mx.example", MaxMessageBytes: 10},
+			"250 ok *", refused},
+		{"databytes lifted", nil,
+			Settings{Hostname: "mx.example", MaxMessageBytes: 10}, Settings{Hostname: "mx.example"},
+			refused, "250 ok *"},
+		{"DATABYTES overrides", map[string]string{"DATABYTES": "1000"},
+			Settings{Hostname: "mx.example"}, Settings{Hostname: "mx.example", MaxMessageBytes: 10},
+			"250 ok *", "250 ok *"},
+		{"DATABYTES overrides unlimited", map[string]string{"DATABYTES": "5"},
+			Settings{Hostname: "mx.example", MaxMessageBytes: 1000}, Settings{Hostname: "mx.example"},
+			refused, refused},
+		{"timeout", nil,
+			Settings{Hostname: "mx.example", Timeout: 10 * time.Second}, Settings{Hostname: "mx.example", Timeout: short},
+			"250 ok *", "250 ok *"},
+		{"timeout lengthened", nil,
+			Settings{Hostname: "mx.example", Timeout: short}, Settings{Hostname: "mx.example", Timeout: 10 * time.Second},
+			"250 ok *", "250 ok *"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := &sink{}
+			srv := compatServer(k)
+			var cur atomic.Pointer[Settings]
+			cur.Store(&tt.before)
+			srv.SessionSettings = func(s *Session) Settings {
+				if s.RemoteIP.String() != "192.0.2.9" {
+					t.Errorf("SessionSettings: session %+v", s)
+				}
+				return *cur.Load()
+			}
+			env := qmailEnv()
+			maps.Copy(env, tt.env)
+			greeting := func(set Settings) string { return cmp.Or(set.Greeting, set.Hostname) }
+
+			old := start(t, srv, env)
+			old.expect("220 " + greeting(tt.before) + " ESMTP")
+			cur.Store(&tt.after)
+			// The new session runs to its end (or its timeout) while the old
+			// one waits: the old one is idle longer than a short new timeout.
+			for _, s := range []struct {
+				c    *conn
+				set  Settings
+				want string
+			}{
+				{start(t, srv, env), tt.after, tt.wantAfter},
+				{old, tt.before, tt.wantBefore},
+			} {
+				c, set := s.c, s.set
+				if c == old && set.Timeout == short {
+					// It waited longer than its timeout for the new session.
+					c.expect("451 timeout (#4.4.2)")
+					c.expectEOF()
+					continue
+				}
+				if c != old {
+					c.expect("220 " + greeting(set) + " ESMTP")
+				}
+				n := len(k.messages())
+				c.send("HELO client.example\r\n")
+				c.expect("250 " + greeting(set))
+				c.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<x@[127.0.0.1]>\r\nDATA\r\n")
+				c.expect("250 ok")
+				c.expect("250 ok")
+				c.expect("354 go ahead")
+				c.send("0123456789012345678\r\n.\r\n")
+				c.expect(s.want)
+				if m := k.messages(); s.want != refused {
+					// The domain literal naming the host becomes localiphost.
+					if len(m) != n+1 || m[n].to[0] != "x@"+cmp.Or(set.LocalIPHost, set.Hostname) {
+						t.Fatalf("messages %+v", m)
+					}
+				}
+				if set.Timeout == short {
+					c.expect("451 timeout (#4.4.2)")
+					c.expectEOF()
+					continue
+				}
+				if tt.before.Timeout == short || tt.after.Timeout == short {
+					time.Sleep(2 * short)
+				}
+				c.send("NOOP\r\nQUIT\r\n")
+				c.expect("250 ok")
+				c.expect("221 " + greeting(set))
+				if err := c.wait(); err != nil {
+					t.Fatalf("ServeConn = %v", err)
+				}
+			}
+		})
+	}
 }

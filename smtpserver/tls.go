@@ -29,7 +29,7 @@ func (s *session) cmdStartTLS(arg string) error {
 		cfg.MinVersion = tls.VersionTLS12
 	}
 	tc := tls.Server(s.conn, cfg)
-	s.conn.SetDeadline(time.Now().Add(s.srv.timeout()))
+	s.conn.SetDeadline(time.Now().Add(s.set.Timeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		s.srv.logger().Info("smtpserver: TLS handshake", "ip", s.info.RemoteIP, "err", err)
 		return ErrProtocol
