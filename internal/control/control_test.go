@@ -132,6 +132,49 @@ func TestSMTPD(t *testing.T) {
 	}
 }
 
+// SMTPSettings: qmail-smtpd's one-line files, their defaults, and the
+// errors that make it refuse to run.
+func TestSMTPSettings(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		files   map[string]string
+		unread  string // a control file that exists but cannot be read
+		want    smtpserver.Settings
+		wantErr bool
+	}{
+		{name: "me only", files: map[string]string{"me": "mx.example.org\n"},
+			want: smtpserver.Settings{Hostname: "mx.example.org", Greeting: "mx.example.org", LocalIPHost: "mx.example.org", Timeout: 1200 * time.Second}},
+		{name: "all", files: map[string]string{"me": "mx.example.org\n", "smtpgreeting": "mx.example.org NO UCE \n",
+			"localiphost": "example.org\n", "databytes": "1000\n", "timeoutsmtpd": "30\n"},
+			want: smtpserver.Settings{Hostname: "mx.example.org", Greeting: "mx.example.org NO UCE", LocalIPHost: "example.org",
+				MaxMessageBytes: 1000, Timeout: 30 * time.Second}},
+		{name: "zero timeout and junk databytes", files: map[string]string{"me": "m\n", "timeoutsmtpd": "0\n", "databytes": "lots\n"},
+			want: smtpserver.Settings{Hostname: "m", Greeting: "m", LocalIPHost: "m", Timeout: time.Second}},
+		{name: "greeting without me", files: map[string]string{"smtpgreeting": "hello\n"},
+			want: smtpserver.Settings{Greeting: "hello", Timeout: 1200 * time.Second}},
+		{name: "neither greeting nor me", files: map[string]string{"databytes": "1\n"}, wantErr: true},
+		{name: "unreadable databytes", files: map[string]string{"me": "m\n"}, unread: "databytes", wantErr: true},
+		{name: "unreadable smtpgreeting", files: map[string]string{"me": "m\n"}, unread: "smtpgreeting", wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := home(t, tt.files)
+			if tt.unread != "" {
+				// A directory opens but does not read (EISDIR).
+				if err := os.Mkdir(d.Path(tt.unread), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := d.SMTPSettings()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && got != tt.want {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestHome(t *testing.T) {
 	env := map[string]string{"QMAILHOME": "/env/home"}
 	getenv := func(k string) string { return env[k] }

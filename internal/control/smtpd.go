@@ -12,49 +12,82 @@ import (
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
-// SMTPD applies qmail-smtpd's control files (smtpd.md §3) to srv: me,
-// smtpgreeting, localiphost, rcpthosts with morercpthosts.cdb, badmailfrom,
-// databytes, timeoutsmtpd. It fails, like qmail-smtpd's "421 unable to read
-// controls", when a file cannot be read or when neither smtpgreeting nor me
-// exists. With no rcpthosts, srv refuses relaying (smtpserver's safe default)
-// unless openRelay is set, which gives qmail's behaviour. The returned close
-// releases morercpthosts.cdb.
+// SMTPD applies qmail-smtpd's control files (smtpd.md §3) to srv: the
+// one-line files of [Dir.SMTPSettings] and the lists of [Dir.SMTPPolicy].
+// It fails, like qmail-smtpd's "421 unable to read controls", when a file
+// cannot be read or when neither smtpgreeting nor me exists. The returned
+// close releases morercpthosts.cdb.
 func (d Dir) SMTPD(srv *smtpserver.Server, openRelay bool) (close func() error, err error) {
-	close = func() error { return nil }
-	me, meOK, err := d.Me()
+	set, err := d.SMTPSettings()
 	if err != nil {
-		return close, err
+		return func() error { return nil }, err
 	}
-	greeting, ok, err := d.Line("smtpgreeting")
-	if err != nil {
-		return close, err
-	}
-	if !ok {
-		if !meOK {
-			return close, errors.New("control: neither smtpgreeting nor me exists")
-		}
-		greeting = me
-	}
-	srv.Hostname = me
-	srv.Greeting = greeting
-	if srv.LocalIPHost, err = d.LineDefault("localiphost", true, ""); err != nil {
-		return close, err
-	}
-	if srv.LocalIPHost == "" {
+	srv.Hostname = set.Hostname
+	srv.Greeting = set.Greeting
+	srv.LocalIPHost = set.LocalIPHost
+	srv.MaxMessageBytes = set.MaxMessageBytes
+	srv.Timeout = set.Timeout
+	if set.LocalIPHost == "" {
 		// qmail: no localiphost and no me: domain literals are not rewritten.
 		srv.IsLocalIP = func(netip.Addr) bool { return false }
 	}
+	return d.SMTPPolicy(srv, openRelay)
+}
+
+// SMTPSettings reads qmail-smtpd's one-line control files (smtpd.md §3):
+// me, smtpgreeting (default me), localiphost (default me), timeoutsmtpd
+// (default 1200 s; values ≤ 0 become 1 s) and databytes (default 0, no
+// limit). It fails when a file cannot be read or when neither smtpgreeting
+// nor me exists. LocalIPHost is empty when neither localiphost nor me
+// exists: qmail then rewrites no domain literal, which a server does with
+// an IsLocalIP that always says false (SMTPD sets one).
+func (d Dir) SMTPSettings() (smtpserver.Settings, error) {
+	var set smtpserver.Settings
+	me, meOK, err := d.Me()
+	if err != nil {
+		return set, err
+	}
+	greeting, ok, err := d.Line("smtpgreeting")
+	if err != nil {
+		return set, err
+	}
+	if !ok {
+		if !meOK {
+			return set, errors.New("control: neither smtpgreeting nor me exists")
+		}
+		greeting = me
+	}
+	localIPHost, err := d.LineDefault("localiphost", true, "")
+	if err != nil {
+		return set, err
+	}
 	timeout, err := d.Int("timeoutsmtpd", 1200)
 	if err != nil {
-		return close, err
+		return set, err
 	}
 	if timeout <= 0 {
 		timeout = 1
 	}
-	srv.Timeout = time.Duration(timeout) * time.Second
-	if srv.MaxMessageBytes, err = d.Int("databytes", 0); err != nil {
-		return close, err
+	databytes, err := d.Int("databytes", 0)
+	if err != nil {
+		return set, err
 	}
+	return smtpserver.Settings{
+		Hostname:        me,
+		Greeting:        greeting,
+		LocalIPHost:     localIPHost,
+		MaxMessageBytes: databytes,
+		Timeout:         time.Duration(timeout) * time.Second,
+	}, nil
+}
+
+// SMTPPolicy applies qmail-smtpd's list files (smtpd.md §3) to srv:
+// badmailfrom, and rcpthosts with morercpthosts.cdb. It fails when a file
+// cannot be read. With no rcpthosts, srv refuses relaying (smtpserver's
+// safe default) unless openRelay is set, which gives qmail's behaviour. The
+// returned close releases morercpthosts.cdb.
+func (d Dir) SMTPPolicy(srv *smtpserver.Server, openRelay bool) (close func() error, err error) {
+	close = func() error { return nil }
 	bmf, ok, err := d.List("badmailfrom")
 	if err != nil {
 		return close, err
