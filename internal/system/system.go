@@ -40,8 +40,12 @@
 // users/cdb, control/tcp.smtp.cdb, users/poppasswd and the certificate are re-read when
 // they change, without a reload. System.Reload rereads locals,
 // virtualdomains, percenthack, envnoathost, rcpthosts, morercpthosts.cdb,
-// badmailfrom, smtproutes, helohost, timeoutconnect and timeoutremote; other
-// control files are read at Open.
+// badmailfrom, smtproutes, helohost, timeoutconnect and timeoutremote, and
+// the SMTP servers' me, smtpgreeting, localiphost, databytes and
+// timeoutsmtpd; other control files are read at Open. No connection is
+// dropped: an SMTP session keeps the one-line values (greeting, databytes,
+// timeout, ...) it started with, as a qmail-smtpd process does, and
+// sessions that start after the reload get the new ones.
 //
 // # Security
 //
@@ -69,6 +73,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,11 +162,13 @@ type System struct {
 
 	// Reloadable policy, swapped by Reload while servers run.
 	routing     atomic.Pointer[queue.Routing]
+	smtpd       atomic.Pointer[smtpserver.Settings] // one-line files, for new sessions
 	rcpthosts   atomic.Pointer[func(string) (bool, error)]
 	badmailfrom atomic.Pointer[func(string) bool]
 	openRelay   atomic.Bool
 	closeMore   func() error // nil until the SMTP policy is loaded
 	mu          sync.Mutex   // serializes Reload
+	ipme        func() map[netip.Addr]bool
 }
 
 // Open opens (creating what is missing of) the queue in home/queue and
@@ -173,7 +180,8 @@ func Open(home string, opts Options) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("system: %w", err)
 	}
-	s := &System{Home: control.Dir{Home: home}, opts: opts, logger: opts.Logger}
+	s := &System{Home: control.Dir{Home: home}, opts: opts, logger: opts.Logger,
+		ipme: sync.OnceValue(smtpserver.InterfaceIPs)}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -333,9 +341,11 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 
 // Reload rereads the control files the scheduler routes by, those of
 // remote delivery (smtproutes, helohost, timeouts: qmail-remote reads them
-// for every delivery) and those the SMTP servers check recipients and
-// senders against, as qmail-send and a restarted qmail-smtpd would. On error
-// nothing changes. Deliveries in progress finish with the old settings.
+// for every delivery) and qmail-smtpd's (rcpthosts, morercpthosts.cdb and
+// badmailfrom, checked from then on; me, smtpgreeting, localiphost,
+// databytes and timeoutsmtpd, for SMTP sessions that start later), as
+// qmail-send and a restarted qmail-smtpd would. On error nothing changes.
+// Deliveries and SMTP sessions in progress finish with the old settings.
 func (s *System) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -367,13 +377,20 @@ func (s *System) loadSMTPPolicy() error {
 	return s.loadSMTPPolicyLocked()
 }
 
+// loadSMTPPolicyLocked reads qmail-smtpd's control files and, when all
+// were read, makes them the SMTP servers' for new sessions and checks.
 func (s *System) loadSMTPPolicyLocked() error {
+	set, err := s.Home.SMTPSettings()
+	if err != nil {
+		return fmt.Errorf("system: %w", err)
+	}
 	var tmp smtpserver.Server
-	closeMore, err := s.Home.SMTPD(&tmp, false)
+	closeMore, err := s.Home.SMTPPolicy(&tmp, false)
 	if err != nil {
 		closeMore()
 		return fmt.Errorf("system: %w", err)
 	}
+	s.smtpd.Store(&set)
 	rh := tmp.RcptHosts
 	s.rcpthosts.Store(&rh)
 	bmf := tmp.BadMailFrom
@@ -387,7 +404,8 @@ func (s *System) loadSMTPPolicyLocked() error {
 }
 
 // SMTP returns an SMTP server configured from the control files (as
-// qmail-smtpd reads them) whose messages go into the queue. With submission
+// qmail-smtpd reads them, and as Reload rereads them) whose messages go
+// into the queue. With submission
 // set it is a submission server (RFC 6409): it takes mail only from clients
 // that authenticated with auth, which must be set then. tlsConfig, when not
 // nil, offers STARTTLS.
@@ -408,12 +426,12 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 	if err := s.loadSMTPPolicy(); err != nil {
 		return nil, err
 	}
-	// The control files' one-line values are fixed at start; the lists are
-	// read through the pointers Reload swaps.
-	closeMore, err := s.Home.SMTPD(srv, false)
-	closeMore() // its rcpthosts are replaced below by Reload's
-	if err != nil {
-		return nil, fmt.Errorf("system: %w", err)
+	// Everything is read through the pointers Reload swaps: the one-line
+	// values once per session, the lists at each check.
+	srv.SessionSettings = func(*smtpserver.Session) smtpserver.Settings { return *s.smtpd.Load() }
+	srv.IsLocalIP = func(ip netip.Addr) bool {
+		// qmail: no localiphost and no me: domain literals are not rewritten.
+		return s.smtpd.Load().LocalIPHost != "" && s.ipme()[ip]
 	}
 	srv.OpenRelay = false
 	srv.RcptHosts = func(domain string) (bool, error) {

@@ -462,6 +462,129 @@ func TestReloadRcpthosts(t *testing.T) {
 	}
 }
 
+// Reload gives SMTP sessions that start later the new databytes and
+// smtpgreeting; a session opened before keeps the old ones and is not
+// dropped; a Reload that cannot read a control file changes nothing.
+func TestReloadSMTPSettings(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	demo, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := control.Dir{Home: home}
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(d.Path(name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("databytes", "1000\n")
+	write("smtpgreeting", "old.test OLD\n")
+	r := startHome(t, home, demo)
+	dial := func() (*textproto.Conn, string) {
+		t.Helper()
+		c, err := textproto.Dial("tcp", r.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_, greeting, err := c.ReadResponse(220)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, greeting
+	}
+	// cmd sends a command and returns the reply's code and text.
+	cmd := func(c *textproto.Conn, line string) (int, string) {
+		t.Helper()
+		if err := c.PrintfLine("%s", line); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		code, msg, err := c.ReadResponse(0)
+		if err != nil && code == 0 {
+			t.Fatalf("%s: %v", line, err)
+		}
+		return code, msg
+	}
+	// send sends a message of size bytes and returns the final reply code.
+	send := func(c *textproto.Conn, size int) int {
+		t.Helper()
+		for _, l := range []string{"MAIL FROM:<bob@example.org>", "RCPT TO:<demo@example.test>", "DATA"} {
+			if code, msg := cmd(c, l); code >= 400 {
+				t.Fatalf("%s: %d %s", l, code, msg)
+			}
+		}
+		w := c.DotWriter()
+		fmt.Fprintf(w, "%s\r\n", strings.Repeat("x", size-1))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		code, _, err := c.ReadResponse(0)
+		if code == 0 {
+			t.Fatal(err)
+		}
+		return code
+	}
+
+	old, greeting := dial()
+	if greeting != "old.test OLD ESMTP" {
+		t.Fatalf("greeting before Reload %q", greeting)
+	}
+	write("databytes", "100\n")
+	write("smtpgreeting", "new.test NEW\n")
+	if err := r.sys.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, greeting := dial()
+	if greeting != "new.test NEW ESMTP" {
+		t.Fatalf("greeting after Reload %q", greeting)
+	}
+	for _, tt := range []struct {
+		name     string
+		c        *textproto.Conn
+		greeting string
+		size     int
+		want     int
+	}{
+		{"new session under the new limit", fresh, "new.test NEW", 50, 250},
+		{"new session over the new limit", fresh, "new.test NEW", 500, 552},
+		{"old session over the new limit", old, "old.test OLD", 500, 250},
+		{"old session over the old limit", old, "old.test OLD", 2000, 552},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if code, msg := cmd(tt.c, "HELO client.example"); code != 250 || msg != tt.greeting {
+				t.Fatalf("HELO: %d %q, want 250 %q", code, msg, tt.greeting)
+			}
+			if got := send(tt.c, tt.size); got != tt.want {
+				t.Fatalf("%d-byte message: %d, want %d", tt.size, got, tt.want)
+			}
+		})
+	}
+	if code, msg := cmd(old, "QUIT"); code != 221 || msg != "old.test OLD" {
+		t.Fatalf("old session QUIT: %d %q", code, msg)
+	}
+
+	// A control file that cannot be read: Reload fails and the servers keep
+	// the values they had.
+	if err := os.Remove(d.Path("smtpgreeting")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(d.Path("smtpgreeting"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("databytes", "0\n")
+	if err := r.sys.Reload(); err == nil {
+		t.Fatal("Reload with an unreadable smtpgreeting: no error")
+	}
+	after, greeting := dial()
+	if greeting != "new.test NEW ESMTP" {
+		t.Fatalf("greeting after a failed Reload %q", greeting)
+	}
+	if got := send(after, 500); got != 552 {
+		t.Fatalf("500-byte message after a failed Reload: %d, want 552", got)
+	}
+}
+
 func TestInitReusesHome(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "a", "home")
 	d1, created, err := Init(home, InitOptions{})
