@@ -436,7 +436,9 @@ func TestBadFlags(t *testing.T) {
 }
 
 // TestSIGHUPRcpthosts: a domain added to rcpthosts and locals is taken
-// after SIGHUP, on the running process.
+// after SIGHUP, on the running process, and so is a new smtpgreeting, by
+// the sessions that start after it; an older session keeps its greeting
+// and is not dropped.
 func TestSIGHUPRcpthosts(t *testing.T) {
 	home := filepath.Join(scratch(t), "home")
 	p := startMTA(t, home)
@@ -447,10 +449,27 @@ func TestSIGHUPRcpthosts(t *testing.T) {
 	if err := send(p.smtp, "demo@other.test", "Subject: x\r\n\r\nrefused\r\n"); err == nil {
 		t.Fatal("other.test accepted before SIGHUP")
 	}
+	greet := func() (*textproto.Conn, string) {
+		t.Helper()
+		c, err := textproto.Dial("tcp", p.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_, msg, err := c.ReadResponse(220)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, msg
+	}
+	old, oldGreeting := greet()
 	for _, name := range []string{"rcpthosts", "locals"} {
 		if err := os.WriteFile(filepath.Join(home, "control", name), []byte("localhost\nother.test\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.WriteFile(filepath.Join(home, "control", "smtpgreeting"), []byte("other.test HUP\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	p.signal(t, syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
@@ -462,6 +481,16 @@ func TestSIGHUPRcpthosts(t *testing.T) {
 	}
 	if err := send(p.smtp, "demo@other.test", "Subject: x\r\n\r\naccepted\r\n"); err != nil {
 		t.Fatalf("other.test after SIGHUP: %v", err)
+	}
+	if _, msg := greet(); msg != "other.test HUP ESMTP" {
+		t.Errorf("greeting after SIGHUP %q", msg)
+	}
+	// The session opened before SIGHUP is still served, with its greeting.
+	if err := old.PrintfLine("QUIT"); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := old.ReadResponse(221); err != nil || msg+" ESMTP" != oldGreeting {
+		t.Errorf("session opened before SIGHUP: QUIT %q %v, greeting %q", msg, err, oldGreeting)
 	}
 	waitCount(t, p.maildir, 1, p)
 	p.signal(t, syscall.SIGTERM)
