@@ -10,11 +10,12 @@
 // queue.Open in a program, creates the layout).
 // The Received line says "invoked by alias", "from network" or "for bounce"
 // when the real uid is that of the qmail user alias, qmaild or qmails.
+// Unlike qmail-queue, a message whose envelope is refused (exit 11 or 91)
+// is removed at once rather than left to qmail-clean's 36-hour rule.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"io"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/internal/qmailqueue"
 	"github.com/qmailkit/qmailkit/queue"
 )
 
@@ -54,39 +56,7 @@ func run(args []string, getenv func(string) string, message, envelope io.Reader,
 	if err != nil {
 		return 62
 	}
-	ctx := context.Background()
-	w, err := q.Create(ctx, queue.Origin{})
-	if err != nil {
-		return code(err)
-	}
-	if _, err := io.Copy(w, message); err != nil {
-		w.Abort()
-		var qe *queue.Error
-		if errors.As(err, &qe) {
-			return qe.Code
-		}
-		return 54
-	}
-	env, err := queue.ReadEnvelope(envelope)
-	if err != nil {
-		if c := code(err); c != 54 {
-			return c // qmail-queue leaves 11 and 91 to the 36-hour rule
-		}
-		w.Abort()
-		return 54
-	}
-	if _, err := w.Commit(ctx, env); err != nil {
-		return code(err)
-	}
-	return 0
-}
-
-func code(err error) int {
-	var qe *queue.Error
-	if errors.As(err, &qe) {
-		return qe.Code
-	}
-	return 81
+	return qmailqueue.Run(context.Background(), q, queue.Origin{}, message, envelope)
 }
 
 // who names the injector as qmail-queue does from its real uid.

@@ -36,5 +36,8 @@
 // queue recycles for later messages. Anyone who can connect to the
 // QueueServer's socket can queue mail, as anyone can run qmail-queue; the
 // Received line names the sender's uid (SO_PEERCRED). The QueueServer only
-// reads the descriptors it is given, and gives up on them after Timeout.
+// reads the descriptors it is given (regular files, pipes or sockets),
+// never changes their flags (O_NONBLOCK is shared with the sender), gives
+// up on them after Timeout, and serves at most MaxConns connections at
+// once, telling the others to try again later.
 package lspawn

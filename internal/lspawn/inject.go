@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,7 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/qmailqueue"
 	"github.com/qmailkit/qmailkit/queue"
+	"golang.org/x/sys/unix"
 )
 
 // QueueServer queues the messages [Enqueue] sends over a unix socket, as
@@ -27,23 +28,41 @@ type QueueServer struct {
 	// Timeout bounds an injection, from the request to the envelope's
 	// end, as qmail-queue's 24-hour alarm does; 0 means 24 hours.
 	Timeout time.Duration
+	// MaxConns bounds the connections served at once; 0 means
+	// [DefaultMaxConns]. A connection beyond it is answered at once with
+	// exit 71 (temporary: "mail server temporarily rejected message"),
+	// so that a delivery forwarding the message defers it; beyond twice
+	// MaxConns, a connection is closed unanswered (the client's exit 74).
+	MaxConns int
 	// Logger receives the refused requests; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultMaxConns is QueueServer.MaxConns's default.
+const DefaultMaxConns = 64
+
+// busyExit is the exit code of a connection beyond MaxConns.
+const busyExit = 71
 
 // requestTimeout bounds the wait for a connection's request record.
 const requestTimeout = time.Minute
 
 // Serve accepts connections on l (a "unixpacket" listener) and serves
-// each in a goroutine until ctx is done or l fails. Then it closes l,
-// ends the injections in progress (their messages are not queued, and
-// their clients get exit 54), waits for them and returns: nil when ctx
-// ended it.
+// each in a goroutine, at most MaxConns at once, until ctx is done or l
+// fails. Then it closes l, ends the injections in progress (their
+// messages are not queued, and their clients get exit 54), waits for them
+// and returns: nil when ctx ended it.
 func (s *QueueServer) Serve(ctx context.Context, l *net.UnixListener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	max := s.MaxConns
+	if max <= 0 {
+		max = DefaultMaxConns
+	}
+	slots := make(chan struct{}, max)
+	refusals := make(chan struct{}, max) // connections being told to come back
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -58,13 +77,47 @@ func (s *QueueServer) Serve(ctx context.Context, l *net.UnixListener) error {
 			}
 			return fmt.Errorf("lspawn: accept: %w", err)
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			s.logger().Warn("lspawn: qmail-queue request refused: too many connections", "max", max)
+			select {
+			case refusals <- struct{}{}:
+				wg.Go(func() {
+					defer func() { <-refusals }()
+					refuse(conn)
+				})
+			default:
+				conn.Close() // the client's exchange fails: exit 74
+			}
+			continue
+		}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			defer conn.Close()
 			if err := s.ServeConn(ctx, conn); err != nil {
 				s.logger().Warn("lspawn: qmail-queue request refused", "err", err)
 			}
 		})
 	}
+}
+
+// refuse answers a connection beyond MaxConns with busyExit. The request
+// is read first (its descriptors closed unread): a socket closed with
+// unread data resets the connection, and the client would not see the
+// reply.
+func refuse(conn *net.UnixConn) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	oob := make([]byte, oobSpace)
+	_, oobn, flags, _, err := conn.ReadMsgUnix(make([]byte, 64), oob)
+	if err != nil {
+		return
+	}
+	if fds, err := rights(oob[:oobn], flags, 2); err == nil {
+		closeAll(fds)
+	}
+	conn.WriteMsgUnix(appendRecord(nil, 'X', strconv.Itoa(busyExit)), nil, nil)
 }
 
 func (s *QueueServer) logger() *slog.Logger {
@@ -76,8 +129,11 @@ func (s *QueueServer) logger() *slog.Logger {
 
 // ServeConn serves one injection on conn: it reads the request and its two
 // descriptors, queues the message read from the first and the envelope
-// read from the second, and replies with the exit code. A malformed
-// request gets no reply and an error wrapping [ErrFormat].
+// read from the second (internal/qmailqueue), and replies with the exit
+// code. The descriptors are read as they come, without O_NONBLOCK, which
+// would change them for the sender too (see peerReader); each must be a
+// regular file, a pipe or a socket. A malformed request gets no reply and
+// an error wrapping [ErrFormat].
 func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	cred, err := peerCred(conn)
 	if err != nil {
@@ -94,75 +150,44 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	if err != nil {
 		return err
 	}
+	defer closeAll(fds)
 	if flags&syscall.MSG_TRUNC != 0 || string(buf[:n]) != "Q" {
-		closeAll(fds)
 		return fmt.Errorf("%w: not a qmail-queue request: %q", ErrFormat, buf[:n])
 	}
-	msg, env := pollable(fds[0], "message"), pollable(fds[1], "envelope")
-	defer msg.Close()
-	defer env.Close()
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 24 * time.Hour
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// Deadlines stop a read of a pipe or socket; closing stops the rest.
-	deadline, _ := ctx.Deadline()
-	msg.SetReadDeadline(deadline)
-	env.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() {
-		msg.SetReadDeadline(time.Unix(1, 0))
-		env.SetReadDeadline(time.Unix(1, 0))
-	})
-	defer stop()
-	code := inject(ctx, s.Queue, queue.Origin{PID: int(cred.Pid), UID: int(cred.Uid)}, msg, env)
+	// The reads wait in poll for their descriptor or for stop, whose
+	// write end closes when ctx ends: the timeout and Serve's shutdown.
+	var stop [2]int
+	if err := unix.Pipe2(stop[:], unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("lspawn: pipe: %w", err)
+	}
+	stopW := os.NewFile(uintptr(stop[1]), "stop")
+	defer unix.Close(stop[0])
+	defer stopW.Close()
+	defer context.AfterFunc(ctx, func() { stopW.Close() })()
+	code := 54
+	msg, err := newPeerReader(fds[0], stop[0])
+	if err == nil {
+		defer msg.Close()
+		var env *peerReader
+		if env, err = newPeerReader(fds[1], stop[0]); err == nil {
+			defer env.Close()
+			code = qmailqueue.Run(ctx, s.Queue, queue.Origin{PID: int(cred.Pid), UID: int(cred.Uid)}, msg, env)
+		}
+	}
+	if err != nil {
+		s.logger().Warn("lspawn: qmail-queue request refused", "err", err)
+	}
 	conn.SetWriteDeadline(time.Now().Add(requestTimeout))
 	if _, _, err := conn.WriteMsgUnix(appendRecord(nil, 'X', strconv.Itoa(code)), nil, nil); err != nil {
 		return fmt.Errorf("lspawn: reply: %w", err)
 	}
 	return nil
-}
-
-// inject is qmail-queue (examples/qmail-queue) on q: the message to its
-// end, then the envelope; the exit code.
-func inject(ctx context.Context, q *queue.Queue, o queue.Origin, msg, env io.Reader) int {
-	w, err := q.Create(ctx, o)
-	if err != nil {
-		return exitCode(err, 62)
-	}
-	if _, err := io.Copy(w, msg); err != nil {
-		w.Abort()
-		var qe *queue.Error
-		if errors.As(err, &qe) {
-			return qe.Code
-		}
-		return 54
-	}
-	e, err := queue.ReadEnvelope(env)
-	if err != nil {
-		w.Abort()
-		return exitCode(err, 54)
-	}
-	if _, err := w.Commit(ctx, e); err != nil {
-		return exitCode(err, 81)
-	}
-	return 0
-}
-
-func exitCode(err error, otherwise int) int {
-	var qe *queue.Error
-	if errors.As(err, &qe) {
-		return qe.Code
-	}
-	return otherwise
-}
-
-// pollable makes a received descriptor an *os.File whose reads deadlines
-// and Close can interrupt, when it is a pipe or socket.
-func pollable(fd int, name string) *os.File {
-	syscall.SetNonblock(fd, true)
-	return os.NewFile(uintptr(fd), name)
 }
 
 func peerCred(conn *net.UnixConn) (*syscall.Ucred, error) {

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/queue"
+	"golang.org/x/sys/unix"
 )
 
-// queueServer serves a new queue on a socket in a temporary directory.
-func queueServer(t *testing.T, timeout time.Duration) (*queue.Queue, string) {
+// queueServer serves a new queue on a socket in a temporary directory
+// with qs's settings.
+func queueServer(t *testing.T, qs QueueServer) (*queue.Queue, string) {
 	t.Helper()
 	dir := t.TempDir()
 	q, err := queue.Open(filepath.Join(dir, "queue"), queue.Options{})
@@ -30,7 +32,8 @@ func queueServer(t *testing.T, timeout time.Duration) (*queue.Queue, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&QueueServer{Queue: q, Timeout: timeout}).Serve(ctx, l) }()
+	qs.Queue = q
+	go func() { done <- qs.Serve(ctx, l) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -67,21 +70,36 @@ func queued(t *testing.T, q *queue.Queue) (envs, msgs []string) {
 }
 
 // pipeWith returns the read end of a pipe that yields data and then end of
-// file (or, with hold, nothing more until the test ends).
+// file (or, with hold, nothing more until the test ends). The pipe is a
+// blocking one, as a qmail program's descriptors are (os.Pipe's are
+// non-blocking): the server must stop reading it all the same.
 func pipeWith(t *testing.T, data string, hold bool) *os.File {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close(); w.Close() })
+	r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+	done := make(chan struct{})
+	t.Cleanup(func() { w.Close(); <-done; r.Close() })
 	go func() {
+		defer close(done)
 		w.Write([]byte(data))
 		if !hold {
 			w.Close()
 		}
 	}()
 	return r
+}
+
+// statusFlags returns f's file status flags (O_NONBLOCK among them).
+func statusFlags(t *testing.T, f *os.File) int {
+	t.Helper()
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fl
 }
 
 // TestEnqueue is qmail-queue through the socket: exit codes as
@@ -99,7 +117,7 @@ func TestEnqueue(t *testing.T) {
 		{"address too long", "x\n", "F" + strings.Repeat("a", 1003) + "\x00\x00", 11, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			q, path := queueServer(t, 0)
+			q, path := queueServer(t, QueueServer{})
 			code := Enqueue(path, pipeWith(t, tt.msg, false), pipeWith(t, tt.env, false))
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d", code, tt.code)
@@ -129,7 +147,7 @@ func TestEnqueue(t *testing.T) {
 // TestEnqueueFiles: the message may be a regular file, as qmail-local's
 // is when it forwards.
 func TestEnqueueFiles(t *testing.T) {
-	q, path := queueServer(t, 0)
+	q, path := queueServer(t, QueueServer{})
 	p := filepath.Join(t.TempDir(), "msg")
 	os.WriteFile(p, []byte("from a file\n"), 0o600)
 	f, err := os.Open(p)
@@ -148,7 +166,7 @@ func TestEnqueueFiles(t *testing.T) {
 // TestEnqueueTimeout: a message that never ends is given up after
 // Timeout with qmail-queue's read error, and nothing is queued.
 func TestEnqueueTimeout(t *testing.T) {
-	q, path := queueServer(t, 200*time.Millisecond)
+	q, path := queueServer(t, QueueServer{Timeout: 200 * time.Millisecond})
 	code := Enqueue(path, pipeWith(t, "never ends", true), pipeWith(t, "", true))
 	if code != 54 {
 		t.Errorf("exit %d, want 54", code)
@@ -197,7 +215,7 @@ func TestEnqueueShutdown(t *testing.T) {
 // TestQueueServerMalformed: requests that break the protocol get no reply
 // and an error; the server goes on.
 func TestQueueServerMalformed(t *testing.T) {
-	q, path := queueServer(t, 0)
+	q, path := queueServer(t, QueueServer{})
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -277,5 +295,138 @@ func TestEnqueueBadReply(t *testing.T) {
 			t.Errorf("reply %q: exit %d, want 74", reply, code)
 		}
 		l.Close()
+	}
+}
+
+// TestEnqueueKeepsFlags: the server reads the sender's descriptors without
+// setting O_NONBLOCK, a flag of the open file description it shares with
+// the sender, for each kind it takes.
+func TestEnqueueKeepsFlags(t *testing.T) {
+	_, path := queueServer(t, QueueServer{})
+	file := func(t *testing.T, data string) *os.File {
+		p := filepath.Join(t.TempDir(), "f")
+		os.WriteFile(p, []byte(data), 0o600)
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	// socket is one end of a blocking stream socketpair carrying data.
+	socket := func(t *testing.T, data string) *os.File {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, w := os.NewFile(uintptr(fds[0]), "r"), os.NewFile(uintptr(fds[1]), "w")
+		t.Cleanup(func() { r.Close() })
+		w.Write([]byte(data))
+		w.Close()
+		return r
+	}
+	for _, tt := range []struct {
+		name string
+		open func(t *testing.T, data string) *os.File
+	}{
+		{"pipes", func(t *testing.T, data string) *os.File { return pipeWith(t, data, false) }},
+		{"files", file},
+		{"sockets", socket},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, env := tt.open(t, "Subject: x\n\nhi\n"), tt.open(t, "Fa@b\x00Tc@d\x00\x00")
+			before := []int{statusFlags(t, msg), statusFlags(t, env)}
+			if before[0]&unix.O_NONBLOCK != 0 || before[1]&unix.O_NONBLOCK != 0 {
+				t.Fatal("the test's descriptors are non-blocking already")
+			}
+			if code := Enqueue(path, msg, env); code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			if after := []int{statusFlags(t, msg), statusFlags(t, env)}; after[0] != before[0] || after[1] != before[1] {
+				t.Errorf("flags %#o, %#o after the exchange, were %#o, %#o", after[0], after[1], before[0], before[1])
+			}
+		})
+	}
+}
+
+// TestEnqueueOtherKinds: a descriptor that is not a regular file, a pipe
+// or a socket (a terminal could keep a read waiting) is refused with
+// qmail-queue's read error.
+func TestEnqueueOtherKinds(t *testing.T) {
+	q, path := queueServer(t, QueueServer{})
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if code := Enqueue(path, null, pipeWith(t, "F\x00\x00", false)); code != 54 {
+		t.Errorf("message %s: exit %d, want 54", os.DevNull, code)
+	}
+	if envs, _ := queued(t, q); len(envs) != 0 {
+		t.Errorf("queued %q", envs)
+	}
+}
+
+// TestQueueServerMaxConns: beyond MaxConns, a connection is answered at
+// once with a temporary exit code; the slot of a finished one is free
+// again.
+func TestQueueServerMaxConns(t *testing.T) {
+	_, path := queueServer(t, QueueServer{MaxConns: 2})
+	// Two injections whose message never ends take both slots.
+	holders := make(chan int, 2)
+	var ends []*os.File
+	for range 2 {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+		defer r.Close()
+		defer w.Close()
+		ends = append(ends, w)
+		env := pipeWith(t, "Fa@b\x00Tc@d\x00\x00", false)
+		go func() {
+			for {
+				// Refused while a probe below has the slot: again.
+				if code := Enqueue(path, r, env); code != busyExit {
+					holders <- code
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code := Enqueue(path, pipeWith(t, "x\n", false), pipeWith(t, "F\x00\x00", false))
+		if code == busyExit {
+			break
+		}
+		if code != 0 || time.Now().After(deadline) {
+			t.Fatalf("third connection: exit %d, want %d once both slots are taken", code, busyExit)
+		}
+		time.Sleep(10 * time.Millisecond) // the holders have not connected yet
+	}
+	// One holder's message ends: its slot serves the next connection.
+	ends[0].Write([]byte("held\n"))
+	ends[0].Close()
+	if code := <-holders; code != 0 {
+		t.Fatalf("holder: exit %d", code)
+	}
+	for {
+		// The slot is free once the holder's connection is closed, just
+		// after its reply.
+		code := Enqueue(path, pipeWith(t, "x\n", false), pipeWith(t, "F\x00Ta@b\x00\x00", false))
+		if code == 0 {
+			break
+		}
+		if code != busyExit || time.Now().After(deadline) {
+			t.Fatalf("after a slot is free: exit %d", code)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ends[1].Close()
+	if code := <-holders; code != 0 {
+		t.Errorf("second holder: exit %d", code)
 	}
 }
