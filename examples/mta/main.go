@@ -45,15 +45,21 @@
 // with qmail-queue); the Received line names the caller's uid. So this
 // program must be executable by the users, and the home searchable by
 // them. Should the helper die, the mta stops (exit 1): it can no longer
-// start one. Started as an ordinary user, it delivers in-process as that
+// start one. A recipient whose user is the account the mta runs as is
+// delivered in-process, since a child under that uid would have the same
+// rights. Started as an ordinary user, it delivers in-process as that
 // user.
 //
 // Signals: SIGTERM or SIGINT stops accepting connections, lets the sessions
 // finish the message they are receiving, lets the deliveries in progress
 // finish, and exits 0: every message acknowledged is in the queue and is
 // delivered at the next start. SIGHUP rereads locals, virtualdomains,
-// rcpthosts, morercpthosts.cdb, badmailfrom and smtproutes without dropping
-// a connection; users/cdb, control/tcp.smtp.cdb, users/poppasswd and
+// rcpthosts, morercpthosts.cdb, badmailfrom and smtproutes, and
+// qmail-smtpd's me, smtpgreeting, localiphost, databytes and timeoutsmtpd,
+// without dropping a connection: an SMTP session keeps the greeting, size
+// limit and timeout it started with, and sessions that start after the
+// signal get the new ones; if a file cannot be read, nothing changes (the
+// error is logged). users/cdb, control/tcp.smtp.cdb, users/poppasswd and
 // control/servercert.pem are followed without a signal.
 //
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
