@@ -53,7 +53,9 @@
 // A match whose uid reads as 0 (including a uid field that is not a
 // number) comes with [ErrRoot]: nothing may be delivered as root. Every
 // lookup error is temporary, so that a broken users/cdb defers mail rather
-// than bouncing it. Tests and applications pass their own [Passwd]
+// than bouncing it. A root process, which must not believe a users/cdb that
+// others could have written, vets the file with [Users].Trust at every
+// lookup. Tests and applications pass their own [Passwd]
 // ([PasswdFile]); [SystemPasswd] is the system's.
 //
 // # Compatibility

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -140,6 +141,19 @@ func Open(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("%w: %w", ErrCDB, err)
 	}
+	return dbOf(c, path)
+}
+
+// openFile is Open for the file open as f.
+func openFile(f *os.File) (*DB, error) {
+	c, err := cdb.OpenFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCDB, err)
+	}
+	return dbOf(c, f.Name())
+}
+
+func dbOf(c *cdb.CDB, path string) (*DB, error) {
 	d, err := newDB(c)
 	if err != nil {
 		c.Close()

@@ -54,6 +54,19 @@ type Users struct {
 	// Now returns the current time for MaxAge; nil means time.Now.
 	Now func() time.Time
 
+	// Trust, when set, vets users/cdb before a lookup answers from it,
+	// for a process that must not believe a file others could have
+	// written (qmail-lspawn runs as root; qmail's users/ belongs to
+	// root). It is called with CDB and the FileInfo of every stat that
+	// looks for a new file (each lookup, unless MaxAge allows fewer), so
+	// that a chown or chmod counts at once, and of every file opened
+	// (fstat of the open file, so that no file renamed into place
+	// between the stat and the open is read unvetted). An error refuses
+	// the file: the lookup fails with an error wrapping [ErrCDB] and
+	// Trust's error, temporary, as an unreadable users/cdb does. A
+	// missing users/cdb is not vetted. nil trusts every file.
+	Trust func(path string, fi fs.FileInfo) error
+
 	mu      sync.RWMutex
 	db      *DB
 	id      fileID
@@ -146,6 +159,9 @@ func (u *Users) lookupCDB(local string) (User, error) {
 		}
 		return User{}, fmt.Errorf("%w: %w", ErrCDB, err)
 	}
+	if err := u.trust(fi); err != nil {
+		return User{}, err
+	}
 	id := idOf(fi)
 	u.mu.RLock()
 	if u.db != nil && u.id == id {
@@ -162,7 +178,7 @@ func (u *Users) lookupCDB(local string) (User, error) {
 		// The id was taken before the open: if the file is replaced in
 		// between, we hold the newer file under the older id, and the
 		// next lookup reopens once more. Never the other way round.
-		db, err := Open(u.CDB)
+		db, err := u.open()
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return User{}, ErrNotFound
@@ -176,6 +192,40 @@ func (u *Users) lookupCDB(local string) (User, error) {
 	}
 	u.checked.Store(now)
 	return u.db.Lookup(local)
+}
+
+// trust asks Trust, if set, about fi (of CDB).
+func (u *Users) trust(fi fs.FileInfo) error {
+	if u.Trust == nil {
+		return nil
+	}
+	if err := u.Trust(u.CDB, fi); err != nil {
+		return fmt.Errorf("%w: %w", ErrCDB, err)
+	}
+	return nil
+}
+
+// open opens CDB, vetting the open file with Trust.
+func (u *Users) open() (*DB, error) {
+	if u.Trust == nil {
+		return Open(u.CDB)
+	}
+	f, err := os.Open(u.CDB)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("assign: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrCDB, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCDB, err)
+	}
+	if err := u.trust(fi); err != nil {
+		return nil, err
+	}
+	return openFile(f)
 }
 
 func (u *Users) now() time.Time {

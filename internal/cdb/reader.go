@@ -46,6 +46,15 @@ func Open(path string) (*CDB, error) {
 		return nil, fmt.Errorf("cdb: %w", err)
 	}
 	defer f.Close()
+	return OpenFile(f)
+}
+
+// OpenFile memory-maps the database open as f, for a caller that checks
+// the file (its owner, say) before it is read: the check and the data are
+// then of one file, whatever is renamed over its path meanwhile. f may be
+// closed once OpenFile returns.
+func OpenFile(f *os.File) (*CDB, error) {
+	path := f.Name()
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("cdb: %w", err)
