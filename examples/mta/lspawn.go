@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -144,25 +145,40 @@ func lspawnMain(args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer conn.Close()
-	users := &assign.Users{CDB: filepath.Join(*home, "users", "cdb"), Passwd: assign.SystemPasswd{}}
+	// users/cdb is believed only while root's (see trust.go).
+	users := &assign.Users{CDB: filepath.Join(*home, "users", "cdb"), Passwd: assign.SystemPasswd{}, Trust: trustUsersCDB}
 	defer users.Close()
 	env := append(withoutQmailEnv(os.Environ()),
 		"QMAILHOME="+*home,
 		"QMAILQUEUE="+*program,
 		roleEnv+"=qmail-queue",
 		queueSocketEnv+"="+queueSocket(*home))
-	srv := &lspawn.Server{
-		Local: &dotqmail.Local{
-			Users:           system.UsersAdapter(users),
-			DefaultDelivery: *def,
-			Program:         *program,
-			Env:             env,
-		},
-		Logger: logger,
+	local := &dotqmail.Local{
+		Users:           system.UsersAdapter(users),
+		DefaultDelivery: *def,
+		Program:         *program,
+		Env:             env,
 	}
+	srv := &lspawn.Server{Local: refusalReporter(local, logger), Logger: logger}
 	if err := srv.ServeConn(context.Background(), conn); err != nil {
 		logger.Error("mta lspawn: " + err.Error())
 		return 1
 	}
 	return 0
+}
+
+// refusalReporter delivers through l, but a delivery deferred because
+// users/cdb is not trusted gets a report naming the file and the reason
+// (qmail-lspawn's would only say "Trouble reading users/cdb"), and is
+// logged as an error: the operator must fix the home.
+func refusalReporter(l lspawn.Deliverer, logger *slog.Logger) lspawn.Deliverer {
+	return lspawn.DelivererFunc(func(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
+		res, err := l.Deliver(ctx, sender, recipient, msg)
+		var ue *untrustedError
+		if errors.As(err, &ue) {
+			res.Report = ue.report()
+			logger.Error("mta lspawn: deferring a delivery: "+ue.Error()+"; it must belong to root and be writable by root alone", "recipient", recipient)
+		}
+		return res, err
+	})
 }

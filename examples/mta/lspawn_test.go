@@ -112,6 +112,26 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 		t.Fatalf("no root helper among the mta's children %v\n%s", children(t, p.cmd.Process.Pid), p.stderr)
 	}
 
+	// Init, as root, gives users/ to root: the helper believes users/cdb.
+	for _, f := range []struct {
+		name     string
+		uid, gid uint32
+		mode     os.FileMode
+	}{
+		{"users", 0, 0, 0o755 | os.ModeDir},
+		{"users/assign", 0, 0, 0o644},
+		{"users/cdb", 0, 0, 0o644},
+		{"users/poppasswd", 0, 65534, 0o640},
+	} {
+		fi, err := os.Lstat(filepath.Join(home, f.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != f.uid || st.Gid != f.gid || fi.Mode() != f.mode {
+			t.Errorf("%s: uid %d gid %d mode %v, want %d %d %v", f.name, st.Uid, st.Gid, fi.Mode(), f.uid, f.gid, f.mode)
+		}
+	}
+
 	users := []struct {
 		name     string
 		uid      int
@@ -201,6 +221,31 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 		t.Errorf("errors logged:\n%s", p.stderr)
 	}
 
+	// users/cdb given to the account, which could then write it: mail to
+	// other uids is deferred, with a report naming the file, neither
+	// delivered nor bounced.
+	cdbPath := filepath.Join(home, "users", "cdb")
+	if err := os.Chown(cdbPath, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(p.smtp, "alice@localhost", "Subject: refused cdb\r\n\r\nwhile users/cdb is nobody's\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	refusal := "deferral: Refusing_" + cdbPath + ":_owned_by_uid_65534,_not_root"
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), refusal) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no deferral naming %s:\n%s", cdbPath, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := countMaildir(t, md("alice")); n != 1 {
+		t.Errorf("alice has %d messages while users/cdb is not root's, want 1", n)
+	}
+	if strings.Contains(p.stderr.String(), "failure: Refusing") {
+		t.Errorf("the refused delivery bounced:\n%s", p.stderr)
+	}
+
 	// The helper ends with the mta, even one killed outright.
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -219,6 +264,44 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 			t.Fatalf("the helper (pid %d) outlives the mta", helper)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Started on a home whose users/cdb is not root's, the mta says so,
+	// with the fix.
+	p = startMTAAs(t, home, false, "-user", "nobody")
+	for _, want := range []string{"level=ERROR", "refusing " + cdbPath + ": owned by uid 65534, not root", "chown -R root:root " + filepath.Join(home, "users")} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("start log lacks %q:\n%s", want, p.stderr)
+		}
+	}
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+
+	// Fixed, the deferred message is delivered at its next attempt, made
+	// due now: the channel files' mtime is the time of the next attempt.
+	if err := os.Chown(cdbPath, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Minute)
+	err = filepath.Walk(filepath.Join(home, "queue", "local"), func(path string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			err = os.Chtimes(path, past, past)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = startMTAAs(t, home, false, "-user", "nobody")
+	waitCount(t, md("alice"), 2, p)
+	if strings.Contains(p.stderr.String(), "Refusing") || strings.Contains(p.stderr.String(), "refusing") {
+		t.Errorf("users/cdb refused after the fix:\n%s", p.stderr)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
 	}
 }
 

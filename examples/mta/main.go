@@ -198,6 +198,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		if *home, err = filepath.Abs(*home); err != nil {
 			return fail(err)
 		}
+		if err := checkUsers(*home); err != nil {
+			// A home from an older mta, whose users/ is the account's:
+			// the helper defers deliveries to other uids until it is fixed.
+			logger.Error("mta: " + err.Error() + ": deliveries under users' uids are deferred until it belongs to root; as root run: " + usersFix(*home, gid))
+		}
 		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
 			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
 		}

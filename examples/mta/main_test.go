@@ -533,6 +533,12 @@ func TestRootDropsPrivileges(t *testing.T) {
 	if owner := st.Sys().(*syscall.Stat_t).Uid; owner != 65534 {
 		t.Errorf("delivered file owned by uid %d", owner)
 	}
+	// users/poppasswd is root's, readable by the account's group: POP3
+	// authenticates against it.
+	time.Sleep(1100 * time.Millisecond) // POP3 lists messages older than the session's second
+	if got := pop3Retrieve(t, p.pop3, p.user, p.password); len(got) != 1 || !strings.Contains(got[0], "as nobody") {
+		t.Errorf("POP3 as the account: %q", got)
+	}
 	if st, _ := os.Stat(filepath.Join(home, "control", "me")); st.Sys().(*syscall.Stat_t).Uid != 65534 {
 		t.Errorf("home not given to the account")
 	}

@@ -63,10 +63,15 @@ type InitOptions struct {
 // forward to the demo user; users/poppasswd with the demo user's password;
 // control/tcp.smtp(.cdb) letting 127.0.0.1 relay; control/servercert.pem, a
 // self-signed certificate for the domain, 127.0.0.1 and ::1. Everything
-// belongs to the process's user, or as root to UID and GID. The home is
-// mode 755, as /var/qmail is, so that deliveries running under other uids
-// can reach it (examples/mta's forwards); what is secret in it
-// (users/poppasswd, servercert.pem) is mode 600, and the queue 750.
+// belongs to the process's user, or as root to UID and GID but for users/:
+// users/, users/assign and users/cdb then belong to root (mode 755 and
+// 644), as qmail-newu run by root leaves them, because a root delivery
+// helper trusts users/cdb to say under which uid mail is delivered, and
+// users/poppasswd to root with group GID, mode 640, so that the account
+// reads it for POP3 and SMTP AUTH. The home is mode 755, as /var/qmail
+// is, so that deliveries running under other uids can reach it
+// (examples/mta's forwards); what is secret in it (users/poppasswd,
+// servercert.pem) is mode 600 (but as said as root), and the queue 750.
 func Init(home string, o InitOptions) (Demo, bool, error) {
 	if o.Domain == "" {
 		o.Domain = "localhost"
@@ -120,6 +125,9 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 		})
 		if err != nil {
 			return Demo{}, false, fmt.Errorf("system: %w", err)
+		}
+		if err := rootUsers(tmp, o.GID); err != nil {
+			return Demo{}, false, err
 		}
 	}
 	os.Remove(home) // an empty directory, if any
@@ -181,6 +189,32 @@ func build(dir, home string, o InitOptions) error {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "control", "me"), []byte(o.Domain+"\n"), 0o644); err != nil {
 		return fmt.Errorf("system: %w", err)
+	}
+	return nil
+}
+
+// rootUsers gives users/ to root, as qmail-newu, run by root, leaves it:
+// a root delivery helper believes users/cdb (which uid receives which
+// address), so the account must not be able to write it. users/poppasswd
+// stays readable by the account's group gid, for POP3 and SMTP AUTH.
+func rootUsers(dir string, gid int) error {
+	for _, f := range []struct {
+		name string
+		gid  int
+		mode os.FileMode
+	}{
+		{"users", 0, 0o755},
+		{"users/assign", 0, 0o644},
+		{"users/cdb", 0, 0o644},
+		{"users/poppasswd", gid, 0o640},
+	} {
+		p := filepath.Join(dir, f.name)
+		if err := os.Lchown(p, 0, f.gid); err != nil {
+			return fmt.Errorf("system: %w", err)
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return fmt.Errorf("system: %w", err)
+		}
 	}
 	return nil
 }

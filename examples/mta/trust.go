@@ -1,0 +1,88 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// The root helper believes users/cdb: it says under which uid, and with
+// which home and .qmail files, each address is delivered. A users/cdb that
+// the mta's account could write would let that account run programs under
+// any other uid, so the helper reads users/cdb only when it and users/
+// belong to root (or to the helper's own uid) and no one else may write
+// them, as qmail's users/, which qmail-newu run by root writes. The check
+// is made at every lookup (assign.Users.Trust), so that a chown or a
+// replaced file counts at once; a refusal defers the delivery.
+
+// untrustedError is a users/ file or directory the helper refuses.
+type untrustedError struct {
+	path, reason string
+}
+
+func (e *untrustedError) Error() string { return "refusing " + e.path + ": " + e.reason }
+
+// report is the delivery's report text: it names the file, the reason and
+// the fix (RFC 3463: 4.3.5, system incorrectly configured).
+func (e *untrustedError) report() string {
+	return fmt.Sprintf("Refusing %s: %s; it must belong to root and be writable by root alone. (#4.3.5)\n", e.path, e.reason)
+}
+
+// vetOwner refuses fi, of path, unless it belongs to root or to uid euid
+// and neither its group nor others may write it.
+func vetOwner(path string, fi fs.FileInfo, euid int) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return &untrustedError{path, "no owner known"}
+	}
+	if st.Uid != 0 && int(st.Uid) != euid {
+		return &untrustedError{path, fmt.Sprintf("owned by uid %d, not root", st.Uid)}
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return &untrustedError{path, fmt.Sprintf("writable by group or others (mode %#o)", fi.Mode().Perm())}
+	}
+	return nil
+}
+
+// trustUsersCDB is assign.Users.Trust for the helper: fi is users/cdb's
+// (at path); users/, the directory holding it, is checked too, and must
+// be a directory, not a symbolic link.
+func trustUsersCDB(path string, fi fs.FileInfo) error {
+	euid := os.Geteuid()
+	dir := filepath.Dir(path)
+	dfi, err := os.Lstat(dir)
+	if err != nil {
+		return &untrustedError{dir, err.Error()}
+	}
+	if !dfi.IsDir() {
+		return &untrustedError{dir, "not a directory"}
+	}
+	if err := vetOwner(dir, dfi, euid); err != nil {
+		return err
+	}
+	return vetOwner(path, fi, euid)
+}
+
+// checkUsers is trustUsersCDB for home's users/cdb, at the mta's start as
+// root: nil when the helper will use it, or when there is none.
+func checkUsers(home string) error {
+	path := filepath.Join(home, "users", "cdb")
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &untrustedError{path, err.Error()}
+	}
+	return trustUsersCDB(path, fi)
+}
+
+// usersFix is the shell command that gives home's users/ to root as Init
+// makes it, users/poppasswd readable by the account's group gid.
+func usersFix(home string, gid int) string {
+	u := filepath.Join(home, "users")
+	return fmt.Sprintf("chown -R root:root %[1]s && chmod go-w %[1]s %[1]s/assign %[1]s/cdb && chgrp %[2]d %[1]s/poppasswd && chmod 640 %[1]s/poppasswd", u, gid)
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTrustUsersCDB: the helper believes users/cdb only when it and users/
+// belong to root and only root may write them.
+func TestTrustUsersCDB(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the files are given to root and to another account")
+	}
+	const account = 65534
+	for _, tt := range []struct {
+		name            string
+		dirUID, cdbUID  int
+		dirMode, cdbMod os.FileMode
+		symlink         bool   // users/ is a symbolic link to a root directory
+		refused         string // the path's base name and the reason; "" when trusted
+	}{
+		{"root's, 0644", 0, 0, 0o755, 0o644, false, ""},
+		{"root's, read-only", 0, 0, 0o555, 0o444, false, ""},
+		{"cdb owned by the account", 0, account, 0o755, 0o644, false, "cdb: owned by uid 65534, not root"},
+		{"cdb group-writable", 0, 0, 0o755, 0o664, false, "cdb: writable by group or others"},
+		{"cdb world-writable", 0, 0, 0o755, 0o646, false, "cdb: writable by group or others"},
+		{"users/ owned by the account", account, 0, 0o755, 0o644, false, "users: owned by uid 65534, not root"},
+		{"users/ group-writable", 0, 0, 0o775, 0o644, false, "users: writable by group or others"},
+		{"users/ a symbolic link", 0, 0, 0o755, 0o644, true, "users: not a directory"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			dir := filepath.Join(home, "users")
+			real := dir
+			if tt.symlink {
+				real = filepath.Join(home, "elsewhere")
+				if err := os.Symlink(real, dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Mkdir(real, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			cdb := filepath.Join(dir, "cdb")
+			if err := os.WriteFile(cdb, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []struct {
+				path string
+				uid  int
+				mode os.FileMode
+			}{{cdb, tt.cdbUID, tt.cdbMod}, {real, tt.dirUID, tt.dirMode}} {
+				if err := os.Chown(f.path, f.uid, f.uid); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(f.path, f.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fi, err := os.Stat(cdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, err := range map[string]error{"trustUsersCDB": trustUsersCDB(cdb, fi), "checkUsers": checkUsers(home)} {
+				var ue *untrustedError
+				switch {
+				case tt.refused == "" && err != nil:
+					t.Errorf("%s: %v, want trusted", name, err)
+				case tt.refused != "" && !errors.As(err, &ue):
+					t.Errorf("%s: %v, want an *untrustedError", name, err)
+				case tt.refused != "" && !strings.Contains(filepath.Base(ue.path)+": "+ue.reason, tt.refused):
+					t.Errorf("%s: %v, want %q", name, err, tt.refused)
+				case tt.refused != "" && !strings.Contains(ue.report(), ue.path):
+					t.Errorf("%s: report %q does not name %s", name, ue.report(), ue.path)
+				}
+			}
+		})
+	}
+	// No users/cdb: nothing to refuse at start (the helper then asks the
+	// system's passwd only).
+	if err := checkUsers(t.TempDir()); err != nil {
+		t.Errorf("no users/cdb: %v", err)
+	}
+}
