@@ -29,13 +29,17 @@
 //	-user NAME          as root: the account to run as (default qmailkit, else nobody)
 //
 // Started as root, it makes the home for the account (mode 755, as
-// /var/qmail), binds its ports (so -smtp :25 works), starts a delivery
+// /var/qmail; users/ with assign and cdb belong to root, as qmail-newu's
+// files do, and users/poppasswd is root's, readable by the account's
+// group), binds its ports (so -smtp :25 works), starts a delivery
 // helper, and runs everything else as that account. The helper, a copy of
 // this program that stays root (qmail's qmail-lspawn), is connected to it
 // by a socketpair and exits when it goes away; the mta passes it each
 // local delivery (sender, recipient, and the queue's message file as a
 // descriptor), and it resolves the recipient by users/cdb and the system's
-// passwd and runs this program again, as qmail-local, under the
+// passwd (users/cdb only while it and users/ belong to root and only root
+// may write them; otherwise deliveries to other uids are deferred and the
+// start-up log says how to fix the owners) and runs this program again, as qmail-local, under the
 // recipient's uid and gid with no supplementary groups. Mail is never
 // delivered as root: a recipient with uid 0 is deferred ("Not allowed to
 // perform deliveries as root."). The qmail-local child may not write the
