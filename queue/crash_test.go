@@ -289,12 +289,16 @@ func TestCrashChild(t *testing.T) {
 		defer rngMu.Unlock()
 		return !draining && rng.IntN(2) == 0
 	}
+	// Every other child writes its Maildir files unnamed (O_TMPFILE),
+	// so that kills hit both of maildir's protocols.
+	rn, _ := strconv.Atoi(round)
+	md := &maildir.Deliverer{Unnamed: rn%2 == 1}
 	local := LocalFunc(func(ctx context.Context, d Delivery) Result {
 		rcpt := d.Recipients[0]
 		if rcpt == "nobody@example.com" {
 			return Result{Report: "Sorry, no mailbox here by that name. (#5.1.1)\n", Err: &PermanentError{"no mailbox"}}
 		}
-		if _, err := maildir.Dir(filepath.Join(home, "mail", rcpt)).Deliver(ctx, d.Message); err != nil {
+		if _, err := md.Deliver(ctx, maildir.Dir(filepath.Join(home, "mail", rcpt)), d.Message); err != nil {
 			return Result{Report: "Unable to write maildir. (#4.3.0)\n", Err: err}
 		}
 		return Result{Report: "did 0+0+1\n"}
