@@ -109,6 +109,8 @@ type Deliverer struct {
 	// noUnnamed is set when an unnamed delivery found O_TMPFILE or
 	// /proc/self/fd unavailable: later deliveries use tmp/ names.
 	noUnnamed atomic.Bool
+	// procFD is set once an unnamed delivery found /proc/self/fd.
+	procFD atomic.Bool
 
 	// syncs holds, per Maildir with deliveries in progress, the group
 	// commit of its new/ fsync; an entry goes with its last delivery.

@@ -40,10 +40,14 @@ func (dl *Deliverer) deliverUnnamed(ctx context.Context, dir Dir, r io.Reader) (
 		return fail("create", &os.PathError{Op: "open", Path: tmp, Err: err})
 	}
 	self := "/proc/self/fd/" + strconv.Itoa(fd)
-	if err := unix.Faccessat(unix.AT_FDCWD, self, unix.F_OK, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		unix.Close(fd)
-		dl.noUnnamed.Store(true)
-		return "", false, nil
+	if !dl.procFD.Load() {
+		// Once per Deliverer: is there a /proc to link the file through?
+		if err := unix.Faccessat(unix.AT_FDCWD, self, unix.F_OK, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			unix.Close(fd)
+			dl.noUnnamed.Store(true)
+			return "", false, nil
+		}
+		dl.procFD.Store(true)
 	}
 	f := os.NewFile(uintptr(fd), filepath.Join(tmp, "(unnamed)"))
 	defer f.Close()
