@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -188,5 +189,50 @@ func runUntil(t *testing.T, s *Scheduler, start func(), done func() (bool, strin
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A todo entry that a scan listed but that is gone when its turn comes (the
+// run handled the message meanwhile, and its ID may come back later) is
+// skipped without a warning; one that cannot be read is a warning.
+func TestReadTodoGone(t *testing.T) {
+	q, err := Open(filepath.Join(t.TempDir(), "queue"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	r := newTestRun(q)
+	for _, tt := range []struct {
+		name  string
+		setup func(id ID)
+		warn  string
+	}{
+		{"gone", func(ID) {}, ""},
+		{"unreadable", func(id ID) {
+			if err := os.Mkdir(q.path("todo", id), 0o700); err != nil { // read gives EISDIR
+				t.Fatal(err)
+			}
+		}, "unable to open todo/"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := ID(4000000000 + len(tt.name))
+			tt.setup(id)
+			var logs logBuf
+			if m, ok := r.readTodo(id, &logs); ok || m != nil {
+				t.Fatalf("readTodo = %v, %v; want nothing", m, ok)
+			}
+			var warns []string
+			for _, l := range logs {
+				if l.warn {
+					warns = append(warns, l.line)
+				}
+			}
+			switch {
+			case tt.warn == "" && len(warns) != 0:
+				t.Errorf("warnings %q for a todo entry that is gone", warns)
+			case tt.warn != "" && (len(warns) != 1 || !strings.HasPrefix(warns[0], tt.warn)):
+				t.Errorf("warnings %q, want one starting %q", warns, tt.warn)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -184,6 +186,11 @@ func (r *run) readTodo(id ID, lg lineLogger) (*msg, bool) {
 	q := r.q
 	todoName := "todo/" + id.String()
 	todo, err := readQueueFile(q.path("todo", id))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Listed by a scan made while this run still had the message in
+		// hand: it was handled, and todo/ID removed, since.
+		return nil, false
+	}
 	if err != nil {
 		lg.warn("unable to open " + todoName)
 		return nil, false
