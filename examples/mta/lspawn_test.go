@@ -246,7 +246,12 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 		t.Errorf("the refused delivery bounced:\n%s", p.stderr)
 	}
 
-	// The helper ends with the mta, even one killed outright.
+	// The helper ends with the mta, even one killed outright. First let
+	// every delivery in progress be recorded: the files appear in the
+	// Maildirs before their qmail-local children have exited and been
+	// reported (seconds under the race detector), and a delivery killed
+	// before its report is made again at the next start, as it must be.
+	waitIdle(t, p)
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -330,5 +335,23 @@ func TestRootHelperDies(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "the delivery helper is gone; stopping") {
 		t.Errorf("log:\n%s", p.stderr)
+	}
+}
+
+// waitIdle waits until the mta's last status line says no local delivery
+// is in progress.
+func waitIdle(t *testing.T, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		log := p.stderr.String()
+		i := strings.LastIndex(log, "status: local ")
+		if i >= 0 && strings.HasPrefix(log[i:], "status: local 0/") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("local deliveries still in progress after 60 s:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
