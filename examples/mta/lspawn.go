@@ -182,3 +182,19 @@ func refusalReporter(l lspawn.Deliverer, logger *slog.Logger) lspawn.Deliverer {
 		return res, err
 	})
 }
+
+// othersCanRun reports whether a user other than the owner can execute
+// program: every directory on its path searchable, and the file executable,
+// by others. qmail-local children run it under the recipients' uids.
+// Otherwise it returns the first path that is not.
+func othersCanRun(program string) (string, bool) {
+	for p := program; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return p, false
+		}
+		if p == filepath.Dir(p) {
+			return "", true
+		}
+	}
+}

@@ -355,3 +355,53 @@ func waitIdle(t *testing.T, p *proc) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// othersCanRun: the program and every directory above it must be o+x.
+func TestOthersCanRun(t *testing.T) {
+	// t.TempDir's parent is private: work in a shared directory.
+	base, err := os.MkdirTemp("", "otherscanrun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := othersCanRun(base); !ok {
+		t.Skipf("%s is not reachable by others here (%s is not o+x)", base, p)
+	}
+	for _, tt := range []struct {
+		name              string
+		dirMode, fileMode os.FileMode
+		bad               string // "" when runnable
+	}{
+		{"shared", 0o755, 0o755, ""},
+		{"private dir", 0o700, 0o755, "dir"},
+		{"private file", 0o755, 0o700, "dir/prog"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := filepath.Join(base, tt.name)
+			if err := os.MkdirAll(filepath.Join(d, "dir"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			prog := filepath.Join(d, "dir", "prog")
+			if err := os.WriteFile(prog, nil, tt.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(prog, tt.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(d, "dir"), tt.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := othersCanRun(prog)
+			want := ""
+			if tt.bad != "" {
+				want = filepath.Join(d, tt.bad)
+			}
+			if ok != (tt.bad == "") || got != want {
+				t.Errorf("othersCanRun = %q, %v; want %q, %v", got, ok, want, tt.bad == "")
+			}
+		})
+	}
+}

@@ -48,7 +48,8 @@
 // QMAILHOME/qmail-queue.sock (mode 666: any local user may queue mail, as
 // with qmail-queue); the Received line names the caller's uid. So this
 // program must be executable by the users, and the home searchable by
-// them. Should the helper die, the mta stops (exit 1): it can no longer
+// them; the mta warns at start when either is not (as with go run, whose
+// build directory is root's alone). Should the helper die, the mta stops (exit 1): it can no longer
 // start one. A recipient whose user is the account the mta runs as is
 // delivered in-process, since a child under that uid would have the same
 // rights. Started as an ordinary user, it delivers in-process as that
@@ -213,6 +214,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		program, err := os.Executable()
 		if err != nil {
 			return fail(err)
+		}
+		if dir, ok := othersCanRun(program); !ok {
+			// go run's build directory is root's alone, for one.
+			logger.Warn("mta: other users cannot run this program ("+dir+" is not o+x): deliveries under other users' uids will be deferred; build it (go build ./examples/mta) into a directory every user can reach", "program", program)
 		}
 		// Pdeathsig is sent when the thread that started the helper ends:
 		// keep this goroutine on its thread, which then lives as long as
