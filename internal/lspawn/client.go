@@ -188,11 +188,7 @@ func (c *Client) Deliver(ctx context.Context, sender, recipient string, msg io.R
 	}
 	select {
 	case r := <-ch:
-		res := dotqmail.Result{Report: r.report}
-		if r.status == 'K' {
-			return res, nil
-		}
-		return res, &Error{Text: r.text, Perm: r.status == 'D'}
+		return r.result()
 	case <-ctx.Done():
 		c.forget(id)
 		c.conn.WriteMsgUnix(appendRecord(nil, 'C', ids), nil, nil)
@@ -201,15 +197,20 @@ func (c *Client) Deliver(ctx context.Context, sender, recipient string, msg io.R
 		c.forget(id)
 		select {
 		case r := <-ch: // the reply came just before the end
-			res := dotqmail.Result{Report: r.report}
-			if r.status == 'K' {
-				return res, nil
-			}
-			return res, &Error{Text: r.text, Perm: r.status == 'D'}
+			return r.result()
 		default:
 		}
 		return failure(spawnFailure, c.Err())
 	}
+}
+
+// result is the Server's outcome as Deliver returns it.
+func (r reply) result() (dotqmail.Result, error) {
+	res := dotqmail.Result{Report: r.report}
+	if r.status == 'K' {
+		return res, nil
+	}
+	return res, &Error{Text: r.text, Perm: r.status == 'D'}
 }
 
 func failure(report string, cause error) (dotqmail.Result, error) {
