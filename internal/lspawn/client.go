@@ -162,11 +162,11 @@ func parseReply(b []byte) (uint64, reply, error) {
 // one as the queue gives, is passed itself; anything else is first copied
 // to an unlinked file in TempDir.
 func (c *Client) Deliver(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
-	f, size, err := c.file(msg)
+	f, size, copied, err := c.file(msg)
 	if err != nil {
 		return failure("Unable to read message. (#4.3.0)\n", err)
 	}
-	if f != msg && !isOuter(msg, f) {
+	if copied {
 		defer f.Close()
 	}
 	ch := make(chan reply, 1)
@@ -247,43 +247,35 @@ func (c *Client) send(rec []byte, f *os.File) error {
 }
 
 // file returns a file holding msg from offset 0 and the message's size:
-// msg itself when it is one, else a copy.
-func (c *Client) file(msg io.Reader) (*os.File, int64, error) {
+// msg itself (or the file under it), which the caller owns, when it is
+// one, else a copy, which the caller of file must close (copied).
+func (c *Client) file(msg io.Reader) (f *os.File, size int64, copied bool, err error) {
 	switch m := msg.(type) {
 	case *io.SectionReader:
 		if r, off, n := m.Outer(); off == 0 {
 			if f, ok := r.(*os.File); ok && regular(f) {
-				return f, n, nil
+				return f, n, false, nil
 			}
 		}
 	case *os.File:
 		if fi, err := m.Stat(); err == nil && fi.Mode().IsRegular() {
-			return m, fi.Size(), nil
+			return m, fi.Size(), false, nil
 		}
 	}
-	f, err := os.CreateTemp(c.TempDir, ".lspawn-msg-")
+	f, err = os.CreateTemp(c.TempDir, ".lspawn-msg-")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	os.Remove(f.Name())
 	n, err := io.Copy(f, msg)
 	if err != nil {
 		f.Close()
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	return f, n, nil
+	return f, n, true, nil
 }
 
 func regular(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode().IsRegular()
-}
-
-// isOuter reports whether f is the file under msg, which the caller owns.
-func isOuter(msg io.Reader, f *os.File) bool {
-	if s, ok := msg.(*io.SectionReader); ok {
-		r, _, _ := s.Outer()
-		return r == f
-	}
-	return false
 }
