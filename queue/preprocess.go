@@ -153,7 +153,8 @@ func (r *run) commit(batch []prepared) {
 		cleaned = append(cleaned, p)
 	}
 	// todo/N must not come back after a crash once deliveries are marked.
-	for _, err := range parallel(2, func(i int) error { return durable.SyncDir(filepath.Join(r.q.dir, []string{"todo", "intd"}[i])) }) {
+	// The fsyncs are the queue's group commits, shared with injections.
+	for _, err := range parallel(2, func(i int) error { return []*dirSync{r.q.todoSync, r.q.intdSync}[i].sync() }) {
 		if err != nil {
 			r.warn(logSafe(err.Error()))
 		}
