@@ -19,22 +19,13 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 )
 
-const usage = dotqmail.QmailLocalUsage
-
 func main() {
 	syscall.Umask(0o077)
 	os.Exit(dotqmail.QmailLocal(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr))
-}
-
-// run is qmail-local with its arguments, environment and descriptors as
-// parameters (dotqmail.QmailLocal); it returns the exit code.
-func run(ctx context.Context, args, env []string, stdin *os.File, stdout, stderr io.Writer) int {
-	return dotqmail.QmailLocal(ctx, args, env, stdin, stdout, stderr)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qmailkit/qmailkit/dotqmail"
 )
 
 func setup(t *testing.T, qmail string) (home string, stdin *os.File) {
@@ -29,7 +31,7 @@ func setup(t *testing.T, qmail string) (home string, stdin *os.File) {
 func runIt(t *testing.T, stdin *os.File, env []string, args ...string) (int, string, string) {
 	t.Helper()
 	var so, se bytes.Buffer
-	code := run(t.Context(), args, append([]string{"PATH=/usr/bin:/bin"}, env...), stdin, &so, &se)
+	code := dotqmail.QmailLocal(t.Context(), args, append([]string{"PATH=/usr/bin:/bin"}, env...), stdin, &so, &se)
 	return code, so.String(), se.String()
 }
 
@@ -42,7 +44,7 @@ func TestUsage(t *testing.T) {
 		{"-x", "joe", "/home/joe", "joe", "", "", "ex.com", "a@b", "./Mailbox"},
 	} {
 		code, out, errOut := runIt(t, stdin, nil, args...)
-		if code != 100 || out != "" || errOut != usage {
+		if code != 100 || out != "" || errOut != dotqmail.QmailLocalUsage {
 			t.Errorf("%q: %d %q %q", args, code, out, errOut)
 		}
 	}
