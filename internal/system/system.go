@@ -299,24 +299,32 @@ func UsersAdapter(a *assign.Users) dotqmail.Users {
 
 func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
 	var l LocalDeliverer = s.Local
-	if s.opts.LocalDeliverer != nil && !s.ownUser(ctx, d.Recipients[0]) {
-		l = s.opts.LocalDeliverer
+	if s.opts.LocalDeliverer != nil {
+		l = s.localFor(ctx, d.Recipients[0])
 	}
 	res, err := l.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
 	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
 }
 
-// ownUser reports whether recipient's user has the process's own uid (and
-// is not root): a delivery under that uid needs no other process, since the
-// child would have exactly this process's rights.
-func (s *System) ownUser(ctx context.Context, recipient string) bool {
+// localFor chooses, when Options.LocalDeliverer is set, who delivers to
+// recipient: System.Local if recipient's user has the process's own uid and
+// gid (and is not root), since a child under that uid would have exactly
+// this process's rights, and Options.LocalDeliverer otherwise. System.Local
+// is then given the user found here, so as not to look it up twice.
+func (s *System) localFor(ctx context.Context, recipient string) LocalDeliverer {
 	at := strings.LastIndexByte(recipient, '@')
-	if at <= 0 {
-		return false
+	uid := os.Geteuid()
+	if at <= 0 || uid == 0 {
+		return s.opts.LocalDeliverer
 	}
-	u, err := s.Users.Lookup(ctx, recipient[:at])
-	return err == nil && u.UID != 0 && u.UID == os.Geteuid() && u.GID == os.Getegid()
+	u, err := s.Local.Users.Lookup(ctx, recipient[:at])
+	if err != nil || u.UID != uid || u.GID != os.Getegid() {
+		return s.opts.LocalDeliverer
+	}
+	own := *s.Local
+	own.Users = dotqmail.UsersFunc(func(context.Context, string) (dotqmail.User, error) { return u, nil })
+	return &own
 }
 
 func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {
