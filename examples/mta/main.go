@@ -313,7 +313,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			// no longer root to start another): stop, so that a
 			// supervisor restarts it; nothing queued is lost.
 			logger.Error("mta: the delivery helper is gone; stopping", "err", lsp.client.Err())
-			helperGone = nil
 			cancel()
 			<-done
 			return 1
