@@ -80,6 +80,31 @@ func (f *fakeLocal) Deliver(ctx context.Context, sender, recipient string, msg i
 	return dotqmail.Result{Report: "Unable to chdir to maildir. (#4.2.1)\n"}, &dotqmail.Error{Text: "Unable to chdir to maildir. (#4.2.1)"}
 }
 
+// waitUntil polls cond, under f.mu, until it holds; after 10 seconds the
+// test fails with what.
+func (f *fakeLocal) waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		ok := cond()
+		f.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// started reports whether a delivery to rcpt has begun; call it under f.mu.
+func (f *fakeLocal) started(rcpt string) bool {
+	_, ok := f.got[rcpt]
+	return ok
+}
+
 func newFake() *fakeLocal {
 	return &fakeLocal{release: make(chan struct{}), got: map[string]string{}, cancelled: map[string]bool{}}
 }
@@ -181,19 +206,7 @@ func TestCancel(t *testing.T) {
 		_, err := c.Deliver(ctx, "a@b", "slow@a", strings.NewReader("x"))
 		errc <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		fake.mu.Lock()
-		_, started := fake.got["slow@a"]
-		fake.mu.Unlock()
-		if started {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("delivery not started")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	fake.waitUntil(t, "delivery not started", func() bool { return fake.started("slow@a") })
 	cancel()
 	select {
 	case err := <-errc:
@@ -203,18 +216,7 @@ func TestCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Deliver hangs after its ctx ended")
 	}
-	for {
-		fake.mu.Lock()
-		done := fake.cancelled["slow@a"]
-		fake.mu.Unlock()
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the server's delivery was not cancelled")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	fake.waitUntil(t, "the server's delivery was not cancelled", func() bool { return fake.cancelled["slow@a"] })
 	if res, err := c.Deliver(t.Context(), "a@b", "ok@a", strings.NewReader("x")); err != nil || res.Report != "did 1+0+0\n" {
 		t.Errorf("after a cancel: %q %v", res.Report, err)
 	}
@@ -343,15 +345,7 @@ func TestServeConnCtx(t *testing.T) {
 		_, err := c.Deliver(t.Context(), "a@b", "slow@a", strings.NewReader("x"))
 		errc <- err
 	}()
-	for {
-		fake.mu.Lock()
-		_, started := fake.got["slow@a"]
-		fake.mu.Unlock()
-		if started {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	fake.waitUntil(t, "delivery not started", func() bool { return fake.started("slow@a") })
 	cancel()
 	select {
 	case err := <-done:
