@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
 // deliverUnnamed is Deliver with Unnamed set: it writes the message into an
@@ -24,13 +26,13 @@ func (dl *Deliverer) deliverUnnamed(ctx context.Context, dir Dir, r io.Reader) (
 	fail := func(step string, err error) (string, bool, error) {
 		return "", true, &DeliveryError{Step: step, Err: err}
 	}
-	dfd, err := openat(unix.AT_FDCWD, string(dir), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	dfd, err := durable.Openat(unix.AT_FDCWD, string(dir), unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return fail("open", &os.PathError{Op: "open", Path: string(dir), Err: err})
 	}
 	defer unix.Close(dfd)
 	tmp := filepath.Join(string(dir), "tmp")
-	fd, err := openat(dfd, "tmp", unix.O_TMPFILE|unix.O_WRONLY|unix.O_NOFOLLOW, 0o600)
+	fd, err := durable.Openat(dfd, "tmp", unix.O_TMPFILE|unix.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 	switch {
 	case err == unix.EOPNOTSUPP || err == unix.EISDIR || err == unix.EINVAL:
 		// No O_TMPFILE here (EISDIR: a kernel that does not know it).
@@ -86,7 +88,7 @@ func (dl *Deliverer) deliverUnnamed(ctx context.Context, dir Dir, r io.Reader) (
 	if dl.SizeTag {
 		name += ",S=" + strconv.FormatInt(size, 10)
 	}
-	nfd, err := openat(dfd, "new", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	nfd, err := durable.Openat(dfd, "new", unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return fail("link", &os.PathError{Op: "open", Path: filepath.Join(string(dir), "new"), Err: err})
 	}
@@ -107,17 +109,6 @@ func (dl *Deliverer) deliverUnnamed(ctx context.Context, dir Dir, r io.Reader) (
 	}
 	addDelta(qroot, size)
 	return name, true, nil
-}
-
-// openat is openat(2) with O_CLOEXEC, retried on EINTR. The descriptor is
-// not an os.File: that would add the poller's fcntl and epoll_ctl calls.
-func openat(dirfd int, path string, flags int, mode uint32) (int, error) {
-	for {
-		fd, err := unix.Openat(dirfd, path, flags|unix.O_CLOEXEC, mode)
-		if err != unix.EINTR {
-			return fd, err
-		}
-	}
 }
 
 // linkat gives the file behind the /proc/self/fd link self the name name

@@ -299,16 +299,11 @@ func truncateHere(f *os.File) error {
 // every open to find out that a regular file cannot be polled, and the queue
 // opens several files per message.
 func openFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
-	for {
-		fd, err := syscall.Open(path, flag|syscall.O_CLOEXEC, uint32(perm.Perm()))
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		return os.NewFile(uintptr(fd), path), nil
+	fd, err := durable.Openat(unix.AT_FDCWD, path, flag, uint32(perm.Perm()))
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // readQueueFile is os.ReadFile through openFile.

@@ -14,21 +14,29 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
+
+// Openat is openat(2) with O_CLOEXEC added, retried on EINTR. It returns a
+// bare descriptor: an os.File of a regular file or directory would cost the
+// runtime poller's four fcntl calls and an epoll_ctl, and the queue and
+// Maildir deliveries open several per message.
+func Openat(dirfd int, path string, flags int, mode uint32) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, path, flags|unix.O_CLOEXEC, mode)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
 
 // SyncDir fsyncs the directory dir so that entries created, linked, renamed or
 // removed in it survive a crash. It uses the bare system calls (open, fsync,
 // close): an os.File would add four fcntl calls and an epoll_ctl to every
 // directory fsync, and a queue does several per message.
 func SyncDir(dir string) error {
-	var fd int
-	var err error
-	for {
-		fd, err = syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	fd, err := Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: dir, Err: err}
 	}
