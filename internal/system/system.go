@@ -57,12 +57,13 @@
 // hands its local deliveries (Options.LocalDeliverer) to a helper process
 // that kept root and delivers each under the recipient's uid
 // (internal/lspawn, qmail-lspawn's split), trusting users/cdb only while
-// root owns it and users/ (Init, as root, makes them so); those deliveries' forwards come
-// back into the queue through a socket, as the queue is not theirs to
-// write. A recipient whose user has the process's own uid and gid is
-// delivered in-process even then: a child under that uid would have
-// exactly the process's rights. Users authenticate against users/poppasswd (SHA-crypt or {PLAIN}; Init writes
-// {PLAIN}, mode 0600); SMTP AUTH is offered only after STARTTLS.
+// root owns it and users/ (Init, as root, makes them so); those
+// deliveries' forwards come back into the queue through a socket, as the
+// queue is not theirs to write. A recipient whose user has the process's
+// own uid and gid is delivered in-process even then: a child under that
+// uid would have exactly the process's rights. Users authenticate against
+// users/poppasswd (SHA-crypt or {PLAIN}; Init writes {PLAIN}, mode 0600);
+// SMTP AUTH is offered only after STARTTLS.
 package system
 
 import (
