@@ -201,13 +201,12 @@ func (r *run) readTodo(id ID, lg lineLogger) (*msg, bool) {
 		lg.warn("unable to stat " + Path("mess", id, q.split))
 		return nil, false
 	}
-	for _, k := range []string{"local", "remote", "info", "bounce"} {
-		if !r.stale[id] {
-			break
-		}
-		if err := syscall.Unlink(q.path(k, id)); err != nil && err != syscall.ENOENT {
-			lg.warn("unable to unlink " + Path(k, id, q.split))
-			return nil, false
+	if r.stale[id] {
+		for _, k := range []string{"local", "remote", "info", "bounce"} {
+			if err := syscall.Unlink(q.path(k, id)); err != nil && err != syscall.ENOENT {
+				lg.warn("unable to unlink " + Path(k, id, q.split))
+				return nil, false
+			}
 		}
 	}
 	lg.info("new msg "+id.String(), "msg", uint64(id))
