@@ -16,30 +16,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// queueServer serves a new queue on a socket in a temporary directory
-// with qs's settings.
-func queueServer(t *testing.T, qs QueueServer) (*queue.Queue, string) {
+// listenQueue opens a new queue, closed at the test's end, and a
+// listener for it at path, both in a temporary directory.
+func listenQueue(t *testing.T) (q *queue.Queue, l *net.UnixListener, path string) {
 	t.Helper()
 	dir := t.TempDir()
 	q, err := queue.Open(filepath.Join(dir, "queue"), queue.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "qq.sock")
-	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	t.Cleanup(func() { q.Close() })
+	path = filepath.Join(dir, "qq.sock")
+	l, err = net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return q, l, path
+}
+
+// queueServer serves a new queue on a socket in a temporary directory
+// with qs's settings.
+func queueServer(t *testing.T, qs QueueServer) (*queue.Queue, string) {
+	t.Helper()
+	q, l, path := listenQueue(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	qs.Queue = q
 	go func() { done <- qs.Serve(ctx, l) }()
-	t.Cleanup(func() {
+	t.Cleanup(func() { // before listenQueue's q.Close
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		q.Close()
 	})
 	return q, path
 }
@@ -178,17 +186,7 @@ func TestEnqueueTimeout(t *testing.T) {
 
 // TestEnqueueShutdown: Serve's ctx ends an injection in progress.
 func TestEnqueueShutdown(t *testing.T) {
-	dir := t.TempDir()
-	q, err := queue.Open(filepath.Join(dir, "queue"), queue.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	path := filepath.Join(dir, "qq.sock")
-	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, l, path := listenQueue(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- (&QueueServer{Queue: q}).Serve(ctx, l) }()
