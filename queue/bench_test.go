@@ -26,22 +26,10 @@ func BenchmarkInject(b *testing.B) {
 				b.Fatal(err)
 			}
 			env := Envelope{Sender: "bench@example.com", Recipients: []string{"rcpt@example.org"}}
-			var next atomic.Int64
-			var wg sync.WaitGroup
 			b.SetBytes(int64(len(msg)))
 			b.ResetTimer()
 			start := time.Now()
-			for range workers {
-				wg.Go(func() {
-					for next.Add(1) <= int64(b.N) {
-						if _, err := q.Inject(b.Context(), env, bytes.NewReader(msg)); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			injectN(b, q, env, msg, workers)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 			dirSyncs := q.todoSync.count() + q.intdSync.count()
@@ -189,20 +177,7 @@ func BenchmarkDrain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := Envelope{Sender: "bench@example.com", Recipients: []string{"user@example.com"}}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if _, err := q.Inject(b.Context(), env, bytes.NewReader(msg)); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	injectN(b, q, Envelope{Sender: "bench@example.com", Recipients: []string{"user@example.com"}}, msg, 20)
 	var seq atomic.Uint64
 	var delivered atomic.Int64
 	all := make(chan struct{})
@@ -231,4 +206,21 @@ func BenchmarkDrain(b *testing.B) {
 	if err := <-errc; err != nil {
 		b.Fatal(err)
 	}
+}
+
+// injectN injects b.N copies of msg into q from workers goroutines at once.
+func injectN(b *testing.B, q *Queue, env Envelope, msg []byte, workers int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if _, err := q.Inject(b.Context(), env, bytes.NewReader(msg)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
