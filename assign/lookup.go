@@ -136,12 +136,18 @@ type DB struct {
 func Open(path string) (*DB, error) {
 	c, err := cdb.Open(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("assign: %w", err)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrCDB, err)
+		return nil, openError(err)
 	}
 	return dbOf(c, path)
+}
+
+// openError is Open's error for a file it could not open: wrapping
+// fs.ErrNotExist for a missing one, else ErrCDB.
+func openError(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("assign: %w", err)
+	}
+	return fmt.Errorf("%w: %w", ErrCDB, err)
 }
 
 // openFile is Open for the file open as f.

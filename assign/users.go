@@ -212,10 +212,7 @@ func (u *Users) open() (*DB, error) {
 	}
 	f, err := os.Open(u.CDB)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("assign: %w", err)
-		}
-		return nil, fmt.Errorf("%w: %w", ErrCDB, err)
+		return nil, openError(err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
