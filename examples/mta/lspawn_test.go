@@ -279,10 +279,7 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 			t.Errorf("start log lacks %q:\n%s", want, p.stderr)
 		}
 	}
-	p.signal(t, syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.stderr)
-	}
+	p.stop(t)
 
 	// Fixed, the deferred message is delivered at its next attempt, made
 	// due now: the channel files' mtime is the time of the next attempt.
@@ -304,10 +301,7 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 	if strings.Contains(p.stderr.String(), "Refusing") || strings.Contains(p.stderr.String(), "refusing") {
 		t.Errorf("users/cdb refused after the fix:\n%s", p.stderr)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.stderr)
-	}
+	p.stop(t)
 }
 
 // TestRootHelperDies: without its root helper the mta cannot deliver

@@ -189,6 +189,15 @@ func (p *proc) signal(t *testing.T, sig os.Signal) {
 	}
 }
 
+// stop sends SIGTERM and fails the test unless the mta exits 0.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+}
+
 func (p *proc) wait(t *testing.T) error {
 	t.Helper()
 	select {
@@ -332,10 +341,7 @@ func TestFirstStart(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.stderr)
-	}
+	p.stop(t)
 	for _, want := range []string{`msg="delivery 1: success: did_1+0+0/"`, `msg="end msg `, `id=`, `msg="status: exiting"`, `msg="mta: stopped"`} {
 		if !strings.Contains(p.stderr.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, p.stderr)
@@ -493,10 +499,7 @@ func TestSIGHUPRcpthosts(t *testing.T) {
 		t.Errorf("session opened before SIGHUP: QUIT %q %v, greeting %q", msg, err, oldGreeting)
 	}
 	waitCount(t, p.maildir, 1, p)
-	p.signal(t, syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.stderr)
-	}
+	p.stop(t)
 }
 
 // TestRootDropsPrivileges: started as root, the mta makes the home for the
@@ -542,10 +545,7 @@ func TestRootDropsPrivileges(t *testing.T) {
 	if st, _ := os.Stat(filepath.Join(home, "control", "me")); st.Sys().(*syscall.Stat_t).Uid != 65534 {
 		t.Errorf("home not given to the account")
 	}
-	p.signal(t, syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.stderr)
-	}
+	p.stop(t)
 }
 
 // TestBannerCommands runs the banner's commands as printed (Python, and
@@ -590,8 +590,5 @@ func TestBannerCommands(t *testing.T) {
 		(want == 2 && !strings.Contains(string(out), "X-Mailer: swaks")) {
 		t.Fatalf("fetched:\n%s", out)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.stderr)
-	}
+	p.stop(t)
 }
