@@ -116,6 +116,9 @@ type Deliverer struct {
 	// commit of its new/ fsync; an entry goes with its last delivery.
 	syncMu sync.Mutex
 	syncs  map[string]*newSync
+
+	// bufs holds copy buffers (*[]byte) between deliveries.
+	bufs sync.Pool
 }
 
 type newSync struct {
@@ -226,7 +229,7 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 	// From here on the tmp/ file is ours: every return removes it.
 	defer root.Remove(tmpPath)
 
-	size, step, err := copyMessage(ctx, f, r)
+	size, step, err := dl.copyMessage(ctx, f, r)
 	if err != nil {
 		f.Close()
 		return fail(step, err)
@@ -371,15 +374,21 @@ func (dl *Deliverer) uniqueName() (string, error) {
 	return uniqueName(t, pid, dl.seq.Add(1), rnd, host), nil
 }
 
-// copyBufSize is the size of the one buffer a delivery allocates: messages
-// stream through it, whatever their size.
+// copyBufSize is the size of the one buffer a delivery uses (taken from the
+// Deliverer's pool): messages stream through it, whatever their size.
 const copyBufSize = 32 << 10
 
 // copyMessage copies r to f, checking every write's byte count and ctx
 // between reads. It returns the number of bytes written, and on failure
 // the step that failed ("read" or "write").
-func copyMessage(ctx context.Context, f *os.File, r io.Reader) (int64, string, error) {
-	buf := make([]byte, copyBufSize)
+func (dl *Deliverer) copyMessage(ctx context.Context, f *os.File, r io.Reader) (int64, string, error) {
+	bp, _ := dl.bufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, copyBufSize)
+		bp = &b
+	}
+	defer dl.bufs.Put(bp)
+	buf := *bp
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {

@@ -54,7 +54,7 @@ func (dl *Deliverer) deliverUnnamed(ctx context.Context, dir Dir, r io.Reader) (
 	f := os.NewFile(uintptr(fd), filepath.Join(tmp, "(unnamed)"))
 	defer f.Close()
 
-	size, step, err := copyMessage(ctx, f, r)
+	size, step, err := dl.copyMessage(ctx, f, r)
 	if err != nil {
 		return fail(step, err)
 	}

@@ -111,9 +111,19 @@ func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 	} else if w, err = q.createMess(o); err != nil {
 		return nil, err
 	}
-	w.bw = bufio.NewWriterSize(w.f, 32<<10)
+	w.bw = q.writers.Get().(*bufio.Writer)
+	w.bw.Reset(w.f)
 	w.bw.WriteString(ReceivedLine(o, now))
 	return w, nil
+}
+
+// release gives the Writer's buffer back to the queue once it is done.
+func (w *Writer) release() {
+	if w.bw != nil {
+		w.bw.Reset(nil)
+		w.q.writers.Put(w.bw)
+		w.bw = nil
+	}
 }
 
 // createMess is qmail-queue's way to a fresh message file: create a pid/
@@ -175,6 +185,38 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return n, w.werr
 	}
 	return n, nil
+}
+
+// ReadFrom appends the bytes read from r until EOF, reading them straight
+// into the Writer's buffer (io.Copy uses it, so an injection needs no
+// second buffer). A write error is an *Error, as from Write; a read error
+// is r's, unwrapped.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.done {
+		return 0, ErrClosed
+	}
+	var total int64
+	for w.werr == nil {
+		if w.bw.Available() == 0 {
+			if err := w.bw.Flush(); err != nil {
+				w.werr = qerr(53, "write mess file", err)
+				break
+			}
+		}
+		buf := w.bw.AvailableBuffer()
+		n, err := r.Read(buf[:cap(buf)])
+		if n > 0 {
+			w.bw.Write(buf[:n]) // fits: it only moves the buffer's end
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, w.werr
 }
 
 // Commit queues the message with envelope env: it fsyncs the message,
@@ -260,6 +302,7 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 	}
 	w.done = true
 	w.f.Close()
+	w.release()
 	if err := q.todoSync.sync(); err != nil {
 		return 0, qerr(66, "fsync todo directory", err)
 	}
@@ -288,6 +331,7 @@ func (w *Writer) abort(intd bool) error {
 	}
 	w.f.Truncate(0)
 	w.f.Close()
+	w.release()
 	if e := os.Remove(w.q.path("mess", w.id)); e != nil && !errors.Is(e, fs.ErrNotExist) {
 		err = errors.Join(err, e)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -397,6 +398,40 @@ func TestInjectLarge(t *testing.T) {
 	}
 	if want := int64(size + len(ReceivedLine(q.origin, q.now()))); fi.Size() != want {
 		t.Errorf("size %d, want %d", fi.Size(), want)
+	}
+}
+
+// The message is copied byte for byte whatever the reads' sizes, across
+// the Writer's buffer boundaries (Writer.ReadFrom reads into its buffer).
+func TestInjectExactBytes(t *testing.T) {
+	q := openTest(t, Options{})
+	data := make([]byte, 100<<10+7)
+	for i := range data {
+		data[i] = byte(i*7 + i/251)
+	}
+	for _, tc := range []struct {
+		name string
+		r    func(io.Reader) io.Reader
+	}{
+		{"whole", func(r io.Reader) io.Reader { return r }},
+		{"one byte", iotest.OneByteReader},
+		{"half", iotest.HalfReader},
+		{"data with EOF", iotest.DataErrReader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := q.Inject(t.Context(), Envelope{Sender: "a@b", Recipients: []string{"c@d"}}, tc.r(bytes.NewReader(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(q.path("mess", id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, body, ok := bytes.Cut(got, []byte("\n"))
+			if !ok || !bytes.Equal(body, data) {
+				t.Errorf("mess holds %d bytes after the Received line, want the %d sent", len(body), len(data))
+			}
+		})
 	}
 }
 

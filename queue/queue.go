@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -97,6 +98,10 @@ type Queue struct {
 
 	pool *inodePool // recycled inodes, filled while a Scheduler runs here
 
+	// writers holds the buffers of finished Writers (*bufio.Writer), so
+	// that an injection allocates none.
+	writers sync.Pool
+
 	messSync []*dirSync // one per mess/S
 	intdSync *dirSync
 	todoSync *dirSync
@@ -141,6 +146,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 		now:    opts.Now,
 		notify: make(chan struct{}, 1),
 	}
+	q.writers.New = func() any { return bufio.NewWriterSize(nil, 32<<10) }
 	if q.now == nil {
 		q.now = time.Now
 	}
