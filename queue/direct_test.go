@@ -218,7 +218,7 @@ func TestReadTodoGone(t *testing.T) {
 			id := ID(4000000000 + len(tt.name))
 			tt.setup(id)
 			var logs logBuf
-			if m, ok := r.readTodo(id, &logs); ok || m != nil {
+			if m, ok := r.readTodo(freshMsg{id: id}, &logs); ok || m != nil {
 				t.Fatalf("readTodo = %v, %v; want nothing", m, ok)
 			}
 			var warns []string

@@ -76,8 +76,9 @@ type Writer struct {
 	bw     *bufio.Writer
 	werr   error
 	done   bool
-	quiet  bool // Commit does not signal schedulers (the scheduler's own bounces)
-	reused bool // a recycled inode: Commit truncates it to what was written
+	quiet  bool  // Commit does not signal schedulers (the scheduler's own bounces)
+	size   int64 // bytes written so far
+	reused bool  // a recycled inode: Commit truncates it to what was written
 }
 
 // Create starts an injection, qmail-queue's steps 2 to 4: it creates a pid/
@@ -113,7 +114,8 @@ func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 	}
 	w.bw = q.writers.Get().(*bufio.Writer)
 	w.bw.Reset(w.f)
-	w.bw.WriteString(ReceivedLine(o, now))
+	n, _ := w.bw.WriteString(ReceivedLine(o, now))
+	w.size = int64(n)
 	return w, nil
 }
 
@@ -180,6 +182,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, w.werr
 	}
 	n, err := w.bw.Write(p)
+	w.size += int64(n)
 	if err != nil {
 		w.werr = qerr(53, "write mess file", err)
 		return n, w.werr
@@ -208,6 +211,7 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		if n > 0 {
 			w.bw.Write(buf[:n]) // fits: it only moves the buffer's end
 			total += int64(n)
+			w.size += int64(n)
 		}
 		if err == io.EOF {
 			return total, nil
@@ -247,7 +251,7 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 		return 0, qerr(53, "write mess file", err)
 	}
 	if w.reused {
-		if err := truncateHere(w.f); err != nil {
+		if err := w.f.Truncate(w.size); err != nil {
 			w.Abort()
 			return 0, qerr(53, "truncate mess file", err)
 		}
@@ -259,9 +263,10 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 		w.Abort()
 		return 0, qerr(65, "create intd file", err)
 	}
-	_, err = f.Write(envelopeRecords(w.origin, env))
+	records := envelopeRecords(w.origin, env)
+	_, err = f.Write(records)
 	if err == nil && reused {
-		err = truncateHere(f)
+		err = f.Truncate(int64(len(records)))
 	}
 	if err != nil {
 		f.Close()
@@ -296,7 +301,15 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 			return 0, qerr(what.code, what.op, errs[i])
 		}
 	}
+	// A Scheduler running here gets the message handed over (fresh.go).
+	fresh := !w.quiet && q.running.Load() > 0
+	if fresh {
+		q.fresh.begin(w.id)
+	}
 	if err := os.Link(intd, q.path("todo", w.id)); err != nil {
+		if fresh {
+			q.fresh.end(freshMsg{id: w.id})
+		}
 		w.abort(true)
 		return 0, qerr(66, "link todo file", err)
 	}
@@ -304,7 +317,13 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 	w.f.Close()
 	w.release()
 	if err := q.todoSync.sync(); err != nil {
+		if fresh {
+			q.fresh.end(freshMsg{id: w.id})
+		}
 		return 0, qerr(66, "fsync todo directory", err)
+	}
+	if fresh {
+		q.fresh.end(freshMsg{id: w.id, todo: records, size: w.size})
 	}
 	if !w.quiet {
 		q.pull()

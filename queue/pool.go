@@ -284,16 +284,6 @@ func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode
 	}
 }
 
-// truncateHere cuts f at its current offset: the end of what was written
-// into a reused file.
-func truncateHere(f *os.File) error {
-	off, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return err
-	}
-	return f.Truncate(off)
-}
-
 // openFile is os.OpenFile for the queue's regular files without the
 // runtime poller: os.OpenFile spends four fcntl calls and an epoll_ctl on
 // every open to find out that a regular file cannot be polled, and the queue

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -49,23 +50,30 @@ func (r *run) scanTodo() {
 	}
 }
 
-// preprocessSome takes up to one batch of the listed todo entries as
-// direct messages, as many as the deliveries have room for; the rest wait
-// in todo/.
+// preprocessSome takes up to one batch of messages as direct messages, as
+// many as the deliveries have room for: fresh ones first (see fresh.go),
+// then the todo entries a scan listed; the rest wait in todo/.
 func (r *run) preprocessSome() {
 	if r.exiting {
 		return
+	}
+	room := min(preBatch, r.directMax()-r.direct)
+	items, lost := r.q.fresh.take(max(room, 0))
+	if lost {
+		r.scanTodo()
 	}
 	if len(r.todo) == 0 && r.rescan {
 		r.rescan = false
 		r.scanTodo()
 	}
-	var ids []ID
-	for len(r.todo) > 0 && len(ids) < preBatch && r.direct+len(ids) < r.directMax() {
+	for len(r.todo) > 0 && len(items) < room {
 		id := r.todo[0]
 		r.todo = r.todo[1:]
+		if r.q.fresh.isPending(id) || slices.ContainsFunc(items, func(m freshMsg) bool { return m.id == id }) {
+			continue // comes, or came, as a fresh message
+		}
 		if _, ok := r.msgs[id]; !ok { // else taken in this run already
-			ids = append(ids, id)
+			items = append(items, freshMsg{id: id})
 		}
 	}
 	if len(r.todo) == 0 {
@@ -78,9 +86,9 @@ func (r *run) preprocessSome() {
 		ok   bool
 		logs logBuf
 	}
-	res := make([]result, len(ids))
-	parallel(len(ids), func(i int) error {
-		res[i].m, res[i].ok = r.readTodo(ids[i], &res[i].logs)
+	res := make([]result, len(items))
+	parallel(len(items), func(i int) error {
+		res[i].m, res[i].ok = r.readTodo(items[i], &res[i].logs)
 		return nil
 	})
 	now := r.now()
@@ -178,28 +186,33 @@ func (r *run) commit(batch []prepared) {
 	}
 }
 
-// readTodo reads todo/N into a direct message whose jobs hold their channel
-// records in memory (see direct.go), after removing what an interrupted
-// write-out of the same message may have left. It runs in parallel with
-// other messages' reading: it reads the run's state but changes none, and
-// logs through lg.
-func (r *run) readTodo(id ID, lg lineLogger) (*msg, bool) {
+// readTodo reads todo/N (or takes a fresh message's copy of it) into a
+// direct message whose jobs hold their channel records in memory (see
+// direct.go), after removing what an interrupted write-out of the same
+// message may have left. It runs in parallel with other messages' reading:
+// it reads the run's state but changes none, and logs through lg.
+func (r *run) readTodo(it freshMsg, lg lineLogger) (*msg, bool) {
 	q := r.q
+	id, todo, size := it.id, it.todo, it.size
 	todoName := "todo/" + id.String()
-	todo, err := readQueueFile(q.path("todo", id))
-	if errors.Is(err, fs.ErrNotExist) {
-		// Listed by a scan made while this run still had the message in
-		// hand: it was handled, and todo/ID removed, since.
-		return nil, false
-	}
-	if err != nil {
-		lg.warn("unable to open " + todoName)
-		return nil, false
-	}
-	fi, err := os.Stat(q.path("mess", id))
-	if err != nil {
-		lg.warn("unable to stat " + Path("mess", id, q.split))
-		return nil, false
+	if todo == nil {
+		var err error
+		todo, err = readQueueFile(q.path("todo", id))
+		if errors.Is(err, fs.ErrNotExist) {
+			// Listed by a scan made while this run still had the message
+			// in hand: it was handled, and todo/ID removed, since.
+			return nil, false
+		}
+		if err != nil {
+			lg.warn("unable to open " + todoName)
+			return nil, false
+		}
+		fi, err := os.Stat(q.path("mess", id))
+		if err != nil {
+			lg.warn("unable to stat " + Path("mess", id, q.split))
+			return nil, false
+		}
+		size = fi.Size()
 	}
 	if r.stale[id] {
 		for _, k := range []string{"local", "remote", "info", "bounce"} {
@@ -229,8 +242,8 @@ func (r *run) readTodo(id ID, lg lineLogger) (*msg, bool) {
 			pid = string(rec[1:])
 		case 'F':
 			m.sender = string(rec[1:])
-			lg.info("info msg "+id.String()+": bytes "+strconv.FormatInt(fi.Size(), 10)+" from <"+logSafe(m.sender)+"> qp "+pid+" uid "+uid,
-				"msg", uint64(id), "bytes", fi.Size(), "from", m.sender, "qp", pid, "uid", uid)
+			lg.info("info msg "+id.String()+": bytes "+strconv.FormatInt(size, 10)+" from <"+logSafe(m.sender)+"> qp "+pid+" uid "+uid,
+				"msg", uint64(id), "bytes", size, "from", m.sender, "qp", pid, "uid", uid)
 		case 'T':
 			addr, remote := r.router.route(string(rec[1:]))
 			c := &chans[chanIndex(remote)]

@@ -106,12 +106,17 @@ type Queue struct {
 	intdSync *dirSync
 	todoSync *dirSync
 
+	// fresh hands committed messages to a Scheduler running on q.
+	fresh freshList
+
 	// notify is signalled (non-blocking) after every committed injection;
 	// a Scheduler running on this Queue waits on it.
 	notify chan struct{}
 	// listeners counts running Schedulers: while one runs in this process
 	// the FIFO need not be pulled for our own injections.
 	listeners atomic.Int32
+	// running counts running Schedulers, which take fresh messages.
+	running atomic.Int32
 
 	mu sync.Mutex
 }

@@ -262,6 +262,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	q.pool.enable(true)
 	defer q.pool.enable(false)
+	q.running.Add(1)
+	defer q.running.Add(-1)
 	pulled := make(chan struct{}, 1)
 	if !s.NoTrigger {
 		// The trigger FIFO, opened read-write so that it always has a
@@ -396,9 +398,8 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 		case b := <-r.bounced:
 			r.bounceInjected(b)
 		case <-r.q.notify:
-			if !r.exiting {
-				r.scanTodo()
-			}
+			// A fresh message (or a dropped one, which makes
+			// preprocessSome scan).
 		case <-pulled:
 			if !r.exiting {
 				r.scanTodo()
@@ -466,7 +467,7 @@ func (r *run) nextWake() (time.Duration, bool) {
 	if r.exiting {
 		return 0, false
 	}
-	if len(r.settle) > 0 || (len(r.todo) > 0 || r.rescan) && r.direct < r.directMax() {
+	if len(r.settle) > 0 || (len(r.todo) > 0 || r.rescan || r.q.fresh.waiting()) && r.direct < r.directMax() {
 		return 0, true
 	}
 	now := r.now()

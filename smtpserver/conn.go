@@ -77,16 +77,38 @@ type session struct {
 	suffix    string
 }
 
+// release gives the session's buffers back to the Server once it has
+// ended; the session must not be used after.
+func (s *session) release() {
+	s.br.Reset(nil)
+	s.bw.Reset(nil)
+	s.srv.bufs.Put(&connBufs{s.br, s.bw})
+	s.br, s.bw = nil, nil
+}
+
 // errQuit ends serve successfully.
 var errQuit = errors.New("quit")
 
+// connBufs are a session's buffered reader and writer, kept by the Server
+// between sessions.
+type connBufs struct {
+	br *bufio.Reader
+	bw *bufio.Writer
+}
+
 func newSession(srv *Server, c net.Conn, env map[string]string) *session {
+	b, _ := srv.bufs.Get().(*connBufs)
+	if b == nil {
+		b = &connBufs{bufio.NewReaderSize(nil, 4096), bufio.NewWriterSize(nil, 4096)}
+	}
+	b.br.Reset(c)
+	b.bw.Reset(c)
 	s := &session{
 		srv:    srv,
 		conn:   c,
 		raw:    c,
-		br:     bufio.NewReaderSize(c, 4096),
-		bw:     bufio.NewWriterSize(c, 4096),
+		br:     b.br,
+		bw:     b.bw,
 		compat: srv.Compat,
 	}
 	s.maxLine = srv.limit(srv.MaxLineLength, 4096, 1<<20)

@@ -188,6 +188,7 @@ type Server struct {
 	closed    atomic.Bool
 	ipmeOnce  sync.Once
 	ipme      map[netip.Addr]bool
+	bufs      sync.Pool // *connBufs of ended sessions
 }
 
 func (srv *Server) now() time.Time {
@@ -444,6 +445,7 @@ func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]str
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	defer c.Close()
+	defer s.release()
 	return s.serve(ctx)
 }
 
