@@ -89,6 +89,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/system"
 )
@@ -124,12 +125,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		fmt.Fprintf(stderr, "mta: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	// Log lines are written by a goroutine of their own, many in one
+	// write under load; Close writes the last ones before run returns.
+	logOut := logbuf.New(stderr)
+	defer logOut.Close()
 	var handler slog.Handler
 	switch *logFormat {
 	case "text":
-		handler = slog.NewTextHandler(stderr, nil)
+		handler = slog.NewTextHandler(logOut, nil)
 	case "json":
-		handler = slog.NewJSONHandler(stderr, nil)
+		handler = slog.NewJSONHandler(logOut, nil)
 	default:
 		fmt.Fprintf(stderr, "mta: -log must be text or json\n")
 		return 2

@@ -46,6 +46,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/system"
 	"github.com/qmailkit/qmailkit/queue"
 )
@@ -88,7 +89,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 		defer pipe.Close()
 		logw = pipe
 	}
-	log := slog.New(queue.NewLogHandler(logw, false))
+	// Log lines go out from a goroutine of their own, many per write under
+	// load; Close writes the last ones (before the logger's pipe closes).
+	lb := logbuf.New(logw)
+	defer lb.Close()
+	log := slog.New(queue.NewLogHandler(lb, false))
 	home := getenv("QMAILHOME")
 	if home == "" {
 		home = "."
