@@ -89,9 +89,11 @@
 // # Scheduling
 //
 // [Scheduler.Run] is qmail-send. It takes new messages from todo/ at once:
-// injections through the same [Queue] notify it in-process, and it watches
-// lock/trigger, which qmail-queue (ours or qmail's) pulls after each
-// injection; todo/ is also rescanned every 1500 s. Each recipient is
+// an injection through the same [Queue] hands it the committed message
+// (number, envelope and size, so it neither lists todo/ nor reads todo/N
+// back), and it watches lock/trigger, which qmail-queue (ours or qmail's)
+// pulls after each injection, to list todo/; todo/ is also rescanned every
+// 1500 s. Each recipient is
 // routed ([Routing]): an address without "@" gets "@" + EnvNoAtHost; the
 // percent hack rewrites u%d@relay for the domains listed in PercentHack; a
 // domain listed in Locals is local; else the first virtualdomains key found
