@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"github.com/qmailkit/qmailkit/maildir"
 )
 
@@ -161,7 +162,7 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 	}
 
 	for _, u := range users {
-		if err := send(p.smtp, u.name+"@localhost", "Subject: for "+u.name+"\r\n\r\nhello "+u.name+"\r\n"); err != nil {
+		if err := mailtest.Send(p.smtp, "bob@example.org", []string{u.name + "@localhost"}, "Subject: for "+u.name+"\r\n\r\nhello "+u.name+"\r\n"); err != nil {
 			t.Fatalf("%s: %v", u.name, err)
 		}
 	}
@@ -228,7 +229,7 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 	if err := os.Chown(cdbPath, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if err := send(p.smtp, "alice@localhost", "Subject: refused cdb\r\n\r\nwhile users/cdb is nobody's\r\n"); err != nil {
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"alice@localhost"}, "Subject: refused cdb\r\n\r\nwhile users/cdb is nobody's\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	refusal := "deferral: Refusing_" + cdbPath + ":_owned_by_uid_65534,_not_root"

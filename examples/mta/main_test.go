@@ -5,9 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/smtp"
 	"net/textproto"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"github.com/qmailkit/qmailkit/maildir"
 )
 
@@ -209,33 +208,6 @@ func (p *proc) wait(t *testing.T) error {
 	}
 }
 
-func send(addr, rcpt, body string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Mail("bob@example.org"); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.WriteString(w, body); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	// The message is acknowledged: QUIT's fate does not change that.
-	c.Quit()
-	return nil
-}
-
 func countMaildir(t *testing.T, md string) int {
 	t.Helper()
 	msgs, err := maildir.Dir(md).List()
@@ -259,44 +231,6 @@ func waitCount(t *testing.T, md string, n int, p *proc) {
 	}
 }
 
-func pop3Retrieve(t *testing.T, addr, user, pass string) []string {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(20 * time.Second))
-	c := textproto.NewConn(nc)
-	cmd := func(format string, args ...any) string {
-		t.Helper()
-		if format != "" {
-			c.PrintfLine(format, args...)
-		}
-		line, err := c.ReadLine()
-		if err != nil || !strings.HasPrefix(line, "+OK") {
-			t.Fatalf("POP3 %q: %q %v", format, line, err)
-		}
-		return line
-	}
-	cmd("")
-	cmd("USER %s", user)
-	cmd("PASS %s", pass)
-	var n int
-	fmt.Sscanf(cmd("STAT"), "+OK %d", &n)
-	var out []string
-	for i := 1; i <= n; i++ {
-		cmd("RETR %d", i)
-		lines, err := c.ReadDotLines()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, strings.Join(lines, "\n"))
-	}
-	cmd("QUIT")
-	return out
-}
-
 // TestFirstStart is what a newcomer does: start with no home, read the
 // banner, send a message as it says, fetch it by POP3, reload, stop.
 func TestFirstStart(t *testing.T) {
@@ -310,12 +244,12 @@ func TestFirstStart(t *testing.T) {
 	if p.smtp == "" || p.pop3 == "" || p.submission == "" || p.user != "demo" || len(p.password) != 12 {
 		t.Fatalf("banner not understood: %+v\n%s", p, p.banner)
 	}
-	if err := send(p.smtp, "demo@localhost", "Subject: first\r\n\r\nhello, qmailkit\r\n"); err != nil {
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"demo@localhost"}, "Subject: first\r\n\r\nhello, qmailkit\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	waitCount(t, p.maildir, 1, p)
 	time.Sleep(1100 * time.Millisecond) // POP3 lists messages older than the session's second
-	got := pop3Retrieve(t, p.pop3, p.user, p.password)
+	got := mailtest.Fetch(t, p.pop3, p.user, p.password, false)
 	if len(got) != 1 || !strings.Contains(got[0], "hello, qmailkit") || !strings.Contains(got[0], "Delivered-To: demo@localhost") {
 		t.Fatalf("POP3 gave %q", got)
 	}
@@ -376,7 +310,7 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 		wg.Go(func() {
 			for i := range next {
 				sent.Add(1)
-				if send(p.smtp, "demo@localhost", fmt.Sprintf("Subject: burst %d\r\n\r\nmessage %d\r\n", i, i)) == nil {
+				if mailtest.Send(p.smtp, "bob@example.org", []string{"demo@localhost"}, fmt.Sprintf("Subject: burst %d\r\n\r\nmessage %d\r\n", i, i)) == nil {
 					acked.Add(1)
 				}
 			}
@@ -452,7 +386,7 @@ func TestSIGHUPRcpthosts(t *testing.T) {
 	if err := os.Remove(filepath.Join(home, "control", "tcp.smtp.cdb")); err != nil {
 		t.Fatal(err)
 	}
-	if err := send(p.smtp, "demo@other.test", "Subject: x\r\n\r\nrefused\r\n"); err == nil {
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"demo@other.test"}, "Subject: x\r\n\r\nrefused\r\n"); err == nil {
 		t.Fatal("other.test accepted before SIGHUP")
 	}
 	greet := func() (*textproto.Conn, string) {
@@ -485,7 +419,7 @@ func TestSIGHUPRcpthosts(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := send(p.smtp, "demo@other.test", "Subject: x\r\n\r\naccepted\r\n"); err != nil {
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"demo@other.test"}, "Subject: x\r\n\r\naccepted\r\n"); err != nil {
 		t.Fatalf("other.test after SIGHUP: %v", err)
 	}
 	if _, msg := greet(); msg != "other.test HUP ESMTP" {
@@ -524,7 +458,7 @@ func TestRootDropsPrivileges(t *testing.T) {
 			t.Errorf("after start: %s", strings.TrimSpace(line))
 		}
 	}
-	if err := send(p.smtp, "demo@localhost", "Subject: x\r\n\r\nas nobody\r\n"); err != nil {
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"demo@localhost"}, "Subject: x\r\n\r\nas nobody\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	waitCount(t, p.maildir, 1, p)
@@ -539,7 +473,7 @@ func TestRootDropsPrivileges(t *testing.T) {
 	// users/poppasswd is root's, readable by the account's group: POP3
 	// authenticates against it.
 	time.Sleep(1100 * time.Millisecond) // POP3 lists messages older than the session's second
-	if got := pop3Retrieve(t, p.pop3, p.user, p.password); len(got) != 1 || !strings.Contains(got[0], "as nobody") {
+	if got := mailtest.Fetch(t, p.pop3, p.user, p.password, false); len(got) != 1 || !strings.Contains(got[0], "as nobody") {
 		t.Errorf("POP3 as the account: %q", got)
 	}
 	if st, _ := os.Stat(filepath.Join(home, "control", "me")); st.Sys().(*syscall.Stat_t).Uid != 65534 {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 )
 
 // BenchmarkSMTPToMaildir: 1 KB messages over 20 concurrent SMTP sessions
@@ -26,7 +28,7 @@ func BenchmarkSMTPToMaildir(b *testing.B) {
 	for range 20 {
 		wg.Go(func() {
 			for range next {
-				if err := sendSMTPErr(r.smtp, "bob@example.org", []string{"demo@bench.test"}, body); err != nil {
+				if err := mailtest.Send(r.smtp, "bob@example.org", []string{"demo@bench.test"}, body); err != nil {
 					b.Error(err)
 				}
 			}

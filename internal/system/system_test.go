@@ -22,6 +22,7 @@ import (
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpserver"
@@ -106,38 +107,6 @@ func startHome(t testing.TB, home string, demo Demo) *running {
 	return r
 }
 
-func sendSMTP(t *testing.T, addr, from string, to []string, msg string) error {
-	t.Helper()
-	return sendSMTPErr(addr, from, to, msg)
-}
-
-func sendSMTPErr(addr, from string, to []string, msg string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Mail(from); err != nil {
-		return err
-	}
-	for _, r := range to {
-		if err := c.Rcpt(r); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
-}
-
 // waitMaildir waits until the Maildir holds n messages and returns them.
 func waitMaildir(t *testing.T, md string, n int) []string {
 	t.Helper()
@@ -173,55 +142,10 @@ func waitMaildir(t *testing.T, md string, n int) []string {
 	}
 }
 
-// pop3Fetch logs in, retrieves every message and deletes them.
-func pop3Fetch(t *testing.T, addr, user, pass string) []string {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(20 * time.Second))
-	c := textproto.NewConn(nc)
-	cmd := func(format string, args ...any) string {
-		t.Helper()
-		if format != "" {
-			if err := c.PrintfLine(format, args...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		line, err := c.ReadLine()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(line, "+OK") {
-			t.Fatalf("%q: %s", fmt.Sprintf(format, args...), line)
-		}
-		return line
-	}
-	cmd("")
-	cmd("USER %s", user)
-	cmd("PASS %s", pass)
-	var n int
-	fmt.Sscanf(cmd("STAT"), "+OK %d", &n)
-	var out []string
-	for i := 1; i <= n; i++ {
-		cmd("RETR %d", i)
-		lines, err := c.ReadDotLines()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, strings.Join(lines, "\n"))
-		cmd("DELE %d", i)
-	}
-	cmd("QUIT")
-	return out
-}
-
 func TestSMTPToMaildirToPOP3(t *testing.T) {
 	r := start(t, "example.test")
 	msg := "Subject: hello\r\n\r\nfirst message\r\n"
-	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"demo@example.test"}, msg); err != nil {
+	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"demo@example.test"}, msg); err != nil {
 		t.Fatal(err)
 	}
 	got := waitMaildir(t, r.demo.Maildir, 1)
@@ -232,7 +156,7 @@ func TestSMTPToMaildirToPOP3(t *testing.T) {
 	}
 	// The message is listed only from the second after its delivery.
 	time.Sleep(1100 * time.Millisecond)
-	fetched := pop3Fetch(t, r.pop3, "demo", "secret")
+	fetched := mailtest.Fetch(t, r.pop3, "demo", "secret", true)
 	if len(fetched) != 1 || !strings.Contains(fetched[0], "first message") {
 		t.Fatalf("POP3 gave %q", fetched)
 	}
@@ -338,10 +262,10 @@ func TestAliasAndExtension(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"info@example.test"}, "Subject: alias\r\n\r\nvia alias\r\n"); err != nil {
+	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"info@example.test"}, "Subject: alias\r\n\r\nvia alias\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"demo-list-go@example.test"}, "Subject: ext\r\n\r\nvia extension\r\n"); err != nil {
+	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"demo-list-go@example.test"}, "Subject: ext\r\n\r\nvia extension\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	got := waitMaildir(t, r.demo.Maildir, 1)
@@ -416,7 +340,7 @@ func TestSubmissionToSecondSystem(t *testing.T) {
 		t.Fatalf("message at the second system:\n%s", got[0])
 	}
 	time.Sleep(1100 * time.Millisecond)
-	if f := pop3Fetch(t, there.pop3, "demo", "secret"); len(f) != 1 {
+	if f := mailtest.Fetch(t, there.pop3, "demo", "secret", true); len(f) != 1 {
 		t.Fatalf("POP3 at the second system gave %d messages", len(f))
 	}
 }
@@ -453,7 +377,7 @@ func TestReloadRcpthosts(t *testing.T) {
 	if err := rcpt(); err != nil {
 		t.Fatalf("other.test refused after Reload: %v", err)
 	}
-	if err := sendSMTP(t, r.smtp, "bob@example.org", []string{"demo@other.test"}, "Subject: x\r\n\r\nnew local domain\r\n"); err != nil {
+	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"demo@other.test"}, "Subject: x\r\n\r\nnew local domain\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	got := waitMaildir(t, r.demo.Maildir, 1)
