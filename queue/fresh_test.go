@@ -58,7 +58,7 @@ func TestFreshList(t *testing.T) {
 // every delivery until it is closed. It checks that each message is
 // delivered exactly once, with its own body.
 func freshRun(t *testing.T, n int, hold chan struct{}, release func()) {
-	q := openTest(t, Options{Now: time.Now})
+	q := openRingTest(t, Options{Now: time.Now})
 	var mu sync.Mutex
 	count := map[string]int{}
 	wrong := 0

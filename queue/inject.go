@@ -281,11 +281,11 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 	errs := parallel(4, func(i int) error {
 		switch i {
 		case 0:
-			return w.f.Sync()
+			return q.fsync(w.f)
 		case 1:
 			return q.messSync[uint64(w.id)%uint64(q.split)].sync()
 		case 2:
-			return f.Sync()
+			return q.fsync(f)
 		}
 		return q.intdSync.sync()
 	})

@@ -42,6 +42,14 @@ func golden(t *testing.T, name string, got []byte) {
 
 func fixedNow(sec int64) func() time.Time { return func() time.Time { return time.Unix(sec, 0) } }
 
+// openRingTest is openTest with Options.Ring: the fsyncs go through an
+// io_uring where the kernel allows one (never in a synctest bubble).
+func openRingTest(t *testing.T, opts Options) *Queue {
+	t.Helper()
+	opts.Ring = true
+	return openTest(t, opts)
+}
+
 func openTest(t *testing.T, opts Options) *Queue {
 	t.Helper()
 	if opts.Origin == (Origin{}) {
@@ -386,7 +394,7 @@ func TestInjectFailuresCleanUp(t *testing.T) {
 
 // A large message is streamed: the Writer's buffer is all it holds.
 func TestInjectLarge(t *testing.T) {
-	q := openTest(t, Options{})
+	q := openRingTest(t, Options{})
 	const size = 8 << 20
 	id, err := q.Inject(t.Context(), Envelope{Sender: "a@b", Recipients: []string{"c@d"}}, io.LimitReader(zeros{}, size))
 	if err != nil {
@@ -404,7 +412,7 @@ func TestInjectLarge(t *testing.T) {
 // The message is copied byte for byte whatever the reads' sizes, across
 // the Writer's buffer boundaries (Writer.ReadFrom reads into its buffer).
 func TestInjectExactBytes(t *testing.T) {
-	q := openTest(t, Options{})
+	q := openRingTest(t, Options{})
 	data := make([]byte, 100<<10+7)
 	for i := range data {
 		data[i] = byte(i*7 + i/251)
@@ -445,7 +453,7 @@ func (zeros) Read(p []byte) (int, error) {
 }
 
 func TestInjectConcurrent(t *testing.T) {
-	q := openTest(t, Options{})
+	q := openRingTest(t, Options{})
 	const workers, each = 16, 8
 	var wg sync.WaitGroup
 	ids := make(chan ID, workers*each)
@@ -602,5 +610,20 @@ func TestEnqueueForward(t *testing.T) {
 	var qe *Error
 	if !errors.As(err, &qe) || qe.Text() != "envelope address too long for qq (#5.1.3)" || !qe.Permanent() {
 		t.Errorf("too long: %v", err)
+	}
+}
+
+// With Options.Ring, a ring that can no longer take fsyncs (here: closed)
+// makes the queue call fsync(2) itself: injections go on.
+func TestRingFallback(t *testing.T) {
+	q := openRingTest(t, Options{})
+	if q.ring == nil {
+		t.Skip("no io_uring here")
+	}
+	inject(t, q, "a@example.com", "through the ring\n", "b@example.com")
+	q.ring.Close()
+	id := inject(t, q, "a@example.com", "through fsync(2)\n", "b@example.com")
+	if !q.exists("todo", id) {
+		t.Error("the message injected after the ring closed is not queued")
 	}
 }

@@ -2,11 +2,13 @@ package queue
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/durable"
+	"github.com/qmailkit/qmailkit/internal/uring"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultSplit is qmail's conf-split: the number of subdirectories of the
@@ -69,6 +73,17 @@ type Options struct {
 	// qmail-queue does. Open fails when dir itself is missing.
 	NoCreate bool
 
+	// Ring runs the fsyncs of injections through an io_uring where the
+	// kernel allows one (elsewhere, and when it is off, the queue calls
+	// fsync(2) itself). An injection waiting for its fsyncs then parks its
+	// goroutine instead of blocking an OS thread: the Go runtime hands no
+	// processor over to another thread per fsync. The durability is
+	// fsync(2)'s. It is off by default because a goroutine waiting on the
+	// ring waits in the network poller, which testing/synctest does not
+	// count as durably blocked: a test that runs such a Queue in a bubble
+	// would hang. Long-running servers should set it.
+	Ring bool
+
 	// NoClean skips the removal of stale injection leftovers at Open
 	// (CleanStale), which walks all of mess/. Short-lived injectors such
 	// as qmail-queue set it; the scheduler cleans periodically.
@@ -108,6 +123,9 @@ type Queue struct {
 
 	// fresh hands committed messages to a Scheduler running on q.
 	fresh freshList
+
+	// ring runs the fsyncs (see Options.Ring); nil: fsync(2).
+	ring *uring.Ring
 
 	// notify is signalled (non-blocking) after every committed injection;
 	// a Scheduler running on this Queue waits on it.
@@ -152,6 +170,13 @@ func Open(dir string, opts Options) (*Queue, error) {
 		notify: make(chan struct{}, 1),
 	}
 	q.writers.New = func() any { return bufio.NewWriterSize(nil, 32<<10) }
+	if opts.Ring && !opts.ReadOnly {
+		if r, err := uring.New(256); err == nil {
+			q.ring = r
+			// A Queue dropped without Close releases its ring too.
+			runtime.AddCleanup(q, func(r *uring.Ring) { r.Close() }, r)
+		}
+	}
 	if q.now == nil {
 		q.now = time.Now
 	}
@@ -194,10 +219,10 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q.messSync = make([]*dirSync, q.split)
 	for i := range q.messSync {
-		q.messSync[i] = &dirSync{dir: filepath.Join(dir, "mess", strconv.Itoa(i))}
+		q.messSync[i] = &dirSync{dir: filepath.Join(dir, "mess", strconv.Itoa(i)), syncFn: q.syncDir}
 	}
-	q.intdSync = &dirSync{dir: filepath.Join(dir, "intd")}
-	q.todoSync = &dirSync{dir: filepath.Join(dir, "todo")}
+	q.intdSync = &dirSync{dir: filepath.Join(dir, "intd"), syncFn: q.syncDir}
+	q.todoSync = &dirSync{dir: filepath.Join(dir, "todo"), syncFn: q.syncDir}
 	q.pool = newInodePool(filepath.Join(dir, "pid"))
 	shared := map[string]*dirSync{q.intdSync.dir: q.intdSync, q.todoSync.dir: q.todoSync}
 	for _, d := range q.messSync {
@@ -336,6 +361,63 @@ func (q *Queue) Split() int { return q.split }
 // Injections already past Create complete or fail on their own.
 func (q *Queue) Close() error {
 	q.closed.Store(true)
+	if q.ring != nil {
+		q.ring.Close()
+	}
+	return nil
+}
+
+// fsync is f.Sync through the ring when there is one.
+func (q *Queue) fsync(f *os.File) error {
+	if q.ring == nil {
+		return f.Sync()
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return f.Sync()
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = q.fsyncFD(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// fsyncFD fsyncs fd through the ring, or itself when the ring cannot take
+// it (closed, or failing).
+func (q *Queue) fsyncFD(fd int) error {
+	if q.ring != nil {
+		err := q.ring.Fsync(context.Background(), fd)
+		if !errors.Is(err, uring.ErrRing) {
+			return err
+		}
+	}
+	for {
+		if err := syscall.Fsync(fd); err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// syncDir fsyncs directory dir (through the ring when there is one).
+func (q *Queue) syncDir(dir string) error {
+	if q.ring == nil {
+		return durable.SyncDir(dir)
+	}
+	fd, err := durable.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	err = q.fsyncFD(fd)
+	if cerr := syscall.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
 	return nil
 }
 

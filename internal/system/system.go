@@ -204,7 +204,7 @@ func Open(home string, opts Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{})
+	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{Ring: true})
 	if err != nil {
 		return nil, err
 	}
