@@ -97,6 +97,11 @@ type Deliverer struct {
 	// has no O_TMPFILE, or /proc/self/fd is missing, deliveries use the
 	// tmp/ protocol, as they do when Unnamed is false.
 	Unnamed bool
+	// Fsync, when set, runs the fsyncs of the message file and of new/
+	// in place of fsync(2), given the open descriptor (for instance
+	// through an io_uring). It must not return before the data is as
+	// durable as fsync(2) makes it, and returns fsync's error.
+	Fsync func(fd int) error
 
 	// seq counts the names this Deliverer made: the Q<n> field. Two
 	// Deliverer values in one process count separately; their names still
@@ -139,7 +144,12 @@ func (dl *Deliverer) syncNew(dir string) error {
 	s := dl.syncs[key]
 	if s == nil {
 		s = &newSync{}
-		s.Fn = func() error { return durable.SyncDir(filepath.Join(key, "new")) }
+		s.Fn = func() error {
+			if dl.Fsync != nil {
+				return durable.SyncDirWith(filepath.Join(key, "new"), dl.Fsync)
+			}
+			return durable.SyncDir(filepath.Join(key, "new"))
+		}
 		dl.syncs[key] = s
 	}
 	s.users++
@@ -151,6 +161,14 @@ func (dl *Deliverer) syncNew(dir string) error {
 	}
 	dl.syncMu.Unlock()
 	return err
+}
+
+// sync fsyncs f, with dl.Fsync when set.
+func (dl *Deliverer) sync(f *os.File) error {
+	if dl.Fsync == nil {
+		return f.Sync()
+	}
+	return durable.SyncFileWith(f, dl.Fsync)
 }
 
 // DeliveryError is the error of a failed delivery, telling which step
@@ -234,7 +252,7 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 		f.Close()
 		return fail(step, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := dl.sync(f); err != nil {
 		f.Close()
 		return fail("sync", err)
 	}

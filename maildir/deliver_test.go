@@ -122,6 +122,40 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
+// Deliverer.Fsync runs both fsyncs, the file's and new/'s; its error
+// fails the delivery at step "sync" and leaves nothing in tmp/.
+func TestDeliverFsyncHook(t *testing.T) {
+	for _, u := range modes {
+		t.Run(u.name("hook"), func(t *testing.T) {
+			d := newDir(t)
+			var kinds []string
+			dl := &Deliverer{Unnamed: bool(u), Fsync: func(fd int) error {
+				var st syscall.Stat_t
+				if err := syscall.Fstat(fd, &st); err != nil {
+					return err
+				}
+				kinds = append(kinds, map[bool]string{true: "dir", false: "file"}[st.Mode&syscall.S_IFMT == syscall.S_IFDIR])
+				return syscall.Fsync(fd)
+			}}
+			name, err := dl.Deliver(t.Context(), d, stringsReader("x\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantFiles(t, d, "new", map[string]string{name: "x\n"})
+			if strings.Join(kinds, " ") != "file dir" {
+				t.Errorf("Fsync called for %q, want the file then new/", kinds)
+			}
+			dl.Fsync = func(int) error { return syscall.EIO }
+			_, err = dl.Deliver(t.Context(), d, stringsReader("y\n"))
+			var de *DeliveryError
+			if !errors.As(err, &de) || de.Step != "sync" || !errors.Is(err, syscall.EIO) {
+				t.Errorf("with a failing Fsync: %v", err)
+			}
+			wantFiles(t, d, "tmp", nil)
+		})
+	}
+}
+
 func testDeliver(t *testing.T, unnamed bool) {
 	d := newDir(t)
 	dl := &Deliverer{Unnamed: unnamed}

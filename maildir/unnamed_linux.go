@@ -58,7 +58,7 @@ func (dl *Deliverer) deliverUnnamed(ctx context.Context, dir Dir, r io.Reader) (
 	if err != nil {
 		return fail(step, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := dl.sync(f); err != nil {
 		return fail("sync", err)
 	}
 	if err := ctx.Err(); err != nil {

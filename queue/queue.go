@@ -2,7 +2,6 @@ package queue
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/qmailkit/qmailkit/internal/durable"
 	"github.com/qmailkit/qmailkit/internal/uring"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultSplit is qmail's conf-split: the number of subdirectories of the
@@ -367,58 +365,23 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// fsync is f.Sync through the ring when there is one.
+// fsync is f.Sync, through the ring when there is one.
 func (q *Queue) fsync(f *os.File) error {
 	if q.ring == nil {
 		return f.Sync()
 	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return f.Sync()
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = q.fsyncFD(int(fd)) }); err != nil {
-		return err
-	}
-	if serr != nil {
-		return &os.PathError{Op: "sync", Path: f.Name(), Err: serr}
-	}
-	return nil
+	return durable.SyncFileWith(f, q.ringFsync)
 }
 
-// fsyncFD fsyncs fd through the ring, or itself when the ring cannot take
-// it (closed, or failing).
-func (q *Queue) fsyncFD(fd int) error {
-	if q.ring != nil {
-		err := q.ring.Fsync(context.Background(), fd)
-		if !errors.Is(err, uring.ErrRing) {
-			return err
-		}
-	}
-	for {
-		if err := syscall.Fsync(fd); err != syscall.EINTR {
-			return err
-		}
-	}
-}
+// ringFsync fsyncs fd through the ring, or with fsync(2) when it cannot.
+func (q *Queue) ringFsync(fd int) error { return uring.Fsync(q.ring, fd) }
 
-// syncDir fsyncs directory dir (through the ring when there is one).
+// syncDir fsyncs directory dir, through the ring when there is one.
 func (q *Queue) syncDir(dir string) error {
 	if q.ring == nil {
 		return durable.SyncDir(dir)
 	}
-	fd, err := durable.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: dir, Err: err}
-	}
-	err = q.fsyncFD(fd)
-	if cerr := syscall.Close(fd); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
+	return durable.SyncDirWith(dir, q.ringFsync)
 }
 
 // Path returns the path, relative to the queue directory, of message id's

@@ -36,16 +36,40 @@ func Openat(dirfd int, path string, flags int, mode uint32) (int, error) {
 // close): an os.File would add four fcntl calls and an epoll_ctl to every
 // directory fsync, and a queue does several per message.
 func SyncDir(dir string) error {
+	return SyncDirWith(dir, func(fd int) error {
+		for {
+			if err := syscall.Fsync(fd); err != syscall.EINTR {
+				return err
+			}
+		}
+	})
+}
+
+// SyncFileWith is f.Sync with fsync run by fsync (for instance through an
+// io_uring) on f's descriptor, which stays open meanwhile.
+func SyncFileWith(f *os.File, fsync func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = fsync(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// SyncDirWith is SyncDir with fsync run by fsync (for instance through an
+// io_uring) on the directory's open descriptor.
+func SyncDirWith(dir string, fsync func(fd int) error) error {
 	fd, err := Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	for {
-		err = syscall.Fsync(fd)
-		if err != syscall.EINTR {
-			break
-		}
-	}
+	err = fsync(fd)
 	if cerr := syscall.Close(fd); err == nil {
 		err = cerr
 	}

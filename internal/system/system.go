@@ -86,6 +86,7 @@ import (
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/internal/uring"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/queue"
@@ -169,6 +170,7 @@ type System struct {
 	badmailfrom atomic.Pointer[func(string) bool]
 	openRelay   atomic.Bool
 	closeMore   func() error // nil until the SMTP policy is loaded
+	ring        *uring.Ring  // the Maildir deliveries' fsyncs; nil: fsync(2)
 	mu          sync.Mutex   // serializes Reload
 	ipme        func() map[netip.Addr]bool
 }
@@ -226,11 +228,17 @@ func Open(home string, opts Options) (*System, error) {
 	if def == "" {
 		def = "./Maildir/"
 	}
+	// Modern Maildir deliveries: no tmp/ name (see maildir.Deliverer.Unnamed),
+	// and fsyncs through an io_uring where the kernel has one, as the
+	// queue's (see queue.Options.Ring).
+	md := &maildir.Deliverer{Unnamed: !opts.QmailCompat}
+	if r, rerr := uring.New(256); rerr == nil {
+		s.ring = r
+		md.Fsync = func(fd int) error { return uring.Fsync(r, fd) }
+	}
 	s.Local = &dotqmail.Local{
-		Users: UsersAdapter(s.Users),
-		Deliverer: &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local"),
-			// Modern Maildir deliveries: no tmp/ name (see maildir.Deliverer.Unnamed).
-			Maildir: &maildir.Deliverer{Unnamed: !opts.QmailCompat}},
+		Users:           UsersAdapter(s.Users),
+		Deliverer:       &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local"), Maildir: md},
 		DefaultDelivery: def,
 		Program:         opts.Program,
 		Spawn:           opts.Spawn,
@@ -261,6 +269,9 @@ func (s *System) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := errors.Join(s.Queue.Close(), s.Users.Close())
+	if s.ring != nil {
+		s.ring.Close()
+	}
 	if s.closeMore != nil {
 		err = errors.Join(err, s.closeMore())
 	}

@@ -7,8 +7,10 @@
 package uring
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // ErrRing marks the errors of the ring itself (it could not take the
@@ -18,3 +20,19 @@ var ErrRing = errors.New("uring: ring unusable")
 
 // ErrClosed is returned by Fsync after Close.
 var ErrClosed = fmt.Errorf("uring: closed (%w)", ErrRing)
+
+// Fsync fsyncs fd through r, or calls fsync(2) itself when r is nil or
+// cannot take the operation (closed, or failing). The error is fsync's
+// (a syscall.Errno).
+func Fsync(r *Ring, fd int) error {
+	if r != nil {
+		if err := r.Fsync(context.Background(), fd); !errors.Is(err, ErrRing) {
+			return err
+		}
+	}
+	for {
+		if err := syscall.Fsync(fd); err != syscall.EINTR {
+			return err
+		}
+	}
+}

@@ -187,7 +187,7 @@ func (r *Ring) Fsync(ctx context.Context, fd int) error {
 	select {
 	case res := <-done:
 		if res < 0 {
-			return &os.SyscallError{Syscall: "fsync", Err: syscall.Errno(-res)}
+			return syscall.Errno(-res)
 		}
 		return nil
 	case <-r.reaped:
