@@ -59,7 +59,7 @@ const poolPrefix = "pool."
 // other injectors allocate fresh inodes as qmail-queue does.
 type inodePool struct {
 	dir     string                 // pid/
-	syncDir func(dir string) error // fsyncs a directory (shared with injections)
+	syncDir func(dir string) error // fsyncs a directory (shared with injections); set by Open
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -165,12 +165,8 @@ func (p *inodePool) flush() {
 	for d := range left {
 		dirs = append(dirs, d)
 	}
-	sync := p.syncDir
-	if sync == nil {
-		sync = durable.SyncDir
-	}
 	failed := false
-	for _, err := range parallel(len(dirs), func(i int) error { return sync(dirs[i]) }) {
+	for _, err := range parallel(len(dirs), func(i int) error { return p.syncDir(dirs[i]) }) {
 		if err != nil {
 			failed = true
 		}

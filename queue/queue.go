@@ -217,10 +217,10 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q.messSync = make([]*dirSync, q.split)
 	for i := range q.messSync {
-		q.messSync[i] = &dirSync{dir: filepath.Join(dir, "mess", strconv.Itoa(i)), syncFn: q.syncDir}
+		q.messSync[i] = q.newDirSync(filepath.Join(dir, "mess", strconv.Itoa(i)))
 	}
-	q.intdSync = &dirSync{dir: filepath.Join(dir, "intd"), syncFn: q.syncDir}
-	q.todoSync = &dirSync{dir: filepath.Join(dir, "todo"), syncFn: q.syncDir}
+	q.intdSync = q.newDirSync(filepath.Join(dir, "intd"))
+	q.todoSync = q.newDirSync(filepath.Join(dir, "todo"))
 	q.pool = newInodePool(filepath.Join(dir, "pid"))
 	shared := map[string]*dirSync{q.intdSync.dir: q.intdSync, q.todoSync.dir: q.todoSync}
 	for _, d := range q.messSync {
@@ -230,7 +230,7 @@ func Open(dir string, opts Options) (*Queue, error) {
 		if d := shared[dir]; d != nil {
 			return d.sync() // one fsync with concurrent injections
 		}
-		return durable.SyncDir(dir)
+		return q.syncDir(dir)
 	}
 	if !q.ro && !opts.NoClean {
 		if err := q.CleanStale(q.now()); err != nil {
@@ -366,23 +366,14 @@ func (q *Queue) Close() error {
 }
 
 // fsync is f.Sync, through the ring when there is one.
-func (q *Queue) fsync(f *os.File) error {
-	if q.ring == nil {
-		return f.Sync()
-	}
-	return durable.SyncFileWith(f, q.ringFsync)
-}
-
-// ringFsync fsyncs fd through the ring, or with fsync(2) when it cannot.
-func (q *Queue) ringFsync(fd int) error { return uring.Fsync(q.ring, fd) }
+func (q *Queue) fsync(f *os.File) error { return durable.SyncFileWith(f, q.fsyncFD) }
 
 // syncDir fsyncs directory dir, through the ring when there is one.
-func (q *Queue) syncDir(dir string) error {
-	if q.ring == nil {
-		return durable.SyncDir(dir)
-	}
-	return durable.SyncDirWith(dir, q.ringFsync)
-}
+func (q *Queue) syncDir(dir string) error { return durable.SyncDirWith(dir, q.fsyncFD) }
+
+// fsyncFD fsyncs fd through the ring, or with fsync(2) when there is none
+// or it cannot take the operation.
+func (q *Queue) fsyncFD(fd int) error { return uring.Fsync(q.ring, fd) }
 
 // Path returns the path, relative to the queue directory, of message id's
 // file in directory kind ("mess", "info", "local", "remote" are split;

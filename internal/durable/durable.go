@@ -35,14 +35,15 @@ func Openat(dirfd int, path string, flags int, mode uint32) (int, error) {
 // removed in it survive a crash. It uses the bare system calls (open, fsync,
 // close): an os.File would add four fcntl calls and an epoll_ctl to every
 // directory fsync, and a queue does several per message.
-func SyncDir(dir string) error {
-	return SyncDirWith(dir, func(fd int) error {
-		for {
-			if err := syscall.Fsync(fd); err != syscall.EINTR {
-				return err
-			}
+func SyncDir(dir string) error { return SyncDirWith(dir, Fsync) }
+
+// Fsync is fsync(2) of fd, retried on EINTR.
+func Fsync(fd int) error {
+	for {
+		if err := syscall.Fsync(fd); err != syscall.EINTR {
+			return err
 		}
-	})
+	}
 }
 
 // SyncFileWith is f.Sync with fsync run by fsync (for instance through an

@@ -10,7 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"syscall"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
 // ErrRing marks the errors of the ring itself (it could not take the
@@ -30,9 +31,5 @@ func Fsync(r *Ring, fd int) error {
 			return err
 		}
 	}
-	for {
-		if err := syscall.Fsync(fd); err != syscall.EINTR {
-			return err
-		}
-	}
+	return durable.Fsync(fd)
 }
