@@ -27,12 +27,11 @@ type Writer struct {
 	wake chan struct{}
 	done chan struct{}
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	buf     []byte // waiting
-	spare   []byte // the buffer of the last batch, for reuse
-	writing bool   // the goroutine holds a batch
-	closed  bool
+	mu     sync.Mutex
+	cond   *sync.Cond
+	buf    []byte // waiting
+	spare  []byte // the buffer of the last batch, for reuse
+	closed bool
 }
 
 // New returns a Writer writing to w and starts its goroutine.
@@ -69,13 +68,11 @@ func (b *Writer) loop() {
 		b.mu.Lock()
 		batch := b.buf
 		b.buf = b.spare[:0]
-		b.writing = true
 		b.mu.Unlock()
 		if len(batch) > 0 {
 			b.w.Write(batch)
 		}
 		b.mu.Lock()
-		b.writing = false
 		if cap(batch) <= maxPending {
 			b.spare = batch
 		} else {
@@ -87,26 +84,6 @@ func (b *Writer) loop() {
 		if closed {
 			return
 		}
-	}
-}
-
-// Flush returns once every byte written before it was called has been
-// passed to the underlying writer.
-func (b *Writer) Flush() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for (len(b.buf) > 0 || b.writing) && !b.closedAndDone() {
-		b.cond.Wait()
-	}
-}
-
-// closedAndDone reports whether the goroutine has ended; b.mu is held.
-func (b *Writer) closedAndDone() bool {
-	select {
-	case <-b.done:
-		return true
-	default:
-		return false
 	}
 }
 
