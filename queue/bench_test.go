@@ -21,7 +21,7 @@ func BenchmarkInject(b *testing.B) {
 	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16) // 1024 bytes
 	for _, workers := range []int{1, 20} {
 		b.Run(fmt.Sprintf("injectors=%d", workers), func(b *testing.B) {
-			q, err := Open(b.TempDir()+"/queue", Options{Ring: true})
+			q, err := Open(b.TempDir()+"/queue", Options{Fsync: ringFsync(b)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func newTestRun(q *Queue) *run {
 func BenchmarkEndToEnd(b *testing.B) {
 	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16)
 	dir := b.TempDir()
-	q, err := Open(dir+"/queue", Options{Ring: true})
+	q, err := Open(dir+"/queue", Options{Fsync: ringFsync(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 func BenchmarkDrain(b *testing.B) {
 	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16)
 	dir := b.TempDir()
-	q, err := Open(dir+"/queue", Options{Ring: true})
+	q, err := Open(dir+"/queue", Options{Fsync: ringFsync(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

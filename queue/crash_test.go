@@ -277,7 +277,7 @@ func TestCrashChild(t *testing.T) {
 	home := os.Getenv("QMAILKIT_CRASH_HOME")
 	round := os.Getenv("QMAILKIT_CRASH_ROUND")
 	draining := mode == "drain"
-	q, err := Open(filepath.Join(home, "queue"), Options{Ring: true})
+	q, err := Open(filepath.Join(home, "queue"), Options{Fsync: ringFsync(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/uring"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -42,12 +45,25 @@ func golden(t *testing.T, name string, got []byte) {
 
 func fixedNow(sec int64) func() time.Time { return func() time.Time { return time.Unix(sec, 0) } }
 
-// openRingTest is openTest with Options.Ring: the fsyncs go through an
-// io_uring where the kernel allows one (never in a synctest bubble).
+// openRingTest is openTest with Options.Fsync running the fsyncs through
+// an io_uring where the kernel allows one, as examples/mta does (never in
+// a synctest bubble: its goroutines cannot wait in the poller).
 func openRingTest(t *testing.T, opts Options) *Queue {
 	t.Helper()
-	opts.Ring = true
+	opts.Fsync = ringFsync(t)
 	return openTest(t, opts)
+}
+
+// ringFsync returns an Options.Fsync through a new io_uring, closed when
+// the test ends; without io_uring it is fsync(2).
+func ringFsync(tb testing.TB) func(fd int) error {
+	r, err := uring.New(64)
+	if err != nil {
+		tb.Logf("no io_uring here (%v): fsync(2)", err)
+	} else {
+		tb.Cleanup(func() { r.Close() })
+	}
+	return func(fd int) error { return uring.Fsync(r, fd) }
 }
 
 func openTest(t *testing.T, opts Options) *Queue {
@@ -613,17 +629,39 @@ func TestEnqueueForward(t *testing.T) {
 	}
 }
 
-// With Options.Ring, a ring that can no longer take fsyncs (here: closed)
-// makes the queue call fsync(2) itself: injections go on.
-func TestRingFallback(t *testing.T) {
-	q := openRingTest(t, Options{})
-	if q.ring == nil {
-		t.Skip("no io_uring here")
+// Options.Fsync runs every fsync of an injection: the mess and intd
+// files and the mess/S, intd and todo directories. Its error fails the
+// injection with qmail-queue's code and queues nothing.
+func TestFsyncHook(t *testing.T) {
+	var mu sync.Mutex
+	var files, dirs int
+	var fail error
+	q := openTest(t, Options{Fsync: func(fd int) error {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			dirs++
+		} else {
+			files++
+		}
+		if fail != nil {
+			return fail
+		}
+		return syscall.Fsync(fd)
+	}})
+	inject(t, q, "a@example.com", "x\n", "b@example.com")
+	if files != 2 || dirs != 3 {
+		t.Errorf("Fsync ran for %d files and %d directories, want 2 and 3", files, dirs)
 	}
-	inject(t, q, "a@example.com", "through the ring\n", "b@example.com")
-	q.ring.Close()
-	id := inject(t, q, "a@example.com", "through fsync(2)\n", "b@example.com")
-	if !q.exists("todo", id) {
-		t.Error("the message injected after the ring closed is not queued")
+	before := queueFiles(t, q)
+	fail = syscall.EIO
+	_, err := q.Inject(t.Context(), Envelope{Sender: "a@example.com", Recipients: []string{"b@example.com"}}, strings.NewReader("y\n"))
+	checkCode(t, err, 53)
+	if after := queueFiles(t, q); !slices.Equal(after, before) {
+		t.Errorf("a failed fsync left %v, want only the first message's %v", after, before)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/durable"
-	"github.com/qmailkit/qmailkit/internal/uring"
 )
 
 // DefaultSplit is qmail's conf-split: the number of subdirectories of the
@@ -71,16 +69,14 @@ type Options struct {
 	// qmail-queue does. Open fails when dir itself is missing.
 	NoCreate bool
 
-	// Ring runs the fsyncs of injections through an io_uring where the
-	// kernel allows one (elsewhere, and when it is off, the queue calls
-	// fsync(2) itself). An injection waiting for its fsyncs then parks its
-	// goroutine instead of blocking an OS thread: the Go runtime hands no
-	// processor over to another thread per fsync. The durability is
-	// fsync(2)'s. It is off by default because a goroutine waiting on the
-	// ring waits in the network poller, which testing/synctest does not
-	// count as durably blocked: a test that runs such a Queue in a bubble
-	// would hang. Long-running servers should set it.
-	Ring bool
+	// Fsync, when set, runs the fsyncs of injections (of the mess and
+	// intd files and of the mess/S, intd and todo directories) in place
+	// of fsync(2), given the open descriptor, for instance through an
+	// io_uring, so that an injection waiting for its fsyncs parks its
+	// goroutine instead of blocking an OS thread (examples/mta does so,
+	// through internal/system). It must not return before the data is as
+	// durable as fsync(2) makes it, and returns fsync's error.
+	Fsync func(fd int) error
 
 	// NoClean skips the removal of stale injection leftovers at Open
 	// (CleanStale), which walks all of mess/. Short-lived injectors such
@@ -122,8 +118,7 @@ type Queue struct {
 	// fresh hands committed messages to a Scheduler running on q.
 	fresh freshList
 
-	// ring runs the fsyncs (see Options.Ring); nil: fsync(2).
-	ring *uring.Ring
+	fsyncHook func(fd int) error // Options.Fsync
 
 	// notify is signalled (non-blocking) after every committed injection;
 	// a Scheduler running on this Queue waits on it.
@@ -166,15 +161,10 @@ func Open(dir string, opts Options) (*Queue, error) {
 		origin: opts.Origin,
 		now:    opts.Now,
 		notify: make(chan struct{}, 1),
+
+		fsyncHook: opts.Fsync,
 	}
 	q.writers.New = func() any { return bufio.NewWriterSize(nil, 32<<10) }
-	if opts.Ring && !opts.ReadOnly {
-		if r, err := uring.New(256); err == nil {
-			q.ring = r
-			// A Queue dropped without Close releases its ring too.
-			runtime.AddCleanup(q, func(r *uring.Ring) { r.Close() }, r)
-		}
-	}
 	if q.now == nil {
 		q.now = time.Now
 	}
@@ -359,21 +349,22 @@ func (q *Queue) Split() int { return q.split }
 // Injections already past Create complete or fail on their own.
 func (q *Queue) Close() error {
 	q.closed.Store(true)
-	if q.ring != nil {
-		q.ring.Close()
-	}
 	return nil
 }
 
-// fsync is f.Sync, through the ring when there is one.
+// fsync is f.Sync, with Options.Fsync when set.
 func (q *Queue) fsync(f *os.File) error { return durable.SyncFileWith(f, q.fsyncFD) }
 
-// syncDir fsyncs directory dir, through the ring when there is one.
+// syncDir fsyncs directory dir, with Options.Fsync when set.
 func (q *Queue) syncDir(dir string) error { return durable.SyncDirWith(dir, q.fsyncFD) }
 
-// fsyncFD fsyncs fd through the ring, or with fsync(2) when there is none
-// or it cannot take the operation.
-func (q *Queue) fsyncFD(fd int) error { return uring.Fsync(q.ring, fd) }
+// fsyncFD is Options.Fsync, or fsync(2) when it is not set.
+func (q *Queue) fsyncFD(fd int) error {
+	if q.fsyncHook != nil {
+		return q.fsyncHook(fd)
+	}
+	return durable.Fsync(fd)
+}
 
 // Path returns the path, relative to the queue directory, of message id's
 // file in directory kind ("mess", "info", "local", "remote" are split;

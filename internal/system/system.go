@@ -170,7 +170,7 @@ type System struct {
 	badmailfrom atomic.Pointer[func(string) bool]
 	openRelay   atomic.Bool
 	closeMore   func() error // nil until the SMTP policy is loaded
-	ring        *uring.Ring  // the Maildir deliveries' fsyncs; nil: fsync(2)
+	ring        *uring.Ring  // the queue's and the Maildir deliveries' fsyncs; nil: fsync(2)
 	mu          sync.Mutex   // serializes Reload
 	ipme        func() map[netip.Addr]bool
 }
@@ -206,8 +206,15 @@ func Open(home string, opts Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{Ring: true})
+	// The queue's and the Maildir deliveries' fsyncs go through one
+	// io_uring where the kernel has one (see queue.Options.Fsync).
+	if r, rerr := uring.New(256); rerr == nil {
+		s.ring = r
+	}
+	fsync := func(fd int) error { return uring.Fsync(s.ring, fd) }
+	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{Fsync: fsync})
 	if err != nil {
+		s.closeRing()
 		return nil, err
 	}
 	s.Metrics = NewMetrics(s.Queue)
@@ -220,6 +227,7 @@ func Open(home string, opts Options) (*System, error) {
 	remote, err := s.newRemote()
 	if err != nil {
 		s.Queue.Close()
+		s.closeRing()
 		return nil, err
 	}
 	s.remote.Store(remote)
@@ -228,14 +236,8 @@ func Open(home string, opts Options) (*System, error) {
 	if def == "" {
 		def = "./Maildir/"
 	}
-	// Modern Maildir deliveries: no tmp/ name (see maildir.Deliverer.Unnamed),
-	// and fsyncs through an io_uring where the kernel has one, as the
-	// queue's (see queue.Options.Ring).
-	md := &maildir.Deliverer{Unnamed: !opts.QmailCompat}
-	if r, rerr := uring.New(256); rerr == nil {
-		s.ring = r
-		md.Fsync = func(fd int) error { return uring.Fsync(r, fd) }
-	}
+	// Modern Maildir deliveries: no tmp/ name (see maildir.Deliverer.Unnamed).
+	md := &maildir.Deliverer{Unnamed: !opts.QmailCompat, Fsync: fsync}
 	s.Local = &dotqmail.Local{
 		Users:           UsersAdapter(s.Users),
 		Deliverer:       &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local"), Maildir: md},
@@ -269,13 +271,18 @@ func (s *System) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := errors.Join(s.Queue.Close(), s.Users.Close())
-	if s.ring != nil {
-		s.ring.Close()
-	}
+	s.closeRing()
 	if s.closeMore != nil {
 		err = errors.Join(err, s.closeMore())
 	}
 	return err
+}
+
+// closeRing releases the fsyncs' io_uring once nothing uses it.
+func (s *System) closeRing() {
+	if s.ring != nil {
+		s.ring.Close()
+	}
 }
 
 // newRemote makes the SMTP client of remote deliveries from the control

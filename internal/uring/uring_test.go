@@ -72,3 +72,24 @@ func TestErrClosedIsErrRing(t *testing.T) {
 		t.Error("ErrClosed does not wrap ErrRing")
 	}
 }
+
+// Fsync falls back to fsync(2) for a nil ring and for one that can no
+// longer take operations (here: closed).
+func TestFsyncFallsBack(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Fsync(nil, int(f.Fd())); err != nil {
+		t.Errorf("no ring: %v", err)
+	}
+	r := newRing(t)
+	r.Close()
+	if err := Fsync(r, int(f.Fd())); err != nil {
+		t.Errorf("closed ring: %v", err)
+	}
+	if err := Fsync(r, 1<<20); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("closed ring, bad descriptor: %v, want fsync(2)'s EBADF", err)
+	}
+}
