@@ -127,6 +127,7 @@ func (r *run) endMsg(m *msg) bool {
 	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
 	// The name whose removal makes the message done: info/S/N, or todo/N
 	// for a direct message.
+	recycle := false
 	if m.direct {
 		if err := removeMissingOK(q.path("todo", m.id)); err != nil {
 			r.warn("unable to unlink todo/" + m.id.String())
@@ -134,11 +135,17 @@ func (r *run) endMsg(m *msg) bool {
 		}
 		m.direct = false
 		r.direct--
+		// Its mess and intd files become a slot for the next message,
+		// unless other files of it were removed too, whose removal
+		// must be durable first (slots.go).
+		recycle = !m.bounced && !m.stale
 	} else if err := q.pool.retire(q.path("info", m.id)); err != nil {
 		r.warn("unable to unlink " + Path("info", m.id, q.split))
 		return false
 	}
-	if err := q.cleanMess(m.id); err != nil {
+	if recycle {
+		q.recycleSlot(m.id)
+	} else if err := q.cleanMess(m.id); err != nil {
 		r.warn("qmail-clean unable to clean up foop/" + m.id.String())
 	}
 	delete(r.msgs, m.id)

@@ -80,6 +80,26 @@
 // and when it stops. Injectors in other processes (examples/qmail-queue)
 // create fresh files, as qmail-queue does.
 //
+// # Slots
+//
+// An injection through a Queue on which a scheduler runs takes a slot: a
+// number N whose mess/S/N and intd/N already exist, durably, so that it
+// writes and fsyncs the two files and needs no directory fsync before its
+// todo link (todo/'s after it remains). Slots come from two places. A
+// message delivered straight from todo/N (direct delivery) with no bounce
+// leaves its mess and intd files where they are when todo/N is removed:
+// they are the next message's slot, once todo/ has been fsynced (one fsync,
+// shared with injections, for all the slots recycled since the last), so
+// that no crash can bring back the old todo/N over the new files. When none
+// is recycled, 16 are prepared from the pool at once, their mess files from
+// one S, so that the fill costs one fsync of mess/S and one of intd/. A
+// slot is what qmail calls state S3 (an injection under way) with stale
+// bytes that no one reads, since intd/N is read only through todo/N. So
+// while mail flows, qmail-qstat counts up to 256 slots as messages in the
+// queue; the scheduler gives slots unused for 2 s back to the pool, and
+// removes them when it stops; slots a crash leaves go by the 36-hour rule
+// below, as an interrupted injection's files do.
+//
 // Leftovers of injections interrupted by a crash (a pid/ file, a mess file
 // without todo/N) were never acknowledged; [Open] and the scheduler (every
 // 76431 s) remove those older than 36 hours, as qmail-clean and qmail-send

@@ -79,6 +79,7 @@ type Writer struct {
 	quiet  bool  // Commit does not signal schedulers (the scheduler's own bounces)
 	size   int64 // bytes written so far
 	reused bool  // a recycled inode: Commit truncates it to what was written
+	slot   bool  // a prepared slot: intd/ID exists, and no directory needs an fsync
 }
 
 // Create starts an injection, qmail-queue's steps 2 to 4: it creates a pid/
@@ -101,16 +102,32 @@ func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 		o = q.origin
 	}
 	now := q.now()
-	// A recycled inode needs no pid/ file: it is one already (see inodePool).
-	f, ino, err := q.reuse(func(ino uint64) string { return q.path("mess", ID(ino)) }, os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, qerr(64, "link mess file", err)
-	}
+	// A prepared slot (slots.go), or a recycled inode, needs no pid/ file:
+	// it is one already (see inodePool).
 	var w *Writer
-	if f != nil {
-		w = &Writer{q: q, id: ID(ino), origin: o, f: f, reused: true}
-	} else if w, err = q.createMess(o); err != nil {
-		return nil, err
+	for w == nil {
+		sl, ok := q.takeSlot()
+		if !ok {
+			break
+		}
+		f, ok, err := q.openSlot(sl)
+		if err != nil {
+			return nil, qerr(64, "open mess file", err)
+		}
+		if ok {
+			w = &Writer{q: q, id: sl.id, origin: o, f: f, reused: true, slot: true}
+		}
+	}
+	if w == nil {
+		f, ino, err := q.reuse(func(ino uint64) string { return q.path("mess", ID(ino)) }, os.O_RDWR, 0o644)
+		if err != nil {
+			return nil, qerr(64, "link mess file", err)
+		}
+		if f != nil {
+			w = &Writer{q: q, id: ID(ino), origin: o, f: f, reused: true}
+		} else if w, err = q.createMess(o); err != nil {
+			return nil, err
+		}
 	}
 	w.bw = q.writers.Get().(*bufio.Writer)
 	w.bw.Reset(w.f)
@@ -258,7 +275,15 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 	}
 	q := w.q
 	intd := q.path("intd", w.id)
-	f, reused, err := q.newFile(intd, os.O_WRONLY, 0o644)
+	var f *os.File
+	var reused bool
+	var err error
+	if w.slot {
+		f, err = openFile(intd, os.O_WRONLY, 0)
+		reused = true
+	} else {
+		f, reused, err = q.newFile(intd, os.O_WRONLY, 0o644)
+	}
 	if err != nil {
 		w.Abort()
 		return 0, qerr(65, "create intd file", err)
@@ -278,24 +303,29 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 	// lost in a crash would be an acknowledged message lost. The four
 	// fsyncs are independent and run together (the journal commits them
 	// as one); the files were created in qmail-queue's order.
-	errs := parallel(4, func(i int) error {
+	// A slot's directory entries are durable already.
+	n := 4
+	if w.slot {
+		n = 2
+	}
+	errs := parallel(n, func(i int) error {
 		switch i {
 		case 0:
 			return q.fsync(w.f)
 		case 1:
-			return q.messSync[uint64(w.id)%uint64(q.split)].sync()
-		case 2:
 			return q.fsync(f)
+		case 2:
+			return q.messSync[uint64(w.id)%uint64(q.split)].sync()
 		}
 		return q.intdSync.sync()
 	})
-	if cerr := f.Close(); errs[2] == nil {
-		errs[2] = cerr
+	if cerr := f.Close(); errs[1] == nil {
+		errs[1] = cerr
 	}
 	for i, what := range []struct {
 		code int
 		op   string
-	}{{53, "fsync mess file"}, {64, "fsync mess directory"}, {53, "fsync intd file"}, {65, "fsync intd directory"}} {
+	}{{53, "fsync mess file"}, {53, "fsync intd file"}, {64, "fsync mess directory"}, {65, "fsync intd directory"}}[:n] {
 		if errs[i] != nil {
 			w.abort(true)
 			return 0, qerr(what.code, what.op, errs[i])
@@ -341,7 +371,7 @@ func (w *Writer) abort(intd bool) error {
 	}
 	w.done = true
 	var err error
-	if intd {
+	if intd || w.slot {
 		p := w.q.path("intd", w.id)
 		os.Truncate(p, 0)
 		if e := os.Remove(p); e != nil && !errors.Is(e, fs.ErrNotExist) {

@@ -140,16 +140,20 @@ type Stats struct {
 	Unprocessed int // entries in todo/: messages not yet preprocessed
 }
 
-// Stat counts the queue's messages as qmail-qstat does (find | wc -l).
+// Stat counts the queue's messages as qmail-qstat does (find | wc -l),
+// except the slots that q holds (see "Slots" in the package
+// documentation): they are not messages. Counted from another process,
+// as by examples/qmail-qstat, they are.
 func (q *Queue) Stat() (Stats, error) {
 	var st Stats
+	slots := q.slotNames()
 	count := func(dir string) (int, error) {
 		n := 0
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if p != dir {
+			if _, slot := slots[d.Name()]; p != dir && !slot {
 				n++
 			}
 			return nil
@@ -167,6 +171,7 @@ func (q *Queue) Stat() (Stats, error) {
 		}
 		st.Messages += n
 	}
+	slots = nil // a todo/N is never a slot's
 	st.Unprocessed, err = count(filepath.Join(q.dir, "todo"))
 	if err != nil {
 		return st, fmt.Errorf("queue: stat: %w", err)

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -20,6 +21,13 @@ import (
 // the files of a few thousand queued messages, so that a burst that the
 // deliveries catch up with later frees none of them.
 const poolMax = 1 << 14
+
+// poolFlushMin is how many files must be pending before takeBucket flushes
+// them rather than take a short bucket.
+const poolFlushMin = 256
+
+// poolGrowStep is how many files one grow creates.
+const poolGrowStep = 128
 
 // poolKeepBytes: a larger file is truncated when pooled, so that the pool
 // holds at most poolMax small files' worth of disk space.
@@ -57,18 +65,27 @@ const poolPrefix = "pool."
 //
 // Only a running Scheduler retires files, so only its process reuses them;
 // other injectors allocate fresh inodes as qmail-queue does.
+//
+// Ready inodes are kept by bucket (inode number modulo the split, the S of
+// mess/S), so that a fill of slots (slots.go) takes mess files of one
+// mess/S. An empty pool grows by new files for such a fill; pending files
+// are flushed when nothing else is ready, or when a fill finds its bucket
+// short and poolFlushMin are pending, since a flush fsyncs every directory
+// they left.
 type inodePool struct {
 	dir     string                 // pid/
 	syncDir func(dir string) error // fsyncs a directory (shared with injections); set by Open
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	ready    []pooled            // pid/pool.N reusable now
+	ready    [][]pooled          // pid/pool.N reusable now, by N modulo the split
+	nready   int                 // files in ready
 	pending  []pooled            // moved in since the last flush
 	left     map[string]struct{} // the directories they left
-	flushing bool
-	on       bool // a Scheduler runs: retire keeps inodes
-	off      bool // the file system has no renameat2(RENAME_NOREPLACE)
+	flushing bool                // a flush or a grow is in progress
+	seq      uint64              // grows so far, for their file names
+	on       bool                // a Scheduler runs: retire keeps inodes
+	off      bool                // the file system has no renameat2(RENAME_NOREPLACE)
 }
 
 // pooled is a file in the pool: its inode number and permission bits (so
@@ -78,8 +95,8 @@ type pooled struct {
 	perm fs.FileMode
 }
 
-func newInodePool(dir string) *inodePool {
-	p := &inodePool{dir: dir, left: map[string]struct{}{}}
+func newInodePool(dir string, split int) *inodePool {
+	p := &inodePool{dir: dir, left: map[string]struct{}{}, ready: make([][]pooled, split)}
 	p.cond = sync.NewCond(&p.mu)
 	return p
 }
@@ -94,7 +111,7 @@ func (p *inodePool) name(ino uint64) string {
 // fsynced too before the inode is reused.
 func (p *inodePool) retire(path string, unlinked ...string) error {
 	p.mu.Lock()
-	full := !p.on || p.off || len(p.ready)+len(p.pending) >= poolMax
+	full := !p.on || p.off || p.nready+len(p.pending) >= poolMax
 	p.mu.Unlock()
 	var st unix.Stat_t
 	if full || unix.Lstat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
@@ -131,25 +148,104 @@ func (p *inodePool) retire(path string, unlinked ...string) error {
 
 // take returns a pooled inode whose former directory entries are durably
 // gone, flushing the pending ones when none is ready, or false when the
-// pool is empty.
+// pool is empty. It takes from the fullest bucket (inode number modulo the
+// split), so that takeBucket finds full ones.
 func (p *inodePool) take() (pooled, bool) {
+	fs := p.takeN(1, false)
+	if len(fs) == 0 {
+		return pooled{}, false
+	}
+	return fs[0], true
+}
+
+// takeBucket returns up to n pooled inodes of one bucket, so that the mess
+// files they become share one mess/S directory (and its fsync).
+func (p *inodePool) takeBucket(n int) []pooled { return p.takeN(n, true) }
+
+func (p *inodePool) takeN(n int, oneBucket bool) []pooled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for {
-		if n := len(p.ready); n > 0 {
-			f := p.ready[n-1]
-			p.ready = p.ready[:n-1]
-			return f, true
+	var out []pooled
+	for len(out) < n {
+		b := 0
+		for i := range p.ready {
+			if len(p.ready[i]) > len(p.ready[b]) {
+				b = i
+			}
 		}
-		if len(p.pending) == 0 {
-			return pooled{}, false
+		if short := oneBucket && len(p.ready[b]) < n; p.nready == 0 || short && len(out) == 0 {
+			if p.flushing {
+				p.cond.Wait()
+				continue
+			}
+			// A flush fsyncs every directory the pending files left (up
+			// to all of mess/*): it is worth it when nothing is ready, or
+			// when a bucket is short and many are pending. An empty pool
+			// grows for takeBucket (whose slots then need no creation).
+			switch {
+			case len(p.pending) >= poolFlushMin || p.nready == 0 && len(p.pending) > 0:
+				p.flush()
+				continue
+			case p.nready == 0 && oneBucket && p.on && !p.off && p.grow():
+				continue
+			case p.nready == 0:
+				return out
+			}
 		}
-		if p.flushing {
-			p.cond.Wait()
-			continue
+		r := p.ready[b]
+		k := min(len(r), n-len(out))
+		out = append(out, r[len(r)-k:]...)
+		p.ready[b] = r[:len(r)-k]
+		p.nready -= k
+		if oneBucket {
+			break
 		}
-		p.flush()
 	}
+	return out
+}
+
+// grow adds up to poolGrowStep new empty files to the pool, so that it
+// holds enough inodes for takeBucket to find full buckets. They need no
+// fsync: they never had another name. It is called with p.mu held and
+// releases it meanwhile, and reports whether it added any.
+func (p *inodePool) grow() bool {
+	p.flushing = true
+	p.seq++
+	seq := p.seq
+	p.mu.Unlock()
+	var added []pooled
+	for i := range poolGrowStep {
+		tmp := filepath.Join(p.dir, fmt.Sprintf("grow.%d.%d.%d", os.Getpid(), seq, i))
+		fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			break
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err == nil {
+			err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p.name(st.Ino), unix.RENAME_NOREPLACE)
+		}
+		if err != nil {
+			os.Remove(tmp)
+			break
+		}
+		added = append(added, pooled{st.Ino, fs.FileMode(st.Mode).Perm()})
+	}
+	p.mu.Lock()
+	p.flushing = false
+	for _, f := range added {
+		p.addReady(f)
+	}
+	p.cond.Broadcast()
+	return len(added) > 0
+}
+
+// addReady makes f reusable; p.mu is held.
+func (p *inodePool) addReady(f pooled) {
+	b := int(f.ino % uint64(len(p.ready)))
+	p.ready[b] = append(p.ready[b], f)
+	p.nready++
 }
 
 // flush fsyncs the directories the pending files left, then makes them
@@ -180,14 +276,23 @@ func (p *inodePool) flush() {
 	}
 	p.mu.Lock()
 	p.flushing = false
-	p.ready = append(p.ready, batch...)
+	for _, f := range batch {
+		p.addReady(f)
+	}
 	p.cond.Broadcast()
+}
+
+// enabled reports whether a Scheduler runs (retire keeps inodes).
+func (p *inodePool) enabled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.on && !p.off
 }
 
 // giveBack returns an inode that take handed out and that was not used.
 func (p *inodePool) giveBack(f pooled) {
 	p.mu.Lock()
-	p.ready = append(p.ready, f)
+	p.addReady(f)
 	p.mu.Unlock()
 }
 
@@ -221,7 +326,10 @@ func (p *inodePool) enable(on bool) {
 	for p.flushing {
 		p.cond.Wait()
 	}
-	p.ready, p.pending, p.left = nil, nil, map[string]struct{}{}
+	for i := range p.ready {
+		p.ready[i] = nil
+	}
+	p.nready, p.pending, p.left = 0, nil, map[string]struct{}{}
 	p.on = on
 	p.mu.Unlock()
 	names, err := readNames(p.dir)

@@ -14,15 +14,16 @@ import (
 // next ones, with exactly their new bytes, and only through pid/pool.N.
 func TestPoolReuse(t *testing.T) {
 	q := openTest(t, Options{})
-	q.pool.enable(true)
 	ctx := context.Background()
 	env := Envelope{Sender: "a@b", Recipients: []string{"c@d", "e@f"}}
 
+	// Queued before a scheduler runs: new files, and no slots.
 	big := strings.Repeat("stale bytes of an earlier message\n", 3000)
 	id1, err := q.Inject(ctx, env, strings.NewReader(big))
 	if err != nil {
 		t.Fatal(err)
 	}
+	q.pool.enable(true)
 	// The scheduler's end of a message: todo/N goes at preprocessing, the
 	// rest when it is done.
 	if err := q.cleanTodo(id1); err != nil {
@@ -100,7 +101,7 @@ func TestPoolRefuses(t *testing.T) {
 	if err := q.pool.retire(write("one")); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(q.pool.ready); n != 0 {
+	if n := q.pool.nready; n != 0 {
 		t.Fatalf("%d ready before a flush", n)
 	}
 	pf, ok := q.pool.take()

@@ -223,7 +223,7 @@ func (r *run) readTodo(it freshMsg, lg lineLogger) (*msg, bool) {
 		}
 	}
 	lg.info("new msg "+id.String(), "msg", uint64(id))
-	m := &msg{id: id, loaded: true, direct: true}
+	m := &msg{id: id, loaded: true, direct: true, stale: r.stale[id]}
 	var uid, pid string
 	var chans [2][]byte
 	for len(todo) > 0 {

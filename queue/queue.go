@@ -114,6 +114,7 @@ type Queue struct {
 	messSync []*dirSync // one per mess/S
 	intdSync *dirSync
 	todoSync *dirSync
+	slots    slots // prepared while a Scheduler runs (slots.go)
 
 	// fresh hands committed messages to a Scheduler running on q.
 	fresh freshList
@@ -211,7 +212,8 @@ func Open(dir string, opts Options) (*Queue, error) {
 	}
 	q.intdSync = q.newDirSync(filepath.Join(dir, "intd"))
 	q.todoSync = q.newDirSync(filepath.Join(dir, "todo"))
-	q.pool = newInodePool(filepath.Join(dir, "pid"))
+	q.pool = newInodePool(filepath.Join(dir, "pid"), q.split)
+	q.slots.cond = sync.NewCond(&q.slots.mu)
 	shared := map[string]*dirSync{q.intdSync.dir: q.intdSync, q.todoSync.dir: q.todoSync}
 	for _, d := range q.messSync {
 		shared[d.dir] = d

@@ -134,8 +134,9 @@ type msg struct {
 	finished  bool // completed while its bounce was being injected
 	// direct: delivered straight from todo/N, with no info or channel
 	// files (see direct.go); its jobs hold their records in memory.
-	// bounced: bounce/N holds a failure of it.
-	direct, bounced bool
+	// bounced: bounce/N holds a failure of it. stale: files of an
+	// interrupted write-out were removed before it was taken direct.
+	direct, bounced, stale bool
 }
 
 // job is one channel file of a message.
@@ -261,6 +262,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return fmt.Errorf("queue: scheduler: lock: %w", err)
 	}
 	q.pool.enable(true)
+	// Slots go after the pool is off, so that none is prepared again.
+	defer q.trimSlots(time.Time{}, true)
 	defer q.pool.enable(false)
 	q.running.Add(1)
 	defer q.running.Add(-1)
@@ -407,6 +410,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 		case <-wake:
 		case <-timer.C:
 			now := r.now()
+			r.q.trimSlots(now, false)
 			if !r.exiting && !now.Before(r.nextRescan) {
 				r.scanTodo()
 			}
@@ -484,6 +488,9 @@ func (r *run) nextWake() (time.Duration, bool) {
 		if !m.injecting && !m.finished && r.bouncing < maxBouncing && m.doneAt.Before(t) {
 			t = m.doneAt
 		}
+	}
+	if idle, ok := r.q.slotsIdleAt(); ok && idle.Before(t) {
+		t = idle
 	}
 	return t.Sub(now), true
 }

@@ -1,0 +1,261 @@
+package queue
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// slotBatch is how many slots one fill prepares: enough that the two
+// directory fsyncs of a fill cost an injection an eighth of one each.
+const slotBatch = 16
+
+// slotIdle is how long unused slots are kept: after it the scheduler gives
+// them back to the pool, so that an idle queue has no mess file but its
+// messages' (qmail-qstat counts the files under mess/).
+const slotIdle = 2 * time.Second
+
+// slotsMax bounds the slots kept, prepared or recycled.
+const slotsMax = 256
+
+// slot is a message number N whose files exist, durably, at mess/S/N and
+// intd/N, for the next injection (see "Slots" in the package
+// documentation): the files of a finished direct message (recycleSlot), or
+// pooled inodes prepared by a fill (fillSlots). A slot is state S3 of the
+// queue with stale bytes in its files, which no one reads: intd/N is read
+// only through todo/N, linked after the envelope is rewritten and fsynced.
+type slot struct {
+	id ID
+}
+
+// slots is the Queue's slots.
+type slots struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	free     []slot
+	recycled []slot // finished messages' files, usable once todo/ is fsynced
+	filling  bool
+	used     time.Time // the last take or recycle
+}
+
+// takeSlot returns a slot: a free one, else the recycled ones once todo/ is
+// fsynced, else a fill's; false when there is none (no Scheduler runs).
+func (q *Queue) takeSlot() (slot, bool) {
+	s := &q.slots
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if len(s.free) == 0 && !s.filling && len(s.recycled) == 0 && !q.pool.enabled() {
+			return slot{}, false
+		}
+		if n := len(s.free); n > 0 {
+			sl := s.free[n-1]
+			s.free = s.free[:n-1]
+			s.used = q.now()
+			return sl, true
+		}
+		if s.filling {
+			s.cond.Wait()
+			continue
+		}
+		s.filling = true
+		recycled := s.recycled
+		s.recycled = nil
+		s.mu.Unlock()
+		var batch []slot
+		if len(recycled) > 0 {
+			// Their todo/N links were removed: that must be durable
+			// before N names another message, or a crash could bring
+			// back the old todo/N over the new files.
+			if err := q.todoSync.sync(); err == nil {
+				batch = recycled
+			} else {
+				q.retireSlots(recycled)
+			}
+		}
+		if len(batch) == 0 {
+			batch = q.fillSlots(slotBatch)
+		}
+		s.mu.Lock()
+		s.filling = false
+		s.free = append(s.free, batch...)
+		s.used = q.now()
+		s.cond.Broadcast()
+		if len(batch) == 0 {
+			return slot{}, false
+		}
+	}
+}
+
+// fillSlots prepares up to n slots from the pool: mess files from one
+// bucket, intd files from any, then one fsync of each directory.
+func (q *Queue) fillSlots(n int) []slot {
+	mess := q.pool.takeBucket(n)
+	if len(mess) == 0 {
+		return nil
+	}
+	var out []slot
+	var placed []string // every file moved, for a failed fsync
+	for _, m := range mess {
+		id := ID(m.ino)
+		i, ok := q.pool.take()
+		if !ok {
+			q.pool.giveBack(m)
+			continue
+		}
+		mp, ip := q.path("mess", id), q.path("intd", id)
+		if err := q.placeSlotFile(m, mp, 0o644); err != nil {
+			q.pool.giveBack(i)
+			continue
+		}
+		if err := q.placeSlotFile(i, ip, 0o644); err != nil {
+			q.pool.retire(mp)
+			continue
+		}
+		placed = append(placed, mp, ip)
+		out = append(out, slot{id})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	bucket := uint64(out[0].id) % uint64(q.split)
+	for _, err := range parallel(2, func(i int) error {
+		if i == 0 {
+			return q.messSync[bucket].sync()
+		}
+		return q.intdSync.sync()
+	}) {
+		if err != nil {
+			for _, p := range placed {
+				removeMissingOK(p)
+			}
+			return nil
+		}
+	}
+	return out
+}
+
+// placeSlotFile moves pooled file f to target with mode perm and fresh
+// times (the 36-hour rule reads mess files' atime). On an error nothing
+// is left at target.
+func (q *Queue) placeSlotFile(f pooled, target string, perm fs.FileMode) error {
+	ok, err := q.pool.place(f, target)
+	var le *os.LinkError
+	switch {
+	case !ok:
+		return errPoolGone
+	case errors.As(err, &le):
+		return err // not moved (and given back to the pool)
+	case err == nil && f.perm != perm:
+		err = os.Chmod(target, perm)
+	}
+	if err != nil {
+		removeMissingOK(target)
+	}
+	return err
+}
+
+var errPoolGone = errors.New("queue: pool entry gone")
+
+// openSlot opens a taken slot's mess file for writing. It reports false
+// when the slot's files are gone (a cleaner removed them), so that the
+// caller takes another.
+func (q *Queue) openSlot(sl slot) (*os.File, bool, error) {
+	f, err := openFile(q.path("mess", sl.id), os.O_RDWR, 0)
+	if errors.Is(err, syscall.ENOENT) {
+		removeMissingOK(q.path("intd", sl.id))
+		return nil, false, nil
+	}
+	if err != nil {
+		q.dropSlot(sl)
+		return nil, false, err
+	}
+	return f, true, nil
+}
+
+// dropSlot removes a slot's files, as qmail-queue's cleanup does: intd
+// first, then mess.
+func (q *Queue) dropSlot(sl slot) {
+	for _, kind := range []string{"intd", "mess"} {
+		p := q.path(kind, sl.id)
+		os.Truncate(p, 0)
+		removeMissingOK(p)
+	}
+}
+
+// recycleSlot keeps the files of a finished direct message as a slot:
+// mess/S/N and intd/N are already where a slot has them, durably, so the
+// next message numbered N needs neither renames nor directory fsyncs but
+// todo/'s. The caller has removed todo/N, the message's only other name
+// (a direct message never had info, channel or bounce files).
+func (q *Queue) recycleSlot(id ID) {
+	s := &q.slots
+	s.mu.Lock()
+	keep := q.pool.enabled() && len(s.free)+len(s.recycled) < slotsMax
+	if keep {
+		s.recycled = append(s.recycled, slot{id})
+		s.used = q.now()
+	}
+	s.mu.Unlock()
+	if !keep {
+		q.retireSlots([]slot{{id}})
+	}
+}
+
+// slotNames returns the names (decimal numbers) of the slots not taken.
+func (q *Queue) slotNames() map[string]struct{} {
+	s := &q.slots
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make(map[string]struct{}, len(s.free)+len(s.recycled))
+	for _, l := range [][]slot{s.free, s.recycled} {
+		for _, sl := range l {
+			names[sl.id.String()] = struct{}{}
+		}
+	}
+	return names
+}
+
+// slotsIdleAt returns when the unused slots become idle, if there are any.
+func (q *Queue) slotsIdleAt() (time.Time, bool) {
+	s := &q.slots
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.free)+len(s.recycled) == 0 {
+		return time.Time{}, false
+	}
+	return s.used.Add(slotIdle), true
+}
+
+// trimSlots gives the unused slots back to the pool when they have been
+// idle for slotIdle at now, or at once when all is set (the Scheduler
+// stops; the pool, then off, removes them).
+func (q *Queue) trimSlots(now time.Time, all bool) {
+	s := &q.slots
+	s.mu.Lock()
+	for all && s.filling {
+		s.cond.Wait()
+	}
+	if len(s.free)+len(s.recycled) == 0 || !all && now.Before(s.used.Add(slotIdle)) {
+		s.mu.Unlock()
+		return
+	}
+	free := append(s.free, s.recycled...)
+	s.free, s.recycled = nil, nil
+	s.mu.Unlock()
+	q.retireSlots(free)
+}
+
+// retireSlots gives slots' files to the pool, as cleanMess does: the intd
+// inode (whose todo/ link, if any, is gone), then the mess file.
+func (q *Queue) retireSlots(sls []slot) {
+	todo := filepath.Join(q.dir, "todo")
+	for _, sl := range sls {
+		q.pool.retire(q.path("intd", sl.id), todo)
+		q.pool.retire(q.path("mess", sl.id))
+	}
+}

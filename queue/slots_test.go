@@ -1,0 +1,152 @@
+package queue
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// A delivered direct message's files become the next message's: same
+// number, no stale byte of the longer message before it, and the slots
+// are given back to the pool once idle and removed when the Scheduler
+// stops.
+func TestSlotsRecycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{}
+		stop := startRun(t, f.scheduler(q, &syncBuffer{}))
+
+		var ids []ID
+		var bodies []string
+		// More messages than a fill prepares, so that later ones take
+		// the recycled slots of earlier ones.
+		for i := range slotBatch + 4 {
+			body := fmt.Sprintf("%s\nmessage %d\n", strings.Repeat("x", 3000-140*i), i)
+			ids = append(ids, inject(t, q, "me@domain", body, "you@domain"))
+			bodies = append(bodies, body)
+			synctest.Wait()
+			if i == 0 {
+				// Kept as a slot, with its todo/N gone.
+				for _, kind := range []string{"mess", "intd"} {
+					if !q.exists(kind, ids[0]) {
+						t.Errorf("%s/%s gone after delivery", kind, ids[0])
+					}
+				}
+				if q.exists("todo", ids[0]) {
+					t.Error("todo entry left")
+				}
+			}
+		}
+		local, _ := f.snapshot()
+		if len(local) != len(bodies) {
+			t.Fatalf("%d deliveries, want %d", len(local), len(bodies))
+		}
+		for i, d := range local {
+			if d.id != ids[i] || !strings.HasSuffix(d.body, "\n"+bodies[i]) || strings.Count(d.body, "message ") != 1 {
+				t.Errorf("delivery %d: id %s (want %s), body ends %q", i, d.id, ids[i], d.body[max(0, len(d.body)-40):])
+			}
+		}
+		if st, err := q.Stat(); err != nil || st.Messages != 0 || st.Unprocessed != 0 {
+			t.Errorf("Stat with only slots left = %+v, %v; want no messages", st, err)
+		}
+		reused := map[ID]bool{}
+		for _, id := range ids {
+			reused[id] = true
+		}
+		if len(reused) == len(ids) {
+			t.Errorf("no message number was reused: %v", ids)
+		}
+
+		time.Sleep(2 * slotIdle)
+		synctest.Wait()
+		for _, p := range queueFiles(t, q) {
+			if !strings.HasPrefix(p, "pid/") {
+				t.Errorf("idle slot left %s", p)
+			}
+		}
+
+		inject(t, q, "me@domain", "one more\n", "you@domain")
+		synctest.Wait()
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		emptyQueue(t, q)
+	})
+}
+
+// A message that bounced, or one taken after a crash left files of it,
+// gives its files back to the pool instead: bounce/N (or the leftovers)
+// must be durably gone before N can name another message.
+func TestSlotsNotRecycled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{answer: func(string, int) Result {
+			return Result{Report: "Sorry, no mailbox here by that name. (#5.1.1)\n", Err: &PermanentError{"no mailbox"}}
+		}}
+		stop := startRun(t, f.scheduler(q, &syncBuffer{}))
+		id := inject(t, q, "me@domain", "body\n", "nobody@domain")
+		synctest.Wait()
+		q.slots.mu.Lock()
+		recycled := append([]slot(nil), q.slots.recycled...)
+		q.slots.mu.Unlock()
+		for _, sl := range recycled {
+			if sl.id == id {
+				t.Errorf("bounced message %s kept as a slot", id)
+			}
+		}
+		if q.exists("mess", id) || q.exists("intd", id) {
+			t.Errorf("bounced message %s left files", id)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		emptyQueue(t, q)
+	})
+}
+
+// Slots prepared from the pool come from one bucket, so that a fill
+// fsyncs one mess/S directory, and the pool grows when too few inodes
+// are pooled to fill from one bucket.
+func TestSlotsFill(t *testing.T) {
+	q := openTest(t, Options{})
+	q.pool.enable(true)
+	defer q.pool.enable(false)
+	before := q.messSync[0].count()
+	sls := q.fillSlots(slotBatch)
+	if len(sls) == 0 {
+		t.Fatal("no slot prepared from an empty pool: it did not grow")
+	}
+	bucket := uint64(sls[0].id) % uint64(q.split)
+	syncs := uint64(0)
+	for i, sl := range sls {
+		if uint64(sl.id)%uint64(q.split) != bucket {
+			t.Errorf("slot %d in bucket %d, the first in %d", i, uint64(sl.id)%uint64(q.split), bucket)
+		}
+		for _, kind := range []string{"mess", "intd"} {
+			fi, err := os.Stat(q.path(kind, sl.id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o644 {
+				t.Errorf("%s/%s: mode %v", kind, sl.id, fi.Mode())
+			}
+		}
+	}
+	for _, d := range q.messSync {
+		syncs += d.count()
+	}
+	if syncs-before != 1 {
+		t.Errorf("%d mess directory fsyncs for one fill", syncs-before)
+	}
+	q.trimSlots(time.Time{}, true) // none is free: the fill's were taken
+	q.slots.free = sls
+	q.trimSlots(time.Time{}, true)
+	for _, p := range queueFiles(t, q) {
+		if !strings.HasPrefix(p, "pid/"+poolPrefix) {
+			t.Errorf("trimmed slots left %s", p)
+		}
+	}
+}
