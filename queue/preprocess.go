@@ -264,22 +264,29 @@ func (r *run) readTodo(it freshMsg, lg lineLogger) (*msg, bool) {
 	return m, true
 }
 
-// parallel runs fn(0..n-1) on up to 32 goroutines and returns the errors
-// by index; all goroutines have ended when it returns.
+// parallel runs fn(0..n-1) on up to 32 goroutines, the caller's among
+// them (it runs fn(0)), and returns the errors by index; all goroutines
+// have ended when it returns.
 func parallel(n int, fn func(i int) error) []error {
 	errs := make([]error, n)
-	if n == 1 {
-		errs[0] = fn(0)
-		return errs
-	}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	for i := range n {
-		sem <- struct{}{}
+	var sem chan struct{}
+	if n > 32 {
+		sem = make(chan struct{}, 31)
+	}
+	for i := 1; i < n; i++ {
+		if sem != nil {
+			sem <- struct{}{}
+		}
 		wg.Go(func() {
-			defer func() { <-sem }()
+			if sem != nil {
+				defer func() { <-sem }()
+			}
 			errs[i] = fn(i)
 		})
+	}
+	if n > 0 {
+		errs[0] = fn(0)
 	}
 	wg.Wait()
 	return errs
