@@ -24,7 +24,13 @@ const Ossified = 129600 * time.Second
 // that has neither mess/S/N nor todo/N (a crash between the two creations
 // on a file system without synchronous metadata). Nothing younger is
 // touched: another process may be injecting. Open calls it.
-func (q *Queue) CleanStale(now time.Time) error {
+func (q *Queue) CleanStale(now time.Time) error { return q.cleanStale(now, false) }
+
+// cleanStale is CleanStale; with slots set (a Scheduler starting, before
+// any slot of its own exists) it also removes, whatever their age, the
+// slots that a crash left: mess files still bearing the slot mark
+// (markSlot) with neither info/S/N nor todo/N.
+func (q *Queue) cleanStale(now time.Time, slots bool) error {
 	if q.ro {
 		return ErrReadOnly
 	}
@@ -62,7 +68,7 @@ func (q *Queue) CleanStale(now time.Time) error {
 				continue
 			}
 			fi, err := os.Lstat(filepath.Join(d, e.Name()))
-			if err != nil || !old(fi) || q.exists("info", id) || q.exists("todo", id) {
+			if err != nil || !old(fi) && !(slots && isSlotMark(fi)) || q.exists("info", id) || q.exists("todo", id) {
 				continue
 			}
 			if err := q.cleanMess(id); err != nil {

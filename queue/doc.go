@@ -96,9 +96,12 @@
 // slot is what qmail calls state S3 (an injection under way) with stale
 // bytes that no one reads, since intd/N is read only through todo/N. So
 // while mail flows, qmail-qstat counts up to 256 slots as messages in the
-// queue; the scheduler gives slots unused for 2 s back to the pool, and
-// removes them when it stops; slots a crash leaves go by the 36-hour rule
-// below, as an interrupted injection's files do.
+// queue ([Queue.Stat] does not); the scheduler gives slots unused for 2 s
+// back to the pool, and removes them when it stops. A slot's mess file has
+// the epoch as mtime until an injection writes it, so a scheduler that
+// starts after a crash removes the slots the crash left (and the files of
+// injections interrupted before their first write), which the 36-hour rule
+// below would otherwise keep for a day and a half.
 //
 // Leftovers of injections interrupted by a crash (a pid/ file, a mess file
 // without todo/N) were never acknowledged; [Open] and the scheduler (every

@@ -357,7 +357,7 @@ func (r *run) status() {
 func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 	r.status()
 	now := r.now()
-	if err := r.q.CleanStale(now); err != nil {
+	if err := r.q.cleanStale(now, true); err != nil {
 		r.warn(logSafe(err.Error()))
 	}
 	r.nextClean = now.Add(CleanInterval)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // slotBatch is how many slots one fill prepares: enough that the two
@@ -112,6 +114,11 @@ func (q *Queue) fillSlots(n int) []slot {
 			q.pool.giveBack(i)
 			continue
 		}
+		if err := markSlot(mp); err != nil {
+			q.pool.giveBack(i)
+			q.pool.retire(mp)
+			continue
+		}
 		if err := q.placeSlotFile(i, ip, 0o644); err != nil {
 			q.pool.retire(mp)
 			continue
@@ -161,6 +168,21 @@ func (q *Queue) placeSlotFile(f pooled, target string, perm fs.FileMode) error {
 
 var errPoolGone = errors.New("queue: pool entry gone")
 
+// markSlot marks the mess file of a slot at p: its mtime is the epoch
+// (its atime now, for the 36-hour rule) until an injection writes it. So a
+// Scheduler that starts after a crash knows the slots that the crash left
+// from interrupted injections, whose mess files were written (cleanStale).
+func markSlot(p string) error {
+	ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {}}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, 0); err != nil {
+		return &os.PathError{Op: "utimes", Path: p, Err: err}
+	}
+	return nil
+}
+
+// isSlotMark reports whether a mess file bears the slot mark.
+func isSlotMark(fi fs.FileInfo) bool { return fi.ModTime().Equal(time.Unix(0, 0)) }
+
 // openSlot opens a taken slot's mess file for writing. It reports false
 // when the slot's files are gone (a cleaner removed them), so that the
 // caller takes another.
@@ -194,8 +216,9 @@ func (q *Queue) dropSlot(sl slot) {
 // (a direct message never had info, channel or bounce files).
 func (q *Queue) recycleSlot(id ID) {
 	s := &q.slots
+	marked := markSlot(q.path("mess", id)) == nil
 	s.mu.Lock()
-	keep := q.pool.enabled() && len(s.free)+len(s.recycled) < slotsMax
+	keep := marked && q.pool.enabled() && len(s.free)+len(s.recycled) < slotsMax
 	if keep {
 		s.recycled = append(s.recycled, slot{id})
 		s.used = q.now()

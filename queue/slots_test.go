@@ -38,6 +38,9 @@ func TestSlotsRecycle(t *testing.T) {
 				if q.exists("todo", ids[0]) {
 					t.Error("todo entry left")
 				}
+				if fi, err := os.Stat(q.path("mess", ids[0])); err != nil || !isSlotMark(fi) {
+					t.Errorf("recycled mess file not marked: %v", err)
+				}
 			}
 		}
 		local, _ := f.snapshot()
@@ -149,4 +152,47 @@ func TestSlotsFill(t *testing.T) {
 			t.Errorf("trimmed slots left %s", p)
 		}
 	}
+}
+
+// Slots a crash left (their files on disk, the process that held them
+// gone) are removed when a Scheduler starts; the files of an injection
+// under way in another process, already written, are not.
+func TestSlotsCrashLeftovers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := openTest(t, Options{Now: time.Now})
+		q.pool.enable(true)
+		left := q.fillSlots(slotBatch)
+		if len(left) == 0 {
+			t.Fatal("no slot prepared")
+		}
+		q.pool.enable(false) // the crash: q forgets its slots and pool
+		// Another process's injection, between its intd/N and todo/N.
+		w, err := q.Create(t.Context(), Origin{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.slot {
+			t.Fatal("a slot taken with no Scheduler running")
+		}
+		w.Write([]byte("being injected\n"))
+		w.bw.Flush()
+		live := w.ID()
+		if err := os.WriteFile(q.path("intd", live), []byte("u1\x00p2\x00"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+
+		stop := startRun(t, (&fakes{}).scheduler(q, &syncBuffer{}))
+		for _, sl := range left {
+			if q.exists("mess", sl.id) || q.exists("intd", sl.id) {
+				t.Errorf("slot %s left after a restart", sl.id)
+			}
+		}
+		if !q.exists("mess", live) || !q.exists("intd", live) {
+			t.Error("a live injection's files removed")
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		w.Abort()
+	})
 }

@@ -2,7 +2,10 @@
 // qmail-qstat: "messages in queue: N" (files under mess/) and "messages in
 // queue but not yet preprocessed: M" (files in todo/). The queue is
 // $QMAILHOME/queue (default /var/qmail/queue), or -home DIR. Exit 0; 111 when
-// the queue cannot be read.
+// the queue cannot be read. While a qmailkit scheduler (examples/mta,
+// examples/qmail-send) runs, the first count includes its slots, files it
+// keeps ready for the next messages: up to 256, for 2 s after mail last
+// flowed (see the queue package's documentation).
 package main
 
 import (
