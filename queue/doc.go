@@ -91,8 +91,9 @@
 // they are the next message's slot, once todo/ has been fsynced (one fsync,
 // shared with injections, for all the slots recycled since the last), so
 // that no crash can bring back the old todo/N over the new files. When none
-// is recycled, 16 are prepared from the pool at once, their mess files from
-// one S, so that the fill costs one fsync of mess/S and one of intd/. A
+// is recycled, up to 16 are prepared from the pool at once, their mess files
+// from one S, so that the fill costs one fsync of mess/S and one of intd/;
+// with the pool empty too, the injection makes its files as above. A
 // slot is what qmail calls state S3 (an injection under way) with stale
 // bytes that no one reads, since intd/N is read only through todo/N. So
 // while mail flows, qmail-qstat counts up to 256 slots as messages in the

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -25,9 +24,6 @@ const poolMax = 1 << 14
 // poolFlushMin is how many files must be pending before takeBucket flushes
 // them rather than take a short bucket.
 const poolFlushMin = 256
-
-// poolGrowStep is how many files one grow creates.
-const poolGrowStep = 128
 
 // poolKeepBytes: a larger file is truncated when pooled, so that the pool
 // holds at most poolMax small files' worth of disk space.
@@ -68,10 +64,9 @@ const poolPrefix = "pool."
 //
 // Ready inodes are kept by bucket (inode number modulo the split, the S of
 // mess/S), so that a fill of slots (slots.go) takes mess files of one
-// mess/S. An empty pool grows by new files for such a fill; pending files
-// are flushed when nothing else is ready, or when a fill finds its bucket
-// short and poolFlushMin are pending, since a flush fsyncs every directory
-// they left.
+// mess/S. Pending files are flushed when nothing else is ready, or when a
+// fill finds its bucket short and poolFlushMin are pending, since a flush
+// fsyncs every directory they left.
 type inodePool struct {
 	dir     string                 // pid/
 	syncDir func(dir string) error // fsyncs a directory (shared with injections); set by Open
@@ -82,10 +77,9 @@ type inodePool struct {
 	nready   int                 // files in ready
 	pending  []pooled            // moved in since the last flush
 	left     map[string]struct{} // the directories they left
-	flushing bool                // a flush or a grow is in progress
-	seq      uint64              // grows so far, for their file names
-	on       bool                // a Scheduler runs: retire keeps inodes
-	off      bool                // the file system has no renameat2(RENAME_NOREPLACE)
+	flushing bool
+	on       bool // a Scheduler runs: retire keeps inodes
+	off      bool // the file system has no renameat2(RENAME_NOREPLACE)
 }
 
 // pooled is a file in the pool: its inode number and permission bits (so
@@ -180,13 +174,10 @@ func (p *inodePool) takeN(n int, oneBucket bool) []pooled {
 			}
 			// A flush fsyncs every directory the pending files left (up
 			// to all of mess/*): it is worth it when nothing is ready, or
-			// when a bucket is short and many are pending. An empty pool
-			// grows for takeBucket (whose slots then need no creation).
+			// when a bucket is short and many are pending.
 			switch {
 			case len(p.pending) >= poolFlushMin || p.nready == 0 && len(p.pending) > 0:
 				p.flush()
-				continue
-			case p.nready == 0 && oneBucket && p.on && !p.off && p.grow():
 				continue
 			case p.nready == 0:
 				return out
@@ -202,43 +193,6 @@ func (p *inodePool) takeN(n int, oneBucket bool) []pooled {
 		}
 	}
 	return out
-}
-
-// grow adds up to poolGrowStep new empty files to the pool, so that it
-// holds enough inodes for takeBucket to find full buckets. They need no
-// fsync: they never had another name. It is called with p.mu held and
-// releases it meanwhile, and reports whether it added any.
-func (p *inodePool) grow() bool {
-	p.flushing = true
-	p.seq++
-	seq := p.seq
-	p.mu.Unlock()
-	var added []pooled
-	for i := range poolGrowStep {
-		tmp := filepath.Join(p.dir, fmt.Sprintf("grow.%d.%d.%d", os.Getpid(), seq, i))
-		fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-		if err != nil {
-			break
-		}
-		var st unix.Stat_t
-		err = unix.Fstat(fd, &st)
-		unix.Close(fd)
-		if err == nil {
-			err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p.name(st.Ino), unix.RENAME_NOREPLACE)
-		}
-		if err != nil {
-			os.Remove(tmp)
-			break
-		}
-		added = append(added, pooled{st.Ino, fs.FileMode(st.Mode).Perm()})
-	}
-	p.mu.Lock()
-	p.flushing = false
-	for _, f := range added {
-		p.addReady(f)
-	}
-	p.cond.Broadcast()
-	return len(added) > 0
 }
 
 // addReady makes f reusable; p.mu is held.

@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -110,21 +111,45 @@ func TestSlotsNotRecycled(t *testing.T) {
 	})
 }
 
+// fillPool gives the pool n new files, as if n finished files had been
+// retired.
+func fillPool(t *testing.T, q *Queue, n int) {
+	t.Helper()
+	for i := range n {
+		p := filepath.Join(q.dir, "pid", fmt.Sprintf("old.%d", i))
+		if err := os.WriteFile(p, []byte("stale"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.pool.retire(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Slots prepared from the pool come from one bucket, so that a fill
-// fsyncs one mess/S directory, and the pool grows when too few inodes
-// are pooled to fill from one bucket.
+// fsyncs one mess/S directory; an empty pool prepares none.
 func TestSlotsFill(t *testing.T) {
 	q := openTest(t, Options{})
 	q.pool.enable(true)
 	defer q.pool.enable(false)
-	before := q.messSync[0].count()
+	if sls := q.fillSlots(slotBatch); len(sls) != 0 {
+		t.Fatalf("%d slots from an empty pool", len(sls))
+	}
+	fillPool(t, q, 100)
+	before := uint64(0)
+	for _, d := range q.messSync {
+		before += d.count()
+	}
 	sls := q.fillSlots(slotBatch)
 	if len(sls) == 0 {
-		t.Fatal("no slot prepared from an empty pool: it did not grow")
+		t.Fatal("no slot prepared")
 	}
 	bucket := uint64(sls[0].id) % uint64(q.split)
 	syncs := uint64(0)
 	for i, sl := range sls {
+		if fi, err := os.Stat(q.path("mess", sl.id)); err != nil || !isSlotMark(fi) {
+			t.Errorf("slot %d: mess file not marked (%v)", i, err)
+		}
 		if uint64(sl.id)%uint64(q.split) != bucket {
 			t.Errorf("slot %d in bucket %d, the first in %d", i, uint64(sl.id)%uint64(q.split), bucket)
 		}
@@ -161,6 +186,7 @@ func TestSlotsCrashLeftovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := openTest(t, Options{Now: time.Now})
 		q.pool.enable(true)
+		fillPool(t, q, 100)
 		left := q.fillSlots(slotBatch)
 		if len(left) == 0 {
 			t.Fatal("no slot prepared")
