@@ -144,7 +144,7 @@ func (dl *Deliverer) syncNew(dir string) error {
 	s := dl.syncs[key]
 	if s == nil {
 		s = &newSync{}
-		s.Fn = func() error { return durable.SyncDirWith(filepath.Join(key, "new"), dl.fsync) }
+		s.Fn = func() error { return durable.SyncDirWith(filepath.Join(key, "new"), dl.Fsync) }
 		dl.syncs[key] = s
 	}
 	s.users++
@@ -159,15 +159,7 @@ func (dl *Deliverer) syncNew(dir string) error {
 }
 
 // sync fsyncs f, with dl.Fsync when set.
-func (dl *Deliverer) sync(f *os.File) error { return durable.SyncFileWith(f, dl.fsync) }
-
-// fsync is dl.Fsync, or fsync(2) when it is not set.
-func (dl *Deliverer) fsync(fd int) error {
-	if dl.Fsync != nil {
-		return dl.Fsync(fd)
-	}
-	return durable.Fsync(fd)
-}
+func (dl *Deliverer) sync(f *os.File) error { return durable.SyncFileWith(f, dl.Fsync) }
 
 // DeliveryError is the error of a failed delivery, telling which step
 // failed. Every DeliveryError is temporary, except one wrapping a

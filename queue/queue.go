@@ -119,7 +119,7 @@ type Queue struct {
 	// fresh hands committed messages to a Scheduler running on q.
 	fresh freshList
 
-	fsyncHook func(fd int) error // Options.Fsync
+	fsyncHook func(fd int) error // Options.Fsync; nil: fsync(2)
 
 	// notify is signalled (non-blocking) after every committed injection;
 	// a Scheduler running on this Queue waits on it.
@@ -355,18 +355,10 @@ func (q *Queue) Close() error {
 }
 
 // fsync is f.Sync, with Options.Fsync when set.
-func (q *Queue) fsync(f *os.File) error { return durable.SyncFileWith(f, q.fsyncFD) }
+func (q *Queue) fsync(f *os.File) error { return durable.SyncFileWith(f, q.fsyncHook) }
 
 // syncDir fsyncs directory dir, with Options.Fsync when set.
-func (q *Queue) syncDir(dir string) error { return durable.SyncDirWith(dir, q.fsyncFD) }
-
-// fsyncFD is Options.Fsync, or fsync(2) when it is not set.
-func (q *Queue) fsyncFD(fd int) error {
-	if q.fsyncHook != nil {
-		return q.fsyncHook(fd)
-	}
-	return durable.Fsync(fd)
-}
+func (q *Queue) syncDir(dir string) error { return durable.SyncDirWith(dir, q.fsyncHook) }
 
 // Path returns the path, relative to the queue directory, of message id's
 // file in directory kind ("mess", "info", "local", "remote" are split;

@@ -47,8 +47,12 @@ func Fsync(fd int) error {
 }
 
 // SyncFileWith is f.Sync with fsync run by fsync (for instance through an
-// io_uring) on f's descriptor, which stays open meanwhile.
+// io_uring) on f's descriptor, which stays open meanwhile; a nil fsync is
+// Fsync.
 func SyncFileWith(f *os.File, fsync func(fd int) error) error {
+	if fsync == nil {
+		fsync = Fsync
+	}
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -64,8 +68,11 @@ func SyncFileWith(f *os.File, fsync func(fd int) error) error {
 }
 
 // SyncDirWith is SyncDir with fsync run by fsync (for instance through an
-// io_uring) on the directory's open descriptor.
+// io_uring) on the directory's open descriptor; a nil fsync is Fsync.
 func SyncDirWith(dir string, fsync func(fd int) error) error {
+	if fsync == nil {
+		fsync = Fsync
+	}
 	fd, err := Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: dir, Err: err}
