@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,57 +143,49 @@ func (p *inodePool) retire(path string, unlinked ...string) error {
 
 // take returns a pooled inode whose former directory entries are durably
 // gone, flushing the pending ones when none is ready, or false when the
-// pool is empty. It takes from the fullest bucket (inode number modulo the
-// split), so that takeBucket finds full ones.
+// pool is empty. It is takeBucket(1): it takes from the fullest bucket,
+// which keeps the buckets even for takeBucket.
 func (p *inodePool) take() (pooled, bool) {
-	fs := p.takeN(1, false)
+	fs := p.takeBucket(1)
 	if len(fs) == 0 {
 		return pooled{}, false
 	}
 	return fs[0], true
 }
 
-// takeBucket returns up to n pooled inodes of one bucket, so that the mess
-// files they become share one mess/S directory (and its fsync).
-func (p *inodePool) takeBucket(n int) []pooled { return p.takeN(n, true) }
-
-func (p *inodePool) takeN(n int, oneBucket bool) []pooled {
+// takeBucket returns up to n pooled inodes of one bucket (inode number
+// modulo the split), the fullest, so that the mess files they become share
+// one mess/S directory (and its fsync).
+func (p *inodePool) takeBucket(n int) []pooled {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []pooled
-	for len(out) < n {
+	for {
 		b := 0
 		for i := range p.ready {
 			if len(p.ready[i]) > len(p.ready[b]) {
 				b = i
 			}
 		}
-		if short := oneBucket && len(p.ready[b]) < n; p.nready == 0 || short && len(out) == 0 {
+		r := p.ready[b]
+		if len(r) < n {
 			if p.flushing {
 				p.cond.Wait()
 				continue
 			}
 			// A flush fsyncs every directory the pending files left (up
 			// to all of mess/*): it is worth it when nothing is ready, or
-			// when a bucket is short and many are pending.
-			switch {
-			case len(p.pending) >= poolFlushMin || p.nready == 0 && len(p.pending) > 0:
+			// when the bucket is short and many are pending.
+			if len(p.pending) >= poolFlushMin || p.nready == 0 && len(p.pending) > 0 {
 				p.flush()
 				continue
-			case p.nready == 0:
-				return out
 			}
 		}
-		r := p.ready[b]
-		k := min(len(r), n-len(out))
-		out = append(out, r[len(r)-k:]...)
+		k := min(len(r), n)
+		out := slices.Clone(r[len(r)-k:])
 		p.ready[b] = r[:len(r)-k]
 		p.nready -= k
-		if oneBucket {
-			break
-		}
+		return out
 	}
-	return out
 }
 
 // addReady makes f reusable; p.mu is held.
