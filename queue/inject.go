@@ -106,16 +106,16 @@ func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 	// it is one already (see inodePool).
 	var w *Writer
 	for w == nil {
-		sl, ok := q.takeSlot()
+		id, ok := q.takeSlot()
 		if !ok {
 			break
 		}
-		f, ok, err := q.openSlot(sl)
+		f, ok, err := q.openSlot(id)
 		if err != nil {
 			return nil, qerr(64, "open mess file", err)
 		}
 		if ok {
-			w = &Writer{q: q, id: sl.id, origin: o, f: f, reused: true, slot: true}
+			w = &Writer{q: q, id: id, origin: o, f: f, reused: true, slot: true}
 		}
 	}
 	if w == nil {

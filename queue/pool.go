@@ -244,9 +244,9 @@ func (p *inodePool) giveBack(f pooled) {
 }
 
 // place moves pooled file f to target, which must not exist, and sets
-// its times to now. It reports false when the pool entry has gone (removed
+// its times to ts (nil: now). It reports false when the pool entry has gone (removed
 // by a cleaner); any other error is target's.
-func (p *inodePool) place(f pooled, target string) (bool, error) {
+func (p *inodePool) place(f pooled, target string, ts []unix.Timespec) (bool, error) {
 	err := unix.Renameat2(unix.AT_FDCWD, p.name(f.ino), unix.AT_FDCWD, target, unix.RENAME_NOREPLACE)
 	if errors.Is(err, syscall.ENOENT) {
 		if _, serr := os.Lstat(p.name(f.ino)); errors.Is(serr, fs.ErrNotExist) {
@@ -258,7 +258,7 @@ func (p *inodePool) place(f pooled, target string) (bool, error) {
 		return true, &os.LinkError{Op: "rename", Old: p.name(f.ino), New: target, Err: err}
 	}
 	// A fresh file's times: the cleaner's 36-hour rule reads atime.
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, nil, 0); err != nil {
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, 0); err != nil {
 		return true, &os.PathError{Op: "utimes", Path: target, Err: err}
 	}
 	return true, nil
@@ -314,7 +314,7 @@ func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode
 			return nil, 0, nil
 		}
 		path := target(pf.ino)
-		placed, err := q.pool.place(pf, path)
+		placed, err := q.pool.place(pf, path, nil)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -24,35 +23,33 @@ const slotIdle = 2 * time.Second
 // slotsMax bounds the slots kept, prepared or recycled.
 const slotsMax = 256
 
-// slot is a message number N whose files exist, durably, at mess/S/N and
-// intd/N, for the next injection (see "Slots" in the package
+// A slot is a message number N whose files exist, durably, at mess/S/N
+// and intd/N, for the next injection (see "Slots" in the package
 // documentation): the files of a finished direct message (recycleSlot), or
 // pooled inodes prepared by a fill (fillSlots). A slot is state S3 of the
 // queue with stale bytes in its files, which no one reads: intd/N is read
 // only through todo/N, linked after the envelope is rewritten and fsynced.
-type slot struct {
-	id ID
-}
+// Its mess file bears the slot mark (markSlot) until written.
 
 // slots is the Queue's slots.
 type slots struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
-	free     []slot
-	recycled []slot // finished messages' files, usable once todo/ is fsynced
+	free     []ID
+	recycled []ID // finished messages' files, usable once todo/ is fsynced
 	filling  bool
 	used     time.Time // the last take or recycle
 }
 
 // takeSlot returns a slot: a free one, else the recycled ones once todo/ is
 // fsynced, else a fill's; false when there is none (no Scheduler runs).
-func (q *Queue) takeSlot() (slot, bool) {
+func (q *Queue) takeSlot() (ID, bool) {
 	s := &q.slots
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
 		if len(s.free) == 0 && !s.filling && len(s.recycled) == 0 && !q.pool.enabled() {
-			return slot{}, false
+			return 0, false
 		}
 		if n := len(s.free); n > 0 {
 			sl := s.free[n-1]
@@ -68,7 +65,7 @@ func (q *Queue) takeSlot() (slot, bool) {
 		recycled := s.recycled
 		s.recycled = nil
 		s.mu.Unlock()
-		var batch []slot
+		var batch []ID
 		if len(recycled) > 0 {
 			// Their todo/N links were removed: that must be durable
 			// before N names another message, or a crash could bring
@@ -76,7 +73,7 @@ func (q *Queue) takeSlot() (slot, bool) {
 			if err := q.todoSync.sync(); err == nil {
 				batch = recycled
 			} else {
-				q.retireSlots(recycled)
+				q.cleanSlots(recycled)
 			}
 		}
 		if len(batch) == 0 {
@@ -88,20 +85,19 @@ func (q *Queue) takeSlot() (slot, bool) {
 		s.used = q.now()
 		s.cond.Broadcast()
 		if len(batch) == 0 {
-			return slot{}, false
+			return 0, false
 		}
 	}
 }
 
 // fillSlots prepares up to n slots from the pool: mess files from one
 // bucket, intd files from any, then one fsync of each directory.
-func (q *Queue) fillSlots(n int) []slot {
+func (q *Queue) fillSlots(n int) []ID {
 	mess := q.pool.takeBucket(n)
 	if len(mess) == 0 {
 		return nil
 	}
-	var out []slot
-	var placed []string // every file moved, for a failed fsync
+	var out []ID
 	for _, m := range mess {
 		id := ID(m.ino)
 		i, ok := q.pool.take()
@@ -109,27 +105,21 @@ func (q *Queue) fillSlots(n int) []slot {
 			q.pool.giveBack(m)
 			continue
 		}
-		mp, ip := q.path("mess", id), q.path("intd", id)
-		if err := q.placeSlotFile(m, mp, 0o644); err != nil {
+		mp := q.path("mess", id)
+		if err := q.placeSlotFile(m, mp, slotMark); err != nil {
 			q.pool.giveBack(i)
 			continue
 		}
-		if err := markSlot(mp); err != nil {
-			q.pool.giveBack(i)
+		if err := q.placeSlotFile(i, q.path("intd", id), nil); err != nil {
 			q.pool.retire(mp)
 			continue
 		}
-		if err := q.placeSlotFile(i, ip, 0o644); err != nil {
-			q.pool.retire(mp)
-			continue
-		}
-		placed = append(placed, mp, ip)
-		out = append(out, slot{id})
+		out = append(out, id)
 	}
 	if len(out) == 0 {
 		return nil
 	}
-	bucket := uint64(out[0].id) % uint64(q.split)
+	bucket := uint64(out[0]) % uint64(q.split)
 	for _, err := range parallel(2, func(i int) error {
 		if i == 0 {
 			return q.messSync[bucket].sync()
@@ -137,8 +127,8 @@ func (q *Queue) fillSlots(n int) []slot {
 		return q.intdSync.sync()
 	}) {
 		if err != nil {
-			for _, p := range placed {
-				removeMissingOK(p)
+			for _, id := range out {
+				q.dropSlot(id)
 			}
 			return nil
 		}
@@ -146,19 +136,19 @@ func (q *Queue) fillSlots(n int) []slot {
 	return out
 }
 
-// placeSlotFile moves pooled file f to target with mode perm and fresh
-// times (the 36-hour rule reads mess files' atime). On an error nothing
-// is left at target.
-func (q *Queue) placeSlotFile(f pooled, target string, perm fs.FileMode) error {
-	ok, err := q.pool.place(f, target)
+// placeSlotFile moves pooled file f to target, mode 0644, with times ts
+// (nil: now; the 36-hour rule reads mess files' atime). On an error
+// nothing is left at target.
+func (q *Queue) placeSlotFile(f pooled, target string, ts []unix.Timespec) error {
+	ok, err := q.pool.place(f, target, ts)
 	var le *os.LinkError
 	switch {
 	case !ok:
 		return errPoolGone
 	case errors.As(err, &le):
 		return err // not moved (and given back to the pool)
-	case err == nil && f.perm != perm:
-		err = os.Chmod(target, perm)
+	case err == nil && f.perm != 0o644:
+		err = os.Chmod(target, 0o644)
 	}
 	if err != nil {
 		removeMissingOK(target)
@@ -168,13 +158,15 @@ func (q *Queue) placeSlotFile(f pooled, target string, perm fs.FileMode) error {
 
 var errPoolGone = errors.New("queue: pool entry gone")
 
-// markSlot marks the mess file of a slot at p: its mtime is the epoch
-// (its atime now, for the 36-hour rule) until an injection writes it. So a
-// Scheduler that starts after a crash knows the slots that the crash left
-// from interrupted injections, whose mess files were written (cleanStale).
+// slotMark is the times of a slot's mess file until an injection writes
+// it: atime now (for the 36-hour rule), mtime the epoch. So a Scheduler
+// that starts after a crash knows the slots that the crash left from
+// interrupted injections, whose mess files were written (cleanStale).
+var slotMark = []unix.Timespec{{Nsec: unix.UTIME_NOW}, {}}
+
+// markSlot gives the mess file at p the slot mark.
 func markSlot(p string) error {
-	ts := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {}}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, 0); err != nil {
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, slotMark, 0); err != nil {
 		return &os.PathError{Op: "utimes", Path: p, Err: err}
 	}
 	return nil
@@ -183,17 +175,16 @@ func markSlot(p string) error {
 // isSlotMark reports whether a mess file bears the slot mark.
 func isSlotMark(fi fs.FileInfo) bool { return fi.ModTime().Equal(time.Unix(0, 0)) }
 
-// openSlot opens a taken slot's mess file for writing. It reports false
-// when the slot's files are gone (a cleaner removed them), so that the
-// caller takes another.
-func (q *Queue) openSlot(sl slot) (*os.File, bool, error) {
-	f, err := openFile(q.path("mess", sl.id), os.O_RDWR, 0)
-	if errors.Is(err, syscall.ENOENT) {
-		removeMissingOK(q.path("intd", sl.id))
-		return nil, false, nil
-	}
+// openSlot opens slot id's mess file for writing. It reports false when
+// the slot's files are gone (a cleaner removed them), so that the caller
+// takes another; on any failure the slot's files are removed.
+func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
+	f, err := openFile(q.path("mess", id), os.O_RDWR, 0)
 	if err != nil {
-		q.dropSlot(sl)
+		q.dropSlot(id)
+		if errors.Is(err, syscall.ENOENT) {
+			err = nil
+		}
 		return nil, false, err
 	}
 	return f, true, nil
@@ -201,9 +192,9 @@ func (q *Queue) openSlot(sl slot) (*os.File, bool, error) {
 
 // dropSlot removes a slot's files, as qmail-queue's cleanup does: intd
 // first, then mess.
-func (q *Queue) dropSlot(sl slot) {
+func (q *Queue) dropSlot(id ID) {
 	for _, kind := range []string{"intd", "mess"} {
-		p := q.path(kind, sl.id)
+		p := q.path(kind, id)
 		os.Truncate(p, 0)
 		removeMissingOK(p)
 	}
@@ -220,12 +211,12 @@ func (q *Queue) recycleSlot(id ID) {
 	s.mu.Lock()
 	keep := marked && q.pool.enabled() && len(s.free)+len(s.recycled) < slotsMax
 	if keep {
-		s.recycled = append(s.recycled, slot{id})
+		s.recycled = append(s.recycled, id)
 		s.used = q.now()
 	}
 	s.mu.Unlock()
 	if !keep {
-		q.retireSlots([]slot{{id}})
+		q.cleanMess(id)
 	}
 }
 
@@ -235,9 +226,9 @@ func (q *Queue) slotNames() map[string]struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	names := make(map[string]struct{}, len(s.free)+len(s.recycled))
-	for _, l := range [][]slot{s.free, s.recycled} {
-		for _, sl := range l {
-			names[sl.id.String()] = struct{}{}
+	for _, l := range [][]ID{s.free, s.recycled} {
+		for _, id := range l {
+			names[id.String()] = struct{}{}
 		}
 	}
 	return names
@@ -270,15 +261,13 @@ func (q *Queue) trimSlots(now time.Time, all bool) {
 	free := append(s.free, s.recycled...)
 	s.free, s.recycled = nil, nil
 	s.mu.Unlock()
-	q.retireSlots(free)
+	q.cleanSlots(free)
 }
 
-// retireSlots gives slots' files to the pool, as cleanMess does: the intd
-// inode (whose todo/ link, if any, is gone), then the mess file.
-func (q *Queue) retireSlots(sls []slot) {
-	todo := filepath.Join(q.dir, "todo")
-	for _, sl := range sls {
-		q.pool.retire(q.path("intd", sl.id), todo)
-		q.pool.retire(q.path("mess", sl.id))
+// cleanSlots gives slots' files to the pool (cleanMess: their todo/ link,
+// if any, is gone).
+func (q *Queue) cleanSlots(ids []ID) {
+	for _, id := range ids {
+		q.cleanMess(id)
 	}
 }
