@@ -146,33 +146,33 @@ type Stats struct {
 // as by examples/qmail-qstat, they are.
 func (q *Queue) Stat() (Stats, error) {
 	var st Stats
-	slots := q.slotNames()
-	count := func(dir string) (int, error) {
+	// count counts the entries under dir but those named in skip.
+	count := func(dir string, skip map[string]struct{}) (int, error) {
 		n := 0
 		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if _, slot := slots[d.Name()]; p != dir && !slot {
+			if _, skipped := skip[d.Name()]; p != dir && !skipped {
 				n++
 			}
 			return nil
 		})
 		return n, err
 	}
+	slots := q.slotNames()
 	ents, err := os.ReadDir(filepath.Join(q.dir, "mess"))
 	if err != nil {
 		return st, fmt.Errorf("queue: stat: %w", err)
 	}
 	for _, e := range ents {
-		n, err := count(filepath.Join(q.dir, "mess", e.Name()))
+		n, err := count(filepath.Join(q.dir, "mess", e.Name()), slots)
 		if err != nil {
 			return st, fmt.Errorf("queue: stat: %w", err)
 		}
 		st.Messages += n
 	}
-	slots = nil // a todo/N is never a slot's
-	st.Unprocessed, err = count(filepath.Join(q.dir, "todo"))
+	st.Unprocessed, err = count(filepath.Join(q.dir, "todo"), nil)
 	if err != nil {
 		return st, fmt.Errorf("queue: stat: %w", err)
 	}
