@@ -463,7 +463,7 @@ func (q *Queue) pull() {
 	case q.notify <- struct{}{}:
 	default:
 	}
-	if q.listeners.Load() > 0 {
+	if q.running.Load() > 0 {
 		return
 	}
 	PullTrigger(q.dir)

@@ -124,10 +124,8 @@ type Queue struct {
 	// notify is signalled (non-blocking) after every committed injection;
 	// a Scheduler running on this Queue waits on it.
 	notify chan struct{}
-	// listeners counts running Schedulers: while one runs in this process
-	// the FIFO need not be pulled for our own injections.
-	listeners atomic.Int32
-	// running counts running Schedulers, which take fresh messages.
+	// running counts the Schedulers running on q: they take fresh
+	// messages, and the FIFO need not be pulled for q's injections.
 	running atomic.Int32
 
 	mu sync.Mutex

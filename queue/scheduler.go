@@ -294,8 +294,6 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				}
 			}
 		})
-		q.listeners.Add(1)
-		defer q.listeners.Add(-1)
 	}
 
 	s.mu.Lock()
