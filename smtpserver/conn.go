@@ -75,6 +75,8 @@ type session struct {
 	databytes int64
 	relay     bool
 	suffix    string
+
+	bufs *connBufs // br and bw, given back to the Server by release
 }
 
 // release gives the session's buffers back to the Server once it has
@@ -82,8 +84,8 @@ type session struct {
 func (s *session) release() {
 	s.br.Reset(nil)
 	s.bw.Reset(nil)
-	s.srv.bufs.Put(&connBufs{s.br, s.bw})
-	s.br, s.bw = nil, nil
+	s.srv.bufs.Put(s.bufs)
+	s.br, s.bw, s.bufs = nil, nil, nil
 }
 
 // errQuit ends serve successfully.
@@ -109,6 +111,7 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 		raw:    c,
 		br:     b.br,
 		bw:     b.bw,
+		bufs:   b,
 		compat: srv.Compat,
 	}
 	s.maxLine = srv.limit(srv.MaxLineLength, 4096, 1<<20)
