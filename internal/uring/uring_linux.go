@@ -136,7 +136,7 @@ func (r *Ring) unmap() {
 // Fsync is fsync(2) of fd through the ring. fd must stay open until it
 // returns. A cancelled ctx makes it return before the fsync ends only if
 // the operation was not yet submitted. An error wrapping ErrRing means the
-// fsync was not run; any other is the fsync's, as an *os.SyscallError.
+// fsync was not run; any other is the fsync's, a syscall.Errno.
 func (r *Ring) Fsync(ctx context.Context, fd int) error {
 	select {
 	case r.slots <- struct{}{}:
