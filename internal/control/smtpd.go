@@ -36,8 +36,9 @@ func (d Dir) SMTPD(srv *smtpserver.Server, openRelay bool) (close func() error, 
 
 // SMTPSettings reads qmail-smtpd's one-line control files (smtpd.md §3):
 // me, smtpgreeting (default me), localiphost (default me), timeoutsmtpd
-// (default 1200 s; values ≤ 0 become 1 s) and databytes (default 0, no
-// limit). It fails when a file cannot be read or when neither smtpgreeting
+// (default 1200 s; values ≤ 0 become 1 s) and databytes (no file: 0, the
+// server's default; a file whose value is 0, as qmail reads it, so junk
+// too: -1, no limit). It fails when a file cannot be read or when neither smtpgreeting
 // nor me exists. LocalIPHost is empty when neither localiphost nor me
 // exists: qmail then rewrites no domain literal, which a server does with
 // an IsLocalIP that always says false (SMTPD sets one).
@@ -71,6 +72,16 @@ func (d Dir) SMTPSettings() (smtpserver.Settings, error) {
 	databytes, err := d.Int("databytes", 0)
 	if err != nil {
 		return set, err
+	}
+	if databytes == 0 {
+		// A databytes file saying 0 is qmail's "no limit", which
+		// smtpserver spells as a negative value; with no file, 0 leaves
+		// the server's own default (unlimited in Compat mode).
+		if _, ok, err := d.Line("databytes"); err != nil {
+			return set, err
+		} else if ok {
+			databytes = -1
+		}
 	}
 	return smtpserver.Settings{
 		Hostname:        me,

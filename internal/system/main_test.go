@@ -61,6 +61,14 @@ func rerunAsNobody() int {
 	cmd := exec.Command(filepath.Join(dir, "system.test"), args...)
 	cmd.Dir = tmp
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "TMPDIR=" + tmp, "HOME=" + tmp, "QMAILKIT_SYSTEM_TEST_NOBODY=1"}
+	// A small file system of nobody's, for TestNearlyFullQueue.
+	small := filepath.Join(dir, "small")
+	if err := mountSmall(small); err != nil {
+		fmt.Fprintln(os.Stderr, "as nobody: no small file system for TestNearlyFullQueue:", err)
+	} else {
+		defer syscall.Unmount(small, syscall.MNT_DETACH)
+		cmd.Env = append(cmd.Env, "QMAILKIT_SYSTEM_TEST_SMALLFS="+small)
+	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
 	if err := cmd.Run(); err != nil {
@@ -71,4 +79,15 @@ func rerunAsNobody() int {
 		return 1
 	}
 	return 0
+}
+
+// mountSmall mounts a 48 MiB tmpfs at dir, owned by nobody.
+func mountSmall(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=48m,mode=0755,uid=65534,gid=65534"); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", err)
+	}
+	return nil
 }

@@ -172,6 +172,8 @@ type System struct {
 	closeMore   func() error // nil until the SMTP policy is loaded
 	ring        *uring.Ring  // the queue's and the Maildir deliveries' fsyncs; nil: fsync(2)
 	mu          sync.Mutex   // serializes Reload
+	space       *spaceCheck  // free space for new transactions
+	minFree     atomic.Int64 // the bytes space wants free (see minFree)
 	ipme        func() map[netip.Addr]bool
 }
 
@@ -218,6 +220,8 @@ func Open(home string, opts Options) (*System, error) {
 		return nil, err
 	}
 	s.Metrics = NewMetrics(s.Queue)
+	s.space = &spaceCheck{dir: s.Queue.Dir(), need: s.minFree.Load, interval: 250 * time.Millisecond}
+	s.minFree.Store(defaultMinFree)
 	// One tcpto for every client Reload makes: what it learnt survives.
 	if opts.QmailCompat {
 		s.tcpto = &smtpclient.FileTCPTO{Path: filepath.Join(s.Queue.Dir(), "lock", "tcpto")}
@@ -418,6 +422,16 @@ func (s *System) loadSMTPPolicyLocked() error {
 		closeMore()
 		return fmt.Errorf("system: %w", err)
 	}
+	free, freeSet, err := s.queueMinFree()
+	if err != nil {
+		closeMore()
+		return fmt.Errorf("system: %w", err)
+	}
+	databytes := set.MaxMessageBytes
+	if databytes == 0 {
+		databytes = defaultDataBytes
+	}
+	s.minFree.Store(minFree(free, freeSet, databytes))
 	s.smtpd.Store(&set)
 	rh := tmp.RcptHosts
 	s.rcpthosts.Store(&rh)
@@ -476,6 +490,20 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 	}
 	if !s.opts.NoRecipientCheck {
 		srv.CheckRecipient = s.checkRecipient
+	}
+	// Nothing is accepted that the queue has no room for: 452 at MAIL.
+	check := srv.CheckSender
+	srv.CheckSender = func(ctx context.Context, ss *smtpserver.Session, from string) error {
+		if check != nil {
+			if err := check(ctx, ss, from); err != nil {
+				return err
+			}
+		}
+		if err := s.space.check(time.Now()); err != nil {
+			s.logger.Warn("system: refusing mail: the queue's file system is nearly full", "err", err, "ip", ss.RemoteIP)
+			return err
+		}
+		return nil
 	}
 	return srv, nil
 }
