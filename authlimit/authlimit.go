@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -18,6 +19,12 @@ import (
 // credentials because its client or account is being delayed and enough
 // attempts already wait. It is a temporary error.
 var ErrThrottled = errors.New("authlimit: too many failed logins, try again later")
+
+// The events a Limiter's Observe hook is called with.
+const (
+	EventDelay  = "delay"  // an attempt waits before its check
+	EventRefuse = "refuse" // an attempt is refused with ErrThrottled
+)
 
 // Defaults for the zero fields of a [Limiter].
 const (
@@ -80,21 +87,24 @@ type Limiter struct {
 	// pairs) tracked; 0 means DefaultMaxAccounts (100,000).
 	MaxAccounts int
 
-	// Now returns the current time; nil means time.Now. Waits are timed
-	// with the runtime's timers.
+	// Now returns the current time; nil means time.Now. Waits sleep on
+	// the runtime's timers, so Now must advance as they do (as
+	// tls.Config.Time must).
 	Now func() time.Time
 	// Logger receives a Warn line when a client or account starts being
 	// delayed and when it first has an attempt refused; nil means
 	// slog.Default().
 	Logger *slog.Logger
 	// Observe, when set, is called (without any lock held) for each
-	// attempt that must wait ("delay", with how long) and each attempt
-	// refused ("refuse", with how long it would have had to wait).
+	// attempt that must wait (EventDelay, with how long) and each attempt
+	// refused (EventRefuse, with how long it would have had to wait).
 	Observe func(event string, delay time.Duration)
 
 	mu       sync.Mutex
+	seed     maphash.Seed // keys accounts; made on first use
+	seeded   bool
 	clients  table[netip.Prefix]
-	accounts table[string]
+	accounts table[uint64]
 	trust    table[pair]
 	stats    Stats
 }
@@ -113,7 +123,7 @@ type Stats struct {
 
 // pair is a client known to an account.
 type pair struct {
-	account string
+	account uint64
 	client  netip.Prefix
 }
 
@@ -210,13 +220,25 @@ func free(v, def int) int {
 	return orDefault(v, def)
 }
 
-// Account is the key attempts for user are counted under: user folded to
-// lower case and cut to 255 bytes.
-func Account(user string) string {
+// account is the name attempts for user are counted under: user cut to
+// 255 bytes and folded to lower case.
+func account(user string) string {
 	if len(user) > maxUser {
 		user = user[:maxUser]
 	}
 	return strings.ToLower(user)
+}
+
+// key returns the table keys of an attempt: the client's prefix and a
+// hash of the account name, so that an entry's size does not depend on
+// the name's. The hash is seeded per Limiter: no one can choose names that
+// collide, and a chance collision only makes two accounts share a count.
+// Called with l.mu held.
+func (l *Limiter) key(client netip.Prefix, name string) pair {
+	if !l.seeded {
+		l.seed, l.seeded = maphash.MakeSeed(), true
+	}
+	return pair{maphash.String(l.seed, name), client}
 }
 
 // decay halves e's count for each Decay of quiet since it last grew.
@@ -301,13 +323,14 @@ func (l *Limiter) known(p pair, now time.Time) bool {
 // ErrThrottled to refuse it at once when enough attempts already wait, or
 // ctx's error (wrapped) if ctx ends while it waits.
 func (l *Limiter) Wait(ctx context.Context, addr netip.Addr, user string) error {
-	p := pair{Account(user), connlimit.Client(addr)}
+	client, name := connlimit.Client(addr), account(user)
 	cfree, afree := free(l.ClientFree, DefaultClientFree), free(l.AccountFree, DefaultAccountFree)
 	cmax, amax := orDefault(l.ClientMaxDelay, DefaultClientMaxDelay), orDefault(l.AccountMaxDelay, DefaultAccountMaxDelay)
 	cwait, await := orDefault(l.ClientWaiters, DefaultClientWaiters), orDefault(l.AccountWaiters, DefaultAccountWaiters)
 	var waited bool
 	for {
 		l.mu.Lock()
+		p := l.key(client, name)
 		now := l.now()
 		l.tidy(now)
 		// Look the entries up without making them: a refused attempt
@@ -355,14 +378,16 @@ func (l *Limiter) Wait(ctx context.Context, addr netip.Addr, user string) error 
 			fails, cfails := full.fails, c.fails
 			l.mu.Unlock()
 			if warn {
-				l.logger().Warn("authlimit: attempt refused", "addr", addr, "user", p.account, "client_failures", cfails, "failures", fails, "delay", wait)
+				l.logger().Warn("authlimit: attempt refused", "addr", addr, "user", name, "client_failures", cfails, "failures", fails, "delay", wait)
 			}
 			if l.Observe != nil {
-				l.Observe("refuse", wait)
+				l.Observe(EventRefuse, wait)
 			}
 			return ErrThrottled
 		}
-		c, a = l.make(p, known)
+		// The client's entry holds the count of its waiters; an account
+		// with no entry holds nothing back and gets none.
+		c, _ = l.make(p, true)
 		// Count the wait on both entries, and log the entries whose delay
 		// holds the attempt back for the first time.
 		var warn []any
@@ -383,10 +408,10 @@ func (l *Limiter) Wait(ctx context.Context, addr netip.Addr, user string) error 
 		}
 		l.mu.Unlock()
 		if warn != nil {
-			l.logger().Warn("authlimit: attempts delayed", append([]any{"addr", addr, "user", p.account, "delay", wait}, warn...)...)
+			l.logger().Warn("authlimit: attempts delayed", append([]any{"addr", addr, "user", name, "delay", wait}, warn...)...)
 		}
 		if l.Observe != nil && !waited {
-			l.Observe("delay", wait)
+			l.Observe(EventDelay, wait)
 		}
 		waited = true
 		err := sleep(ctx, wait)
@@ -404,9 +429,9 @@ func (l *Limiter) Wait(ctx context.Context, addr netip.Addr, user string) error 
 	}
 }
 
-// make returns the client's entry and, unless the client is known to the
-// account, the account's, made if new (evicting the least recently used
-// entry of a full table).
+// make returns the client's entry and, unless known (the client is known
+// to the account, or the caller needs only the client's), the account's,
+// made if new (evicting the least recently used entry of a full table).
 func (l *Limiter) make(p pair, known bool) (c, a *entry) {
 	c, ev := l.clients.add(p.client, orDefault(l.MaxClients, DefaultMaxClients))
 	if ev {
@@ -440,9 +465,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 // failure of the authenticator is not reported, and stays counted as
 // a failure.
 func (l *Limiter) Done(addr netip.Addr, user string, ok bool) {
-	p := pair{Account(user), connlimit.Client(addr)}
+	client, name := connlimit.Client(addr), account(user)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	p := l.key(client, name)
 	now := l.now()
 	if !ok {
 		l.stats.Failed++

@@ -240,9 +240,9 @@ func TestParallelGuessing(t *testing.T) {
 					t.Errorf("only %d attempts refused", refused.Load())
 				}
 				st := l.Stats()
-				// Refused attempts add no entry (they cannot evict anyone): the
-				// accounts are those checked, bob, and the last one waiting.
-				if st.Accounts > int(checks.Load())+2 || st.Clients != 2 {
+				// Refused and waiting attempts add no account entry (they
+				// cannot evict anyone): the accounts are those checked.
+				if st.Accounts > int(st.Allowed) || st.Clients != 2 {
 					t.Errorf("refused attempts grew the tables: %+v", st)
 				}
 				if st.Refused != uint64(refused.Load()) || st.Delayed == 0 {
@@ -342,8 +342,8 @@ func TestLongUserName(t *testing.T) {
 		if d := fail(t, l, "192.0.2.200", long); d != time.Second {
 			t.Errorf("waited %v, want 1s", d)
 		}
-		if k := Account(long); len(k) != 255 || k != strings.Repeat("a", 255) {
-			t.Errorf("Account key of %d bytes", len(k))
+		if k := account(long); len(k) != 255 || k != strings.Repeat("a", 255) {
+			t.Errorf("account name of %d bytes", len(k))
 		}
 	})
 }
@@ -368,4 +368,29 @@ func TestConcurrentUse(t *testing.T) {
 	if st := l.Stats(); st.Clients > 8 || st.Accounts > 8 {
 		t.Errorf("%+v", st)
 	}
+}
+
+func TestTrustExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &Limiter{Logger: quiet, TrustFor: time.Hour, Decay: 24 * time.Hour}
+		owner := netip.MustParseAddr("198.51.100.7")
+		if err := l.Wait(t.Context(), owner, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		l.Done(owner, "alice", true)
+		for i := range 12 {
+			fail(t, l, fmt.Sprintf("203.0.113.%d", i+1), "alice")
+		}
+		if d, err := attempt(t, l, "198.51.100.7", "alice"); d != 0 || err != nil {
+			t.Errorf("known owner waited %v, %v", d, err)
+		}
+		l.Done(owner, "alice", true) // renews the trust for an hour
+		time.Sleep(time.Hour + time.Minute)
+		// The guesses go on; the trust has expired: the owner is an
+		// unknown client again, held back by the account's delay.
+		fail(t, l, "203.0.113.99", "alice")
+		if d, err := attempt(t, l, "198.51.100.7", "alice"); d != 8*time.Second || err != nil {
+			t.Errorf("owner after TrustFor waited %v, %v; want 8s", d, err)
+		}
+	})
 }

@@ -62,7 +62,10 @@
 // At most MaxClients clients and MaxAccounts accounts (and MaxAccounts
 // known client–account pairs) are tracked; when a table is full the entry
 // touched least recently is forgotten. Entries whose count has decayed to
-// 0 are dropped as new attempts come.
+// 0 are dropped as new attempts come. An account is kept as a seeded hash
+// of its name, so an entry takes about 200 bytes whatever the names: some
+// 60 MB with the three tables full at the defaults. A refused attempt adds
+// no entry.
 //
 // # Logs and metrics
 //
@@ -71,7 +74,8 @@
 // a client or account is refused for the first time since it started
 // being delayed, so that an attacker cannot fill the log. [Limiter.Stats]
 // returns running totals, and Observe, when set, is called for every
-// attempt that waits ("delay", with the wait) or is refused ("refuse"):
+// attempt that waits ([EventDelay], with the wait) or is refused
+// ([EventRefuse]):
 // enough for Prometheus counters and a histogram without this package
 // importing Prometheus.
 //
