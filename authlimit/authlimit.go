@@ -57,14 +57,14 @@ type Limiter struct {
 	// DefaultAccountFree (10), negative means none.
 	AccountFree int
 	// BaseDelay is the first delay, doubled for each further failure;
-	// 0 means DefaultBaseDelay (1 s).
+	// 0 or negative means DefaultBaseDelay (1 s).
 	BaseDelay time.Duration
-	// ClientMaxDelay caps a client's delay; 0 means DefaultClientMaxDelay
-	// (60 s).
+	// ClientMaxDelay caps a client's delay; 0 or negative means
+	// DefaultClientMaxDelay (60 s).
 	ClientMaxDelay time.Duration
 	// AccountMaxDelay caps an account's delay, which is kept shorter than
-	// a client's because anyone can make an account wait; 0 means
-	// DefaultAccountMaxDelay (15 s).
+	// a client's because anyone can make an account wait; 0 or negative
+	// means DefaultAccountMaxDelay (15 s).
 	AccountMaxDelay time.Duration
 	// ClientWaiters is how many attempts of one client may wait at once;
 	// others are refused with ErrThrottled. 0 means DefaultClientWaiters
@@ -73,18 +73,18 @@ type Limiter struct {
 	// AccountWaiters is how many attempts at one account may wait at once;
 	// 0 means DefaultAccountWaiters (4); negative means none.
 	AccountWaiters int
-	// Decay is the quiet time after which a count halves; 0 means
-	// DefaultDecay (10 minutes).
+	// Decay is the quiet time after which a count halves; 0 or negative
+	// means DefaultDecay (10 minutes).
 	Decay time.Duration
 	// TrustFor is how long a client that logged in to an account is
 	// exempt from that account's count and delay; 0 means DefaultTrustFor
 	// (30 days), negative means never exempt.
 	TrustFor time.Duration
-	// MaxClients is the most clients tracked; 0 means DefaultMaxClients
-	// (100,000).
+	// MaxClients is the most clients tracked; 0 or negative means
+	// DefaultMaxClients (100,000).
 	MaxClients int
 	// MaxAccounts is the most accounts (and the most known client–account
-	// pairs) tracked; 0 means DefaultMaxAccounts (100,000).
+	// pairs) tracked; 0 or negative means DefaultMaxAccounts (100,000).
 	MaxAccounts int
 
 	// Now returns the current time; nil means time.Now. Waits sleep on
@@ -198,6 +198,22 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
+// size is a table's size limit n, or def when n is 0 or negative.
+func size(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
+// positive is d, or def when d is 0 or negative.
+func positive(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
 func (l *Limiter) now() time.Time {
 	if l.Now != nil {
 		return l.Now()
@@ -246,7 +262,7 @@ func (l *Limiter) decay(e *entry, now time.Time) {
 	if e.fails == 0 {
 		return
 	}
-	d := orDefault(l.Decay, DefaultDecay)
+	d := positive(l.Decay, DefaultDecay)
 	n := now.Sub(e.last) / d
 	if n <= 0 {
 		return
@@ -268,7 +284,7 @@ func (l *Limiter) delay(n, free int, limit time.Duration) time.Duration {
 	if n < free {
 		return 0
 	}
-	d := orDefault(l.BaseDelay, DefaultBaseDelay)
+	d := positive(l.BaseDelay, DefaultBaseDelay)
 	for i := max(free, 1); i < n && d < limit; i++ {
 		d *= 2
 	}
@@ -325,7 +341,7 @@ func (l *Limiter) known(p pair, now time.Time) bool {
 func (l *Limiter) Wait(ctx context.Context, addr netip.Addr, user string) error {
 	client, name := connlimit.Client(addr), account(user)
 	cfree, afree := free(l.ClientFree, DefaultClientFree), free(l.AccountFree, DefaultAccountFree)
-	cmax, amax := orDefault(l.ClientMaxDelay, DefaultClientMaxDelay), orDefault(l.AccountMaxDelay, DefaultAccountMaxDelay)
+	cmax, amax := positive(l.ClientMaxDelay, DefaultClientMaxDelay), positive(l.AccountMaxDelay, DefaultAccountMaxDelay)
 	cwait, await := orDefault(l.ClientWaiters, DefaultClientWaiters), orDefault(l.AccountWaiters, DefaultAccountWaiters)
 	var waited bool
 	for {
@@ -433,12 +449,12 @@ func (l *Limiter) Wait(ctx context.Context, addr netip.Addr, user string) error 
 // to the account, or the caller needs only the client's), the account's,
 // made if new (evicting the least recently used entry of a full table).
 func (l *Limiter) make(p pair, known bool) (c, a *entry) {
-	c, ev := l.clients.add(p.client, orDefault(l.MaxClients, DefaultMaxClients))
+	c, ev := l.clients.add(p.client, size(l.MaxClients, DefaultMaxClients))
 	if ev {
 		l.stats.Evicted++
 	}
 	if !known {
-		a, ev = l.accounts.add(p.account, orDefault(l.MaxAccounts, DefaultMaxAccounts))
+		a, ev = l.accounts.add(p.account, size(l.MaxAccounts, DefaultMaxAccounts))
 		if ev {
 			l.stats.Evicted++
 		}
@@ -492,7 +508,7 @@ func (l *Limiter) Done(addr netip.Addr, user string, ok bool) {
 		}
 	}
 	if l.TrustFor >= 0 {
-		e, ev := l.trust.add(p, orDefault(l.MaxAccounts, DefaultMaxAccounts))
+		e, ev := l.trust.add(p, size(l.MaxAccounts, DefaultMaxAccounts))
 		e.last = now.Add(l.trustFor())
 		if ev {
 			l.stats.Evicted++
