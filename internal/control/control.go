@@ -9,7 +9,8 @@
 // are kept, as in qmail). Numeric files: the leading decimal digits of that
 // line; a line without them leaves the default. List files (rcpthosts,
 // locals, badmailfrom, ...): one entry per line, trailing spaces and tabs
-// removed, empty lines and lines starting with "#" ignored. A missing file
+// removed, empty lines and lines starting with "#" ignored; a NUL byte
+// inside a line splits it into two entries, as qmail's constmap does. A missing file
 // means the default; a file that exists but cannot be read is an error
 // (qmail's "unable to read controls").
 package control
@@ -23,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Dir is a qmail home directory; its control files are under Home/control.
@@ -118,7 +120,8 @@ func (d Dir) Int(name string, def int64) (int64, error) {
 }
 
 // List reads a list file (control_readfile): its entries, without empty
-// and "#" lines; ok is false when the file does not exist.
+// and "#" lines, a line holding a NUL split there (see the package
+// documentation); ok is false when the file does not exist.
 func (d Dir) List(name string) (lines []string, ok bool, err error) {
 	f, ok, err := d.open(name)
 	if !ok {
@@ -129,10 +132,8 @@ func (d Dir) List(name string) (lines []string, ok bool, err error) {
 	lines = []string{}
 	for {
 		l, rerr := r.ReadString('\n')
-		if l != "" {
-			if s := stripTrailing(l); s != "" && s[0] != '#' {
-				lines = append(lines, s)
-			}
+		if s := stripTrailing(l); s != "" && s[0] != 0 && s[0] != '#' {
+			lines = appendEntries(lines, s)
 		}
 		if rerr == io.EOF {
 			return lines, true, nil
@@ -141,6 +142,23 @@ func (d Dir) List(name string) (lines []string, ok bool, err error) {
 			return nil, false, fmt.Errorf("control: %s: %w", name, rerr)
 		}
 	}
+}
+
+// appendEntries appends the entries of line s to lines as qmail's
+// constmap sees them: control_readfile stores each line NUL-terminated and
+// constmap_init splits the whole at NULs, so a NUL inside a line ends one
+// entry and starts another (a line starting with NUL is skipped, as an
+// empty one). The empty entries a NUL can make are left out: they match
+// nothing a server looks up.
+func appendEntries(lines []string, s string) []string {
+	for s != "" {
+		e, rest, _ := strings.Cut(s, "\x00")
+		if e != "" {
+			lines = append(lines, e)
+		}
+		s = rest
+	}
+	return lines
 }
 
 // ListDefault is List, defaulting to a one-entry list of control/me when
