@@ -33,9 +33,11 @@ type Deliverer struct {
 	// maildir.Deliverer (modern unique names, as dotqmail.md §12 asks).
 	Maildir *maildir.Deliverer
 
-	// Env is the environment programs inherit, to which qmail-local's
-	// variables are added (any inherited value of those is dropped). nil
-	// means the process's environment.
+	// Env is what the environment of programs is taken from: only what
+	// [AllowedEnv] keeps of it (PATH, TZ, LANG, LC_*, QMAIL*), to which
+	// qmail-local's variables are added. nil means the process's
+	// environment, whose other variables (root's or the mail server's)
+	// never reach users' programs.
 	Env []string
 
 	// Shell runs program lines as "Shell -c command"; empty means
@@ -262,14 +264,15 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	return x.execute(ctx, name, ins, forwardOnly, newSender, plan)
 }
 
-// environ returns the environment of program lines (dotqmail.md §9).
+// environ returns the environment of program lines (dotqmail.md §9), from
+// the allow-list of AllowedEnv.
 func (x *run) environ() []string {
 	if x.env == nil {
 		base := x.d.Env
 		if base == nil {
 			base = os.Environ()
 		}
-		x.env = mergeEnv(base, envOf(x.t, x.l, x.def, x.hasDef, x.newSender))
+		x.env = programEnv(base, envOf(x.t, x.l, x.def, x.hasDef, x.newSender))
 	}
 	return x.env
 }
