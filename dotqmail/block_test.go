@@ -152,3 +152,23 @@ func TestOpenRegular(t *testing.T) {
 		t.Errorf("a missing file: %v", err)
 	}
 }
+
+// TestFIFOMaildirLine: a Maildir line naming a FIFO (the Maildir, or its
+// maildirsize) does not block the delivery either.
+func TestFIFOMaildirLine(t *testing.T) {
+	e := newEnv(t)
+	e.tg.Local, e.tg.Dash, e.tg.Ext = "joe-x", "-", "x"
+	nonRegular(t, "fifo", filepath.Join(e.home, "Maildir"))
+	e.qmail(".qmail-x", "./Maildir/\n", 0o644)
+	err := promptly(t, "Deliver", func() error { _, err := e.deliver("m\n"); return err })
+	wantErr(t, err, 111, "Unable to chdir to maildir. (#4.2.1)")
+
+	e.tg.Ext, e.tg.Local = "y", "joe-y"
+	e.makeMaildir("Maildir2")
+	nonRegular(t, "fifo", filepath.Join(e.home, "Maildir2", "maildirsize"))
+	e.qmail(".qmail-y", "./Maildir2/\n", 0o644)
+	err = promptly(t, "Deliver", func() error { _, err := e.deliver("m\n"); return err })
+	if err != nil {
+		t.Errorf("a FIFO maildirsize: %v", err)
+	}
+}
