@@ -270,6 +270,9 @@ func (l *Local) spawn(ctx context.Context, t Target, u User, r io.Reader, root b
 			Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}}
 	}
 	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			return spawnResult("ZDelivery cancelled. (#4.3.0)\n", err)
+		}
 		code := 126
 		if isTemp(err) {
 			code = 120

@@ -139,6 +139,28 @@ func TestLocalInProcess(t *testing.T) {
 	if !strings.Contains(string(b), "Delivered-To: Joe-List@example.com\n") {
 		t.Errorf("mbox %q", b)
 	}
+
+	// Local.Timeout bounds an in-process delivery too.
+	writeFile(t, filepath.Join(home, ".qmail-hang"), hangers[1].line, 0o644)
+	users.users["joe-hang"] = User{Name: "joe", UID: os.Getuid(), GID: os.Getgid(), Home: home, Dash: "-", Ext: "hang"}
+	l.Timeout = time.Second
+	o := promptly(t, "Deliver", func() outcome {
+		res, err := l.Deliver(t.Context(), "a@b", "joe-hang@example.com", strings.NewReader("m\n"))
+		return outcome{res, err}
+	})
+	if ExitCode(o.err) != 111 || o.res.Report != "Timeout on program delivery. (#4.3.0)\n" {
+		t.Errorf("timeout: %q, %v", o.res.Report, o.err)
+	}
+	if left := groupGone(t, readPgid(t, filepath.Join(home, "pgid"))); left != nil {
+		t.Errorf("processes %v of the program's group survived", left)
+	}
+	// A delivery whose context is already cancelled is deferred.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	l.Spawn, l.Program = true, "/bin/true"
+	if res, err := l.Deliver(ctx, "a@b", "joe-hang@example.com", strings.NewReader("m\n")); ExitCode(err) != 111 {
+		t.Errorf("cancelled: %q, %v", res.Report, err)
+	}
 }
 
 // buildQmailLocal builds examples/qmail-local into a directory anyone may
