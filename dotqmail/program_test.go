@@ -96,8 +96,8 @@ func TestProgramTimeout(t *testing.T) {
 			e.qmail(".qmail-x", tt.line+"./Mailbox\n", 0o644)
 			start := time.Now()
 			err := promptly(t, "Deliver", func() error { _, err := e.deliver("m\n"); return err })
-			if d := time.Since(start); d < time.Second || d > 4*time.Second {
-				t.Errorf("delivery took %v with a 1s limit", d)
+			if d := time.Since(start); d < time.Second {
+				t.Errorf("delivery ended after %v, before its 1s limit", d)
 			}
 			wantErr(t, err, 111, "Timeout on program delivery. (#4.3.0)")
 			if left := groupGone(t, readPgid(t, filepath.Join(e.home, "pgid"))); left != nil {
