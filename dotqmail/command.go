@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // QmailLocalUsage is what [QmailLocal] prints on standard error for a bad
@@ -29,7 +31,15 @@ const QmailLocalUsage = "qmail-local: usage: qmail-local [ -nN ] user homedir lo
 // QMAILHOME/bin/qmail-queue, with QMAILHOME from -home, else $QMAILHOME
 // in env, else /var/qmail. No control file is read, as with qmail's
 // qmail-local. The caller sets the umask (qmail-local's is 077).
+//
+// Programs get only what [AllowedEnv] keeps of env, and qmail-local's
+// variables. The delivery is bounded by [DefaultTimeout]; when it passes,
+// when ctx is cancelled, or when the process gets SIGTERM while QmailLocal
+// runs (how [Local] stops a child), the running program's process group is
+// killed and QmailLocal returns 111 at once.
 func QmailLocal(ctx context.Context, args, env []string, stdin *os.File, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
 	plan := false
 	home := ""
 	for _, kv := range env {

@@ -33,9 +33,11 @@ type Deliverer struct {
 	// maildir.Deliverer (modern unique names, as dotqmail.md §12 asks).
 	Maildir *maildir.Deliverer
 
-	// Env is the environment programs inherit, to which qmail-local's
-	// variables are added (any inherited value of those is dropped). nil
-	// means the process's environment.
+	// Env is what the environment of programs is taken from: only what
+	// [AllowedEnv] keeps of it (PATH, TZ, LANG, LC_*, QMAIL*), to which
+	// qmail-local's variables are added. nil means the process's
+	// environment, whose other variables (root's or the mail server's)
+	// never reach users' programs.
 	Env []string
 
 	// Shell runs program lines as "Shell -c command"; empty means
@@ -52,6 +54,15 @@ type Deliverer struct {
 	// when a program line needs it as its stdin (or when it cannot be
 	// re-read in place); empty means os.TempDir().
 	TempDir string
+
+	// Timeout bounds each delivery, the programs it runs included: when
+	// it passes, the running program and every process of its process
+	// group are killed with SIGKILL and the message is deferred
+	// ("Timeout on program delivery. (#4.3.0)"; "Timeout on delivery.
+	// (#4.3.0)" between lines). Zero means DefaultTimeout (1000 seconds,
+	// Postfix's command_time_limit); negative means no limit. A Plan is
+	// not bounded.
+	Timeout time.Duration
 
 	// LockTimeout is how long an mbox delivery waits for the lock; zero
 	// means LockTimeout (30 seconds, as qmail-local).
@@ -125,6 +136,24 @@ func (d *Deliverer) Plan(ctx context.Context, t Target) (Result, error) {
 	return d.deliver(ctx, t, nil, true)
 }
 
+// DefaultTimeout bounds a local delivery when [Deliverer.Timeout] or
+// [Local.Timeout] is zero: Postfix's command_time_limit. qmail-local has no
+// limit at all, and a program that never ends holds a delivery slot for
+// good.
+const DefaultTimeout = 1000 * time.Second
+
+// limit returns the delivery time limit d (0 means DefaultTimeout), or 0
+// for none.
+func limit(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultTimeout
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
 func (d *Deliverer) lockTimeout() time.Duration {
 	if d.LockTimeout > 0 {
 		return d.LockTimeout
@@ -159,6 +188,11 @@ type run struct {
 }
 
 func (d *Deliverer) deliver(ctx context.Context, t Target, r io.Reader, plan bool) (Result, error) {
+	if lim := limit(d.Timeout); lim > 0 && !plan {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, lim)
+		defer cancel()
+	}
 	x := &run{d: d, t: t}
 	x.stdout, x.stderr = d.Stdout, d.Stderr
 	if x.stdout == nil {
@@ -262,14 +296,15 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	return x.execute(ctx, name, ins, forwardOnly, newSender, plan)
 }
 
-// environ returns the environment of program lines (dotqmail.md §9).
+// environ returns the environment of program lines (dotqmail.md §9), from
+// the allow-list of AllowedEnv.
 func (x *run) environ() []string {
 	if x.env == nil {
 		base := x.d.Env
 		if base == nil {
 			base = os.Environ()
 		}
-		x.env = mergeEnv(base, envOf(x.t, x.l, x.def, x.hasDef, x.newSender))
+		x.env = programEnv(base, envOf(x.t, x.l, x.def, x.hasDef, x.newSender))
 	}
 	return x.env
 }

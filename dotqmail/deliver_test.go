@@ -317,17 +317,50 @@ func TestProgramEnvironment(t *testing.T) {
 		"RECIPIENT": "joe-a-b-c-d@mail.example.co.uk", "USER": "joe", "HOME": e.home, "LOCAL": "joe-a-b-c-d",
 		"DTLINE": "Delivered-To: joe-a-b-c-d@mail.example.co.uk\n", "RPLINE": "Return-Path: <s@x.org>\n",
 		"UFLINE": "From s@x.org Thu Jan 01 00:00:00 1970\n", "SENDER": "s@x.org", "NEWSENDER": "s@x.org",
-		"KEEP": "1",
+		"PATH": "/usr/bin:/bin",
 	} {
 		if m[k] != v {
 			t.Errorf("%s = %q, want %q", k, m[k], v)
 		}
+	}
+	if v, ok := m["KEEP"]; ok {
+		t.Errorf("KEEP = %q reached the program: not on the allow-list", v)
 	}
 	if e.read("one.out") != "the message\n" || e.read("two.out") != "the message\n" {
 		t.Errorf("stdin: %q, %q", e.read("one.out"), e.read("two.out"))
 	}
 	if got := strings.TrimSpace(e.read("pwd.out")); got != e.home {
 		t.Errorf("working directory %q", got)
+	}
+}
+
+// TestProgramEnvironmentAllowList is issue 17's finding 10: the
+// environment of the process delivering (root's, the mail server's) does
+// not reach users' programs; only qmail-local's variables and the
+// allow-list of AllowedEnv do.
+func TestProgramEnvironmentAllowList(t *testing.T) {
+	t.Setenv("SECRET_TOKEN", "hunter2")
+	t.Setenv("TZ", "Europe/Paris")
+	t.Setenv("PATH", "/usr/bin:/bin")
+	e := newEnv(t)
+	e.d.Env = nil // the process's environment
+	e.tg.Local, e.tg.Dash, e.tg.Ext = "joe-x", "-", "x"
+	e.qmail(".qmail-x", "|env > env.out\n", 0o644)
+	if _, err := e.deliver("m\n"); err != nil {
+		t.Fatal(err)
+	}
+	out := e.read("env.out")
+	if strings.Contains(out, "hunter2") || strings.Contains(out, "SECRET_TOKEN") {
+		t.Errorf("the secret reached the program:\n%s", out)
+	}
+	for _, want := range []string{"TZ=Europe/Paris\n", "PATH=/usr/bin:/bin\n", "USER=joe\n", "HOME=" + e.home + "\n",
+		"RECIPIENT=joe-x@ex.com\n", "EXT=x\n", "SENDER=a@b.c\n", "NEWSENDER=a@b.c\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("program environment lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "DEFAULT=") {
+		t.Errorf("DEFAULT set for an exact .qmail-x:\n%s", out)
 	}
 }
 

@@ -32,7 +32,8 @@
 // line, ">From " quoting of the body and a blank line after it; programs
 // get the bare message and the environment USER, HOME, LOCAL, HOST,
 // RECIPIENT, SENDER, NEWSENDER, EXT, EXT2, EXT3, EXT4, HOST2, HOST3, HOST4,
-// DEFAULT, DTLINE, RPLINE and UFLINE (dotqmail.md §9). A program's exit
+// DEFAULT, DTLINE, RPLINE and UFLINE (dotqmail.md §9), with PATH, TZ, LANG,
+// LC_* and QMAIL* of the inherited environment ([AllowedEnv]). A program's exit
 // code decides: 0 go on, 99 stop with success, 100 (and 64, 65, 70, 76, 77,
 // 78, 112) bounce, anything else or a signal retry ([ExitError]).
 // Forwards are collected and sent as one message, with the Delivered-To
@@ -62,9 +63,33 @@
 //
 // # Security
 //
-// Nothing is delivered as root: [Local] refuses uid 0 and, in a root
-// process, runs each delivery as a child process (examples/qmail-local)
-// under the user's uid and gid with no supplementary groups. A home
+// Nothing is delivered as root, and nothing under another uid than the
+// recipient's: [Local] refuses uid 0 and, in a root process, runs each
+// delivery as a child process (examples/qmail-local) under the user's uid
+// and gid with no supplementary groups; a process that is not root
+// delivers only to users with its own uid and gid, and defers the others'
+// mail ([IDError]) rather than run their programs or open the files their
+// .qmail lines name with its own rights.
+//
+// Nothing a user controls can stop a delivery for long. The .qmail files,
+// mboxes and a Maildir's maildirsize are stat'ed, opened with O_NONBLOCK
+// and checked to be regular files, and directories are opened so that a
+// FIFO fails at once: a FIFO, a socket or a device where one of them
+// should be defers the message ("Unable to open .qmail-x: not a regular
+// file. (#4.3.0)"), so [Find], which a server may call while an SMTP
+// client waits, never blocks. Every delivery has a time limit
+// ([DefaultTimeout], 1000 seconds, unless [Deliverer.Timeout] or
+// [Local.Timeout] says otherwise): when it passes, or when the delivery
+// is cancelled, the running program is killed with SIGKILL together with
+// its whole process group, whatever it does with SIGTERM, and the message
+// is deferred ("Timeout on program delivery. (#4.3.0)"). Only a process
+// that leaves the group (setsid) survives, as the user's own process.
+// Users' programs, and the qmail-local children that run them, get only
+// the environment variables of [AllowedEnv] and qmail-local's: root's or
+// the mail server's other variables (credentials among them) never reach
+// them.
+//
+// A home
 // directory or .qmail file writable by others defers mail ("Uh-oh: home
 // directory is writable. (#4.7.0)"), a sticky home directory defers it while
 // the user edits (chmod +t ~, edit, chmod -t ~), and a .qmail file with its
@@ -89,5 +114,11 @@
 // instead of being refused; a .qmail file larger than 16 MiB defers with
 // "Out of memory."; a line holding a NUL byte is refused; an inherited
 // $DEFAULT is removed when no default applies; an over-quota Maildir++
-// (which qmail ignores) defers with "Mailbox is full. (#4.2.2)".
+// (which qmail ignores) defers with "Mailbox is full. (#4.2.2)". For
+// security (see above), a FIFO, socket or device named like a .qmail file
+// defers the message (qmail-local opens it with O_NDELAY and takes it for
+// absent; a directory still counts as absent) and so does one named as an
+// mbox (qmail-local writes into it, or blocks on a FIFO); programs get an
+// allow-list of the inherited environment, not all of it; and a delivery
+// has a time limit, where qmail-local has none.
 package dotqmail

@@ -93,11 +93,6 @@ func hostPrefix(host string, n int) string {
 	return host
 }
 
-// envNames are the variables qmail-local sets; the inherited values of
-// these are dropped, so that $DEFAULT is absent when it does not apply.
-var envNames = []string{"USER", "HOME", "LOCAL", "HOST", "RECIPIENT", "SENDER", "NEWSENDER",
-	"EXT", "EXT2", "EXT3", "EXT4", "HOST2", "HOST3", "HOST4", "DEFAULT", "DTLINE", "RPLINE", "UFLINE"}
-
 // lines holds what one delivery computes once: the prepended lines and the
 // program environment.
 type lines struct {
@@ -143,21 +138,45 @@ func envOf(t Target, l lines, def string, hasDef bool, newSender string) []strin
 	return append(env, "NEWSENDER="+newSender)
 }
 
-// mergeEnv returns base without qmail-local's variables, followed by add.
-func mergeEnv(base, add []string) []string {
-	out := make([]string, 0, len(base)+len(add))
-	for _, kv := range base {
-		name, _, _ := strings.Cut(kv, "=")
-		drop := false
-		for _, n := range envNames {
-			if n == name {
-				drop = true
-				break
-			}
+// DefaultPath is the PATH of programs when the environment they start
+// from has none.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// AllowedEnv returns what of env may reach the programs of users' .qmail
+// files and the qmail-local processes that run them: PATH (DefaultPath
+// when env has none), TZ, LANG, the LC_ variables, and the variables whose
+// names begin with QMAIL (QMAILHOME, QMAILQUEUE, QMAILINJECT...), which
+// configure qmail's own programs (a forward run from a .qmail line
+// injects through $QMAILQUEUE). Everything else, whatever root or the mail
+// server's account keeps in its environment (credentials, tokens, its own
+// settings), is dropped. The order of env is kept.
+func AllowedEnv(env []string) []string {
+	out := make([]string, 0, 8)
+	path := false
+	for _, kv := range env {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
 		}
-		if !drop {
-			out = append(out, kv)
+		switch {
+		case name == "PATH":
+			path = true
+		case name == "TZ", name == "LANG", strings.HasPrefix(name, "LC_"), strings.HasPrefix(name, "QMAIL"):
+		default:
+			continue
 		}
+		out = append(out, kv)
 	}
-	return append(out, add...)
+	if !path {
+		out = append(out, "PATH="+DefaultPath)
+	}
+	return out
+}
+
+// programEnv returns the environment of a program line: what
+// [AllowedEnv] keeps of base, then qmail-local's variables add (none of
+// which AllowedEnv keeps, so that an inherited $DEFAULT is absent when no
+// default applies).
+func programEnv(base, add []string) []string {
+	return append(AllowedEnv(base), add...)
 }

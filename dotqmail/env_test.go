@@ -141,11 +141,30 @@ func TestNewSender(t *testing.T) {
 	}
 }
 
-func TestMergeEnv(t *testing.T) {
-	got := mergeEnv([]string{"PATH=/bin", "DEFAULT=old", "HOME=/root", "X=1"}, []string{"HOME=/home/joe"})
-	want := "PATH=/bin X=1 HOME=/home/joe"
-	if strings.Join(got, " ") != want {
-		t.Errorf("mergeEnv = %q, want %q", got, want)
+func TestAllowedEnv(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		base, add []string
+		want      string
+	}{
+		{"qmail-local's variables replace inherited ones",
+			[]string{"PATH=/bin", "DEFAULT=old", "HOME=/root", "X=1"}, []string{"HOME=/home/joe"},
+			"PATH=/bin HOME=/home/joe"},
+		{"the allow-list",
+			[]string{"AWS_SECRET_ACCESS_KEY=s", "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C", "LC_CTYPE=C", "LCX=1",
+				"QMAILQUEUE=/q", "QMAILHOME=/var/qmail", "QMAILKIT_MTA_ROLE=qmail-queue", "SSH_AUTH_SOCK=/s",
+				"PATH=/usr/bin", "LD_PRELOAD=/evil.so", "SHELL=/bin/zsh", "USER=root", "noequals"},
+			[]string{"USER=joe"},
+			"TZ=UTC LANG=C.UTF-8 LC_ALL=C LC_CTYPE=C QMAILQUEUE=/q QMAILHOME=/var/qmail QMAILKIT_MTA_ROLE=qmail-queue PATH=/usr/bin USER=joe"},
+		{"no PATH", []string{"SECRET=1"}, nil, "PATH=" + DefaultPath},
+		{"empty", nil, nil, "PATH=" + DefaultPath},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := programEnv(tt.base, tt.add)
+			if strings.Join(got, " ") != tt.want {
+				t.Errorf("programEnv = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 

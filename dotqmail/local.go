@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // User is a recipient's account as qmail-lspawn resolves it (dotqmail.md
@@ -114,11 +116,17 @@ func SpawnReport(code int, output []byte) string {
 }
 
 // Local is qmail-lspawn for a Go program: it resolves a recipient to a user
-// and delivers to it with qmail-local's semantics, never as root. A process
-// running as an ordinary user delivers in-process with Deliverer; a process
-// running as root runs Program (examples/qmail-local) for each delivery,
-// under the user's uid and gid with no supplementary groups, because Go
-// cannot give goroutines different uids.
+// and delivers to it with qmail-local's semantics, never as root and never
+// under another uid than the user's. A process running as root runs
+// Program (examples/qmail-local) for each delivery, under the user's uid
+// and gid with no supplementary groups, because Go cannot give goroutines
+// different uids. A process running as an ordinary user cannot switch ids:
+// it delivers (in-process with Deliverer, or in a child when Spawn is set)
+// only to users whose uid and gid are its own, and defers the others'
+// mail ("Unable to switch to uid 1001 gid 1001: not running as root (uid
+// 999 gid 999). (#4.3.0)") before anything of theirs is read or run, since
+// it would otherwise run their programs and open the files their .qmail
+// lines name with its own rights.
 type Local struct {
 	// Users resolves local parts; it must be set.
 	Users Users
@@ -132,8 +140,10 @@ type Local struct {
 	// means $QMAILHOME/bin/qmail-local (QMAILHOME from Env, default
 	// /var/qmail).
 	Program string
-	// Env is the child's environment (it should carry QMAILHOME or
-	// QMAILQUEUE for forwards); nil means the process's environment.
+	// Env is what the child's environment is taken from (it should carry
+	// QMAILHOME or QMAILQUEUE for forwards); nil means the process's
+	// environment. Only what [AllowedEnv] keeps of it reaches the child:
+	// the child runs as the user, who may read its environment.
 	Env []string
 	// Spawn runs every delivery in a child process even when the process
 	// is not root (then without changing ids). Deliveries as root always
@@ -142,6 +152,15 @@ type Local struct {
 	// TempDir holds a copy of a message that is not a regular file, for
 	// a child's stdin; empty means os.TempDir().
 	TempDir string
+	// Timeout bounds each delivery, in-process or in a child. When it
+	// passes, an in-process delivery kills its running program's process
+	// group (see [Deliverer.Timeout]); a child gets SIGTERM, upon which
+	// qmail-local ([QmailLocal]) kills its program's process group and
+	// exits, and SIGKILL 5 seconds later if it has not. The message is
+	// deferred: "Timeout on delivery. (#4.3.0)". Cancelling the context
+	// of Deliver does the same. Zero means DefaultTimeout (1000 seconds);
+	// negative means no limit.
+	Timeout time.Duration
 }
 
 // Deliver delivers msg from sender to one local recipient, an address
@@ -169,12 +188,22 @@ func (l *Local) Deliver(ctx context.Context, sender, recipient string, msg io.Re
 	if u.UID == 0 {
 		return spawnResult(SpawnReport(113, nil), nil)
 	}
+	root := os.Geteuid() == 0
+	if euid, egid := os.Geteuid(), os.Getegid(); !root && (u.UID != euid || u.GID != egid) {
+		text := fmt.Sprintf("Unable to switch to uid %d gid %d: not running as root (uid %d gid %d). (#4.3.0)",
+			u.UID, u.GID, euid, egid)
+		return spawnResult("Z"+text+"\n", &IDError{User: u.Name, UID: u.UID, GID: u.GID, EUID: euid, EGID: egid})
+	}
+	if lim := limit(l.Timeout); lim > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, lim)
+		defer cancel()
+	}
 	t := Target{User: u.Name, Home: u.Home, Local: local, Dash: u.Dash, Ext: u.Ext, Domain: domain,
 		Sender: sender, DefaultDelivery: l.DefaultDelivery}
 	if t.DefaultDelivery == "" {
 		t.DefaultDelivery = "./Maildir/"
 	}
-	root := os.Geteuid() == 0
 	if !root && !l.Spawn {
 		d := l.Deliverer
 		if d == nil {
@@ -223,16 +252,27 @@ func (l *Local) spawn(ctx context.Context, t Target, u User, r io.Reader, root b
 	cmd := exec.CommandContext(ctx, l.program(), "--", t.User, t.Home, t.Local, t.Dash, t.Ext, t.Domain,
 		t.Sender, t.DefaultDelivery)
 	cmd.Args[0] = "qmail-local"
-	cmd.Env = l.Env
+	env := l.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	cmd.Env = AllowedEnv(env)
 	cmd.Stdin = stdin
 	var out report
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// On a timeout or a cancellation qmail-local gets SIGTERM, kills its
+	// program's process group and exits (a SIGKILL would leave the
+	// program running); SIGKILL comes WaitDelay later.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = programWaitDelay
 	if root {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
 			Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}}
 	}
 	if err := cmd.Start(); err != nil {
+		if ctx.Err() != nil {
+			return spawnResult("ZDelivery cancelled. (#4.3.0)\n", err)
+		}
 		code := 126
 		if isTemp(err) {
 			code = 120
@@ -240,6 +280,14 @@ func (l *Local) spawn(ctx context.Context, t Target, u User, r io.Reader, root b
 		return spawnResult(SpawnReport(code, nil), err)
 	}
 	err = cmd.Wait()
+	if err != nil && ctx.Err() != nil {
+		// qmail-local's own report would say its program was killed.
+		text := "Delivery cancelled. (#4.3.0)"
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			text = "Timeout on delivery. (#4.3.0)"
+		}
+		return spawnResult("Z"+text+"\n", ctx.Err())
+	}
 	code := 0
 	if err != nil {
 		var ee *exec.ExitError
@@ -262,4 +310,18 @@ func (l *Local) spawn(ctx context.Context, t Target, u User, r io.Reader, root b
 		e.Err = &ExitError{Command: "qmail-local", Code: code}
 	}
 	return res, rerr
+}
+
+// IDError is the cause of a delivery [Local] deferred because the process
+// is not root and the user's uid or gid is not its own: it cannot switch
+// to them, and must not deliver with its own rights.
+type IDError struct {
+	User       string // the user's name
+	UID, GID   int    // the user's ids
+	EUID, EGID int    // the process's effective ids
+}
+
+func (e *IDError) Error() string {
+	return fmt.Sprintf("dotqmail: cannot deliver to %s as uid %d gid %d: the process is not root (uid %d gid %d)",
+		e.User, e.UID, e.GID, e.EUID, e.EGID)
 }

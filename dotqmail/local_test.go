@@ -3,6 +3,7 @@ package dotqmail
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestSpawnReport is dotqmail.md vectors 27 and 28 and the table of §2.4.
@@ -137,6 +139,28 @@ func TestLocalInProcess(t *testing.T) {
 	if !strings.Contains(string(b), "Delivered-To: Joe-List@example.com\n") {
 		t.Errorf("mbox %q", b)
 	}
+
+	// Local.Timeout bounds an in-process delivery too.
+	writeFile(t, filepath.Join(home, ".qmail-hang"), hangers[1].line, 0o644)
+	users.users["joe-hang"] = User{Name: "joe", UID: os.Getuid(), GID: os.Getgid(), Home: home, Dash: "-", Ext: "hang"}
+	l.Timeout = time.Second
+	o := promptly(t, "Deliver", func() outcome {
+		res, err := l.Deliver(t.Context(), "a@b", "joe-hang@example.com", strings.NewReader("m\n"))
+		return outcome{res, err}
+	})
+	if ExitCode(o.err) != 111 || o.res.Report != "Timeout on program delivery. (#4.3.0)\n" {
+		t.Errorf("timeout: %q, %v", o.res.Report, o.err)
+	}
+	if left := groupGone(t, readPgid(t, filepath.Join(home, "pgid"))); left != nil {
+		t.Errorf("processes %v of the program's group survived", left)
+	}
+	// A delivery whose context is already cancelled is deferred.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	l.Spawn, l.Program = true, "/bin/true"
+	if res, err := l.Deliver(ctx, "a@b", "joe-hang@example.com", strings.NewReader("m\n")); ExitCode(err) != 111 {
+		t.Errorf("cancelled: %q, %v", res.Report, err)
+	}
 }
 
 // buildQmailLocal builds examples/qmail-local into a directory anyone may
@@ -175,6 +199,10 @@ func TestLocalSpawn(t *testing.T) {
 	writeFile(t, filepath.Join(home, ".qmail-bounce"), "|echo no thanks; exit 100\n", 0o644)
 	writeFile(t, filepath.Join(home, ".qmail-defer"), "|echo later; exit 111\n", 0o644)
 	writeFile(t, filepath.Join(home, ".qmail-crash"), "|kill -9 $PPID; sleep 1\n", 0o644)
+	writeFile(t, filepath.Join(home, ".qmail-env"), "|env; echo --; tr '\\0' '\\n' < /proc/$PPID/environ\n", 0o644)
+	for _, h := range hangers {
+		writeFile(t, filepath.Join(home, ".qmail-hang-"+strings.Fields(h.name)[0]), h.line, 0o644)
+	}
 	if _, err := os.Stat("/bin/sh"); err != nil {
 		t.Skip("no /bin/sh")
 	}
@@ -193,7 +221,7 @@ func TestLocalSpawn(t *testing.T) {
 		}
 		return v, nil
 	})
-	l := &Local{Users: users, Program: bin, Spawn: true, Env: []string{"PATH=/usr/bin:/bin"}}
+	l := &Local{Users: users, Program: bin, Spawn: true, Env: []string{"PATH=/usr/bin:/bin", "SECRET_TOKEN=hunter2", "QMAILHOME=/var/qmail"}}
 
 	res, err := l.Deliver(t.Context(), "a@b", "joe-id@example.com", strings.NewReader("Subject: s\n\nhi\n"))
 	if err != nil {
@@ -231,6 +259,41 @@ func TestLocalSpawn(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %d %q", tt.rcpt, res.Report, err, tt.code, tt.report)
 		}
 	}
+
+	// Issue 17, finding 10: neither the programs nor the qmail-local
+	// child (whose environment the user's programs can read in /proc)
+	// get more than the allow-list of Local.Env.
+	res, err = l.Deliver(t.Context(), "a@b", "joe-env@example.com", strings.NewReader("m\n"))
+	if err != nil || strings.Contains(res.Report, "hunter2") || !strings.Contains(res.Report, "QMAILHOME=/var/qmail\n") ||
+		!strings.Contains(res.Report, "RECIPIENT=joe-env@example.com\n") {
+		t.Errorf("environments of the program and of qmail-local: %q, %v", res.Report, err)
+	}
+
+	// Issue 17, finding 3: a program that does not end is killed with
+	// its process group when Local.Timeout passes, though it runs in a
+	// qmail-local child, as another user.
+	l.Timeout = time.Second
+	for _, h := range hangers {
+		t.Run("timeout/"+h.name, func(t *testing.T) {
+			os.Remove(filepath.Join(home, "pgid"))
+			rcpt := "joe-hang-" + strings.Fields(h.name)[0] + "@example.com"
+			o := promptly(t, "Deliver", func() outcome {
+				res, err := l.Deliver(t.Context(), "a@b", rcpt, strings.NewReader("m\n"))
+				return outcome{res, err}
+			})
+			res, err := o.res, o.err
+			if ExitCode(err) != 111 {
+				t.Errorf("exit code %d", ExitCode(err))
+			}
+			if res.Report != "Timeout on delivery. (#4.3.0)\n" {
+				t.Errorf("report %q", res.Report)
+			}
+			if left := groupGone(t, readPgid(t, filepath.Join(home, "pgid"))); left != nil {
+				t.Errorf("processes %v of the program's group survived", left)
+			}
+		})
+	}
+	l.Timeout = 0
 
 	// A program that cannot be run.
 	l.Program = filepath.Join(base, "nosuch")
@@ -297,5 +360,68 @@ func TestUnreadableQmail(t *testing.T) {
 	wantErr(t, err, 111, "Unable to open .qmail-x: Permission denied. (#4.3.0)")
 	if e.read("Mailbox") != "" {
 		t.Error("delivered by .qmail-default")
+	}
+}
+
+// outcome is a delivery's result, for promptly.
+type outcome struct {
+	res Result
+	err error
+}
+
+// TestLocalOtherUID is issue 17's finding 2: a process that is not root
+// ran every recipient's programs, and opened the files their .qmail lines
+// name, with its own rights, whatever uid users/cdb gave the recipient (a
+// program printed the server's uid and read its private key). Such a
+// delivery is now deferred before anything of the user's is read or run,
+// in-process or in a child; the process's own uid and gid are delivered.
+func TestLocalOtherUID(t *testing.T) {
+	if os.Geteuid() == 0 {
+		asNobody(t, "TestLocalOtherUID")
+		return
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	home := filepath.Join(t.TempDir(), "joe")
+	os.Mkdir(home, 0o755)
+	writeFile(t, filepath.Join(home, "SECRET"), "the server's private key\n", 0o600)
+	writeFile(t, filepath.Join(home, ".qmail-x"), "|touch "+filepath.Join(home, "marker")+"; id -u; cat SECRET\n", 0o644)
+	other := uid + 1
+	if other == 0 || other > 65534 {
+		other = 1
+	}
+	for _, tt := range []struct {
+		name     string
+		uid, gid int
+		spawn    bool
+		want     string
+	}{
+		{"other uid", other, gid, false, fmt.Sprintf("Unable to switch to uid %d gid %d: not running as root (uid %d gid %d). (#4.3.0)\n", other, gid, uid, gid)},
+		{"other gid", uid, gid + 1, false, fmt.Sprintf("Unable to switch to uid %d gid %d: not running as root (uid %d gid %d). (#4.3.0)\n", uid, gid+1, uid, gid)},
+		{"other uid, spawned", other, gid, true, fmt.Sprintf("Unable to switch to uid %d gid %d: not running as root (uid %d gid %d). (#4.3.0)\n", other, gid, uid, gid)},
+		{"own ids", uid, gid, false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			os.Remove(filepath.Join(home, "marker"))
+			users := &fakeUsers{users: map[string]User{"joe-x": {Name: "joe", UID: tt.uid, GID: tt.gid, Home: home, Dash: "-", Ext: "x"}}}
+			l := &Local{Users: users, Spawn: tt.spawn, Program: "/nonexistent/qmail-local", Env: []string{"PATH=/usr/bin:/bin"}}
+			res, err := l.Deliver(t.Context(), "a@b", "joe-x@example.com", strings.NewReader("m\n"))
+			_, statErr := os.Stat(filepath.Join(home, "marker"))
+			if tt.want == "" {
+				if err != nil || !strings.Contains(res.Report, "the server's private key") || statErr != nil {
+					t.Errorf("own ids: %q, %v", res.Report, err)
+				}
+				return
+			}
+			if ExitCode(err) != 111 || res.Report != tt.want {
+				t.Errorf("report %q, %v; want %q", res.Report, err, tt.want)
+			}
+			var ie *IDError
+			if !errors.As(err, &ie) || ie.UID != tt.uid || ie.EUID != uid {
+				t.Errorf("cause %v, want an *IDError", err)
+			}
+			if statErr == nil {
+				t.Error("the user's program ran")
+			}
+		})
 	}
 }

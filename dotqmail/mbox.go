@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"syscall"
 	"time"
@@ -26,11 +27,29 @@ var errLockTimeout = errors.New("dotqmail: mbox lock timeout")
 // write, the UFLINE, RPLINE and DTLINE, the message with ">From " quoting and
 // a final newline, and a blank line; fsynced; cut back to its old length if
 // anything fails while the lock is held.
+//
+// The file must be a regular file (or not exist yet): a FIFO, a device or
+// a socket defers the message with "Unable to open <path>: not a regular
+// file. (#4.2.1)" without being opened, or, when it replaced the file
+// between the check and the open, once the non-blocking open (qmail's
+// O_NDELAY) returned.
 func (x *run) mbox(ctx context.Context, path, arg string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	notRegular := func(err error) error {
+		return &Error{Text: "Unable to open " + arg + ": " + errNotRegular.Error() + ". (#4.2.1)",
+			Err: &fs.PathError{Op: "open", Path: path, Err: err}}
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return notRegular(errNotRegular)
+	}
+	fd, _, err := openRegular(path, syscall.O_WRONLY|syscall.O_APPEND|syscall.O_CREAT, 0o600)
+	if err == errNotRegular {
+		return notRegular(err)
+	}
 	if err != nil {
+		err = &fs.PathError{Op: "open", Path: path, Err: err}
 		return &Error{Text: "Unable to open " + arg + ": " + errText(err) + ". (#4.2.1)", Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	locked, err := lockFile(ctx, f, x.d.lockTimeout())
 	if err != nil {

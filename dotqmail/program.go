@@ -33,8 +33,12 @@ func (x *run) program(ctx context.Context, command string) (stop bool, err error
 	cmd.Stdin = stdin
 	cmd.Stdout, cmd.Stderr = x.stdout, x.stderr
 	cmd.WaitDelay = programWaitDelay
-	// A cancelled delivery kills the program's whole process group, so
-	// that a pipeline's other members do not keep its output open.
+	// A cancelled or timed-out delivery kills the program's whole process
+	// group with SIGKILL, which no program can ignore: its children (a
+	// pipeline's other members, what it started in the background) go
+	// with it and do not keep its output open. Only a process that left
+	// the group (setsid, setpgid) escapes, as it would any process-group
+	// based supervisor (Postfix's too).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if err := cmd.Start(); err != nil {
@@ -44,15 +48,19 @@ func (x *run) program(ctx context.Context, command string) (stop bool, err error
 	if err == nil {
 		return false, nil
 	}
+	if cerr := ctx.Err(); cerr != nil {
+		// Killed, with its process group, by cmd.Cancel.
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			return false, &Error{Text: "Timeout on program delivery. (#4.3.0)", Err: cerr}
+		}
+		return false, &Error{Text: "Aack, child crashed. (#4.3.0)", Err: cerr}
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		if errors.Is(err, exec.ErrWaitDelay) {
 			return false, nil // the program itself exited 0
 		}
 		return false, &Error{Text: "Unable to run " + shell + ": " + errText(err) + ". (#4.3.0)", Err: err}
-	}
-	if ctx.Err() != nil {
-		return false, &Error{Text: "Aack, child crashed. (#4.3.0)", Err: ctx.Err()}
 	}
 	ws, _ := ee.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {

@@ -105,8 +105,13 @@ func checkName(name string) error {
 // missing file, a directory, or a path through a non-directory counts as
 // absent; a file that cannot be opened for a reason that may pass
 // (permissions, a temporary errno) is an *Error with qmail-local's
-// "Unable to open <name>: <error>. (#4.3.0)". It returns an error wrapping
-// fs.ErrNotExist when no candidate exists.
+// "Unable to open <name>: <error>. (#4.3.0)", and so is a FIFO, a device
+// or a socket ("Unable to open <name>: not a regular file. (#4.3.0)"). It
+// returns an error wrapping fs.ErrNotExist when no candidate exists.
+//
+// Find never blocks on a file (a FIFO named like a .qmail file is not
+// opened), so that it may run while an SMTP client waits, to check a
+// recipient.
 //
 // Symbolic links are followed, as qmail-local follows them: the user owns
 // the home directory and the links in it. Names made from the extension
@@ -128,43 +133,60 @@ func Find(home, dash, ext string) (Found, error) {
 	return Found{}, fs.ErrNotExist
 }
 
+// notRegular is readDotQmail's verdict on a candidate that is not a regular
+// file: a directory counts as absent, as with qmail-local; anything else (a
+// FIFO, a device, a socket) defers the message. qmail-local opens it
+// with O_NDELAY and takes it for absent; this deferral tells the user
+// instead of falling through to .qmail-default.
+func notRegular(c Candidate, path string, mode uint32) (Found, bool, error) {
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
+		return Found{}, false, nil
+	}
+	return Found{}, false, &Error{Text: "Unable to open " + c.Name + ": " + errNotRegular.Error() + ". (#4.3.0)",
+		Err: &fs.PathError{Op: "open", Path: path, Err: errNotRegular}}
+}
+
 // readDotQmail reads home/name as qmail-local's qmeexists and slurpclose
 // do (dotqmail.md §5.2). ok is false when the file does not exist in
-// qmail-local's sense: missing, not a regular file, or unreachable for a
-// reason other than permissions or a temporary errno. It uses the system
-// calls directly (open, fstat, read, close): it runs for every delivery,
-// and the file needs neither the poller nor buffering.
+// qmail-local's sense: missing, a directory, or unreachable for a reason
+// other than permissions or a temporary errno. Anything else that is not a
+// regular file is an *Error (temporary).
+//
+// Nothing here can block on the file: it is stat'ed first, so that a FIFO
+// or a device is not even opened, and then opened with O_NONBLOCK (qmail's
+// O_NDELAY) and checked again with fstat, for a file replaced in between.
+// It uses the system calls directly (stat, open, fstat, read, close): it
+// runs for every delivery and every RCPT, and the file needs neither the
+// poller nor buffering.
 func readDotQmail(home string, c Candidate) (Found, bool, error) {
 	if err := checkName(c.Name); err != nil {
 		return Found{}, false, &Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true, Err: err}
 	}
 	path := filepath.Join(home, c.Name)
-	unable := func(err error) error {
+	unable := func(op string, err error) error {
 		return &Error{Text: "Unable to open " + c.Name + ": " + errText(err) + ". (#4.3.0)",
-			Err: &fs.PathError{Op: "open", Path: path, Err: err}}
+			Err: &fs.PathError{Op: op, Path: path, Err: err}}
 	}
-	var fd int
-	var err error
-	for {
-		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	var pre syscall.Stat_t
+	if err := ignoringEINTR(func() error { return syscall.Stat(path, &pre) }); err != nil {
 		if isAccess(err) || isTemp(err) {
-			return Found{}, false, unable(err)
+			return Found{}, false, unable("stat", err)
 		}
 		return Found{}, false, nil
+	}
+	if pre.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return notRegular(c, path, pre.Mode)
+	}
+	fd, st, err := openRegular(path, syscall.O_RDONLY, 0)
+	switch {
+	case err == errNotRegular:
+		return notRegular(c, path, st.Mode)
+	case isAccess(err) || isTemp(err):
+		return Found{}, false, unable("open", err)
+	case err != nil:
+		return Found{}, false, nil // gone since the stat
 	}
 	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return Found{}, false, unable(err)
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return Found{}, false, nil
-	}
 	if st.Size > maxDotQmail {
 		return Found{}, false, &Error{Text: "Out of memory. (#4.3.0)", Err: errors.New("dotqmail: " + c.Name + " is larger than 16 MiB")}
 	}

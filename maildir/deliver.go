@@ -223,7 +223,7 @@ func (dl *Deliverer) Deliver(ctx context.Context, dir Dir, r io.Reader) (name st
 			return name, err
 		}
 	}
-	root, err := os.OpenRoot(string(dir))
+	root, err := openRoot(string(dir))
 	if err != nil {
 		return fail("open", err)
 	}
@@ -286,7 +286,7 @@ func (dl *Deliverer) checkQuota(root *os.Root, dir Dir, size int64) (*os.Root, e
 	if _, err := root.Lstat(folderFile); err == nil {
 		qpath = filepath.Dir(filepath.Clean(qpath))
 		var err error
-		if qroot, err = os.OpenRoot(qpath); err != nil {
+		if qroot, err = openRoot(qpath); err != nil {
 			return nil, err
 		}
 	}
@@ -307,7 +307,7 @@ func addDelta(qroot *os.Root, size int64) {
 	if qroot == nil {
 		return
 	}
-	if qf, err := qroot.OpenFile(quotaFile, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+	if qf, err := openRegular(qroot, quotaFile, os.O_WRONLY|os.O_APPEND); err == nil {
 		writeDelta(qf, size, 1)
 	}
 }

@@ -210,7 +210,7 @@ func (d Dir) Scan() ([]Message, error) {
 // scanSubdir appends the messages of one new/ or cur/ directory at path,
 // skipping those for which skip returns true.
 func scanSubdir(msgs []Message, path, sub string, skip func(name string) bool) ([]Message, error) {
-	f, err := os.Open(path)
+	f, err := openDir(path)
 	if err != nil {
 		return msgs, err
 	}

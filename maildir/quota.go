@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/durable"
@@ -170,7 +171,7 @@ func parseMaildirsize(b []byte) (maildirsize, error) {
 // quotaMaxFile bytes are read: a longer file is recalculated anyway and
 // only its first line matters.
 func readMaildirsize(root *os.Root) (maildirsize, error) {
-	f, err := root.Open(quotaFile)
+	f, err := openRegular(root, quotaFile, os.O_RDONLY)
 	if err != nil {
 		return maildirsize{}, err
 	}
@@ -192,7 +193,7 @@ func readMaildirsize(root *os.Root) (maildirsize, error) {
 // Maildir++ folder): its quota and the usage its lines add up to. It fails
 // with an error wrapping [fs.ErrNotExist] when there is no quota file.
 func (d Dir) ReadQuota() (Quota, Usage, error) {
-	root, err := os.OpenRoot(quotaRoot(string(d)))
+	root, err := openRoot(quotaRoot(string(d)))
 	if err != nil {
 		return Quota{}, Usage{}, fmt.Errorf("maildir: quota: %w", err)
 	}
@@ -211,7 +212,7 @@ func (d Dir) ReadQuota() (Quota, Usage, error) {
 // recalculates its parent.
 func (d Dir) RecalculateQuota(q Quota) (Usage, error) {
 	path := quotaRoot(string(d))
-	root, err := os.OpenRoot(path)
+	root, err := openRoot(path)
 	if err != nil {
 		return Usage{}, fmt.Errorf("maildir: quota: %w", err)
 	}
@@ -228,7 +229,7 @@ func (d Dir) RecalculateQuota(q Quota) (Usage, error) {
 func countUsage(path string) (Usage, error) {
 	var u Usage
 	dirs := []string{path}
-	ents, err := os.ReadDir(path)
+	ents, err := readDir(path)
 	if err != nil {
 		return u, err
 	}
@@ -310,7 +311,12 @@ func quotaRoot(path string) string {
 // a single write on an O_APPEND descriptor, so that concurrent appends
 // never interleave.
 func appendQuotaDelta(path string, nbytes, count int64) error {
-	f, err := os.OpenFile(filepath.Join(quotaRoot(path), quotaFile), os.O_WRONLY|os.O_APPEND, 0)
+	root, err := openRoot(quotaRoot(path))
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	f, err := openRegular(root, quotaFile, os.O_WRONLY|os.O_APPEND)
 	if err != nil {
 		return err
 	}
@@ -328,7 +334,7 @@ func writeDelta(f *os.File, nbytes, count int64) error {
 
 // syncRootDir fsyncs the directory name inside root.
 func syncRootDir(root *os.Root, name string) error {
-	d, err := root.Open(name)
+	d, err := root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}

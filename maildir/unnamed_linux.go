@@ -69,7 +69,7 @@ func (dl *Deliverer) deliverUnnamed(ctx context.Context, dir Dir, r io.Reader) (
 	// have none, which two fstatat calls show.
 	var qroot *os.Root
 	if dl.Quota != (Quota{}) || exists(dfd, quotaFile) || exists(dfd, folderFile) {
-		root, err := os.OpenRoot(string(dir))
+		root, err := openRoot(string(dir))
 		if err != nil {
 			return fail("quota", err)
 		}

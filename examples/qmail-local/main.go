@@ -15,6 +15,13 @@
 // Forwards are injected through $QMAILQUEUE, or QMAILHOME/bin/qmail-queue
 // with QMAILHOME from $QMAILHOME (default /var/qmail) or -home DIR. No
 // control file is read, as with qmail's qmail-local.
+//
+// Unlike qmail's, it gives programs only PATH, TZ, LANG, LC_* and QMAIL*
+// of its environment (and the variables qmail-local sets); it stops a
+// delivery after 1000 seconds, and at SIGTERM, killing the running
+// program's whole process group and exiting 111; and it defers a message
+// whose .qmail file or mbox is a FIFO, a socket or a device instead of
+// blocking on it.
 package main
 
 import (

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 )
@@ -185,5 +189,88 @@ func TestHelpers(t *testing.T) {
 				t.Errorf("injected envelopes %q, want %q", envs, tt.envs)
 			}
 		})
+	}
+}
+
+// TestEnvironment is issue 17's finding 10: of the environment qmail-local
+// is started with, programs get only the allow-list (dotqmail.AllowedEnv)
+// and qmail-local's variables.
+func TestEnvironment(t *testing.T) {
+	home, stdin := setup(t, "|env\n")
+	code, out, errOut := runIt(t, stdin, []string{"SECRET_TOKEN=hunter2", "QMAILHOME=/var/qmail", "LANG=C.UTF-8"},
+		"joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+	if code != 0 || errOut != "" {
+		t.Fatalf("%d %q %q", code, out, errOut)
+	}
+	if strings.Contains(out, "hunter2") {
+		t.Errorf("the secret reached the program:\n%s", out)
+	}
+	for _, want := range []string{"\nQMAILHOME=/var/qmail\n", "\nLANG=C.UTF-8\n", "\nPATH=/usr/bin:/bin\n", "\nRECIPIENT=joe-x@ex.com\n"} {
+		if !strings.Contains("\n"+out, want) {
+			t.Errorf("the program's environment lacks %q:\n%s", want[1:], out)
+		}
+	}
+}
+
+// TestSIGTERM: SIGTERM (how dotqmail.Local stops a qmail-local child at
+// its time limit, or when the server stops) makes qmail-local kill its
+// program's whole process group, whatever the program does with SIGTERM,
+// and exit 111 at once (issue 17, finding 3).
+func TestSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds qmail-local")
+	}
+	bin := filepath.Join(t.TempDir(), "qmail-local")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/qmailkit/qmailkit/examples/qmail-local").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	home, stdin := setup(t, "|echo $$ > pgid; trap '' TERM; sleep 100 & sleep 100 | cat; wait\n")
+	cmd := exec.Command(bin, "joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdin = stdin
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgidFile := filepath.Join(home, "pgid")
+	var pgid int
+	for i := 0; i < 250 && pgid == 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+		b, _ := os.ReadFile(pgidFile)
+		if strings.HasSuffix(string(b), "\n") {
+			pgid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+	}
+	if pgid <= 1 {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("the program did not start")
+	}
+	time.Sleep(100 * time.Millisecond) // its children
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 111 {
+			t.Errorf("qmail-local after SIGTERM: %v, %q; want exit 111", err, se.String())
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		t.Fatal("qmail-local still runs 5 s after SIGTERM")
+	}
+	for i := 0; ; i++ {
+		err := syscall.Kill(-pgid, 0)
+		if errors.Is(err, syscall.ESRCH) {
+			break
+		}
+		if i == 200 {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			t.Fatalf("the program's process group %d survived: kill(-pgid, 0) = %v", pgid, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
