@@ -97,8 +97,15 @@
 // The in-process server reads every Maildir with its own rights: it does
 // not change uid per user. Where users must be separated by the kernel,
 // keep qmail's chain (qmail-popup hands each login to checkpassword, which
-// switches to the user before running qmail-pop3d). Messages are opened
-// relative to the Maildir's directory handles without following symbolic
-// links. Timeouts (1200 s per read or write by default, qmail's) and an
+// switches to the user before running qmail-pop3d). So that a user can
+// reach nothing outside their mailbox, [OpenMaildir] opens the Maildir
+// without following a symbolic link (nor any directory between the user's
+// home and it), then tmp/, new/ and cur/ relative to it, likewise, and
+// does everything after (listing, reading, the QUIT update's renames and
+// unlinks, the lock, the size cache) relative to those handles; messages
+// must be regular files (a FIFO is never opened so that it could block),
+// and when the user's uid is known the Maildir and every message must
+// belong to it. A Maildir that fails these checks is refused with "-ERR
+// [SYS/PERM] unable to open mailbox". Timeouts (1200 s per read or write by default, qmail's) and an
 // optional whole-session limit bound each connection.
 package pop3

@@ -88,8 +88,10 @@ type Server struct {
 	// OpenMailbox opens an authenticated user's maildrop. Nil opens
 	// the Maildir at User.Maildir (or Home/Maildir) with [OpenMaildir]: in
 	// modern mode with a lock, wire sizes, and Seen from SeenOnRetr; in
-	// compat mode as qmail-pop3d. An error wrapping [ErrInUse] answers
-	// "-ERR [IN-USE] ...".
+	// compat mode as qmail-pop3d; in both, confined to the Maildir and
+	// checked to belong to User.UID (see [MaildirOptions.User]). An error
+	// wrapping [ErrInUse] answers "-ERR [IN-USE] ...", a permanent one
+	// (such as [ErrUnsafeMaildir]) "-ERR [SYS/PERM] ...".
 	OpenMailbox func(ctx context.Context, u *User) (Mailbox, error)
 	// SeenOnRetr makes the default OpenMailbox flag messages retrieved
 	// whole with RETR as seen (S) at QUIT, in modern mode (spec §6.11).
@@ -216,7 +218,7 @@ func (srv *Server) openMailbox(ctx context.Context, u *User) (Mailbox, error) {
 		path = filepath.Join(u.Home, "Maildir")
 	}
 	if srv.Compat {
-		return OpenMaildir(path, MaildirOptions{Now: srv.Now})
+		return OpenMaildir(path, MaildirOptions{User: u, Now: srv.Now})
 	}
 	key, err := filepath.Abs(path)
 	if err != nil {
@@ -225,7 +227,7 @@ func (srv *Server) openMailbox(ctx context.Context, u *User) (Mailbox, error) {
 	if !srv.lock(key) {
 		return nil, ErrInUse
 	}
-	mb, err := OpenMaildir(path, MaildirOptions{Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+	mb, err := OpenMaildir(path, MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
 	if err != nil {
 		srv.unlock(key)
 		return nil, err

@@ -485,6 +485,8 @@ func (s *session) login(cred Credentials) error {
 			return errEnd
 		case errors.Is(err, ErrInUse):
 			s.reply("-ERR [IN-USE] mailbox already locked")
+		case isPermanent(err):
+			s.reply("-ERR [SYS/PERM] unable to open mailbox")
 		default:
 			s.reply("-ERR [SYS/TEMP] unable to open mailbox")
 		}
