@@ -106,6 +106,15 @@
 // must be regular files (a FIFO is never opened so that it could block),
 // and when the user's uid is known the Maildir and every message must
 // belong to it. A Maildir that fails these checks is refused with "-ERR
-// [SYS/PERM] unable to open mailbox". Timeouts (1200 s per read or write by default, qmail's) and an
-// optional whole-session limit bound each connection.
+// [SYS/PERM] unable to open mailbox".
+//
+// Timeouts bound each connection: 1200 s by default (qmail's) for each
+// whole command line, however slowly it trickles in, and for each write;
+// and in modern mode an hour for the whole session.
+// Serve admits at most 1000 connections at once per listener, 20 from one
+// client address (an IPv6 /64), in modern mode; more get "-ERR [SYS/TEMP]
+// too many connections". An [AuthLimiter] can slow password guessing
+// across connections; a refused attempt gets "-ERR [SYS/TEMP] too many
+// failed logins, try again later". Serve survives transient accept errors
+// (a full descriptor table, ...), retrying after a pause.
 package pop3

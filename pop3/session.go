@@ -106,6 +106,9 @@ func (srv *Server) newSession(ctx context.Context, c net.Conn, env map[string]st
 	s := &session{srv: srv, ctx: ctx, raw: c, env: env, compat: srv.Compat}
 	_, s.tls = c.(*tls.Conn)
 	s.conn = &deadlineConn{Conn: c, timeout: srv.timeout()}
+	// Bounds an implicit TLS handshake, which the greeting's write
+	// starts; each command line then gets its own deadline.
+	c.SetReadDeadline(time.Now().Add(srv.timeout()))
 	s.br = bufio.NewReaderSize(s.conn, 4096)
 	s.bw = bufio.NewWriterSize(s.conn, 16<<10)
 	return s
@@ -115,8 +118,8 @@ func (srv *Server) newSession(ctx context.Context, c net.Conn, env map[string]st
 // connection.
 func (s *session) start(ctx context.Context) (context.Context, context.CancelFunc) {
 	var cancel context.CancelFunc = func() {}
-	if s.srv.SessionTimeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, s.srv.SessionTimeout)
+	if d := s.srv.sessionTimeout(); d > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d)
 	}
 	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
 	return ctx, func() { stop(); cancel() }
@@ -166,11 +169,18 @@ func (s *session) ok(text string) {
 
 var errLineTooLong = errors.New("pop3: line too long")
 
+// errLimited is the condition of a login the AuthLimiter refused.
+var errLimited = errors.New("pop3: too many failed logins")
+
 // readLine reads a line up to LF, drops one CR before it, and turns NUL
 // bytes into LF as qmail's commands.c does. A line longer than max (CRLF
 // included) is discarded up to its LF and reported as errLineTooLong.
 // Bytes after the last LF at the end of input are dropped, as by qmail.
+//
+// The whole line must come within the server's Timeout: the read deadline
+// is set once, here, not before each read.
 func (s *session) readLine(max int) (string, error) {
+	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
 	var acc []byte
 	n, tooLong := 0, false
 	for {
@@ -377,6 +387,7 @@ func (s *session) stls() error {
 		return err
 	}
 	s.br.Discard(s.br.Buffered())
+	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
 	tc := tls.Server(&deadlineConn{Conn: s.raw, timeout: s.srv.timeout()}, s.srv.TLSConfig)
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		return fmt.Errorf("pop3: TLS handshake: %w", err)
@@ -464,6 +475,24 @@ func (s *session) login(cred Credentials) error {
 		}
 		return errEnd
 	}
+	lim := s.srv.AuthLimiter
+	addr := remoteAddr(s.env, s.raw)
+	if lim != nil {
+		if err := s.bw.Flush(); err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := lim.Wait(s.ctx, addr, cred.User); err != nil {
+			log.Warn("pop3: login refused by the limiter", "user", cred.User, "method", cred.Method, "remote", s.env["TCPREMOTEIP"], "err", err)
+			if s.ctx.Err() != nil {
+				return s.ctx.Err()
+			}
+			return s.loginFailed(errLimited)
+		}
+		if d := time.Since(start); d >= 100*time.Millisecond {
+			log.Info("pop3: login delayed by the limiter", "user", cred.User, "remote", s.env["TCPREMOTEIP"], "delay", d)
+		}
+	}
 	var u *User
 	err := ErrAuthFailed
 	if s.srv.Auth != nil {
@@ -471,6 +500,9 @@ func (s *session) login(cred Credentials) error {
 		if err == nil && u == nil {
 			err = errors.New("pop3: authenticator returned no user")
 		}
+	}
+	if lim != nil && (err == nil || errors.Is(err, ErrAuthFailed)) {
+		lim.Done(addr, cred.User, err == nil)
 	}
 	if err != nil {
 		log.Info("pop3: login failed", "user", cred.User, "method", cred.Method, "remote", s.env["TCPREMOTEIP"], "err", err)
@@ -523,9 +555,14 @@ func (s *session) loginFailed(err error) error {
 		case <-t.C:
 		}
 	}
-	if errors.Is(err, ErrAuthFailed) {
+	switch {
+	case errors.Is(err, ErrAuthFailed):
 		s.reply("-ERR [AUTH] authentication failed")
-	} else {
+	case err == errLimited:
+		// RFC 3206 §4: SYS/TEMP, since the credentials were not
+		// checked and the client may try again later.
+		s.reply("-ERR [SYS/TEMP] too many failed logins, try again later")
+	default:
 		s.reply("-ERR [SYS/TEMP] authentication temporarily unavailable")
 	}
 	if s.fails >= 3 {
