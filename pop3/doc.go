@@ -92,7 +92,10 @@
 // never executed. APOP is off by default in modern mode (it needs the
 // clear-text secret on the server, and MD5). Failed logins are delayed,
 // and a modern session allows three. Secrets are compared in constant
-// time; [PasswdFile] reads SHA-crypt ($5$, $6$) hashes.
+// time; [PasswdFile] reads SHA-crypt ($5$, $6$) hashes and
+// [HashPassword] makes them. Passwords over [MaxPasswordLength] are
+// refused before hashing, and an unknown user's password is hashed all
+// the same, so that timing does not tell which accounts exist.
 //
 // The in-process server reads every Maildir with its own rights: it does
 // not change uid per user. Where users must be separated by the kernel,
