@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -180,7 +181,9 @@ var errLimited = errors.New("pop3: too many failed logins")
 // The whole line must come within the server's Timeout: the read deadline
 // is set once, here, not before each read.
 func (s *session) readLine(max int) (string, error) {
-	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	if !s.lineBuffered() {
+		s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	}
 	var acc []byte
 	n, tooLong := 0, false
 	for {
@@ -205,6 +208,17 @@ func (s *session) readLine(max int) (string, error) {
 			acc = append(acc, frag...)
 		}
 	}
+}
+
+// lineBuffered reports whether a whole line is already buffered, so that
+// reading it waits for nothing (pipelined commands need no new deadline).
+func (s *session) lineBuffered() bool {
+	n := s.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 func clean(b []byte) string {
