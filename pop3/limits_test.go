@@ -438,3 +438,29 @@ func TestAuthLimiter(t *testing.T) {
 		})
 	}
 }
+
+// blockingLimiter holds every attempt until its context ends.
+type blockingLimiter struct{ waiting chan struct{} }
+
+func (b blockingLimiter) Wait(ctx context.Context, addr netip.Addr, user string) error {
+	b.waiting <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (blockingLimiter) Done(netip.Addr, string, bool) {}
+
+// Close ends a session whose login waits for the AuthLimiter.
+func TestCloseDuringLimiterWait(t *testing.T) {
+	lim := blockingLimiter{waiting: make(chan struct{}, 1)}
+	srv := &Server{Auth: testAuth(t.TempDir()), AuthLimiter: lim}
+	c := startSession(t, srv, nil)
+	c.expect("+OK*")
+	c.cmd("USER joe", "+OK*")
+	c.send("PASS good\r\n")
+	<-lim.waiting
+	srv.Close()
+	if err := c.result(); err == nil {
+		t.Error("ServeConn = nil")
+	}
+}

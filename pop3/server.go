@@ -536,6 +536,7 @@ func (srv *Server) Close() error {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	for s := range srv.sessions {
+		s.cancel()
 		s.raw.Close()
 	}
 	return nil

@@ -19,8 +19,9 @@ import (
 type session struct {
 	srv    *Server
 	ctx    context.Context
-	raw    net.Conn // the accepted connection (deadlines, Close)
-	conn   net.Conn // what is read and written: raw with deadlines, maybe TLS
+	cancel context.CancelFunc // ends ctx (Server.Close)
+	raw    net.Conn           // the accepted connection (deadlines, Close)
+	conn   net.Conn           // what is read and written: raw with deadlines, maybe TLS
 	env    map[string]string
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -57,11 +58,12 @@ var (
 func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]string) error {
 	s := srv.newSession(ctx, c, env)
 	if !srv.trackSession(s, true) {
+		s.cancel()
 		c.Close()
 		return ErrServerClosed
 	}
 	defer srv.trackSession(s, false)
-	ctx, cancel := s.start(ctx)
+	ctx, cancel := s.start(s.ctx)
 	defer cancel()
 	s.ctx = ctx
 	s.challenge = srv.timestamp()
@@ -85,12 +87,13 @@ func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]str
 func (srv *Server) ServeMailbox(ctx context.Context, c net.Conn, env map[string]string, mb Mailbox) error {
 	s := srv.newSession(ctx, c, env)
 	if !srv.trackSession(s, true) {
+		s.cancel()
 		mb.Close()
 		c.Close()
 		return ErrServerClosed
 	}
 	defer srv.trackSession(s, false)
-	ctx, cancel := s.start(ctx)
+	ctx, cancel := s.start(s.ctx)
 	defer cancel()
 	s.ctx = ctx
 	if err := s.enter(mb); err != nil {
@@ -104,7 +107,10 @@ func (srv *Server) newSession(ctx context.Context, c net.Conn, env map[string]st
 	if env == nil {
 		env = map[string]string{}
 	}
-	s := &session{srv: srv, ctx: ctx, raw: c, env: env, compat: srv.Compat}
+	s := &session{srv: srv, raw: c, env: env, compat: srv.Compat}
+	// Close cancels it, which also ends a login waiting for the
+	// AuthLimiter or a Handoff.
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	_, s.tls = c.(*tls.Conn)
 	s.conn = &deadlineConn{Conn: c, timeout: srv.timeout()}
 	// Bounds an implicit TLS handshake, which the greeting's write
@@ -123,7 +129,7 @@ func (s *session) start(ctx context.Context) (context.Context, context.CancelFun
 		ctx, cancel = context.WithTimeout(ctx, d)
 	}
 	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
-	return ctx, func() { stop(); cancel() }
+	return ctx, func() { stop(); cancel(); s.cancel() }
 }
 
 // finish flushes, closes, releases the mailbox without its update, and
