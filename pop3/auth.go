@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"strings"
 )
 
@@ -66,6 +67,24 @@ type User struct {
 // in constant time.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (*User, error)
+}
+
+// AuthLimiter slows password guessing across sessions and connections
+// (see package authlimit for one). A [Server] with an AuthLimiter calls
+// Wait before each check of credentials and Done after each check that
+// went ahead and had a definite outcome; the same limiter may serve
+// several servers (POP3 and SMTP AUTH), so that a client's failures on one
+// count on the other.
+type AuthLimiter interface {
+	// Wait is called before each credentials check, with the client's
+	// address and the user name it gave. It returns when the check may go
+	// ahead, or an error to refuse the attempt without checking it: the
+	// server answers as for a temporary failure.
+	Wait(ctx context.Context, addr netip.Addr, user string) error
+	// Done reports the outcome of a check that went ahead: ok is true for
+	// right credentials, false for wrong ones. Temporary failures of the
+	// authenticator are not reported.
+	Done(addr netip.Addr, user string, ok bool)
 }
 
 // AuthenticatorFunc adapts a function to [Authenticator].

@@ -92,13 +92,32 @@
 // never executed. APOP is off by default in modern mode (it needs the
 // clear-text secret on the server, and MD5). Failed logins are delayed,
 // and a modern session allows three. Secrets are compared in constant
-// time; [PasswdFile] reads SHA-crypt ($5$, $6$) hashes.
+// time; [PasswdFile] reads SHA-crypt ($5$, $6$) hashes and
+// [HashPassword] makes them. Passwords over [MaxPasswordLength] are
+// refused before hashing, and an unknown user's password is hashed all
+// the same, so that timing does not tell which accounts exist.
 //
 // The in-process server reads every Maildir with its own rights: it does
 // not change uid per user. Where users must be separated by the kernel,
 // keep qmail's chain (qmail-popup hands each login to checkpassword, which
-// switches to the user before running qmail-pop3d). Messages are opened
-// relative to the Maildir's directory handles without following symbolic
-// links. Timeouts (1200 s per read or write by default, qmail's) and an
-// optional whole-session limit bound each connection.
+// switches to the user before running qmail-pop3d). So that a user can
+// reach nothing outside their mailbox, [OpenMaildir] opens the Maildir
+// without following a symbolic link (nor any directory between the user's
+// home and it), then tmp/, new/ and cur/ relative to it, likewise, and
+// does everything after (listing, reading, the QUIT update's renames and
+// unlinks, the lock, the size cache) relative to those handles; messages
+// must be regular files (a FIFO is never opened so that it could block),
+// and when the user's uid is known the Maildir and every message must
+// belong to it. A Maildir that fails these checks is refused with "-ERR
+// [SYS/PERM] unable to open mailbox".
+//
+// Timeouts bound each connection: 1200 s by default (qmail's) for each
+// whole command line, however slowly it trickles in, and for each write;
+// and in modern mode an hour for the whole session.
+// Serve admits at most 1000 connections at once per listener, 20 from one
+// client address (an IPv6 /64), in modern mode; more get "-ERR [SYS/TEMP]
+// too many connections". An [AuthLimiter] can slow password guessing
+// across connections; a refused attempt gets "-ERR [SYS/TEMP] too many
+// failed logins, try again later". Serve survives transient accept errors
+// (a full descriptor table, ...), retrying after a pause.
 package pop3

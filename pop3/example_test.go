@@ -3,6 +3,7 @@ package pop3_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -112,4 +113,27 @@ func ExampleServer_ServeMailbox() {
 	// ""
 	// "."
 	// "+OK "
+}
+
+// A password file line with a hashed password, as HashPassword makes it
+// (Dovecot reads the same form), checked by PasswdFile.
+func ExampleHashPassword() {
+	hash, err := pop3.HashPassword("s3cret")
+	if err != nil {
+		log.Fatal(err)
+	}
+	dir, _ := os.MkdirTemp("", "pop3example")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "poppasswd")
+	line := "joe:" + hash + ":1000:1000:Joe:/home/joe:/bin/false\n"
+	os.WriteFile(path, []byte(line), 0o600)
+
+	users := &pop3.PasswdFile{Path: path}
+	u, err := users.Authenticate(context.Background(), pop3.Credentials{User: "joe", Secret: "s3cret", Method: pop3.MethodUser})
+	fmt.Println(strings.HasPrefix(hash, "{SHA512-CRYPT}$6$"), u.Name, err)
+	_, err = users.Authenticate(context.Background(), pop3.Credentials{User: "joe", Secret: "guess", Method: pop3.MethodUser})
+	fmt.Println(errors.Is(err, pop3.ErrAuthFailed))
+	// Output:
+	// true joe <nil>
+	// true
 }

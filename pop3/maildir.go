@@ -44,6 +44,19 @@ type MaildirOptions struct {
 	// MissingOK counts the unlink of a message that is already gone as a
 	// success at QUIT. qmail-pop3d reports it as a failure.
 	MissingOK bool
+	// User, when set, is the owner of the Maildir: when path lies below
+	// User.Home, no directory between the home and the Maildir may be a
+	// symbolic link; when User.UID is 0 or more, the Maildir must belong
+	// to that uid and only files owned by it are messages. Nil checks
+	// only that path itself is not a symbolic link.
+	User *User
+	// FollowLink lets path itself be a symbolic link to the Maildir, as
+	// qmail-pop3d allows. Set it only for a reader that runs as the
+	// mailbox's owner (qmail-pop3d run by checkpassword after it has
+	// switched to the user), for whom the kernel already keeps out what
+	// the user may not read. tmp/, new/, cur/ and messages are never
+	// followed.
+	FollowLink bool
 	// Now is the session's start time, which decides which messages are
 	// listed (those modified strictly before its second) and which tmp/
 	// files are cleaned. Nil means time.Now.
@@ -52,11 +65,20 @@ type MaildirOptions struct {
 
 // Maildir is a Maildir opened for one POP3 session: a [Mailbox] that
 // behaves as qmail-pop3d (spec §4, maildir.md §5).
+//
+// Everything is reached through directory handles opened once, without
+// following symbolic links: the Maildir, its tmp/, new/ and cur/, the
+// messages, the lock and the size cache. Renames and unlinks are made
+// relative to those handles, never by path, so a user who replaces a
+// directory of the Maildir by a symbolic link during a session still
+// reaches nothing outside it.
 type Maildir struct {
-	dir  maildir.Dir
+	path string
 	opt  MaildirOptions
+	uid  int // the owner every file must have; -1: any
 	msgs []entry
-	fds  [2]int // new/ and cur/, opened once for openat
+	root int    // the Maildir directory
+	fds  [3]int // new/, cur/ and tmp/
 	lock *os.File
 }
 
@@ -68,7 +90,9 @@ type entry struct {
 	mtime int64 // nanoseconds
 }
 
-var subdirNames = [2]string{"new", "cur"}
+var subdirNames = [3]string{"new", "cur", "tmp"}
+
+const tmpSub = 2
 
 func (e *entry) message() maildir.Message {
 	return maildir.Message{Name: e.name, Subdir: subdirNames[e.sub], Size: e.size, ModTime: time.Unix(0, e.mtime)}
@@ -88,14 +112,44 @@ var _ Mailbox = (*Maildir)(nil)
 // takes the lock when asked, and lists new/ then cur/ (names not starting
 // with '.', regular files modified before the current second), ordered by
 // modification time.
+//
+// Nothing outside the Maildir is reachable through it: path itself must
+// not be a symbolic link (unless opt.FollowLink), nor, when opt.User is set
+// and path lies below User.Home, any directory between the home and the
+// Maildir; tmp/, new/ and cur/ must not be symbolic links; a message that
+// is not a regular file is skipped (a FIFO or a device is never opened so
+// that it could block). When opt.User has a UID of 0 or more, the Maildir
+// must belong to it and messages owned by anyone else are skipped (a hard
+// link to someone else's file is not a message). The refusals wrap
+// [ErrUnsafeMaildir].
 func OpenMaildir(path string, opt MaildirOptions) (*Maildir, error) {
-	d, err := maildir.Open(path)
+	m := &Maildir{path: path, opt: opt, uid: -1, root: -1, fds: [3]int{-1, -1, -1}}
+	home := ""
+	if opt.User != nil {
+		home = opt.User.Home
+		if opt.User.UID >= 0 {
+			m.uid = opt.User.UID
+		}
+	}
+	var err error
+	if opt.FollowLink {
+		m.root, err = openRetry(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+		if err != nil {
+			err = &fsError{op: "open", path: path, err: err}
+		}
+	} else {
+		m.root, err = openMaildirDir(path, home)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pop3: open maildir: %w", err)
 	}
-	m := &Maildir{dir: d, opt: opt, fds: [2]int{-1, -1}}
+	if err := m.openDirs(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("pop3: open maildir: %w", err)
+	}
 	if opt.Lock {
 		if err := m.takeLock(); err != nil {
+			m.Close()
 			return nil, err
 		}
 	}
@@ -104,7 +158,7 @@ func OpenMaildir(path string, opt MaildirOptions) (*Maildir, error) {
 		now = opt.Now()
 	}
 	// qmail-pop3d ignores a failure to clean; so do we.
-	d.Clean(now)
+	m.clean(now)
 	if err := m.scan(now); err != nil {
 		m.Close()
 		return nil, err
@@ -112,13 +166,54 @@ func OpenMaildir(path string, opt MaildirOptions) (*Maildir, error) {
 	return m, nil
 }
 
-func (m *Maildir) takeLock() error {
-	f, err := os.OpenFile(filepath.Join(string(m.dir), "pop3.lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("pop3: lock maildir: %w", err)
+// openDirs checks the Maildir's owner and opens new/, cur/ and tmp/.
+func (m *Maildir) openDirs() error {
+	if m.uid >= 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(m.root, &st); err != nil {
+			return err
+		}
+		if int(st.Uid) != m.uid {
+			return unsafeMaildir("%s belongs to uid %d, not to the user's %d", m.path, st.Uid, m.uid)
+		}
 	}
+	var missing []string
+	for i, sub := range subdirNames {
+		fd, err := openSubdir(m.root, m.path, sub)
+		switch {
+		case errors.Is(err, ErrUnsafeMaildir):
+			return err
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+			missing = append(missing, sub)
+			continue
+		case err != nil:
+			return err
+		}
+		m.fds[i] = fd
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: missing %s", m.path, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func (m *Maildir) takeLock() error {
+	fd, err := openRetry(m.root, "pop3.lock", unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if err == nil {
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFREG {
+			err = errors.New("not a regular file")
+		}
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("pop3: lock maildir: %s/pop3.lock: %w", m.path, err)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(m.path, "pop3.lock"))
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err = syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
 		if err != syscall.EINTR {
 			break
 		}
@@ -126,12 +221,42 @@ func (m *Maildir) takeLock() error {
 	if err != nil {
 		f.Close()
 		if err == syscall.EWOULDBLOCK {
-			return fmt.Errorf("pop3: lock maildir %s: %w", m.dir, ErrInUse)
+			return fmt.Errorf("pop3: lock maildir %s: %w", m.path, ErrInUse)
 		}
 		return fmt.Errorf("pop3: lock maildir: %w", err)
 	}
 	m.lock = f
 	return nil
+}
+
+// clean removes the files in tmp/ whose access time is more than
+// maildir.CleanAge before now, as qmail-pop3d does at start (maildir.md
+// §5): names starting with '.' and directories are kept. It works on the
+// tmp/ handle: a symbolic link in tmp/ is removed, never followed.
+func (m *Maildir) clean(now time.Time) {
+	fd := m.fds[tmpSub]
+	buf := make([]byte, 32<<10)
+	var st unix.Stat_t
+	var old []string
+	err := readDir(fd, buf, func(name []byte, typ byte) {
+		if len(name) == 0 || name[0] == '.' || typ == syscall.DT_DIR {
+			return
+		}
+		s := string(name)
+		if fstatat(fd, s, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return // vanished
+		}
+		// qmail-pop3d: unlink when now > atime + 129600, in whole seconds.
+		if now.Unix() > st.Atim.Sec+int64(maildir.CleanAge/time.Second) {
+			old = append(old, s)
+		}
+	})
+	if err != nil {
+		return
+	}
+	for _, name := range old {
+		unlinkat(fd, name)
+	}
 }
 
 // scan lists new/ and then cur/ as qmail-pop3d's maildir_scan does, with
@@ -140,21 +265,14 @@ func (m *Maildir) takeLock() error {
 // 35 MB where maildir.Dir.List allocates 83 MB, and takes about 0.7 of
 // its time (BenchmarkScan100k).
 func (m *Maildir) scan(now time.Time) error {
-	for i, sub := range subdirNames {
-		fd, err := syscall.Open(filepath.Join(string(m.dir), sub), syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("pop3: scan maildir: open %s: %w", sub, err)
-		}
-		m.fds[i] = fd
-	}
 	// maildir.md §5: only files modified strictly before the second the
 	// session started; a message delivered in this second waits.
 	t := now.Unix()
 	buf := make([]byte, 256<<10)
 	var msgs []entry
-	for i := range subdirNames {
+	for i := range 2 {
 		var err error
-		if msgs, err = scanDir(m.fds[i], i, t, buf, msgs); err != nil {
+		if msgs, err = scanDir(m.fds[i], i, t, m.uid, buf, msgs); err != nil {
 			return fmt.Errorf("pop3: scan maildir %s: %w", subdirNames[i], err)
 		}
 	}
@@ -171,48 +289,57 @@ func (m *Maildir) scan(now time.Time) error {
 	return nil
 }
 
-// scanDir appends the regular files of one directory, not starting with
-// '.', modified before the second t.
-func scanDir(dirfd, sub int, t int64, buf []byte, msgs []entry) ([]entry, error) {
+// readDir calls f with the name and d_type of each entry of the directory
+// dirfd, from its start. name is valid only during the call.
+func readDir(dirfd int, buf []byte, f func(name []byte, typ byte)) error {
 	if _, err := syscall.Seek(dirfd, 0, 0); err != nil {
-		return msgs, err
+		return err
 	}
-	var st unix.Stat_t
 	for {
 		n, err := syscall.ReadDirent(dirfd, buf)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return msgs, err
+			return err
 		}
 		if n <= 0 {
-			return msgs, nil
+			return nil
 		}
 		for b := buf[:n]; len(b) >= 19; {
 			// struct linux_dirent64: ino, off, reclen, type, name.
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < 19 || reclen > len(b) {
-				return msgs, errors.New("bad directory entry")
+				return errors.New("bad directory entry")
 			}
 			typ, name := b[18], b[19:reclen]
 			b = b[reclen:]
 			if i := bytes.IndexByte(name, 0); i >= 0 {
 				name = name[:i]
 			}
-			if len(name) == 0 || name[0] == '.' || typ != syscall.DT_REG && typ != syscall.DT_UNKNOWN {
-				continue
-			}
-			s := string(name)
-			if err := fstatat(dirfd, s, &st); err != nil {
-				continue // gone since readdir (maildir.md §5), or unreadable
-			}
-			if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mtim.Sec >= t {
-				continue
-			}
-			msgs = append(msgs, entry{name: s, sub: sub, size: st.Size, mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec})
+			f(name, typ)
 		}
 	}
+}
+
+// scanDir appends the regular files of one directory, not starting with
+// '.', modified before the second t and, when uid >= 0, owned by uid.
+func scanDir(dirfd, sub int, t int64, uid int, buf []byte, msgs []entry) ([]entry, error) {
+	var st unix.Stat_t
+	err := readDir(dirfd, buf, func(name []byte, typ byte) {
+		if len(name) == 0 || name[0] == '.' || typ != syscall.DT_REG && typ != syscall.DT_UNKNOWN {
+			return
+		}
+		s := string(name)
+		if err := fstatat(dirfd, s, &st); err != nil {
+			return // gone since readdir (maildir.md §5), or unreadable
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mtim.Sec >= t || uid >= 0 && int(st.Uid) != uid {
+			return
+		}
+		msgs = append(msgs, entry{name: s, sub: sub, size: st.Size, mtime: st.Mtim.Sec*1e9 + st.Mtim.Nsec})
+	})
+	return msgs, err
 }
 
 func fstatat(dirfd int, name string, st *unix.Stat_t) error {
@@ -264,7 +391,7 @@ const sizesFile = "pop3sizes"
 // loadSizes reads pop3sizes: lines "<unique> <file size> <wire size>".
 // Anything unreadable is ignored: it is only a cache.
 func (m *Maildir) loadSizes() map[string][2]int64 {
-	b, err := os.ReadFile(filepath.Join(string(m.dir), sizesFile))
+	b, err := m.readFile(sizesFile, 64<<20)
 	if err != nil {
 		return nil
 	}
@@ -347,14 +474,35 @@ func (m *Maildir) wireSizes(ctx context.Context, out []Message) error {
 	return nil
 }
 
+// readFile reads a file of the Maildir directory (not a symbolic link, a
+// regular file owned by the user), up to max bytes.
+func (m *Maildir) readFile(name string, max int64) ([]byte, error) {
+	fd, _, err := openFile(m.root, name, unix.O_RDONLY, m.uid)
+	if err != nil {
+		return nil, err
+	}
+	f := &fileReader{fd: fd}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max))
+}
+
 // saveSizes replaces pop3sizes with the sizes of the current messages. A
-// failure is ignored: the sizes are counted again next time.
+// failure is ignored: the sizes are counted again next time. The
+// temporary file is made anew (O_EXCL), so a file or link left in its
+// place is never written through.
 func (m *Maildir) saveSizes(msgs []Message) {
-	tmp := filepath.Join(string(m.dir), sizesFile+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	const tmp = sizesFile + ".tmp"
+	unlinkat(m.root, tmp)
+	fd, err := openRetry(m.root, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC)
 	if err != nil {
 		return
 	}
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		unix.Close(fd)
+		unlinkat(m.root, tmp)
+		return
+	}
+	f := os.NewFile(uintptr(fd), tmp)
 	w := bufio.NewWriterSize(f, 64<<10)
 	for _, msg := range msgs {
 		if _, ok := sizeField(msg.UID, 'W'); ok {
@@ -363,31 +511,27 @@ func (m *Maildir) saveSizes(msgs []Message) {
 		fmt.Fprintf(w, "%s %d %d\n", msg.UID, msg.Size, msg.WireSize)
 	}
 	if w.Flush() != nil || f.Close() != nil {
-		os.Remove(tmp)
+		unlinkat(m.root, tmp)
 		return
 	}
-	if os.Rename(tmp, filepath.Join(string(m.dir), sizesFile)) != nil {
-		os.Remove(tmp)
+	if renameat(m.root, tmp, m.root, sizesFile) != nil {
+		unlinkat(m.root, tmp)
 	}
 }
 
 // Open opens message i relative to the directory handle of new/ or cur/,
-// without following a symbolic link.
+// without following a symbolic link, and only when it is a regular file
+// (owned by the user when the user's uid is known).
 func (m *Maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if i < 0 || i >= len(m.msgs) {
 		return nil, fmt.Errorf("pop3: open message %d: no such message", i+1)
 	}
 	e := &m.msgs[i]
-	for {
-		fd, err := unix.Openat(m.fds[e.sub], e.name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("pop3: open %s/%s: %w", subdirNames[e.sub], e.name, err)
-		}
-		return &fileReader{fd: fd}, nil
+	fd, _, err := openFile(m.fds[e.sub], e.name, unix.O_RDONLY, m.uid)
+	if err != nil {
+		return nil, fmt.Errorf("pop3: open %s/%s: %w", subdirNames[e.sub], e.name, err)
 	}
+	return &fileReader{fd: fd}, nil
 }
 
 // fileReader reads a message with plain read(2) calls: a regular file
@@ -432,29 +576,77 @@ func (f *fileReader) Close() error {
 }
 
 // Commit applies the QUIT update (maildir.md §5 step 6): it unlinks the
-// deleted messages (with maildir's Maildir++ quota bookkeeping), and moves
-// every other message still in new/ to cur/ with the info "2,", adding S
-// to retrieved ones when Seen is set. Failures to unlink are returned, one
-// error each; failures to move are ignored, as by qmail-pop3d.
+// deleted messages (with Maildir++ quota bookkeeping: a line of negative
+// deltas appended to maildirsize when there is one), and moves every
+// other message still in new/ to cur/ with the info "2,", adding S to
+// retrieved ones when Seen is set. Failures to unlink are returned, one
+// error each; failures to move are ignored, as by qmail-pop3d. Every
+// unlink and rename is relative to the directory handles.
 func (m *Maildir) Commit(ctx context.Context, u Update) error {
 	var errs []error
 	for i := range m.msgs {
-		msg := m.msgs[i].message()
+		e := &m.msgs[i]
+		msg := e.message()
+		n, perr := maildir.ParseName(e.name)
 		switch {
 		case i < len(u.Deleted) && u.Deleted[i]:
-			if err := m.dir.Remove(msg); err != nil {
+			if perr != nil {
+				errs = append(errs, perr)
+				continue
+			}
+			size, tagged := sizeField(n.Unique, 'S')
+			if !tagged {
+				size = -1
+				var st unix.Stat_t
+				if fstatat(m.fds[e.sub], e.name, &st) == nil {
+					size = st.Size
+				}
+			}
+			if err := unlinkat(m.fds[e.sub], e.name); err != nil {
 				if m.opt.MissingOK && errors.Is(err, fs.ErrNotExist) {
 					continue
 				}
-				errs = append(errs, err)
+				errs = append(errs, fmt.Errorf("maildir: remove %s: %w", msg.Path(), err))
+				continue
 			}
+			if size >= 0 {
+				// Best effort, as maildir.Dir.Remove: the quota
+				// code recalculates a maildirsize that drifts.
+				m.quotaDelta(-size, -1)
+			}
+		case perr != nil:
 		case m.opt.Seen && i < len(u.Retrieved) && u.Retrieved[i]:
-			m.dir.SetFlags(msg, msg.Flags().Add(maildir.Seen))
-		case msg.Subdir == "new":
-			m.dir.Move(msg)
+			name := n.WithFlags(msg.Flags().Add(maildir.Seen)).String()
+			if e.sub != 1 || name != e.name {
+				renameat(m.fds[e.sub], e.name, m.fds[1], name)
+			}
+		case e.sub == 0:
+			if n.Info == "" {
+				n.Info = "2,"
+			}
+			renameat(m.fds[0], e.name, m.fds[1], n.String())
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// quotaDelta appends "<bytes> <count>\n" to maildirsize (maildir.md §6),
+// when there is one, in one write on an O_APPEND descriptor: the
+// Maildir's, or for a Maildir++ folder (holding a maildirfolder file) its
+// parent's.
+func (m *Maildir) quotaDelta(nbytes, count int64) {
+	name := "maildirsize"
+	var st unix.Stat_t
+	if fstatat(m.root, "maildirfolder", &st) == nil {
+		name = "../maildirsize"
+	}
+	fd, _, err := openFile(m.root, name, unix.O_WRONLY|unix.O_APPEND, m.uid)
+	if err != nil {
+		return
+	}
+	line := strconv.FormatInt(nbytes, 10) + " " + strconv.FormatInt(count, 10) + "\n"
+	unix.Write(fd, []byte(line))
+	unix.Close(fd)
 }
 
 // Close closes the directory handles and releases the lock.
@@ -464,6 +656,10 @@ func (m *Maildir) Close() error {
 			syscall.Close(fd)
 			m.fds[i] = -1
 		}
+	}
+	if m.root >= 0 {
+		syscall.Close(m.root)
+		m.root = -1
 	}
 	if m.lock != nil {
 		err := m.lock.Close() // releases the flock

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -57,8 +58,17 @@ func ParsePasswdLine(line string) (PasswdEntry, error) {
 // [CompilePasswd] instead, for large user lists. The file is read again
 // when it changes. A malformed line makes every lookup fail temporarily
 // rather than lock some users out silently.
+//
+// Logins take as long for a user the file does not list as for one it
+// does (the password is checked against a dummy SHA-512-crypt hash with
+// the default rounds), so their timing does not tell which accounts exist;
+// a password longer than [MaxPasswordLength] is refused before any
+// hashing.
 type PasswdFile struct {
 	Path string
+
+	// verify is VerifyPassword; tests count its calls through it.
+	verify func(stored string, c Credentials) bool
 
 	mu      sync.Mutex
 	stamp   [3]int64 // inode, size, mtime of the file read
@@ -176,18 +186,48 @@ func CompilePasswd(path string, r io.Reader) error {
 	return nil
 }
 
+// dummyHash is checked for a user the file does not list, so that the
+// answer takes as long as for one it does: a SHA-512-crypt hash with the
+// default 5000 rounds, of a password nobody is told.
+const dummyHash = "$6$Bw7OHQ3k9XpZr1tN$u6c/RCsnkVRU0/GTcJf.b56Pg8cQpC5S82UF.6IgodMPRfmBENYG6ENRDd8JixNzMJxiejddMAQkZBChTvtd.0"
+
 // Authenticate looks the user up and checks the secret with
-// [VerifyPassword]. The user's Maildir is Home/Maildir.
+// [VerifyPassword]; for a user the file does not list, it checks the
+// secret against a dummy hash all the same, so the time taken does not
+// tell whether the user exists. The user's Maildir is Home/Maildir.
 func (p *PasswdFile) Authenticate(ctx context.Context, c Credentials) (*User, error) {
+	verify := p.verify
+	if verify == nil {
+		verify = VerifyPassword
+	}
+	if len(c.Secret) > MaxPasswordLength {
+		return nil, fmt.Errorf("pop3: user %q: password longer than %d bytes: %w", c.User, MaxPasswordLength, ErrAuthFailed)
+	}
 	e, err := p.Lookup(c.User)
+	if errors.Is(err, ErrAuthFailed) {
+		verify(dummyHash, c)
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
-	if !VerifyPassword(e.Password, c) {
+	if !verify(e.Password, c) {
 		return nil, fmt.Errorf("pop3: user %q: %w", c.User, ErrAuthFailed)
 	}
 	return &User{Name: e.Name, Home: e.Home, Shell: e.Shell, UID: e.UID, GID: e.GID, Maildir: filepath.Join(e.Home, "Maildir")}, nil
 }
+
+// MaxPasswordLength is the longest password [VerifyPassword] checks, in
+// bytes: 1024. SHA-crypt's cost grows with the square of the password's
+// length (an 8 KB password takes a quarter of a second), so a longer one
+// is refused, as a wrong password, before any hashing.
+const MaxPasswordLength = 1024
+
+// MaxRounds is the most SHA-crypt rounds [VerifyPassword] computes: a
+// stored hash asking for more (SHA-crypt allows 999,999,999) never
+// matches, so that no entry, whoever wrote it, makes each login spin.
+// Hashes made by [HashPassword], mkpasswd and Dovecot use 5000.
+const MaxRounds = 1_000_000
 
 // VerifyPassword checks credentials against a stored password:
 //
@@ -195,19 +235,31 @@ func (p *PasswdFile) Authenticate(ctx context.Context, c Credentials) (*User, er
 //	$5$salt$hash           SHA-256-crypt, optionally $5$rounds=N$...
 //	$6$salt$hash           SHA-512-crypt (glibc's crypt(3), mkpasswd -m sha-512)
 //	{CRYPT}$6$...          the same, with Dovecot's scheme prefix
+//	{SHA512-CRYPT}$6$...   the same, as Dovecot's doveadm pw writes it (and {SHA256-CRYPT}$5$...)
 //
 // An empty password, or one starting with '!' or '*' (a locked account),
-// never matches, nor does an unknown scheme.
+// never matches, nor does an unknown scheme, a secret longer than
+// [MaxPasswordLength] or a hash of more than [MaxRounds] rounds.
 func VerifyPassword(stored string, c Credentials) bool {
+	if len(c.Secret) > MaxPasswordLength {
+		return false
+	}
 	if strings.HasPrefix(stored, "{PLAIN}") {
 		secret := strings.TrimPrefix(stored, "{PLAIN}")
 		return secret != "" && CheckSecret(c, secret)
 	}
-	stored = strings.TrimPrefix(stored, "{CRYPT}")
+	var h func() hash.Hash
+	switch {
+	case strings.HasPrefix(stored, "{SHA512-CRYPT}$6$"):
+		stored = strings.TrimPrefix(stored, "{SHA512-CRYPT}")
+	case strings.HasPrefix(stored, "{SHA256-CRYPT}$5$"):
+		stored = strings.TrimPrefix(stored, "{SHA256-CRYPT}")
+	default:
+		stored = strings.TrimPrefix(stored, "{CRYPT}")
+	}
 	if c.Method == MethodAPOP || stored == "" {
 		return false
 	}
-	var h func() hash.Hash
 	switch {
 	case strings.HasPrefix(stored, "$5$"):
 		h = sha256.New
@@ -218,6 +270,29 @@ func VerifyPassword(stored string, c Credentials) bool {
 	}
 	got, ok := shaCrypt(h, c.Secret, stored)
 	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(stored)) == 1
+}
+
+// HashPassword returns password hashed for a password file: SHA-512-crypt
+// with the default 5000 rounds and a random 16-character salt, with
+// Dovecot's scheme prefix, "{SHA512-CRYPT}$6$salt$hash", a form both
+// [VerifyPassword] and Dovecot read. It refuses an empty password and one
+// longer than [MaxPasswordLength], which could never log in.
+func HashPassword(password string) (string, error) {
+	if password == "" || len(password) > MaxPasswordLength {
+		return "", fmt.Errorf("pop3: hash password: length %d not in 1..%d", len(password), MaxPasswordLength)
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("pop3: hash password: %w", err)
+	}
+	for i := range b {
+		b[i] = cryptAlphabet[b[i]&63]
+	}
+	h, ok := shaCrypt(sha512.New, password, "$6$"+string(b[:]))
+	if !ok {
+		return "", errors.New("pop3: hash password: failed")
+	}
+	return "{SHA512-CRYPT}" + h, nil
 }
 
 const cryptAlphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -247,7 +322,7 @@ func shaCrypt(newHash func() hash.Hash, password, setting string) (string, bool)
 	if len(salt) > 16 {
 		salt = salt[:16]
 	}
-	if rounds > 5000000 {
+	if rounds > MaxRounds {
 		return "", false // refuse to be made to spin by a stored setting
 	}
 	p, s := []byte(password), []byte(salt)

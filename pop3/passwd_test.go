@@ -136,3 +136,144 @@ func TestPasswdFile(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// Issue 17, finding 11: the cost of SHA-crypt grows with the square of
+// the password's length; a password over MaxPasswordLength is refused
+// before any hashing.
+func TestPasswordLengthCap(t *testing.T) {
+	max := strings.Repeat("p", MaxPasswordLength)
+	long := max + "p"
+	if !VerifyPassword("{PLAIN}"+max, Credentials{Secret: max}) {
+		t.Error("a password of MaxPasswordLength bytes is refused")
+	}
+	if VerifyPassword("{PLAIN}"+long, Credentials{Secret: long}) {
+		t.Error("a password over MaxPasswordLength bytes is accepted")
+	}
+	h, err := HashPassword(max)
+	if err != nil || !VerifyPassword(h, Credentials{Secret: max}) {
+		t.Fatalf("HashPassword(%d bytes) = %q, %v: does not verify", len(max), h, err)
+	}
+	if _, err := HashPassword(long); err == nil {
+		t.Error("HashPassword accepts a password that could never log in")
+	}
+
+	path := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(path, []byte("joe:"+h+":1:1::/h:/bin/sh\n"), 0o600)
+	calls := 0
+	p := &PasswdFile{Path: path, verify: func(stored string, c Credentials) bool {
+		calls++
+		return VerifyPassword(stored, c)
+	}}
+	for _, user := range []string{"joe", "nobody"} {
+		calls = 0
+		if _, err := p.Authenticate(t.Context(), Credentials{User: user, Secret: long + strings.Repeat("x", 8<<10)}); !isAuthFailed(err) {
+			t.Errorf("%s: an 9 KB password: %v", user, err)
+		}
+		if calls != 0 {
+			t.Errorf("%s: an over-long password was hashed", user)
+		}
+	}
+}
+
+// An unknown user's password is hashed all the same (against a dummy
+// hash like the real ones), so that the time does not tell which users
+// exist.
+func TestUnknownUserHashes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	os.WriteFile(path, []byte(testPasswd), 0o600)
+	var got []string
+	p := &PasswdFile{Path: path, verify: func(stored string, c Credentials) bool {
+		got = append(got, stored)
+		return VerifyPassword(stored, c)
+	}}
+	if _, err := p.Authenticate(t.Context(), Credentials{User: "nobody", Secret: "Hello"}); !isAuthFailed(err) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	if len(got) != 1 || got[0] != dummyHash {
+		t.Fatalf("unknown user: checked against %q, want the dummy hash", got)
+	}
+	got = nil
+	if _, err := p.Authenticate(t.Context(), Credentials{User: "mrose", Secret: "Hello"}); err != nil || len(got) != 1 || !strings.HasPrefix(got[0], "$6$saltstring$") {
+		t.Fatalf("known user: %v, checked %q", err, got)
+	}
+	// The dummy is a well-formed SHA-512-crypt hash with the default
+	// rounds, as costly as a real entry made by HashPassword.
+	if s, ok := shaCrypt(newSHA512, "guess", dummyHash); !ok || len(s) != len(dummyHash) || s[:20] != dummyHash[:20] || strings.Contains(dummyHash, "rounds=") {
+		t.Errorf("dummy hash %q: not a default SHA-512-crypt hash (%q)", dummyHash, s)
+	}
+	if VerifyPassword(dummyHash, Credentials{Secret: ""}) || VerifyPassword(dummyHash, Credentials{Secret: "x"}) {
+		t.Error("the dummy hash matches a guess")
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	seen := map[string]bool{}
+	for _, pass := range []string{"x", "pass word", "ünïcødé", strings.Repeat("long password ", 10)} {
+		h, err := HashPassword(pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest, ok := strings.CutPrefix(h, "{SHA512-CRYPT}$6$")
+		if !ok {
+			t.Fatalf("%q: hash %q has not the form {SHA512-CRYPT}$6$salt$hash", pass, h)
+		}
+		salt, hash, _ := strings.Cut(rest, "$")
+		if len(salt) != 16 || strings.Trim(salt, cryptAlphabet) != "" || len(hash) != 86 {
+			t.Errorf("%q: salt %q, hash %q", pass, salt, hash)
+		}
+		if seen[salt] {
+			t.Errorf("salt %q twice", salt)
+		}
+		seen[salt] = true
+		for _, stored := range []string{h, strings.TrimPrefix(h, "{SHA512-CRYPT}"), "{CRYPT}" + strings.TrimPrefix(h, "{SHA512-CRYPT}")} {
+			if !VerifyPassword(stored, Credentials{Secret: pass, Method: MethodUser}) {
+				t.Errorf("%q: %q does not verify", pass, stored)
+			}
+			if VerifyPassword(stored, Credentials{Secret: pass + "x", Method: MethodUser}) {
+				t.Errorf("%q: %q verifies a wrong password", pass, stored)
+			}
+		}
+	}
+	if _, err := HashPassword(""); err == nil {
+		t.Error("HashPassword of an empty password")
+	}
+}
+
+// Dovecot's prefixes on glibc's vectors; a prefix naming the other
+// algorithm matches nothing.
+func TestVerifyPasswordSchemes(t *testing.T) {
+	const v6 = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1"
+	const v5 = "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5"
+	c := Credentials{Secret: "Hello world!", Method: MethodUser}
+	for stored, want := range map[string]bool{
+		"{SHA512-CRYPT}" + v6: true,
+		"{SHA256-CRYPT}" + v5: true,
+		"{CRYPT}" + v6:        true,
+		"{SHA256-CRYPT}" + v6: false,
+		"{SHA512-CRYPT}" + v5: false,
+		"{SHA512-CRYPT}":      false,
+	} {
+		if got := VerifyPassword(stored, c); got != want {
+			t.Errorf("%q: %v, want %v", stored, got, want)
+		}
+	}
+}
+
+// Rounds beyond MaxRounds are refused without computing them.
+func TestRoundsCap(t *testing.T) {
+	for setting, ok := range map[string]bool{
+		"$6$rounds=1000$salt":      true,
+		"$6$rounds=10000$salt":     true,
+		"$6$rounds=1000001$salt":   false,
+		"$6$rounds=999999999$salt": false,
+		"$6$rounds=4294967296$s":   false,
+		"$5$rounds=10$salt":        true, // raised to 1000, as glibc does
+	} {
+		if _, got := shaCrypt(newSHA512, "x", setting); got != ok {
+			t.Errorf("%s: %v, want %v", setting, got, ok)
+		}
+	}
+	if VerifyPassword("$6$rounds=999999999$salt$whatever", Credentials{Secret: "x"}) {
+		t.Error("a hash of 999,999,999 rounds verifies")
+	}
+}

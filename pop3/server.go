@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/connlimit"
 )
 
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
@@ -88,8 +91,10 @@ type Server struct {
 	// OpenMailbox opens an authenticated user's maildrop. Nil opens
 	// the Maildir at User.Maildir (or Home/Maildir) with [OpenMaildir]: in
 	// modern mode with a lock, wire sizes, and Seen from SeenOnRetr; in
-	// compat mode as qmail-pop3d. An error wrapping [ErrInUse] answers
-	// "-ERR [IN-USE] ...".
+	// compat mode as qmail-pop3d; in both, confined to the Maildir and
+	// checked to belong to User.UID (see [MaildirOptions.User]). An error
+	// wrapping [ErrInUse] answers "-ERR [IN-USE] ...", a permanent one
+	// (such as [ErrUnsafeMaildir]) "-ERR [SYS/PERM] ...".
 	OpenMailbox func(ctx context.Context, u *User) (Mailbox, error)
 	// SeenOnRetr makes the default OpenMailbox flag messages retrieved
 	// whole with RETR as seen (S) at QUIT, in modern mode (spec §6.11).
@@ -109,11 +114,34 @@ type Server struct {
 	// timestamp). Compat mode always accepts it, as qmail-popup does.
 	APOP bool
 
-	// Timeout is the longest wait for each read and each write. Zero
-	// means 1200 s, qmail's; RFC 1939 asks for at least 10 minutes.
+	// Timeout is the longest wait for a whole command line (from the
+	// moment the server waits for it to its end: a client sending a byte
+	// now and then gains nothing), for the TLS handshake, and for each
+	// write. Zero means 1200 s, qmail's; RFC 1939 asks for at least 10
+	// minutes.
 	Timeout time.Duration
-	// SessionTimeout bounds a whole connection. Zero or negative: none.
+	// SessionTimeout bounds a whole connection. Zero means 1 hour in
+	// modern mode and none in compat mode (qmail has none); negative
+	// means none.
 	SessionTimeout time.Duration
+
+	// MaxConns is the most connections Serve serves at once on one
+	// listener, and MaxConnsPerIP the most from one client (an IPv4
+	// address or an IPv6 /64, from the connection's TCPREMOTEIP). A
+	// connection over a limit gets "-ERR [SYS/TEMP] too many
+	// connections" and is closed at once (a TLS one is closed without a
+	// reply). Zero means 1000 and 20 in modern mode, and no limit in
+	// compat mode (qmail leaves it to tcpserver -c); negative means no
+	// limit. ServeConn and ServeMailbox are not counted.
+	MaxConns      int
+	MaxConnsPerIP int
+
+	// AuthLimiter, when set, is asked before each check of credentials
+	// (USER/PASS, APOP, AUTH PLAIN; not a Handoff) and told its outcome,
+	// so that password guessing is slowed across sessions and
+	// connections. Nil: no limit beyond AuthFailDelay and the three
+	// attempts of a modern session.
+	AuthLimiter AuthLimiter
 	// MaxLineLength is the longest command line, CRLF included; a longer
 	// one gets "-ERR line too long" and is discarded. Zero means 255 (RFC
 	// 2449 §4) in modern mode and 1 MiB in compat mode (qmail has no
@@ -137,6 +165,7 @@ type Server struct {
 	closing   atomic.Bool
 	seq       atomic.Uint64
 	locks     map[string]bool // Maildirs in use by this server (flock covers other processes)
+	doneCh    chan struct{}   // closed by Shutdown and Close
 }
 
 func (srv *Server) now() time.Time {
@@ -168,6 +197,28 @@ func (srv *Server) timeout() time.Duration {
 		return srv.Timeout
 	}
 	return 1200 * time.Second
+}
+
+func (srv *Server) sessionTimeout() time.Duration {
+	switch {
+	case srv.SessionTimeout > 0:
+		return srv.SessionTimeout
+	case srv.SessionTimeout < 0, srv.Compat:
+		return 0
+	}
+	return time.Hour
+}
+
+// limit is the value of a MaxConns field: n when set, def in modern mode
+// when zero, and no limit (0 for connlimit) otherwise.
+func (srv *Server) limit(n, def int) int {
+	switch {
+	case n > 0:
+		return n
+	case n == 0 && !srv.Compat:
+		return def
+	}
+	return 0
 }
 
 func (srv *Server) maxLine() int {
@@ -216,7 +267,7 @@ func (srv *Server) openMailbox(ctx context.Context, u *User) (Mailbox, error) {
 		path = filepath.Join(u.Home, "Maildir")
 	}
 	if srv.Compat {
-		return OpenMaildir(path, MaildirOptions{Now: srv.Now})
+		return OpenMaildir(path, MaildirOptions{User: u, Now: srv.Now})
 	}
 	key, err := filepath.Abs(path)
 	if err != nil {
@@ -225,7 +276,7 @@ func (srv *Server) openMailbox(ctx context.Context, u *User) (Mailbox, error) {
 	if !srv.lock(key) {
 		return nil, ErrInUse
 	}
-	mb, err := OpenMaildir(path, MaildirOptions{Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+	mb, err := OpenMaildir(path, MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
 	if err != nil {
 		srv.unlock(key)
 		return nil, err
@@ -271,12 +322,20 @@ func (srv *Server) unlock(key string) {
 // returns ErrServerClosed. A connection with an Env() map[string]string
 // method (as the tcprules listener's have) is served with that
 // environment; others get TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP,
-// TCPLOCALPORT and PROTO from their addresses.
+// TCPLOCALPORT and PROTO from their addresses. Connections over MaxConns
+// or MaxConnsPerIP are refused.
+//
+// An error from Accept other than the listener being closed (a full
+// descriptor table, no buffers or memory, a connection aborted before it
+// was accepted, ...) is logged and Accept tried again after a pause, 5 ms
+// doubling to 1 s while the errors last: Serve returns only when l is
+// closed or the server shut down.
 func (srv *Server) Serve(l net.Listener) error {
 	if !srv.track(l, true) {
 		return ErrServerClosed
 	}
 	defer srv.track(l, false)
+	lim := &connlimit.Limiter{Max: srv.limit(srv.MaxConns, 1000), PerClient: srv.limit(srv.MaxConnsPerIP, 20)}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var delay time.Duration
@@ -286,20 +345,77 @@ func (srv *Server) Serve(l net.Listener) error {
 			if srv.closing.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				srv.logger().Warn("pop3: accept", "err", err, "retry", delay)
-				time.Sleep(delay)
-				continue
+			if !acceptRetry(err) {
+				return err
 			}
-			return err
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			srv.logger().Warn("pop3: accept", "err", err, "retry", delay)
+			if !srv.pause(delay) {
+				return ErrServerClosed
+			}
+			continue
 		}
 		delay = 0
+		env := ConnEnv(c)
+		release, err := lim.Acquire(remoteAddr(env, c))
+		if err != nil {
+			srv.logger().Warn("pop3: connection refused", "remote", env["TCPREMOTEIP"], "err", err)
+			wg.Go(func() { refuse(c, "-ERR [SYS/TEMP] too many connections\r\n") })
+			continue
+		}
 		wg.Go(func() {
-			srv.ServeConn(context.Background(), c, ConnEnv(c))
+			defer release()
+			srv.ServeConn(context.Background(), c, env)
 		})
 	}
+}
+
+// acceptRetry reports whether Accept may succeed again after err: every
+// error but those of a listener that is closed or is no listener.
+func acceptRetry(err error) bool {
+	switch {
+	case errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EBADF), errors.Is(err, syscall.ENOTSOCK),
+		errors.Is(err, syscall.EINVAL), errors.Is(err, syscall.EOPNOTSUPP):
+		return false
+	}
+	return true
+}
+
+// pause waits d, or less when the server shuts down; it reports whether
+// the server is still running.
+func (srv *Server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-srv.done():
+	}
+	return !srv.closing.Load()
+}
+
+// refuse writes line to a connection over a limit and closes it, waiting
+// at most a second: a TLS connection is closed without a reply, since
+// writing would wait for its handshake.
+func refuse(c net.Conn, line string) {
+	if _, ok := c.(*tls.Conn); !ok {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(c, line)
+	}
+	c.Close()
+}
+
+// remoteAddr is the client's address: the environment's TCPREMOTEIP (a
+// PROXY header's, from a tcprules listener), else the connection's.
+func remoteAddr(env map[string]string, c net.Conn) netip.Addr {
+	if a, err := netip.ParseAddr(env["TCPREMOTEIP"]); err == nil {
+		return a.Unmap()
+	}
+	if c.RemoteAddr() != nil {
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+			return ap.Addr().Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 // ConnEnv is the environment Serve gives a connection: its Env() when it
@@ -356,10 +472,28 @@ func (srv *Server) trackSession(s *session, add bool) bool {
 	return true
 }
 
+// done returns a channel closed when the server shuts down.
+func (srv *Server) done() chan struct{} {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.doneCh == nil {
+		srv.doneCh = make(chan struct{})
+	}
+	return srv.doneCh
+}
+
 func (srv *Server) closeListeners() {
 	srv.closing.Store(true)
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	if srv.doneCh == nil {
+		srv.doneCh = make(chan struct{})
+	}
+	select {
+	case <-srv.doneCh:
+	default:
+		close(srv.doneCh)
+	}
 	for l := range srv.listeners {
 		l.Close()
 	}
@@ -402,6 +536,7 @@ func (srv *Server) Close() error {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	for s := range srv.sessions {
+		s.cancel()
 		s.raw.Close()
 	}
 	return nil
@@ -421,16 +556,13 @@ func isLoopback(env map[string]string, c net.Conn) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-// deadlineConn sets a fresh deadline before each read and write, which is
-// qmail's timeoutread and timeoutwrite.
+// deadlineConn sets a fresh deadline before each write, which is qmail's
+// timeoutwrite. Reads are bounded by the deadline the session sets once
+// for each command line ([session.readLine]), not per read: a client that
+// trickles a byte at a time must still finish its line within Timeout.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
-}
-
-func (c *deadlineConn) Read(p []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Read(p)
 }
 
 func (c *deadlineConn) Write(p []byte) (int, error) {

@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,8 +19,9 @@ import (
 type session struct {
 	srv    *Server
 	ctx    context.Context
-	raw    net.Conn // the accepted connection (deadlines, Close)
-	conn   net.Conn // what is read and written: raw with deadlines, maybe TLS
+	cancel context.CancelFunc // ends ctx (Server.Close)
+	raw    net.Conn           // the accepted connection (deadlines, Close)
+	conn   net.Conn           // what is read and written: raw with deadlines, maybe TLS
 	env    map[string]string
 	br     *bufio.Reader
 	bw     *bufio.Writer
@@ -56,11 +58,12 @@ var (
 func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]string) error {
 	s := srv.newSession(ctx, c, env)
 	if !srv.trackSession(s, true) {
+		s.cancel()
 		c.Close()
 		return ErrServerClosed
 	}
 	defer srv.trackSession(s, false)
-	ctx, cancel := s.start(ctx)
+	ctx, cancel := s.start(s.ctx)
 	defer cancel()
 	s.ctx = ctx
 	s.challenge = srv.timestamp()
@@ -84,12 +87,13 @@ func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]str
 func (srv *Server) ServeMailbox(ctx context.Context, c net.Conn, env map[string]string, mb Mailbox) error {
 	s := srv.newSession(ctx, c, env)
 	if !srv.trackSession(s, true) {
+		s.cancel()
 		mb.Close()
 		c.Close()
 		return ErrServerClosed
 	}
 	defer srv.trackSession(s, false)
-	ctx, cancel := s.start(ctx)
+	ctx, cancel := s.start(s.ctx)
 	defer cancel()
 	s.ctx = ctx
 	if err := s.enter(mb); err != nil {
@@ -103,9 +107,15 @@ func (srv *Server) newSession(ctx context.Context, c net.Conn, env map[string]st
 	if env == nil {
 		env = map[string]string{}
 	}
-	s := &session{srv: srv, ctx: ctx, raw: c, env: env, compat: srv.Compat}
+	s := &session{srv: srv, raw: c, env: env, compat: srv.Compat}
+	// Close cancels it, which also ends a login waiting for the
+	// AuthLimiter or a Handoff.
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	_, s.tls = c.(*tls.Conn)
 	s.conn = &deadlineConn{Conn: c, timeout: srv.timeout()}
+	// Bounds an implicit TLS handshake, which the greeting's write
+	// starts; each command line then gets its own deadline.
+	c.SetReadDeadline(time.Now().Add(srv.timeout()))
 	s.br = bufio.NewReaderSize(s.conn, 4096)
 	s.bw = bufio.NewWriterSize(s.conn, 16<<10)
 	return s
@@ -115,11 +125,11 @@ func (srv *Server) newSession(ctx context.Context, c net.Conn, env map[string]st
 // connection.
 func (s *session) start(ctx context.Context) (context.Context, context.CancelFunc) {
 	var cancel context.CancelFunc = func() {}
-	if s.srv.SessionTimeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, s.srv.SessionTimeout)
+	if d := s.srv.sessionTimeout(); d > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d)
 	}
 	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
-	return ctx, func() { stop(); cancel() }
+	return ctx, func() { stop(); cancel(); s.cancel() }
 }
 
 // finish flushes, closes, releases the mailbox without its update, and
@@ -166,11 +176,20 @@ func (s *session) ok(text string) {
 
 var errLineTooLong = errors.New("pop3: line too long")
 
+// errLimited is the condition of a login the AuthLimiter refused.
+var errLimited = errors.New("pop3: too many failed logins")
+
 // readLine reads a line up to LF, drops one CR before it, and turns NUL
 // bytes into LF as qmail's commands.c does. A line longer than max (CRLF
 // included) is discarded up to its LF and reported as errLineTooLong.
 // Bytes after the last LF at the end of input are dropped, as by qmail.
+//
+// The whole line must come within the server's Timeout: the read deadline
+// is set once, here, not before each read.
 func (s *session) readLine(max int) (string, error) {
+	if !s.lineBuffered() {
+		s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
+	}
 	var acc []byte
 	n, tooLong := 0, false
 	for {
@@ -195,6 +214,17 @@ func (s *session) readLine(max int) (string, error) {
 			acc = append(acc, frag...)
 		}
 	}
+}
+
+// lineBuffered reports whether a whole line is already buffered, so that
+// reading it waits for nothing (pipelined commands need no new deadline).
+func (s *session) lineBuffered() bool {
+	n := s.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 func clean(b []byte) string {
@@ -377,6 +407,7 @@ func (s *session) stls() error {
 		return err
 	}
 	s.br.Discard(s.br.Buffered())
+	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
 	tc := tls.Server(&deadlineConn{Conn: s.raw, timeout: s.srv.timeout()}, s.srv.TLSConfig)
 	if err := tc.HandshakeContext(s.ctx); err != nil {
 		return fmt.Errorf("pop3: TLS handshake: %w", err)
@@ -464,6 +495,24 @@ func (s *session) login(cred Credentials) error {
 		}
 		return errEnd
 	}
+	lim := s.srv.AuthLimiter
+	addr := remoteAddr(s.env, s.raw)
+	if lim != nil {
+		if err := s.bw.Flush(); err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := lim.Wait(s.ctx, addr, cred.User); err != nil {
+			log.Warn("pop3: login refused by the limiter", "user", cred.User, "method", cred.Method, "remote", s.env["TCPREMOTEIP"], "err", err)
+			if s.ctx.Err() != nil {
+				return s.ctx.Err()
+			}
+			return s.loginFailed(errLimited)
+		}
+		if d := time.Since(start); d >= 100*time.Millisecond {
+			log.Info("pop3: login delayed by the limiter", "user", cred.User, "remote", s.env["TCPREMOTEIP"], "delay", d)
+		}
+	}
 	var u *User
 	err := ErrAuthFailed
 	if s.srv.Auth != nil {
@@ -471,6 +520,9 @@ func (s *session) login(cred Credentials) error {
 		if err == nil && u == nil {
 			err = errors.New("pop3: authenticator returned no user")
 		}
+	}
+	if lim != nil && (err == nil || errors.Is(err, ErrAuthFailed)) {
+		lim.Done(addr, cred.User, err == nil)
 	}
 	if err != nil {
 		log.Info("pop3: login failed", "user", cred.User, "method", cred.Method, "remote", s.env["TCPREMOTEIP"], "err", err)
@@ -485,6 +537,8 @@ func (s *session) login(cred Credentials) error {
 			return errEnd
 		case errors.Is(err, ErrInUse):
 			s.reply("-ERR [IN-USE] mailbox already locked")
+		case isPermanent(err):
+			s.reply("-ERR [SYS/PERM] unable to open mailbox")
 		default:
 			s.reply("-ERR [SYS/TEMP] unable to open mailbox")
 		}
@@ -521,9 +575,14 @@ func (s *session) loginFailed(err error) error {
 		case <-t.C:
 		}
 	}
-	if errors.Is(err, ErrAuthFailed) {
+	switch {
+	case errors.Is(err, ErrAuthFailed):
 		s.reply("-ERR [AUTH] authentication failed")
-	} else {
+	case err == errLimited:
+		// RFC 3206 §4: SYS/TEMP, since the credentials were not
+		// checked and the client may try again later.
+		s.reply("-ERR [SYS/TEMP] too many failed logins, try again later")
+	default:
 		s.reply("-ERR [SYS/TEMP] authentication temporarily unavailable")
 	}
 	if s.fails >= 3 {

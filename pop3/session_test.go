@@ -409,7 +409,7 @@ func TestIdleTimeout(t *testing.T) {
 			t.Fatalf("ended early: %v", err)
 		default:
 		}
-		c.cmd("NOOP", "+OK ") // the timeout is per read
+		c.cmd("NOOP", "+OK ") // the timeout is per command line
 		time.Sleep(1201 * time.Second)
 		synctest.Wait()
 		if err := <-done; !errors.Is(err, ErrClientGone) {
