@@ -16,6 +16,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -68,20 +69,18 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	users := &pop3.PasswdFile{Path: file}
-	e, err := users.Lookup(cred.User)
+	// Authenticate checks an unknown user's password against a dummy
+	// hash too, so that the time taken tells no one which users exist.
+	e, err := users.Authenticate(context.Background(), pop3.Credentials{User: cred.User, Secret: cred.Secret, Method: pop3.MethodUser})
+	if errors.Is(err, pop3.ErrAuthFailed) && cred.Challenge != "" {
+		e, err = users.Authenticate(context.Background(), pop3.Credentials{User: cred.User, Secret: cred.Secret, Challenge: cred.Challenge, Method: pop3.MethodAPOP})
+	}
 	if errors.Is(err, pop3.ErrAuthFailed) {
 		return 1
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "checkpassword: %v\n", err)
 		return 111
-	}
-	ok := pop3.VerifyPassword(e.Password, pop3.Credentials{Secret: cred.Secret, Method: pop3.MethodUser})
-	if !ok && cred.Challenge != "" {
-		ok = pop3.VerifyPassword(e.Password, pop3.Credentials{Secret: cred.Secret, Challenge: cred.Challenge, Method: pop3.MethodAPOP})
-	}
-	if !ok {
-		return 1
 	}
 
 	// Only root can become the user; run as anyone else, checkpassword

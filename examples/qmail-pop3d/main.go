@@ -46,9 +46,12 @@ func run(args []string, stdin, stdout *os.File, stderr io.Writer) int {
 		fmt.Fprint(stdout, "-ERR this user has no $HOME/Maildir\r\n")
 		return 0
 	}
-	opt := pop3.MaildirOptions{}
+	// qmail-pop3d runs as the user (checkpassword switched to it), so the
+	// kernel checks every access: ~/Maildir may be a symbolic link, as
+	// qmail allows.
+	opt := pop3.MaildirOptions{FollowLink: true}
 	if *modern {
-		opt = pop3.MaildirOptions{Lock: true, WireSizes: true, MissingOK: true}
+		opt = pop3.MaildirOptions{Lock: true, WireSizes: true, MissingOK: true, FollowLink: true}
 	}
 	mb, err := pop3.OpenMaildir(args[0], opt)
 	if err != nil {

@@ -5,11 +5,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qmailkit/qmailkit/authlimit"
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpclient"
 )
@@ -24,6 +26,8 @@ type Metrics struct {
 	deliveries *prometheus.CounterVec
 	connsTotal *prometheus.CounterVec
 	connsOpen  *prometheus.GaugeVec
+	authEvents *prometheus.CounterVec
+	authDelay  prometheus.Histogram
 }
 
 // NewMetrics makes the registry of a System whose queue q is counted at
@@ -41,12 +45,24 @@ func NewMetrics(q *queue.Queue) *Metrics {
 			Name: "qmailkit_connections_open", Help: "Connections open.",
 		}, []string{"server"}),
 	}
+	m.authEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qmailkit_auth_throttled_total",
+		Help: "Logins (POP3 and SMTP AUTH) delayed or refused after repeated failures, by event (delay, refuse).",
+	}, []string{"event"})
+	m.authDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "qmailkit_auth_delay_seconds",
+		Help:    "How long delayed logins waited before their check.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+	})
+	for _, e := range []string{authlimit.EventDelay, authlimit.EventRefuse} {
+		m.authEvents.WithLabelValues(e)
+	}
 	for _, ch := range []string{"local", "remote"} {
 		for _, o := range []string{"success", "deferral", "failure"} {
 			m.deliveries.WithLabelValues(ch, o) // present from the start, at 0
 		}
 	}
-	m.reg.MustRegister(m.deliveries, m.connsTotal, m.connsOpen, queueCollector{q},
+	m.reg.MustRegister(m.deliveries, m.connsTotal, m.connsOpen, m.authEvents, m.authDelay, queueCollector{q},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -65,6 +81,36 @@ func (m *Metrics) delivered(remote bool, err error) {
 		outcome = "deferral"
 	}
 	m.deliveries.WithLabelValues(ch, outcome).Inc()
+}
+
+// observeAuth is an authlimit.Limiter's Observe: the throttled logins
+// by event, and the delays waited.
+func (m *Metrics) observeAuth(event string, delay time.Duration) {
+	m.authEvents.WithLabelValues(event).Inc()
+	if event == authlimit.EventDelay {
+		m.authDelay.Observe(delay.Seconds())
+	}
+}
+
+// authCollector reports an authlimit.Limiter's failed checks and the
+// clients and accounts it tracks.
+type authCollector struct{ l *authlimit.Limiter }
+
+var (
+	authFailed  = prometheus.NewDesc("qmailkit_auth_failures_total", "Logins refused for wrong credentials (POP3 and SMTP AUTH).", nil, nil)
+	authTracked = prometheus.NewDesc("qmailkit_auth_tracked", "Clients and accounts with failed logins being counted.", []string{"kind"}, nil)
+)
+
+func (c authCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- authFailed
+	ch <- authTracked
+}
+
+func (c authCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.l.Stats()
+	ch <- prometheus.MustNewConstMetric(authFailed, prometheus.CounterValue, float64(st.Failed))
+	ch <- prometheus.MustNewConstMetric(authTracked, prometheus.GaugeValue, float64(st.Clients), "client")
+	ch <- prometheus.MustNewConstMetric(authTracked, prometheus.GaugeValue, float64(st.Accounts), "account")
 }
 
 // connCount is one server's pair of connection metrics.

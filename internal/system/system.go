@@ -84,6 +84,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/authlimit"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/internal/uring"
@@ -156,6 +157,9 @@ type System struct {
 	Local     *dotqmail.Local
 	// Metrics counts deliveries and the connections Run serves.
 	Metrics *Metrics
+	// AuthLimiter delays and refuses logins after repeated failures, per
+	// client address and per account, for POP3 and SMTP AUTH together.
+	AuthLimiter *authlimit.Limiter
 
 	opts   Options
 	logger *slog.Logger
@@ -220,6 +224,8 @@ func Open(home string, opts Options) (*System, error) {
 		return nil, err
 	}
 	s.Metrics = NewMetrics(s.Queue)
+	s.AuthLimiter = &authlimit.Limiter{Logger: s.logger.With("part", "authlimit"), Observe: s.Metrics.observeAuth}
+	s.Metrics.reg.MustRegister(authCollector{s.AuthLimiter})
 	s.space = &spaceCheck{dir: s.Queue.Dir(), need: s.minFree.Load, interval: 250 * time.Millisecond}
 	s.minFree.Store(defaultMinFree)
 	// One tcpto for every client Reload makes: what it learnt survives.
@@ -547,9 +553,10 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 	}
 	return &pop3.Server{
 		Hostname:  me,
-		Auth:      s.Passwd(),
-		TLSConfig: tlsConfig,
-		Logger:    s.logger.With("part", "pop3"),
+		Auth:        s.Passwd(),
+		AuthLimiter: s.AuthLimiter,
+		TLSConfig:   tlsConfig,
+		Logger:      s.logger.With("part", "pop3"),
 	}, nil
 }
 
