@@ -80,6 +80,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
@@ -92,6 +93,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/pop3"
 )
 
 func main() {
@@ -117,7 +119,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
 	logFormat := fs.String("log", "text", "log format: text or json")
 	metricsAddr := fs.String("metrics", "", "HTTP address for /metrics (Prometheus text) and /healthz, e.g. 127.0.0.1:9125 (empty: none)")
-	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, else nobody)")
+	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, created if missing; never nobody or root)")
+	grace := fs.Duration("grace", time.Minute, "at a stop: how long sessions and deliveries in progress may go on before they are cut")
+	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -145,11 +149,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return 1
 	}
 
+	if *grace <= 0 {
+		fmt.Fprintf(stderr, "mta: -grace must be positive\n")
+		return 2
+	}
 	root := os.Getuid() == 0
 	var uid, gid int
 	if root {
 		var err error
-		if uid, gid, err = lookupAccount(*account); err != nil {
+		if uid, gid, err = lookupAccount(*account, createAccount, logger); err != nil {
 			return fail(err)
 		}
 	} else if *account != "" {
@@ -213,6 +221,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			// the helper defers deliveries to other uids until it is fixed.
 			logger.Error("mta: " + err.Error() + ": deliveries under users' uids are deferred until it belongs to root; as root run: " + usersFix(*home, gid))
 		}
+		if err := checkControl(*home, uid, gid); err != nil {
+			// A home from an older mta, whose control/ is the account's.
+			logger.Warn("mta: "+err.Error()+": the account could rewrite the control files (an open relay) or replace the key; as root run: "+controlFix(*home, gid), "home", *home)
+		}
 		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
 			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
 		}
@@ -228,7 +240,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		// keep this goroutine on its thread, which then lives as long as
 		// the process (run is main's goroutine).
 		runtime.LockOSThread()
-		if lsp, err = startHelper(program, *home, *defDelivery, *logFormat, stderr); err != nil {
+		if lsp, err = startHelper(program, *home, *defDelivery, *logFormat, *deliveryTimeout, stderr); err != nil {
 			return fail(err)
 		}
 		defer func() {
@@ -246,7 +258,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		logger.Info("mta: running as an unprivileged account; local deliveries under the recipients' uids", "uid", uid, "gid", gid)
 	}
-	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger}
+	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace}
 	if lsp != nil {
 		opts.LocalDeliverer = lsp.client
 	}
@@ -285,6 +297,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if srv.POP3, err = sys.POP3(tc); err != nil {
 		return fail(err)
 	}
+	if lsp != nil {
+		srv.POP3.OpenMailbox = openMailbox(srv.POP3, lsp.client, uid, gid)
+	}
 	banner(stdout, *home, created, demo, ls, metricsL)
 	if metricsL != nil {
 		mux := http.NewServeMux()
@@ -299,8 +314,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- sys.Run(runCtx, srv, ls) }()
+	// At a stop, sessions and deliveries have the grace period; then the
+	// helper is let go, which kills the local deliveries still running
+	// (they are deferred), whatever users' programs do.
+	var abort <-chan time.Time
+	stopping := runCtx.Done()
 	for {
 		select {
+		case <-stopping:
+			stopping = nil
+			if lsp != nil {
+				t := time.NewTimer(*grace)
+				defer t.Stop()
+				abort = t.C
+			}
+		case <-abort:
+			abort = nil
+			logger.Warn("mta: grace period over: killing the local deliveries still running", "grace", *grace)
+			helperGone = nil
+			lsp.client.Close()
 		case <-hup:
 			if err := sys.Reload(); err != nil {
 				logger.Error("mta: reload failed, keeping the old settings", "err", err)
@@ -325,29 +357,86 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	}
 }
 
+// defaultAccount is the account a root mta runs as without -user.
+const defaultAccount = "qmailkit"
+
 // lookupAccount finds the account a root process runs as: name, else
-// qmailkit, else nobody. It must not be uid 0.
-func lookupAccount(name string) (uid, gid int, err error) {
-	names := []string{name}
-	if name == "" {
-		names = []string{"qmailkit", "nobody"}
+// qmailkit, which create makes when it does not exist. The account must
+// be the mta's alone: never root (uid 0) nor nobody (uid 65534, or that
+// name), which other daemons share and which would then own the queue,
+// control/ and the key.
+func lookupAccount(name string, create func(name string) error, logger *slog.Logger) (uid, gid int, err error) {
+	n := name
+	if n == "" {
+		n = defaultAccount
 	}
-	for _, n := range names {
-		u, err := user.Lookup(n)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.Atoi(u.Uid)
-		gid, err2 := strconv.Atoi(u.Gid)
-		if err1 != nil || err2 != nil {
-			return 0, 0, fmt.Errorf("account %s: uid %q gid %q", n, u.Uid, u.Gid)
-		}
-		if uid == 0 {
-			return 0, 0, fmt.Errorf("account %s has uid 0: choose an unprivileged one with -user", n)
-		}
-		return uid, gid, nil
+	if n == "nobody" || n == "nfsnobody" {
+		return 0, 0, fmt.Errorf("-user %s: the account is shared with other daemons; choose one of the mta's own (default %s)", n, defaultAccount)
 	}
-	return 0, 0, fmt.Errorf("no account %s: create it or choose one with -user", strings.Join(names, " or "))
+	u, err := user.Lookup(n)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) && name == "" {
+		if err := create(n); err != nil {
+			return 0, 0, fmt.Errorf("no account %s, and creating it failed: %w (create it, or choose one with -user)", n, err)
+		}
+		logger.Info("mta: created the system account " + n + " to run as")
+		u, err = user.Lookup(n)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("account %s: %w: create it or choose one with -user", n, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("account %s: uid %q gid %q", n, u.Uid, u.Gid)
+	}
+	switch {
+	case uid == 0 || gid == 0:
+		return 0, 0, fmt.Errorf("account %s has uid or gid 0: choose an unprivileged one with -user", n)
+	case uid == 65534:
+		return 0, 0, fmt.Errorf("account %s has nobody's uid 65534, which other daemons share: choose one of the mta's own with -user", n)
+	}
+	return uid, gid, nil
+}
+
+// createAccount makes a system account and its group for the mta, with no
+// home and no login shell, as useradd(8) does.
+func createAccount(name string) error {
+	shell := "/usr/sbin/nologin"
+	if _, err := os.Stat(shell); err != nil {
+		shell = "/bin/false"
+	}
+	out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", shell, "--user-group", name).CombinedOutput()
+	if err != nil {
+		if _, lerr := user.Lookup(name); lerr == nil {
+			return nil // made meanwhile, by another start
+		}
+		return fmt.Errorf("useradd: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// openMailbox is the POP3 server's OpenMailbox for a root-started mta: a
+// user whose uid and gid are the mta's own is opened in-process, as
+// pop3.Server does by default; any other through a mailbox agent that the
+// helper runs under the user's uid and gid, so that the kernel checks the
+// user's rights on every file of the maildrop (qmail-pop3d runs after
+// checkpassword's setuid).
+func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.Context, *pop3.User) (pop3.Mailbox, error) {
+	return func(ctx context.Context, u *pop3.User) (pop3.Mailbox, error) {
+		if u.UID != uid || u.GID != gid {
+			return c.OpenMailbox(ctx, u.Name, srv.SeenOnRetr)
+		}
+		path := u.Maildir
+		if path == "" {
+			if u.Home == "" {
+				return nil, errors.New("pop3: user has no home directory")
+			}
+			path = filepath.Join(u.Home, "Maildir")
+		}
+		return pop3.OpenMaildir(path, pop3.MaildirOptions{Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+	}
 }
 
 // serveQueueSocket serves lspawn.QueueServer for sys's queue on a unix
