@@ -323,3 +323,122 @@ func TestNoUserCodeAsTheAccount(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+// pidsOf returns the processes running under uid.
+func pidsOf(uid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/status")
+	var out []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
+				if st, err := os.ReadFile(filepath.Join(filepath.Dir(p), "stat")); err == nil && strings.Contains(string(st[strings.LastIndexByte(string(st), ')')+1:]), " Z ") {
+					continue // a zombie has ended
+				}
+				n, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// stubborn is a .qmail program line that says it started, ignores
+// SIGTERM and never ends, in a background child too.
+const stubborn = "|touch started; trap '' TERM; (trap '' TERM; while :; do sleep 1; done) & while :; do sleep 1; done\n"
+
+// TestStopWithStubbornDelivery (finding 3): a user's program that never
+// ends and ignores SIGTERM does not keep the mta from stopping within its
+// grace period, and is killed with everything it started.
+func TestStopWithStubbornDelivery(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a user with a uid of its own")
+	}
+	const uid = 1631
+	acct := testAccount(t)
+	dir := scratch(t)
+	home := filepath.Join(dir, "home")
+	const grace = 2 * time.Second
+	p := startMTAAs(t, home, false, "-user", acct.name, "-grace", grace.String())
+	homes := addUsers(t, home, dir, localUser{name: "stella", uid: uid, dotQmail: stubborn})
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"stella@localhost"}, "Subject: x\r\n\r\nhello\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(homes["stella"], "started"), p)
+	start := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+	// The grace period, then a few seconds for the helper to kill and
+	// reap (a qmail-local child's output is waited for 5 s at most).
+	if took := time.Since(start); took > grace+10*time.Second {
+		t.Errorf("the mta took %v to stop, grace %v", took, grace)
+	}
+	waitNoProcesses(t, uid, p)
+}
+
+// TestDeliveryTimeLimit (finding 3): a delivery whose program never ends
+// is killed at -deliverytimeout, with everything it started, and
+// deferred.
+func TestDeliveryTimeLimit(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a user with a uid of its own")
+	}
+	const uid = 1632
+	acct := testAccount(t)
+	dir := scratch(t)
+	home := filepath.Join(dir, "home")
+	p := startMTAAs(t, home, false, "-user", acct.name, "-deliverytimeout", "2s")
+	homes := addUsers(t, home, dir, localUser{name: "tess", uid: uid, dotQmail: stubborn})
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"tess@localhost"}, "Subject: x\r\n\r\nhello\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(homes["tess"], "started"), p)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), "deferral: ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no deferral:\n%s", p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitNoProcesses(t, uid, p)
+	p.stop(t)
+}
+
+func waitFile(t *testing.T, path string, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 30 s:\n%s", path, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitNoProcesses fails unless every process of uid is gone within 10 s
+// (and kills them then).
+func waitNoProcesses(t *testing.T, uid int, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := pidsOf(uid)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Fatalf("processes of uid %d still running: %v\n%s", uid, pids, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
