@@ -26,12 +26,24 @@
 //	                    deliveries by outcome, connections, and the Go runtime's
 //	                    and the process's metrics, resident memory among them)
 //	                    and /healthz; keep it on loopback (default: none)
-//	-user NAME          as root: the account to run as (default qmailkit, else nobody)
+//	-user NAME          as root: the account to run as (default qmailkit,
+//	                    which is created with useradd if missing; nobody,
+//	                    uid 65534 and uid 0 are refused: the account owns
+//	                    the queue and reads the key, so it must be the mta's alone)
+//	-grace D            at a stop, how long sessions and deliveries in progress
+//	                    may go on (default 1m); then they are cut
+//	-deliverytimeout D  as root: the time limit of a local delivery (default
+//	                    1060s: qmail-local's 1000 s for each program, and a
+//	                    minute), after which its processes are killed and it
+//	                    is deferred
 //
 // Started as root, it makes the home for the account (mode 755, as
 // /var/qmail; users/ with assign and cdb belong to root, as qmail-newu's
 // files do, and users/poppasswd is root's, readable by the account's
-// group), binds its ports (so -smtp :25 works), starts a delivery
+// group; control/ is root's too, so that the account cannot rewrite who
+// may relay, and control/servercert.pem root's and readable by the
+// account's group alone; on an older home whose control/ the account can
+// write, the start-up log says so with the command that fixes it), binds its ports (so -smtp :25 works), starts a delivery
 // helper, and runs everything else as that account. The helper, a copy of
 // this program that stays root (qmail's qmail-lspawn), is connected to it
 // by a socketpair and exits when it goes away; the mta passes it each
@@ -52,13 +64,31 @@
 // build directory is root's alone). Should the helper die, the mta stops (exit 1): it can no longer
 // start one. A recipient whose user is the account the mta runs as is
 // delivered in-process, since a child under that uid would have the same
-// rights. Started as an ordinary user, it delivers in-process as that
-// user.
+// rights. Each delivery the helper runs has -deliverytimeout; processes a
+// delivery leaves behind are killed (the helper adopts them as a child
+// subreaper).
+//
+// POP3, as root: a user of users/poppasswd whose uid and gid are the
+// account's (the demo mailbox) is read in-process; any other user's
+// Maildir is read by a mailbox agent, a copy of this program that the
+// helper starts under the user's uid and gid (looked up by the helper in
+// users/poppasswd, believed only while it and users/ are root's; uid 0
+// refused), with no supplementary groups and an empty environment, so
+// that the kernel checks the user's rights on every file, as qmail-pop3d
+// runs after checkpassword's setuid. The agent passes each message's
+// descriptor to the mta, which reads it directly; it ends with its
+// session, or after two hours; at most 256 run at once.
+//
+// Started as an ordinary user, it delivers in-process as that user.
 //
 // Signals: SIGTERM or SIGINT stops accepting connections, lets the sessions
 // finish the message they are receiving, lets the deliveries in progress
 // finish, and exits 0: every message acknowledged is in the queue and is
-// delivered at the next start. SIGHUP rereads locals, virtualdomains,
+// delivered at the next start. Sessions and deliveries get the grace
+// period (-grace); then sessions are cut and, as root, the helper kills
+// the local deliveries still running (they are deferred), so that the mta
+// exits within the grace period and a few seconds whatever users'
+// programs do. SIGHUP rereads locals, virtualdomains,
 // rcpthosts, morercpthosts.cdb, badmailfrom and smtproutes, and
 // qmail-smtpd's me, smtpgreeting, localiphost, databytes and timeoutsmtpd,
 // without dropping a connection: an SMTP session keeps the greeting, size
