@@ -14,11 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/pop3"
 )
 
 // The program's hidden roles, chosen first thing in main: the mta started
@@ -26,7 +28,7 @@ import (
 // which runs it as qmail-local under each recipient's uid (by argv[0], as
 // dotqmail.Local names it), whose forwards run it as qmail-queue.
 const (
-	roleEnv        = "QMAILKIT_MTA_ROLE"     // "lspawn" or "qmail-queue"
+	roleEnv        = "QMAILKIT_MTA_ROLE"     // "lspawn", "qmail-queue" or "mailbox"
 	queueSocketEnv = "QMAILKIT_QUEUE_SOCKET" // the qmail-queue role's server
 )
 
@@ -43,6 +45,8 @@ func role() (int, bool) {
 		return dotqmail.QmailLocal(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr), true
 	case os.Getenv(roleEnv) == "lspawn":
 		return lspawnMain(os.Args[1:], os.Stderr), true
+	case os.Getenv(roleEnv) == "mailbox":
+		return mailboxMain(os.Args[1:], os.Stderr), true
 	case os.Getenv(roleEnv) == "qmail-queue":
 		// qmail-queue's interface: the message on 0, the envelope on 1.
 		return lspawn.Enqueue(os.Getenv(queueSocketEnv), os.Stdin, os.NewFile(1, "envelope")), true
@@ -60,7 +64,7 @@ type helper struct {
 // lspawn role, connected by a socketpair, and returns its client. The
 // helper exits when the socket closes; Pdeathsig kills it should this
 // process die first.
-func startHelper(program, home, defaultDelivery, logFormat string, stderr io.Writer) (*helper, error) {
+func startHelper(program, home, defaultDelivery, logFormat string, deliveryTimeout time.Duration, stderr io.Writer) (*helper, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -68,12 +72,15 @@ func startHelper(program, home, defaultDelivery, logFormat string, stderr io.Wri
 	mine, theirs := os.NewFile(uintptr(fds[0]), "lspawn"), os.NewFile(uintptr(fds[1]), "lspawn")
 	defer mine.Close()
 	defer theirs.Close()
-	cmd := exec.Command(program, "-home", home, "-defaultdelivery", defaultDelivery, "-program", program, "-log", logFormat)
+	cmd := exec.Command(program, "-home", home, "-defaultdelivery", defaultDelivery, "-program", program, "-log", logFormat,
+		"-deliverytimeout", deliveryTimeout.String())
 	cmd.Env = append(withoutQmailEnv(os.Environ()), roleEnv+"=lspawn")
 	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3
 	cmd.Stderr = stderr
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A session of its own: no terminal's signals, and the processes it
+	// kills (see reap.go) cannot be in the terminal's groups.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the delivery helper: %w", err)
 	}
@@ -118,6 +125,7 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	def := fs.String("defaultdelivery", "./Maildir/", "default delivery")
 	program := fs.String("program", "", "this program")
 	logFormat := fs.String("log", "text", "log format")
+	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "time limit of a delivery")
 	if err := fs.Parse(args); err != nil || *home == "" || *program == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "mta lspawn: started by the mta only")
 		return 2
@@ -159,9 +167,100 @@ func lspawnMain(args []string, stderr io.Writer) int {
 		Program:         *program,
 		Env:             env,
 	}
-	srv := &lspawn.Server{Local: refusalReporter(local, logger), Logger: logger}
-	if err := srv.ServeConn(context.Background(), conn); err != nil {
+	agents := &lspawn.Agents{
+		Lookup: func(name string) (lspawn.MailboxUser, error) {
+			return lookupMailbox(filepath.Join(*home, "users", "poppasswd"), name)
+		},
+		Command: func(u lspawn.MailboxUser, seen bool) *exec.Cmd {
+			args := []string{"-maildir", u.Maildir}
+			if seen {
+				args = append(args, "-seen")
+			}
+			cmd := exec.Command(*program, args...)
+			cmd.Args[0] = "mta-mailbox"
+			cmd.Env = []string{roleEnv + "=mailbox"}
+			cmd.Stderr = stderr
+			return cmd
+		},
+		Logger: logger,
+	}
+	// Whatever a delivery leaves running is killed: see reap.go.
+	reapCtx, stopReaping := context.WithCancel(context.Background())
+	reaped := reapOrphans(reapCtx, logger)
+	srv := &lspawn.Server{Local: refusalReporter(local, logger), Mailboxes: agents, DeliveryTimeout: *deliveryTimeout, Logger: logger}
+	err = srv.ServeConn(context.Background(), conn)
+	stopReaping()
+	<-reaped
+	if err != nil {
 		logger.Error("mta lspawn: " + err.Error())
+		return 1
+	}
+	return 0
+}
+
+// lookupMailbox finds user name in users/poppasswd (at path) for a
+// mailbox agent: the helper reads the file itself, believing it only while
+// it and users/ belong to root and only root may write them, as for
+// users/cdb, and never takes a uid or home from the mta.
+func lookupMailbox(path, name string) (lspawn.MailboxUser, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return lspawn.MailboxUser{}, err
+	}
+	if err := trustUsersCDB(path, fi); err != nil {
+		return lspawn.MailboxUser{}, err
+	}
+	pf := &pop3.PasswdFile{Path: path}
+	e, err := pf.Lookup(name)
+	if err != nil {
+		return lspawn.MailboxUser{}, err
+	}
+	if !filepath.IsAbs(e.Home) {
+		return lspawn.MailboxUser{}, fmt.Errorf("user %q: home %q is not an absolute path", name, e.Home)
+	}
+	return lspawn.MailboxUser{Name: e.Name, UID: e.UID, GID: e.GID, Maildir: filepath.Join(e.Home, "Maildir")}, nil
+}
+
+// mailboxMain is a mailbox agent: started by the helper under a POP3
+// user's uid and gid, it opens the user's Maildir with the user's rights
+// and serves it to the mta on descriptor 3 (lspawn.ServeMailbox) until
+// the mta closes it or -lifetime is up.
+func mailboxMain(args []string, stderr io.Writer) int {
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	syscall.Umask(0o077)
+	fs := flag.NewFlagSet("mta mailbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("maildir", "", "the Maildir")
+	seen := fs.Bool("seen", false, "flag messages retrieved whole as seen")
+	lifetime := fs.Duration("lifetime", lspawn.DefaultAgentLifetime, "longest life")
+	if err := fs.Parse(args); err != nil || *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "mta mailbox: started by the delivery helper only")
+		return 2
+	}
+	if os.Geteuid() == 0 {
+		fmt.Fprintln(stderr, "mta mailbox: refusing to run as root")
+		return 1
+	}
+	f := os.NewFile(3, "mailbox")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		fmt.Fprintln(stderr, "mta mailbox: descriptor 3: "+err.Error())
+		return 1
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		fmt.Fprintln(stderr, "mta mailbox: descriptor 3 is not a unix socket")
+		return 1
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *lifetime)
+	defer cancel()
+	err = lspawn.ServeMailbox(ctx, conn, func() (pop3.Mailbox, error) {
+		return pop3.OpenMaildir(*path, pop3.MaildirOptions{Lock: true, WireSizes: true, Seen: *seen, MissingOK: true})
+	})
+	if err != nil && !errors.Is(err, pop3.ErrInUse) {
+		fmt.Fprintln(stderr, "mta mailbox: "+err.Error())
 		return 1
 	}
 	return 0

@@ -95,12 +95,13 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: deliveries under users' uids")
 	}
+	acct := testAccount(t)
 	dir := scratch(t)
 	home := filepath.Join(dir, "home")
-	p := startMTAAs(t, home, false, "-user", "nobody")
+	p := startMTAAs(t, home, false, "-user", acct.name)
 
 	// The main process is the account's; its helper is root's.
-	if uids, groups := procIDs(t, p.cmd.Process.Pid); strings.Join(uids, " ") != "65534 65534 65534 65534" || groups != "" {
+	if uids, groups := procIDs(t, p.cmd.Process.Pid); strings.Join(uids, " ") != strings.Repeat(strconv.Itoa(acct.uid)+" ", 3)+strconv.Itoa(acct.uid) || groups != "" {
 		t.Errorf("mta runs with uids %q, groups %q", uids, groups)
 	}
 	var helper int
@@ -122,7 +123,7 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 		{"users", 0, 0, 0o755 | os.ModeDir},
 		{"users/assign", 0, 0, 0o644},
 		{"users/cdb", 0, 0, 0o644},
-		{"users/poppasswd", 0, 65534, 0o640},
+		{"users/poppasswd", 0, uint32(acct.gid), 0o640},
 	} {
 		fi, err := os.Lstat(filepath.Join(home, f.name))
 		if err != nil {
@@ -226,13 +227,13 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 	// other uids is deferred, with a report naming the file, neither
 	// delivered nor bounced.
 	cdbPath := filepath.Join(home, "users", "cdb")
-	if err := os.Chown(cdbPath, 65534, 65534); err != nil {
+	if err := os.Chown(cdbPath, acct.uid, acct.gid); err != nil {
 		t.Fatal(err)
 	}
 	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"alice@localhost"}, "Subject: refused cdb\r\n\r\nwhile users/cdb is nobody's\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	refusal := "deferral: Refusing_" + cdbPath + ":_owned_by_uid_65534,_not_root"
+	refusal := "deferral: Refusing_" + cdbPath + ":_owned_by_uid_" + strconv.Itoa(acct.uid) + ",_not_root"
 	deadline = time.Now().Add(30 * time.Second)
 	for !strings.Contains(p.stderr.String(), refusal) {
 		if time.Now().After(deadline) {
@@ -274,8 +275,8 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 
 	// Started on a home whose users/cdb is not root's, the mta says so,
 	// with the fix.
-	p = startMTAAs(t, home, false, "-user", "nobody")
-	for _, want := range []string{"level=ERROR", "refusing " + cdbPath + ": owned by uid 65534, not root", "chown -R root:root " + filepath.Join(home, "users")} {
+	p = startMTAAs(t, home, false, "-user", acct.name)
+	for _, want := range []string{"level=ERROR", "refusing " + cdbPath + ": owned by uid " + strconv.Itoa(acct.uid) + ", not root", "chown -R root:root " + filepath.Join(home, "users")} {
 		if !strings.Contains(p.stderr.String(), want) {
 			t.Errorf("start log lacks %q:\n%s", want, p.stderr)
 		}
@@ -297,7 +298,7 @@ func TestRootDeliversUnderUserUIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p = startMTAAs(t, home, false, "-user", "nobody")
+	p = startMTAAs(t, home, false, "-user", acct.name)
 	waitCount(t, md("alice"), 2, p)
 	if strings.Contains(p.stderr.String(), "Refusing") || strings.Contains(p.stderr.String(), "refusing") {
 		t.Errorf("users/cdb refused after the fix:\n%s", p.stderr)
@@ -311,7 +312,7 @@ func TestRootHelperDies(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: the delivery helper")
 	}
-	p := startMTAAs(t, filepath.Join(scratch(t), "home"), false, "-user", "nobody")
+	p := startMTAAs(t, filepath.Join(scratch(t), "home"), false, "-user", testAccount(t).name)
 	var helper int
 	for _, c := range children(t, p.cmd.Process.Pid) {
 		if uids, _ := procIDs(t, c); len(uids) == 4 && uids[0] == "0" {

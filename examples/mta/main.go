@@ -26,12 +26,24 @@
 //	                    deliveries by outcome, connections, and the Go runtime's
 //	                    and the process's metrics, resident memory among them)
 //	                    and /healthz; keep it on loopback (default: none)
-//	-user NAME          as root: the account to run as (default qmailkit, else nobody)
+//	-user NAME          as root: the account to run as (default qmailkit,
+//	                    which is created with useradd if missing; nobody,
+//	                    uid 65534 and uid 0 are refused: the account owns
+//	                    the queue and reads the key, so it must be the mta's alone)
+//	-grace D            at a stop, how long sessions and deliveries in progress
+//	                    may go on (default 1m); then they are cut
+//	-deliverytimeout D  as root: the time limit of a local delivery (default
+//	                    1060s: qmail-local's 1000 s for each program, and a
+//	                    minute), after which its processes are killed and it
+//	                    is deferred
 //
 // Started as root, it makes the home for the account (mode 755, as
 // /var/qmail; users/ with assign and cdb belong to root, as qmail-newu's
 // files do, and users/poppasswd is root's, readable by the account's
-// group), binds its ports (so -smtp :25 works), starts a delivery
+// group; control/ is root's too, so that the account cannot rewrite who
+// may relay, and control/servercert.pem root's and readable by the
+// account's group alone; on an older home whose control/ the account can
+// write, the start-up log says so with the command that fixes it), binds its ports (so -smtp :25 works), starts a delivery
 // helper, and runs everything else as that account. The helper, a copy of
 // this program that stays root (qmail's qmail-lspawn), is connected to it
 // by a socketpair and exits when it goes away; the mta passes it each
@@ -52,13 +64,31 @@
 // build directory is root's alone). Should the helper die, the mta stops (exit 1): it can no longer
 // start one. A recipient whose user is the account the mta runs as is
 // delivered in-process, since a child under that uid would have the same
-// rights. Started as an ordinary user, it delivers in-process as that
-// user.
+// rights. Each delivery the helper runs has -deliverytimeout; processes a
+// delivery leaves behind are killed (the helper adopts them as a child
+// subreaper).
+//
+// POP3, as root: a user of users/poppasswd whose uid and gid are the
+// account's (the demo mailbox) is read in-process; any other user's
+// Maildir is read by a mailbox agent, a copy of this program that the
+// helper starts under the user's uid and gid (looked up by the helper in
+// users/poppasswd, believed only while it and users/ are root's; uid 0
+// refused), with no supplementary groups and an empty environment, so
+// that the kernel checks the user's rights on every file, as qmail-pop3d
+// runs after checkpassword's setuid. The agent passes each message's
+// descriptor to the mta, which reads it directly; it ends with its
+// session, or after two hours; at most 256 run at once.
+//
+// Started as an ordinary user, it delivers in-process as that user.
 //
 // Signals: SIGTERM or SIGINT stops accepting connections, lets the sessions
 // finish the message they are receiving, lets the deliveries in progress
 // finish, and exits 0: every message acknowledged is in the queue and is
-// delivered at the next start. SIGHUP rereads locals, virtualdomains,
+// delivered at the next start. Sessions and deliveries get the grace
+// period (-grace); then sessions are cut and, as root, the helper kills
+// the local deliveries still running (they are deferred), so that the mta
+// exits within the grace period and a few seconds whatever users'
+// programs do. SIGHUP rereads locals, virtualdomains,
 // rcpthosts, morercpthosts.cdb, badmailfrom and smtproutes, and
 // qmail-smtpd's me, smtpgreeting, localiphost, databytes and timeoutsmtpd,
 // without dropping a connection: an SMTP session keeps the greeting, size
@@ -80,6 +110,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
@@ -92,6 +123,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/pop3"
 )
 
 func main() {
@@ -117,7 +149,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
 	logFormat := fs.String("log", "text", "log format: text or json")
 	metricsAddr := fs.String("metrics", "", "HTTP address for /metrics (Prometheus text) and /healthz, e.g. 127.0.0.1:9125 (empty: none)")
-	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, else nobody)")
+	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, created if missing; never nobody or root)")
+	grace := fs.Duration("grace", time.Minute, "at a stop: how long sessions and deliveries in progress may go on before they are cut")
+	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -145,11 +179,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return 1
 	}
 
+	if *grace <= 0 {
+		fmt.Fprintf(stderr, "mta: -grace must be positive\n")
+		return 2
+	}
 	root := os.Getuid() == 0
 	var uid, gid int
 	if root {
 		var err error
-		if uid, gid, err = lookupAccount(*account); err != nil {
+		if uid, gid, err = lookupAccount(*account, createAccount, logger); err != nil {
 			return fail(err)
 		}
 	} else if *account != "" {
@@ -213,6 +251,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			// the helper defers deliveries to other uids until it is fixed.
 			logger.Error("mta: " + err.Error() + ": deliveries under users' uids are deferred until it belongs to root; as root run: " + usersFix(*home, gid))
 		}
+		if err := checkControl(*home, uid, gid); err != nil {
+			// A home from an older mta, whose control/ is the account's.
+			logger.Warn("mta: "+err.Error()+": the account could rewrite the control files (an open relay) or replace the key; as root run: "+controlFix(*home, gid), "home", *home)
+		}
 		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
 			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
 		}
@@ -228,7 +270,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		// keep this goroutine on its thread, which then lives as long as
 		// the process (run is main's goroutine).
 		runtime.LockOSThread()
-		if lsp, err = startHelper(program, *home, *defDelivery, *logFormat, stderr); err != nil {
+		if lsp, err = startHelper(program, *home, *defDelivery, *logFormat, *deliveryTimeout, stderr); err != nil {
 			return fail(err)
 		}
 		defer func() {
@@ -246,7 +288,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		logger.Info("mta: running as an unprivileged account; local deliveries under the recipients' uids", "uid", uid, "gid", gid)
 	}
-	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger}
+	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace}
 	if lsp != nil {
 		opts.LocalDeliverer = lsp.client
 	}
@@ -285,6 +327,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if srv.POP3, err = sys.POP3(tc); err != nil {
 		return fail(err)
 	}
+	if lsp != nil {
+		srv.POP3.OpenMailbox = openMailbox(srv.POP3, lsp.client, uid, gid)
+	}
 	banner(stdout, *home, created, demo, ls, metricsL)
 	if metricsL != nil {
 		mux := http.NewServeMux()
@@ -299,8 +344,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- sys.Run(runCtx, srv, ls) }()
+	// At a stop, sessions and deliveries have the grace period; then the
+	// helper is let go, which kills the local deliveries still running
+	// (they are deferred), whatever users' programs do.
+	var abort <-chan time.Time
+	stopping := runCtx.Done()
 	for {
 		select {
+		case <-stopping:
+			stopping = nil
+			if lsp != nil {
+				t := time.NewTimer(*grace)
+				defer t.Stop()
+				abort = t.C
+			}
+		case <-abort:
+			abort = nil
+			logger.Warn("mta: grace period over: killing the local deliveries still running", "grace", *grace)
+			helperGone = nil
+			lsp.client.Close()
 		case <-hup:
 			if err := sys.Reload(); err != nil {
 				logger.Error("mta: reload failed, keeping the old settings", "err", err)
@@ -325,29 +387,86 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	}
 }
 
+// defaultAccount is the account a root mta runs as without -user.
+const defaultAccount = "qmailkit"
+
 // lookupAccount finds the account a root process runs as: name, else
-// qmailkit, else nobody. It must not be uid 0.
-func lookupAccount(name string) (uid, gid int, err error) {
-	names := []string{name}
-	if name == "" {
-		names = []string{"qmailkit", "nobody"}
+// qmailkit, which create makes when it does not exist. The account must
+// be the mta's alone: never root (uid 0) nor nobody (uid 65534, or that
+// name), which other daemons share and which would then own the queue,
+// control/ and the key.
+func lookupAccount(name string, create func(name string) error, logger *slog.Logger) (uid, gid int, err error) {
+	n := name
+	if n == "" {
+		n = defaultAccount
 	}
-	for _, n := range names {
-		u, err := user.Lookup(n)
-		if err != nil {
-			continue
-		}
-		uid, err1 := strconv.Atoi(u.Uid)
-		gid, err2 := strconv.Atoi(u.Gid)
-		if err1 != nil || err2 != nil {
-			return 0, 0, fmt.Errorf("account %s: uid %q gid %q", n, u.Uid, u.Gid)
-		}
-		if uid == 0 {
-			return 0, 0, fmt.Errorf("account %s has uid 0: choose an unprivileged one with -user", n)
-		}
-		return uid, gid, nil
+	if n == "nobody" || n == "nfsnobody" {
+		return 0, 0, fmt.Errorf("-user %s: the account is shared with other daemons; choose one of the mta's own (default %s)", n, defaultAccount)
 	}
-	return 0, 0, fmt.Errorf("no account %s: create it or choose one with -user", strings.Join(names, " or "))
+	u, err := user.Lookup(n)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) && name == "" {
+		if err := create(n); err != nil {
+			return 0, 0, fmt.Errorf("no account %s, and creating it failed: %w (create it, or choose one with -user)", n, err)
+		}
+		logger.Info("mta: created the system account " + n + " to run as")
+		u, err = user.Lookup(n)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("account %s: %w: create it or choose one with -user", n, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("account %s: uid %q gid %q", n, u.Uid, u.Gid)
+	}
+	switch {
+	case uid == 0 || gid == 0:
+		return 0, 0, fmt.Errorf("account %s has uid or gid 0: choose an unprivileged one with -user", n)
+	case uid == 65534:
+		return 0, 0, fmt.Errorf("account %s has nobody's uid 65534, which other daemons share: choose one of the mta's own with -user", n)
+	}
+	return uid, gid, nil
+}
+
+// createAccount makes a system account and its group for the mta, with no
+// home and no login shell, as useradd(8) does.
+func createAccount(name string) error {
+	shell := "/usr/sbin/nologin"
+	if _, err := os.Stat(shell); err != nil {
+		shell = "/bin/false"
+	}
+	out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+		"--shell", shell, "--user-group", name).CombinedOutput()
+	if err != nil {
+		if _, lerr := user.Lookup(name); lerr == nil {
+			return nil // made meanwhile, by another start
+		}
+		return fmt.Errorf("useradd: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// openMailbox is the POP3 server's OpenMailbox for a root-started mta: a
+// user whose uid and gid are the mta's own is opened in-process, as
+// pop3.Server does by default; any other through a mailbox agent that the
+// helper runs under the user's uid and gid, so that the kernel checks the
+// user's rights on every file of the maildrop (qmail-pop3d runs after
+// checkpassword's setuid).
+func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.Context, *pop3.User) (pop3.Mailbox, error) {
+	return func(ctx context.Context, u *pop3.User) (pop3.Mailbox, error) {
+		if u.UID != uid || u.GID != gid {
+			return c.OpenMailbox(ctx, u.Name, srv.SeenOnRetr)
+		}
+		path := u.Maildir
+		if path == "" {
+			if u.Home == "" {
+				return nil, errors.New("pop3: user has no home directory")
+			}
+			path = filepath.Join(u.Home, "Maildir")
+		}
+		return pop3.OpenMaildir(path, pop3.MaildirOptions{Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+	}
 }
 
 // serveQueueSocket serves lspawn.QueueServer for sys's queue on a unix

@@ -86,3 +86,63 @@ func usersFix(home string, gid int) string {
 	u := filepath.Join(home, "users")
 	return fmt.Sprintf("chown -R root:root %[1]s && chmod go-w %[1]s %[1]s/assign %[1]s/cdb && chgrp %[2]d %[1]s/poppasswd && chmod 640 %[1]s/poppasswd", u, gid)
 }
+
+// checkControl reports, for a root-started mta, whether the account (uid,
+// gid) could write home's control/ or a file in it: the control files
+// decide who may relay and hold the TLS key, so, as Init makes them,
+// they belong to root and only the key is readable by the account's
+// group. nil when the account can write none of them.
+func checkControl(home string, uid, gid int) error {
+	dir := filepath.Join(home, "control")
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &untrustedError{dir, err.Error()}
+	}
+	if why := writableBy(fi, uid, gid); why != "" {
+		return &untrustedError{dir, why}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return &untrustedError{dir, err.Error()}
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if why := writableBy(fi, uid, gid); why != "" {
+			return &untrustedError{p, why}
+		}
+	}
+	return nil
+}
+
+// writableBy says why the account uid, gid may write (or chmod) fi, or ""
+// when it may not.
+func writableBy(fi fs.FileInfo, uid, gid int) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "no owner known"
+	}
+	perm := fi.Mode().Perm()
+	switch {
+	case int(st.Uid) == uid:
+		return fmt.Sprintf("owned by the account (uid %d)", uid)
+	case int(st.Gid) == gid && perm&0o020 != 0:
+		return fmt.Sprintf("writable by the account's group (mode %#o)", perm)
+	case perm&0o002 != 0 && fi.Mode()&fs.ModeSymlink == 0:
+		return fmt.Sprintf("writable by others (mode %#o)", perm)
+	}
+	return ""
+}
+
+// controlFix is the shell command that gives home's control/ to root as
+// Init makes it, the key readable by the account's group gid.
+func controlFix(home string, gid int) string {
+	c := filepath.Join(home, "control")
+	return fmt.Sprintf("chown -R root:root %[1]s && chmod -R go-w %[1]s && chgrp %[2]d %[1]s/servercert.pem && chmod 640 %[1]s/servercert.pem", c, gid)
+}

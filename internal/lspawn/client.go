@@ -64,6 +64,7 @@ type Client struct {
 type reply struct {
 	status       byte
 	report, text string
+	file         *os.File // an A record's socket
 }
 
 // NewClient returns a Client talking over conn, a SOCK_SEQPACKET unix
@@ -102,22 +103,35 @@ func (c *Client) read() {
 	for {
 		var n, oobn, flags int
 		n, oobn, flags, _, err = c.conn.ReadMsgUnix(buf, oob)
+		var fds []int
 		if oobn > 0 {
-			if fds, _ := rights(oob[:oobn], flags, 0); fds != nil {
-				closeAll(fds)
-			}
+			fds, _ = rights(oob[:oobn], flags, -1)
 		}
 		if err != nil {
+			closeAll(fds)
 			break
 		}
 		if flags&syscall.MSG_TRUNC != 0 {
+			closeAll(fds)
 			err = fmt.Errorf("%w: longer than %d bytes", ErrFormat, maxRecord)
 			break
 		}
 		var id uint64
 		var r reply
 		if id, r, err = parseReply(buf[:n]); err != nil {
+			closeAll(fds)
 			break
+		}
+		if r.status == 'A' {
+			// A mailbox: its socket comes with it, and only then.
+			if len(fds) != 1 {
+				closeAll(fds)
+				err = fmt.Errorf("%w: a mailbox reply with %d descriptors", ErrFormat, len(fds))
+				break
+			}
+			r.status, r.file = 'K', os.NewFile(uintptr(fds[0]), "mailbox")
+		} else {
+			closeAll(fds)
 		}
 		c.mu.Lock()
 		ch := c.pending[id]
@@ -125,6 +139,8 @@ func (c *Client) read() {
 		c.mu.Unlock()
 		if ch != nil {
 			ch <- r // buffered
+		} else if r.file != nil {
+			r.file.Close()
 		}
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -135,7 +151,26 @@ func (c *Client) read() {
 	c.mu.Unlock()
 }
 
+// parseReply parses an R record, or an A record (a mailbox), whose status
+// K is returned as 'A'.
 func parseReply(b []byte) (uint64, reply, error) {
+	if len(b) > 0 && b[0] == 'A' {
+		_, f, err := parseRecord(b, 3)
+		if err != nil {
+			return 0, reply{}, err
+		}
+		id, err := parseID(f[0])
+		if err != nil {
+			return 0, reply{}, err
+		}
+		switch f[1] {
+		case "K":
+			return id, reply{status: 'A'}, nil
+		case "Z":
+			return id, reply{status: 'Z', text: f[2]}, nil
+		}
+		return 0, reply{}, fmt.Errorf("%w: mailbox status %q", ErrFormat, f[1])
+	}
 	kind, f, err := parseRecord(b, 4)
 	if err != nil {
 		return 0, reply{}, err
@@ -202,6 +237,69 @@ func (c *Client) Deliver(ctx context.Context, sender, recipient string, msg io.R
 		}
 		return failure(spawnFailure, c.Err())
 	}
+}
+
+// OpenMailbox has the Server open user name's maildrop in a mailbox agent,
+// a process under the user's uid (the Server looks the user up itself),
+// and returns the agent's mailbox; seen is pop3.Server.SeenOnRetr. The
+// error of an agent that could not open the maildrop keeps its meaning
+// (errors.Is(err, pop3.ErrInUse) for a maildrop locked by another
+// session).
+func (c *Client) OpenMailbox(ctx context.Context, name string, seen bool) (*RemoteMailbox, error) {
+	ch := make(chan reply, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.next++
+	id := c.next
+	c.pending[id] = ch
+	c.mu.Unlock()
+	s := "0"
+	if seen {
+		s = "1"
+	}
+	if _, _, err := c.conn.WriteMsgUnix(appendRecord(nil, 'M', strconv.FormatUint(id, 10), name, s), nil, nil); err != nil {
+		c.forget(id)
+		return nil, fmt.Errorf("lspawn: open mailbox: %w", err)
+	}
+	var r reply
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		c.forget(id)
+		select {
+		case r = <-ch:
+			if r.file != nil {
+				r.file.Close()
+			}
+		default:
+		}
+		return nil, ctx.Err()
+	case <-c.done:
+		c.forget(id)
+		select {
+		case r = <-ch:
+		default:
+			return nil, c.Err()
+		}
+	}
+	if r.file == nil {
+		return nil, fmt.Errorf("lspawn: open mailbox: %s", r.text)
+	}
+	fc, err := net.FileConn(r.file)
+	r.file.Close()
+	if err != nil {
+		return nil, fmt.Errorf("lspawn: open mailbox: %w", err)
+	}
+	uc, ok := fc.(*net.UnixConn)
+	if !ok {
+		fc.Close()
+		return nil, fmt.Errorf("lspawn: open mailbox: %w: not a unix socket", ErrFormat)
+	}
+	return NewRemoteMailbox(ctx, uc)
 }
 
 // result is the Server's outcome as Deliver returns it.

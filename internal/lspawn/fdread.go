@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,17 +29,25 @@ type peerReader struct {
 	kind uint32 // unix.S_IFREG, S_IFIFO or S_IFSOCK
 	stop int    // readable (end of file) once the reads must end
 	pipe [2]int // S_IFIFO: the pipe spliced into, then read
+	idle time.Duration
+	// idled is set when a read gave up after idle with no data.
+	idled bool
 }
 
+// errIdle ends the reads of an injection whose writer gave nothing for
+// the idle time.
+var errIdle = errors.New("lspawn: injection stalled")
+
 // newPeerReader checks fd's kind; stop is the read end of a pipe whose
-// write end closes when the reads must end. Close releases the reader's
-// own pipe, never fd.
-func newPeerReader(fd, stop int) (*peerReader, error) {
+// write end closes when the reads must end; a read waiting longer than
+// idle (if positive) for data fails. Close releases the reader's own
+// pipe, never fd.
+func newPeerReader(fd, stop int, idle time.Duration) (*peerReader, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("lspawn: received descriptor: %w", err)
 	}
-	r := &peerReader{fd: fd, kind: st.Mode & unix.S_IFMT, stop: stop, pipe: [2]int{-1, -1}}
+	r := &peerReader{fd: fd, kind: st.Mode & unix.S_IFMT, stop: stop, pipe: [2]int{-1, -1}, idle: idle}
 	switch r.kind {
 	case unix.S_IFREG, unix.S_IFSOCK:
 	case unix.S_IFIFO:
@@ -67,9 +76,22 @@ func (r *peerReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	var deadline time.Time
+	if r.idle > 0 {
+		deadline = time.Now().Add(r.idle)
+	}
 	for {
 		fds := []unix.PollFd{{Fd: int32(r.stop), Events: unix.POLLIN}, {Fd: int32(r.fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, -1); err != nil {
+		wait := -1
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				r.idled = true
+				return 0, errIdle
+			}
+			wait = int(min(left.Milliseconds()+1, 1<<30))
+		}
+		if _, err := unix.Poll(fds, wait); err != nil {
 			if err == unix.EINTR {
 				continue
 			}

@@ -20,7 +20,11 @@ var ErrFormat = errors.New("lspawn: malformed record")
 
 // appendRecord appends a record of kind with fields as netstrings.
 func appendRecord(b []byte, kind byte, fields ...string) []byte {
-	b = append(b, kind)
+	return appendFields(append(b, kind), fields...)
+}
+
+// appendFields appends fields as netstrings.
+func appendFields(b []byte, fields ...string) []byte {
 	for _, f := range fields {
 		b = strconv.AppendInt(b, int64(len(f)), 10)
 		b = append(b, ':')
@@ -31,13 +35,13 @@ func appendRecord(b []byte, kind byte, fields ...string) []byte {
 }
 
 // parseRecord splits a record into its kind and its fields, which must
-// number n.
+// number n; a negative n takes any number.
 func parseRecord(b []byte, n int) (kind byte, fields []string, err error) {
 	if len(b) == 0 {
 		return 0, nil, fmt.Errorf("%w: empty", ErrFormat)
 	}
 	kind, b = b[0], b[1:]
-	fields = make([]string, 0, n)
+	fields = make([]string, 0, max(n, 0))
 	for len(b) > 0 {
 		i := 0
 		for i < len(b) && i < 7 && b[i] >= '0' && b[i] <= '9' {
@@ -51,13 +55,13 @@ func parseRecord(b []byte, n int) (kind byte, fields []string, err error) {
 		if size >= len(b) || b[size] != ',' {
 			return 0, nil, fmt.Errorf("%w: netstring overruns the record", ErrFormat)
 		}
-		if len(fields) == n {
+		if n >= 0 && len(fields) == n {
 			return 0, nil, fmt.Errorf("%w: more than %d fields", ErrFormat, n)
 		}
 		fields = append(fields, string(b[:size]))
 		b = b[size+1:]
 	}
-	if len(fields) != n {
+	if n >= 0 && len(fields) != n {
 		return 0, nil, fmt.Errorf("%w: %d fields, want %d", ErrFormat, len(fields), n)
 	}
 	return kind, fields, nil
@@ -76,7 +80,7 @@ func parseID(s string) (uint64, error) {
 }
 
 // rights returns the descriptors passed in a record's control data, which
-// must number n. Every descriptor received is closed on error.
+// must number n (any number when n is negative). Every descriptor received is closed on error.
 func rights(oob []byte, flags int, n int) ([]int, error) {
 	var fds []int
 	if len(oob) > 0 {
@@ -100,7 +104,7 @@ func rights(oob []byte, flags int, n int) ([]int, error) {
 	case flags&syscall.MSG_CTRUNC != 0:
 		closeAll(fds)
 		return nil, fmt.Errorf("%w: descriptors cut off", ErrFormat)
-	case len(fds) != n:
+	case n >= 0 && len(fds) != n:
 		closeAll(fds)
 		return nil, fmt.Errorf("%w: %d descriptors, want %d", ErrFormat, len(fds), n)
 	}

@@ -26,8 +26,20 @@ type QueueServer struct {
 	// Queue receives the messages; it must be set.
 	Queue *queue.Queue
 	// Timeout bounds an injection, from the request to the envelope's
-	// end, as qmail-queue's 24-hour alarm does; 0 means 24 hours.
+	// end; 0 means [DefaultInjectTimeout]. (qmail-queue's alarm is 24
+	// hours, but its writer holds nothing of anyone else's; here a
+	// connection holds one of the MaxConns slots.)
 	Timeout time.Duration
+	// IdleTimeout cuts an injection whose descriptors give no byte for
+	// that long (a writer that stalls; the message must be readable to
+	// its end); 0 means [DefaultInjectIdle].
+	IdleTimeout time.Duration
+	// MaxPerUID bounds the connections served at once for one peer uid
+	// (SO_PEERCRED), so that one local user holding injections open does
+	// not take every slot; beyond it a connection gets exit 71 as beyond
+	// MaxConns. 0 means [DefaultMaxPerUID]; negative means no bound but
+	// MaxConns.
+	MaxPerUID int
 	// MaxConns bounds the connections served at once; 0 means
 	// [DefaultMaxConns]. A connection beyond it is answered at once with
 	// exit 71 (temporary: "mail server temporarily rejected message"),
@@ -41,6 +53,17 @@ type QueueServer struct {
 // DefaultMaxConns is QueueServer.MaxConns's default.
 const DefaultMaxConns = 64
 
+// DefaultMaxPerUID is QueueServer.MaxPerUID's default: a user's
+// deliveries forwarding at once (qmail's concurrencylocal is 10) and a
+// few sendmail runs.
+const DefaultMaxPerUID = 8
+
+// DefaultInjectTimeout is QueueServer.Timeout's default.
+const DefaultInjectTimeout = time.Hour
+
+// DefaultInjectIdle is QueueServer.IdleTimeout's default.
+const DefaultInjectIdle = 10 * time.Minute
+
 // busyExit is the exit code of a connection beyond MaxConns.
 const busyExit = 71
 
@@ -48,8 +71,8 @@ const busyExit = 71
 const requestTimeout = time.Minute
 
 // Serve accepts connections on l (a "unixpacket" listener) and serves
-// each in a goroutine, at most MaxConns at once, until ctx is done or l
-// fails. Then it closes l, ends the injections in progress (their
+// each in a goroutine, at most MaxConns at once and MaxPerUID for one
+// peer uid, until ctx is done or l fails. Then it closes l, ends the injections in progress (their
 // messages are not queued, and their clients get exit 54), waits for them
 // and returns: nil when ctx ended it.
 func (s *QueueServer) Serve(ctx context.Context, l *net.UnixListener) error {
@@ -61,10 +84,29 @@ func (s *QueueServer) Serve(ctx context.Context, l *net.UnixListener) error {
 	if max <= 0 {
 		max = DefaultMaxConns
 	}
+	perUID := s.MaxPerUID
+	if perUID == 0 {
+		perUID = DefaultMaxPerUID
+	}
 	slots := make(chan struct{}, max)
 	refusals := make(chan struct{}, max) // connections being told to come back
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		byUID = map[uint32]int{}
+	)
 	defer wg.Wait()
+	refuseConn := func(conn *net.UnixConn) {
+		select {
+		case refusals <- struct{}{}:
+			wg.Go(func() {
+				defer func() { <-refusals }()
+				refuse(conn)
+			})
+		default:
+			conn.Close() // the client's exchange fails: exit 74
+		}
+	}
 	for {
 		conn, err := l.AcceptUnix()
 		if err != nil {
@@ -77,23 +119,46 @@ func (s *QueueServer) Serve(ctx context.Context, l *net.UnixListener) error {
 			}
 			return fmt.Errorf("lspawn: accept: %w", err)
 		}
+		cred, err := peerCred(conn)
+		if err != nil {
+			s.logger().Warn("lspawn: qmail-queue request refused: peer credentials", "err", err)
+			conn.Close()
+			continue
+		}
+		uid := cred.Uid
+		if perUID > 0 {
+			mu.Lock()
+			full := byUID[uid] >= perUID
+			if !full {
+				byUID[uid]++
+			}
+			mu.Unlock()
+			if full {
+				s.logger().Warn("lspawn: qmail-queue request refused: too many connections for the uid", "uid", uid, "max", perUID)
+				refuseConn(conn)
+				continue
+			}
+		}
+		release := func() {
+			if perUID > 0 {
+				mu.Lock()
+				if byUID[uid]--; byUID[uid] == 0 {
+					delete(byUID, uid)
+				}
+				mu.Unlock()
+			}
+		}
 		select {
 		case slots <- struct{}{}:
 		default:
+			release()
 			s.logger().Warn("lspawn: qmail-queue request refused: too many connections", "max", max)
-			select {
-			case refusals <- struct{}{}:
-				wg.Go(func() {
-					defer func() { <-refusals }()
-					refuse(conn)
-				})
-			default:
-				conn.Close() // the client's exchange fails: exit 74
-			}
+			refuseConn(conn)
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
+			defer release()
 			defer conn.Close()
 			if err := s.ServeConn(ctx, conn); err != nil {
 				s.logger().Warn("lspawn: qmail-queue request refused", "err", err)
@@ -156,7 +221,11 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	}
 	timeout := s.Timeout
 	if timeout <= 0 {
-		timeout = 24 * time.Hour
+		timeout = DefaultInjectTimeout
+	}
+	idle := s.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultInjectIdle
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -171,17 +240,19 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	defer stopW.Close()
 	defer context.AfterFunc(ctx, func() { stopW.Close() })()
 	code := 54
-	msg, err := newPeerReader(fds[0], stop[0])
+	var env *peerReader
+	msg, err := newPeerReader(fds[0], stop[0], idle)
 	if err == nil {
 		defer msg.Close()
-		var env *peerReader
-		if env, err = newPeerReader(fds[1], stop[0]); err == nil {
+		if env, err = newPeerReader(fds[1], stop[0], idle); err == nil {
 			defer env.Close()
 			code = qmailqueue.Run(ctx, s.Queue, queue.Origin{PID: int(cred.Pid), UID: int(cred.Uid)}, msg, env)
 		}
 	}
 	if err != nil {
 		s.logger().Warn("lspawn: qmail-queue request refused", "err", err)
+	} else if msg.idled || env.idled { // both set when err is nil
+		s.logger().Warn("lspawn: qmail-queue request cut: no data", "uid", cred.Uid, "pid", cred.Pid, "idle", idle)
 	}
 	conn.SetWriteDeadline(time.Now().Add(requestTimeout))
 	if _, _, err := conn.WriteMsgUnix(appendRecord(nil, 'X', strconv.Itoa(code)), nil, nil); err != nil {

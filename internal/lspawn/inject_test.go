@@ -1,11 +1,14 @@
 package lspawn
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -426,5 +429,133 @@ func TestQueueServerMaxConns(t *testing.T) {
 	ends[1].Close()
 	if code := <-holders; code != 0 {
 		t.Errorf("second holder: exit %d", code)
+	}
+}
+
+// holderEnv makes the test binary, run by TestQueueServerPerUID, the
+// holder: it opens injections to the socket it names and never writes
+// their message, printing each exit code as it comes.
+const holderEnv = "LSPAWN_TEST_HOLDER"
+
+func TestHolderProcess(t *testing.T) {
+	path := os.Getenv(holderEnv)
+	if path == "" {
+		t.Skip("run by TestQueueServerPerUID")
+	}
+	codes := make(chan int)
+	for range 5 {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		r, w := os.NewFile(uintptr(p[0]), "r"), os.NewFile(uintptr(p[1]), "w")
+		defer w.Close() // held open: the message never ends
+		go func() { codes <- Enqueue(path, r, r) }()
+		time.Sleep(50 * time.Millisecond) // in order: the first ones hold
+	}
+	for range 5 {
+		os.Stdout.WriteString(strconv.Itoa(<-codes) + "\n")
+	}
+}
+
+// TestQueueServerPerUID (finding 8): a local user holding stalled
+// injections takes at most MaxPerUID of the socket's slots: another
+// uid's injection still goes through, and the stalled ones are cut after
+// IdleTimeout.
+func TestQueueServerPerUID(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: injections from two uids")
+	}
+	dir, err := os.MkdirTemp("", "lspawn-peruid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	q, err := queue.Open(filepath.Join(dir, "queue"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	path := filepath.Join(dir, "qq.sock")
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o666)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	qs := &QueueServer{Queue: q, MaxConns: 4, MaxPerUID: 2, IdleTimeout: 2 * time.Second}
+	go func() { done <- qs.Serve(ctx, l) }()
+	defer func() { cancel(); <-done }()
+
+	// The holder runs as uid 65534, from a copy of this binary that uid
+	// can run.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "lspawn.test")
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestHolderProcess$")
+	cmd.Env = []string{holderEnv + "=" + path}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if _, err := strconv.Atoi(sc.Text()); err == nil { // not PASS
+				lines <- sc.Text()
+			}
+		}
+		close(lines)
+	}()
+	next := func() string {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the holder ended early")
+			}
+			return l
+		case <-time.After(20 * time.Second):
+			t.Fatal("the holder says nothing")
+		}
+		return ""
+	}
+	// The holder's first refusal: it holds all it may.
+	if l := next(); l != strconv.Itoa(busyExit) {
+		t.Fatalf("holder's first answer %q, want %d", l, busyExit)
+	}
+	time.Sleep(200 * time.Millisecond) // the later refusals too
+	if code := Enqueue(path, pipeWith(t, "Subject: other uid\n\nhello\n", false), pipeWith(t, "Fa@b\x00Tc@d\x00\x00", false)); code != 0 {
+		t.Fatalf("another uid's injection: exit %d, want 0", code)
+	}
+	if _, msgs := queued(t, q); len(msgs) != 1 || !strings.Contains(msgs[0], "hello") {
+		t.Fatalf("queued %q", msgs)
+	}
+	// The stalled injections are cut after IdleTimeout: 54, a read error.
+	var got []string
+	for range 4 {
+		got = append(got, next())
+	}
+	slices.Sort(got)
+	if want := []string{"54", "54", "71", "71"}; !slices.Equal(got, want) {
+		t.Errorf("the holder's other exits %q, want %q", got, want)
 	}
 }

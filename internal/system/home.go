@@ -68,7 +68,10 @@ type InitOptions struct {
 // 644), as qmail-newu run by root leaves them, because a root delivery
 // helper trusts users/cdb to say under which uid mail is delivered, and
 // users/poppasswd to root with group GID, mode 640, so that the account
-// reads it for POP3 and SMTP AUTH. The home is mode 755, as /var/qmail
+// reads it for POP3 and SMTP AUTH; and control/ and its files belong to
+// root (755 and 644), so that the account cannot rewrite them (rcpthosts
+// and tcp.smtp decide who may relay), but for servercert.pem, root's with
+// group GID, mode 640: the account reads the key, no one else. The home is mode 755, as /var/qmail
 // is, so that deliveries running under other uids can reach it
 // (examples/mta's forwards); what is secret in it (users/poppasswd,
 // servercert.pem) is mode 600 (but as said as root), and the queue 750.
@@ -129,6 +132,9 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 		if err := rootUsers(tmp, o.GID); err != nil {
 			return Demo{}, false, err
 		}
+		if err := rootControl(tmp, o.GID); err != nil {
+			return Demo{}, false, err
+		}
 	}
 	os.Remove(home) // an empty directory, if any
 	if err := durable.Rename(tmp, home); err != nil {
@@ -141,6 +147,10 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 func build(dir, home string, o InitOptions) error {
 	uid, gid := o.UID, o.GID
 	userHome := filepath.Join(home, "mail", o.User)
+	hashed, err := hashPassword(o.Password)
+	if err != nil {
+		return fmt.Errorf("system: %w", err)
+	}
 	alias := filepath.Join(home, "alias")
 	for _, d := range []string{"control", "users", "mail", "mail/" + o.User, "alias"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -162,7 +172,7 @@ func build(dir, home string, o InitOptions) error {
 		{"control/tcp.smtp", "127.:allow,RELAYCLIENT=\"\"\n:allow\n", 0o644},
 		{"users/assign", fmt.Sprintf("=%[1]s:%[1]s:%[2]d:%[3]d:%[4]s:::\n+%[1]s-:%[1]s:%[2]d:%[3]d:%[4]s:-::\n+:alias:%[2]d:%[3]d:%[5]s:-::\n.\n",
 			o.User, uid, gid, userHome, alias), 0o644},
-		{"users/poppasswd", fmt.Sprintf("%s:{PLAIN}%s:%d:%d:demo mailbox:%s:/bin/false\n", o.User, o.Password, uid, gid, userHome), 0o600},
+		{"users/poppasswd", fmt.Sprintf("%s:%s:%d:%d:demo mailbox:%s:/bin/false\n", o.User, hashed, uid, gid, userHome), 0o600},
 		{"alias/.qmail-postmaster", o.User + "\n", 0o644},
 		{"alias/.qmail-root", o.User + "\n", 0o644},
 		{"alias/.qmail-mailer-daemon", o.User + "\n", 0o644},
@@ -217,6 +227,40 @@ func rootUsers(dir string, gid int) error {
 		}
 	}
 	return nil
+}
+
+// rootControl gives control/ to root, so that the account cannot rewrite
+// what decides who may relay, nor replace the key: the directory mode 755,
+// its files 644, but for servercert.pem, which holds the private key:
+// root with group gid, mode 640, so that the account reads it and no one
+// else does. The mta writes nothing in control/ as it runs.
+func rootControl(dir string, gid int) error {
+	ctl := filepath.Join(dir, "control")
+	return filepath.WalkDir(ctl, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		g, mode := 0, os.FileMode(0o644)
+		switch {
+		case d.IsDir():
+			mode = 0o755
+		case path == filepath.Join(ctl, "servercert.pem"):
+			g, mode = gid, 0o640
+		}
+		if err := os.Lchown(path, 0, g); err != nil {
+			return fmt.Errorf("system: %w", err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			return fmt.Errorf("system: %w", err)
+		}
+		return nil
+	})
+}
+
+// hashPassword is what Init stores in users/poppasswd for password.
+func hashPassword(password string) (string, error) {
+	// TODO(lead): pop3.HashPassword
+	return "{PLAIN}" + password, nil
 }
 
 // readDemo finds the demo mailbox of a home Init made: the first user of

@@ -1,0 +1,444 @@
+package main
+
+import (
+	"fmt"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/internal/mailtest"
+	"github.com/qmailkit/qmailkit/maildir"
+)
+
+// localUser is a user of the tests with a uid of its own (no passwd
+// entry: users/assign and users/poppasswd give its ids and home).
+type localUser struct {
+	name     string
+	uid      int
+	dotQmail string
+	password string // "" for no POP3 account
+}
+
+// addUsers makes each user's home under dir and adds the users to the
+// running mta's users/assign (and cdb) and users/poppasswd; it returns
+// their homes.
+func addUsers(t *testing.T, home, dir string, users ...localUser) map[string]string {
+	t.Helper()
+	homes := map[string]string{}
+	var assignLines, passwd strings.Builder
+	for _, u := range users {
+		homes[u.name] = userHome(t, dir, u.name, u.uid, u.dotQmail)
+		fmt.Fprintf(&assignLines, "=%s:%s:%d:%d:%s:::\n", u.name, u.name, u.uid, u.uid, homes[u.name])
+		if u.password != "" {
+			fmt.Fprintf(&passwd, "%s:{PLAIN}%s:%d:%d::%s:/bin/false\n", u.name, u.password, u.uid, u.uid, homes[u.name])
+		}
+	}
+	for _, f := range []struct{ name, add string }{{"assign", assignLines.String()}, {"poppasswd", passwd.String()}} {
+		p := filepath.Join(home, "users", f.name)
+		old, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, append([]byte(f.add), old...), 0o644); err != nil { // keeps the file's mode
+			t.Fatal(err)
+		}
+	}
+	if err := assign.CompileFile(filepath.Join(home, "users", "assign"), filepath.Join(home, "users", "cdb")); err != nil {
+		t.Fatal(err)
+	}
+	return homes
+}
+
+// pop3Session is a POP3 client for the tests.
+type pop3Session struct {
+	t *testing.T
+	c *textproto.Conn
+}
+
+func pop3Login(t *testing.T, addr, user, pass string) (*pop3Session, error) {
+	t.Helper()
+	c, err := textproto.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s := &pop3Session{t, c}
+	if _, err := s.cmd(""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.cmd("USER " + user); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.cmd("PASS " + pass)
+	return s, err
+}
+
+// cmd sends line (none when empty) and reads a one-line reply: an error
+// for -ERR.
+func (s *pop3Session) cmd(line string) (string, error) {
+	s.t.Helper()
+	if line != "" {
+		if err := s.c.PrintfLine("%s", line); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	r, err := s.c.ReadLine()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if !strings.HasPrefix(r, "+OK") {
+		return r, fmt.Errorf("%s: %s", line, r)
+	}
+	return r, nil
+}
+
+// multi sends line and reads a multi-line reply.
+func (s *pop3Session) multi(line string) ([]string, error) {
+	s.t.Helper()
+	if _, err := s.cmd(line); err != nil {
+		return nil, err
+	}
+	lines, err := s.c.ReadDotLines()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return lines, nil
+}
+
+// tree lists the files under dir with their sizes.
+func tree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %d", p, fi.Size()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// agentUIDs returns the uids (real, effective, saved, fs) and groups of
+// the mailbox agents running under the mta's helper.
+func agentUIDs(t *testing.T, p *proc) (ids [][]string, groups []string) {
+	t.Helper()
+	for _, h := range children(t, p.cmd.Process.Pid) {
+		for _, c := range children(t, h) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
+			if strings.HasPrefix(string(cmdline), "mta-mailbox\x00") {
+				u, g := procIDs(t, c)
+				ids = append(ids, u)
+				groups = append(groups, g)
+			}
+		}
+	}
+	return ids, groups
+}
+
+// TestPOP3SymlinkedMaildir (finding 1): a POP3 user whose Maildir/cur is
+// a symbolic link to the home's users/ and new/ to its control/ reads
+// through an agent running under the user's uid: nothing secret of
+// users/ or control/ (the passwords, the private key) is read and nothing
+// there is removed; a user's normal Maildir is read and emptied.
+func TestPOP3SymlinkedMaildir(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: POP3 users with uids of their own")
+	}
+	acct := testAccount(t)
+	dir := scratch(t)
+	home := filepath.Join(dir, "home")
+	p := startMTAAs(t, home, false, "-user", acct.name)
+	homes := addUsers(t, home, dir,
+		localUser{name: "mallory", uid: 1611, password: "mallorypw"},
+		localUser{name: "ursula", uid: 1612, password: "ursulapw"})
+	md := filepath.Join(homes["mallory"], "Maildir")
+	// Mallory opens her home and Maildir to all, so that a reader running
+	// as the mta's account (whose group reads users/poppasswd and the
+	// key) can lock the Maildir and follow her links.
+	for d, mode := range map[string]os.FileMode{homes["mallory"]: 0o755, md: 0o777} {
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for sub, target := range map[string]string{"cur": "users", "new": "control"} {
+		if err := os.Remove(filepath.Join(md, sub)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(home, target), filepath.Join(md, sub)); err != nil {
+			t.Fatal(err)
+		}
+		os.Lchown(filepath.Join(md, sub), 1611, 1611)
+	}
+	before := append(tree(t, filepath.Join(home, "users")), tree(t, filepath.Join(home, "control"))...)
+	time.Sleep(1100 * time.Millisecond) // POP3 lists files older than the session's second
+
+	s, err := pop3Login(t, p.pop3, "mallory", "mallorypw")
+	if err == nil {
+		list, err := s.multi("LIST")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("LIST: %q", list)
+		for i := range list {
+			lines, err := s.multi("RETR " + strconv.Itoa(i+1))
+			text := strings.Join(lines, "\n")
+			if err == nil && (strings.Contains(text, "PRIVATE KEY") || strings.Contains(text, "{PLAIN}")) {
+				t.Errorf("RETR %d read a secret of the home:\n%s", i+1, text)
+			}
+			s.cmd("DELE " + strconv.Itoa(i+1))
+		}
+		s.cmd("QUIT")
+	} else {
+		t.Logf("login refused: %v", err)
+	}
+	if after := append(tree(t, filepath.Join(home, "users")), tree(t, filepath.Join(home, "control"))...); !slices.Equal(before, after) {
+		t.Errorf("users/ and control/ changed:\nbefore %q\nafter  %q", before, after)
+	}
+
+	// A normal Maildir: delivered, read and emptied, as its owner.
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"ursula@localhost"}, "Subject: for ursula\r\n\r\nhello ursula\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	umd := filepath.Join(homes["ursula"], "Maildir")
+	waitCount(t, umd, 1, p)
+	time.Sleep(1100 * time.Millisecond)
+	s, err = pop3Login(t, p.pop3, "ursula", "ursulapw")
+	if err != nil {
+		t.Fatalf("ursula: %v\n%s", err, p.stderr)
+	}
+	if ids, _ := agentUIDs(t, p); len(ids) != 1 || strings.Join(ids[0], " ") != "1612 1612 1612 1612" {
+		t.Errorf("mailbox agents' uids %q, want one under 1612", ids)
+	}
+	lines, err := s.multi("RETR 1")
+	if err != nil || !strings.Contains(strings.Join(lines, "\n"), "hello ursula") {
+		t.Fatalf("RETR 1: %q %v", lines, err)
+	}
+	if _, err := s.cmd("DELE 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.cmd("QUIT"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countMaildir(t, umd); n != 0 {
+		t.Errorf("%d messages left after DELE and QUIT", n)
+	}
+	p.stop(t)
+}
+
+// TestNoUserCodeAsTheAccount (the issue's acceptance): with the mta
+// started as root, a user's delivery and POP3 session run under the
+// user's uid only: the program line's `id`, the files it and the
+// deliveries make (an mbox, the Maildir), the POP3 agent process and the
+// files the session makes (pop3.lock, pop3sizes) all have the user's
+// uid, and the program cannot read the home's private key.
+func TestNoUserCodeAsTheAccount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a user with a uid of its own")
+	}
+	const uid = 1621
+	acct := testAccount(t)
+	dir := scratch(t)
+	home := filepath.Join(dir, "home")
+	p := startMTAAs(t, home, false, "-user", acct.name)
+	key := filepath.Join(home, "control", "servercert.pem")
+	dot := "|/usr/bin/id -u > ids; /usr/bin/id -g >> ids; /usr/bin/id -G >> ids; /bin/cat " + key + " > key 2>/dev/null || echo denied > keyresult\n./mbox\n./Maildir/\n"
+	homes := addUsers(t, home, dir, localUser{name: "una", uid: uid, dotQmail: dot, password: "unapw"})
+	uh := homes["una"]
+	mbox := filepath.Join(uh, "mbox")
+	if err := os.WriteFile(mbox, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(mbox, uid, uid)
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"una@localhost"}, "Subject: for una\r\n\r\nhello una\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	umd := filepath.Join(uh, "Maildir")
+	waitCount(t, umd, 1, p)
+	want := fmt.Sprintf("%d\n%d\n%d\n", uid, uid, uid)
+	if b, err := os.ReadFile(filepath.Join(uh, "ids")); err != nil || string(b) != want {
+		t.Errorf("the program ran as %q (%v), want %q", b, err, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(uh, "key")); strings.Contains(string(b), "PRIVATE KEY") {
+		t.Errorf("the program read the key")
+	}
+	if b, err := os.ReadFile(filepath.Join(uh, "keyresult")); err != nil || string(b) != "denied\n" {
+		t.Errorf("keyresult %q %v", b, err)
+	}
+	owned := func(path string) {
+		t.Helper()
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != uid {
+			t.Errorf("%s: uid %d gid %d, want %d", path, st.Uid, st.Gid, uid)
+		}
+	}
+	for _, f := range []string{"ids", "key", "keyresult", "mbox"} {
+		owned(filepath.Join(uh, f))
+	}
+	if b, _ := os.ReadFile(mbox); !strings.Contains(string(b), "hello una") {
+		t.Errorf("mbox: %q", b)
+	}
+	msgs, _ := maildir.Dir(umd).List()
+	for _, m := range msgs {
+		owned(filepath.Join(umd, m.Path()))
+	}
+
+	time.Sleep(1100 * time.Millisecond)
+	s, err := pop3Login(t, p.pop3, "una", "unapw")
+	if err != nil {
+		t.Fatalf("una: %v\n%s", err, p.stderr)
+	}
+	ids, groups := agentUIDs(t, p)
+	if len(ids) != 1 || strings.Join(ids[0], " ") != "1621 1621 1621 1621" || groups[0] != "" {
+		t.Errorf("mailbox agents' uids %q groups %q, want one under %d with no groups", ids, groups, uid)
+	}
+	if _, err := s.multi("LIST"); err != nil {
+		t.Fatal(err)
+	}
+	if lines, err := s.multi("RETR 1"); err != nil || !strings.Contains(strings.Join(lines, "\n"), "hello una") {
+		t.Fatalf("RETR 1: %q %v", lines, err)
+	}
+	owned(filepath.Join(umd, "pop3.lock"))
+	owned(filepath.Join(umd, "pop3sizes"))
+	s.cmd("DELE 1")
+	if _, err := s.cmd("QUIT"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countMaildir(t, umd); n != 0 {
+		t.Errorf("%d messages left after DELE and QUIT", n)
+	}
+	p.stop(t)
+}
+
+// pidsOf returns the processes running under uid.
+func pidsOf(uid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/status")
+	var out []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if f := strings.Fields(line); len(f) == 5 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
+				if st, err := os.ReadFile(filepath.Join(filepath.Dir(p), "stat")); err == nil && strings.Contains(string(st[strings.LastIndexByte(string(st), ')')+1:]), " Z ") {
+					continue // a zombie has ended
+				}
+				n, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// stubborn is a .qmail program line that says it started, ignores
+// SIGTERM and never ends, in a background child too.
+const stubborn = "|touch started; trap '' TERM; (trap '' TERM; while :; do sleep 1; done) & while :; do sleep 1; done\n"
+
+// TestStopWithStubbornDelivery (finding 3): a user's program that never
+// ends and ignores SIGTERM does not keep the mta from stopping within its
+// grace period, and is killed with everything it started.
+func TestStopWithStubbornDelivery(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a user with a uid of its own")
+	}
+	const uid = 1631
+	acct := testAccount(t)
+	dir := scratch(t)
+	home := filepath.Join(dir, "home")
+	const grace = 2 * time.Second
+	p := startMTAAs(t, home, false, "-user", acct.name, "-grace", grace.String())
+	homes := addUsers(t, home, dir, localUser{name: "stella", uid: uid, dotQmail: stubborn})
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"stella@localhost"}, "Subject: x\r\n\r\nhello\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(homes["stella"], "started"), p)
+	start := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+	// The grace period, then a few seconds for the helper to kill and
+	// reap (a qmail-local child's output is waited for 5 s at most).
+	if took := time.Since(start); took > grace+10*time.Second {
+		t.Errorf("the mta took %v to stop, grace %v", took, grace)
+	}
+	waitNoProcesses(t, uid, p)
+}
+
+// TestDeliveryTimeLimit (finding 3): a delivery whose program never ends
+// is killed at -deliverytimeout, with everything it started, and
+// deferred.
+func TestDeliveryTimeLimit(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a user with a uid of its own")
+	}
+	const uid = 1632
+	acct := testAccount(t)
+	dir := scratch(t)
+	home := filepath.Join(dir, "home")
+	p := startMTAAs(t, home, false, "-user", acct.name, "-deliverytimeout", "2s")
+	homes := addUsers(t, home, dir, localUser{name: "tess", uid: uid, dotQmail: stubborn})
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{"tess@localhost"}, "Subject: x\r\n\r\nhello\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(homes["tess"], "started"), p)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.stderr.String(), "deferral: ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no deferral:\n%s", p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitNoProcesses(t, uid, p)
+	p.stop(t)
+}
+
+func waitFile(t *testing.T, path string, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 30 s:\n%s", path, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitNoProcesses fails unless every process of uid is gone within 10 s
+// (and kills them then).
+func waitNoProcesses(t *testing.T, uid int, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := pidsOf(uid)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Fatalf("processes of uid %d still running: %v\n%s", uid, pids, p.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

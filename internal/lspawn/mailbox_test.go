@@ -1,0 +1,155 @@
+package lspawn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/maildir"
+	"github.com/qmailkit/qmailkit/pop3"
+)
+
+var _ MailboxOpener = (*Agents)(nil)
+
+// testMaildir makes a Maildir holding the messages bodies, old enough to
+// be listed.
+func testMaildir(t *testing.T, bodies ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Maildir")
+	if _, err := maildir.Create(path); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	for i, b := range bodies {
+		p := filepath.Join(path, "new", "100"+string(rune('0'+i))+".M1P1.test")
+		if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old.Add(time.Duration(i)*time.Second), old.Add(time.Duration(i)*time.Second))
+	}
+	return path
+}
+
+// agentOpener is a MailboxOpener serving path in a goroutine (the agent).
+type agentOpener struct {
+	t    *testing.T
+	path string
+}
+
+func (a agentOpener) OpenMailbox(ctx context.Context, name string, seen bool) (*os.File, error) {
+	if name != "alice" {
+		return nil, errors.New("no such user")
+	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fds[1]), "agent")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	go ServeMailbox(context.Background(), c.(*net.UnixConn), func() (pop3.Mailbox, error) {
+		return pop3.OpenMaildir(a.path, pop3.MaildirOptions{Lock: true, WireSizes: true, Seen: seen, MissingOK: true})
+	})
+	return os.NewFile(uintptr(fds[0]), "mta"), nil
+}
+
+// TestOpenMailbox: a maildrop opened through the Server by an agent is
+// listed, read from the descriptor the agent passes, updated at Commit
+// and released at Close; a maildrop another session holds is ErrInUse; an
+// unknown user is refused.
+func TestOpenMailbox(t *testing.T) {
+	path := testMaildir(t, "first\n", "second message\n")
+	a, b := socketpair(t)
+	srv := &Server{Local: newFake(), Mailboxes: agentOpener{t, path}}
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeConn(t.Context(), b) }()
+	c := NewClient(a)
+	defer func() {
+		c.Close()
+		if err := <-done; err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+	}()
+	ctx := t.Context()
+	mb, err := c.OpenMailbox(ctx, "alice", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := mb.Messages(ctx)
+	if err != nil || len(msgs) != 2 || msgs[0].Size != 6 || msgs[1].WireSize != 16 || msgs[0].UID != "1000.M1P1.test" {
+		t.Fatalf("Messages: %+v %v", msgs, err)
+	}
+	r, err := mb.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(*os.File); !ok {
+		t.Errorf("Open gave a %T, not the message's file", r)
+	}
+	body, _ := io.ReadAll(r)
+	r.Close()
+	if string(body) != "second message\n" {
+		t.Errorf("message 2: %q", body)
+	}
+	if _, err := mb.Open(ctx, 5); err == nil {
+		t.Error("Open of message 6 succeeded")
+	}
+	// A second session meanwhile: the maildrop is locked.
+	if _, err := c.OpenMailbox(ctx, "alice", false); !errors.Is(err, pop3.ErrInUse) {
+		t.Errorf("second session: %v, want ErrInUse", err)
+	}
+	if _, err := c.OpenMailbox(ctx, "bob", false); err == nil {
+		t.Error("unknown user opened")
+	}
+	if err := mb.Commit(ctx, pop3.Update{Deleted: []bool{true, false}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := maildir.Dir(path).List()
+	if len(left) != 1 || left[0].Subdir != "cur" {
+		t.Errorf("after Commit: %+v", left)
+	}
+	// Released at Close: the next session opens it.
+	mb, err = c.OpenMailbox(ctx, "alice", false)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	mb.Close()
+}
+
+// TestRemoteMailboxHostileAgent: an agent passing something else than a
+// regular file for a message, or breaking the protocol, gets an error.
+func TestRemoteMailboxHostileAgent(t *testing.T) {
+	mta, agent := socketpair(t)
+	go func() {
+		buf := make([]byte, 1024)
+		agent.Write([]byte("O"))
+		agent.Read(buf) // G 0
+		var p [2]int
+		syscall.Pipe2(p[:], syscall.O_CLOEXEC)
+		agent.WriteMsgUnix([]byte("g"), syscall.UnixRights(p[0]), nil)
+		agent.Read(buf) // L
+		agent.Write(appendRecord(nil, 'l', "a", "-1", "2"))
+	}()
+	mb, err := NewRemoteMailbox(t.Context(), mta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mb.Open(t.Context(), 0); err == nil || !errors.Is(err, ErrAgent) {
+		t.Errorf("a pipe for a message: %v", err)
+	}
+	if _, err := mb.Messages(t.Context()); !errors.Is(err, ErrFormat) {
+		t.Errorf("a negative size: %v", err)
+	}
+}
