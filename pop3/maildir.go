@@ -521,7 +521,8 @@ func (m *Maildir) saveSizes(msgs []Message) {
 
 // Open opens message i relative to the directory handle of new/ or cur/,
 // without following a symbolic link, and only when it is a regular file
-// (owned by the user when the user's uid is known).
+// (owned by the user when the user's uid is known). The reader has an
+// Fd() uintptr method giving its descriptor, open until Close.
 func (m *Maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if i < 0 || i >= len(m.msgs) {
 		return nil, fmt.Errorf("pop3: open message %d: no such message", i+1)
@@ -542,6 +543,11 @@ type fileReader struct {
 	fd  int
 	eof bool
 }
+
+// Fd returns the message file's descriptor, open until Close: a program
+// that reads mail for another (a mailbox agent under the user's uid) passes
+// it on instead of copying the message.
+func (f *fileReader) Fd() uintptr { return uintptr(f.fd) }
 
 func (f *fileReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {

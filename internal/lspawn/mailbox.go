@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -447,20 +445,12 @@ func commitTexts(err error) []string {
 	return texts
 }
 
-// sendFile passes the descriptor under r to send: an *os.File's, or the
-// one a reader such as pop3.Maildir's keeps in a field fd. Any other
-// reader is copied into a pipe whose read end is passed.
+// sendFile passes the descriptor under r to send: that of an *os.File or
+// of pop3.Maildir's message reader (their Fd method). Any other reader is
+// copied into an unlinked temporary file, which is passed.
 func sendFile(ctx context.Context, r io.Reader, send func(fd int) error) error {
 	if fder, ok := r.(interface{ Fd() uintptr }); ok {
 		return send(int(fder.Fd()))
-	}
-	// pop3.Maildir's message reader holds a plain descriptor.
-	if v := reflect.ValueOf(r); v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
-		if f := v.Elem().FieldByName("fd"); f.IsValid() && f.CanInt() && strings.HasSuffix(v.Elem().Type().Name(), "Reader") {
-			if fd := int(f.Int()); fd >= 0 {
-				return send(fd)
-			}
-		}
 	}
 	// The mta takes only regular files: spool the message to an
 	// unlinked one.

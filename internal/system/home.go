@@ -147,7 +147,7 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 func build(dir, home string, o InitOptions) error {
 	uid, gid := o.UID, o.GID
 	userHome := filepath.Join(home, "mail", o.User)
-	hashed, err := hashPassword(o.Password)
+	hashed, err := pop3.HashPassword(o.Password)
 	if err != nil {
 		return fmt.Errorf("system: %w", err)
 	}
@@ -255,12 +255,6 @@ func rootControl(dir string, gid int) error {
 		}
 		return nil
 	})
-}
-
-// hashPassword is what Init stores in users/poppasswd for password.
-func hashPassword(password string) (string, error) {
-	// TODO(lead): pop3.HashPassword
-	return "{PLAIN}" + password, nil
 }
 
 // readDemo finds the demo mailbox of a home Init made: the first user of

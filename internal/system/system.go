@@ -50,20 +50,34 @@
 // # Security
 //
 // Every part runs as the process's user. Local deliveries run in-process
-// when that is not root; in a root process dotqmail.Local runs each in a
-// QMAILHOME/bin/qmail-local child under the recipient's uid, and never
-// delivers as root. examples/qmail-send keeps root, as qmail-send's
-// qmail-lspawn does. examples/mta drops root once its ports are bound and
-// hands its local deliveries (Options.LocalDeliverer) to a helper process
-// that kept root and delivers each under the recipient's uid
-// (internal/lspawn, qmail-lspawn's split), trusting users/cdb only while
-// root owns it and users/ (Init, as root, makes them so); those
-// deliveries' forwards come back into the queue through a socket, as the
-// queue is not theirs to write. A recipient whose user has the process's
-// own uid and gid is delivered in-process even then: a child under that
-// uid would have exactly the process's rights. Users authenticate against
-// users/poppasswd (SHA-crypt or {PLAIN}; Init writes {PLAIN}, mode 0600);
-// SMTP AUTH is offered only after STARTTLS.
+// when that is not root, and only for recipients whose uid and gid are the
+// process's own: any other recipient is deferred before a file of theirs
+// is opened or a program of theirs run (dotqmail.Local), since the process
+// cannot switch to their uid. In a root process dotqmail.Local runs each
+// delivery in a QMAILHOME/bin/qmail-local child under the recipient's uid,
+// and never delivers as root. examples/qmail-send keeps root, as
+// qmail-send's qmail-lspawn does. examples/mta drops root once its ports
+// are bound and hands its local deliveries (Options.LocalDeliverer) to a
+// helper process that kept root and delivers each under the recipient's
+// uid (internal/lspawn, qmail-lspawn's split), trusting users/cdb only
+// while root owns it and users/ (Init, as root, makes them so, and gives
+// control/ to root too); those deliveries' forwards come back into the
+// queue through a socket, as the queue is not theirs to write. The same
+// helper opens the POP3 mailboxes of users of other uids in an agent
+// running under that uid. A recipient whose user has the process's own
+// uid and gid is delivered in-process even then: a child under that uid
+// would have exactly the process's rights.
+//
+// Users authenticate against users/poppasswd (SHA-crypt, or {PLAIN} for
+// entries written by hand; Init stores the demo password as
+// {SHA512-CRYPT}); one authlimit.Limiter (System.AuthLimiter) delays and
+// refuses guesses per client address and per account for POP3 and SMTP
+// AUTH together; SMTP AUTH is offered only after STARTTLS. A new
+// transaction is refused (452 4.3.1 at MAIL) while the queue's file
+// system has less free space than control/queueminfree, by default one
+// and a half times the message size limit. The servers' own limits
+// (connections per client and in all, session and command timeouts,
+// message size) are their packages' safe defaults.
 package system
 
 import (
@@ -552,7 +566,7 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 		return nil, fmt.Errorf("system: %w", err)
 	}
 	return &pop3.Server{
-		Hostname:  me,
+		Hostname:    me,
 		Auth:        s.Passwd(),
 		AuthLimiter: s.AuthLimiter,
 		TLSConfig:   tlsConfig,

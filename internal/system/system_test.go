@@ -522,8 +522,18 @@ func TestInitReusesHome(t *testing.T) {
 	if err != nil || created {
 		t.Fatalf("second Init: %v %v", err, created)
 	}
-	if d2 != d1 {
-		t.Fatalf("second Init read %+v, want %+v", d2, d1)
+	// The password is stored hashed: a second start cannot show it.
+	want := d1
+	want.Password = ""
+	if d2 != want {
+		t.Fatalf("second Init read %+v, want %+v", d2, want)
+	}
+	data, err := os.ReadFile(filepath.Join(home, "users", "poppasswd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), ":{SHA512-CRYPT}$6$") || strings.Contains(string(data), d1.Password) {
+		t.Fatalf("users/poppasswd does not hold the password hashed: %q", data)
 	}
 	// An empty directory is made a home; one with files but no
 	// control/me is left alone.
