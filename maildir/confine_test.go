@@ -406,3 +406,30 @@ func TestFIFODirsReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestSymlinkedFolder: the quota count skips a Maildir++ folder that is a
+// symbolic link, and a folder's new/ or cur/ that is one, instead of
+// counting the files they point to.
+func TestSymlinkedFolder(t *testing.T) {
+	d := newDir(t)
+	put(t, d, "cur", "a,S=3:2,", "aa\n", time.Unix(1000, 0))
+	outside := t.TempDir()
+	for i := range 5 {
+		os.WriteFile(filepath.Join(outside, secretName+strings.Repeat("x", i)), []byte("secret\n"), 0o600)
+	}
+	folder, err := Create(filepath.Join(string(d), ".Evil"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(string(folder), "new"))
+	if err := os.Symlink(outside, filepath.Join(string(folder), "new")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(string(d), ".Linked")); err != nil {
+		t.Fatal(err)
+	}
+	u, err := d.RecalculateQuota(Quota{Count: 100})
+	if err != nil || u != (Usage{Bytes: 3, Count: 1}) {
+		t.Errorf("RecalculateQuota = %+v, %v; want 3 bytes in 1 message", u, err)
+	}
+}
