@@ -17,15 +17,17 @@ import (
 // or O_DIRECTORY (open(2) then fails with ENOTDIR on anything else), files
 // with O_NONBLOCK and an fstat check that they are regular files.
 
-// errNotRegular is the cause of a refused maildirsize that is not a
-// regular file.
+// errNotRegular is the cause of a refused maildirsize or message that is
+// not a regular file.
 var errNotRegular = errors.New("not a regular file")
 
 // openRoot is os.OpenRoot for a directory a user controls: with a trailing
 // slash, the open fails with ENOTDIR on a FIFO instead of blocking.
 func openRoot(path string) (*os.Root, error) { return os.OpenRoot(path + "/") }
 
-// openDir opens a directory a user controls, with O_DIRECTORY.
+// openDir opens a directory a user controls, with O_DIRECTORY. It follows
+// symbolic links in path: the readers use it only for the Maildir's own
+// path, which their caller chose.
 func openDir(path string) (*os.File, error) {
 	return os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 }
