@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/qmailkit/qmailkit/internal/durable"
 )
@@ -65,7 +66,8 @@ func Create(path string) (Dir, error) {
 }
 
 // Open checks that path is a Maildir (a directory holding the directories
-// tmp, new and cur) and returns it.
+// tmp, new and cur, none of them a symbolic link) and returns it. Path
+// itself may be a symbolic link.
 func Open(path string) (Dir, error) {
 	d := Dir(path)
 	if err := d.check(); err != nil {
@@ -78,8 +80,10 @@ func Open(path string) (Dir, error) {
 func (d Dir) check() error {
 	var missing []string
 	for _, s := range subdirs {
-		fi, err := os.Stat(filepath.Join(string(d), s))
+		fi, err := os.Lstat(filepath.Join(string(d), s))
 		switch {
+		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+			missing = append(missing, s+" (a symbolic link, not followed)")
 		case err == nil && !fi.IsDir():
 			missing = append(missing, s+" (not a directory)")
 		case errors.Is(err, fs.ErrNotExist):
@@ -142,39 +146,17 @@ func (m Message) validate() error {
 // directory once and stats each file relative to the directory's open
 // handle; Size is the file's size on disk and ModTime its modification
 // time. Files that vanish between reading the directory and stat are
-// skipped (maildir.md §5).
+// skipped (maildir.md §5). It fails when new/ or cur/ is a symbolic link.
 func (d Dir) List() ([]Message, error) {
-	root, err := os.OpenRoot(string(d))
+	top, err := openDir(string(d))
 	if err != nil {
 		return nil, fmt.Errorf("maildir: list: %w", err)
 	}
-	defer root.Close()
+	defer top.Close()
 	var msgs []Message
 	for _, sub := range subdirs[1:] {
-		// A directory opened in a Root reads its entries with fstatat
-		// relative to its own descriptor.
-		f, err := root.Open(sub)
-		if err != nil {
+		if msgs, err = listSubdir(msgs, top, sub); err != nil {
 			return nil, fmt.Errorf("maildir: list: %w", err)
-		}
-		ents, err := f.ReadDir(-1)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("maildir: list %s: %w", sub, err)
-		}
-		for _, e := range ents {
-			name := e.Name()
-			if name[0] == '.' || !e.Type().IsRegular() {
-				continue
-			}
-			fi, err := e.Info()
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				return nil, fmt.Errorf("maildir: list %s: %w", sub, err)
-			}
-			msgs = append(msgs, Message{Name: name, Subdir: sub, Size: fi.Size(), ModTime: fi.ModTime()})
 		}
 	}
 	slices.SortFunc(msgs, func(a, b Message) int {
@@ -189,6 +171,36 @@ func (d Dir) List() ([]Message, error) {
 	return msgs, nil
 }
 
+// listSubdir appends the regular files of the directory sub (new or cur)
+// in top, with their sizes and modification times.
+func listSubdir(msgs []Message, top *os.File, sub string) ([]Message, error) {
+	f, err := openSub(top, sub)
+	if err != nil {
+		return msgs, err
+	}
+	defer f.Close()
+	ents, err := entries(f, fs.FileMode.IsRegular)
+	if err != nil {
+		return msgs, err
+	}
+	var st unix.Stat_t
+	for _, e := range ents {
+		name := e.Name()
+		err := fstatat(f, name, &st)
+		if err == unix.ENOENT {
+			continue
+		}
+		if err != nil {
+			return msgs, &fs.PathError{Op: "fstatat", Path: sub + "/" + name, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue // replaced since the directory was read
+		}
+		msgs = append(msgs, Message{Name: name, Subdir: sub, Size: st.Size, ModTime: time.Unix(st.Mtim.Unix())})
+	}
+	return msgs, nil
+}
+
 // Scan is a cheaper [Dir.List]: it reads new/ and then cur/ once each and
 // stats only the files whose unique name carries no Maildir++ ",S=" size
 // tag. Size comes from the tag when there is one, from stat otherwise;
@@ -196,10 +208,14 @@ func (d Dir) List() ([]Message, error) {
 // name. Scan suits quota counting and listings that do not need delivery
 // times.
 func (d Dir) Scan() ([]Message, error) {
+	top, err := openDir(string(d))
+	if err != nil {
+		return nil, fmt.Errorf("maildir: scan: %w", err)
+	}
+	defer top.Close()
 	var msgs []Message
 	for _, sub := range subdirs[1:] {
-		var err error
-		msgs, err = scanSubdir(msgs, filepath.Join(string(d), sub), sub, nil)
+		msgs, err = scanSubdir(msgs, top, sub, nil)
 		if err != nil {
 			return nil, fmt.Errorf("maildir: scan: %w", err)
 		}
@@ -207,39 +223,38 @@ func (d Dir) Scan() ([]Message, error) {
 	return msgs, nil
 }
 
-// scanSubdir appends the messages of one new/ or cur/ directory at path,
-// skipping those for which skip returns true.
-func scanSubdir(msgs []Message, path, sub string, skip func(name string) bool) ([]Message, error) {
-	f, err := openDir(path)
+// scanSubdir appends the messages of the directory sub (new or cur) in
+// top, skipping those for which skip returns true.
+func scanSubdir(msgs []Message, top *os.File, sub string, skip func(name string) bool) ([]Message, error) {
+	f, err := openSub(top, sub)
 	if err != nil {
 		return msgs, err
 	}
-	ents, err := f.ReadDir(-1)
-	f.Close()
+	defer f.Close()
+	ents, err := entries(f, fs.FileMode.IsRegular)
 	if err != nil {
 		return msgs, err
 	}
 	start := len(msgs)
+	var st unix.Stat_t
 	for _, e := range ents {
 		name := e.Name()
-		if name[0] == '.' || e.IsDir() || skip != nil && skip(name) {
+		if skip != nil && skip(name) {
 			continue
 		}
 		size, ok := sizeTag(Unique(name))
-		if !ok || !e.Type().IsRegular() {
-			fi, err := e.Info() // lstat: only for untagged names and unknown d_type
-			if errors.Is(err, fs.ErrNotExist) {
+		if !ok {
+			err := fstatat(f, name, &st) // only for untagged names
+			if err == unix.ENOENT {
 				continue
 			}
 			if err != nil {
-				return msgs, err
+				return msgs, &fs.PathError{Op: "fstatat", Path: name, Err: err}
 			}
-			if !fi.Mode().IsRegular() {
+			if st.Mode&unix.S_IFMT != unix.S_IFREG {
 				continue
 			}
-			if !ok {
-				size = fi.Size()
-			}
+			size = st.Size
 		}
 		msgs = append(msgs, Message{Name: name, Subdir: sub, Size: size})
 	}
@@ -247,16 +262,33 @@ func scanSubdir(msgs []Message, path, sub string, skip func(name string) bool) (
 	return msgs, nil
 }
 
-// OpenMessage opens a message for reading.
+// OpenMessage opens a message for reading. It refuses, at once, anything
+// but a regular file (a symbolic link, a FIFO, a device) and a message
+// whose new/ or cur/ is a symbolic link.
 func (d Dir) OpenMessage(m Message) (*os.File, error) {
 	if err := m.validate(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(filepath.Join(string(d), m.Subdir, m.Name))
+	sub, err := d.openSubdir(m.Subdir)
+	if err != nil {
+		return nil, fmt.Errorf("maildir: %w", err)
+	}
+	defer sub.Close()
+	f, err := openMessage(sub, m.Name)
 	if err != nil {
 		return nil, fmt.Errorf("maildir: %w", err)
 	}
 	return f, nil
+}
+
+// openSubdir opens the directory sub of the Maildir (see openSub).
+func (d Dir) openSubdir(sub string) (*os.File, error) {
+	top, err := openDir(string(d))
+	if err != nil {
+		return nil, err
+	}
+	defer top.Close()
+	return openSub(top, sub)
 }
 
 // Move moves a message from new/ to cur/, giving it the info "2," and no
@@ -297,33 +329,63 @@ func (d Dir) SetFlags(m Message, f Flags) (Message, error) {
 
 // rename renames m to cur/newName. Unique names make a collision
 // impossible unless someone reuses one, so like every Maildir reader it
-// uses rename(2) (atomic: the message is never seen twice or lost).
+// uses rename(2) (atomic: the message is never seen twice or lost), as
+// renameat(2) on the handles of new/ and cur/. A symbolic link named like
+// a message is renamed itself, never followed.
 func (d Dir) rename(m Message, newName string) (Message, error) {
-	oldPath := filepath.Join(string(d), m.Subdir, m.Name)
-	newPath := filepath.Join(string(d), "cur", newName)
-	if err := os.Rename(oldPath, newPath); err != nil {
+	top, err := openDir(string(d))
+	if err != nil {
 		return m, fmt.Errorf("maildir: %w", err)
+	}
+	defer top.Close()
+	cur, err := openSub(top, "cur")
+	if err != nil {
+		return m, fmt.Errorf("maildir: %w", err)
+	}
+	defer cur.Close()
+	from := cur
+	if m.Subdir != "cur" {
+		if from, err = openSub(top, m.Subdir); err != nil {
+			return m, fmt.Errorf("maildir: %w", err)
+		}
+		defer from.Close()
+	}
+	for {
+		err = unix.Renameat(int(from.Fd()), m.Name, int(cur.Fd()), newName)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return m, fmt.Errorf("maildir: %w", &os.LinkError{Op: "rename", Old: m.Path(), New: "cur/" + newName, Err: err})
 	}
 	m.Subdir, m.Name = "cur", newName
 	return m, nil
 }
 
-// Remove deletes a message. When the Maildir has a Maildir++ maildirsize
-// file, Remove appends the negative delta for it (maildir.md §6).
+// Remove deletes a message with unlinkat(2) on the handle of new/ or cur/
+// (a symbolic link named like a message is removed itself; a directory is
+// not removed). When the Maildir has a Maildir++ maildirsize file, Remove
+// appends the negative delta for it (maildir.md §6).
 func (d Dir) Remove(m Message) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
-	p := filepath.Join(string(d), m.Subdir, m.Name)
+	sub, err := d.openSubdir(m.Subdir)
+	if err != nil {
+		return fmt.Errorf("maildir: %w", err)
+	}
+	defer sub.Close()
 	size, tagged := sizeTag(m.Unique())
 	if !tagged {
 		size = -1
-		if fi, err := os.Lstat(p); err == nil {
-			size = fi.Size()
+		var st unix.Stat_t
+		if fstatat(sub, m.Name, &st) == nil {
+			size = st.Size
 		}
 	}
-	if err := os.Remove(p); err != nil {
-		return fmt.Errorf("maildir: %w", err)
+	if err := unlinkat(sub, m.Name); err != nil {
+		return fmt.Errorf("maildir: %w", &fs.PathError{Op: "unlink", Path: m.Path(), Err: err})
 	}
 	if size >= 0 {
 		// Best effort: the quota code recalculates a file that drifts.
@@ -340,39 +402,33 @@ const CleanAge = 36 * time.Hour
 // Clean removes the files in tmp/ whose access time is more than
 // [CleanAge] before now (a file exactly CleanAge old is kept, as in
 // qmail-pop3d), skipping names that start with '.' and directories. It
-// returns the number of files removed. The decision is a pure function of
-// now and the files' access times.
+// returns the number of files removed. It fails, removing nothing, when
+// tmp/ is a symbolic link. The decision is a pure function of now and the
+// files' access times.
 func (d Dir) Clean(now time.Time) (int, error) {
-	tmp := filepath.Join(string(d), "tmp")
-	f, err := os.Open(tmp)
+	tmp, err := d.openSubdir("tmp")
 	if err != nil {
 		return 0, fmt.Errorf("maildir: clean: %w", err)
 	}
-	ents, err := f.ReadDir(-1)
-	f.Close()
+	defer tmp.Close()
+	ents, err := entries(tmp, func(m fs.FileMode) bool { return !m.IsDir() })
 	if err != nil {
 		return 0, fmt.Errorf("maildir: clean: %w", err)
 	}
 	removed := 0
 	var errs []error
+	var st unix.Stat_t
 	for _, e := range ents {
-		if e.Name()[0] == '.' || e.IsDir() {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
+		name := e.Name()
+		if err := fstatat(tmp, name, &st); err != nil || st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			continue // vanished
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			continue
 		}
 		// qmail-pop3d: unlink when now > atime + 129600, in whole seconds.
 		if now.Unix() <= st.Atim.Sec+int64(CleanAge/time.Second) {
 			continue
 		}
-		if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+		if err := unlinkat(tmp, name); err != nil && err != unix.ENOENT {
+			errs = append(errs, &fs.PathError{Op: "unlink", Path: "tmp/" + name, Err: err})
 			continue
 		}
 		removed++

@@ -59,7 +59,9 @@
 // reports write errors) come first. A file is never renamed over another:
 // on file systems without hard links, the rename fallback checks that the
 // name is free. Deliveries work relative to the Maildir's open directory
-// handle ([os.Root]), so a symbolic link cannot take them outside it.
+// handle ([os.Root]), so a symbolic link cannot take them outside it (one
+// that stays inside it is followed: refusing it would cost a system call
+// per message).
 // Every failure removes the delivery's tmp/ file. With [Deliverer.Unnamed]
 // (Linux) the message is written as an unnamed file in tmp/ (O_TMPFILE)
 // and the same single link puts it into new/: a crash leaves nothing in
@@ -67,6 +69,30 @@
 // directory lock. A delivery is abandoned
 // after 24 hours ([DeliveryTimeout]); [Dir.Clean] removes tmp/ files
 // unaccessed for 36 hours ([CleanAge]), which can only be such leftovers.
+//
+// A Maildir belongs to its user, and whoever reads it may hold more rights
+// than that user (a POP3 server for virtual mailboxes reads them all as one
+// account), so nothing inside a Maildir is trusted. The path a caller gives
+// is followed as given: ~/Maildir may be a symbolic link to
+// /var/mail/joe, as in many qmail setups. Everything inside it is reached
+// relative to the Maildir's open directory, never through a symbolic link
+// and never by a path resolved a second time. [Open] refuses a tmp/, new/
+// or cur/ that is a symbolic link; [Dir.List], [Dir.Scan],
+// [Dir.OpenMessage], [Dir.Move], [Dir.SetFlags], [Dir.Remove],
+// [Dir.Clean] and the quota count open them with O_NOFOLLOW and
+// O_DIRECTORY and fail when one is a link (a folder that is a link is not
+// counted), stat message files with fstatat, and rename and unlink them
+// with renameat and unlinkat on those directory handles, so that a link
+// swapped in meanwhile redirects nothing. A message is opened with
+// O_NOFOLLOW and O_NONBLOCK and must be a regular file: [Dir.OpenMessage]
+// refuses a symbolic link, FIFO, socket, device or directory named like a
+// message at once, and the listings skip them. Deliveries open the Maildir,
+// its directories and maildirsize so that none of them can block either: a
+// FIFO in their place makes the delivery fail at once. What this cannot
+// protect is the path itself: a reader with more rights than the owner of
+// a directory on that path (a user's home) must take the owner's uid
+// before reading, as qmail-pop3d runs only after checkpassword has switched
+// to the user.
 //
 // Uniqueness within a process does not rest on a package-level counter:
 // two Deliverer values each count from Q1, and the 64 random bits of R keep

@@ -225,38 +225,61 @@ func (d Dir) RecalculateQuota(q Quota) (Usage, error) {
 }
 
 // countUsage sums the sizes and the number of messages in new/ and cur/ of
-// the Maildir at path and of every folder in it except .Trash.
+// the Maildir at path and of every folder in it except .Trash. Like the
+// other readers it follows no symbolic link inside the Maildir: a new/ or
+// cur/ that is one fails the count, a folder that is one is not counted.
 func countUsage(path string) (Usage, error) {
 	var u Usage
-	dirs := []string{path}
-	ents, err := readDir(path)
+	top, err := openDir(path)
 	if err != nil {
 		return u, err
 	}
-	for _, e := range ents {
-		n := e.Name()
-		if len(n) > 1 && n[0] == '.' && n != ".." && n != ".Trash" && e.IsDir() {
-			dirs = append(dirs, filepath.Join(path, n))
-		}
+	defer top.Close()
+	ents, err := top.ReadDir(-1)
+	if err != nil {
+		return u, err
 	}
 	trashed := func(name string) bool {
 		n, err := ParseName(name)
 		return err == nil && n.Flags().Has(Trashed)
 	}
 	var msgs []Message
-	for _, dir := range dirs {
+	count := func(dir *os.File, folder bool) error {
 		for _, sub := range subdirs[1:] {
-			msgs, err = scanSubdir(msgs[:0], filepath.Join(dir, sub), sub, trashed)
-			if errors.Is(err, fs.ErrNotExist) && dir != path {
+			msgs, err = scanSubdir(msgs[:0], dir, sub, trashed)
+			if folder && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, errSymlink)) {
 				continue // a folder without new/ or cur/ is not ours to judge
 			}
 			if err != nil {
-				return u, err
+				return err
 			}
 			for _, m := range msgs {
 				u.Bytes += m.Size
 				u.Count++
 			}
+		}
+		return nil
+	}
+	if err := count(top, false); err != nil {
+		return u, err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		// The directory entry's type: a symbolic link is not a folder.
+		if len(n) < 2 || n[0] != '.' || n == ".." || n == ".Trash" || !e.IsDir() {
+			continue
+		}
+		f, err := openSub(top, n)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errSymlink) {
+			continue // gone, or replaced by a link since the directory was read
+		}
+		if err != nil {
+			return u, err
+		}
+		err = count(f, true)
+		f.Close()
+		if err != nil {
+			return u, err
 		}
 	}
 	return u, nil
