@@ -86,7 +86,9 @@ type Server struct {
 	// Compat gives qmail-smtpd's exact behaviour (spec §1–§12): its reply
 	// texts without enhanced codes, only PIPELINING and 8BITMIME offered
 	// unless TLSConfig or Auth are set, no parameter checks, bare CR kept,
-	// no recipient or error limits. See the package doc, # Compatibility.
+	// no recipient or error limits, no connection limits or minimum data
+	// rate, databytes 0 unlimited, duplicate recipients queued. See the
+	// package doc, # Compatibility.
 	Compat bool
 	// LMTP makes the server speak LMTP (RFC 2033): LHLO instead of
 	// HELO/EHLO, and one reply per recipient after the data.
