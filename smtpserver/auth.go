@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +18,23 @@ import (
 // permanent (such as [ErrBadCredentials]) means wrong credentials (535), any
 // other error a temporary failure (454).
 type Authenticator func(ctx context.Context, user, password string) error
+
+// AuthLimiter slows password guessing across sessions and connections
+// (see package authlimit for one). The server calls Wait before each
+// credentials check of AUTH PLAIN and LOGIN and Done after it; it declares
+// the interface so that any implementation fits without importing this
+// package.
+type AuthLimiter interface {
+	// Wait is called before each credentials check, with the client's
+	// address and the user name it gave. It returns when the check may go
+	// ahead, or an error to refuse the attempt without checking it: the
+	// server answers as for a temporary failure.
+	Wait(ctx context.Context, addr netip.Addr, user string) error
+	// Done reports the outcome of a check that went ahead: ok is true for
+	// right credentials, false for wrong ones. Temporary failures of the
+	// authenticator are not reported.
+	Done(addr netip.Addr, user string, ok bool)
+}
 
 // ErrBadCredentials is the error an Authenticator returns for a wrong user
 // name or password.
@@ -96,7 +114,25 @@ func (s *session) cmdAuth(arg string) error {
 		s.reply(*r)
 		return s.flush()
 	}
+	lim := s.srv.AuthLimiter
+	var addr netip.Addr
+	if lim != nil {
+		if ip, err := netip.ParseAddr(s.info.Env["TCPREMOTEIP"]); err == nil {
+			addr = ip.Unmap()
+		}
+		if err := lim.Wait(s.ctx, addr, user); err != nil {
+			if s.ctx.Err() != nil {
+				return ErrClientGone
+			}
+			s.srv.logger().Warn("smtpserver: authentication refused by the limiter", "ip", addr, "user", user, "err", err)
+			s.reply(replyAuthLimited)
+			return s.flush()
+		}
+	}
 	aerr := s.srv.Auth(s.ctx, user, pass)
+	if lim != nil && (aerr == nil || isPermanent(aerr)) {
+		lim.Done(addr, user, aerr == nil)
+	}
 	switch {
 	case aerr == nil:
 		s.info.User = user

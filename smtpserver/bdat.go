@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // bdatTx is a CHUNKING transaction (RFC 3030) in progress: the Enqueuer
@@ -18,6 +17,7 @@ type bdatTx struct {
 	dr     *dataReader
 	in     *dataIn
 	rcpts  []string
+	order  []int
 	result chan bdatResult
 	res    *bdatResult
 }
@@ -38,6 +38,7 @@ func (s *session) abortBDAT() {
 	s.bdat.pw.CloseWithError(errBDATAborted)
 	s.bdat.wait()
 	s.bdat = nil
+	s.endRate()
 }
 
 func (b *bdatTx) wait() bdatResult {
@@ -120,7 +121,7 @@ func (s *session) startBdat() {
 	pr, pw := io.Pipe()
 	dr := newDataReader(bufio.NewReaderSize(pr, 4096), s.databytes, !s.compat, true)
 	b := &bdatTx{
-		pw: pw, pr: pr, dr: dr, rcpts: s.rcpts,
+		pw: pw, pr: pr, dr: dr, rcpts: s.rcpts, order: s.order,
 		in:     &dataIn{s: s, dr: dr, rec: s.receivedLine()},
 		result: make(chan bdatResult, 1),
 	}
@@ -131,18 +132,20 @@ func (s *session) startBdat() {
 		b.result <- bdatResult{id, err}
 	}()
 	s.bdat = b
+	s.beginRate()
 }
 
 // finishBdat waits for the Enqueuer and writes the final reply(ies).
 func (s *session) finishBdat(b *bdatTx) {
 	res := b.wait()
 	s.bdat = nil
+	s.endRate()
 	dr := b.dr
 	if dr.fatal == errBareLF {
 		s.reply(replyBareLF)
 		return
 	}
-	s.finalReplies(b.rcpts, dr, b.in.sawEOF, res.id, res.err)
+	s.finalReplies(b.rcpts, b.order, dr, b.in.sawEOF, res.id, res.err)
 }
 
 // copyChunk moves n octets from the client into the transaction's pipe, or
@@ -169,8 +172,13 @@ func (s *session) copyChunk(b *bdatTx, n int64) (stopped bool, err error) {
 	}
 }
 
-// skip discards n octets of a refused chunk.
+// skip discards n octets of a refused chunk, as slowly as MinDataRate
+// allows.
 func (s *session) skip(n int64) error {
+	if !s.rating {
+		s.beginRate()
+		defer s.endRate()
+	}
 	src := &deadlineReader{s: s, r: io.LimitReader(s.br, n)}
 	k, err := io.Copy(io.Discard, src)
 	if err != nil {
@@ -191,7 +199,7 @@ type deadlineReader struct {
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
 	if d.s.br.Buffered() == 0 {
-		d.s.conn.SetReadDeadline(time.Now().Add(d.s.set.Timeout))
+		d.s.armRead()
 	}
 	k, err := d.r.Read(p)
 	d.n += int64(k)

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -45,11 +46,13 @@ func SessionFrom(ctx context.Context) *Session {
 // session is one connection's state machine.
 type session struct {
 	srv     *Server
-	conn    net.Conn // the connection, under TLS after STARTTLS
-	raw     net.Conn // the connection as accepted: only this one is touched by other goroutines
-	br      *bufio.Reader
+	conn    net.Conn      // the connection, under TLS after STARTTLS
+	raw     net.Conn      // the connection as accepted: only this one is touched by other goroutines
+	br      *bufio.Reader // reads cr
 	bw      *bufio.Writer
+	cr      connReader
 	ctx     context.Context
+	cancel  context.CancelFunc // ends ctx: Server.Close
 	info    Session
 	compat  bool
 	maxLine int
@@ -64,6 +67,15 @@ type session struct {
 	idle     atomic.Bool
 	shutdown atomic.Bool
 
+	// The minimum data rate (Server.MinDataRate): while rating, reads are
+	// timed and their deadline is the sooner of the timeout and the moment
+	// the client falls below the rate; rateCut says the deadline armed last
+	// was the rate's.
+	minRate   int64
+	rating    bool
+	rateStart int64 // cr.n at the start of the phase
+	rateCut   bool
+
 	// The transaction.
 	mail      bool
 	from      string
@@ -72,6 +84,8 @@ type session struct {
 	params    mailParams
 	bdat      *bdatTx
 	bdatFail  bool
+	order     []int          // LMTP: for each accepted RCPT, its index in rcpts
+	rcptSet   map[string]int // rcptKey → index in rcpts, from rcptSetMin recipients on
 	databytes int64
 	relay     bool
 	suffix    string
@@ -103,7 +117,6 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 	if b == nil {
 		b = &connBufs{bufio.NewReaderSize(nil, 4096), bufio.NewWriterSize(nil, 4096)}
 	}
-	b.br.Reset(c)
 	b.bw.Reset(c)
 	s := &session{
 		srv:    srv,
@@ -114,6 +127,8 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 		bufs:   b,
 		compat: srv.Compat,
 	}
+	s.cr.s = s
+	b.br.Reset(&s.cr)
 	s.maxLine = srv.limit(srv.MaxLineLength, 4096, 1<<20)
 	s.info.Env = env
 	s.info.RemoteAddr = c.RemoteAddr()
@@ -128,11 +143,31 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 	}
 	s.info.Relay = s.relay
 	s.set = srv.settings(&s.info)
-	s.databytes = s.set.MaxMessageBytes
+	db := s.set.MaxMessageBytes
 	if v, ok := env["DATABYTES"]; ok {
-		s.databytes = int64(scanUlong(v))
+		db = int64(min(scanUlong(v), math.MaxInt64))
 	}
+	s.databytes = srv.messageLimit(db)
+	s.minRate = int64(srv.limit(srv.MinDataRate, 1024, 0))
 	return s
+}
+
+// DefaultMaxMessageBytes is the largest message a modern server accepts
+// when neither [Server.MaxMessageBytes] nor DATABYTES sets a limit: 35 MiB,
+// what large mail providers accept.
+const DefaultMaxMessageBytes = 35 << 20
+
+// messageLimit is the databytes a session enforces for the value v of
+// MaxMessageBytes or DATABYTES: v if positive, the mode's default if zero,
+// and 0 (unlimited) if negative.
+func (srv *Server) messageLimit(v int64) int64 {
+	switch {
+	case v > 0:
+		return v
+	case v < 0 || srv.Compat:
+		return 0
+	}
+	return DefaultMaxMessageBytes
 }
 
 func addrString(a net.Addr) string {
@@ -203,6 +238,11 @@ func (s *session) readErr(err error) error {
 			s.replyFlush(replyShutdown)
 			return ErrServerClosed
 		}
+		if s.rateCut {
+			s.srv.logger().Info("smtpserver: data too slow", "ip", s.info.RemoteIP, "min_rate", s.minRate)
+			s.replyFlush(replyTooSlow)
+			return ErrTooSlow
+		}
 		s.replyFlush(replyTimeout)
 	}
 	return err
@@ -224,7 +264,7 @@ func (s *session) waitInput() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
-	s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
+	s.armRead()
 	return nil
 }
 
@@ -238,7 +278,7 @@ func (s *session) readLine() (line string, tooLong bool, err error) {
 		}
 		s.idle.Store(true)
 		defer s.idle.Store(false)
-		s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
+		s.armRead()
 		if s.shutdown.Load() {
 			s.replyFlush(replyShutdown)
 			return "", false, ErrServerClosed
@@ -246,7 +286,7 @@ func (s *session) readLine() (line string, tooLong bool, err error) {
 	} else {
 		// A pipelined line may still be incomplete: never block on an old
 		// deadline.
-		s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
+		s.armRead()
 	}
 	var buf []byte
 	for {
@@ -260,7 +300,7 @@ func (s *session) readLine() (line string, tooLong bool, err error) {
 		}
 		if err == bufio.ErrBufferFull {
 			if s.br.Buffered() == 0 {
-				s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout))
+				s.armRead()
 			}
 			continue
 		}
@@ -435,6 +475,7 @@ func (s *session) extensions() []string {
 func (s *session) resetTx() {
 	s.abortBDAT()
 	s.mail, s.from, s.rcpts, s.barf, s.bdatFail = false, "", nil, false, false
+	s.order, s.rcptSet = nil, nil
 	s.params = mailParams{}
 }
 
@@ -454,12 +495,25 @@ func (s *session) localIPHost(addr string) string {
 
 // address parses a MAIL or RCPT argument. In modern mode it also checks the
 // "FROM:"/"TO:" keyword and returns the parameters' text.
+//
+// An address holding a control character is refused (qmail takes it, and
+// a CR in a quoted local part then reaches the Return-Path and
+// Delivered-To header lines): in modern mode every byte below 0x20 and DEL,
+// none of which RFC 5321 allows even quoted; in Compat mode CR, LF and NUL,
+// the bytes that split a header line.
 func (s *session) address(arg, keyword string, smtputf8 bool) (addr, rest string, bad *Reply) {
+	ctl := &replyCtlRcpt
+	if keyword == "FROM:" {
+		ctl = &replyCtlSender
+	}
 	if s.compat {
 		addr, _ = parseAddr(arg)
 		addr = s.localIPHost(addr)
 		if len(addr) >= 900 {
 			return "", "", &replySyntax
+		}
+		if strings.ContainsAny(addr, "\r\n\x00") {
+			return "", "", ctl
 		}
 		return addr, "", nil
 	}
@@ -467,10 +521,23 @@ func (s *session) address(arg, keyword string, smtputf8 bool) (addr, rest string
 		return "", "", &replyArgSyntax
 	}
 	addr, rest = parseAddr(arg)
+	if hasControl(addr) {
+		return "", "", ctl
+	}
 	if r := checkModernAddr(addr, smtputf8); r != nil {
 		return "", "", r
 	}
 	return s.localIPHost(addr), rest, nil
+}
+
+// hasControl reports whether s holds a byte below 0x20 or DEL.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *session) cmdMail(arg string) error {
@@ -541,14 +608,27 @@ func (s *session) cmdRcpt(arg string) error {
 		s.reply(replyBadMailFrom)
 		return nil
 	}
+	relay := s.relay || s.info.User != ""
+	if relay {
+		addr += s.suffix
+	}
+	if !s.compat {
+		// A recipient already accepted in this transaction is accepted
+		// again but queued once: a thousand RCPTs of one address are one
+		// delivery, not a thousand (qmail queues each).
+		if i := s.rcptIndex(addr); i >= 0 {
+			if s.srv.LMTP {
+				s.order = append(s.order, i)
+			}
+			s.reply(replyRcptOK)
+			return nil
+		}
+	}
 	if max := s.srv.limit(s.srv.MaxRecipients, 1000, 0); max > 0 && len(s.rcpts) >= max {
 		s.bw.Write(replyTooManyRcpt.format(s.enhanced())) // not a client error
 		return nil
 	}
-	relay := s.relay || s.info.User != ""
-	if relay {
-		addr += s.suffix
-	} else {
+	if !relay {
 		ok, err := s.rcptHostOK(addr)
 		if err != nil {
 			s.srv.logger().Error("smtpserver: rcpthosts", "err", err)
@@ -567,9 +647,68 @@ func (s *session) cmdRcpt(arg string) error {
 			return nil
 		}
 	}
+	if !s.compat {
+		s.addRcptKey(addr, len(s.rcpts))
+		if s.srv.LMTP {
+			s.order = append(s.order, len(s.rcpts))
+		}
+	}
 	s.rcpts = append(s.rcpts, addr)
 	s.reply(replyRcptOK)
 	return nil
+}
+
+// rcptKey is the form in which two recipients are the same: the address as
+// queued, its domain (after the last "@") lower-cased.
+func rcptKey(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[:i+1] + strings.ToLower(addr[i+1:])
+	}
+	return addr
+}
+
+// sameRcpt reports whether a and b are the same recipient (see rcptKey).
+func sameRcpt(a, b string) bool {
+	i, j := strings.LastIndexByte(a, '@'), strings.LastIndexByte(b, '@')
+	if i < 0 || i != j {
+		return a == b
+	}
+	return a[:i] == b[:j] && strings.EqualFold(a[i+1:], b[j+1:])
+}
+
+// rcptSetMin is the number of recipients from which duplicates are found
+// through a map instead of a scan.
+const rcptSetMin = 16
+
+// rcptIndex returns the index in s.rcpts of the recipient addr, or -1.
+func (s *session) rcptIndex(addr string) int {
+	if s.rcptSet != nil {
+		if i, ok := s.rcptSet[rcptKey(addr)]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, r := range s.rcpts {
+		if sameRcpt(r, addr) {
+			return i
+		}
+	}
+	return -1
+}
+
+// addRcptKey records that addr is recipient i, building the map of
+// recipients once there are rcptSetMin of them.
+func (s *session) addRcptKey(addr string, i int) {
+	if s.rcptSet == nil {
+		if i+1 < rcptSetMin {
+			return
+		}
+		s.rcptSet = make(map[string]int, 2*rcptSetMin)
+		for k, r := range s.rcpts {
+			s.rcptSet[rcptKey(r)] = k
+		}
+	}
+	s.rcptSet[rcptKey(addr)] = i
 }
 
 // rcptHostOK is qmail's rcpthosts check (spec §7).
@@ -613,9 +752,11 @@ func (s *session) cmdData(arg string) error {
 		return s.flush()
 	}
 	dr := newDataReader(s.br, s.databytes, !s.compat, false)
-	dr.beforeFill = func() { s.conn.SetReadDeadline(time.Now().Add(s.set.Timeout)) }
-	from, rcpts, rec := s.from, s.rcpts, s.receivedLine()
+	dr.beforeFill = s.armRead
+	from, rcpts, order, rec := s.from, s.rcpts, s.order, s.receivedLine()
 	s.resetTx() // the transaction ends as soon as DATA is accepted
+	s.beginRate()
+	defer s.endRate()
 	in := &dataIn{s: s, dr: dr, rec: rec, lazy354: true}
 	id, err := s.enqueue(from, rcpts, in)
 	if !in.started {
@@ -643,7 +784,7 @@ func (s *session) cmdData(arg string) error {
 		}
 		return s.readErr(dr.fatal)
 	}
-	s.finalReplies(rcpts, dr, in.sawEOF, id, err)
+	s.finalReplies(rcpts, order, dr, in.sawEOF, id, err)
 	return s.flush()
 }
 
@@ -656,8 +797,9 @@ func (s *session) enqueue(from string, rcpts []string, msg io.Reader) (string, e
 }
 
 // finalReplies writes the reply after the data (spec §9.4): one, or in LMTP
-// one per recipient.
-func (s *session) finalReplies(rcpts []string, dr *dataReader, complete bool, id string, err error) {
+// one per accepted RCPT, order giving for each the index of its recipient
+// in rcpts (a recipient given twice is queued once, and answered twice).
+func (s *session) finalReplies(rcpts []string, order []int, dr *dataReader, complete bool, id string, err error) {
 	var r Reply
 	switch {
 	case dr.rejected():
@@ -678,18 +820,28 @@ func (s *session) finalReplies(rcpts []string, dr *dataReader, complete bool, id
 		s.reply(r)
 		return
 	}
+	if order == nil {
+		order = make([]int, len(rcpts))
+		for i := range order {
+			order[i] = i
+		}
+	}
 	var each RecipientErrors
 	if !dr.rejected() && errors.As(err, &each) && len(each) == len(rcpts) {
-		for _, e := range each {
+		replies := make([]Reply, len(each))
+		for i, e := range each {
 			if e == nil {
-				s.reply(Reply{250, "2.0.0", "ok"})
+				replies[i] = Reply{250, "2.0.0", "ok"}
 			} else {
-				s.reply(s.errReply(e, replyQqTemp, replyQqPerm))
+				replies[i] = s.errReply(e, replyQqTemp, replyQqPerm)
 			}
+		}
+		for _, i := range order {
+			s.reply(replies[i])
 		}
 		return
 	}
-	for range rcpts {
+	for range order {
 		s.reply(r)
 	}
 }

@@ -64,9 +64,22 @@
 //
 // Commands pipelined after STARTTLS are discarded, never executed under
 // TLS (CVE-2011-0411). AUTH is offered only under TLS (or on loopback when
-// allowed); failures are delayed and limited. In modern mode a client that
-// talks before the greeting ([Server.GreetDelay]) or sends data before the
-// 354 is disconnected, and every read and write has a timeout.
+// allowed); failures are delayed and limited within a session, and an
+// [AuthLimiter] ([Server.AuthLimiter]) can slow guessing across sessions
+// and connections. In modern mode a client that talks before the greeting
+// ([Server.GreetDelay]) or sends data before the 354 is disconnected, and
+// every read and write has a timeout.
+//
+// No client can stop the server or use it to multiply its load, in modern
+// mode: [Server.Serve] runs at most [Server.MaxConns] sessions (1000) and
+// [Server.MaxConnsPerIP] (20) per client address (an IPv6 /64), answering
+// the others with one 421 line; it survives every failure of accept (no
+// descriptors, no memory, ...) by pausing and retrying; a message must
+// arrive at [Server.MinDataRate] (1024 bytes/s once the server has waited
+// 30 s for it), be at most [DefaultMaxMessageBytes] (35 MiB) unless
+// configured, and a recipient given twice in a transaction is queued once.
+// An address holding a control character is refused, so that none reaches
+// a header line (Return-Path, Delivered-To).
 //
 // # Compatibility
 //
@@ -75,7 +88,9 @@
 // unless OpenRelay is set (the one unsafe default not copied); command lines
 // are limited to 1 MiB (qmail: unlimited memory); the HELP text names
 // qmailkit; an Enqueuer that fails before reading gives "451 qqt failure"
-// as qmail does when it cannot start qmail-queue. STARTTLS and AUTH are
+// as qmail does when it cannot start qmail-queue; an address holding CR,
+// LF or NUL is refused with 501, since qmail would write it into the
+// Return-Path and Delivered-To header lines. STARTTLS and AUTH are
 // offered in compat mode only when configured.
 //
 // Where the modern default differs from qmail:
@@ -90,6 +105,17 @@
 //     bare LF not allowed, see https://cr.yp.to/docs/smtplf.html".
 //   - At most 1000 recipients (452 beyond), 4096-byte command lines (500),
 //     20 error replies per session (then 421), one hour per session.
+//   - A recipient already accepted in the transaction (its domain compared
+//     without case) is answered 250 but queued once; qmail queues it again.
+//   - databytes 0 (no control/databytes, DATABYTES=0) means 35 MiB, not
+//     unlimited; a negative MaxMessageBytes lifts the limit.
+//   - A message sent at less than 1024 bytes/s (after 30 s) ends the
+//     session with "451 4.4.2 data transfer too slow, closing connection".
+//   - Serve limits sessions to 1000 in all and 20 per client; qmail leaves
+//     that to tcpserver (-c 40, no per-client limit).
+//   - An address with a control character (below 0x20, or DEL) gets 501
+//     5.1.7 (MAIL) or 501 5.1.3 (RCPT). Compat mode refuses only CR, LF
+//     and NUL, with the same texts, where qmail accepts them.
 //   - Data sent before the 354 (RFC 2920) gets 554 and the connection is
 //     closed; qmail tolerates it.
 //   - The Received line says ESMTPS/ESMTPA/ESMTPSA (RFC 3848) or UTF8SMTP

@@ -74,8 +74,8 @@ func Example() {
 }
 
 // New sessions take new settings while the server runs: here a reload
-// (say, on SIGHUP) swaps the greeting and databytes; a session already
-// open keeps the values it started with.
+// (say, on SIGHUP) swaps the greeting and databytes (at first the modern
+// default, 35 MiB); a session already open keeps the values it started with.
 func ExampleServer_SessionSettings() {
 	var current atomic.Pointer[smtpserver.Settings]
 	current.Store(&smtpserver.Settings{Hostname: "mx.example.org"})
@@ -115,7 +115,7 @@ func ExampleServer_SessionSettings() {
 	// S: 250-mx.example.org
 	// S: 250-PIPELINING
 	// S: 250-8BITMIME
-	// S: 250-SIZE
+	// S: 250-SIZE 36700160
 	// S: 250-ENHANCEDSTATUSCODES
 	// S: 250-SMTPUTF8
 	// S: 250 CHUNKING

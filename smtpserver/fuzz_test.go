@@ -240,7 +240,7 @@ func FuzzSession(f *testing.F) {
 // compat addresses are under 900 bytes, and modern ones within RFC 5321's
 // limits and valid UTF-8.
 func FuzzAddress(f *testing.F) {
-	for _, s := range []string{"FROM:<a@b>", `TO:<"a b"@[127.0.0.1]>`, "FROM:<@x,@y:z@w> SIZE=1", "TO:joe", `TO:<a\>b@c`, "FROM:<jöe@x> SMTPUTF8"} {
+	for _, s := range []string{"FROM:<a@b>", "FROM:<\"a\rb\"@c>", `TO:<"a b"@[127.0.0.1]>`, "FROM:<@x,@y:z@w> SIZE=1", "TO:joe", `TO:<a\>b@c`, "FROM:<jöe@x> SMTPUTF8"} {
 		f.Add(s)
 	}
 	srv := &Server{Hostname: "mx.example", IsLocalIP: func(ip netipAddr) bool { return ip.IsLoopback() }}
@@ -257,6 +257,9 @@ func FuzzAddress(f *testing.F) {
 			}
 			if compat && len(addr) >= 900 {
 				t.Fatalf("compat accepted %d bytes", len(addr))
+			}
+			if strings.ContainsAny(addr, "\r\n\x00") || !compat && hasControl(addr) {
+				t.Fatalf("compat=%v accepted the control characters of %q", compat, addr)
 			}
 			if !compat {
 				if checkModernAddr(addr, true) != nil && !strings.Contains(addr, "mx.example") {

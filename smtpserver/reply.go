@@ -178,6 +178,10 @@ var (
 	replySync         = Reply{554, "5.5.0", "SMTP protocol synchronization error"}
 	replyTooManyErrs  = Reply{421, "4.7.0", "too many errors, closing connection"}
 	replyTooManyConns = Reply{421, "4.7.0", "too many connections from your address"}
+	replyTooManyTotal = Reply{421, "4.7.0", "too many connections, try again later"}
+	replyTooSlow      = Reply{451, "4.4.2", "data transfer too slow, closing connection"}
+	replyCtlSender    = Reply{501, "5.1.7", "control characters are not allowed in the sender address"}
+	replyCtlRcpt      = Reply{501, "5.1.3", "control characters are not allowed in the recipient address"}
 	replyShutdown     = Reply{421, "4.3.2", "server shutting down"}
 	replyNoSender     = Reply{503, "5.5.1", "need MAIL before BDAT"}
 	replyBdatSyntax   = Reply{501, "5.5.4", "syntax error in BDAT"}
@@ -197,4 +201,5 @@ var (
 	replyAuthBad     = Reply{535, "5.7.8", "authentication credentials invalid"}
 	replyAuthTemp    = Reply{454, "4.7.0", "temporary authentication failure"}
 	replyAuthTooMany = Reply{421, "4.7.0", "too many authentication failures"}
+	replyAuthLimited = Reply{454, "4.7.0", "too many failed authentications, try again later"}
 )

@@ -13,8 +13,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/connlimit"
 )
 
 // ErrServerClosed is returned by [Server.Serve] after [Server.Shutdown] or
@@ -32,6 +33,9 @@ var (
 	// ErrProtocol: the session was closed for a protocol violation (bare LF,
 	// early talking, pipelining abuse, too many errors).
 	ErrProtocol = errors.New("smtpserver: protocol violation")
+	// ErrTooSlow: the client sent a message more slowly than
+	// Server.MinDataRate allows.
+	ErrTooSlow = errors.New("smtpserver: client sent data too slowly")
 )
 
 // Enqueuer takes an accepted message. It is the seam to the queue
@@ -82,7 +86,9 @@ type Server struct {
 	// Compat gives qmail-smtpd's exact behaviour (spec §1–§12): its reply
 	// texts without enhanced codes, only PIPELINING and 8BITMIME offered
 	// unless TLSConfig or Auth are set, no parameter checks, bare CR kept,
-	// no recipient or error limits. See the package doc, # Compatibility.
+	// no recipient or error limits, no connection limits or minimum data
+	// rate, databytes 0 unlimited, duplicate recipients queued. See the
+	// package doc, # Compatibility.
 	Compat bool
 	// LMTP makes the server speak LMTP (RFC 2033): LHLO instead of
 	// HELO/EHLO, and one reply per recipient after the data.
@@ -109,7 +115,12 @@ type Server struct {
 
 	// MaxMessageBytes is control/databytes: the largest message, counted
 	// after CRLF→LF and dot-unstuffing, without the Received line. 0 means
-	// unlimited. The connection's DATABYTES variable overrides it.
+	// [DefaultMaxMessageBytes] (35 MiB, as large providers accept) in
+	// modern mode, and unlimited in Compat mode (qmail's databytes 0);
+	// negative means unlimited. The connection's DATABYTES variable, when
+	// set, replaces it and is read the same way: its leading digits, 0
+	// (or no digits) meaning the mode's default, so that in modern mode a
+	// connection can be given a larger limit but never none.
 	MaxMessageBytes int64
 	// Timeout is control/timeoutsmtpd: the longest wait for each read and
 	// write. 0 means 1200 s.
@@ -128,9 +139,31 @@ type Server struct {
 	// closed with 421. 0 means 20 (modern) or unlimited (Compat); negative
 	// means unlimited.
 	MaxErrors int
-	// MaxConnsPerIP limits concurrent sessions per client address in Serve
-	// (ServeConn is not limited). 0 means unlimited.
+	// MaxConns limits the sessions Serve runs at once, over all the
+	// listeners it serves (ServeConn is not limited), so that idle
+	// connections cannot take every descriptor of the process. A connection
+	// beyond it gets "421 4.7.0 too many connections, try again later" and
+	// is closed at once. 0 means 1000 (modern) or unlimited (Compat: qmail
+	// leaves this to tcpserver's -c, the tcprules package's Listener.Limit);
+	// negative means unlimited.
+	MaxConns int
+	// MaxConnsPerIP limits the sessions Serve runs at once for one client:
+	// an IPv4 address, or an IPv6 /64 (one host commonly holds a whole /64),
+	// taken from TCPREMOTEIP. A connection beyond it gets "421 4.7.0 too
+	// many connections from your address" and is closed at once, so that
+	// one client cannot take every slot. 0 means 20 (modern) or unlimited
+	// (Compat); negative means unlimited.
 	MaxConnsPerIP int
+	// MinDataRate is the lowest rate, in bytes per second, at which a
+	// client must send a message (DATA, or a BDAT transaction from its
+	// first chunk to its last), averaged over the time the server waits
+	// for it and checked once it has waited 30 s: a client that trickles a
+	// message a byte at a time is told "451 4.4.2 data transfer too slow,
+	// closing connection", the session ends and nothing is queued. Time the
+	// Enqueuer takes is not counted. 0 means 1024 bytes/s (modern) or no
+	// minimum (Compat: qmail has only timeoutsmtpd per read); negative
+	// means no minimum.
+	MinDataRate int
 	// SessionSettings, when set, is called once as each session starts,
 	// with the connection's environment and addresses, and the session
 	// uses what it returns in place of Hostname, Greeting, LocalIPHost,
@@ -159,6 +192,11 @@ type Server struct {
 	// after three failures the session is closed. 0 means 1 s; negative
 	// means no delay.
 	AuthFailDelay time.Duration
+	// AuthLimiter, when set, slows password guessing across sessions and
+	// connections: it is asked before each credentials check and told the
+	// outcome after. Nil means none (AuthFailDelay still applies within a
+	// session).
+	AuthLimiter AuthLimiter
 
 	// CheckSender is called at MAIL with the parsed sender; an error refuses
 	// it (the error's Reply, or 553 permanent / 451 temporary).
@@ -184,8 +222,10 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
-	perIP     map[string]int
+	done      chan struct{} // closed with closed
 	closed    atomic.Bool
+	connsOnce sync.Once
+	conns     connlimit.Limiter
 	ipmeOnce  sync.Once
 	ipme      map[netip.Addr]bool
 	bufs      sync.Pool // *connBufs of ended sessions
@@ -213,7 +253,7 @@ type Settings struct {
 	Hostname        string        // control/me
 	Greeting        string        // control/smtpgreeting
 	LocalIPHost     string        // control/localiphost
-	MaxMessageBytes int64         // control/databytes
+	MaxMessageBytes int64         // control/databytes; 0 means the default, as for Server.MaxMessageBytes
 	Timeout         time.Duration // control/timeoutsmtpd
 }
 
@@ -299,12 +339,20 @@ func InterfaceIPs() map[netip.Addr]bool {
 // ErrServerClosed. A connection that has an Env() map[string]string method
 // (as the tcprules listener's do) is served with that environment; others
 // get TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT and PROTO from
-// their addresses.
+// their addresses. Connections beyond MaxConns or MaxConnsPerIP get one 421
+// line and are closed.
+//
+// A failed Accept (no descriptors or memory left, a connection aborted
+// before it was accepted, a firewall's EPERM, ...) is logged and retried
+// after a pause growing from 5 ms to 1 s, whatever the error: Serve returns
+// only when the server is shut down, or with an error wrapping
+// net.ErrClosed when l was closed by someone else.
 func (srv *Server) Serve(l net.Listener) error {
 	if !srv.track(l, true) {
 		return ErrServerClosed
 	}
 	defer srv.track(l, false)
+	lim := srv.connLimiter()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var delay time.Duration
@@ -314,29 +362,87 @@ func (srv *Server) Serve(l net.Listener) error {
 			if srv.closed.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				srv.logger().Warn("smtpserver: accept", "err", err, "retry", delay)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			srv.logger().Warn("smtpserver: accept failed, retrying", "err", err, "retry", delay)
+			if !srv.pause(delay) {
+				return ErrServerClosed
+			}
+			continue
 		}
 		delay = 0
 		env := ConnEnv(c)
+		release, err := lim.Acquire(clientAddr(env, c))
+		if err != nil {
+			r := replyTooManyConns
+			if errors.Is(err, connlimit.ErrTotal) {
+				r = replyTooManyTotal
+			}
+			srv.logger().Info("smtpserver: connection refused", "ip", env["TCPREMOTEIP"], "err", err)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				srv.refuse(c, r)
+			}()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ip := env["TCPREMOTEIP"]
-			if !srv.acquireIP(ip) {
-				srv.refuse(c, replyTooManyConns)
-				return
-			}
-			defer srv.releaseIP(ip)
+			defer release()
 			srv.ServeConn(context.Background(), c, env)
 		}()
 	}
+}
+
+// connLimiter returns the Server's count of sessions, its limits set from
+// MaxConns and MaxConnsPerIP on first use.
+func (srv *Server) connLimiter() *connlimit.Limiter {
+	srv.connsOnce.Do(func() {
+		srv.conns.Max = srv.limit(srv.MaxConns, 1000, 0)
+		srv.conns.PerClient = srv.limit(srv.MaxConnsPerIP, 20, 0)
+	})
+	return &srv.conns
+}
+
+// clientAddr is the address a connection is counted under: TCPREMOTEIP
+// (which a PROXY header may have set), else the connection's remote
+// address, else the zero Addr.
+func clientAddr(env map[string]string, c net.Conn) netip.Addr {
+	if ip, err := netip.ParseAddr(env["TCPREMOTEIP"]); err == nil {
+		return ip.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(addrString(c.RemoteAddr())); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// pause waits d, and reports false if the server was shut down meanwhile.
+func (srv *Server) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !srv.closed.Load()
+	case <-srv.doneChan():
+		return false
+	}
+}
+
+func (srv *Server) doneChan() chan struct{} {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.doneChanLocked()
+}
+
+func (srv *Server) doneChanLocked() chan struct{} {
+	if srv.done == nil {
+		srv.done = make(chan struct{})
+	}
+	return srv.done
 }
 
 // ConnEnv is the environment Serve gives a connection: its Env() when it
@@ -359,36 +465,13 @@ func ConnEnv(c net.Conn) map[string]string {
 	return env
 }
 
-func (srv *Server) acquireIP(ip string) bool {
-	if srv.MaxConnsPerIP <= 0 {
-		return true
-	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.perIP == nil {
-		srv.perIP = map[string]int{}
-	}
-	if srv.perIP[ip] >= srv.MaxConnsPerIP {
-		return false
-	}
-	srv.perIP[ip]++
-	return true
-}
-
-func (srv *Server) releaseIP(ip string) {
-	if srv.MaxConnsPerIP <= 0 {
-		return
-	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.perIP[ip]--; srv.perIP[ip] <= 0 {
-		delete(srv.perIP, ip)
-	}
-}
+// refuseTimeout bounds the writing of a refusal: a client that does not
+// read it holds nothing longer.
+const refuseTimeout = 2 * time.Second
 
 // refuse writes one reply and closes c.
 func (srv *Server) refuse(c net.Conn, r Reply) {
-	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(refuseTimeout))
 	c.Write(r.format(!srv.Compat))
 	c.Close()
 }
@@ -420,7 +503,10 @@ func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]str
 	if env == nil {
 		env = map[string]string{}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s := newSession(srv, c, env)
+	s.cancel = cancel // Close ends a session waiting on ctx (an AuthLimiter, a delay)
 	srv.mu.Lock()
 	if srv.closed.Load() {
 		srv.mu.Unlock()
@@ -490,6 +576,7 @@ func (srv *Server) Close() error {
 	err := srv.closeListeners()
 	srv.mu.Lock()
 	for s := range srv.sessions {
+		s.cancel()
 		s.raw.Close()
 	}
 	srv.mu.Unlock()
@@ -499,7 +586,9 @@ func (srv *Server) Close() error {
 func (srv *Server) closeListeners() error {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	srv.closed.Store(true)
+	if !srv.closed.Swap(true) {
+		close(srv.doneChanLocked())
+	}
 	var err error
 	for l := range srv.listeners {
 		if e := l.Close(); e != nil && err == nil {

@@ -129,7 +129,7 @@ func TestServeDefaultEnvAndPerIPLimit(t *testing.T) {
 		t.Fatalf("messages %q", m)
 	}
 	// The slot is free again.
-	waitFor(func() bool { srv.mu.Lock(); defer srv.mu.Unlock(); return len(srv.perIP) == 0 })
+	waitFor(func() bool { return srv.conns.Open() == 0 })
 	_, r3 := dialT(t, l.Addr().String())
 	if got := readLine(t, r3); got != "220 mx.example.org ESMTP" {
 		t.Fatalf("third connection: %q", got)
