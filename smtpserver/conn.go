@@ -662,7 +662,7 @@ func (s *session) cmdRcpt(arg string) error {
 // queued, its domain (after the last "@") lower-cased.
 func rcptKey(addr string) string {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[:i+1] + strings.ToLower(addr[i+1:])
+		return addr[:i+1] + asciiLower(addr[i+1:])
 	}
 	return addr
 }
@@ -720,7 +720,7 @@ func (s *session) rcptHostOK(addr string) (bool, error) {
 	if s.srv.RcptHosts == nil {
 		return s.srv.OpenRelay, nil
 	}
-	return s.srv.RcptHosts(strings.ToLower(domain))
+	return s.srv.RcptHosts(asciiLower(domain))
 }
 
 // errReply turns an error from a hook or the Enqueuer into a reply: the

@@ -8,13 +8,14 @@ import "strings"
 // with the lines of list; failing that, each is looked up with more (the
 // morercpthosts.cdb, whose keys are lower-case), when more is not nil. So
 // "example.com" matches only itself, and ".example.com" every subdomain.
+// Case is folded in ASCII only, as qmail and the queue's routing do.
 func HostList(list []string, more func(key string) (bool, error)) func(domain string) (bool, error) {
 	set := make(map[string]bool, len(list))
 	for _, l := range list {
-		set[strings.ToLower(l)] = true
+		set[asciiLower(l)] = true
 	}
 	return func(domain string) (bool, error) {
-		domain = strings.ToLower(domain)
+		domain = asciiLower(domain)
 		if matchSuffixes(domain, func(c string) bool { return set[c] }) {
 			return true, nil
 		}
@@ -55,11 +56,11 @@ func AddressList(list []string) func(addr string) bool {
 	set := make(map[string]bool, len(list))
 	for _, l := range list {
 		if l != "" {
-			set[strings.ToLower(l)] = true
+			set[asciiLower(l)] = true
 		}
 	}
 	return func(addr string) bool {
-		a := strings.ToLower(addr)
+		a := asciiLower(addr)
 		if a != "" && set[a] {
 			return true
 		}
@@ -68,4 +69,23 @@ func AddressList(list []string) func(addr string) bool {
 		}
 		return false
 	}
+}
+
+// asciiLower folds A-Z to a-z and leaves every other byte as it is, as
+// qmail's case_lowerb does: strings.ToLower would fold Unicode too (the
+// Kelvin sign to "k") and merge invalid UTF-8 bytes, so that a domain the
+// queue routes as remote could pass for a local one.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }

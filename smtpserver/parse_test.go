@@ -191,3 +191,30 @@ func TestAddressList(t *testing.T) {
 		}
 	}
 }
+
+// TestHostListASCIIFold: rcpthosts folds case in ASCII only, as qmail and
+// the queue's routing do, so a Unicode look-alike (the Kelvin sign) or an
+// invalid byte is not taken for a local domain.
+func TestHostListASCIIFold(t *testing.T) {
+	rh := HostList([]string{"link.example", "\xff.example"}, nil)
+	for _, tc := range []struct {
+		domain string
+		want   bool
+	}{
+		{"LINK.example", true},
+		{"lin\u212a.example", false},
+		{"\xff.example", true},
+		{"\xfe.example", false},
+	} {
+		if got, _ := rh(tc.domain); got != tc.want {
+			t.Errorf("HostList(%q) = %v, want %v", tc.domain, got, tc.want)
+		}
+	}
+	bmf := AddressList([]string{"@link.example"})
+	if bmf("x@lin\u212a.example") {
+		t.Error("AddressList folded the Kelvin sign")
+	}
+	if !bmf("x@LINK.example") {
+		t.Error("AddressList did not fold ASCII")
+	}
+}

@@ -151,8 +151,11 @@ type Server struct {
 	// an IPv4 address, or an IPv6 /64 (one host commonly holds a whole /64),
 	// taken from TCPREMOTEIP. A connection beyond it gets "421 4.7.0 too
 	// many connections from your address" and is closed at once, so that
-	// one client cannot take every slot. 0 means 20 (modern) or unlimited
-	// (Compat); negative means unlimited.
+	// one client cannot take every slot. A connection whose environment
+	// sets RELAYCLIENT (a network the tcprules cdb trusts) counts against
+	// MaxConns only, as Postfix exempts $mynetworks from its per-client
+	// limits. 0 means 20 (modern) or unlimited (Compat); negative means
+	// unlimited.
 	MaxConnsPerIP int
 	// MinDataRate is the lowest rate, in bytes per second, at which a
 	// client must send a message (DATA, or a BDAT transaction from its
@@ -374,7 +377,12 @@ func (srv *Server) Serve(l net.Listener) error {
 		}
 		delay = 0
 		env := ConnEnv(c)
-		release, err := lim.Acquire(clientAddr(env, c))
+		var release func()
+		if _, trusted := env["RELAYCLIENT"]; trusted {
+			release, err = lim.AcquireTrusted()
+		} else {
+			release, err = lim.Acquire(clientAddr(env, c))
+		}
 		if err != nil {
 			r := replyTooManyConns
 			if errors.Is(err, connlimit.ErrTotal) {

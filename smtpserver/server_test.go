@@ -136,6 +136,29 @@ func TestServeDefaultEnvAndPerIPLimit(t *testing.T) {
 	}
 }
 
+// TestPerIPLimitSparesRelayClients: connections the rules let relay
+// (RELAYCLIENT, a trusted network) count against MaxConns only.
+func TestPerIPLimitSparesRelayClients(t *testing.T) {
+	srv := compatServer(&sink{})
+	srv.MaxConnsPerIP = 1
+	srv.MaxConns = 3
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, srv, envListener{l})
+	for i := range 3 {
+		_, r := dialT(t, l.Addr().String())
+		if got := readLine(t, r); got != "220 mx.example.org ESMTP" {
+			t.Fatalf("relay client connection %d: %q", i+1, got)
+		}
+	}
+	_, r := dialT(t, l.Addr().String())
+	if got := readLine(t, r); !strings.HasPrefix(got, "421 ") {
+		t.Fatalf("connection beyond MaxConns: %q", got)
+	}
+}
+
 func TestCloseAndServeAfterClose(t *testing.T) {
 	srv := compatServer(&sink{})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")

@@ -78,6 +78,30 @@ func (l *Limiter) Acquire(addr netip.Addr) (release func(), err error) {
 	return func() { once.Do(func() { l.release(key) }) }, nil
 }
 
+// AcquireTrusted admits a connection from a trusted client (one that may
+// relay, say), counting it against Max only: PerClient does not apply, as
+// Postfix exempts $mynetworks from its per-client limits. It returns
+// ErrTotal at the limit.
+func (l *Limiter) AcquireTrusted() (release func(), err error) {
+	if l.Max <= 0 {
+		return func() {}, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n >= l.Max {
+		return nil, ErrTotal
+	}
+	l.n++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			l.n--
+			l.mu.Unlock()
+		})
+	}, nil
+}
+
 func (l *Limiter) release(key netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

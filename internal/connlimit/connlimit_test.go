@@ -88,3 +88,26 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("Open = %d after all released", l.Open())
 	}
 }
+
+func TestAcquireTrusted(t *testing.T) {
+	l := &Limiter{Max: 3, PerClient: 1}
+	a := netip.MustParseAddr("192.0.2.1")
+	if _, err := l.Acquire(a); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := l.AcquireTrusted()
+	if err != nil {
+		t.Fatalf("trusted beyond PerClient: %v", err)
+	}
+	if _, err := l.AcquireTrusted(); err != nil {
+		t.Fatalf("second trusted: %v", err)
+	}
+	if _, err := l.AcquireTrusted(); !errors.Is(err, ErrTotal) {
+		t.Fatalf("trusted beyond Max: %v, want ErrTotal", err)
+	}
+	r1()
+	r1()
+	if l.Open() != 2 {
+		t.Fatalf("Open = %d after one trusted release, want 2", l.Open())
+	}
+}

@@ -472,7 +472,7 @@ func (s *System) loadSMTPPolicyLocked() error {
 // that authenticated with auth, which must be set then. tlsConfig, when not
 // nil, offers STARTTLS.
 func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Authenticator) (*smtpserver.Server, error) {
-	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, Logger: s.logger.With("part", "smtp")}
+	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, AuthLimiter: s.AuthLimiter, Logger: s.logger.With("part", "smtp")}
 	if submission {
 		if auth == nil {
 			return nil, errors.New("system: submission needs an authenticator")
