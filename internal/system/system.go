@@ -488,6 +488,11 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 	if err := s.loadSMTPPolicy(); err != nil {
 		return nil, err
 	}
+	maxConns, err := s.maxConns()
+	if err != nil {
+		return nil, err
+	}
+	srv.MaxConns = maxConns
 	// Everything is read through the pointers Reload swaps: the one-line
 	// values once per session, the lists at each check.
 	srv.SessionSettings = func(*smtpserver.Session) smtpserver.Settings { return *s.smtpd.Load() }
@@ -528,6 +533,17 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 	return srv, nil
 }
 
+// maxConns reads control/concurrencyincoming, the sessions each server
+// runs at once (the name qmail installations give tcpserver's -c); 0 (no
+// file) leaves the server's default, 1000.
+func (s *System) maxConns() (int, error) {
+	n, err := s.Home.Int("concurrencyincoming", 0)
+	if err != nil {
+		return 0, fmt.Errorf("system: %w", err)
+	}
+	return int(min(n, 1<<20)), nil
+}
+
 // checkRecipient refuses, at RCPT, a local recipient that delivery would
 // bounce with "no mailbox here by that name": an address that only the
 // catch-all alias user (or no user) takes, for which the alias has no
@@ -565,10 +581,15 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("system: %w", err)
 	}
+	maxConns, err := s.maxConns()
+	if err != nil {
+		return nil, err
+	}
 	return &pop3.Server{
 		Hostname:    me,
 		Auth:        s.Passwd(),
 		AuthLimiter: s.AuthLimiter,
+		MaxConns:    maxConns,
 		TLSConfig:   tlsConfig,
 		Logger:      s.logger.With("part", "pop3"),
 	}, nil
@@ -645,6 +666,10 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 			Listener:     ls.SMTP,
 			Rules:        s.Home.Path("tcp.smtp.cdb"),
 			AllowMissing: true,
+			// The SMTP server limits sessions itself, in all and per
+			// client, answering 421 beyond; tcpserver's -c 40 here
+			// would let one client's idle connections hold the port.
+			Limit: -1,
 			Logger:       s.logger.With("part", "tcprules"),
 		}
 		cl := countListener{tl, s.Metrics.server("smtp")}
