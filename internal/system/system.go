@@ -669,8 +669,8 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 			// The SMTP server limits sessions itself, in all and per
 			// client, answering 421 beyond; tcpserver's -c 40 here
 			// would let one client's idle connections hold the port.
-			Limit: -1,
-			Logger:       s.logger.With("part", "tcprules"),
+			Limit:  -1,
+			Logger: s.logger.With("part", "tcprules"),
 		}
 		cl := countListener{tl, s.Metrics.server("smtp")}
 		serve("smtp", srv.SMTP, func() error { return srv.SMTP.Serve(cl) })
