@@ -499,3 +499,24 @@ func TestMinDataRate(t *testing.T) {
 		})
 	}
 }
+
+// A session gives its place back at QUIT, before its 221: a client that
+// connects again as soon as it has the 221 is never refused (smtp-source's
+// one message per connection at the per-client limit).
+func TestConnLimitFreedAtQuit(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := compatServer(&sink{})
+	srv.Compat, srv.MaxConnsPerIP = false, 1
+	serve(t, srv, ln)
+	for i := range 300 {
+		c, r := dialT(t, ln.Addr().String())
+		if got := readLine(t, r); !strings.HasPrefix(got, "220 ") {
+			t.Fatalf("connection %d: %q", i, got)
+		}
+		c.Write([]byte("QUIT\r\n"))
+		if got := readLine(t, r); !strings.HasPrefix(got, "221 ") {
+			t.Fatalf("connection %d: QUIT: %q", i, got)
+		}
+		c.Close()
+	}
+}
