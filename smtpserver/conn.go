@@ -45,18 +45,21 @@ func SessionFrom(ctx context.Context) *Session {
 
 // session is one connection's state machine.
 type session struct {
-	srv     *Server
-	conn    net.Conn      // the connection, under TLS after STARTTLS
-	raw     net.Conn      // the connection as accepted: only this one is touched by other goroutines
-	br      *bufio.Reader // reads cr
-	bw      *bufio.Writer
-	cr      connReader
-	ctx     context.Context
-	cancel  context.CancelFunc // ends ctx: Server.Close
-	info    Session
-	compat  bool
-	maxLine int
-	set     Settings // Server.settings(), fixed for the session
+	srv    *Server
+	conn   net.Conn      // the connection, under TLS after STARTTLS
+	raw    net.Conn      // the connection as accepted: only this one is touched by other goroutines
+	br     *bufio.Reader // reads cr
+	bw     *bufio.Writer
+	cr     connReader
+	ctx    context.Context
+	cancel context.CancelFunc // ends ctx: Server.Close
+	// releaseSlot gives back the session's place under Server.MaxConns and
+	// MaxConnsPerIP, at QUIT (nil: ServeConn, which has none).
+	releaseSlot func()
+	info        Session
+	compat      bool
+	maxLine     int
+	set         Settings // Server.settings(), fixed for the session
 
 	heloSeen bool
 	ehlo     bool
@@ -420,6 +423,9 @@ func (s *session) command(line string) error {
 		s.reply(replyHelp)
 		return s.flush()
 	case verb == "QUIT":
+		if s.releaseSlot != nil {
+			s.releaseSlot()
+		}
 		s.reply(Reply{Code: 221, Enhanced: "2.0.0", Text: s.set.Greeting})
 		s.flush()
 		return errQuit

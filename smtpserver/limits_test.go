@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -495,6 +496,96 @@ func TestMinDataRate(t *testing.T) {
 				}
 				pc.send("QUIT\r\n")
 				pc.expect("221 *")
+			})
+		})
+	}
+}
+
+// A session gives its place back at QUIT, before its 221: a client that
+// connects again as soon as it has the 221 is never refused (smtp-source's
+// one message per connection at the per-client limit).
+func TestConnLimitFreedAtQuit(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := compatServer(&sink{})
+	srv.Compat, srv.MaxConnsPerIP = false, 1
+	serve(t, srv, ln)
+	for i := range 300 {
+		c, r := dialT(t, ln.Addr().String())
+		if got := readLine(t, r); !strings.HasPrefix(got, "220 ") {
+			t.Fatalf("connection %d: %q", i, got)
+		}
+		c.Write([]byte("QUIT\r\n"))
+		if got := readLine(t, r); !strings.HasPrefix(got, "221 ") {
+			t.Fatalf("connection %d: QUIT: %q", i, got)
+		}
+		c.Close()
+	}
+}
+
+// The data rate is measured on what arrives under TLS after STARTTLS too:
+// a client sending at a fair rate for longer than the grace period is not
+// cut, one trickling is.
+func TestMinDataRateTLS(t *testing.T) {
+	cf, kf := testCert(t, t.TempDir(), "mx.example.org")
+	cert, err := tls.LoadX509KeyPair(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		gap time.Duration
+		cut bool
+	}{{20 * time.Millisecond, false}, {2 * time.Second, true}} {
+		t.Run(tt.gap.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				k := &sink{}
+				srv := compatServer(k)
+				srv.Compat, srv.MinDataRate = false, 10
+				srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+				client, server := net.Pipe()
+				defer client.Close()
+				done := make(chan error, 1)
+				go func() { done <- srv.ServeConn(context.Background(), server, qmailEnv()) }()
+				r := bufio.NewReader(client)
+				go io.WriteString(client, "EHLO c\r\nSTARTTLS\r\n")
+				for {
+					l, err := r.ReadString('\n')
+					if err != nil {
+						t.Fatal(err)
+					}
+					if strings.HasPrefix(l, "220 2.0.0") {
+						break
+					}
+				}
+				tc := tls.Client(client, &tls.Config{InsecureSkipVerify: true})
+				if err := tc.Handshake(); err != nil {
+					t.Fatal(err)
+				}
+				pc := &pipeClient{t: t, c: tc, lines: make(chan string, 100), done: done}
+				go func() {
+					r := bufio.NewReader(tc)
+					for {
+						l, err := r.ReadString('\n')
+						if err != nil {
+							close(pc.lines)
+							return
+						}
+						pc.lines <- strings.TrimSuffix(l, "\r\n")
+					}
+				}()
+				pc.send("EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+				for l := range pc.lines {
+					if strings.HasPrefix(l, "354") {
+						break
+					}
+				}
+				took := pc.trickle(strings.Repeat(strings.Repeat("x", 78)+"\r\n", 40)+".\r\n", tt.gap)
+				l := <-pc.lines
+				if tt.cut != strings.HasPrefix(l, "451 4.4.2") || !tt.cut && !strings.HasPrefix(l, "250 ") {
+					t.Fatalf("after %v: %q", took, l)
+				}
+				if !tt.cut && took < time.Minute {
+					t.Fatalf("the client took %v, not past the grace period", took)
+				}
 			})
 		})
 	}

@@ -400,7 +400,7 @@ func (srv *Server) Serve(l net.Listener) error {
 		go func() {
 			defer wg.Done()
 			defer release()
-			srv.ServeConn(context.Background(), c, env)
+			srv.serveConn(context.Background(), c, env, release)
 		}()
 	}
 }
@@ -508,6 +508,14 @@ func (srv *Server) track(l net.Listener, add bool) bool {
 // the session ended (ErrClientGone, ErrTimeout, ErrProtocol, ...).
 // Cancelling ctx closes the connection.
 func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]string) error {
+	return srv.serveConn(ctx, c, env, nil)
+}
+
+// serveConn is ServeConn; release, when not nil, gives back the
+// connection's place under MaxConns and MaxConnsPerIP: the session calls it
+// on QUIT before its 221, so that a client that opens its next connection
+// on reading the 221 finds the place free.
+func (srv *Server) serveConn(ctx context.Context, c net.Conn, env map[string]string, release func()) error {
 	if env == nil {
 		env = map[string]string{}
 	}
@@ -515,6 +523,7 @@ func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]str
 	defer cancel()
 	s := newSession(srv, c, env)
 	s.cancel = cancel // Close ends a session waiting on ctx (an AuthLimiter, a delay)
+	s.releaseSlot = release
 	srv.mu.Lock()
 	if srv.closed.Load() {
 		srv.mu.Unlock()

@@ -37,7 +37,7 @@ func (s *session) cmdStartTLS(arg string) error {
 	s.conn.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
 	s.conn = tc
-	s.br.Reset(tc)
+	s.br.Reset(&s.cr) // which reads s.conn, now tc
 	s.bw.Reset(tc)
 	s.tlsOn = true
 	s.info.TLS = &cs
