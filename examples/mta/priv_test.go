@@ -442,3 +442,99 @@ func waitNoProcesses(t *testing.T, uid int, p *proc) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// groupAlive reports whether a process of group pgid is running (a
+// zombie has ended).
+func groupAlive(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		// pid (comm) state ppid pgrp ...
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStopWithStubbornInProcessDelivery (finding 3): a delivery the mta
+// makes in-process (to its own user, here the demo mailbox of an mta
+// started as an ordinary user) whose program never ends and ignores
+// SIGTERM does not keep the mta from stopping within its grace period:
+// the program's process group is killed, the message stays queued and is
+// delivered, once, at the next start.
+func TestStopWithStubbornInProcessDelivery(t *testing.T) {
+	home := filepath.Join(scratch(t), "home")
+	const grace = 2 * time.Second
+	p := startMTA(t, home, "-grace", grace.String())
+	uhome := filepath.Dir(p.maildir)
+	dot := filepath.Join(uhome, ".qmail")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(dot, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if os.Getuid() == 0 {
+			os.Chown(dot, 65534, 65534) // the mta runs as nobody
+		}
+	}
+	write("|echo $$ > pid; trap '' TERM; (trap '' TERM; while :; do sleep 1; done) & while :; do sleep 1; done\n")
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{p.user + "@localhost"}, "Subject: stuck\r\n\r\nhello\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(uhome, "pid"), p)
+	var pgid int
+	for range 100 {
+		b, _ := os.ReadFile(filepath.Join(uhome, "pid"))
+		if pgid, _ = strconv.Atoi(strings.TrimSpace(string(b))); pgid > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pgid <= 0 {
+		t.Fatal("no pid written")
+	}
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	start := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+	if took := time.Since(start); took > grace+5*time.Second {
+		t.Errorf("the mta took %v to stop, grace %v", took, grace)
+	}
+	if groupAlive(pgid) {
+		t.Errorf("the program's process group %d is still running", pgid)
+	}
+	if !strings.Contains(p.stderr.String(), "grace period over") {
+		t.Errorf("no log line for the deliveries cut:\n%s", p.stderr)
+	}
+	// Still queued: its local channel file, whose mtime is the next
+	// attempt's time, made due now.
+	local, _ := filepath.Glob(filepath.Join(home, "queue", "local", "*", "*"))
+	if len(local) != 1 {
+		t.Fatalf("local channel files after the stop: %q, want the message's\n%s", local, p.stderr)
+	}
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(local[0], past, past); err != nil {
+		t.Fatal(err)
+	}
+	if n := countMaildir(t, p.maildir); n != 0 {
+		t.Fatalf("%d messages delivered before the restart", n)
+	}
+
+	write("./Maildir/\n")
+	md := p.maildir
+	p = startMTA(t, home, "-grace", grace.String())
+	waitCount(t, md, 1, p)
+	time.Sleep(time.Second)
+	p.stop(t)
+	if n := countMaildir(t, md); n != 1 {
+		t.Errorf("%d messages delivered, want 1", n)
+	}
+}
