@@ -454,7 +454,7 @@ func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.
 			}
 			path = filepath.Join(u.Home, "Maildir")
 		}
-		return pop3.OpenMaildir(path, pop3.MaildirOptions{Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+		return pop3.OpenMaildir(path, pop3.MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
 	}
 }
 
