@@ -129,27 +129,82 @@ func TestOpenMailbox(t *testing.T) {
 }
 
 // TestRemoteMailboxHostileAgent: an agent passing something else than a
-// regular file for a message, or breaking the protocol, gets an error.
+// regular file for a message, or breaking the protocol, gets an error,
+// and the mailbox is then unusable: nothing more is sent to the agent
+// (not even Q), and every call fails.
 func TestRemoteMailboxHostileAgent(t *testing.T) {
-	mta, agent := socketpair(t)
-	go func() {
-		buf := make([]byte, 1024)
-		agent.Write([]byte("O"))
-		agent.Read(buf) // G 0
+	pipe := func() int {
 		var p [2]int
-		syscall.Pipe2(p[:], syscall.O_CLOEXEC)
-		agent.WriteMsgUnix([]byte("g"), syscall.UnixRights(p[0]), nil)
-		agent.Read(buf) // L
-		agent.Write(appendRecord(nil, 'l', "a", "-1", "2"))
-	}()
-	mb, err := NewRemoteMailbox(t.Context(), mta)
-	if err != nil {
-		t.Fatal(err)
+		if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Close(p[1])
+		return p[0]
 	}
-	if _, err := mb.Open(t.Context(), 0); err == nil || !errors.Is(err, ErrAgent) {
-		t.Errorf("a pipe for a message: %v", err)
-	}
-	if _, err := mb.Messages(t.Context()); !errors.Is(err, ErrFormat) {
-		t.Errorf("a negative size: %v", err)
+	for _, tt := range []struct {
+		name  string
+		open  bool // the call is Open(0), else Messages
+		reply []byte
+		fd    bool // a pipe's descriptor with the reply
+	}{
+		{name: "a pipe for a message", open: true, reply: []byte("g"), fd: true},
+		{name: "no descriptor for a message", open: true, reply: []byte("g")},
+		{name: "a list for a message", open: true, reply: appendRecord(nil, '.', "0")},
+		{name: "a negative size", reply: appendRecord(nil, 'l', "a", "-1", "2")},
+		{name: "a bad count", reply: appendRecord(nil, '.', "3")},
+		{name: "a message for a list", reply: []byte("g"), fd: true},
+		{name: "garbage", reply: []byte("l1:a,1:1")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mta, agent := socketpair(t)
+			got := make(chan []string, 1)
+			go func() {
+				var recs []string
+				defer func() { got <- recs }()
+				buf := make([]byte, 1024)
+				agent.Write([]byte("O"))
+				n, err := agent.Read(buf)
+				if err != nil {
+					return
+				}
+				recs = append(recs, string(buf[:n]))
+				var oob []byte
+				if tt.fd {
+					fd := pipe()
+					defer syscall.Close(fd)
+					oob = syscall.UnixRights(fd)
+				}
+				agent.WriteMsgUnix(tt.reply, oob, nil)
+				for {
+					n, err := agent.Read(buf)
+					if err != nil || n == 0 {
+						return
+					}
+					recs = append(recs, string(buf[:n]))
+				}
+			}()
+			mb, err := NewRemoteMailbox(t.Context(), mta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.open {
+				_, err = mb.Open(t.Context(), 0)
+			} else {
+				_, err = mb.Messages(t.Context())
+			}
+			if !errors.Is(err, ErrAgent) {
+				t.Errorf("err %v, want ErrAgent", err)
+			}
+			if _, err := mb.Messages(t.Context()); !errors.Is(err, ErrAgent) {
+				t.Errorf("Messages after the failure: %v", err)
+			}
+			if err := mb.Commit(t.Context(), pop3.Update{Deleted: []bool{true}}); !errors.Is(err, ErrAgent) {
+				t.Errorf("Commit after the failure: %v", err)
+			}
+			mb.Close()
+			if recs := <-got; len(recs) != 1 {
+				t.Errorf("the agent got %q, want only the first request", recs)
+			}
+		})
 	}
 }
