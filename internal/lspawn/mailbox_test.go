@@ -7,6 +7,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -204,6 +207,77 @@ func TestRemoteMailboxHostileAgent(t *testing.T) {
 			mb.Close()
 			if recs := <-got; len(recs) != 1 {
 				t.Errorf("the agent got %q, want only the first request", recs)
+			}
+		})
+	}
+}
+
+// TestAgentRefusesAfterGarbage: once its mta sends a record that breaks
+// the protocol, a mailbox agent serves nothing more: it answers none of
+// the well-formed requests that follow, touches the maildrop no more
+// (no list, no message, no update) but to close it, and returns an error
+// wrapping ErrFormat.
+func TestAgentRefusesAfterGarbage(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "message")
+	if err := os.WriteFile(file, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, garbage := range []string{
+		"Z",                // unknown kind
+		"L1:x,",            // a field too many
+		"G",                // a field too few
+		"G2:01,",           // a number with a leading zero
+		"G2:-1,",           // a negative number
+		"U4:dddd,",         // an update longer than the list
+		"C1:x",             // a cut netstring
+		"Q9999999:x,",      // a length past the record
+		"\x00\x01\x02\x03", // binary
+	} {
+		t.Run(strconv.Quote(garbage), func(t *testing.T) {
+			mta, agent := socketpair(t)
+			mb := &logMailbox{file: file}
+			done := make(chan error, 1)
+			go func() {
+				done <- ServeMailbox(t.Context(), agent, func() (pop3.Mailbox, error) { return mb, nil })
+				agent.Close()
+			}()
+			buf := make([]byte, maxRecord)
+			read := func() string {
+				t.Helper()
+				mta.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, _, _, _, err := mta.ReadMsgUnix(buf, nil)
+				if err != nil {
+					return "error: " + err.Error()
+				}
+				return string(buf[:n])
+			}
+			if r := read(); r != "O" {
+				t.Fatalf("first record %q", r)
+			}
+			mta.Write([]byte("L"))
+			if r := read(); r[0] != 'l' {
+				t.Fatalf("list: %q", r)
+			}
+			if r := read(); r != ".1:3," {
+				t.Fatalf("end of list: %q", r)
+			}
+			mta.Write([]byte(garbage))
+			for _, rec := range []string{"L", "G1:0,", "U1:d,", "C", "Q"} {
+				mta.Write([]byte(rec)) // may fail once the agent is gone
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrFormat) {
+					t.Errorf("ServeMailbox: %v, want ErrFormat", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ServeMailbox did not return")
+			}
+			if r := read(); r != "" && !strings.HasPrefix(r, "error: ") {
+				t.Errorf("the agent answered %q after the garbage", r)
+			}
+			if calls := mb.calls(); !slices.Equal(calls, []string{"M", "X"}) {
+				t.Errorf("maildrop calls %q, want a list and the close", calls)
 			}
 		})
 	}
