@@ -398,8 +398,10 @@ func lookupAccount(name string, create func(name string) error, logger *slog.Log
 		if err := create(n); err != nil {
 			return 0, 0, fmt.Errorf("no account %s, and creating it failed: %w (create it, or choose one with -user)", n, err)
 		}
-		logger.Info("mta: created the system account " + n + " to run as")
 		u, err = user.Lookup(n)
+		if err == nil {
+			logger.Info("mta: created the system account "+n+" to run as", "user", n, "uid", u.Uid, "gid", u.Gid)
+		}
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("account %s: %w: create it or choose one with -user", n, err)

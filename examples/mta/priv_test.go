@@ -581,8 +581,17 @@ func TestStopWithStubbornInProcessDelivery(t *testing.T) {
 	if groupAlive(pgid) {
 		t.Errorf("the program's process group %d is still running", pgid)
 	}
-	if !strings.Contains(p.stderr.String(), "grace period over") {
-		t.Errorf("no log line for the deliveries cut:\n%s", p.stderr)
+	if n := strings.Count(p.stderr.String(), "grace period over"); n != 1 {
+		t.Errorf("%d log lines for the end of the grace period, want 1:\n%s", n, p.stderr)
+	}
+	cut := 0
+	for line := range strings.Lines(p.stderr.String()) {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "local delivery cut at the end of the grace period") && strings.Contains(line, "recipient="+p.user+"@localhost") {
+			cut++
+		}
+	}
+	if cut != 1 {
+		t.Errorf("%d log lines for the delivery cut, want 1 with its recipient:\n%s", cut, p.stderr)
 	}
 	// Still queued: its local channel file, whose mtime is the next
 	// attempt's time, made due now.

@@ -350,6 +350,9 @@ func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Resul
 	ctx, cancel := cuttable(ctx)
 	defer cancel()
 	res, err := l.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
+	if err != nil && errors.Is(context.Cause(ctx), errGraceOver) {
+		s.logger.Warn("system: local delivery cut at the end of the grace period; deferred", "recipient", d.Recipients[0], "id", d.ID)
+	}
 	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
 }
