@@ -256,8 +256,12 @@ func mailboxMain(args []string, stderr io.Writer) int {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *lifetime)
 	defer cancel()
+	// The kernel keeps out what the user may not read; the Maildir is
+	// still confined as the in-process reader's is (its directories not
+	// links, the user's own, and only the user's files messages).
+	owner := &pop3.User{UID: os.Getuid(), GID: os.Getgid(), Home: filepath.Dir(*path), Maildir: *path}
 	err = lspawn.ServeMailbox(ctx, conn, func() (pop3.Mailbox, error) {
-		return pop3.OpenMaildir(*path, pop3.MaildirOptions{Lock: true, WireSizes: true, Seen: *seen, MissingOK: true})
+		return pop3.OpenMaildir(*path, pop3.MaildirOptions{User: owner, Lock: true, WireSizes: true, Seen: *seen, MissingOK: true})
 	})
 	if err != nil && !errors.Is(err, pop3.ErrInUse) {
 		fmt.Fprintln(stderr, "mta mailbox: "+err.Error())

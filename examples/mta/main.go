@@ -85,10 +85,12 @@
 // finish the message they are receiving, lets the deliveries in progress
 // finish, and exits 0: every message acknowledged is in the queue and is
 // delivered at the next start. Sessions and deliveries get the grace
-// period (-grace); then sessions are cut and, as root, the helper kills
-// the local deliveries still running (they are deferred), so that the mta
-// exits within the grace period and a few seconds whatever users'
-// programs do. SIGHUP rereads locals, virtualdomains,
+// period (-grace); then sessions are cut and the deliveries still running
+// are cancelled: their programs are killed with every process of their
+// group (by the helper, for those under users' uids) and they are
+// deferred, to be made again, whole, at the next start. So the mta exits
+// within the grace period and a few seconds whatever users' programs do,
+// in-process deliveries included. SIGHUP rereads locals, virtualdomains,
 // rcpthosts, morercpthosts.cdb, badmailfrom and smtproutes, and
 // qmail-smtpd's me, smtpgreeting, localiphost, databytes and timeoutsmtpd,
 // without dropping a connection: an SMTP session keeps the greeting, size
@@ -343,26 +345,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
+	// At a stop, sessions and deliveries have the grace period; then Run
+	// cancels the deliveries still running, in-process ones and the
+	// helper's alike, which kills their programs whatever they do (they
+	// are deferred).
 	go func() { done <- sys.Run(runCtx, srv, ls) }()
-	// At a stop, sessions and deliveries have the grace period; then the
-	// helper is let go, which kills the local deliveries still running
-	// (they are deferred), whatever users' programs do.
-	var abort <-chan time.Time
-	stopping := runCtx.Done()
 	for {
 		select {
-		case <-stopping:
-			stopping = nil
-			if lsp != nil {
-				t := time.NewTimer(*grace)
-				defer t.Stop()
-				abort = t.C
-			}
-		case <-abort:
-			abort = nil
-			logger.Warn("mta: grace period over: killing the local deliveries still running", "grace", *grace)
-			helperGone = nil
-			lsp.client.Close()
 		case <-hup:
 			if err := sys.Reload(); err != nil {
 				logger.Error("mta: reload failed, keeping the old settings", "err", err)
@@ -409,8 +398,10 @@ func lookupAccount(name string, create func(name string) error, logger *slog.Log
 		if err := create(n); err != nil {
 			return 0, 0, fmt.Errorf("no account %s, and creating it failed: %w (create it, or choose one with -user)", n, err)
 		}
-		logger.Info("mta: created the system account " + n + " to run as")
 		u, err = user.Lookup(n)
+		if err == nil {
+			logger.Info("mta: created the system account "+n+" to run as", "user", n, "uid", u.Uid, "gid", u.Gid)
+		}
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("account %s: %w: create it or choose one with -user", n, err)
@@ -465,7 +456,7 @@ func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.
 			}
 			path = filepath.Join(u.Home, "Maildir")
 		}
-		return pop3.OpenMaildir(path, pop3.MaildirOptions{Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+		return pop3.OpenMaildir(path, pop3.MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
 	}
 }
 

@@ -147,10 +147,13 @@ func agentUIDs(t *testing.T, p *proc) (ids [][]string, groups []string) {
 }
 
 // TestPOP3SymlinkedMaildir (finding 1): a POP3 user whose Maildir/cur is
-// a symbolic link to the home's users/ and new/ to its control/ reads
-// through an agent running under the user's uid: nothing secret of
-// users/ or control/ (the passwords, the private key) is read and nothing
-// there is removed; a user's normal Maildir is read and emptied.
+// a symbolic link to the home's users/ and new/ to its control/ (or
+// whose new/, or whole Maildir, is a link to another user's) gets
+// nothing of them: the session is refused or its maildrop is empty, no
+// file there is listed (LIST, UIDL), read (RETR, TOP) or removed (DELE),
+// whether the Maildir is read by an agent under the user's uid or, for
+// the demo mailbox of the mta's own account, in-process. A user's normal
+// Maildir is read and emptied.
 func TestPOP3SymlinkedMaildir(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: POP3 users with uids of their own")
@@ -161,49 +164,116 @@ func TestPOP3SymlinkedMaildir(t *testing.T) {
 	p := startMTAAs(t, home, false, "-user", acct.name)
 	homes := addUsers(t, home, dir,
 		localUser{name: "mallory", uid: 1611, password: "mallorypw"},
+		localUser{name: "mallet", uid: 1613, password: "malletpw"},
+		localUser{name: "trudy", uid: 1614, password: "trudypw"},
 		localUser{name: "ursula", uid: 1612, password: "ursulapw"})
-	md := filepath.Join(homes["mallory"], "Maildir")
-	// Mallory opens her home and Maildir to all, so that a reader running
-	// as the mta's account (whose group reads users/poppasswd and the
-	// key) can lock the Maildir and follow her links.
-	for d, mode := range map[string]os.FileMode{homes["mallory"]: 0o755, md: 0o777} {
-		if err := os.Chmod(d, mode); err != nil {
-			t.Fatal(err)
-		}
+	// Mail for the demo mailbox, the other user whose files the links aim at.
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{p.user + "@localhost"}, "Subject: for demo\r\n\r\nsecret for demo\r\n"); err != nil {
+		t.Fatal(err)
 	}
-	for sub, target := range map[string]string{"cur": "users", "new": "control"} {
-		if err := os.Remove(filepath.Join(md, sub)); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Symlink(filepath.Join(home, target), filepath.Join(md, sub)); err != nil {
-			t.Fatal(err)
-		}
-		os.Lchown(filepath.Join(md, sub), 1611, 1611)
-	}
-	before := append(tree(t, filepath.Join(home, "users")), tree(t, filepath.Join(home, "control"))...)
-	time.Sleep(1100 * time.Millisecond) // POP3 lists files older than the session's second
+	waitCount(t, p.maildir, 1, p)
+	demoHome := filepath.Dir(p.maildir)
 
-	s, err := pop3Login(t, p.pop3, "mallory", "mallorypw")
-	if err == nil {
-		list, err := s.multi("LIST")
-		if err != nil {
+	// link makes sub (a directory of a Maildir, or the Maildir itself) a
+	// symbolic link to target, owned by uid.
+	link := func(md, sub, target string, uid int) {
+		t.Helper()
+		path := filepath.Join(md, sub)
+		if err := os.RemoveAll(path); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("LIST: %q", list)
-		for i := range list {
-			lines, err := s.multi("RETR " + strconv.Itoa(i+1))
-			text := strings.Join(lines, "\n")
-			if err == nil && (strings.Contains(text, "PRIVATE KEY") || strings.Contains(text, "{PLAIN}")) {
-				t.Errorf("RETR %d read a secret of the home:\n%s", i+1, text)
-			}
-			s.cmd("DELE " + strconv.Itoa(i+1))
+		if err := os.Symlink(target, path); err != nil {
+			t.Fatal(err)
 		}
-		s.cmd("QUIT")
-	} else {
-		t.Logf("login refused: %v", err)
+		if err := os.Lchown(path, uid, uid); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if after := append(tree(t, filepath.Join(home, "users")), tree(t, filepath.Join(home, "control"))...); !slices.Equal(before, after) {
-		t.Errorf("users/ and control/ changed:\nbefore %q\nafter  %q", before, after)
+	// open opens a user's home and Maildir to all, so that a reader
+	// running as the mta's account (whose group reads users/poppasswd and
+	// the key) could lock the Maildir and follow the links.
+	open := func(uhome string) {
+		t.Helper()
+		for d, mode := range map[string]os.FileMode{uhome: 0o755, filepath.Join(uhome, "Maildir"): 0o777} {
+			if err := os.Chmod(d, mode); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+	}
+	demoMD := p.maildir
+	tests := []struct {
+		name, user, pass string
+		setup            func()
+	}{
+		{"cur to users, new to control", "mallory", "mallorypw", func() {
+			md := filepath.Join(homes["mallory"], "Maildir")
+			open(homes["mallory"])
+			link(md, "cur", filepath.Join(home, "users"), 1611)
+			link(md, "new", filepath.Join(home, "control"), 1611)
+		}},
+		{"new to another user's new", "mallet", "malletpw", func() {
+			open(homes["mallet"])
+			link(filepath.Join(homes["mallet"], "Maildir"), "new", filepath.Join(demoMD, "new"), 1613)
+		}},
+		{"Maildir to another user's", "trudy", "trudypw", func() {
+			open(homes["trudy"])
+			link(homes["trudy"], "Maildir", demoMD, 1614)
+		}},
+		{"in-process: the account's own mailbox, cur to users, new to control", p.user, p.password, func() {
+			// Done last: it moves the demo mailbox's messages away.
+			if err := os.Rename(filepath.Join(demoMD, "new"), filepath.Join(demoHome, "new.saved")); err != nil {
+				t.Fatal(err)
+			}
+			link(demoMD, "cur", filepath.Join(home, "users"), acct.uid)
+			link(demoMD, "new", filepath.Join(home, "control"), acct.uid)
+		}},
+	}
+	snapshot := func() []string {
+		var out []string
+		for _, d := range []string{filepath.Join(home, "users"), filepath.Join(home, "control"), filepath.Join(demoHome, "Maildir", "new"), filepath.Join(demoHome, "new.saved")} {
+			if _, err := os.Lstat(d); err == nil {
+				fi, _ := os.Lstat(d)
+				if fi.Mode()&os.ModeSymlink == 0 {
+					out = append(out, tree(t, d)...)
+				}
+			}
+		}
+		return out
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.setup()
+			before := snapshot()
+			time.Sleep(1100 * time.Millisecond) // POP3 lists files older than the session's second
+			s, err := pop3Login(t, p.pop3, tt.user, tt.pass)
+			if err != nil {
+				t.Logf("session refused: %v", err)
+			} else {
+				if list, err := s.multi("LIST"); err != nil || len(list) != 0 {
+					t.Errorf("LIST: %q %v, want an empty maildrop", list, err)
+				}
+				if list, err := s.multi("UIDL"); err != nil || len(list) != 0 {
+					t.Errorf("UIDL: %q %v, want an empty maildrop", list, err)
+				}
+				if r, err := s.cmd("STAT"); err != nil || !strings.HasPrefix(r, "+OK 0 0") {
+					t.Errorf("STAT: %q %v, want +OK 0 0", r, err)
+				}
+				for _, cmd := range []string{"RETR 1", "TOP 1 10", "DELE 1", "LIST 1", "UIDL 1"} {
+					if r, err := s.cmd(cmd); err == nil {
+						t.Errorf("%s: %q, want -ERR", cmd, r)
+						if strings.HasPrefix(cmd, "RETR") || strings.HasPrefix(cmd, "TOP") {
+							s.c.ReadDotLines()
+						}
+					}
+				}
+				if _, err := s.cmd("QUIT"); err != nil {
+					t.Errorf("QUIT: %v", err)
+				}
+			}
+			if after := snapshot(); !slices.Equal(before, after) {
+				t.Errorf("files changed:\nbefore %q\nafter  %q", before, after)
+			}
+		})
 	}
 
 	// A normal Maildir: delivered, read and emptied, as its owner.
@@ -213,7 +283,7 @@ func TestPOP3SymlinkedMaildir(t *testing.T) {
 	umd := filepath.Join(homes["ursula"], "Maildir")
 	waitCount(t, umd, 1, p)
 	time.Sleep(1100 * time.Millisecond)
-	s, err = pop3Login(t, p.pop3, "ursula", "ursulapw")
+	s, err := pop3Login(t, p.pop3, "ursula", "ursulapw")
 	if err != nil {
 		t.Fatalf("ursula: %v\n%s", err, p.stderr)
 	}
@@ -440,5 +510,110 @@ func waitNoProcesses(t *testing.T, uid int, p *proc) {
 			t.Fatalf("processes of uid %d still running: %v\n%s", uid, pids, p.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether a process of group pgid is running (a
+// zombie has ended).
+func groupAlive(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		// pid (comm) state ppid pgrp ...
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStopWithStubbornInProcessDelivery (finding 3): a delivery the mta
+// makes in-process (to its own user, here the demo mailbox of an mta
+// started as an ordinary user) whose program never ends and ignores
+// SIGTERM does not keep the mta from stopping within its grace period:
+// the program's process group is killed, the message stays queued and is
+// delivered, once, at the next start.
+func TestStopWithStubbornInProcessDelivery(t *testing.T) {
+	home := filepath.Join(scratch(t), "home")
+	const grace = 2 * time.Second
+	p := startMTA(t, home, "-grace", grace.String())
+	uhome := filepath.Dir(p.maildir)
+	dot := filepath.Join(uhome, ".qmail")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(dot, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if os.Getuid() == 0 {
+			os.Chown(dot, 65534, 65534) // the mta runs as nobody
+		}
+	}
+	write("|echo $$ > pid; trap '' TERM; (trap '' TERM; while :; do sleep 1; done) & while :; do sleep 1; done\n")
+	if err := mailtest.Send(p.smtp, "bob@example.org", []string{p.user + "@localhost"}, "Subject: stuck\r\n\r\nhello\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, filepath.Join(uhome, "pid"), p)
+	var pgid int
+	for range 100 {
+		b, _ := os.ReadFile(filepath.Join(uhome, "pid"))
+		if pgid, _ = strconv.Atoi(strings.TrimSpace(string(b))); pgid > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pgid <= 0 {
+		t.Fatal("no pid written")
+	}
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	start := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	if err := p.wait(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.stderr)
+	}
+	if took := time.Since(start); took > grace+5*time.Second {
+		t.Errorf("the mta took %v to stop, grace %v", took, grace)
+	}
+	if groupAlive(pgid) {
+		t.Errorf("the program's process group %d is still running", pgid)
+	}
+	if n := strings.Count(p.stderr.String(), "grace period over"); n != 1 {
+		t.Errorf("%d log lines for the end of the grace period, want 1:\n%s", n, p.stderr)
+	}
+	cut := 0
+	for line := range strings.Lines(p.stderr.String()) {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "local delivery cut at the end of the grace period") && strings.Contains(line, "recipient="+p.user+"@localhost") {
+			cut++
+		}
+	}
+	if cut != 1 {
+		t.Errorf("%d log lines for the delivery cut, want 1 with its recipient:\n%s", cut, p.stderr)
+	}
+	// Still queued: its local channel file, whose mtime is the next
+	// attempt's time, made due now.
+	local, _ := filepath.Glob(filepath.Join(home, "queue", "local", "*", "*"))
+	if len(local) != 1 {
+		t.Fatalf("local channel files after the stop: %q, want the message's\n%s", local, p.stderr)
+	}
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(local[0], past, past); err != nil {
+		t.Fatal(err)
+	}
+	if n := countMaildir(t, p.maildir); n != 0 {
+		t.Fatalf("%d messages delivered before the restart", n)
+	}
+
+	write("./Maildir/\n")
+	md := p.maildir
+	p = startMTA(t, home, "-grace", grace.String())
+	waitCount(t, md, 1, p)
+	time.Sleep(time.Second)
+	p.stop(t)
+	if n := countMaildir(t, md); n != 1 {
+		t.Errorf("%d messages delivered, want 1", n)
 	}
 }

@@ -57,8 +57,15 @@ type Client struct {
 
 	mu      sync.Mutex
 	next    uint64
-	pending map[uint64]chan reply
+	pending map[uint64]waiter
 	err     error // why the reader stopped
+}
+
+// waiter is a request waiting for its reply: a delivery takes only an R
+// record, a mailbox only an A.
+type waiter struct {
+	ch      chan reply // buffered
+	mailbox bool
 }
 
 type reply struct {
@@ -70,7 +77,7 @@ type reply struct {
 // NewClient returns a Client talking over conn, a SOCK_SEQPACKET unix
 // socket connected to a Server.
 func NewClient(conn *net.UnixConn) *Client {
-	c := &Client{conn: conn, done: make(chan struct{}), pending: make(map[uint64]chan reply)}
+	c := &Client{conn: conn, done: make(chan struct{}), pending: make(map[uint64]waiter)}
 	go c.read()
 	return c
 }
@@ -122,6 +129,7 @@ func (c *Client) read() {
 			closeAll(fds)
 			break
 		}
+		mailbox := buf[0] == 'A'
 		if r.status == 'A' {
 			// A mailbox: its socket comes with it, and only then.
 			if len(fds) != 1 {
@@ -134,11 +142,20 @@ func (c *Client) read() {
 			closeAll(fds)
 		}
 		c.mu.Lock()
-		ch := c.pending[id]
+		w, ok := c.pending[id]
+		if ok && w.mailbox != mailbox {
+			// An A record for a delivery would count it done.
+			c.mu.Unlock()
+			if r.file != nil {
+				r.file.Close()
+			}
+			err = fmt.Errorf("%w: reply %q for request %d of the other kind", ErrFormat, buf[0], id)
+			break
+		}
 		delete(c.pending, id)
 		c.mu.Unlock()
-		if ch != nil {
-			ch <- r // buffered
+		if ok {
+			w.ch <- r // buffered
 		} else if r.file != nil {
 			r.file.Close()
 		}
@@ -213,7 +230,7 @@ func (c *Client) Deliver(ctx context.Context, sender, recipient string, msg io.R
 	}
 	c.next++
 	id := c.next
-	c.pending[id] = ch
+	c.pending[id] = waiter{ch: ch}
 	c.mu.Unlock()
 	ids := strconv.FormatUint(id, 10)
 	rec := appendRecord(nil, 'D', ids, sender, recipient, strconv.FormatInt(size, 10))
@@ -255,7 +272,7 @@ func (c *Client) OpenMailbox(ctx context.Context, name string, seen bool) (*Remo
 	}
 	c.next++
 	id := c.next
-	c.pending[id] = ch
+	c.pending[id] = waiter{ch: ch, mailbox: true}
 	c.mu.Unlock()
 	s := "0"
 	if seen {

@@ -152,7 +152,7 @@ func (s *QueueServer) Serve(ctx context.Context, l *net.UnixListener) error {
 		case slots <- struct{}{}:
 		default:
 			release()
-			s.logger().Warn("lspawn: qmail-queue request refused: too many connections", "max", max)
+			s.logger().Warn("lspawn: qmail-queue request refused: too many connections", "uid", uid, "max", max)
 			refuseConn(conn)
 			continue
 		}
@@ -161,7 +161,7 @@ func (s *QueueServer) Serve(ctx context.Context, l *net.UnixListener) error {
 			defer release()
 			defer conn.Close()
 			if err := s.ServeConn(ctx, conn); err != nil {
-				s.logger().Warn("lspawn: qmail-queue request refused", "err", err)
+				s.logger().Warn("lspawn: qmail-queue request refused", "uid", uid, "err", err)
 			}
 		})
 	}
@@ -250,7 +250,7 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 		}
 	}
 	if err != nil {
-		s.logger().Warn("lspawn: qmail-queue request refused", "err", err)
+		s.logger().Warn("lspawn: qmail-queue request refused", "uid", cred.Uid, "pid", cred.Pid, "err", err)
 	} else if msg.idled || env.idled { // both set when err is nil
 		s.logger().Warn("lspawn: qmail-queue request cut: no data", "uid", cred.Uid, "pid", cred.Pid, "idle", idle)
 	}

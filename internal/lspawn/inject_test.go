@@ -485,7 +485,8 @@ func TestQueueServerPerUID(t *testing.T) {
 	os.Chmod(path, 0o666)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	qs := &QueueServer{Queue: q, MaxConns: 4, MaxPerUID: 2, IdleTimeout: 2 * time.Second}
+	logs := &logBuffer{}
+	qs := &QueueServer{Queue: q, MaxConns: 4, MaxPerUID: 2, IdleTimeout: 2 * time.Second, Logger: logs.logger()}
 	go func() { done <- qs.Serve(ctx, l) }()
 	defer func() { cancel(); <-done }()
 
@@ -557,5 +558,13 @@ func TestQueueServerPerUID(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"54", "54", "71", "71"}; !slices.Equal(got, want) {
 		t.Errorf("the holder's other exits %q, want %q", got, want)
+	}
+	// Each refusal and cut is logged once, with the uid.
+	time.Sleep(100 * time.Millisecond)
+	if n := logs.count("too many connections for the uid", "uid=65534"); n != 3 {
+		t.Errorf("%d log lines for the uid's refusals, want 3:\n%s", n, logs)
+	}
+	if n := logs.count("request cut: no data", "uid=65534"); n != 2 {
+		t.Errorf("%d log lines for the cut injections, want 2:\n%s", n, logs)
 	}
 }

@@ -37,6 +37,11 @@ import (
 // maxChunk bounds the payload of an l or U record, within maxRecord.
 const maxChunk = 32 << 10
 
+// maxListBytes bounds the l records of one listing, so that an agent
+// cannot make the mta hold an endless list: 256 MiB is a million
+// messages with unique names of 200 bytes.
+const maxListBytes = 256 << 20
+
 // maxCommitErrors bounds the failures a c record carries.
 const maxCommitErrors = 100
 
@@ -57,6 +62,7 @@ type RemoteMailbox struct {
 	mu     sync.Mutex
 	n      int // messages listed; -1 before Messages
 	closed bool
+	broken bool // the agent broke the protocol, or an exchange failed
 	buf    []byte
 	oob    []byte
 }
@@ -150,13 +156,25 @@ func (m *RemoteMailbox) check() error {
 	if m.closed {
 		return fmt.Errorf("%w: mailbox closed", ErrAgent)
 	}
+	if m.broken {
+		return fmt.Errorf("%w: an earlier exchange failed", ErrAgent)
+	}
 	return nil
 }
 
+// failed marks the mailbox unusable after an error of the exchange (not
+// the agent's E reply): a reply could then be taken for another's.
+func (m *RemoteMailbox) failed(err *error) {
+	if errors.Is(*err, ErrAgent) {
+		m.broken = true
+	}
+}
+
 // Messages lists the maildrop, once.
-func (m *RemoteMailbox) Messages(ctx context.Context) ([]pop3.Message, error) {
+func (m *RemoteMailbox) Messages(ctx context.Context) (_ []pop3.Message, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.failed(&err)
 	if err := m.check(); err != nil {
 		return nil, err
 	}
@@ -164,6 +182,7 @@ func (m *RemoteMailbox) Messages(ctx context.Context) ([]pop3.Message, error) {
 		return nil, err
 	}
 	var out []pop3.Message
+	total := 0
 	for {
 		kind, f, _, err := m.recv(ctx, 0)
 		if err != nil {
@@ -171,6 +190,12 @@ func (m *RemoteMailbox) Messages(ctx context.Context) ([]pop3.Message, error) {
 		}
 		switch kind {
 		case 'l':
+			for _, s := range f {
+				total += len(s) + 8
+			}
+			if total > maxListBytes {
+				return nil, fmt.Errorf("%w: %w: a list longer than %d bytes", ErrAgent, ErrFormat, maxListBytes)
+			}
 			if len(f)%3 != 0 {
 				return nil, fmt.Errorf("%w: %w: l with %d fields", ErrAgent, ErrFormat, len(f))
 			}
@@ -195,9 +220,10 @@ func (m *RemoteMailbox) Messages(ctx context.Context) ([]pop3.Message, error) {
 }
 
 // Open returns message i, whose file the agent opened and passed.
-func (m *RemoteMailbox) Open(ctx context.Context, i int) (io.ReadCloser, error) {
+func (m *RemoteMailbox) Open(ctx context.Context, i int) (_ io.ReadCloser, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.failed(&err)
 	if err := m.check(); err != nil {
 		return nil, err
 	}
@@ -223,9 +249,10 @@ func (m *RemoteMailbox) Open(ctx context.Context, i int) (io.ReadCloser, error) 
 }
 
 // Commit sends the update and returns the agent's failures.
-func (m *RemoteMailbox) Commit(ctx context.Context, u pop3.Update) error {
+func (m *RemoteMailbox) Commit(ctx context.Context, u pop3.Update) (err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.failed(&err)
 	if err := m.check(); err != nil {
 		return err
 	}
@@ -275,7 +302,7 @@ func (m *RemoteMailbox) Close() error {
 		return nil
 	}
 	m.closed = true
-	if m.send([]byte("Q")) == nil {
+	if !m.broken && m.send([]byte("Q")) == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		m.recv(ctx, 0)
 		cancel()

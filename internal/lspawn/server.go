@@ -36,7 +36,9 @@ type Server struct {
 	// limit qmail-local puts on each program it runs. Zero means
 	// [DefaultDeliveryTimeout]; negative means none.
 	DeliveryTimeout time.Duration
-	// Logger receives protocol errors; nil discards them.
+	// Logger receives protocol errors and the refusals: a mailbox agent
+	// not started (unknown user, uid 0, too many agents), a delivery
+	// killed at its time limit. Nil discards them.
 	Logger *slog.Logger
 }
 
@@ -141,6 +143,7 @@ func (s *Server) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 			// inode the queue reuses for other users' messages.
 			res, err := s.Local.Deliver(dctx, req.sender, req.recipient, io.NewSectionReader(req.msg, 0, req.size))
 			if err != nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+				logger.Warn("lspawn: delivery killed at its time limit; deferred", "recipient", req.recipient, "sender", req.sender, "limit", timeout)
 				err = fmt.Errorf("lspawn: delivery time limit (%v) reached: %w", timeout, err)
 				if res.Report == "" {
 					res.Report = "Delivery time limit reached. (#4.3.0)\n"
@@ -175,6 +178,7 @@ func (s *Server) openMailbox(ctx context.Context, conn *net.UnixConn, req reques
 	}
 	var rec, oob []byte
 	if err != nil {
+		logger.Warn("lspawn: mailbox agent refused", "user", req.recipient, "err", err)
 		text := err.Error()
 		if len(text) > maxErrText {
 			text = text[:maxErrText]

@@ -149,8 +149,10 @@ type Options struct {
 	// queue/lock/tcpto), as the qmail-send drop-in needs.
 	QmailCompat bool
 	// ShutdownTimeout bounds how long Run waits, once stopped, for SMTP
-	// and POP3 sessions to finish; then they are cut (no message is
-	// acknowledged that is not queued). 0 means one minute.
+	// and POP3 sessions and for deliveries in progress to finish; then
+	// sessions are cut (no message is acknowledged that is not queued)
+	// and the deliveries' contexts cancelled, which kills a local
+	// delivery's programs and defers it. 0 means one minute.
 	ShutdownTimeout time.Duration
 }
 
@@ -345,7 +347,12 @@ func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Resul
 	if s.opts.LocalDeliverer != nil {
 		l = s.localFor(ctx, d.Recipients[0])
 	}
+	ctx, cancel := cuttable(ctx)
+	defer cancel()
 	res, err := l.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
+	if err != nil && errors.Is(context.Cause(ctx), errGraceOver) {
+		s.logger.Warn("system: local delivery cut at the end of the grace period; deferred", "recipient", d.Recipients[0], "id", d.ID)
+	}
 	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
 }
@@ -371,6 +378,8 @@ func (s *System) localFor(ctx context.Context, recipient string) LocalDeliverer 
 }
 
 func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {
+	ctx, cancel := cuttable(ctx)
+	defer cancel()
 	rcpt := d.Recipients[0]
 	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
 	res, err := s.remote.Load().Deliver(ctx, domain, d.Sender, d.Recipients, d.Message)
@@ -626,13 +635,46 @@ type Servers struct {
 	POP3             *pop3.Server
 }
 
+// cutKey is the context key under which Run gives the scheduler's
+// deliveries the context that Run cancels at the end of the grace period.
+type cutKey struct{}
+
+// cuttable returns a context for one delivery made under ctx: the
+// scheduler gives deliveries a context that Run's cancellation does not
+// reach (a stop lets them finish), so it is cancelled as well when the
+// context Run put under cutKey is, at the end of the grace period.
+func cuttable(ctx context.Context) (context.Context, context.CancelFunc) {
+	cut, ok := ctx.Value(cutKey{}).(context.Context)
+	if !ok {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(cut, func() { cancel(context.Cause(cut)) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
+}
+
+// errGraceOver is the cause of a delivery's context cancelled at the end
+// of Run's grace period.
+var errGraceOver = errors.New("system: stopping: grace period over")
+
 // Run runs the scheduler and serves the listeners until ctx is done. It
 // then stops accepting, lets the sessions finish the message they are
 // receiving (every message acknowledged is in the queue), stops the
-// scheduler after the deliveries in progress, and returns. A server that
-// fails ends the others and Run returns its error.
+// scheduler after the deliveries in progress, and returns. Sessions and
+// deliveries get Options.ShutdownTimeout from the stop: then sessions
+// are cut and the deliveries still running cancelled (a local delivery's
+// programs are killed; the delivery is deferred, and made again, whole,
+// at the next start, as qmail's at-least-once delivery allows), so that
+// Run returns within that time and a few seconds whatever users'
+// programs or remote servers do. A server that fails ends the others
+// and Run returns its error.
 func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
-	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
+	cutCtx, cut := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cut(nil)
+	schedCtx, stopSched := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), cutKey{}, cutCtx))
 	defer stopSched()
 	schedDone := make(chan error, 1)
 	go func() { schedDone <- s.Scheduler.Run(schedCtx) }()
@@ -701,6 +743,8 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 	if grace <= 0 {
 		grace = time.Minute
 	}
+	graceOver := time.NewTimer(grace)
+	defer graceOver.Stop()
 	for _, sd := range stops {
 		wg.Go(func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
@@ -714,7 +758,15 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 	}
 	wg.Wait()
 	stopSched()
-	if err := <-schedDone; err != nil {
+	var err error
+	select {
+	case err = <-schedDone:
+	case <-graceOver.C:
+		s.logger.Warn("system: grace period over: cancelling the deliveries still running (they are deferred)", "grace", grace)
+		cut(errGraceOver)
+		err = <-schedDone
+	}
+	if err != nil {
 		errMu.Lock()
 		if first == nil {
 			first = fmt.Errorf("system: scheduler: %w", err)
