@@ -146,7 +146,9 @@ func (e *fsError) Unwrap() error { return e.err }
 // openRetry is openat(2) restarted on EINTR.
 func openRetry(dirfd int, name string, flags int) (int, error) {
 	for {
-		fd, err := unix.Openat(dirfd, name, flags, 0)
+		// 0600 for what O_CREAT makes (pop3.lock, pop3sizes): the
+		// mailbox owner's alone, and readable and writable by them.
+		fd, err := unix.Openat(dirfd, name, flags, 0o600)
 		if err != unix.EINTR {
 			return fd, err
 		}

@@ -392,3 +392,32 @@ func TestOpenMaildirOwner(t *testing.T) {
 		c.cmd("PASS good", want)
 	}
 }
+
+// TestCreatedFilesMode: pop3.lock and pop3sizes, which a session creates,
+// are the owner's to read and write (0600): created with no permission
+// at all, the next session of a non-root server could not open its lock.
+func TestCreatedFilesMode(t *testing.T) {
+	dir := vectorMaildir(t)
+	for range 2 {
+		mb, err := OpenMaildir(dir, MaildirOptions{Lock: true, WireSizes: true, Now: at(vectorNow.Unix())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mb.Messages(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := mb.Commit(t.Context(), Update{Deleted: make([]bool, 3), Retrieved: make([]bool, 3)}); err != nil {
+			t.Fatal(err)
+		}
+		mb.Close()
+	}
+	for _, name := range []string{"pop3.lock", "pop3sizes"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, fi.Mode().Perm())
+		}
+	}
+}
