@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/tcprules"
 )
 
@@ -175,4 +176,50 @@ func TestAuditDuplicateRecipients(t *testing.T) {
 	waitMaildir(t, r.demo.Maildir, 1)
 	time.Sleep(500 * time.Millisecond)
 	waitMaildir(t, r.demo.Maildir, 1) // still one
+}
+
+// TestAuditRCPTReadsOnlyOwnDotQmail: at RCPT the server looks at the
+// .qmail files of its own uid's users only. Another user's are not read
+// with its rights: a symlink there to a file of the server's (which that
+// user cannot read) must not tell the client whether the file exists.
+func TestAuditRCPTReadsOnlyOwnDotQmail(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	demo, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The server's own files, seen through the other user's home.
+	os.Symlink(filepath.Join(home, "control", "me"), filepath.Join(other, ".qmail-yes"))
+	os.Symlink(filepath.Join(home, "control", "nonexistent"), filepath.Join(other, ".qmail-no"))
+	assignPath := filepath.Join(home, "users", "assign")
+	data, err := os.ReadFile(assignPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("+other-:other:%d:%d:%s:-::\n", os.Geteuid()+1, os.Getegid()+1, other)
+	data = []byte(line + string(data))
+	if err := os.WriteFile(assignPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := assign.CompileFile(assignPath, filepath.Join(home, "users", "cdb")); err != nil {
+		t.Fatal(err)
+	}
+	r := startHome(t, home, demo)
+	for _, rcpt := range []string{"other-yes@example.test", "other-no@example.test"} {
+		c, err := smtp.Dial(r.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Mail("bob@example.org"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt(rcpt); err != nil {
+			t.Errorf("RCPT %s: %v; want it accepted whatever the other user's .qmail files say", rcpt, err)
+		}
+		c.Close()
+	}
 }

@@ -556,7 +556,8 @@ func (s *System) maxConns() (int, error) {
 // checkRecipient refuses, at RCPT, a local recipient that delivery would
 // bounce with "no mailbox here by that name": an address that only the
 // catch-all alias user (or no user) takes, for which the alias has no
-// .qmail file. Remote recipients, and every case in doubt, are accepted:
+// .qmail file. Only the .qmail files of users with this process's own uid
+// are looked at: others' are read by their deliveries, under their uids. Remote recipients, and every case in doubt, are accepted:
 // the queue decides later, as in qmail.
 func (s *System) checkRecipient(ctx context.Context, ss *smtpserver.Session, to string) error {
 	addr, remote := s.routing.Load().Route(to)
@@ -575,6 +576,13 @@ func (s *System) checkRecipient(ctx context.Context, ss *smtpserver.Session, to 
 		return nil
 	case u.Match != assign.MatchAlias && u.Ext == "":
 		return nil // the user's own address: the default delivery takes it
+	case u.UID != os.Geteuid() || u.UID == 0:
+		// The user's .qmail files are theirs to read, not this
+		// process's: looking would tell a client what this process can
+		// see (a symlink to a file the user cannot read) and cost its
+		// memory. Accept, and let the delivery under their uid decide,
+		// as qmail does.
+		return nil
 	}
 	if _, err := dotqmail.Find(u.Home, u.Dash, u.Ext); errors.Is(err, fs.ErrNotExist) {
 		return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
