@@ -475,8 +475,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Done reports the outcome of a check that Wait let go ahead: ok is true
-// for right credentials, false for wrong ones. A success clears the
-// client's count, takes its attempt back from the account's count, and
+// for right credentials, false for wrong ones. A success takes its own
+// attempt back from the client's count and from the account's, and
 // makes the client known to the account for TrustFor. A temporary
 // failure of the authenticator is not reported, and stays counted as
 // a failure.
@@ -490,9 +490,12 @@ func (l *Limiter) Done(addr netip.Addr, user string, ok bool) {
 		l.stats.Failed++
 		return
 	}
-	if c := l.clients.m[p.client]; c != nil {
-		c.fails, c.next, c.warned, c.refused = 0, time.Time{}, false, false
-		if c.waiting == 0 {
+	// A success takes back only its own attempt, counted at Wait: were
+	// it to clear the client's count, one account the attacker knows
+	// would reset the count between rounds of guesses at others.
+	if c := l.clients.m[p.client]; c != nil && c.fails > 0 {
+		c.fails--
+		if c.fails == 0 && c.waiting == 0 {
 			l.clients.remove(p.client)
 		}
 	}

@@ -87,7 +87,9 @@ func TestDelayCountsFromLastAttempt(t *testing.T) {
 	})
 }
 
-func TestSuccessResets(t *testing.T) {
+// TestSuccessForgivesOnlyItself: a success takes back its own attempt,
+// not the client's earlier failures.
+func TestSuccessForgivesOnlyItself(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := &Limiter{Logger: quiet}
 		addr := netip.MustParseAddr("192.0.2.1")
@@ -99,13 +101,42 @@ func TestSuccessResets(t *testing.T) {
 			t.Fatalf("7th attempt: waited %v, %v; want 8s", d, err)
 		}
 		l.Done(addr, "alice", true)
-		for i := range 3 {
-			if d := fail(t, l, "192.0.2.1", "alice"); d != 0 {
-				t.Errorf("attempt %d after a success waited %v", i+1, d)
-			}
+		// The 6 failures still count: the next attempt is delayed.
+		if d := fail(t, l, "192.0.2.1", "alice"); d < 8*time.Second {
+			t.Errorf("attempt after a success waited %v, want at least 8s", d)
 		}
 		if st := l.Stats(); st.Known != 1 {
 			t.Errorf("Known = %d, want 1", st.Known)
+		}
+	})
+}
+
+// TestSuccessDoesNotResetGuessing replays the re-audit: a client that
+// knows one account's password logs in with it between rounds of three
+// guesses at other accounts, for 20 s. Were a success to clear the
+// client's count, every round would be free (60 checks in 20 s).
+func TestSuccessDoesNotResetGuessing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &Limiter{Logger: quiet}
+		addr := netip.MustParseAddr("192.0.2.9")
+		end := time.Now().Add(20 * time.Second)
+		guesses := 0
+		for i := 0; time.Now().Before(end); i++ {
+			for j := range 3 {
+				if time.Now().After(end) {
+					break
+				}
+				if _, err := attempt(t, l, "192.0.2.9", fmt.Sprintf("user%d-%d", i, j)); err == nil {
+					guesses++
+					l.Done(addr, fmt.Sprintf("user%d-%d", i, j), false)
+				}
+			}
+			if _, err := attempt(t, l, "192.0.2.9", "known"); err == nil {
+				l.Done(addr, "known", true)
+			}
+		}
+		if guesses > 12 {
+			t.Errorf("%d guesses checked in 20 s between logins to a known account, want at most 12", guesses)
 		}
 	})
 }

@@ -33,8 +33,10 @@
 // its account from the moment Wait lets it through, until Done reports it
 // right: so attempts started in parallel are counted before any of them
 // ends, and an attempt whose outcome is never reported stays counted.
-// Done(ok=true) clears the client's count and takes back the attempt from
-// the account's count, and marks the client as known to the account for
+// Done(ok=true) takes back its own attempt from the client's count (not
+// the client's earlier failures: a client that knows one password must
+// not wipe its guesses at other accounts by logging in between them) and
+// from the account's count, and marks the client as known to the account for
 // TrustFor: later attempts from that client for that account are counted
 // and delayed only as the client's, so that guesses at an account from
 // elsewhere do not lock its owner out of the places it logs in from.
