@@ -150,7 +150,11 @@ type Local struct {
 	// use a child.
 	Spawn bool
 	// TempDir holds a copy of a message that is not a regular file, for
-	// a child's stdin; empty means os.TempDir().
+	// a child's stdin; empty means os.TempDir(). The copy has no name
+	// once written, and the child gets it, as it gets a caller's regular
+	// file, only through a descriptor open for reading: a write by the
+	// user's program fails (EBADF) instead of growing a file of this
+	// process's owner.
 	TempDir string
 	// Timeout bounds each delivery, in-process or in a child. When it
 	// passes, an in-process delivery kills its running program's process
