@@ -138,7 +138,10 @@ type Local struct {
 	DefaultDelivery string
 	// Program is the qmail-local program run in a child process; empty
 	// means $QMAILHOME/bin/qmail-local (QMAILHOME from Env, default
-	// /var/qmail).
+	// /var/qmail). It should give the user's programs no descriptor
+	// but their stdin, stdout and stderr, since it inherits any this
+	// process left open without close-on-exec: [QmailLocal] (as in
+	// examples/qmail-local) marks them close-on-exec first.
 	Program string
 	// Env is what the child's environment is taken from (it should carry
 	// QMAILHOME or QMAILQUEUE for forwards); nil means the process's
