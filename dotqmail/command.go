@@ -37,7 +37,15 @@ const QmailLocalUsage = "qmail-local: usage: qmail-local [ -nN ] user homedir lo
 // when ctx is cancelled, or when the process gets SIGTERM while QmailLocal
 // runs (how [Local] stops a child), the running program's process group is
 // killed and QmailLocal returns 111 at once.
+//
+// QmailLocal is meant to be the whole of a qmail-local process: it marks
+// every descriptor of the process above 2 close-on-exec, so that none its
+// parent left open reaches the recipient's programs. Programs get the
+// message on stdin through a read-only descriptor (a stdin open for
+// writing is reopened read-only, or copied), and their stdout and stderr
+// are pipes unless stdout and stderr are pipes or sockets.
 func QmailLocal(ctx context.Context, args, env []string, stdin *os.File, stdout, stderr io.Writer) int {
+	closeOnExec()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
 	plan := false

@@ -47,12 +47,15 @@ type Deliverer struct {
 	// Stdout and Stderr receive what programs print. nil: it is collected
 	// into the report (both streams in one, as qmail-lspawn joins them),
 	// up to 64 KiB. The qmail-local program sets them to its own
-	// descriptors.
+	// descriptors. A program gets an *os.File that is a pipe or a socket
+	// as it is; any other writer, a regular file included, through a pipe.
 	Stdout, Stderr io.Writer
 
 	// TempDir is where a message that is not a regular file is copied
 	// when a program line needs it as its stdin (or when it cannot be
-	// re-read in place); empty means os.TempDir().
+	// re-read in place, or is a file open for writing that cannot be
+	// reopened read-only); empty means os.TempDir(). The copy is removed
+	// at once and programs get it through a read-only descriptor.
 	TempDir string
 
 	// Timeout bounds each delivery, the programs it runs included: when

@@ -36,6 +36,12 @@
 // LC_* and QMAIL* of the inherited environment ([AllowedEnv]). A program's exit
 // code decides: 0 go on, 99 stop with success, 100 (and 64, 65, 70, 76, 77,
 // 78, 112) bounce, anything else or a signal retry ([ExitError]).
+// A program's stdin is a descriptor of the message open for reading only
+// (a copy when the caller's message is not a regular file, or is one open
+// for writing too), rewound for each program: a program's write to it
+// fails with EBADF, so that it can neither grow a file it does not own nor
+// change the message the following lines deliver. Its stdout and stderr
+// are pipes, or the caller's pipes or sockets, never a file.
 // Forwards are collected and sent as one message, with the Delivered-To
 // line, after the last line ran ([Forwarder]); a sender gets rewritten to
 // local-owner@domain when .qmail-ext-owner exists, and to the VERP form

@@ -138,7 +138,10 @@ type Local struct {
 	DefaultDelivery string
 	// Program is the qmail-local program run in a child process; empty
 	// means $QMAILHOME/bin/qmail-local (QMAILHOME from Env, default
-	// /var/qmail).
+	// /var/qmail). It should give the user's programs no descriptor
+	// but their stdin, stdout and stderr, since it inherits any this
+	// process left open without close-on-exec: [QmailLocal] (as in
+	// examples/qmail-local) marks them close-on-exec first.
 	Program string
 	// Env is what the child's environment is taken from (it should carry
 	// QMAILHOME or QMAILQUEUE for forwards); nil means the process's
@@ -150,7 +153,11 @@ type Local struct {
 	// use a child.
 	Spawn bool
 	// TempDir holds a copy of a message that is not a regular file, for
-	// a child's stdin; empty means os.TempDir().
+	// a child's stdin; empty means os.TempDir(). The copy has no name
+	// once written, and the child gets it, as it gets a caller's regular
+	// file, only through a descriptor open for reading: a write by the
+	// user's program fails (EBADF) instead of growing a file of this
+	// process's owner.
 	TempDir string
 	// Timeout bounds each delivery, in-process or in a child. When it
 	// passes, an in-process delivery kills its running program's process

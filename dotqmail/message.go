@@ -2,8 +2,11 @@ package dotqmail
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"syscall"
 )
 
 // message is the message of one delivery, readable from its start as many
@@ -11,11 +14,17 @@ import (
 type message struct {
 	ra   io.ReaderAt
 	size int64
-	// file is a regular file holding the message from offset 0, usable
-	// as a program's stdin (rewound before each program); nil until a
-	// program needs one when the caller gave something else.
+	// file is a regular file holding the message from offset 0, open
+	// read-only, usable as a program's stdin (rewound before each
+	// program); nil until a program needs one when the caller gave
+	// something else. It is the only descriptor of the message a
+	// program (or a qmail-local child) ever gets: a descriptor open for
+	// writing would let a program, running as the recipient, grow a file
+	// it does not own (outside its quota) or rewrite the message other
+	// deliveries read.
 	file    *os.File
-	spooled bool // file is our unlinked temporary copy
+	owned   bool     // file is ours to close: a temporary copy or a reopening
+	given   *os.File // the caller's regular file, when not read-only
 	tempDir string
 }
 
@@ -28,7 +37,12 @@ func newMessage(r io.Reader, tempDir string) (*message, error) {
 	m := &message{tempDir: tempDir}
 	if f, ok := r.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-			m.ra, m.size, m.file = f, fi.Size(), f
+			m.ra, m.size = f, fi.Size()
+			if readOnly(f) {
+				m.file = f
+			} else {
+				m.given = f // reopened read-only when a program needs it
+			}
 			return m, nil
 		}
 	}
@@ -53,19 +67,102 @@ func newMessage(r io.Reader, tempDir string) (*message, error) {
 }
 
 // spool copies r to an unlinked temporary file that becomes the message.
+// The copy is written through one descriptor, which is then closed, and
+// read through another, opened read-only by name before the name is
+// removed: no descriptor of the copy open for writing outlives spool.
 func (m *message) spool(r io.Reader) error {
-	f, err := os.CreateTemp(m.tempDir, ".dotqmail-msg-")
+	w, err := os.CreateTemp(m.tempDir, ".dotqmail-msg-")
 	if err != nil {
 		return err
 	}
-	os.Remove(f.Name())
-	n, err := io.Copy(f, r)
+	f, err := openSame(w.Name(), syscall.O_NOFOLLOW, w)
+	os.Remove(w.Name())
+	if err != nil {
+		w.Close()
+		return err
+	}
+	n, err := io.Copy(w, r)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		f.Close()
 		return err
 	}
-	m.ra, m.size, m.file, m.spooled = f, n, f, true
+	m.ra, m.size, m.file, m.owned = f, n, f, true
 	return nil
+}
+
+// openSame opens name read-only, with flag added, and checks that it is the file of same
+// (a name in a directory others may write to can be replaced). The open
+// does not block (name could have become a FIFO); the descriptor is
+// blocking again when returned.
+func openSame(name string, flag int, same *os.File) (*os.File, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|flag|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		var si os.FileInfo
+		if si, err = same.Stat(); err == nil && !os.SameFile(fi, si) {
+			err = fmt.Errorf("%s was replaced", name)
+		}
+	}
+	if err == nil {
+		err = setBlocking(f)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// setBlocking clears O_NONBLOCK on f's descriptor.
+func setBlocking(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// readOnly reports whether f's descriptor is open for reading only.
+func readOnly(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	mode := -1
+	rc.Control(func(fd uintptr) {
+		fl, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+		if errno == 0 {
+			mode = int(fl) & syscall.O_ACCMODE
+		}
+	})
+	return mode == syscall.O_RDONLY
+}
+
+// reopen gives a read-only descriptor of the caller's file, which is open
+// for writing too, by its /proc/self/fd link (which names the file even
+// when it has no name left); without /proc, the message is copied.
+func (m *message) reopen() error {
+	f, err := m.given.SyscallConn()
+	if err == nil {
+		var fd uintptr
+		f.Control(func(d uintptr) { fd = d })
+		var ro *os.File
+		if ro, err = openSame("/proc/self/fd/"+strconv.FormatUint(uint64(fd), 10), 0, m.given); err == nil {
+			m.file, m.owned = ro, true
+			return nil
+		}
+	}
+	return m.spool(io.NewSectionReader(m.given, 0, m.size))
 }
 
 // reader returns a fresh reader of the whole message.
@@ -74,7 +171,13 @@ func (m *message) reader() io.Reader { return io.NewSectionReader(m.ra, 0, m.siz
 // stdin returns a regular file holding the message, at offset 0.
 func (m *message) stdin() (*os.File, error) {
 	if m.file == nil {
-		if err := m.spool(m.reader()); err != nil {
+		var err error
+		if m.given != nil {
+			err = m.reopen()
+		} else {
+			err = m.spool(m.reader())
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -84,9 +187,9 @@ func (m *message) stdin() (*os.File, error) {
 	return m.file, nil
 }
 
-// close removes the temporary copy, if any.
+// close removes the temporary copy, if any, and closes what it opened.
 func (m *message) close() {
-	if m.spooled {
+	if m.owned {
 		m.file.Close()
 	}
 }

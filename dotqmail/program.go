@@ -3,6 +3,8 @@ package dotqmail
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
 	"os/exec"
 	"syscall"
 	"time"
@@ -31,7 +33,7 @@ func (x *run) program(ctx context.Context, command string) (stop bool, err error
 	cmd.Dir = x.t.Home
 	cmd.Env = x.environ()
 	cmd.Stdin = stdin
-	cmd.Stdout, cmd.Stderr = x.stdout, x.stderr
+	cmd.Stdout, cmd.Stderr = throughPipe(x.stdout), throughPipe(x.stderr)
 	cmd.WaitDelay = programWaitDelay
 	// A cancelled or timed-out delivery kills the program's whole process
 	// group with SIGKILL, which no program can ignore: its children (a
@@ -75,6 +77,22 @@ func (x *run) program(ctx context.Context, command string) (stop bool, err error
 		return false, &Error{Perm: true, Err: &ExitError{Command: command, Code: code}}
 	}
 	return false, &Error{Err: &ExitError{Command: command, Code: code}}
+}
+
+// throughPipe returns w, unless w is a file that is not a pipe or a
+// socket: then a writer that os/exec connects to the program through a
+// pipe. A program (running as the recipient) never gets a descriptor open
+// for writing to a file it may not own: it could grow it, rewind it,
+// truncate it, or keep writing to it after the delivery.
+func throughPipe(w io.Writer) io.Writer {
+	f, ok := w.(*os.File)
+	if !ok {
+		return w
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0 {
+		return w
+	}
+	return struct{ io.Writer }{f}
 }
 
 func unwrapExec(err error) error {

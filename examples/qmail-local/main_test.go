@@ -274,3 +274,84 @@ func TestSIGTERM(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// fdsProgram prints, for each descriptor the program has, its number, its
+// access mode (O_ACCMODE of the flags fcntl(F_GETFL) gives, as the kernel
+// shows them in /proc/self/fdinfo) and whether it is a pipe; then tries to
+// write to its stdin.
+const fdsProgram = `use POSIX; use Fcntl ':mode';
+opendir(my $d, "/proc/self/fd") or die "fd: $!";
+my @fds = sort { $a <=> $b } grep { /^\d+$/ && $_ != fileno($d) } readdir($d);
+for my $fd (@fds) {
+	open(my $i, "<", "/proc/self/fdinfo/$fd") or die "fdinfo: $!";
+	my ($fl) = map { /^flags:\s*([0-7]+)/ ? oct($1) : () } <$i>;
+	my @s = POSIX::fstat($fd);
+	printf "fd %d mode %d %s\n", $fd, $fl & 3, S_ISFIFO($s[2]) ? "pipe" : "file";
+}
+print defined POSIX::write(0, "x", 1) ? "wrote stdin\n" : "stdin: " . ($!+0) . "\n";
+`
+
+// TestDescriptors is issue 17's re-audit in the qmail-local program:
+// whatever its parent gave it (a stdin open read-write on a file of
+// root's, a descriptor of such a file left open without close-on-exec,
+// a stdout that is such a file), the recipient's program gets only its
+// stdin, read-only, and pipes for stdout and stderr; its write to stdin
+// fails with EBADF and the files do not change.
+func TestDescriptors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds qmail-local")
+	}
+	if _, err := os.Stat("/usr/bin/perl"); err != nil {
+		t.Skip("no /usr/bin/perl for the .qmail program")
+	}
+	base := t.TempDir()
+	os.Chmod(filepath.Dir(base), 0o755)
+	os.Chmod(base, 0o755)
+	bin := filepath.Join(base, "qmail-local")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/qmailkit/qmailkit/examples/qmail-local").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	home := filepath.Join(base, "joe")
+	os.Mkdir(home, 0o755)
+	os.WriteFile(filepath.Join(home, "fds.pl"), []byte(fdsProgram), 0o644)
+	os.WriteFile(filepath.Join(home, ".qmail-x"), []byte("|/usr/bin/perl ./fds.pl\n"), 0o644)
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		cred = &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
+		filepath.Walk(home, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 65534, 65534) })
+	} else {
+		t.Log("not root: the files are the test's own, not another user's")
+	}
+	const body = "Subject: s\n\nhi\n"
+	open := func(name, data string) *os.File {
+		p := filepath.Join(base, name)
+		os.WriteFile(p, []byte(data), 0o600)
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	stdin, leaked, stdout := open("mess", body), open("leaked", "secret\n"), open("out", "")
+	cmd := exec.Command(bin, "joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdin, cmd.Stdout = stdin, stdout
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	cmd.ExtraFiles = []*os.File{leaked} // fd 3, not close-on-exec
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("qmail-local: %v %q", err, se.String())
+	}
+	out, _ := os.ReadFile(stdout.Name())
+	want := "fd 0 mode 0 file\nfd 1 mode 1 pipe\nfd 2 mode 1 pipe\nstdin: " + strconv.Itoa(int(syscall.EBADF)) + "\ndid 0+0+1\n"
+	if string(out) != want {
+		t.Errorf("the program's descriptors and report:\n%s\nwant\n%s", out, want)
+	}
+	for f, data := range map[*os.File]string{stdin: body, leaked: "secret\n"} {
+		if b, _ := os.ReadFile(f.Name()); string(b) != data {
+			t.Errorf("%s: %q, want %q", f.Name(), b, data)
+		}
+	}
+}
