@@ -464,6 +464,10 @@ func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.
 // socket at path that every local uid may connect to (qmail-queue is
 // executable by all). stop ends it.
 func serveQueueSocket(sys *system.System, path string, logger *slog.Logger) (stop func(), err error) {
+	maxBytes, err := sys.MaxMessageBytes()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -479,7 +483,10 @@ func serveQueueSocket(sys *system.System, path string, logger *slog.Logger) (sto
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		qs := &lspawn.QueueServer{Queue: sys.Queue, Logger: logger.With("part", "qmail-queue")}
+		// The SMTP servers' size limit (control/databytes, 0 there
+		// meaning none: -1 here) and free-space check, so that a local
+		// user cannot fill the queue's disk through the socket.
+		qs := &lspawn.QueueServer{Queue: sys.Queue, MaxBytes: maxBytes, CheckSpace: sys.CheckSpace, Logger: logger.With("part", "qmail-queue")}
 		if err := qs.Serve(ctx, l); err != nil {
 			logger.Error("mta: qmail-queue socket: " + err.Error())
 		}
