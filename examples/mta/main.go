@@ -129,6 +129,10 @@ import (
 )
 
 func main() {
+	if err := closeOnExec(); err != nil {
+		fmt.Fprintln(os.Stderr, "mta: marking inherited descriptors close-on-exec: "+err.Error())
+		os.Exit(111)
+	}
 	if code, ok := role(); ok {
 		os.Exit(code)
 	}
