@@ -47,7 +47,7 @@ func TestNoInheritedDescriptors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-		if got := strings.Fields(string(b)); strings.Join(got, " ") != "0 1 2" {
+	if got := strings.Fields(string(b)); strings.Join(got, " ") != "0 1 2" {
 		t.Errorf("the program's descriptors: %q, want 0 1 2", got)
 	}
 	// Each process the mta runs, the helper included.
