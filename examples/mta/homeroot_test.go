@@ -1,4 +1,4 @@
-package system
+package main
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/qmailkit/qmailkit/internal/system"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +39,8 @@ func asUID(t *testing.T, uid, gid int, f func() error) error {
 	return <-done
 }
 
-// TestInitHomeIsRoots (the re-audit's finding): as root, the home Init
+// TestInitHomeIsRoots (the re-audit's finding): as root, the home
+// system.Init
 // makes belongs to root, so that the account cannot rename control/ (or
 // users/) away and make its own, with an open relay and its own key, in
 // its place; what the account must write is its own.
@@ -47,10 +49,9 @@ func TestInitHomeIsRoots(t *testing.T) {
 		t.Skip("needs root: a home for another account")
 	}
 	const uid, gid = 1651, 1651
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
+	dir := scratch(t) // searchable by the account, unlike t.TempDir()
 	home := filepath.Join(dir, "home")
-	if _, _, err := Init(home, InitOptions{UID: uid, GID: gid}); err != nil {
+	if _, _, err := system.Init(home, system.InitOptions{UID: uid, GID: gid}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []struct {
@@ -93,7 +94,7 @@ func TestInitHomeIsRoots(t *testing.T) {
 	if err != nil {
 		t.Errorf("the account writing run/: %v", err)
 	}
-	s, err := Open(home, Options{})
+	s, err := system.Open(home, system.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
