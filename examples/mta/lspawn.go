@@ -33,8 +33,34 @@ const (
 )
 
 // queueSocket is where the mta takes back the forwards of deliveries made
-// under other uids (lspawn.QueueServer).
-func queueSocket(home string) string { return filepath.Join(home, "qmail-queue.sock") }
+// under other uids (lspawn.QueueServer): in run/, the account's directory,
+// since the home itself is root's (the account makes the socket after
+// dropping root).
+func queueSocket(home string) string { return filepath.Join(home, "run", "qmail-queue.sock") }
+
+// makeRunDir makes home's run/ for the account uid, gid (mode 755), as
+// root, when it is missing: homes made before run/ existed. An existing
+// run/ must be a directory (not a symbolic link).
+func makeRunDir(home string, uid, gid int) error {
+	dir := filepath.Join(home, "run")
+	fi, err := os.Lstat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		return err
+	}
+	return os.Lchown(dir, uid, gid)
+}
 
 // role runs the program in a hidden role, if it was started in one, and
 // returns its exit code.

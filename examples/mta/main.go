@@ -37,8 +37,9 @@
 //	                    minute), after which its processes are killed and it
 //	                    is deferred
 //
-// Started as root, it makes the home for the account (mode 755, as
-// /var/qmail; users/ with assign and cdb belong to root, as qmail-newu's
+// Started as root, it makes the home for the account (root's, mode 755, as
+// /var/qmail, so that the account cannot replace control/ or users/;
+// queue/, mail/, alias/ and run/ are the account's; users/ with assign and cdb belong to root, as qmail-newu's
 // files do, and users/poppasswd is root's, readable by the account's
 // group; control/ is root's too, so that the account cannot rewrite who
 // may relay, and control/servercert.pem root's and readable by the
@@ -57,7 +58,7 @@
 // perform deliveries as root."). The qmail-local child may not write the
 // queue, so its forwards run this program as qmail-queue, which hands the
 // message and envelope descriptors to the mta over the socket
-// QMAILHOME/qmail-queue.sock (mode 666: any local user may queue mail, as
+// QMAILHOME/run/qmail-queue.sock (mode 666: any local user may queue mail, as
 // with qmail-queue); the Received line names the caller's uid. So this
 // program must be executable by the users, and the home searchable by
 // them; the mta warns at start when either is not (as with go run, whose
@@ -260,6 +261,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		if err := checkControl(*home, uid, gid); err != nil {
 			// A home from an older mta, whose control/ is the account's.
 			logger.Warn("mta: "+err.Error()+": the account could rewrite the control files (an open relay) or replace the key; as root run: "+controlFix(*home, gid), "home", *home)
+		}
+		if err := checkHome(*home, uid, gid); err != nil {
+			// A home from an older mta, which the account owns: it could
+			// rename control/ or users/ away and make its own.
+			logger.Warn("mta: "+err.Error()+": the account could replace control/ (an open relay, its own key) or users/; as root run: "+homeFix(*home), "home", *home)
+		}
+		if err := makeRunDir(*home, uid, gid); err != nil {
+			return fail(err)
 		}
 		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
 			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
