@@ -21,6 +21,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/system"
 	"github.com/qmailkit/qmailkit/pop3"
+	"golang.org/x/sys/unix"
 )
 
 // The program's hidden roles, chosen first thing in main: the mta started
@@ -67,6 +68,19 @@ func makeRunDir(home string, uid, gid int) error {
 func role() (int, bool) {
 	switch {
 	case filepath.Base(os.Args[0]) == "qmail-local":
+		// Started by the helper, which leads the session it starts its
+		// children in: the first act is a session of its own, so that
+		// no program of the delivery can join the helper's process
+		// group (see reap.go). Anything else (a program running this
+		// one) is refused: the helper spares qmail-local children.
+		if sid, err := unix.Getsid(0); err != nil || os.Getppid() <= 1 || sid != os.Getppid() {
+			fmt.Fprintln(os.Stderr, "qmail-local: started by the delivery helper only. (#4.3.0)")
+			return 111, true
+		}
+		if _, err := unix.Setsid(); err != nil {
+			fmt.Fprintln(os.Stderr, "qmail-local: setsid: "+err.Error()+". (#4.3.0)")
+			return 111, true
+		}
 		syscall.Umask(0o077)
 		return dotqmail.QmailLocal(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr), true
 	case os.Getenv(roleEnv) == "lspawn":
@@ -212,7 +226,7 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	}
 	// Whatever a delivery leaves running is killed: see reap.go.
 	reapCtx, stopReaping := context.WithCancel(context.Background())
-	reaped := reapOrphans(reapCtx, logger)
+	reaped := reapOrphans(reapCtx, agents.Started, logger)
 	srv := &lspawn.Server{Local: refusalReporter(local, logger), Mailboxes: agents, DeliveryTimeout: *deliveryTimeout, Logger: logger}
 	err = srv.ServeConn(context.Background(), conn)
 	stopReaping()
