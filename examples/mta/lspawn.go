@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -226,8 +227,14 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	}
 	// Whatever a delivery leaves running is killed: see reap.go.
 	reapCtx, stopReaping := context.WithCancel(context.Background())
-	reaped := reapOrphans(reapCtx, agents.Started, logger)
-	srv := &lspawn.Server{Local: refusalReporter(local, logger), Mailboxes: agents, DeliveryTimeout: *deliveryTimeout, Logger: logger}
+	var inflight atomic.Int64 // local deliveries in progress
+	reaped := reapOrphans(reapCtx, agents.Started, func() int { return int(inflight.Load()) }, logger)
+	counted := lspawn.DelivererFunc(func(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
+		inflight.Add(1)
+		defer inflight.Add(-1)
+		return local.Deliver(ctx, sender, recipient, msg)
+	})
+	srv := &lspawn.Server{Local: refusalReporter(counted, logger), Mailboxes: agents, DeliveryTimeout: *deliveryTimeout, Logger: logger}
 	err = srv.ServeConn(context.Background(), conn)
 	stopReaping()
 	<-reaped

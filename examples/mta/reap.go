@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,7 +35,10 @@ import (
 // qmail-local, leading its session. The qmail-local role refuses to run
 // unless the helper started it (its parent leads the session it was
 // started in), so a program cannot pass for one by running this program.
-// Every other child is an adopted orphan, killed. A dead child is left to
+// Every other child is an adopted orphan, killed; and no more qmail-local
+// children are spared than local deliveries are in progress (the oldest
+// ones), so that one a program held stopped before its check lives no
+// longer than the deliveries under way. A dead child is left to
 // the code that started it (os/exec waits at once), unless it is still
 // unreaped after zombieGrace: then it was adopted, and is reaped.
 
@@ -50,6 +55,7 @@ type reaper struct {
 	self, group int
 	exe         os.FileInfo        // this program, which qmail-local children run
 	agent       func(pid int) bool // a mailbox agent's pid
+	inflight    func() int         // the local deliveries in progress
 	logger      *slog.Logger
 	dead        map[int]time.Time // zombies seen, and since when
 }
@@ -57,8 +63,10 @@ type reaper struct {
 // reapOrphans makes the process a child subreaper and kills and reaps the
 // orphans adopted until ctx is done; then it kills every child left and
 // reaps them, and closes the channel it returned. agent tells the
-// mailbox agents' pids (nil: none).
-func reapOrphans(ctx context.Context, agent func(pid int) bool, logger *slog.Logger) <-chan struct{} {
+// mailbox agents' pids (nil: none); inflight the local deliveries in
+// progress (counted before their qmail-local child starts and until it
+// has been waited for).
+func reapOrphans(ctx context.Context, agent func(pid int) bool, inflight func() int, logger *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		logger.Warn("mta lspawn: cannot adopt orphans: programs deliveries leave behind are not killed", "err", err)
@@ -68,7 +76,7 @@ func reapOrphans(ctx context.Context, agent func(pid int) bool, logger *slog.Log
 	if agent == nil {
 		agent = func(int) bool { return false }
 	}
-	r := &reaper{self: os.Getpid(), group: syscall.Getpgrp(), agent: agent, logger: logger, dead: map[int]time.Time{}}
+	r := &reaper{self: os.Getpid(), group: syscall.Getpgrp(), agent: agent, inflight: inflight, logger: logger, dead: map[int]time.Time{}}
 	r.exe, _ = os.Stat("/proc/self/exe")
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
@@ -101,6 +109,11 @@ func (r *reaper) kill(all bool, now time.Time) int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	n := 0
 	seen := map[int]bool{}
+	type child struct {
+		pid   int
+		start uint64
+	}
+	var locals []child
 	for _, p := range stats {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -112,7 +125,7 @@ func (r *reaper) kill(all bool, now time.Time) int {
 			continue
 		}
 		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 4 || f[1] != strconv.Itoa(r.self) {
+		if len(f) < 20 || f[1] != strconv.Itoa(r.self) {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
@@ -132,15 +145,28 @@ func (r *reaper) kill(all bool, now time.Time) int {
 			n++
 			continue
 		}
-		if !all && (pgrp == r.group || r.agent(pid) || r.qmailLocal(pid, pgrp, sid)) {
+		if !all && (pgrp == r.group || r.agent(pid)) {
 			continue // one the helper started
 		}
-		n++
-		if pgrp == pid {
-			syscall.Kill(-pid, syscall.SIGKILL)
+		if !all && r.qmailLocal(pid, pgrp, sid) {
+			start, _ := strconv.ParseUint(f[19], 10, 64) // starttime, field 22
+			locals = append(locals, child{pid, start})
+			continue
 		}
-		syscall.Kill(pid, syscall.SIGKILL)
-		r.logger.Warn("mta lspawn: killed a process a delivery left running", "pid", pid)
+		n++
+		r.killOne(pid, pgrp)
+	}
+	// No more qmail-local children than deliveries in progress (each has
+	// one, started once the delivery counts): any more pass for one (a
+	// program holding this program stopped before its check); the oldest
+	// are the deliveries'.
+	if len(locals) > 0 {
+		max := r.inflight()
+		slices.SortFunc(locals, func(a, b child) int { return cmp.Compare(a.start, b.start) })
+		for _, c := range locals[min(max, len(locals)):] {
+			n++
+			r.killOne(c.pid, c.pid)
+		}
 	}
 	for pid := range r.dead {
 		if !seen[pid] {
@@ -156,6 +182,15 @@ func (r *reaper) kill(all bool, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// killOne kills pid, with its process group when it leads one (pgrp).
+func (r *reaper) killOne(pid, pgrp int) {
+	if pgrp == pid {
+		syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	r.logger.Warn("mta lspawn: killed a process a delivery left running", "pid", pid)
 }
 
 // qmailLocal reports whether the child pid, of process group pgrp and
