@@ -90,7 +90,12 @@ func role() (int, bool) {
 		return mailboxMain(os.Args[1:], os.Stderr), true
 	case os.Getenv(roleEnv) == "qmail-queue":
 		// qmail-queue's interface: the message on 0, the envelope on 1.
-		return lspawn.Enqueue(os.Getenv(queueSocketEnv), os.Stdin, os.NewFile(1, "envelope")), true
+		// The socket the helper names, else the home's.
+		path := os.Getenv(queueSocketEnv)
+		if path == "" && os.Getenv("QMAILHOME") != "" {
+			path = queueSocket(os.Getenv("QMAILHOME"))
+		}
+		return lspawn.Enqueue(path, os.Stdin, os.NewFile(1, "envelope")), true
 	}
 	return 0, false
 }

@@ -59,7 +59,10 @@
 // queue, so its forwards run this program as qmail-queue, which hands the
 // message and envelope descriptors to the mta over the socket
 // QMAILHOME/run/qmail-queue.sock (mode 666: any local user may queue mail, as
-// with qmail-queue); the Received line names the caller's uid. So this
+// with qmail-queue); the Received line names the caller's uid. A message
+// there has the SMTP servers' size limit (control/databytes as read at
+// start, else 35 MiB; exit 31 beyond it) and is refused (exit 53) while
+// the queue's file system is short of space, as SMTP refuses at MAIL. So this
 // program must be executable by the users, and the home searchable by
 // them; the mta warns at start when either is not (as with go run, whose
 // build directory is root's alone). Should the helper die, the mta stops (exit 1): it can no longer
