@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/system"
 	"github.com/qmailkit/qmailkit/pop3"
+	"golang.org/x/sys/unix"
 )
 
 // The program's hidden roles, chosen first thing in main: the mta started
@@ -33,14 +35,53 @@ const (
 )
 
 // queueSocket is where the mta takes back the forwards of deliveries made
-// under other uids (lspawn.QueueServer).
-func queueSocket(home string) string { return filepath.Join(home, "qmail-queue.sock") }
+// under other uids (lspawn.QueueServer): in run/, the account's directory,
+// since the home itself is root's (the account makes the socket after
+// dropping root).
+func queueSocket(home string) string { return filepath.Join(home, "run", "qmail-queue.sock") }
+
+// makeRunDir makes home's run/ for the account uid, gid (mode 755), as
+// root, when it is missing: homes made before run/ existed. An existing
+// run/ must be a directory (not a symbolic link).
+func makeRunDir(home string, uid, gid int) error {
+	dir := filepath.Join(home, "run")
+	fi, err := os.Lstat(dir)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		return err
+	}
+	return os.Lchown(dir, uid, gid)
+}
 
 // role runs the program in a hidden role, if it was started in one, and
 // returns its exit code.
 func role() (int, bool) {
 	switch {
 	case filepath.Base(os.Args[0]) == "qmail-local":
+		// Started by the helper, which leads the session it starts its
+		// children in: the first act is a session of its own, so that
+		// no program of the delivery can join the helper's process
+		// group (see reap.go). Anything else (a program running this
+		// one) is refused: the helper spares qmail-local children.
+		if sid, err := unix.Getsid(0); err != nil || os.Getppid() <= 1 || sid != os.Getppid() {
+			fmt.Fprintln(os.Stderr, "qmail-local: started by the delivery helper only. (#4.3.0)")
+			return 111, true
+		}
+		if _, err := unix.Setsid(); err != nil {
+			fmt.Fprintln(os.Stderr, "qmail-local: setsid: "+err.Error()+". (#4.3.0)")
+			return 111, true
+		}
 		syscall.Umask(0o077)
 		return dotqmail.QmailLocal(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr), true
 	case os.Getenv(roleEnv) == "lspawn":
@@ -49,7 +90,12 @@ func role() (int, bool) {
 		return mailboxMain(os.Args[1:], os.Stderr), true
 	case os.Getenv(roleEnv) == "qmail-queue":
 		// qmail-queue's interface: the message on 0, the envelope on 1.
-		return lspawn.Enqueue(os.Getenv(queueSocketEnv), os.Stdin, os.NewFile(1, "envelope")), true
+		// The socket the helper names, else the home's.
+		path := os.Getenv(queueSocketEnv)
+		if path == "" && os.Getenv("QMAILHOME") != "" {
+			path = queueSocket(os.Getenv("QMAILHOME"))
+		}
+		return lspawn.Enqueue(path, os.Stdin, os.NewFile(1, "envelope")), true
 	}
 	return 0, false
 }
@@ -186,8 +232,14 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	}
 	// Whatever a delivery leaves running is killed: see reap.go.
 	reapCtx, stopReaping := context.WithCancel(context.Background())
-	reaped := reapOrphans(reapCtx, logger)
-	srv := &lspawn.Server{Local: refusalReporter(local, logger), Mailboxes: agents, DeliveryTimeout: *deliveryTimeout, Logger: logger}
+	var inflight atomic.Int64 // local deliveries in progress
+	reaped := reapOrphans(reapCtx, agents.Started, func() int { return int(inflight.Load()) }, logger)
+	counted := lspawn.DelivererFunc(func(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
+		inflight.Add(1)
+		defer inflight.Add(-1)
+		return local.Deliver(ctx, sender, recipient, msg)
+	})
+	srv := &lspawn.Server{Local: refusalReporter(counted, logger), Mailboxes: agents, DeliveryTimeout: *deliveryTimeout, Logger: logger}
 	err = srv.ServeConn(context.Background(), conn)
 	stopReaping()
 	<-reaped

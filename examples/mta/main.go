@@ -37,8 +37,9 @@
 //	                    minute), after which its processes are killed and it
 //	                    is deferred
 //
-// Started as root, it makes the home for the account (mode 755, as
-// /var/qmail; users/ with assign and cdb belong to root, as qmail-newu's
+// Started as root, it makes the home for the account (root's, mode 755, as
+// /var/qmail, so that the account cannot replace control/ or users/;
+// queue/, mail/, alias/ and run/ are the account's; users/ with assign and cdb belong to root, as qmail-newu's
 // files do, and users/poppasswd is root's, readable by the account's
 // group; control/ is root's too, so that the account cannot rewrite who
 // may relay, and control/servercert.pem root's and readable by the
@@ -57,8 +58,11 @@
 // perform deliveries as root."). The qmail-local child may not write the
 // queue, so its forwards run this program as qmail-queue, which hands the
 // message and envelope descriptors to the mta over the socket
-// QMAILHOME/qmail-queue.sock (mode 666: any local user may queue mail, as
-// with qmail-queue); the Received line names the caller's uid. So this
+// QMAILHOME/run/qmail-queue.sock (mode 666: any local user may queue mail, as
+// with qmail-queue); the Received line names the caller's uid. A message
+// there has the SMTP servers' size limit (control/databytes as read at
+// start, else 35 MiB; exit 31 beyond it) and is refused (exit 53) while
+// the queue's file system is short of space, as SMTP refuses at MAIL. So this
 // program must be executable by the users, and the home searchable by
 // them; the mta warns at start when either is not (as with go run, whose
 // build directory is root's alone). Should the helper die, the mta stops (exit 1): it can no longer
@@ -129,6 +133,10 @@ import (
 )
 
 func main() {
+	if err := closeOnExec(); err != nil {
+		fmt.Fprintln(os.Stderr, "mta: marking inherited descriptors close-on-exec: "+err.Error())
+		os.Exit(111)
+	}
 	if code, ok := role(); ok {
 		os.Exit(code)
 	}
@@ -256,6 +264,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		if err := checkControl(*home, uid, gid); err != nil {
 			// A home from an older mta, whose control/ is the account's.
 			logger.Warn("mta: "+err.Error()+": the account could rewrite the control files (an open relay) or replace the key; as root run: "+controlFix(*home, gid), "home", *home)
+		}
+		if err := checkHome(*home, uid, gid); err != nil {
+			// A home from an older mta, which the account owns: it could
+			// rename control/ or users/ away and make its own.
+			logger.Warn("mta: "+err.Error()+": the account could replace control/ (an open relay, its own key) or users/; as root run: "+homeFix(*home), "home", *home)
+		}
+		if err := makeRunDir(*home, uid, gid); err != nil {
+			return fail(err)
 		}
 		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
 			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
@@ -464,6 +480,10 @@ func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.
 // socket at path that every local uid may connect to (qmail-queue is
 // executable by all). stop ends it.
 func serveQueueSocket(sys *system.System, path string, logger *slog.Logger) (stop func(), err error) {
+	maxBytes, err := sys.MaxMessageBytes()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
@@ -479,7 +499,10 @@ func serveQueueSocket(sys *system.System, path string, logger *slog.Logger) (sto
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		qs := &lspawn.QueueServer{Queue: sys.Queue, Logger: logger.With("part", "qmail-queue")}
+		// The SMTP servers' size limit (control/databytes, 0 there
+		// meaning none: -1 here) and free-space check, so that a local
+		// user cannot fill the queue's disk through the socket.
+		qs := &lspawn.QueueServer{Queue: sys.Queue, MaxBytes: maxBytes, CheckSpace: sys.CheckSpace, Logger: logger.With("part", "qmail-queue")}
 		if err := qs.Serve(ctx, l); err != nil {
 			logger.Error("mta: qmail-queue socket: " + err.Error())
 		}

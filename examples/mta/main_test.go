@@ -115,10 +115,18 @@ func startMTA(t *testing.T, home string, args ...string) *proc {
 // startMTAAs starts the mta, as nobody when asNobody is set.
 func startMTAAs(t *testing.T, home string, asNobody bool, args ...string) *proc {
 	t.Helper()
+	return startMTAFiles(t, home, asNobody, nil, args...)
+}
+
+// startMTAFiles is startMTAAs with extra descriptors (3, 4, ...) the mta
+// inherits, as from a careless supervisor.
+func startMTAFiles(t *testing.T, home string, asNobody bool, extra []*os.File, args ...string) *proc {
+	t.Helper()
 	bin := build(t)
 	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-pop3", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}
+	cmd.ExtraFiles = extra
 	if asNobody {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
 	}

@@ -146,3 +146,25 @@ func controlFix(home string, gid int) string {
 	c := filepath.Join(home, "control")
 	return fmt.Sprintf("chown -R root:root %[1]s && chmod -R go-w %[1]s && chgrp %[2]d %[1]s/servercert.pem && chmod 640 %[1]s/servercert.pem", c, gid)
 }
+
+// checkHome reports, for a root-started mta, whether the account (uid,
+// gid) could write the home directory itself: then it could rename
+// control/ or users/ away and put its own, with an open relay and its own
+// key, in their place, whoever owns them. As Init makes it, the home is
+// root's, mode 755. nil when the account cannot write it.
+func checkHome(home string, uid, gid int) error {
+	fi, err := os.Lstat(home)
+	if err != nil {
+		return &untrustedError{home, err.Error()}
+	}
+	if why := writableBy(fi, uid, gid); why != "" {
+		return &untrustedError{home, why}
+	}
+	return nil
+}
+
+// homeFix is the shell command that gives the home directory to root as
+// Init makes it (what is inside keeps its owners).
+func homeFix(home string) string {
+	return fmt.Sprintf("chown root:root %[1]s && chmod 755 %[1]s", home)
+}

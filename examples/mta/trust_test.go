@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -83,5 +84,58 @@ func TestTrustUsersCDB(t *testing.T) {
 	// system's passwd only).
 	if err := checkUsers(t.TempDir()); err != nil {
 		t.Errorf("no users/cdb: %v", err)
+	}
+}
+
+// TestCheckHome: the start-up check warns when the account can write the
+// home directory itself (an older home, which the account owns), with the
+// command that fixes it; makeRunDir gives such a home the account's run/.
+func TestCheckHome(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: files of other owners")
+	}
+	const uid, gid = 1652, 1652
+	for _, tt := range []struct {
+		name     string
+		uid, gid int
+		mode     os.FileMode
+		bad      bool
+	}{
+		{"root's", 0, 0, 0o755, false},
+		{"the account's", uid, gid, 0o755, true},
+		{"group-writable", 0, gid, 0o775, true},
+		{"world-writable", 0, 0, 0o777, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			home := filepath.Join(t.TempDir(), "home")
+			if err := os.Mkdir(home, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			os.Chown(home, tt.uid, tt.gid)
+			os.Chmod(home, tt.mode)
+			if err := checkHome(home, uid, gid); (err != nil) != tt.bad {
+				t.Errorf("checkHome: %v, want an error %v", err, tt.bad)
+			}
+			if err := makeRunDir(home, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Lstat(filepath.Join(home, "run"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid || fi.Mode() != 0o755|os.ModeDir {
+				t.Errorf("run/: uid %d gid %d mode %v", st.Uid, st.Gid, fi.Mode())
+			}
+		})
+	}
+	if fix := homeFix("/var/lib/qmailkit"); fix != "chown root:root /var/lib/qmailkit && chmod 755 /var/lib/qmailkit" {
+		t.Errorf("homeFix: %q", fix)
+	}
+	// run/ as a symbolic link (the account's, made in an older home) is
+	// refused.
+	home := t.TempDir()
+	os.Symlink("/etc", filepath.Join(home, "run"))
+	if err := makeRunDir(home, uid, gid); err == nil {
+		t.Errorf("makeRunDir took a symbolic link")
 	}
 }

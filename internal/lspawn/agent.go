@@ -20,7 +20,9 @@ type MailboxUser struct {
 }
 
 // Agents is a [MailboxOpener] that runs each mailbox agent as a process
-// under the mailbox owner's uid and gid, with no supplementary groups,
+// under the mailbox owner's uid and gid, with no supplementary groups, in
+// a session of its own (so that nothing the agent's user runs can join
+// the process group of the root process running Agents),
 // with its end of a socketpair as descriptor 3 and
 // only the environment Command gives it. Lookup says who the owner is:
 // the root process running Agents decides, never its Client. At most Max
@@ -44,6 +46,7 @@ type Agents struct {
 
 	mu      sync.Mutex
 	running int
+	pids    map[int]bool // the agents started and not yet waited for
 	wg      sync.WaitGroup
 }
 
@@ -98,11 +101,22 @@ func (a *Agents) OpenMailbox(ctx context.Context, name string, seen bool) (*os.F
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}},
 		Pdeathsig:  syscall.SIGKILL,
+		Setsid:     true,
 	}
+	// Started and recorded under mu: Pids, asked after a look at the
+	// process's children, knows every agent among them.
+	a.mu.Lock()
 	if err := cmd.Start(); err != nil {
+		a.mu.Unlock()
 		mine.Close()
 		return nil, fmt.Errorf("lspawn: start a mailbox agent: %w", err)
 	}
+	pid := cmd.Process.Pid
+	if a.pids == nil {
+		a.pids = map[int]bool{}
+	}
+	a.pids[pid] = true
+	a.mu.Unlock()
 	started = true
 	life := a.Lifetime
 	if life <= 0 {
@@ -112,6 +126,7 @@ func (a *Agents) OpenMailbox(ctx context.Context, name string, seen bool) (*os.F
 		defer func() {
 			a.mu.Lock()
 			a.running--
+			delete(a.pids, pid)
 			a.mu.Unlock()
 		}()
 		t := time.AfterFunc(life, func() { cmd.Process.Kill() })
@@ -130,6 +145,15 @@ func (a *Agents) Running() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.running
+}
+
+// Started reports whether pid is an agent started and not yet waited
+// for: a process of the caller's that Agents reaps itself (a child
+// reaper must leave it alone).
+func (a *Agents) Started(pid int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pids[pid]
 }
 
 // Wait waits for every agent started to have exited.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -46,9 +47,35 @@ type QueueServer struct {
 	// so that a delivery forwarding the message defers it; beyond twice
 	// MaxConns, a connection is closed unanswered (the client's exit 74).
 	MaxConns int
+	// MaxBytes bounds the message read from an injection, in bytes, as
+	// control/databytes bounds one received by SMTP: one byte more and the
+	// injection fails with exit 31 ("mail server permanently refuses
+	// message") and nothing is queued. 0 means [DefaultMaxBytes]; negative
+	// means no limit.
+	MaxBytes int64
+	// CheckSpace, when set, is asked before an injection is read (with
+	// Now's time) whether the queue's file system has room for a message;
+	// when it returns an error the injection is refused with exit 53
+	// ("trouble writing to disk": temporary) and nothing is read. nil
+	// means no check.
+	CheckSpace func(now time.Time) error
+	// Now is the clock given to CheckSpace; nil means time.Now.
+	Now func() time.Time
 	// Logger receives the refused requests; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultMaxBytes is QueueServer.MaxBytes's default: 35 MiB, the size
+// limit an SMTP server applies without control/databytes
+// (smtpserver.DefaultMaxMessageBytes).
+const DefaultMaxBytes = 35 << 20
+
+// tooBigExit and noSpaceExit are qmail-queue's exit codes for a message
+// over MaxBytes (permanent) and for a queue without room (temporary).
+const (
+	tooBigExit  = 31
+	noSpaceExit = 53
+)
 
 // DefaultMaxConns is QueueServer.MaxConns's default.
 const DefaultMaxConns = 64
@@ -227,6 +254,16 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	if idle <= 0 {
 		idle = DefaultInjectIdle
 	}
+	if s.CheckSpace != nil {
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		if err := s.CheckSpace(now()); err != nil {
+			s.logger().Warn("lspawn: qmail-queue request refused: no room in the queue", "uid", cred.Uid, "pid", cred.Pid, "err", err)
+			return s.reply(conn, noSpaceExit)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The reads wait in poll for their descriptor or for stop, whose
@@ -246,7 +283,18 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 		defer msg.Close()
 		if env, err = newPeerReader(fds[1], stop[0], idle); err == nil {
 			defer env.Close()
-			code = qmailqueue.Run(ctx, s.Queue, queue.Origin{PID: int(cred.Pid), UID: int(cred.Uid)}, msg, env)
+			max := s.MaxBytes
+			if max == 0 {
+				max = DefaultMaxBytes
+			}
+			var r io.Reader = msg
+			if max > 0 {
+				r = &limitReader{r: msg, left: max}
+			}
+			code = qmailqueue.Run(ctx, s.Queue, queue.Origin{PID: int(cred.Pid), UID: int(cred.Uid)}, r, env)
+			if lr, ok := r.(*limitReader); ok && lr.over {
+				s.logger().Warn("lspawn: qmail-queue request refused: message too big", "uid", cred.Uid, "pid", cred.Pid, "max", max)
+			}
 		}
 	}
 	if err != nil {
@@ -254,12 +302,46 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	} else if msg.idled || env.idled { // both set when err is nil
 		s.logger().Warn("lspawn: qmail-queue request cut: no data", "uid", cred.Uid, "pid", cred.Pid, "idle", idle)
 	}
+	return s.reply(conn, code)
+}
+
+// reply sends conn the exit code.
+func (s *QueueServer) reply(conn *net.UnixConn, code int) error {
 	conn.SetWriteDeadline(time.Now().Add(requestTimeout))
 	if _, _, err := conn.WriteMsgUnix(appendRecord(nil, 'X', strconv.Itoa(code)), nil, nil); err != nil {
 		return fmt.Errorf("lspawn: reply: %w", err)
 	}
 	return nil
 }
+
+// limitReader reads r until left bytes have been read; a byte more fails
+// the read with qmail-queue's exit 31 (a *queue.Error, whose code
+// qmailqueue.Run returns), and sets over.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.over {
+		return 0, errTooBig
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1] // one byte past the limit tells it is exceeded
+	}
+	n, err := l.r.Read(p)
+	if int64(n) > l.left {
+		l.over = true
+		l.left = 0
+		return 0, errTooBig
+	}
+	l.left -= int64(n)
+	return n, err
+}
+
+// errTooBig fails the copy of a message over QueueServer.MaxBytes.
+var errTooBig = &queue.Error{Code: tooBigExit, Op: "message too big"}
 
 func peerCred(conn *net.UnixConn) (*syscall.Ucred, error) {
 	rc, err := conn.SyscallConn()

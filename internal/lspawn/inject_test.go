@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qmailkit/qmailkit/queue"
+	"github.com/qmailkit/qmailkit/smtpserver"
 	"golang.org/x/sys/unix"
 )
 
@@ -566,5 +568,100 @@ func TestQueueServerPerUID(t *testing.T) {
 	}
 	if n := logs.count("request cut: no data", "uid=65534"); n != 2 {
 		t.Errorf("%d log lines for the cut injections, want 2:\n%s", n, logs)
+	}
+}
+
+// TestEnqueueMaxBytes is the audit's disk filler: a user injecting
+// messages of any size through the socket. A message over MaxBytes fails
+// with qmail-queue's exit 31 and nothing is queued; at the limit it is
+// queued; the default is the SMTP servers' 35 MiB.
+func TestEnqueueMaxBytes(t *testing.T) {
+	if DefaultMaxBytes != smtpserver.DefaultMaxMessageBytes {
+		t.Errorf("DefaultMaxBytes %d, smtpserver's %d", DefaultMaxBytes, smtpserver.DefaultMaxMessageBytes)
+	}
+	const env = "Fa@b\x00Tc@d\x00\x00"
+	for _, tt := range []struct {
+		name   string
+		max    int64
+		size   int
+		code   int
+		queued bool
+	}{
+		{"at the limit", 1000, 1000, 0, true},
+		{"one byte over", 1000, 1001, 31, false},
+		{"far over", 1000, 1 << 20, 31, false},
+		{"default limit", 0, DefaultMaxBytes + 1, 31, false},
+		{"no limit", -1, 2 << 20, 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q, path := queueServer(t, QueueServer{MaxBytes: tt.max})
+			// A file: a pipe's writer would wait forever once the
+			// server stops reading.
+			body := strings.Repeat("x", tt.size-1) + "\n"
+			mp := filepath.Join(t.TempDir(), "msg")
+			if err := os.WriteFile(mp, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(mp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			code := Enqueue(path, f, pipeWith(t, env, false))
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d", code, tt.code)
+			}
+			envs, msgs := queued(t, q)
+			if !tt.queued {
+				if len(envs) != 0 {
+					t.Fatalf("%d messages queued", len(envs))
+				}
+				left, _ := filepath.Glob(filepath.Join(q.Dir(), "mess", "*", "*"))
+				if len(left) != 0 {
+					t.Errorf("files left in mess/: %q", left)
+				}
+				return
+			}
+			if len(msgs) != 1 || !strings.HasSuffix(msgs[0], "\n"+body) {
+				t.Fatalf("%d messages queued", len(msgs))
+			}
+		})
+	}
+}
+
+// TestEnqueueNoSpace: while CheckSpace says the queue's file system has
+// no room, an injection is refused with exit 53 (temporary), nothing read
+// and nothing queued; CheckSpace gets Now's time.
+func TestEnqueueNoSpace(t *testing.T) {
+	now := time.Date(2026, 12, 7, 18, 0, 0, 0, time.UTC)
+	var asked atomic.Pointer[time.Time]
+	var full atomic.Bool
+	full.Store(true)
+	q, path := queueServer(t, QueueServer{
+		Now: func() time.Time { return now },
+		CheckSpace: func(t time.Time) error {
+			asked.Store(&t)
+			if full.Load() {
+				return errors.New("452 insufficient system storage")
+			}
+			return nil
+		},
+	})
+	const env = "Fa@b\x00Tc@d\x00\x00"
+	if code := Enqueue(path, pipeWith(t, "x\n", false), pipeWith(t, env, false)); code != 53 {
+		t.Fatalf("exit %d with no space, want 53", code)
+	}
+	if a := asked.Load(); a == nil || !a.Equal(now) {
+		t.Errorf("CheckSpace asked at %v, want %v", a, now)
+	}
+	if envs, _ := queued(t, q); len(envs) != 0 {
+		t.Fatalf("%d messages queued with no space", len(envs))
+	}
+	full.Store(false)
+	if code := Enqueue(path, pipeWith(t, "x\n", false), pipeWith(t, env, false)); code != 0 {
+		t.Fatalf("exit %d with space, want 0", code)
+	}
+	if envs, _ := queued(t, q); len(envs) != 1 {
+		t.Fatalf("%d messages queued", len(envs))
 	}
 }

@@ -71,10 +71,15 @@ type InitOptions struct {
 // reads it for POP3 and SMTP AUTH; and control/ and its files belong to
 // root (755 and 644), so that the account cannot rewrite them (rcpthosts
 // and tcp.smtp decide who may relay), but for servercert.pem, root's with
-// group GID, mode 640: the account reads the key, no one else. The home is mode 755, as /var/qmail
+// group GID, mode 640: the account reads the key, no one else; and the
+// home directory itself belongs to root, so that the account cannot
+// rename control/ or users/ away and make its own in their place. What
+// the account writes as the mail system runs is its own: queue/ (mode
+// 750), mail/, alias/ and run/ (where examples/mta puts its qmail-queue
+// socket). The home is mode 755, as /var/qmail
 // is, so that deliveries running under other uids can reach it
 // (examples/mta's forwards); what is secret in it (users/poppasswd,
-// servercert.pem) is mode 600 (but as said as root), and the queue 750.
+// servercert.pem) is mode 600 (but as said as root).
 func Init(home string, o InitOptions) (Demo, bool, error) {
 	if o.Domain == "" {
 		o.Domain = "localhost"
@@ -135,6 +140,11 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 		if err := rootControl(tmp, o.GID); err != nil {
 			return Demo{}, false, err
 		}
+		// The home itself is root's: an account owning it could rename
+		// control/ or users/ away and put its own in their place.
+		if err := os.Lchown(tmp, 0, 0); err != nil {
+			return Demo{}, false, fmt.Errorf("system: %w", err)
+		}
 	}
 	os.Remove(home) // an empty directory, if any
 	if err := durable.Rename(tmp, home); err != nil {
@@ -152,10 +162,14 @@ func build(dir, home string, o InitOptions) error {
 		return fmt.Errorf("system: %w", err)
 	}
 	alias := filepath.Join(home, "alias")
-	for _, d := range []string{"control", "users", "mail", "mail/" + o.User, "alias"} {
+	for _, d := range []string{"control", "users", "mail", "mail/" + o.User, "alias", "run", "queue"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return fmt.Errorf("system: %w", err)
 		}
+	}
+	// The queue's own modes (queue.Open makes what is inside).
+	if err := os.Chmod(filepath.Join(dir, "queue"), 0o750); err != nil {
+		return fmt.Errorf("system: %w", err)
 	}
 	if err := os.Chmod(filepath.Join(dir, "mail", o.User), 0o700); err != nil {
 		return fmt.Errorf("system: %w", err)
