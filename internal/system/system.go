@@ -61,8 +61,10 @@
 // helper process that kept root and delivers each under the recipient's
 // uid (internal/lspawn, qmail-lspawn's split), trusting users/cdb only
 // while root owns it and users/ (Init, as root, makes them so, and gives
-// control/ to root too); those deliveries' forwards come back into the
-// queue through a socket, as the queue is not theirs to write. The same
+// the home itself and control/ to root too, leaving the account only
+// queue/, run/, mail/ and alias/); those deliveries' forwards come back
+// into the queue through a socket in run/, as the queue is not theirs to
+// write. The same
 // helper opens the POP3 mailboxes of users of other uids in an agent
 // running under that uid. A recipient whose user has the process's own
 // uid and gid is delivered in-process even then: a child under that uid
