@@ -536,10 +536,13 @@ func (s *session) address(arg, keyword string, smtputf8 bool) (addr, rest string
 	return s.localIPHost(addr), rest, nil
 }
 
-// hasControl reports whether s holds a byte below 0x20 or DEL.
+// hasControl reports whether s holds a byte below 0x20, DEL, or a C1
+// control character in UTF-8 (U+0080 to U+009F, as SMTPUTF8 addresses may
+// carry; U+0085 is a line end to some software).
 func hasControl(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
+		c := s[i]
+		if c < 0x20 || c == 0x7f || c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f {
 			return true
 		}
 	}

@@ -272,6 +272,8 @@ func TestControlCharsInAddresses(t *testing.T) {
 		{"RCPT TO:c\rd@example.com", true, "501 control characters are not allowed in the recipient address"},
 		{"RCPT TO:<c@d\x1b.example>", false, "501 5.1.3 *"},
 		{"RCPT TO:<c@d\x1b.example>", true, "250 ok"},
+		{"MAIL FROM:<a\u0085b@example.com> SMTPUTF8", false, "501 5.1.7 *"},
+		{"RCPT TO:<c\u009fd@example.com>", false, "501 5.1.3 *"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q compat=%v", tt.cmd, tt.compat), func(t *testing.T) {
