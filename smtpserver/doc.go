@@ -113,9 +113,10 @@
 //     session with "451 4.4.2 data transfer too slow, closing connection".
 //   - Serve limits sessions to 1000 in all and 20 per client; qmail leaves
 //     that to tcpserver (-c 40, no per-client limit).
-//   - An address with a control character (below 0x20, DEL, or a C1 control U+0080–U+009F) gets 501
-//     5.1.7 (MAIL) or 501 5.1.3 (RCPT). Compat mode refuses only CR, LF
-//     and NUL, with the same texts, where qmail accepts them.
+//   - An address with a control character (below 0x20, DEL, or a C1
+//     control U+0080–U+009F) gets 501 5.1.7 (MAIL) or 501 5.1.3 (RCPT).
+//     Compat mode refuses only CR, LF and NUL, with the same texts, where
+//     qmail accepts them.
 //   - Data sent before the 354 (RFC 2920) gets 554 and the connection is
 //     closed; qmail tolerates it.
 //   - The Received line says ESMTPS/ESMTPA/ESMTPSA (RFC 3848) or UTF8SMTP
