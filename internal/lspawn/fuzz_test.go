@@ -181,7 +181,7 @@ func agentCalls(recs [][]byte) []string {
 // malformed one (or Q), closes the maildrop, returns, and leaks no
 // descriptor.
 func FuzzServeMailbox(f *testing.F) {
-	for _, s := range []string{
+	file := fuzzSetup(f,
 		"L\x00G1:0,\x00G1:2,\x00U3:dr0,\x00C\x00Q",
 		"L\x00U2:d0,\x00U1:r,\x00C\x00G1:7,\x00Q",
 		"U1:d,\x00C\x00L",
@@ -190,13 +190,7 @@ func FuzzServeMailbox(f *testing.F) {
 		"L\x00U4:dddd,\x00C",
 		"L\x00C\x00C\x00L\x00Q\x00L",
 		"L1:x,\x00G\x00G1:-1,",
-	} {
-		f.Add([]byte(s))
-	}
-	file := filepath.Join(f.TempDir(), "message")
-	if err := os.WriteFile(file, []byte("hello\n"), 0o600); err != nil {
-		f.Fatal(err)
-	}
+	)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs := fuzzRecords(data)
 		before := openFDs(t)
@@ -248,7 +242,7 @@ func FuzzServeMailbox(f *testing.F) {
 // well-formed list says, gives only regular files, and leaks no
 // descriptor.
 func FuzzRemoteMailbox(f *testing.F) {
-	for _, s := range []string{
+	file := fuzzSetup(f,
 		"O\x00l1:a,1:6,1:7,1:b,1:0,2:-1,\x00.1:2,\x00g\x00c\x00q",
 		"O\x00.1:0,\x00g1\x00c5:oops,\x00q",
 		"O\x00E0:,4:gone,",
@@ -257,13 +251,7 @@ func FuzzRemoteMailbox(f *testing.F) {
 		"O\x00g\x00g\x00.1:0,",
 		"x\x00O",
 		"O\x00l1:a,1:6,\x00.1:0,",
-	} {
-		f.Add([]byte(s))
-	}
-	file := filepath.Join(f.TempDir(), "message")
-	if err := os.WriteFile(file, []byte("hello\n"), 0o600); err != nil {
-		f.Fatal(err)
-	}
+	)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs := fuzzRecords(data)
 		before := openFDs(t)
@@ -425,7 +413,7 @@ func within(a, b []string) bool {
 // delivers and opens mailboxes for exactly the well-formed requests
 // before the first malformed one, then ends, and leaks no descriptor.
 func FuzzServeConn(f *testing.F) {
-	for _, s := range []string{
+	file := fuzzSetup(f,
 		"D1:1,3:a@b,3:c@d,1:6,\x00M1:2,5:alice,1:0,\x00C1:1,",
 		"D1:1,0:,3:c@d,1:3,\x00D1:2,3:x@y,3:c@d,1:0,\x00X",
 		"M1:1,0:,1:0,\x00D1:2,3:a@b,3:c@d,1:6,",
@@ -433,13 +421,7 @@ func FuzzServeConn(f *testing.F) {
 		"D1:1,3:a@b,3:c@d,2:-1,",
 		"M1:1,3:bob,1:2,",
 		"D1:1,3:a@b,3:c@d,1:6,\x00D1:1,3:a@b,3:c@d,1:6,",
-	} {
-		f.Add([]byte(s))
-	}
-	file := filepath.Join(f.TempDir(), "message")
-	if err := os.WriteFile(file, []byte("hello\n"), 0o600); err != nil {
-		f.Fatal(err)
-	}
+	)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs := fuzzRecords(data)
 		before := openFDs(t)
@@ -597,4 +579,17 @@ func FuzzClient(f *testing.F) {
 		}()
 		checkFDs(t, before)
 	})
+}
+
+// fuzzSetup adds the seed records and writes the message file the
+// targets deliver or serve, returning its path.
+func fuzzSetup(f *testing.F, seeds ...string) string {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	file := filepath.Join(f.TempDir(), "message")
+	if err := os.WriteFile(file, []byte("hello\n"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	return file
 }
