@@ -172,25 +172,26 @@ func openSubdir(dirfd int, path, name string) (int, error) {
 // regular file (owned by uid, when uid >= 0) without blocking: a FIFO or a
 // device opened with O_NONBLOCK returns at once, and is then refused by
 // fstat. Regular files ignore O_NONBLOCK, so it is left set.
-func openFile(dirfd int, name string, flags, uid int) (int, *unix.Stat_t, error) {
+func openFile(dirfd int, name string, flags, uid int) (int, error) {
 	fd, err := openRetry(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY)
 	if err != nil {
-		return -1, nil, err
+		return -1, err
 	}
+	// st stays on the stack: this runs for every RETR.
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		unix.Close(fd)
-		return -1, nil, err
+		return -1, err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return -1, nil, fmt.Errorf("%s: not a regular file", name)
+		return -1, fmt.Errorf("%s: not a regular file", name)
 	}
 	if uid >= 0 && int(st.Uid) != uid {
 		unix.Close(fd)
-		return -1, nil, fmt.Errorf("%s: owned by uid %d, not %d", name, st.Uid, uid)
+		return -1, fmt.Errorf("%s: owned by uid %d, not %d", name, st.Uid, uid)
 	}
-	return fd, &st, nil
+	return fd, nil
 }
 
 func unlinkat(dirfd int, name string) error {

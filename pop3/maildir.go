@@ -477,7 +477,7 @@ func (m *Maildir) wireSizes(ctx context.Context, out []Message) error {
 // readFile reads a file of the Maildir directory (not a symbolic link, a
 // regular file owned by the user), up to max bytes.
 func (m *Maildir) readFile(name string, max int64) ([]byte, error) {
-	fd, _, err := openFile(m.root, name, unix.O_RDONLY, m.uid)
+	fd, err := openFile(m.root, name, unix.O_RDONLY, m.uid)
 	if err != nil {
 		return nil, err
 	}
@@ -528,7 +528,7 @@ func (m *Maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("pop3: open message %d: no such message", i+1)
 	}
 	e := &m.msgs[i]
-	fd, _, err := openFile(m.fds[e.sub], e.name, unix.O_RDONLY, m.uid)
+	fd, err := openFile(m.fds[e.sub], e.name, unix.O_RDONLY, m.uid)
 	if err != nil {
 		return nil, fmt.Errorf("pop3: open %s/%s: %w", subdirNames[e.sub], e.name, err)
 	}
@@ -646,7 +646,7 @@ func (m *Maildir) quotaDelta(nbytes, count int64) {
 	if fstatat(m.root, "maildirfolder", &st) == nil {
 		name = "../maildirsize"
 	}
-	fd, _, err := openFile(m.root, name, unix.O_WRONLY|unix.O_APPEND, m.uid)
+	fd, err := openFile(m.root, name, unix.O_WRONLY|unix.O_APPEND, m.uid)
 	if err != nil {
 		return
 	}
