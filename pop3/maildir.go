@@ -520,15 +520,20 @@ func (m *Maildir) saveSizes(msgs []Message) {
 }
 
 // Open opens message i relative to the directory handle of new/ or cur/,
-// without following a symbolic link, and only when it is a regular file
-// (owned by the user when the user's uid is known). The reader has an
+// without following a symbolic link and without blocking. It does not
+// fstat it again, as RETR is the hot path: the scan listed only regular
+// files (owned by the user when the user's uid is known), and only one
+// who may write the Maildir can put something else under the name since.
+// Such a thing cannot block a reader either: a FIFO reads as empty or
+// fails with EAGAIN, a directory with EISDIR (the Server answers -ERR for
+// a message whose first read fails or comes up empty). The reader has an
 // Fd() uintptr method giving its descriptor, open until Close.
 func (m *Maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if i < 0 || i >= len(m.msgs) {
 		return nil, fmt.Errorf("pop3: open message %d: no such message", i+1)
 	}
 	e := &m.msgs[i]
-	fd, err := openFile(m.fds[e.sub], e.name, unix.O_RDONLY, m.uid)
+	fd, err := openRetry(m.fds[e.sub], e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY)
 	if err != nil {
 		return nil, fmt.Errorf("pop3: open %s/%s: %w", subdirNames[e.sub], e.name, err)
 	}

@@ -43,6 +43,7 @@ type session struct {
 	last      int
 	wireSized bool
 	buf       []byte
+	pre       prefixReader // RETR and TOP's reader, reused
 }
 
 // errQuit ends a session normally; errEnd ends it after a reply.

@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"io"
 	"strconv"
 	"strings"
 )
@@ -239,6 +240,17 @@ func (s *session) retr(arg string, isRetr bool) error {
 		return nil
 	}
 	defer r.Close()
+	// The first read comes before the +OK, so that a message that cannot
+	// be read gets -ERR: a name swapped since the scan for a FIFO (opened
+	// non-blocking, it reads as empty or EAGAIN) or a directory (EISDIR).
+	// This is the check a Maildir's Open leaves out, to spare RETR an
+	// fstat.
+	n, ferr := r.Read(s.buf)
+	if ferr != nil && ferr != io.EOF || n == 0 && ferr == io.EOF && s.msgs[i].Size > 0 {
+		s.reply(s.pick("-ERR unable to open that message", "-ERR [SYS/TEMP] unable to open that message"))
+		return nil
+	}
+	s.pre = prefixReader{pending: s.buf[:n], err: ferr, r: r}
 	switch {
 	case s.compat:
 		s.ok("")
@@ -247,7 +259,7 @@ func (s *session) retr(arg string, isRetr bool) error {
 	default:
 		s.ok("top of message follows")
 	}
-	if err := blast(s.bw, r, s.buf, limit, s.compat); err != nil {
+	if err := blast(s.bw, &s.pre, s.buf, limit, s.compat); err != nil {
 		return err // mid-response: the session ends, as qmail-pop3d dies
 	}
 	if limit == 0 {
@@ -293,4 +305,25 @@ func SafeUID(uid string) string {
 		}
 	}
 	return hashUID(uid)
+}
+
+// prefixReader gives back what retr's first read put at the start of the
+// session's buffer, then reads on from r. blast reads into that same
+// buffer, so the first Read copies the data onto itself.
+type prefixReader struct {
+	pending []byte
+	err     error // the first read's error (io.EOF), given after pending
+	r       io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.pending) > 0 {
+		n := copy(b, p.pending)
+		p.pending = p.pending[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.r.Read(b)
 }
