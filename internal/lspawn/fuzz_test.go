@@ -55,6 +55,45 @@ func drain(c *net.UnixConn) {
 	}
 }
 
+// feed runs serve, which serves end, while recs are written to peer (each
+// with the descriptor fd gives, when fd is set and gives one) and what
+// comes back to peer is drained; serve must return within 5 s of the
+// last record. end is closed, and feed returns once both sides are done.
+func feed(t *testing.T, peer, end *net.UnixConn, recs [][]byte, fd func(rec []byte) (int, error), serve func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- serve() }()
+	var wg sync.WaitGroup
+	wg.Go(func() { drain(peer) })
+	wg.Go(func() {
+		for _, r := range recs {
+			var oob []byte
+			if fd != nil {
+				n, err := fd(r)
+				if err != nil {
+					return
+				}
+				if n >= 0 {
+					defer syscall.Close(n)
+					oob = syscall.UnixRights(n)
+				}
+			}
+			peer.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, _, err := peer.WriteMsgUnix(r, oob, nil); err != nil {
+				return
+			}
+		}
+		peer.CloseWrite()
+	})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the server did not return after %q", recs)
+	}
+	end.Close()
+	wg.Wait()
+}
+
 // openFDs counts the process's open descriptors.
 func openFDs(t *testing.T) int {
 	t.Helper()
@@ -201,26 +240,9 @@ func FuzzServeMailbox(f *testing.F) {
 			mb := &logMailbox{file: file}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- ServeMailbox(ctx, agent, func() (pop3.Mailbox, error) { return mb, nil }) }()
-			var wg sync.WaitGroup
-			wg.Go(func() { drain(mta) })
-			wg.Go(func() {
-				for _, r := range recs {
-					mta.SetWriteDeadline(time.Now().Add(5 * time.Second))
-					if _, _, err := mta.WriteMsgUnix(r, nil, nil); err != nil {
-						return
-					}
-				}
-				mta.CloseWrite()
+			feed(t, mta, agent, recs, nil, func() error {
+				return ServeMailbox(ctx, agent, func() (pop3.Mailbox, error) { return mb, nil })
 			})
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("ServeMailbox did not return after %q", recs)
-			}
-			agent.Close()
-			wg.Wait()
 			calls := mb.calls()
 			if len(calls) == 0 || calls[len(calls)-1] != "X" {
 				t.Fatalf("calls %q: the maildrop was not closed last", calls)
@@ -431,35 +453,14 @@ func FuzzServeConn(f *testing.F) {
 			defer helper.Close()
 			ls := &logServer{}
 			srv := &Server{Local: ls, Mailboxes: ls, DeliveryTimeout: 5 * time.Second}
-			done := make(chan error, 1)
-			go func() { done <- srv.ServeConn(context.Background(), helper) }()
-			var wg sync.WaitGroup
-			wg.Go(func() { drain(client) })
-			wg.Go(func() {
-				for _, r := range recs {
-					var oob []byte
-					if r[0] == 'D' {
-						fd, err := syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-						if err != nil {
-							return
-						}
-						defer syscall.Close(fd)
-						oob = syscall.UnixRights(fd)
-					}
-					client.SetWriteDeadline(time.Now().Add(5 * time.Second))
-					if _, _, err := client.WriteMsgUnix(r, oob, nil); err != nil {
-						return
-					}
+			// A delivery request carries the message file.
+			message := func(r []byte) (int, error) {
+				if r[0] != 'D' {
+					return -1, nil
 				}
-				client.CloseWrite()
-			})
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatalf("ServeConn did not return after %q", recs)
+				return syscall.Open(file, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 			}
-			helper.Close()
-			wg.Wait()
+			feed(t, client, helper, recs, message, func() error { return srv.ServeConn(context.Background(), helper) })
 			ls.mu.Lock()
 			got := slices.Clone(ls.log)
 			ls.mu.Unlock()
