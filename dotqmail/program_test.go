@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 )
 
 // groupGone waits up to 10 seconds for the process group pgid to have no
@@ -22,43 +24,13 @@ func groupGone(t *testing.T, pgid int) []int {
 		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
 			return nil
 		}
-		alive = groupMembers(pgid)
+		alive = mailtest.GroupMembers(pgid)
 		if len(alive) == 0 {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return alive
-}
-
-// groupMembers lists the processes of group pgid that are not zombies,
-// from /proc/<pid>/stat ("pid (comm) state ppid pgrp ...").
-func groupMembers(pgid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, _ := strconv.Atoi(f[2]); g == pgid {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // readPgid reads the process group a program wrote ("echo $$ > pgid":

@@ -513,25 +513,6 @@ func waitNoProcesses(t *testing.T, uid int, p *proc) {
 	}
 }
 
-// groupAlive reports whether a process of group pgid is running (a
-// zombie has ended).
-func groupAlive(pgid int) bool {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		// pid (comm) state ppid pgrp ...
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			return true
-		}
-	}
-	return false
-}
-
 // TestStopWithStubbornInProcessDelivery (finding 3): a delivery the mta
 // makes in-process (to its own user, here the demo mailbox of an mta
 // started as an ordinary user) whose program never ends and ignores
@@ -578,7 +559,7 @@ func TestStopWithStubbornInProcessDelivery(t *testing.T) {
 	if took := time.Since(start); took > grace+5*time.Second {
 		t.Errorf("the mta took %v to stop, grace %v", took, grace)
 	}
-	if groupAlive(pgid) {
+	if len(mailtest.GroupMembers(pgid)) > 0 {
 		t.Errorf("the program's process group %d is still running", pgid)
 	}
 	if n := strings.Count(p.stderr.String(), "grace period over"); n != 1 {

@@ -18,26 +18,6 @@ import (
 // SIGTERM and never ends, in a background child too.
 const stubbornProgram = "|echo $$ > pid; trap '' TERM; (trap '' TERM; while :; do sleep 1; done) & while :; do sleep 1; done\n"
 
-// groupAlive reports whether a process of group pgid is running (a
-// zombie has ended).
-func groupAlive(t *testing.T, pgid int) bool {
-	t.Helper()
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		// pid (comm) state ppid pgrp ...
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			return true
-		}
-	}
-	return false
-}
-
 // runFor runs a System of home with a grace period of grace, serving SMTP
 // on a loopback port; stop cancels Run and returns its error and how long
 // it took to return.
@@ -122,7 +102,7 @@ func TestStopCutsInProcessDelivery(t *testing.T) {
 	if took > grace+5*time.Second {
 		t.Errorf("Run took %v to return, grace %v", took, grace)
 	}
-	if groupAlive(t, pid) {
+	if len(mailtest.GroupMembers(pid)) > 0 {
 		t.Errorf("the program's process group %d is still running", pid)
 	}
 
