@@ -421,3 +421,54 @@ func TestCreatedFilesMode(t *testing.T) {
 		}
 	}
 }
+
+// TestConfineSwappedAfterScan: names replaced after the scan (the user
+// owns the Maildir) by a directory, a FIFO with a writer, or a symbolic
+// link to a secret get -ERR at RETR and TOP, without blocking or leaking,
+// and the session goes on.
+func TestConfineSwappedAfterScan(t *testing.T) {
+	for _, compat := range []bool{false, true} {
+		home := t.TempDir()
+		md := filepath.Join(home, "Maildir")
+		for _, d := range []string{"", "tmp", "new", "cur"} {
+			os.Mkdir(filepath.Join(md, d), 0o700)
+		}
+		names := []string{"1000.1.host:2,", "1001.1.host:2,", "1002.1.host:2,", "1003.1.host:2,"}
+		for _, n := range names {
+			writeOld(t, filepath.Join(md, "cur", n), "Subject: x\n\nhello\n")
+		}
+		secret := filepath.Join(home, "secret")
+		os.WriteFile(secret, []byte("SECRET\n"), 0o600)
+		srv := &Server{Compat: compat, AuthFailDelay: -1, Now: func() time.Time { return vectorNow },
+			Auth: userAuth(User{Name: "joe", Home: home, UID: -1, GID: -1})}
+		c := startSession(t, srv, nil)
+		c.c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.login()
+		c.send("STAT\r\n")
+		c.expect("+OK 4 *")
+		path := func(i int) string { return filepath.Join(md, "cur", names[i]) }
+		for i := range 3 {
+			os.Remove(path(i))
+		}
+		os.Mkdir(path(0), 0o700)
+		if err := syscall.Mkfifo(path(1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w, err := os.OpenFile(path(1), os.O_RDWR, 0) // a writer that never writes
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		os.Symlink(secret, path(2))
+		for _, cmd := range []string{"RETR 1", "RETR 2", "RETR 3", "TOP 1 0", "TOP 2 0", "TOP 3 0"} {
+			c.cmd(cmd, "-ERR*")
+		}
+		c.send("RETR 4\r\n")
+		c.expect("+OK*")
+		if body := c.multi(); strings.Contains(strings.Join(body, "\n"), "SECRET") {
+			t.Fatalf("compat=%v: the secret was served", compat)
+		}
+		c.cmd("QUIT", "+OK*")
+		c.result()
+	}
+}
