@@ -14,9 +14,9 @@ import (
 )
 
 // Authenticator checks a user name and password for AUTH, as a
-// checkpassword program does (pop3.md §3): nil means good, an error that is
-// permanent (such as [ErrBadCredentials]) means wrong credentials (535), any
-// other error a temporary failure (454).
+// checkpassword program does: nil means good, an error that is permanent
+// (such as [ErrBadCredentials]) means wrong credentials (535), any other
+// error a temporary failure (454).
 type Authenticator func(ctx context.Context, user, password string) error
 
 // AuthLimiter slows password guessing across sessions and connections

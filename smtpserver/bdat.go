@@ -103,7 +103,7 @@ func (s *session) cmdBdat(arg string) error {
 	if !last {
 		if stopped {
 			// The Enqueuer stopped reading: report why now; the client
-			// must RSET before trying again (RFC 3030 §4.1).
+			// must RSET before trying again (RFC 3030 section 4.1).
 			s.finishBdat(b)
 			s.bdatFail = true
 			return nil

@@ -190,11 +190,11 @@ func scanUlong(s string) uint64 {
 }
 
 // enhanced reports whether replies carry RFC 3463 codes: in modern mode,
-// once the client has used EHLO or LHLO (RFC 2034 §3).
+// once the client has used EHLO or LHLO (RFC 2034 section 3).
 func (s *session) enhanced() bool { return !s.compat && s.ehlo }
 
 // reply buffers r; it is written when the server next waits for input or
-// flushes explicitly, which is how qmail pipelines (spec §4).
+// flushes explicitly, which is how qmail-smtpd supports PIPELINING.
 func (s *session) reply(r Reply) {
 	if r.Code >= 500 {
 		s.errs++
@@ -398,7 +398,7 @@ func (s *session) command(line string) error {
 		return s.flush()
 	case verb == "EHLO" && !lmtp, verb == "LHLO" && lmtp:
 		s.helo(arg, true)
-		// RFC 2034 §3: no enhanced codes on HELO/EHLO replies.
+		// RFC 2034 section 3: no enhanced codes on HELO/EHLO replies.
 		s.bw.Write(Reply{Code: 250, Text: strings.Join(s.extensions(), "\n")}.format(false))
 		return s.flush()
 	case verb == "MAIL":
@@ -454,7 +454,8 @@ func (s *session) authOffered() bool {
 	return s.tlsOn || s.srv.AuthOnLoopback && s.info.RemoteIP.IsLoopback()
 }
 
-// extensions is the EHLO reply (spec §13.1).
+// extensions is the EHLO reply: the greeting, then the extensions that are
+// enabled, in a fixed order.
 func (s *session) extensions() []string {
 	ext := []string{s.set.Greeting, "PIPELINING", "8BITMIME"}
 	if !s.compat {
@@ -551,7 +552,7 @@ func hasControl(s string) bool {
 
 func (s *session) cmdMail(arg string) error {
 	if s.srv.LMTP && !s.heloSeen {
-		s.reply(Reply{503, "5.5.1", "LHLO first"}) // RFC 2033 §4.1
+		s.reply(Reply{503, "5.5.1", "LHLO first"}) // RFC 2033 section 4.1
 		return nil
 	}
 	var p mailParams
@@ -720,7 +721,7 @@ func (s *session) addRcptKey(addr string, i int) {
 	s.rcptSet[rcptKey(addr)] = i
 }
 
-// rcptHostOK is qmail's rcpthosts check (spec §7).
+// rcptHostOK is qmail's rcpthosts check, as in qmail-smtpd(8).
 func (s *session) rcptHostOK(addr string) (bool, error) {
 	domain, ok := domainOf(addr)
 	if !ok {
@@ -805,9 +806,9 @@ func (s *session) enqueue(from string, rcpts []string, msg io.Reader) (string, e
 	return s.srv.Enqueuer.Enqueue(s.ctx, from, rcpts, msg)
 }
 
-// finalReplies writes the reply after the data (spec §9.4): one, or in LMTP
-// one per accepted RCPT, order giving for each the index of its recipient
-// in rcpts (a recipient given twice is queued once, and answered twice).
+// finalReplies writes the reply after the data: one, or in LMTP one per
+// accepted RCPT, order giving for each the index of its recipient in rcpts
+// (a recipient given twice is queued once, and answered twice).
 func (s *session) finalReplies(rcpts []string, order []int, dr *dataReader, complete bool, id string, err error) {
 	var r Reply
 	switch {
@@ -855,8 +856,9 @@ func (s *session) finalReplies(rcpts []string, order []int, dr *dataReader, comp
 	}
 }
 
-// receivedLine is the Received line for the current session (spec §10,
-// §13.8).
+// receivedLine is the Received line for the current session: qmail-smtpd's
+// line, "with SMTP" included, for a plain session in compat mode; otherwise
+// with the RFC 3848 protocol word (ESMTPS, ESMTPA, ...) and a TLS comment.
 func (s *session) receivedLine() string {
 	env := s.info.Env
 	get := func(k string) string {
@@ -908,7 +910,7 @@ func (d *dataIn) Read(p []byte) (int, error) {
 			s := d.s
 			if !s.compat && s.br.Buffered() > 0 {
 				// RFC 2920: DATA ends a command group; more input now is
-				// a client that did not wait for 354 (spec §13.7).
+				// a client that did not wait for 354.
 				s.replyFlush(replySync)
 				d.fatal = ErrProtocol
 				return 0, d.fatal

@@ -29,11 +29,12 @@ const (
 // maxHops is qmail's hop limit: 100 Received/Delivered header lines.
 const maxHops = 100
 
-// dataReader is the strict DATA reader of spec §9.1 and §13.6: only CRLF
-// "." CRLF ends the data, CRLF becomes LF, a leading dot is removed, a bare
-// LF is fatal, and a bare CR is stored (qmail) or rejects the message
-// (modern). It also counts hops (§9.2) and enforces databytes (§9.3). It
-// never holds more than the bufio.Reader's buffer.
+// dataReader is the strict DATA reader, qmail-smtpd's made safe against SMTP
+// smuggling: only CRLF "." CRLF ends the data, CRLF becomes LF, a leading
+// dot is removed, a bare LF is fatal, and a bare CR is stored (qmail) or
+// rejects the message (modern). It also counts hops (Received and Delivered
+// header lines) and enforces databytes. It never holds more than the
+// bufio.Reader's buffer.
 //
 // With chunked set it reads BDAT data: no dot handling, and the end of src is
 // the end of the message.
@@ -73,8 +74,8 @@ func (d *dataReader) rejected() bool {
 	return d.tooBig || d.bareCR || d.hops >= maxHops
 }
 
-// reply is the reply for a rejected message, in qmail's priority order
-// (§9.4): hops, then size, then bare CR.
+// reply is the reply for a rejected message, in qmail's priority order:
+// hops, then size, then bare CR.
 func (d *dataReader) reply() Reply {
 	switch {
 	case d.hops >= maxHops:

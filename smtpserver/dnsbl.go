@@ -13,11 +13,11 @@ import (
 
 // DNSBL is rblsmtpd (ucspi-tcp 0.88) built into the server: before the
 // greeting, the client's address is looked up in DNS lists, and a listed
-// client gets rblsmtpd's conversation, which never lets it send a message
-// (spec §14). The connection's RBLSMTPD variable decides first, as in
-// rblsmtpd: set and empty accepts, "-text" blocks permanently, any other
-// text blocks temporarily. That variable is honoured even when the server
-// has no DNSBL.
+// client gets rblsmtpd's conversation, which never lets it send a message.
+// The connection's RBLSMTPD variable decides first, as in rblsmtpd: set and
+// empty accepts, "-text" blocks permanently, any other text blocks
+// temporarily. That variable is honoured even when the server has no
+// DNSBL.
 type DNSBL struct {
 	// Rules are rblsmtpd's -r and -a options, in order; the first that
 	// decides wins.
@@ -162,8 +162,8 @@ type rblBlock struct {
 	text string
 }
 
-// Decide is rblsmtpd's decision for a client (spec §14.1): blocked reports
-// whether to refuse it, with the SMTP code (451 or 553) and text.
+// Decide is rblsmtpd's decision for a client, as in rblsmtpd(1): blocked
+// reports whether to refuse it, with the SMTP code (451 or 553) and text.
 func (d *DNSBL) Decide(ctx context.Context, env map[string]string, ip netip.Addr) (blocked bool, code int, text string) {
 	b, ok := decideRBL(ctx, d, env, ip)
 	return ok, b.code, b.text
@@ -245,7 +245,8 @@ func (s *session) rblDecision() (rblBlock, bool) {
 	return decideRBL(s.ctx, s.srv.DNSBL, s.info.Env, s.info.RemoteIP)
 }
 
-// rblConversation is rblsmtpd's blocking conversation (spec §14.2).
+// rblConversation is rblsmtpd's blocking conversation: 250 to HELO, EHLO,
+// MAIL, RSET and NOOP, 221 to QUIT, and the block reply to anything else.
 func (s *session) rblConversation(b rblBlock) error {
 	r := Reply{Code: b.code, Text: rblText(b.text)}
 	if !s.compat {

@@ -2,9 +2,8 @@ package smtpserver
 
 import "strings"
 
-// HostList returns a Server.RcptHosts func with qmail's rcpthosts semantics
-// (spec §7): the domain and each of its suffixes that start at a dot,
-// longest first ("a.b.c", ".b.c", ".c"), are compared case-insensitively
+// HostList returns a Server.RcptHosts func with qmail's rcpthosts semantics:
+// the domain and each of its suffixes that start at a dot, longest first ("a.b.c", ".b.c", ".c"), are compared case-insensitively
 // with the lines of list; failing that, each is looked up with more (the
 // morercpthosts.cdb, whose keys are lower-case), when more is not nil. So
 // "example.com" matches only itself, and ".example.com" every subdomain.
@@ -49,9 +48,9 @@ func matchSuffixes(domain string, has func(string) bool) bool {
 }
 
 // AddressList returns a Server.BadMailFrom func with qmail's badmailfrom
-// semantics (spec §8): an address matches a line case-insensitively, either
-// whole or by its "@domain" part (from its last "@"). Empty lines never
-// match, so neither does the null sender.
+// semantics: an address matches a line case-insensitively, either whole or
+// by its "@domain" part (from its last "@"). Empty lines never match, so
+// neither does the null sender.
 func AddressList(list []string) func(addr string) bool {
 	set := make(map[string]bool, len(list))
 	for _, l := range list {

@@ -124,8 +124,9 @@ type mailParams struct {
 	smtputf8 bool
 }
 
-// parseMailParams checks MAIL's parameters (RFC 5321 §4.1.2, RFC 1870,
-// RFC 6152, RFC 6531, RFC 4954 §5). utf8OK says whether SMTPUTF8 is offered.
+// parseMailParams checks MAIL's parameters (RFC 5321 section 4.1.2, RFC
+// 1870, RFC 6152, RFC 6531, RFC 4954 section 5). utf8OK says whether
+// SMTPUTF8 is offered.
 func parseMailParams(rest string, utf8OK, authOK bool) (mailParams, *Reply) {
 	var p mailParams
 	for _, f := range strings.Fields(rest) {
@@ -160,8 +161,8 @@ func parseMailParams(rest string, utf8OK, authOK bool) (mailParams, *Reply) {
 	return p, nil
 }
 
-// checkModernAddr applies RFC 5321 §4.5.3.1's size limits and RFC 6531's
-// UTF-8 rule to a parsed address.
+// checkModernAddr applies the size limits of RFC 5321 section 4.5.3.1 and
+// RFC 6531's UTF-8 rule to a parsed address.
 func checkModernAddr(addr string, smtputf8 bool) *Reply {
 	ascii := true
 	for i := 0; i < len(addr); i++ {

@@ -10,7 +10,7 @@ import (
 )
 
 // QmailQueue is an [Enqueuer] that runs a qmail-queue compatible program,
-// as qmail-smtpd does (spec smtpd.md §11, queue.md §2): the message on the
+// as qmail-smtpd does (see qmail-queue(8)): the message on the
 // program's descriptor 0, then the envelope on its descriptor 1
 // ("F" sender "\0", "T" recipient "\0" for each, "\0"), and notqmail's error
 // pipe on descriptor 6. The id is the program's pid, as in qmail's
@@ -41,7 +41,7 @@ func (e *QueueError) Error() string {
 func (e *QueueError) Permanent() bool { return e.Result != "" && e.Result[0] == 'D' }
 
 // Unwrap gives the SMTP reply qmail-smtpd writes for the result: 554 or 451
-// followed by the text (spec §9.4).
+// followed by the text.
 func (e *QueueError) Unwrap() error {
 	if e.Permanent() {
 		return Reply{Code: 554, Text: e.Result[1:]}
@@ -50,7 +50,8 @@ func (e *QueueError) Unwrap() error {
 }
 
 // QueueResult is qmail_close's mapping from qmail-queue's exit status to a
-// result string (queue.md §2.5); "" is success.
+// result string ("D" then the text if permanent, "Z" then the text if
+// temporary); "" is success.
 func QueueResult(exit int) string { return qq.ExitText(exit, nil) }
 
 // Enqueue runs the program. If msg fails (the message broke a rule or the

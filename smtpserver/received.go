@@ -34,7 +34,7 @@ func date822(t time.Time) string {
 }
 
 // safeput writes s with every byte outside qmail's safe set replaced by "?"
-// (received.c, spec §10).
+// (received.c).
 func safeput(b *strings.Builder, s string) {
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -137,8 +137,8 @@ func (e RecipientErrors) Unwrap() []error {
 	return out
 }
 
-// qmail's reply texts (qmail-smtpd.c), with the enhanced codes of spec §13.3
-// for the modern mode. Modern-only replies carry their code in Enhanced.
+// qmail's reply texts (qmail-smtpd.c), with RFC 3463 enhanced codes for the
+// modern mode. Modern-only replies carry their code in Enhanced.
 var (
 	replyMailOK       = Reply{250, "2.1.0", "ok"}
 	replyRcptOK       = Reply{250, "2.1.5", "ok"}
@@ -162,7 +162,7 @@ var (
 	replyQqPerm       = Reply{554, "", "mail server permanently rejected message (#5.3.0)"}
 	replyQqIncomplete = Reply{451, "", "qq read error (#4.3.0)"}
 
-	// bare LF: qmail's exact text, and the modern one (spec §13.6).
+	// bare LF: qmail's exact text, and the modern one.
 	replyBareLFCompat = Reply{451, "", "See https://cr.yp.to/docs/smtplf.html."}
 	replyBareLF       = Reply{451, "4.5.0", "bare LF not allowed, see https://cr.yp.to/docs/smtplf.html"}
 

@@ -83,7 +83,7 @@ type Server struct {
 	// Hostname.
 	LocalIPHost string
 
-	// Compat gives qmail-smtpd's exact behaviour (spec §1–§12): its reply
+	// Compat gives qmail-smtpd's exact behaviour (qmail-smtpd(8)): its reply
 	// texts without enhanced codes, only PIPELINING and 8BITMIME offered
 	// unless TLSConfig or Auth are set, no parameter checks, bare CR kept,
 	// no recipient or error limits, no connection limits or minimum data
@@ -178,8 +178,8 @@ type Server struct {
 	// the fields.
 	SessionSettings func(*Session) Settings
 	// GreetDelay waits this long before the greeting; a client that talks
-	// first is an early talker and is refused with 554 (spec §13.7). 0 means
-	// no wait (and no early-talker check).
+	// first is an early talker and is refused with 554. 0 means no wait (and
+	// no early-talker check).
 	GreetDelay time.Duration
 
 	// TLSConfig offers STARTTLS (RFC 3207) when set. [CertReloader] gives a
@@ -209,8 +209,8 @@ type Server struct {
 	// or "550 5.1.1 sorry, no mailbox here by that name" if permanent, 451
 	// otherwise). qmail cannot do this: it bounces unknown users later.
 	CheckRecipient func(ctx context.Context, s *Session, to string) error
-	// DNSBL is rblsmtpd run in front of the session (spec §14). Nil means
-	// only the connection's RBLSMTPD variable is honoured.
+	// DNSBL is rblsmtpd run in front of the session. Nil means only the
+	// connection's RBLSMTPD variable is honoured.
 	DNSBL *DNSBL
 
 	// IsLocalIP reports whether an address is one of the host's own (qmail's
@@ -311,7 +311,7 @@ func (srv *Server) isLocalIP(ip netip.Addr) bool {
 }
 
 // InterfaceIPs is qmail's ipme list: 0.0.0.0 and the IPv4 address of every
-// network interface that is up (spec §6.2).
+// network interface that is up.
 func InterfaceIPs() map[netip.Addr]bool {
 	m := map[netip.Addr]bool{netip.IPv4Unspecified(): true}
 	ifs, err := net.Interfaces()

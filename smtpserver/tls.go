@@ -22,7 +22,7 @@ func (s *session) cmdStartTLS(arg string) error {
 		return err
 	}
 	// Whatever the client sent after STARTTLS in the clear is dropped, never
-	// executed after the handshake (CVE-2011-0411, spec §13.4).
+	// executed after the handshake (CVE-2011-0411).
 	s.br.Discard(s.br.Buffered())
 	cfg := s.srv.TLSConfig.Clone()
 	if cfg.MinVersion < tls.VersionTLS12 {
@@ -41,7 +41,7 @@ func (s *session) cmdStartTLS(arg string) error {
 	s.bw.Reset(tc)
 	s.tlsOn = true
 	s.info.TLS = &cs
-	// Forget everything said in the clear (RFC 3207 §4.2).
+	// Forget everything said in the clear (RFC 3207 section 4.2).
 	s.resetTx()
 	s.heloSeen, s.ehlo = false, false
 	s.info.Helo, s.info.User = "", ""
