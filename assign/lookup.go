@@ -51,7 +51,7 @@ var (
 // reported err (qmail's qlx.h): 0 for nil, 112 for [ErrShortValue], 113
 // [ErrRoot], 115 [ErrHome], 116 [ErrNoAlias], 117 [ErrCDB] and 118 for
 // anything else ([ErrPasswd], a cancelled context, ...). dotqmail maps these
-// to the report texts of dotqmail.md §2.4.
+// to qmail-lspawn's report texts (116: "Unable to find alias user!").
 func ExitCode(err error) int {
 	switch {
 	case err == nil:
@@ -215,8 +215,8 @@ func recoverFault(err *error) {
 }
 
 // Lookup answers for local (the local part of a recipient, original case)
-// from users/cdb alone, exactly as qmail-lspawn (assign.md §5): the exact
-// key "!"+lower(local)+"\0"; then, longest first, the prefixes
+// from users/cdb alone, exactly as qmail-lspawn does (qmail-users(5)): the
+// exact key "!"+lower(local)+"\0"; then, longest first, the prefixes
 // "!"+lower(local[:i]) whose last byte is one of the empty key's wildcard
 // characters, and finally "!". ErrNotFound when nothing matches. A uid of 0
 // is not refused here (see [Users.Lookup]). A local part is read up to its

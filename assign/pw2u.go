@@ -21,11 +21,10 @@ const (
 	HomeIgnore
 )
 
-// Pw2u turns a password file into an assign file, as qmail-pw2u does
-// (assign.md §7): for each acceptable account an '=' line for the user
-// name (or its mail names) and a '+' line for its extensions, a catch-all
-// '+' line for the alias account, the subusers, then the append file and
-// the terminating ".".
+// Pw2u turns a password file into an assign file, as qmail-pw2u(8) does: for
+// each acceptable account an '=' line for the user name (or its mail names)
+// and a '+' line for its extensions, a catch-all '+' line for the alias
+// account, the subusers, then the append file and the terminating ".".
 type Pw2u struct {
 	// Dir holds qmail-pw2u's control files, users/include, exclude,
 	// mailnames, subusers and append, by those names (os.DirFS of

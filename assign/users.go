@@ -262,12 +262,11 @@ func (u *Users) Close() error {
 	return err
 }
 
-// getpw is qmail-getpw (dotqmail.md §2.3): candidate names are the prefixes
-// of local ending at its end or just before a break character, longest
-// first, each shorter than 32 bytes, lower-cased; the first account with a
-// uid other than 0 whose home directory exists and is owned by that uid
-// wins. Otherwise the alias account, with dash "-" and the whole local part
-// as ext.
+// getpw is qmail-getpw: candidate names are the prefixes of local ending at
+// its end or just before a break character, longest first, each shorter than
+// 32 bytes, lower-cased; the first account with a uid other than 0 whose home
+// directory exists and is owned by that uid wins. Otherwise the alias
+// account, with dash "-" and the whole local part as ext.
 func (u *Users) getpw(local string) (User, error) {
 	if u.Passwd == nil {
 		return User{}, fmt.Errorf("%w: no password database", ErrNoAlias)

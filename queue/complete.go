@@ -16,7 +16,9 @@ type bounceDone struct {
 	err error
 }
 
-// complete finishes the messages whose completion is due (queue.md §7.1).
+// complete finishes the messages whose completion is due (no channel file
+// left), as qmail-send's messdone does: inject the bounce if there is one,
+// log "end msg", remove info/, then have the cleaner remove the message.
 // A message with a bounce has it injected in a goroutine; the rest of its
 // completion happens when that reports back (bounceDone).
 func (r *run) complete() {

@@ -28,7 +28,8 @@ type prepared struct {
 // one turn of the loop (sharing one round of fsyncs).
 const preBatch = 64
 
-// scanTodo lists todo/ for preprocessing (queue.md §4.1). The loop then
+// scanTodo lists the numbered entries of todo/ for preprocessing (names
+// that are not purely decimal are ignored, as by qmail-send). The loop then
 // preprocesses one batch per turn (preprocessSome), so that deliveries and
 // their results go on during a long backlog, as qmail-send handles one
 // todo entry per turn of its loop.

@@ -52,9 +52,9 @@ func Dying(birth, now time.Time, lifetime time.Duration) bool {
 const tooLong = "I'm not going to try again; this message has been in the queue too long.\n"
 
 // verpSender is the envelope sender of one delivery (qmail-send's
-// senderadd, queue.md §5.4): a sender ending in "-@[]" with an "@" before
-// it becomes sender-local + recipient-local "=" recipient-domain "@"
-// sender-domain; any other sender is unchanged.
+// senderadd): a sender ending in "-@[]" with an "@" before it becomes
+// sender-local + recipient-local "=" recipient-domain "@" sender-domain; any
+// other sender is unchanged.
 func verpSender(sender, rcpt string) string {
 	if !strings.HasSuffix(sender, "-@[]") {
 		return sender

@@ -103,7 +103,10 @@ func lower(s string) string {
 	return s
 }
 
-// route is qmail-send's rewrite (queue.md §4.2).
+// route is qmail-send's rewrite: "@" envnoathost is added to an address
+// without "@", the percent hack is applied, then a domain in locals stays
+// local, a virtualdomains match with a prepend becomes local as
+// prepend-address, and anything else is remote (the bool is true).
 func (c *router) route(rcpt string) (string, bool) {
 	addr := rcpt
 	if !strings.Contains(addr, "@") && c.noat != "" {
@@ -166,8 +169,8 @@ func (c *router) virtual(addr, domain string, user bool) (string, bool) {
 }
 
 // stripPrepend removes a virtual-domain prepend from a routed recipient for
-// its bounce record (qmail-send's stripvdomprepend, queue.md §6.4); the
-// user@domain form is not consulted.
+// its bounce record (qmail-send's stripvdomprepend); the user@domain form is
+// not consulted.
 func (c *router) stripPrepend(rcpt string) string {
 	at := strings.LastIndexByte(rcpt, '@')
 	domain := ""

@@ -3,10 +3,10 @@ package smtpclient
 import "strings"
 
 // quoteAddr formats an address for MAIL FROM and RCPT TO as qmail's quote2
-// does (spec §8.1): the text after the last '@' is sent unchanged; the local
-// part is sent bare unless it needs quoting, and then wrapped in double quotes
-// with '\\', '"', CR and LF escaped. An address without '@' (including the
-// empty sender) is sent unchanged.
+// does: the text after the last '@' is sent unchanged; the local part is sent
+// bare unless it needs quoting, and then wrapped in double quotes with '\\',
+// '"', CR and LF escaped. An address without '@' (including the empty sender)
+// is sent unchanged.
 func quoteAddr(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {

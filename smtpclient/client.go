@@ -22,7 +22,7 @@ type Dialer interface {
 }
 
 // Timeouts bound each step of a delivery. A zero field takes the default
-// shown, from RFC 5321 §4.5.3.2 unless said otherwise.
+// shown, from RFC 5321 section 4.5.3.2 unless said otherwise.
 type Timeouts struct {
 	Connect  time.Duration // TCP connect to one address: 60 s (qmail's timeoutconnect)
 	Greeting time.Duration // the 220 greeting: 5 min
@@ -112,7 +112,7 @@ type Client struct {
 	// one transaction for all recipients, IPv4 only, the report at the
 	// first connected host, QUIT without waiting, and a message whose last
 	// line has no LF fails with #5.6.2. The message is still encoded
-	// safely (spec §13, item 13).
+	// safely: every line end becomes CRLF and every line is dot-stuffed.
 	QmailCompat bool
 	// Logger receives one line per connection and per transaction; nil
 	// means no logging.

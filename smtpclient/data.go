@@ -7,10 +7,10 @@ import (
 	"io"
 )
 
-// dataWriter encodes a stored message for DATA (spec §13, item 13): every
-// line end (LF, CR LF, or a bare CR) becomes one CRLF and every line starting
-// with '.' gets another '.' (RFC 5321 §4.5.2), so no bare CR or LF and no
-// early terminator ever reaches the wire. It streams: a chunk at a time.
+// dataWriter encodes a stored message for DATA: every line end (LF, CR LF,
+// or a bare CR) becomes one CRLF and every line starting with '.' gets
+// another '.' (RFC 5321 section 4.5.2), so no bare CR or LF and no early
+// terminator ever reaches the wire. It streams: a chunk at a time.
 type dataWriter struct {
 	w   *bufio.Writer
 	bol bool // at the beginning of a line
@@ -128,8 +128,8 @@ func copyData(w *bufio.Writer, r io.Reader, strict bool, buf []byte) (readErr, w
 	return nil, w.Flush()
 }
 
-// measure returns the size of the message as RFC 1870 §3 defines it (its
-// DATA form with CRLF line ends, without the doubled dots and the final
+// measure returns the size of the message as RFC 1870 section 3 defines it
+// (its DATA form with CRLF line ends, without the doubled dots and the final
 // ".\r\n") and whether it has 8-bit bytes.
 func measure(r io.Reader, buf []byte) (size int64, eightbit bool, err error) {
 	cw := &countWriter{}

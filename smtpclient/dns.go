@@ -17,7 +17,8 @@ import (
 //
 // A name that does not exist, or has no record of the type asked (NXDOMAIN or
 // "no data"), must be reported as a *net.DNSError with IsNotFound set: that is
-// a permanent condition. Every other error is temporary (RFC 5321 §5.1).
+// a permanent condition. Every other error is temporary (RFC 5321 section
+// 5.1).
 // LookupMX must return the exchanger names as they are in DNS (a null MX,
 // RFC 7505, has Host "." and Pref 0) and need not sort them.
 type Resolver interface {

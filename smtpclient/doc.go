@@ -32,8 +32,8 @@
 //
 // Delivery: the addresses are tried in order; a refused connection, a
 // greeting other than 220, a refused EHLO/HELO or a connection lost before
-// MAIL moves on to the next one (RFC 5321 §5.1). The client sends EHLO (HELO
-// when EHLO gets 500, 502 or 504), STARTTLS when offered ([TLSPolicy]),
+// MAIL moves on to the next one (RFC 5321 section 5.1). The client sends EHLO
+// (HELO when EHLO gets 500, 502 or 504), STARTTLS when offered ([TLSPolicy]),
 // AUTH PLAIN or LOGIN to a route with credentials (only over TLS), then MAIL
 // with SIZE=, BODY=8BITMIME and SMTPUTF8 as offered and needed, RCPTs
 // (pipelined when PIPELINING is offered; at most 100 per transaction; a 452

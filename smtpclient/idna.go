@@ -6,10 +6,10 @@ import (
 )
 
 // aLabel returns domain with every non-ASCII label in its A-label form
-// ("xn--" and the label's Punycode, RFC 3492), for DNS lookups (spec §13,
-// item 7). Labels are lower-cased first; the full IDNA2008 mapping (NFC,
-// disallowed code points) is not applied. ok is false when the domain is
-// not valid UTF-8 or a label cannot be encoded.
+// ("xn--" and the label's Punycode, RFC 3492), for DNS lookups. Labels are
+// lower-cased first; the full IDNA2008 mapping (NFC, disallowed code points)
+// is not applied. ok is false when the domain is not valid UTF-8 or a label
+// cannot be encoded.
 func aLabel(domain string) (string, bool) {
 	if isASCII(domain) {
 		return domain, true
@@ -31,7 +31,7 @@ func aLabel(domain string) (string, bool) {
 	return strings.Join(labels, "."), true
 }
 
-// punycode encodes s as RFC 3492 §6.3 says.
+// punycode encodes s as RFC 3492 section 6.3 says.
 func punycode(s string) (string, bool) {
 	const (
 		base        = 36

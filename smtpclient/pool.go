@@ -18,11 +18,10 @@ type poolKey struct {
 	helo   string
 }
 
-// Pool keeps idle SMTP connections for reuse (spec §13, item 3) and
-// bounds the connections open at once. Its zero value keeps up to 2 idle
-// connections per address and 100 in all, each for 5 s, and does not bound
-// open connections. A Pool is safe for concurrent use; Close ends every
-// idle connection.
+// Pool keeps idle SMTP connections for reuse and bounds the connections
+// open at once. Its zero value keeps up to 2 idle connections per address
+// and 100 in all, each for 5 s, and does not bound open connections. A Pool
+// is safe for concurrent use; Close ends every idle connection.
 type Pool struct {
 	// MaxIdlePerHost bounds the idle connections to one address; 0 means 2.
 	MaxIdlePerHost int

@@ -34,11 +34,11 @@ type Destination struct {
 	Routed bool
 }
 
-// Lookup finds where mail for domain goes, as qmail-remote does (§4–§6 of
-// the spec): an smtproutes relay, an IP literal ("[192.0.2.1]", "192.0.2.1",
+// Lookup finds where mail for domain goes, as qmail-remote(8) does: an
+// smtproutes relay, an IP literal ("[192.0.2.1]", "192.0.2.1",
 // "[IPv6:2001:db8::1]"), or the MX records (implicit MX from the address
-// records when there are none), minus the exchangers at or beyond this host's
-// own preference. Errors are [*Error] values wrapping [ErrNoHost],
+// records when there are none), minus the exchangers at or beyond this
+// host's own preference. Errors are [*Error] values wrapping [ErrNoHost],
 // [ErrNoExchanger], [ErrNullMX], [ErrLocalMX] or [ErrDNSTemporary].
 func (c *Client) Lookup(ctx context.Context, domain string) (*Destination, error) {
 	d := &Destination{Port: c.port()}
@@ -73,12 +73,14 @@ func (c *Client) Lookup(ctx context.Context, domain string) (*Destination, error
 		d.Hosts = hosts
 	}
 	if d.Routed {
-		return d, nil // a route may point at this host (§4)
+		return d, nil // a route may point at this host: no ipme check
 	}
 	return d, c.dropSelf(d, domain)
 }
 
-// lookupMX is qmail-remote's MX resolution (§5.2, §5.5).
+// lookupMX is qmail-remote's MX resolution: the MX records in preference
+// order, random within one preference, or the host's own addresses when
+// there are none; a null MX (RFC 7505) is a permanent failure.
 func (c *Client) lookupMX(ctx context.Context, host string) ([]Host, error) {
 	r := c.resolver()
 	mxs, err := r.LookupMX(ctx, host)
@@ -119,7 +121,7 @@ func (c *Client) lookupMX(ctx context.Context, host string) ([]Host, error) {
 		if a, err := netip.ParseAddr(name); err == nil && a.Is4() {
 			pref := int(mx.Pref)
 			if c.QmailCompat {
-				pref = 0 // qmail quirk, §5.3
+				pref = 0 // qmail quirk: an IPv4-literal exchanger gets 0
 			}
 			hosts = append(hosts, Host{Name: name, Addr: a, Pref: pref})
 			continue
@@ -178,8 +180,8 @@ func hostError(host string, err error) error {
 	return newError(false, "Sorry, I couldn't find any host by that name. (#4.1.2)\n", wrap2(ErrDNSTemporary, err))
 }
 
-// dropSelf applies qmail-remote's ipme rule (§6): only hosts with a
-// preference strictly better than this host's own may be tried.
+// dropSelf applies qmail-remote's ipme rule: only hosts with a preference
+// strictly better than this host's own may be tried.
 func (c *Client) dropSelf(d *Destination, domain string) error {
 	local, err := c.localAddrs()
 	if err != nil {

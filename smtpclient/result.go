@@ -63,9 +63,9 @@ func (res *Result) fail(err error) {
 	}
 }
 
-// Report returns the bytes qmail-remote writes for this result (spec §2):
-// a recipient report for each recipient whose RCPT was answered, then the
-// message report (K, Z or D), each ending with NUL.
+// Report returns the bytes qmail-remote writes for this result: a recipient
+// report for each recipient whose RCPT was answered, then the message report
+// (K, Z or D), each ending with NUL.
 func (res *Result) Report() []byte {
 	var b []byte
 	for i := range res.Recipients {
@@ -106,11 +106,11 @@ func ReportText(err error) string {
 }
 
 // RspawnResult turns a qmail-remote report for a single recipient into the
-// one result qmail-rspawn passes on (spec §2.1): a letter K, Z or D and a
-// text. The letter is that of the first message report (none: D), except
-// that a first recipient report 's' makes it Z and 'h' makes it D; the text
-// is the first report's, followed by the second's when the second is a
-// message report at least as bad as the outcome. Empty input gives
+// one result qmail-rspawn passes on: a letter K, Z or D and a text. The
+// letter is that of the first message report (none: D), except that a first
+// recipient report 's' makes it Z and 'h' makes it D; the text is the first
+// report's, followed by the second's when the second is a message report at
+// least as bad as the outcome. Empty input gives
 // "Zqmail-remote produced no output.\n".
 func RspawnResult(report []byte) []byte {
 	if len(report) == 0 {

@@ -67,7 +67,7 @@ type Routes struct {
 	m map[string]Route
 }
 
-// ParseRoutes reads routes in control/smtproutes syntax (qmail-remote §4):
+// ParseRoutes reads routes in control/smtproutes syntax (qmail-control(5)):
 // one `domain:relay` or `domain:relay:port` per line; empty lines, lines
 // starting with '#' and lines without a colon are ignored; trailing spaces and
 // tabs are removed. The key (text before the first colon) is compared

@@ -138,7 +138,7 @@ func (s *session) died(err error, duplicate bool) *Error {
 }
 
 // verdict classifies a reply code: 0 success, 'Z' temporary, 'D' permanent.
-// A malformed reply (code 0) is temporary (spec §13, item 14).
+// A malformed reply (code 0) is temporary.
 func verdict(code int) byte {
 	switch {
 	case code == 0:

@@ -13,8 +13,8 @@ import (
 )
 
 // TCPTO remembers connect timeouts so that an address that timed out twice
-// recently is skipped (qmail's tcpto, spec §7.1). [Client.TCPTO] takes one;
-// nil means a [MemoryTCPTO] of the Client's own.
+// recently is skipped (qmail's tcpto). [Client.TCPTO] takes one; nil means
+// a [MemoryTCPTO] of the Client's own.
 type TCPTO interface {
 	// Skip reports whether addr should not be tried now.
 	Skip(addr netip.Addr, now time.Time) bool

@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// maxRcptPerTx is the number of RCPTs per transaction RFC 5321 §4.5.3.1.8
-// guarantees a server accepts.
+// maxRcptPerTx is the number of RCPTs per transaction RFC 5321 section
+// 4.5.3.1.8 guarantees a server accepts.
 const maxRcptPerTx = 100
 
 // transactions runs mail transactions on s until every recipient is
@@ -208,8 +208,8 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 			if d.rcptReply(s, i, r) {
 				accepted = append(accepted, i)
 			} else if tooMany(r) && !c.QmailCompat {
-				// RFC 5321 §4.5.3.1.10: too many recipients; the rest go
-				// in another transaction.
+				// RFC 5321 section 4.5.3.1.10: too many recipients; the
+				// rest go in another transaction.
 				retry = append(retry, batch[k:]...)
 				break
 			}
@@ -266,8 +266,8 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 var errAllRejected = errors.New("smtpclient: every recipient was rejected")
 
 // tooMany reports whether an RCPT reply defers the recipient for another
-// transaction: 452 (RFC 5321 §4.5.3.1.10) without an enhanced code saying
-// something else than 4.5.3 (a full mailbox, 4.2.2, is not retried).
+// transaction: 452 (RFC 5321 section 4.5.3.1.10) without an enhanced code
+// saying something else than 4.5.3 (a full mailbox, 4.2.2, is not retried).
 func tooMany(r *Reply) bool {
 	e := r.Enhanced()
 	return r.Code == 452 && (e == "" || e == "4.5.3")
