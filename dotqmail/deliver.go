@@ -30,7 +30,7 @@ type Deliverer struct {
 	Forwarder Forwarder
 
 	// Maildir delivers Maildir lines. nil: an internal zero
-	// maildir.Deliverer (modern unique names, as dotqmail.md §12 asks).
+	// maildir.Deliverer (modern unique names, not qmail-local's time.pid.host).
 	Maildir *maildir.Deliverer
 
 	// Env is what the environment of programs is taken from: only what
@@ -110,12 +110,12 @@ func Deliver(ctx context.Context, t Target, msg io.Reader) (Result, error) {
 	return d.Deliver(ctx, t, msg)
 }
 
-// Deliver delivers msg to the recipient t as qmail-local does
-// (dotqmail.md §4): it checks the home directory, refuses a message that
-// already carries the recipient's Delivered-To line, finds the .qmail file
-// (or uses t.DefaultDelivery), and executes its lines in order. Forwards are
-// collected and sent as one message after the last line. The first failing
-// line ends the delivery; what earlier lines delivered stays delivered.
+// Deliver delivers msg to the recipient t as qmail-local(8) does: it checks
+// the home directory, refuses a message that already carries the recipient's
+// Delivered-To line, finds the .qmail file (or uses t.DefaultDelivery), and
+// executes its lines in order. Forwards are collected and sent as one
+// message after the last line. The first failing line ends the delivery;
+// what earlier lines delivered stays delivered.
 //
 // msg is read from its start by every line and never held in memory: a
 // regular *os.File or an io.ReaderAt with a Size method (io.SectionReader)
@@ -128,8 +128,8 @@ func (d *Deliverer) Deliver(ctx context.Context, t Target, msg io.Reader) (Resul
 	return d.deliver(ctx, t, msg, false)
 }
 
-// Plan reports what Deliver would do, as qmail-local -n does (dotqmail.md
-// §15.2): one line per instruction ("maildir ./Maildir/", "mbox
+// Plan reports what Deliver would do, as qmail-local -n does (see
+// qmail-local(8)): one line per instruction ("maildir ./Maildir/", "mbox
 // ./Mailbox", "program cmd", "forward addr") written to Stdout (into
 // Result.Report when Stdout is nil), then the did line in Result.Report.
 // No message is read or delivered and there is no loop check; a sticky home
@@ -299,8 +299,8 @@ func (x *run) do(ctx context.Context, r io.Reader, plan bool) error {
 	return x.execute(ctx, name, ins, forwardOnly, newSender, plan)
 }
 
-// environ returns the environment of program lines (dotqmail.md §9), from
-// the allow-list of AllowedEnv.
+// environ returns the environment of program lines (the variables
+// qmail-local sets, see qmail-command(8)), from the allow-list of AllowedEnv.
 func (x *run) environ() []string {
 	if x.env == nil {
 		base := x.d.Env
@@ -312,7 +312,8 @@ func (x *run) environ() []string {
 	return x.env
 }
 
-// execute runs the instructions in order (dotqmail.md §8).
+// execute runs the instructions in order, as qmail-local does: the first
+// failing one ends the delivery and forwards are sent after the last one.
 func (x *run) execute(ctx context.Context, name string, ins []Instruction, forwardOnly bool, newSender string, plan bool) error {
 	var forwards []string
 	log := x.d.Logger
@@ -414,7 +415,8 @@ func (x *run) maildir(ctx context.Context, arg string) error {
 	return &Error{Text: "Temporary error on maildir delivery. (#4.3.0)", Err: err}
 }
 
-// forward sends the collected forwards as one message (dotqmail.md §14.1).
+// forward sends the collected forwards as one message, with the
+// Delivered-To line prepended and sender (NEWSENDER) as envelope sender.
 func (x *run) forward(ctx context.Context, sender string, rcpts []string) error {
 	if x.d.Forwarder == nil {
 		return &Error{Text: "Unable to forward message: no forwarder configured (#4.3.0)."}
@@ -429,7 +431,7 @@ func (x *run) forward(ctx context.Context, sender string, rcpts []string) error 
 }
 
 // checkLoop scans the message header for the recipient's Delivered-To line
-// (dotqmail.md §10.3): lines up to the first one of at most one byte (the
+// as qmail-local does: lines up to the first one of at most one byte (the
 // empty line) or the end, compared byte for byte, newline included.
 func checkLoop(r io.Reader, dt string) error {
 	size := 4096
@@ -463,7 +465,10 @@ func checkLoop(r io.Reader, dt string) error {
 	}
 }
 
-// newSender computes NEWSENDER (dotqmail.md §14.2).
+// newSender computes NEWSENDER as qmail-local does: the sender, unless it
+// is neither empty nor #@[] and the .qmail-ext-owner file exists; then
+// local-owner@domain, or local-owner-@domain-@[] (VERP) when
+// .qmail-ext-owner-default exists too.
 func newSender(t Target) (string, error) {
 	if t.Sender == "" || t.Sender == "#@[]" {
 		return t.Sender, nil

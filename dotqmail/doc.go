@@ -16,7 +16,7 @@
 // # Format
 //
 // A .qmail file is a list of lines, executed in order; the first byte of a
-// line decides what it is (dotqmail.md §7). Trailing spaces and tabs are
+// line decides what it is (see dot-qmail(5)). Trailing spaces and tabs are
 // removed; a CR is not.
 //
 //	# comment                 ignored
@@ -32,10 +32,11 @@
 // line, ">From " quoting of the body and a blank line after it; programs
 // get the bare message and the environment USER, HOME, LOCAL, HOST,
 // RECIPIENT, SENDER, NEWSENDER, EXT, EXT2, EXT3, EXT4, HOST2, HOST3, HOST4,
-// DEFAULT, DTLINE, RPLINE and UFLINE (dotqmail.md §9), with PATH, TZ, LANG,
-// LC_* and QMAIL* of the inherited environment ([AllowedEnv]). A program's exit
-// code decides: 0 go on, 99 stop with success, 100 (and 64, 65, 70, 76, 77,
-// 78, 112) bounce, anything else or a signal retry ([ExitError]).
+// DEFAULT, DTLINE, RPLINE and UFLINE (see qmail-command(8)), with PATH, TZ,
+// LANG, LC_* and QMAIL* of the inherited environment ([AllowedEnv]). A
+// program's exit code decides: 0 go on, 99 stop with success, 100 (and 64,
+// 65, 70, 76, 77, 78, 112) bounce, anything else or a signal retry
+// ([ExitError]).
 // A program's stdin is a descriptor of the message open for reading only
 // (a copy when the caller's message is not a regular file, or is one open
 // for writing too), rewound for each program: a program's write to it
@@ -114,13 +115,14 @@
 // tries .qmaildefault; $DEFAULT "default" for an exact .qmail-x-default;
 // a space before ./Mailbox makes a forward; CRLF files give paths ending in
 // CR) are qmail-local's (notqmail). Differences: Maildir files get modern
-// unique names (maildir.md §2) and new/ is fsynced; mbox locking waits for
-// the lock by polling flock for LockTimeout rather than with an alarm; a
-// message that cannot be re-read in place is copied to a temporary file
-// instead of being refused; a .qmail file larger than 16 MiB defers with
-// "Out of memory."; a line holding a NUL byte is refused; an inherited
-// $DEFAULT is removed when no default applies; an over-quota Maildir++
-// (which qmail ignores) defers with "Mailbox is full. (#4.2.2)". For
+// unique names ("sec.MusecPpidQnRrandom.host" rather than "sec.pid.host")
+// and new/ is fsynced; mbox locking waits for the lock by polling flock for
+// LockTimeout rather than with an alarm; a message that cannot be re-read
+// in place is copied to a temporary file instead of being refused; a .qmail
+// file larger than 16 MiB defers with "Out of memory."; a line holding a
+// NUL byte is refused; an inherited $DEFAULT is removed when no default
+// applies; an over-quota Maildir++ (which qmail ignores) defers with
+// "Mailbox is full. (#4.2.2)". For
 // security (see above), a FIFO, socket or device named like a .qmail file
 // defers the message (qmail-local opens it with O_NDELAY and takes it for
 // absent; a directory still counts as absent) and so does one named as an

@@ -30,24 +30,24 @@ type Target struct {
 	DefaultDelivery string
 }
 
-// DTLine returns the Delivered-To line of a recipient (dotqmail.md §10.1):
-// "Delivered-To: local@domain\n", any newline in the address written as
-// '_'. A message already carrying it in its header is looping.
+// DTLine returns the Delivered-To line of a recipient as qmail-local
+// writes it: "Delivered-To: local@domain\n", any newline in the address
+// written as '_'. A message already carrying it in its header is looping.
 func DTLine(local, domain string) string {
 	return "Delivered-To: " + strings.ReplaceAll(local+"@"+domain, "\n", "_") + "\n"
 }
 
-// RPLine returns the Return-Path line for a sender (dotqmail.md §10.1):
-// "Return-Path: <" + the sender quoted as qmail's quote2 + ">\n", newlines
-// written as '_'; "Return-Path: <>\n" for a bounce.
+// RPLine returns the Return-Path line for a sender as qmail-local writes
+// it: "Return-Path: <" + the sender quoted as qmail's quote2 + ">\n",
+// newlines written as '_'; "Return-Path: <>\n" for a bounce.
 func RPLine(sender string) string {
 	return strings.ReplaceAll("Return-Path: <"+Quote2(sender)+">", "\n", "_") + "\n"
 }
 
-// UFLine returns the mbox "From " line for a sender and start time
-// (dotqmail.md §10.1): the sender with spaces, tabs and newlines written as
-// '-' (MAILER-DAEMON for the empty sender), then the time in UTC as
-// "Thu Jan 01 00:00:00 1970", the day zero-padded as qmail-local writes it.
+// UFLine returns the mbox "From " line for a sender and start time: the
+// sender with spaces, tabs and newlines written as '-' (MAILER-DAEMON for
+// the empty sender), then the time in UTC as "Thu Jan 01 00:00:00 1970",
+// the day zero-padded as qmail-local writes it.
 func UFLine(sender string, start time.Time) string {
 	x := sender
 	if x == "" {
@@ -62,9 +62,9 @@ func UFLine(sender string, start time.Time) string {
 	return "From " + x + " " + start.UTC().Format("Mon Jan 02 15:04:05 2006") + "\n"
 }
 
-// Quote2 quotes an address as qmail's quote2 does (queue.md §6.5): the local
-// part before the last '@' is put in double quotes, with '\' before CR, LF,
-// '"' and '\', unless it is a non-empty run of atom characters and dots that
+// Quote2 quotes an address as qmail's quote2 does: the local part before
+// the last '@' is put in double quotes, with '\' before CR, LF, '"' and
+// '\', unless it is a non-empty run of atom characters and dots that
 // neither starts nor ends with a dot nor holds "..". "" stays "".
 func Quote2(addr string) string { return quote.Addr(addr) }
 
@@ -81,7 +81,8 @@ func afterDash(s string, n int) string {
 }
 
 // hostPrefix returns HOST cut before its n-th '.' from the right; when
-// there are fewer dots it stops shrinking (dotqmail.md §9).
+// there are fewer dots it stops shrinking, as HOST2 to HOST4 do in
+// qmail-command(8).
 func hostPrefix(host string, n int) string {
 	for ; n > 0; n-- {
 		i := strings.LastIndexByte(host, '.')
@@ -104,10 +105,10 @@ func newLines(t Target, start time.Time) lines {
 }
 
 // Env returns the variables qmail-local gives programs for a target, as
-// "NAME=value" strings in a fixed order (dotqmail.md §9). def is $DEFAULT
-// (omitted unless hasDef); newSender is $NEWSENDER; start is the time in
-// UFLINE. Values are raw: a remote sender chooses SENDER, so programs must
-// quote them.
+// "NAME=value" strings in a fixed order (see qmail-command(8)). def is
+// $DEFAULT (omitted unless hasDef); newSender is $NEWSENDER; start is the
+// time in UFLINE. Values are raw: a remote sender chooses SENDER, so
+// programs must quote them.
 func Env(t Target, def string, hasDef bool, newSender string, start time.Time) []string {
 	l := newLines(t, start)
 	return envOf(t, l, def, hasDef, newSender)

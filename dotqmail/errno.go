@@ -25,7 +25,7 @@ func isTemp(err error) bool {
 }
 
 // isAccess reports EACCES or EPERM, which qmail-local will not take for a
-// missing .qmail file (dotqmail.md §5.2).
+// missing .qmail file: it defers the message instead.
 func isAccess(err error) bool {
 	return errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)
 }

@@ -76,7 +76,7 @@ func ExitCode(err error) int {
 }
 
 // ExitError is the exit status of a .qmail program line that ended the
-// delivery (dotqmail.md §8, §13).
+// delivery (see qmail-command(8)).
 type ExitError struct {
 	Command string // the shell command, the line after '|'
 	// Code is the exit status, or -1 when the program was killed by a

@@ -32,8 +32,8 @@ func (f ForwarderFunc) Forward(ctx context.Context, sender string, recipients []
 	return f(ctx, sender, recipients, r)
 }
 
-// ForwardError is a refused injection with qmail's client text (queue.md
-// §2.5), such as "qq write error or disk full (#4.3.0)".
+// ForwardError is a refused injection with qmail's client text (see
+// qmail-queue(8)), such as "qq write error or disk full (#4.3.0)".
 type ForwardError struct {
 	Text string // the text, without qmail's leading D or Z
 	Perm bool   // qmail's D: the injector refused the message for good
@@ -57,7 +57,7 @@ func forwardText(err error) string {
 }
 
 // QueueProgram is a [Forwarder] that runs a qmail-queue program as every
-// qmail client does (queue.md §2.1): the message on descriptor 0, the
+// qmail client does (see qmail-queue(8)): the message on descriptor 0, the
 // envelope "F<sender>\0T<rcpt>\0...\0" on descriptor 1, descriptor 6 open
 // for an exit-82 text, the working directory QMAILHOME, and the exit code
 // turned into qmail's client text. The id returned is the program's pid,
@@ -123,7 +123,7 @@ func (q *QueueProgram) Forward(ctx context.Context, sender string, recipients []
 }
 
 // QueueExitText is qmail's client mapping of a qmail-queue exit code
-// (queue.md §2.5, qmail_close): "" for 0, else 'D' (permanent) or 'Z'
+// (qmail_close in qmail.c): "" for 0, else 'D' (permanent) or 'Z'
 // (temporary) and the text. custom is what an injector exiting 82 wrote on
 // descriptor 6; code -1 means the injector was killed by a signal.
 func QueueExitText(code int, custom []byte) string { return qq.ExitText(code, custom) }

@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// User is a recipient's account as qmail-lspawn resolves it (dotqmail.md
-// §2): who receives the mail, under which ids, and which .qmail file
-// decides (Home + "/.qmail" + Dash + Ext).
+// User is a recipient's account as qmail-lspawn resolves it (from
+// users/cdb, else through qmail-getpw): who receives the mail, under which
+// ids, and which .qmail file decides (Home + "/.qmail" + Dash + Ext).
 type User struct {
 	Name     string // the account name, qmail-local's user operand
 	UID, GID int
@@ -30,8 +30,9 @@ type User struct {
 // this with a small adapter (see [UsersFunc]).
 //
 // An error is temporary. When it has an ExitCode() int method, the code is
-// qmail-lspawn's (112 to 121) and chooses the report text (dotqmail.md
-// §2.4); otherwise the report is "Temporary failure in qmail-lspawn.".
+// one of qmail-lspawn's own exit codes (112 to 121) and chooses its report
+// text (see [SpawnReport]); otherwise the report is "Temporary failure in
+// qmail-lspawn.".
 type Users interface {
 	Lookup(ctx context.Context, local string) (User, error)
 }
@@ -52,7 +53,7 @@ func (f UsersFunc) Lookup(ctx context.Context, local string) (User, error) { ret
 
 // LookupError is a failed user lookup with qmail-lspawn's exit code.
 type LookupError struct {
-	Code int // 112 to 121 (dotqmail.md §2.4)
+	Code int // 112 to 121, as qmail-lspawn exits
 	Err  error
 }
 
@@ -68,8 +69,7 @@ func (e *LookupError) Unwrap() error { return e.Err }
 // ExitCode returns the code.
 func (e *LookupError) ExitCode() int { return e.Code }
 
-// spawnTexts are qmail-lspawn's reports for its own exit codes
-// (dotqmail.md §2.4).
+// spawnTexts are qmail-lspawn's reports for its own exit codes.
 var spawnTexts = map[int]string{
 	112: "Internal qmail-lspawn bug.\n",
 	113: "Not allowed to perform deliveries as root.\n",
@@ -86,12 +86,13 @@ var spawnTexts = map[int]string{
 // tooLong is qmail-lspawn's note on a report cut short.
 const tooLong = "\nError report too long, sorry.\n"
 
-// SpawnReport is qmail-lspawn's report for a qmail-local child
-// (dotqmail.md §2.4): a status letter, K (success), Z (temporary) or D
-// (permanent), and the text. code is the child's exit status (-1: killed
-// by a signal) and output what it printed (stdout and stderr joined). The
-// output counts up to its first NUL, and one longer than 3000 bytes is cut
-// to its first 2966 and "\nError report too long, sorry.\n" added.
+// SpawnReport is qmail-lspawn's report for a qmail-local child, as
+// qmail-lspawn maps its exit status: a status letter, K (success), Z
+// (temporary) or D (permanent), and the text. code is the child's exit
+// status (-1: killed by a signal) and output what it printed (stdout and
+// stderr joined). The output counts up to its first NUL, and one longer
+// than 3000 bytes is cut to its first 2966 and "\nError report too long,
+// sorry.\n" added.
 func SpawnReport(code int, output []byte) string {
 	if i := bytes.IndexByte(output, 0); i >= 0 {
 		output = output[:i]
@@ -245,7 +246,7 @@ func (l *Local) program() string {
 	return q.home() + "/bin/qmail-local"
 }
 
-// spawn runs qmail-local in a child process (dotqmail.md §2.4).
+// spawn runs qmail-local in a child process, as qmail-lspawn does.
 func (l *Local) spawn(ctx context.Context, t Target, u User, r io.Reader, root bool) (Result, error) {
 	msg, err := newMessage(r, l.TempDir)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 // LockTimeout is how long an mbox delivery waits for the file's lock:
-// qmail-local's 30-second alarm (dotqmail.md §11).
+// qmail-local's 30-second alarm.
 const LockTimeout = 30 * time.Second
 
 // lockPoll is how often a waiting mbox delivery tries the lock again.
@@ -22,10 +22,10 @@ const lockPoll = 50 * time.Millisecond
 // straight."
 var errLockTimeout = errors.New("dotqmail: mbox lock timeout")
 
-// mbox appends the message to an mbox file as qmail-local does (dotqmail.md
-// §11): opened for append (created 0600), an exclusive flock held for the
-// write, the UFLINE, RPLINE and DTLINE, the message with ">From " quoting and
-// a final newline, and a blank line; fsynced; cut back to its old length if
+// mbox appends the message to an mbox file as qmail-local does: opened
+// for append (created 0600), an exclusive flock held for the write, the
+// UFLINE, RPLINE and DTLINE, the message with ">From " quoting and a final
+// newline, and a blank line; fsynced; cut back to its old length if
 // anything fails while the lock is held.
 //
 // The file must be a regular file (or not exist yet): a FIFO, a device or

@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// Kind is the type of a .qmail line, decided by its first byte
-// (dotqmail.md §7).
+// Kind is the type of a .qmail line, decided by its first byte (see
+// dot-qmail(5)).
 type Kind uint8
 
 const (
@@ -76,15 +76,14 @@ func (e *ParseError) Error() string {
 func (e *ParseError) Permanent() bool { return false }
 
 // textFirstBlank is qmail-local's refusal of a file whose first line is
-// empty (dotqmail.md §7), which is how a file edited into an accident
-// looks.
+// empty, which is how a file edited into an accident looks.
 const textFirstBlank = "Uh-oh: first line of .qmail file is blank. (#4.2.1)"
 
 // Parse splits the contents of a .qmail file (or a default delivery, which
-// reads the same way) into instructions as qmail-local reads them
-// (dotqmail.md §7): lines split at '\n' (a missing final '\n' is supplied),
-// trailing spaces and tabs removed (not CR), the kind decided by the first
-// byte. name is used only in errors.
+// reads the same way) into instructions as qmail-local reads them: lines
+// split at '\n' (a missing final '\n' is supplied), trailing spaces and
+// tabs removed (not CR), the kind decided by the first byte. name is used
+// only in errors.
 //
 // An empty first line (and so empty contents) is an error, as in
 // qmail-local, and so is a line containing a NUL byte, which qmail would

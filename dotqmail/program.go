@@ -15,9 +15,9 @@ import (
 // still holds it (qmail-local does not wait for that either).
 const programWaitDelay = 5 * time.Second
 
-// program runs a program line as qmail-local does (dotqmail.md §13):
-// "/bin/sh -c command" in the home directory, the message file rewound as
-// stdin, the environment of §9, stdout and stderr into the report. It
+// program runs a program line as qmail-local does: "/bin/sh -c command"
+// in the home directory, the message file rewound as stdin, the
+// environment of qmail-command(8), stdout and stderr into the report. It
 // returns stop for exit 99.
 func (x *run) program(ctx context.Context, command string) (stop bool, err error) {
 	stdin, err := x.msg.stdin()

@@ -10,10 +10,10 @@ import (
 	"syscall"
 )
 
-// MapExt returns ext as it appears in .qmail file names (qmail-local:
-// dotqmail.md §6.1): ASCII upper-case letters lower-cased and every '.'
-// replaced by ':'. Nothing else changes; since no '.' survives, no ".."
-// can, so a name made from it never leaves the home directory.
+// MapExt returns ext as it appears in .qmail file names, as qmail-local
+// maps it: ASCII upper-case letters lower-cased and every '.' replaced by
+// ':'. Nothing else changes; since no '.' survives, no ".." can, so a name
+// made from it never leaves the home directory.
 func MapExt(ext string) string {
 	b := []byte(ext)
 	for i, c := range b {
@@ -40,7 +40,7 @@ type Candidate struct {
 }
 
 // Candidates returns the .qmail file names qmail-local tries, in order, for
-// a recipient with the given dash and ext (dotqmail.md §6.2, §6.3): the
+// a recipient with the given dash and ext (see dot-qmail(5)): the
 // exact name, then ext cut before each '-' from the right, followed by
 // "default", down to dash + "default". For ext "a-b-c":
 // .qmail-a-b-c, .qmail-a-b-default, .qmail-a-default, .qmail-default.
@@ -147,7 +147,7 @@ func notRegular(c Candidate, path string, mode uint32) (Found, bool, error) {
 }
 
 // readDotQmail reads home/name as qmail-local's qmeexists and slurpclose
-// do (dotqmail.md §5.2). ok is false when the file does not exist in
+// do. ok is false when the file does not exist in
 // qmail-local's sense: missing, a directory, or unreachable for a reason
 // other than permissions or a temporary errno. Anything else that is not a
 // regular file is an *Error (temporary).

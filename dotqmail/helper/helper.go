@@ -1,8 +1,8 @@
 // Package helper implements the small programs qmail users put in .qmail
-// program lines: preline, forward, condredirect, bouncesaying and except
-// (dotqmail.md §16). Each is a function taking the program's arguments and
-// an [IO], returning the exit code, so that the programs under examples/
-// are a few lines and the behaviour is tested here.
+// program lines: preline(1), forward(1), condredirect(1), bouncesaying(1)
+// and except(1). Each is a function taking the program's arguments and an
+// [IO], returning the exit code, so that the programs under examples/ are
+// a few lines and the behaviour is tested here.
 //
 // All follow the qmail-command exit convention: 0 success, 99 success and
 // skip the following .qmail lines, 100 permanent failure (bounce), 111
@@ -119,9 +119,9 @@ func temporary(err error) bool {
 	return false
 }
 
-// Except is except (dotqmail.md §16): "except program [arg...]" runs the
-// program and turns success into a bounce: 0 → 100, 111 → 111, anything
-// else (a program that cannot be run included) → 0.
+// Except is except(1): "except program [arg...]" runs the program and
+// turns success into a bounce: 0 → 100, 111 → 111, anything else (a
+// program that cannot be run included) → 0.
 func Except(ctx context.Context, args []string, o IO) int {
 	if len(args) == 0 {
 		fmt.Fprintln(o.Stderr, "except: usage: except program [ arg ... ]")
@@ -138,10 +138,10 @@ func Except(ctx context.Context, args []string, o IO) int {
 	return 0
 }
 
-// Bouncesaying is bouncesaying (dotqmail.md §16): "bouncesaying error"
-// prints error and bounces (100); "bouncesaying error program [arg...]"
-// does so only when the program succeeds, defers when it exits 111 and
-// lets delivery continue (0) otherwise.
+// Bouncesaying is bouncesaying(1): "bouncesaying error" prints error and
+// bounces (100); "bouncesaying error program [arg...]" does so only when
+// the program succeeds, defers when it exits 111 and lets delivery
+// continue (0) otherwise.
 func Bouncesaying(ctx context.Context, args []string, o IO) int {
 	if len(args) == 0 {
 		fmt.Fprintln(o.Stderr, "bouncesaying: usage: bouncesaying error [ program [ arg ... ] ]")
@@ -162,11 +162,11 @@ func Bouncesaying(ctx context.Context, args []string, o IO) int {
 	return 100
 }
 
-// Condredirect is condredirect (dotqmail.md §16): "condredirect newaddr
-// program [arg...]" runs the program; when it succeeds, the message
-// (rewound, with $DTLINE in front) goes to newaddr with envelope sender
-// $SENDER and the helper exits 99, so that the .qmail file's later lines
-// are skipped. 111 from the program defers; anything else continues (0).
+// Condredirect is condredirect(1): "condredirect newaddr program
+// [arg...]" runs the program; when it succeeds, the message (rewound, with
+// $DTLINE in front) goes to newaddr with envelope sender $SENDER and the
+// helper exits 99, so that the .qmail file's later lines are skipped. 111
+// from the program defers; anything else continues (0).
 func Condredirect(ctx context.Context, args []string, o IO) int {
 	if len(args) < 2 {
 		fmt.Fprintln(o.Stderr, "condredirect: usage: condredirect newaddress program [ arg ... ]")
@@ -195,9 +195,9 @@ func Condredirect(ctx context.Context, args []string, o IO) int {
 	return o.inject(ctx, "condredirect", sender, dtline, []string{args[0]}, 99)
 }
 
-// Forward is forward (dotqmail.md §16): "forward addr..." injects $DTLINE
-// and the message (from stdin's current offset) to the addresses, with
-// envelope sender $NEWSENDER, and prints "forward: qp <id>".
+// Forward is forward(1): "forward addr..." injects $DTLINE and the message
+// (from stdin's current offset) to the addresses, with envelope sender
+// $NEWSENDER, and prints "forward: qp <id>".
 func Forward(ctx context.Context, args []string, o IO) int {
 	sender, ok := o.getenv("NEWSENDER")
 	if !ok {
@@ -229,10 +229,10 @@ func (o IO) inject(ctx context.Context, name, sender, dtline string, rcpts []str
 	return okCode
 }
 
-// Preline is preline (dotqmail.md §16): "preline [-frdFRD] cmd [arg...]"
-// runs cmd with a pipe as stdin carrying $UFLINE, $RPLINE and $DTLINE (each
-// unless turned off by -f, -r, -d; -F, -R, -D turn them on again) and then
-// the message unchanged, and exits with cmd's exit code.
+// Preline is preline(1): "preline [-frdFRD] cmd [arg...]" runs cmd with a
+// pipe as stdin carrying $UFLINE, $RPLINE and $DTLINE (each unless turned
+// off by -f, -r, -d; -F, -R, -D turn them on again) and then the message
+// unchanged, and exits with cmd's exit code.
 func Preline(ctx context.Context, args []string, o IO) int {
 	usage := func() int {
 		fmt.Fprintln(o.Stderr, "preline: usage: preline cmd [ arg ... ]")
