@@ -19,8 +19,8 @@ import (
 )
 
 // DeliveryTimeout is how long a delivery may take before it is abandoned:
-// qmail-local's 24-hour alarm (maildir.md §3). [Dir.Clean] removes what an
-// abandoned delivery might leave after [CleanAge].
+// qmail-local's 24-hour alarm. [Dir.Clean] removes what an abandoned
+// delivery might leave after [CleanAge].
 const DeliveryTimeout = 24 * time.Hour
 
 // attempts is how many unique names a delivery tries before giving up,
@@ -34,9 +34,10 @@ const (
 type Naming int
 
 const (
-	// NamingModern is "<sec>.M<usec>P<pid>Q<n>R<random>.<host>"
-	// (maildir.md §2, "Our format"): unique for any number of deliveries
-	// per second from one process or from several Deliverer values.
+	// NamingModern is "<sec>.M<usec>P<pid>Q<n>R<random>.<host>", with a
+	// process-wide delivery counter Q and 8 cryptographically random bytes
+	// R: unique for any number of deliveries per second from one process or
+	// from several Deliverer values.
 	NamingModern Naming = iota
 	// NamingQmail is qmail-local's "<sec>.<pid>.<host>". It is unique only
 	// for one delivery per process per second: a second delivery into the
@@ -50,12 +51,12 @@ const (
 	NamingQmail
 )
 
-// Deliverer delivers messages into Maildirs with the safe protocol of
-// maildir.md §3. The zero value is ready to use: it names files in the
-// modern format with the real host name, pid, clock and a cryptographic
-// random part, and enforces a Maildir++ quota when the Maildir has a
-// maildirsize file. A Deliverer may be used by many goroutines at once and
-// must not be copied after first use.
+// Deliverer delivers messages into Maildirs with qmail-local's safe
+// protocol (write in tmp/, then link into new/). The zero value is ready to
+// use: it names files in the modern format with the real host name, pid,
+// clock and a cryptographic random part, and enforces a Maildir++ quota
+// when the Maildir has a maildirsize file. A Deliverer may be used by many
+// goroutines at once and must not be copied after first use.
 type Deliverer struct {
 	// Host is the host name put in unique names; empty means
 	// os.Hostname(). '/' is written as `\057`, ':' as `\072` and ',' as
@@ -191,15 +192,15 @@ func (d Dir) Deliver(ctx context.Context, r io.Reader) (string, error) {
 	return dl.Deliver(ctx, d, r)
 }
 
-// Deliver delivers the message read from r into dir and returns the name
-// of the new file in dir/new. It follows maildir.md §3: it creates a file
-// with a unique name in tmp/ (O_EXCL; when the name exists it waits 2
-// seconds and tries a new name, 3 names in all), copies r into it checking
-// every write, fsyncs and closes it checking both, checks the quota, links
-// it into new/ (or, where the file system has no hard links, renames it
-// there after checking that the name is free: it never replaces a file),
-// fsyncs new/, and removes the tmp/ file. The message is delivered once the
-// link is made; Deliver reports success only after new/ is fsynced.
+// Deliver delivers the message read from r into dir and returns the name of
+// the new file in dir/new. As qmail-local does, it creates a file with a
+// unique name in tmp/ (O_EXCL; when the name exists it waits 2 seconds and
+// tries a new name, 3 names in all), copies r into it checking every write,
+// fsyncs and closes it checking both, checks the quota, links it into new/
+// (or, where the file system has no hard links, renames it there after
+// checking that the name is free: it never replaces a file), fsyncs new/,
+// and removes the tmp/ file. The message is delivered once the link is
+// made; Deliver reports success only after new/ is fsynced.
 //
 // Every failure removes the tmp/ file and returns a *[DeliveryError]. A
 // delivery that runs past Timeout (24 hours by default) or ctx is

@@ -25,7 +25,7 @@ type Dir string
 var subdirs = [...]string{"tmp", "new", "cur"}
 
 // Create makes a new Maildir at path: the directory and its tmp/, new/ and
-// cur/ subdirectories, each mode 0700 (maildir.md §1).
+// cur/ subdirectories, each mode 0700, as maildirmake does.
 //
 // When path is already a complete Maildir, Create returns the Dir and an
 // error wrapping [fs.ErrExist]. When path exists but lacks one of the three
@@ -146,7 +146,7 @@ func (m Message) validate() error {
 // directory once and stats each file relative to the directory's open
 // handle; Size is the file's size on disk and ModTime its modification
 // time. Files that vanish between reading the directory and stat are
-// skipped (maildir.md §5). It fails when new/ or cur/ is a symbolic link.
+// skipped. It fails when new/ or cur/ is a symbolic link.
 func (d Dir) List() ([]Message, error) {
 	top, err := openDir(string(d))
 	if err != nil {
@@ -292,9 +292,9 @@ func (d Dir) openSubdir(sub string) (*os.File, error) {
 }
 
 // Move moves a message from new/ to cur/, giving it the info "2," and no
-// flags (what qmail-pop3d does at QUIT, maildir.md §5) or, when m already
-// has an info, keeping it. A message already in cur/ is returned unchanged.
-// Move returns the message as it now is.
+// flags (what qmail-pop3d does at QUIT) or, when m already has an info,
+// keeping it. A message already in cur/ is returned unchanged. Move returns
+// the message as it now is.
 func (d Dir) Move(m Message) (Message, error) {
 	if err := m.validate(); err != nil {
 		return m, err
@@ -366,7 +366,7 @@ func (d Dir) rename(m Message, newName string) (Message, error) {
 // Remove deletes a message with unlinkat(2) on the handle of new/ or cur/
 // (a symbolic link named like a message is removed itself; a directory is
 // not removed). When the Maildir has a Maildir++ maildirsize file, Remove
-// appends the negative delta for it (maildir.md §6).
+// appends the negative delta for it.
 func (d Dir) Remove(m Message) error {
 	if err := m.validate(); err != nil {
 		return err
@@ -395,8 +395,8 @@ func (d Dir) Remove(m Message) error {
 }
 
 // CleanAge is how long a file in tmp/ must have gone unaccessed before
-// [Dir.Clean] removes it: 36 hours (maildir.md §5). Writers abandon a
-// delivery after 24 hours.
+// [Dir.Clean] removes it: 36 hours, as qmail-pop3d does. Writers abandon
+// a delivery after 24 hours.
 const CleanAge = 36 * time.Hour
 
 // Clean removes the files in tmp/ whose access time is more than

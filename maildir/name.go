@@ -8,19 +8,18 @@ import (
 	"time"
 )
 
-// Flags is a set of Maildir info flags (maildir.md §4), kept as their
-// characters in ASCII order without duplicates, as they appear after ":2,"
-// in a file name: "FRS". Characters other than the six defined flags (such
-// as the lowercase keyword letters some IMAP servers store) are kept as
-// they are. The characters ',', '/' and NUL can never be flags: they are
-// dropped.
+// Flags is a set of Maildir info flags, kept as their characters in ASCII
+// order without duplicates, as they appear after ":2," in a file name:
+// "FRS". Characters other than the six defined flags (such as the lowercase
+// keyword letters some IMAP servers store) are kept as they are. The
+// characters ',', '/' and NUL can never be flags: they are dropped.
 //
 // The methods of Flags always return normalized sets, so
 // Flags("SRS").Add("") == "RS".
 type Flags string
 
-// The flags defined by the Maildir format (maildir.md §4), with the IMAP
-// system flags readers map them to.
+// The flags defined by the Maildir format, with the IMAP system flags
+// readers map them to.
 const (
 	Draft   Flags = "D" // \Draft
 	Flagged Flags = "F" // \Flagged
@@ -87,9 +86,8 @@ func (f Flags) Has(g Flags) bool {
 }
 
 // Name is a message file name split at its first ':' into the unique name
-// and the info (maildir.md §2, §4). The unique name is what POP3 reports as
-// UIDL and what stays the same when a message moves from new/ to cur/ or
-// changes flags.
+// and the info. The unique name is what POP3 reports as UIDL and what stays
+// the same when a message moves from new/ to cur/ or changes flags.
 type Name struct {
 	Unique string // everything before the first ':'
 	Info   string // everything after the first ':'; empty when there is none
@@ -124,7 +122,7 @@ func (n Name) String() string {
 }
 
 // Size returns the message size from a Maildir++ ",S=<bytes>" field of the
-// unique name (maildir.md §6), and whether there is one.
+// unique name, and whether there is one.
 func (n Name) Size() (int64, bool) {
 	return sizeTag(n.Unique)
 }
@@ -181,14 +179,14 @@ func (n Name) WithFlags(f Flags) Name {
 }
 
 // Unique returns the unique name of a message file name: the name cut at
-// its first ':' (maildir.md §5: this is qmail-pop3d's UIDL).
+// its first ':' (this is qmail-pop3d's UIDL).
 func Unique(name string) string {
 	u, _, _ := strings.Cut(name, ":")
 	return u
 }
 
-// uniqueName builds "<sec>.M<usec>P<pid>Q<n>R<16 hex>.<host>" (maildir.md
-// §2, "Our format").
+// uniqueName builds "<sec>.M<usec>P<pid>Q<n>R<16 hex>.<host>", the modern
+// unique name of [NamingModern].
 func uniqueName(t time.Time, pid int, q uint64, r [8]byte, host string) string {
 	const hexdig = "0123456789abcdef"
 	b := make([]byte, 0, 64+len(host))
@@ -214,9 +212,8 @@ func qmailName(t time.Time, pid int, host string) string {
 }
 
 // escapeHost maps the host name to a valid name component: '/' becomes
-// `\057` and ':' becomes `\072` (maildir.md §2). ',' becomes `\054`, as
-// Dovecot does, so that a host name can never be mistaken for a Maildir++
-// ",S=" field.
+// `\057` and ':' becomes `\072`. ',' becomes `\054`, as Dovecot does, so
+// that a host name can never be mistaken for a Maildir++ ",S=" field.
 func escapeHost(h string) string {
 	if !strings.ContainsAny(h, "/:,") {
 		return h

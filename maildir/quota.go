@@ -18,8 +18,8 @@ import (
 	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
-// Maildir++ quota (maildir.md §6), as Courier's maildirquota and Dovecot's
-// "maildir" quota backend keep it.
+// Maildir++ quota, as Courier's maildirquota and Dovecot's "maildir" quota
+// backend keep it.
 
 // Quota is a Maildir++ quota definition: limits on the total size in bytes
 // and on the number of messages. A zero field means no limit of that kind.
@@ -119,7 +119,7 @@ func (e *QuotaError) Enhanced() string {
 	return "4.2.2"
 }
 
-// The recalculation rules of maildir.md §6.
+// The Maildir++ recalculation rules, as Courier applies them.
 const (
 	quotaFile       = "maildirsize"
 	quotaMaxFile    = 5120             // a maildirsize this long is recalculated
@@ -207,9 +207,8 @@ func (d Dir) ReadQuota() (Quota, Usage, error) {
 
 // RecalculateQuota counts the messages of the Maildir and of its Maildir++
 // folders and replaces maildirsize, atomically, with the quota line q and
-// one line of totals (maildir.md §6). Like Courier it skips the .Trash
-// folder and messages flagged T (trashed). For a Maildir++ folder it
-// recalculates its parent.
+// one line of totals. Like Courier it skips the .Trash folder and messages
+// flagged T (trashed). For a Maildir++ folder it recalculates its parent.
 func (d Dir) RecalculateQuota(q Quota) (Usage, error) {
 	path := quotaRoot(string(d))
 	root, err := openRoot(path)
@@ -365,9 +364,9 @@ func syncRootDir(root *os.Root, name string) error {
 }
 
 // checkQuota decides whether a message of size bytes may be delivered into
-// the Maildir open at root (maildir.md §6). It returns whether the
-// delivery must append a delta line to maildirsize afterwards. configured
-// is the quota set by the deliverer (zero: whatever maildirsize says).
+// the Maildir open at root. It returns whether the delivery must append a
+// delta line to maildirsize afterwards. configured is the quota set by the
+// deliverer (zero: whatever maildirsize says).
 func checkQuota(root *os.Root, path string, configured Quota, perm bool, now time.Time, size int64) (track bool, err error) {
 	m, err := readMaildirsize(root)
 	recalc := false

@@ -37,8 +37,8 @@ type Credentials struct {
 	User   string
 	Secret string // the password, or for APOP the hex digest
 	// Challenge is the greeting's timestamp, "<pid.time@host>", brackets
-	// included (RFC 1939 §7). qmail-popup passes it with every login;
-	// checkers of plain passwords ignore it.
+	// included (RFC 1939 section 7). qmail-popup passes it with every
+	// login; checkers of plain passwords ignore it.
 	Challenge string
 	Method    Method
 	// Env is the connection's environment (TCPREMOTEIP, ...), which a
@@ -60,11 +60,11 @@ type User struct {
 	Maildir string
 }
 
-// Authenticator checks credentials, the role of checkpassword (spec §3).
-// It returns the user on success, an error wrapping [ErrAuthFailed] for a
-// bad name or password, and any other error for a temporary failure (the
-// password database is unreachable). Implementations must compare secrets
-// in constant time.
+// Authenticator checks credentials, the role of checkpassword. It returns
+// the user on success, an error wrapping [ErrAuthFailed] for a bad name or
+// password, and any other error for a temporary failure (the password
+// database is unreachable). Implementations must compare secrets in
+// constant time.
 type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (*User, error)
 }
@@ -96,8 +96,8 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, c Credentials) (*Us
 }
 
 // APOPDigest returns the APOP digest of a shared secret for a greeting
-// timestamp: the lower-case hex MD5 of timestamp followed by secret (RFC
-// 1939 §7).
+// timestamp: the lower-case hex MD5 of timestamp followed by secret
+// (RFC 1939 section 7).
 func APOPDigest(timestamp, secret string) string {
 	sum := md5.Sum([]byte(timestamp + secret))
 	return hex.EncodeToString(sum[:])

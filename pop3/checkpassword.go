@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// Checkpassword runs a program with the checkpassword interface (spec §3):
-// the credentials "user\0secret\0timestamp\0" on its fd 3, exit 0 (after
+// Checkpassword runs a program with the checkpassword interface: the
+// credentials "user\0secret\0timestamp\0" on its fd 3, exit 0 (after
 // running the rest of its arguments as the user, in the user's home
 // directory), 1 for a bad login, 111 for a temporary failure.
 //
@@ -61,7 +61,7 @@ var (
 var defaultReply = []string{"/bin/sh", "-c", `printf 'USER=%s\0HOME=%s\0SHELL=%s\0PWD=%s\0UID=%s\0GID=%s\0' "$USER" "$HOME" "$SHELL" "$(pwd -P)" "$(id -u)" "$(id -g)" >&4`}
 
 // CheckpasswordInput is the data a checkpassword program reads on fd 3:
-// user, secret and challenge, each followed by a NUL (spec §3).
+// user, secret and challenge, each followed by a NUL.
 func CheckpasswordInput(c Credentials) []byte {
 	b := make([]byte, 0, len(c.User)+len(c.Secret)+len(c.Challenge)+3)
 	b = append(b, c.User...)
@@ -283,7 +283,7 @@ func atoiOr(s string, def int) int {
 var ErrCheckpasswordInput = errors.New("pop3: malformed checkpassword input")
 
 // MaxCheckpasswordInput is the most a checkpassword program reads from
-// fd 3; more is treated as a bad password (spec §3).
+// fd 3; more is treated as a bad password, as checkpassword does.
 const MaxCheckpasswordInput = 512
 
 // ParseCheckpasswordInput parses what a checkpassword program reads on

@@ -36,22 +36,22 @@
 // modification times, new/ before cur/ on ties), and the numbers never
 // change during the session. Only files modified before the second the
 // session started are listed: a message delivered in that second waits for
-// the next session (maildir.md §5). Messages are sent as they are read,
-// a buffer at a time, with LF turned into CRLF and dot-stuffing; a whole
-// message is never held in memory. Nothing changes in the maildrop before
-// QUIT: then the messages marked with DELE are unlinked and every other
-// message still in new/ is moved to cur/ with the info ":2,". A session
-// that ends any other way (the client goes away, a timeout, Shutdown)
-// deletes and moves nothing. UIDLs are Maildir unique names: stable across
-// sessions, the move to cur/ and flag changes.
+// the next session. Messages are sent as they are read, a buffer at a time,
+// with LF turned into CRLF and dot-stuffing; a whole message is never held
+// in memory. Nothing changes in the maildrop before QUIT: then the messages
+// marked with DELE are unlinked and every other message still in new/ is
+// moved to cur/ with the info ":2,". A session that ends any other way (the
+// client goes away, a timeout, Shutdown) deletes and moves nothing. UIDLs
+// are Maildir unique names: stable across sessions, the move to cur/ and
+// flag changes.
 //
 // Commands may be pipelined (RFC 2449): replies are written in order and
 // flushed when no further command is waiting.
 //
 // # Compatibility
 //
-// With Compat set the server is qmail-popup and qmail-pop3d byte for byte
-// (spec pop3.md §2–§4): the greeting "+OK <pid.time@host>" (the APOP
+// With Compat set the server is qmail-popup(8) and qmail-pop3d(8) byte for
+// byte: the greeting "+OK <pid.time@host>" (the APOP
 // timestamp), "+OK " with its trailing space and no text, qmail's error
 // texts ("-ERR authorization first", "-ERR not that many messages", ...),
 // STAT counting deleted messages too, sizes as stored (LF line ends), the
@@ -63,7 +63,7 @@
 // CAPA, STLS and AUTH are spoken in compat mode only when TLSConfig is
 // set, so an unconfigured drop-in answers them like qmail.
 //
-// Without Compat (the default) the server follows the RFCs (spec §6):
+// Without Compat (the default) the server follows the RFCs:
 // STAT and LIST count only undeleted messages and report sizes as sent
 // (CRLF line ends; for a Maildir counted once and cached in the file
 // pop3sizes, or read from a Dovecot ",W=" field); no extra empty line; no

@@ -14,15 +14,15 @@ type Message struct {
 	// Size is the message's size as stored: its octets with LF line ends.
 	// qmail-pop3d reports it in STAT and LIST.
 	Size int64
-	// WireSize is the size as sent, with CRLF line ends (RFC 1939 §5),
-	// which a modern server reports. Negative means unknown: the server
-	// then reads the message to count it, once per session.
+	// WireSize is the size as sent, with CRLF line ends (RFC 1939
+	// section 5), which a modern server reports. Negative means unknown:
+	// the server then reads the message to count it, once per session.
 	WireSize int64
 }
 
 // Update is what a session changes at QUIT, the only time it changes
-// anything (RFC 1939 §6): for message i (0-based), Deleted[i] marks it
-// deleted and Retrieved[i] retrieved whole by RETR.
+// anything (RFC 1939 section 6): for message i (0-based), Deleted[i] marks
+// it deleted and Retrieved[i] retrieved whole by RETR.
 type Update struct {
 	Deleted   []bool
 	Retrieved []bool

@@ -64,7 +64,7 @@ type MaildirOptions struct {
 }
 
 // Maildir is a Maildir opened for one POP3 session: a [Mailbox] that
-// behaves as qmail-pop3d (spec §4, maildir.md §5).
+// behaves as qmail-pop3d.
 //
 // Everything is reached through directory handles opened once, without
 // following symbolic links: the Maildir, its tmp/, new/ and cur/, the
@@ -108,9 +108,9 @@ func (e *entry) unique() string {
 var _ Mailbox = (*Maildir)(nil)
 
 // OpenMaildir opens the Maildir at path for a session, as qmail-pop3d
-// starts (spec §4.1): it cleans tmp/ (files unaccessed for 36 hours),
-// takes the lock when asked, and lists new/ then cur/ (names not starting
-// with '.', regular files modified before the current second), ordered by
+// starts: it cleans tmp/ (files unaccessed for 36 hours), takes the lock
+// when asked, and lists new/ then cur/ (names not starting with '.',
+// regular files modified before the current second), ordered by
 // modification time.
 //
 // Nothing outside the Maildir is reachable through it: path itself must
@@ -230,9 +230,9 @@ func (m *Maildir) takeLock() error {
 }
 
 // clean removes the files in tmp/ whose access time is more than
-// maildir.CleanAge before now, as qmail-pop3d does at start (maildir.md
-// §5): names starting with '.' and directories are kept. It works on the
-// tmp/ handle: a symbolic link in tmp/ is removed, never followed.
+// maildir.CleanAge before now, as qmail-pop3d does at start: names starting
+// with '.' and directories are kept. It works on the tmp/ handle: a
+// symbolic link in tmp/ is removed, never followed.
 func (m *Maildir) clean(now time.Time) {
 	fd := m.fds[tmpSub]
 	buf := make([]byte, 32<<10)
@@ -265,7 +265,7 @@ func (m *Maildir) clean(now time.Time) {
 // 35 MB where maildir.Dir.List allocates 83 MB, and takes about 0.7 of
 // its time (BenchmarkScan100k).
 func (m *Maildir) scan(now time.Time) error {
-	// maildir.md §5: only files modified strictly before the second the
+	// As qmail-pop3d: only files modified strictly before the second the
 	// session started; a message delivered in this second waits.
 	t := now.Unix()
 	buf := make([]byte, 256<<10)
@@ -332,7 +332,7 @@ func scanDir(dirfd, sub int, t int64, uid int, buf []byte, msgs []entry) ([]entr
 		}
 		s := string(name)
 		if err := fstatat(dirfd, s, &st); err != nil {
-			return // gone since readdir (maildir.md §5), or unreadable
+			return // gone since readdir, or unreadable
 		}
 		if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Mtim.Sec >= t || uid >= 0 && int(st.Uid) != uid {
 			return
@@ -586,13 +586,13 @@ func (f *fileReader) Close() error {
 	return err
 }
 
-// Commit applies the QUIT update (maildir.md §5 step 6): it unlinks the
+// Commit applies the QUIT update, as qmail-pop3d does: it unlinks the
 // deleted messages (with Maildir++ quota bookkeeping: a line of negative
-// deltas appended to maildirsize when there is one), and moves every
-// other message still in new/ to cur/ with the info "2,", adding S to
-// retrieved ones when Seen is set. Failures to unlink are returned, one
-// error each; failures to move are ignored, as by qmail-pop3d. Every
-// unlink and rename is relative to the directory handles.
+// deltas appended to maildirsize when there is one), and moves every other
+// message still in new/ to cur/ with the info "2,", adding S to retrieved
+// ones when Seen is set. Failures to unlink are returned, one error each;
+// failures to move are ignored, as by qmail-pop3d. Every unlink and rename
+// is relative to the directory handles.
 func (m *Maildir) Commit(ctx context.Context, u Update) error {
 	var errs []error
 	for i := range m.msgs {
@@ -641,10 +641,9 @@ func (m *Maildir) Commit(ctx context.Context, u Update) error {
 	return errors.Join(errs...)
 }
 
-// quotaDelta appends "<bytes> <count>\n" to maildirsize (maildir.md §6),
-// when there is one, in one write on an O_APPEND descriptor: the
-// Maildir's, or for a Maildir++ folder (holding a maildirfolder file) its
-// parent's.
+// quotaDelta appends "<bytes> <count>\n" to maildirsize (Maildir++), when
+// there is one, in one write on an O_APPEND descriptor: the Maildir's, or
+// for a Maildir++ folder (holding a maildirfolder file) its parent's.
 func (m *Maildir) quotaDelta(nbytes, count int64) {
 	name := "maildirsize"
 	var st unix.Stat_t

@@ -102,9 +102,9 @@ loop:
 }
 
 // WireSize returns the size of a message as a modern server sends it
-// (RFC 1939 §5 "exact size"): its octets with each line ended by CRLF — an
-// LF not preceded by CR counts two, and a last line without LF gets its
-// CRLF — before dot-stuffing and without the terminating line.
+// (RFC 1939 section 5, "exact size"): its octets with each line ended by
+// CRLF — an LF not preceded by CR counts two, and a last line without LF
+// gets its CRLF — before dot-stuffing and without the terminating line.
 func WireSize(r io.Reader, buf []byte) (int64, error) {
 	var size int64
 	var last byte

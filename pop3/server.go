@@ -65,9 +65,9 @@ func (e *ReplyError) Error() string {
 func (e *ReplyError) Unwrap() error { return e.Err }
 
 // Server is a POP3 server with the semantics of qmail-popup and qmail-pop3d
-// (spec §2–§4), or with the modern behaviour of spec §6 (the default). Its
-// zero value serves with modern defaults and refuses every login until
-// Auth is set. Fields must not change once the server has started.
+// (Compat), or with modern RFC behaviour (the default). Its zero value
+// serves with modern defaults and refuses every login until Auth is set.
+// Fields must not change once the server has started.
 type Server struct {
 	// Hostname appears in the greeting and its APOP timestamp
 	// "<pid.time@Hostname>" (qmail-popup's first argument). Empty means
@@ -97,8 +97,8 @@ type Server struct {
 	// (such as [ErrUnsafeMaildir]) "-ERR [SYS/PERM] ...".
 	OpenMailbox func(ctx context.Context, u *User) (Mailbox, error)
 	// SeenOnRetr makes the default OpenMailbox flag messages retrieved
-	// whole with RETR as seen (S) at QUIT, in modern mode (spec §6.11).
-	// qmail, and compat mode, flag nothing.
+	// whole with RETR as seen (S) at QUIT, in modern mode. qmail, and
+	// compat mode, flag nothing.
 	SeenOnRetr bool
 
 	// TLSConfig offers STLS (RFC 2595) when set. For implicit TLS (port
@@ -106,9 +106,10 @@ type Server struct {
 	// treated as secure from the start.
 	TLSConfig *tls.Config
 	// AllowPlaintext allows USER/PASS and AUTH PLAIN over unencrypted
-	// connections from anywhere. Without it they are allowed only under
-	// TLS or from a loopback address (127.0.0.0/8, ::1), as spec §6.4
-	// requires. The qmail-popup drop-in sets it, since qmail has no TLS.
+	// connections from anywhere. Without it they are allowed only under TLS
+	// or from a loopback address (127.0.0.0/8, ::1), so that no password
+	// crosses the network in clear. The qmail-popup drop-in sets it, since
+	// qmail has no TLS.
 	AllowPlaintext bool
 	// APOP offers APOP in modern mode (its greeting then carries the
 	// timestamp). Compat mode always accepts it, as qmail-popup does.
@@ -144,8 +145,8 @@ type Server struct {
 	AuthLimiter AuthLimiter
 	// MaxLineLength is the longest command line, CRLF included; a longer
 	// one gets "-ERR line too long" and is discarded. Zero means 255 (RFC
-	// 2449 §4) in modern mode and 1 MiB in compat mode (qmail has no
-	// limit). AUTH continuation lines may be up to 8 KiB.
+	// 2449 section 4) in modern mode and 1 MiB in compat mode (qmail
+	// has no limit). AUTH continuation lines may be up to 8 KiB.
 	MaxLineLength int
 	// AuthFailDelay delays the reply to a failed login in modern mode,
 	// doubling after each failure; the third failure closes the session.
@@ -242,8 +243,9 @@ func (srv *Server) failDelay() time.Duration {
 }
 
 // timestamp makes the greeting's APOP timestamp. qmail-popup's is
-// "<pid.time@host>"; in modern mode a sequence number keeps the sessions
-// of one second apart, since a timestamp must never repeat (RFC 1939 §7).
+// "<pid.time@host>"; in modern mode a sequence number keeps the sessions of
+// one second apart, since a timestamp must never repeat (RFC 1939
+// section 7).
 func (srv *Server) timestamp() string {
 	pid := strconv.Itoa(os.Getpid())
 	t := strconv.FormatInt(srv.now().Unix(), 10)

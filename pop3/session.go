@@ -392,8 +392,9 @@ func (s *session) capa() {
 	s.reply(".")
 }
 
-// stls is RFC 2595 §4: bytes the client pipelined after STLS are dropped,
-// never run, and the session forgets everything it was told before.
+// stls is RFC 2595 section 4: bytes the client pipelined after STLS are
+// dropped, never run, and the session forgets everything it was told
+// before.
 func (s *session) stls() error {
 	switch {
 	case s.srv.TLSConfig == nil:
@@ -580,7 +581,7 @@ func (s *session) loginFailed(err error) error {
 	case errors.Is(err, ErrAuthFailed):
 		s.reply("-ERR [AUTH] authentication failed")
 	case err == errLimited:
-		// RFC 3206 §4: SYS/TEMP, since the credentials were not
+		// RFC 3206 section 4: SYS/TEMP, since the credentials were not
 		// checked and the client may try again later.
 		s.reply("-ERR [SYS/TEMP] too many failed logins, try again later")
 	default:

@@ -138,7 +138,7 @@ func (s *session) stat() {
 	}
 	n := len(s.msgs)
 	if !s.compat {
-		n -= s.ndeleted // RFC 1939 §5; qmail counts deleted ones too
+		n -= s.ndeleted // RFC 1939 section 5; qmail counts deleted ones too
 	}
 	s.reply("+OK " + strconv.Itoa(n) + " " + strconv.FormatInt(total, 10))
 }
@@ -288,9 +288,9 @@ func (s *session) quit() error {
 	return errQuit
 }
 
-// SafeUID returns a UIDL that RFC 1939 §7 allows: uid itself when it is 1
-// to 70 characters from 0x21 to 0x7E, else a stable 66-character hash form
-// ("x-" and hex SHA-256), which no Maildir unique name looks like.
+// SafeUID returns a UIDL that RFC 1939 section 7 allows: uid itself when it
+// is 1 to 70 characters from 0x21 to 0x7E, else a stable 66-character hash
+// form ("x-" and hex SHA-256), which no Maildir unique name looks like.
 func SafeUID(uid string) string {
 	if len(uid) > 0 && len(uid) <= 70 {
 		ok := true
