@@ -1,6 +1,6 @@
 // Command checkpassword checks a POP3 login against virtual users in a
-// password file, with the interface of djb's checkpassword (spec pop3.md
-// §3), so that it fits between qmail-popup and qmail-pop3d:
+// password file, with the interface of djb's checkpassword, so that it
+// fits between qmail-popup and qmail-pop3d:
 //
 //	qmail-popup HOST checkpassword [-f FILE] qmail-pop3d Maildir
 //

@@ -3,13 +3,12 @@
 //
 //	maildirmake DIR
 //
-// It keeps qmail's contract (maildir.md §1, dotqmail.md §16): umask 077;
-// no operand is a usage error (exit 100); any failure, DIR already existing
-// included, prints "maildirmake: fatal: unable to ..." with djb's error
-// text and exits 111; like qmail it leaves behind what it made before a
-// failure. Operands after DIR are ignored. Library users want
-// maildir.Create, which refuses a half-made Maildir and cleans up after
-// itself.
+// It keeps the contract of qmail's maildirmake: umask 077; no operand is a
+// usage error (exit 100); any failure, DIR already existing included,
+// prints "maildirmake: fatal: unable to ..." with djb's error text and
+// exits 111; like qmail it leaves behind what it made before a failure.
+// Operands after DIR are ignored. Library users want maildir.Create, which
+// refuses a half-made Maildir and cleans up after itself.
 package main
 
 import (

@@ -5,8 +5,8 @@
 //	qmail-pop3d Maildir
 //
 // Its replies, message order, QUIT update and exit status are
-// qmail-pop3d's (spec pop3.md §4, maildir.md §5). -modern gives the modern
-// server's behaviour instead (spec §6): RFC 1939 sizes and STAT, a
+// qmail-pop3d's, as qmail-pop3d(8) and maildir(5) describe them. -modern
+// gives the modern server's behaviour instead: RFC 1939 sizes and STAT, a
 // mailbox lock, no LAST.
 package main
 
@@ -28,7 +28,7 @@ func main() {
 func run(args []string, stdin, stdout *os.File, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qmail-pop3d", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	modern := fs.Bool("modern", false, "modern behaviour (spec §6) instead of qmail-pop3d's")
+	modern := fs.Bool("modern", false, "modern behaviour (RFC 1939 sizes and STAT, a mailbox lock, no LAST) instead of qmail-pop3d's")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}

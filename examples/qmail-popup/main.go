@@ -6,13 +6,14 @@
 //	tcpserver 0 110 qmail-popup HOSTNAME checkpassword qmail-pop3d Maildir
 //
 // Its replies, greeting timestamp, one login per connection and exit
-// status (always 1) are qmail-popup's (spec pop3.md §2). With -listen it
+// status (always 1) are qmail-popup's. With -listen it
 // accepts connections itself, as tcpserver would, and runs the subprogram
 // for each:
 //
 //	qmail-popup -listen 127.0.0.1:110 [-x rules.cdb] [-c 40] HOSTNAME checkpassword qmail-pop3d Maildir
 //
-// -modern gives the modern server's replies (spec §6) instead of qmail's.
+// -modern gives the modern server's replies instead of qmail's: those of
+// pop3.Server without Compat (RFC 1939 fixes, CAPA, response codes).
 package main
 
 import (
@@ -42,7 +43,7 @@ func run(args []string, stdin, stdout *os.File, stderr io.Writer) int {
 	rules := fs.String("x", "", "with -listen: tcprules `cdb` deciding who may connect (tcpserver -x)")
 	allowMissing := fs.Bool("X", false, "with -listen and -x: allow connections while the cdb is missing")
 	limit := fs.Int("c", tcprules.DefaultLimit, "with -listen: at most `N` sessions at once (tcpserver -c)")
-	modern := fs.Bool("modern", false, "modern replies (spec §6) instead of qmail-popup's")
+	modern := fs.Bool("modern", false, "modern replies (pop3.Server without Compat) instead of qmail-popup's")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}

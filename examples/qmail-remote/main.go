@@ -16,8 +16,8 @@
 // remembered in queue/lock/tcpto as qmail-remote does. The client runs in qmail
 // compatibility mode (HELO, no extensions, no TLS, IPv4, partial final lines
 // refused), except that a bare CR in the message is always sent as a line
-// end and dot-stuffed (the spec's §13 item 13), and a null MX is refused
-// with #5.1.10.
+// end and dot-stuffed, so that it can never end the data early, and a
+// null MX is refused with #5.1.10.
 package main
 
 import (

@@ -12,8 +12,8 @@ import (
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
-// SMTPD applies qmail-smtpd's control files (smtpd.md §3) to srv: the
-// one-line files of [Dir.SMTPSettings] and the lists of [Dir.SMTPPolicy].
+// SMTPD applies qmail-smtpd's control files to srv: the one-line files
+// of [Dir.SMTPSettings] and the lists of [Dir.SMTPPolicy].
 // It fails, like qmail-smtpd's "421 unable to read controls", when a file
 // cannot be read or when neither smtpgreeting nor me exists. The returned
 // close releases morercpthosts.cdb.
@@ -34,8 +34,8 @@ func (d Dir) SMTPD(srv *smtpserver.Server, openRelay bool) (close func() error, 
 	return d.SMTPPolicy(srv, openRelay)
 }
 
-// SMTPSettings reads qmail-smtpd's one-line control files (smtpd.md §3):
-// me, smtpgreeting (default me), localiphost (default me), timeoutsmtpd
+// SMTPSettings reads qmail-smtpd's one-line control files: me,
+// smtpgreeting (default me), localiphost (default me), timeoutsmtpd
 // (default 1200 s; values ≤ 0 become 1 s) and databytes (no file: 0, the
 // server's default; a file whose value is 0, as qmail reads it, so junk
 // too: -1, no limit). It fails when a file cannot be read or when neither smtpgreeting
@@ -92,9 +92,8 @@ func (d Dir) SMTPSettings() (smtpserver.Settings, error) {
 	}, nil
 }
 
-// SMTPPolicy applies qmail-smtpd's list files (smtpd.md §3) to srv:
-// badmailfrom, and rcpthosts with morercpthosts.cdb. It fails when a file
-// cannot be read. With no rcpthosts, srv refuses relaying (smtpserver's
+// SMTPPolicy applies qmail-smtpd's list files to srv: badmailfrom, and
+// rcpthosts with morercpthosts.cdb. It fails when a file cannot be read. With no rcpthosts, srv refuses relaying (smtpserver's
 // safe default) unless openRelay is set, which gives qmail's behaviour. The
 // returned close releases morercpthosts.cdb.
 func (d Dir) SMTPPolicy(srv *smtpserver.Server, openRelay bool) (close func() error, err error) {
@@ -129,7 +128,7 @@ func (d Dir) SMTPPolicy(srv *smtpserver.Server, openRelay bool) (close func() er
 }
 
 // QueueProgram is the qmail-queue program clients run: $QMAILQUEUE when
-// set, else QMAILHOME/bin/qmail-queue (queue.md §2.1).
+// set, else QMAILHOME/bin/qmail-queue.
 func (d Dir) QueueProgram() string {
 	if q := os.Getenv("QMAILQUEUE"); q != "" {
 		return q

@@ -1,5 +1,5 @@
 // Package golden finds the golden files that the real qmail and ucspi-tcp
-// tools made (../shared/testdata beside the repository) and renders cdb
+// tools made (shared/testdata beside the repository) and renders cdb
 // records in their .dump notation. It is for tests only.
 package golden
 
@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// Path returns the absolute path of ../shared/testdata/set, found beside the
+// Path returns the absolute path of shared/testdata/set, found beside the
 // repository root (the directory above the working directory that holds
 // go.mod), and an error when it is absent.
 func Path(set string) (string, error) {
@@ -43,7 +43,7 @@ func Dir(t testing.TB, set string) string {
 	t.Helper()
 	g, err := Path(set)
 	if err != nil {
-		t.Skipf("golden files absent (%v): they live in ../shared/testdata/%s beside the repository", err, set)
+		t.Skipf("golden files absent (%v): they live in shared/testdata/%s beside the repository", err, set)
 	}
 	return g
 }

@@ -263,10 +263,10 @@ func (in *Injector) maxHeader() int {
 	return 16 << 20
 }
 
-// Rewrite applies qmail-inject's address rewriting (spec inject.md §4) to
-// one bare address, as it does to a recipient argument: the address is
-// quoted with quote2, tokenised, rewritten and unquoted. ok is false when
-// it does not tokenise.
+// Rewrite applies qmail-inject's address rewriting to one bare address,
+// as it does to a recipient argument: the address is quoted with quote2,
+// tokenised, rewritten and unquoted. ok is false when it does not
+// tokenise.
 func (in *Injector) Rewrite(addr string) (string, bool, error) {
 	rw, err := in.rewriter()
 	if err != nil {

@@ -331,9 +331,9 @@ func (st *parseState) defaultReturnPath(now int64) error {
 }
 
 // Prepare reads a message's header from r and prepares it as qmail-inject
-// does (spec inject.md §3-§7): the recipient arguments are rewritten, the
-// header fields parsed, rewritten, dropped or kept, the missing fields
-// added, the envelope decided. The body is not read: the Message streams it
+// does: the recipient arguments are rewritten, the header fields parsed,
+// rewritten, dropped or kept, the missing fields added, the envelope
+// decided. The body is not read: the Message streams it
 // from r. Errors are *Error with qmail-inject's texts.
 func (in *Injector) Prepare(r io.Reader, opt Options) (*Message, error) {
 	rw, err := in.rewriter()

@@ -23,7 +23,7 @@ func (r Run) Name() string { return filepath.Base(r.Path) }
 
 // Sendmail decides what qmail's sendmail wrapper runs for argv0 (its
 // invocation name matters: mailq, newaliases) and args, in environment env
-// ("NAME=value" entries), as spec inject.md §9 says, with two deviations:
+// ("NAME=value" entries), as qmail's sendmail does, with two deviations:
 // -q (a queue run) is accepted and runs nothing, and -F keeps its effect
 // when combined with -f. Errors are *Error with sendmail's texts.
 func Sendmail(argv0 string, args, env []string) (Run, error) {

@@ -1,6 +1,6 @@
 // Package qmailqueue is the body of qmail-queue on a [queue.Queue]: the
 // message read from one descriptor to its end, then the envelope from the
-// other, and qmail-queue's exit code as the result (queue.md §2). The
+// other, and qmail-queue's exit code as the result (qmail-queue(8)). The
 // command examples/qmail-queue and internal/lspawn's QueueServer (which
 // reads descriptors passed over a socket) share it.
 //

@@ -1,6 +1,6 @@
 // Package qq is the client side of qmail-queue (qmail's qmail_open and
-// qmail_close, queue.md §2): it runs a qmail-queue compatible program, feeds
-// it the message on descriptor 0 and the envelope on descriptor 1, offers
+// qmail_close): it runs a qmail-queue compatible program, feeds it the
+// message on descriptor 0 and the envelope on descriptor 1, offers
 // descriptor 6 for an exit-82 text, and turns the exit code into qmail's
 // result text. qmail-smtpd, qmail-local, qmail-inject and forward all talk
 // to the queue this way; smtpserver, dotqmail and the inject programs share
@@ -186,10 +186,10 @@ func (c *capped) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// ExitText is qmail_close's result for a qmail-queue exit code (queue.md
-// §2.5): "" for 0, else 'D' (permanent) or 'Z' (temporary) and the text.
-// custom is what the program wrote on descriptor 6 before exiting 82; a
-// negative code means a signal killed it.
+// ExitText is qmail_close's result for a qmail-queue exit code: "" for 0,
+// else 'D' (permanent) or 'Z' (temporary) and the text. custom is what the
+// program wrote on descriptor 6 before exiting 82; a negative code means a
+// signal killed it.
 func ExitText(code int, custom []byte) string {
 	switch {
 	case code < 0:

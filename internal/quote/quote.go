@@ -1,7 +1,7 @@
 // Package quote is qmail's quote.c: an address's local part written as an
 // RFC 822 quoted string when it is not a plain dot-atom. qmail-local's
 // Return-Path line, qmail-send's bounces and qmail-inject's rewritten
-// headers all use it, byte for byte the same (queue.md §6.5).
+// headers all use it, byte for byte the same.
 package quote
 
 import "strings"

@@ -1,6 +1,7 @@
 // Package smtpload is the client side of qmailkit's SMTP ingest benchmarks:
 // one session as Postfix's smtp-source runs it, so that the in-process
-// benchmarks load a server the way ../shared/bench/smtp-ingest.sh does.
+// benchmarks load a server as the external smtp-source benchmark does, one
+// message per connection.
 package smtpload
 
 import (

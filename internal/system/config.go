@@ -16,7 +16,7 @@ import (
 // control/locals nor control/me exists, so no domain would be local.
 var ErrNoControls = errors.New("system: neither control/locals nor control/me exists")
 
-// Routing reads what qmail-send routes by (queue.md §10): control/locals
+// Routing reads what qmail-send routes by: control/locals
 // (default: me; neither is ErrNoControls), percenthack, virtualdomains and
 // envnoathost (default: me, else the literal "envnoathost").
 func Routing(d control.Dir) (queue.Routing, error) {
@@ -49,7 +49,7 @@ func Routing(d control.Dir) (queue.Routing, error) {
 
 // Bounce reads the bounce settings: control/bouncefrom, bouncehost,
 // doublebounceto, doublebouncehost and the bouncemaxbytes extension, with
-// qmail's defaults (queue.md §10).
+// qmail's defaults.
 func Bounce(d control.Dir) (queue.Bounce, error) {
 	var b queue.Bounce
 	var err error
