@@ -81,9 +81,6 @@ type Found struct {
 // memory." deferral rather than exhausting the delivery's memory.
 const maxDotQmail = 16 << 20
 
-// errNotFound marks "none of the candidates exists".
-var errNotFound = errors.New("no .qmail file")
-
 // checkName rejects file names that could leave the home directory or that
 // no file system can hold. Names from Candidates never fail it (their ext
 // is mapped); it is the second line of defence for the paths made from

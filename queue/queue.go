@@ -127,8 +127,6 @@ type Queue struct {
 	// running counts the Schedulers running on q: they take fresh
 	// messages, and the FIFO need not be pulled for q's injections.
 	running atomic.Int32
-
-	mu sync.Mutex
 }
 
 // Directory modes of a qmail install (qmail's hier.c), owners aside.

@@ -258,19 +258,6 @@ func (s *session) interruptIfIdle() {
 	}
 }
 
-// waitInput flushes replies and arms the read deadline when the next read
-// would block.
-func (s *session) waitInput() error {
-	if s.br.Buffered() > 0 {
-		return nil
-	}
-	if err := s.flush(); err != nil {
-		return err
-	}
-	s.armRead()
-	return nil
-}
-
 // readLine reads one command line: every byte up to LF, one CR before the
 // LF dropped, cut at the first NUL (qmail's commands.c). A line longer than
 // maxLine is discarded through its LF and reported with tooLong.

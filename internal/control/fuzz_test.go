@@ -141,17 +141,6 @@ func qmailBmfcheck(list []string, addr string) bool {
 	return false
 }
 
-func isASCII(s ...string) bool {
-	for _, x := range s {
-		for i := 0; i < len(x); i++ {
-			if x[i] >= 0x80 {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // fuzzHome makes a qmail home whose control files the fuzz function
 // rewrites for each input (inputs run one at a time in a worker).
 func fuzzHome(f *testing.F) Dir {
