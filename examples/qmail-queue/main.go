@@ -12,6 +12,19 @@
 // when the real uid is that of the qmail user alias, qmaild or qmails.
 // Unlike qmail-queue, a message whose envelope is refused (exit 11 or 91)
 // is removed at once rather than left to qmail-clean's 36-hour rule.
+//
+// # Users who may not write the queue
+//
+// qmail's qmail-queue is setuid qmailq, the owner of the queue, so that a
+// user's forward (a delivery running under the user's uid), sendmail and
+// qmail-inject can queue. This one is not setuid: when the queue belongs
+// to another uid and the process that owns it (examples/qmail-send run as
+// root, examples/mta) serves $QMAILHOME/run/qmail-queue.sock, the
+// message and envelope descriptors are handed to that process over the
+// socket, which queues them and answers with the exit code. The Received
+// line then says "invoked by uid N" with the caller's uid, from the
+// kernel's word (SO_PEERCRED), as qmail-queue says it from its real uid.
+// No one needs write access to the queue but its owner.
 package main
 
 import (
@@ -19,12 +32,12 @@ import (
 	"flag"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/qmailqueue"
 	"github.com/qmailkit/qmailkit/queue"
 )
@@ -47,10 +60,17 @@ func run(args []string, getenv func(string) string, message, envelope io.Reader,
 	if fi, err := os.Stat(*home); err != nil || !fi.IsDir() {
 		return 61
 	}
+	if m, ok := message.(*os.File); ok {
+		if e, ok := envelope.(*os.File); ok {
+			if sock, ok := viaSocket(*home, os.Geteuid()); ok {
+				return lspawn.Enqueue(sock, m, e)
+			}
+		}
+	}
 	q, err := queue.Open(filepath.Join(*home, "queue"), queue.Options{
 		NoClean:  true,
 		NoCreate: true,
-		Origin:   queue.Origin{PID: pid, UID: uid, Who: who(uid)},
+		Origin:   queue.Origin{PID: pid, UID: uid, Who: qmailqueue.Who(uid)},
 		Now:      func() time.Time { return now },
 	})
 	if err != nil {
@@ -59,14 +79,24 @@ func run(args []string, getenv func(string) string, message, envelope io.Reader,
 	return qmailqueue.Run(context.Background(), q, queue.Origin{}, message, envelope)
 }
 
-// who names the injector as qmail-queue does from its real uid.
-func who(uid int) string {
-	for _, u := range []struct{ name, who string }{
-		{"alias", "by alias"}, {"qmaild", "from network"}, {"qmails", "for bounce"},
-	} {
-		if pw, err := user.Lookup(u.name); err == nil && pw.Uid == strconv.Itoa(uid) {
-			return u.who
-		}
+// viaSocket reports whether a process with effective uid euid should hand
+// its message to the queue's owner over the home's queue socket, and the
+// socket: when it is not root, the queue belongs to another uid, and a
+// socket is there.
+func viaSocket(home string, euid int) (string, bool) {
+	if euid == 0 {
+		return "", false
 	}
-	return ""
+	fi, err := os.Stat(filepath.Join(home, "queue"))
+	if err != nil {
+		return "", false
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) == euid {
+		return "", false
+	}
+	sock := lspawn.QueueSocket(home)
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return "", false
+	}
+	return sock, true
 }

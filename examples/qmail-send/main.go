@@ -30,6 +30,17 @@
 // defaults (EHLO, opportunistic STARTTLS, several recipients at a domain in
 // one transaction).
 //
+// As root, the deliveries run under the recipients' uids, which may not
+// write the queue (qmail's qmail-queue is setuid qmailq for this; ours is
+// not setuid). qmail-send therefore serves QMAILHOME/run/qmail-queue.sock
+// (run/ made root's, mode 755; the socket mode 666): a user's forward
+// (&address, |forward, a list's owner rewriting) runs
+// QMAILHOME/bin/qmail-queue as that user, which hands the message and
+// envelope descriptors to qmail-send over the socket; qmail-send queues
+// them, with "invoked by uid N" (the kernel's word for the caller's uid) in
+// the Received line. Install examples/qmail-queue as QMAILHOME/bin/qmail-queue,
+// mode 755, owned by root. The deliveries' programs get QMAILHOME.
+//
 // Exit status: 0 after SIGTERM; 111 when it cannot start (unreadable
 // controls, another qmail-send running, an unusable queue).
 package main
@@ -40,13 +51,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/internal/logbuf"
+	"github.com/qmailkit/qmailkit/internal/lspawn"
+	"github.com/qmailkit/qmailkit/internal/qmailqueue"
 	"github.com/qmailkit/qmailkit/internal/system"
 	"github.com/qmailkit/qmailkit/queue"
 )
@@ -98,10 +114,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 	if home == "" {
 		home = "."
 	}
+	home, err := filepath.Abs(home)
+	if err != nil {
+		log.Error("alert: cannot start: " + err.Error())
+		return 111
+	}
 	sys, err := system.Open(home, system.Options{
 		DefaultDelivery: fs.Arg(0),
 		SendLogger:      log,
 		QmailCompat:     !*modern,
+		// The deliveries' programs (and qmail-local children) find the
+		// home, hence bin/qmail-queue, whatever the directory they run in.
+		ProgramEnv: append(withoutEnv(os.Environ(), "QMAILHOME"), "QMAILHOME="+home),
 	})
 	if err != nil {
 		if errors.Is(err, system.ErrNoControls) {
@@ -112,6 +136,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 		return 111
 	}
 	defer sys.Close()
+	if os.Geteuid() == 0 {
+		// Deliveries run under the recipients' uids, which may not write
+		// the queue: their forwards reach it through this socket, to which
+		// QMAILHOME/bin/qmail-queue hands its descriptors.
+		stopQQ, err := serveQueueSocket(sys, home)
+		if err != nil {
+			log.Error("alert: cannot start: qmail-queue socket: " + err.Error())
+			return 111
+		}
+		defer stopQQ()
+	}
 	done := make(chan error, 1)
 	go func() { done <- sys.Scheduler.Run(ctx) }()
 	for {
@@ -134,4 +169,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 			return 0
 		}
 	}
+}
+
+// serveQueueSocket makes home/run (root's, mode 755) and serves the queue
+// on lspawn.QueueSocket(home) for every local uid.
+func serveQueueSocket(sys *system.System, home string) (stop func(), err error) {
+	run := filepath.Join(home, "run")
+	if err := os.Mkdir(run, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	fi, err := os.Lstat(run)
+	if err != nil {
+		return nil, err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%s must be a directory of root's that only root may write", run)
+	}
+	return sys.ServeQueueSocket(lspawn.QueueSocket(home), 0o666, qmailqueue.Who)
+}
+
+// withoutEnv returns env without the variable name.
+func withoutEnv(env []string, name string) []string {
+	var out []string
+	for _, kv := range env {
+		if n, _, _ := strings.Cut(kv, "="); n != name {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -25,7 +25,8 @@ var (
 	buildErr  error
 )
 
-// build builds qmail-send and qmail-queue into one directory.
+// build builds qmail-send, qmail-queue, qmail-local and forward into one
+// directory.
 func build(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -34,7 +35,7 @@ func build(t *testing.T) string {
 			return
 		}
 		os.Chmod(binDir, 0o755)
-		for _, pkg := range []string{".", "../qmail-queue", "../qmail-local"} {
+		for _, pkg := range []string{".", "../qmail-queue", "../qmail-local", "../forward"} {
 			name := filepath.Base(pkg)
 			if pkg == "." {
 				name = "qmail-send"
@@ -99,8 +100,8 @@ func makeHome(t *testing.T, relay string) (home, joeMaildir string) {
 	files := map[string]string{
 		"control/me":         "example.test\n",
 		"control/smtproutes": "remote.test:" + relay + "\n",
-		"users/assign": fmt.Sprintf("=joe:joe:%d:%d:%s:::\n+:alias:%d:%d:%s:-::\n.\n",
-			u, g, joe, u, g, filepath.Join(home, "alias")),
+		"users/assign": fmt.Sprintf("=joe:joe:%[1]d:%[2]d:%[3]s:::\n+joe-:joe:%[1]d:%[2]d:%[3]s:-::\n+:alias:%[1]d:%[2]d:%[4]s:-::\n.\n",
+			u, g, joe, filepath.Join(home, "alias")),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(home, name), []byte(data), 0o644); err != nil {
@@ -377,5 +378,136 @@ func TestRootSpawnsQmailLocal(t *testing.T) {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if code := s.wait(t); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// waitMaildir waits until the Maildir dir holds n messages and returns
+// their contents.
+func waitMaildir(t *testing.T, dir string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		msgs, _ := maildir.Dir(dir).List()
+		if len(msgs) >= n {
+			var out []string
+			for _, m := range msgs {
+				b, err := os.ReadFile(filepath.Join(dir, m.Path()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, string(b))
+			}
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d messages after 30 s, want %d", dir, len(msgs), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRootForwards: run as root, qmail-send delivers joe's mail in
+// qmail-local children under joe's uid (65534), which may not write the
+// queue; the forwards of joe's .qmail files reach it through
+// QMAILHOME/bin/qmail-queue and the queue socket: to a local user, to a
+// remote address, through |forward, as a list with an owner (VERP), and a
+// loop, which bounces with qmail-local's text.
+func TestRootForwards(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: deliveries run under joe's uid")
+	}
+	relay := smtptest.NewServer(t)
+	home, joeBox := makeHome(t, relay.Addr)
+	joe := filepath.Dir(joeBox)
+	bin := filepath.Join(home, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"qmail-local", "qmail-queue", "forward"} {
+		data, err := os.ReadFile(filepath.Join(build(t), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The home is root's, as qmail's installer leaves it (the socket's
+	// directory is made there by qmail-send).
+	for _, d := range []string{filepath.Dir(home), home, bin, filepath.Join(home, "control"), filepath.Join(home, "users")} {
+		os.Chown(d, 0, 0)
+		os.Chmod(d, 0o755)
+	}
+	dotqmail := map[string]string{
+		".qmail-user":               "&joe-box\n",
+		".qmail-remote":             "&bob@remote.test\n",
+		".qmail-prog":               "|" + filepath.Join(bin, "forward") + " joe-box2@example.test\n",
+		".qmail-list":               "&joe-member@example.test\n",
+		".qmail-list-owner":         "./owner/\n",
+		".qmail-list-owner-default": "./owner/\n",
+		".qmail-loop":               "&joe-loop@example.test\n",
+		".qmail-box":                "./box/\n",
+		".qmail-box2":               "./box2/\n",
+		".qmail-member":             "./member/\n",
+		".qmail-bounces":            "./bounces/\n",
+	}
+	for name, data := range dotqmail {
+		if err := os.WriteFile(filepath.Join(joe, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(filepath.Join(joe, name), 65534, 65534)
+	}
+	for _, d := range []string{"box", "box2", "member", "bounces", "owner"} {
+		if _, err := maildir.Create(filepath.Join(joe, d)); err != nil {
+			t.Fatal(err)
+		}
+		filepath.WalkDir(filepath.Join(joe, d), func(p string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				err = os.Chown(p, 65534, 65534)
+			}
+			return err
+		})
+	}
+	s := startSendAs(t, home, false)
+	s.waitLine(t, "status: local 0/10 remote 0/20")
+	if fi, err := os.Stat(filepath.Join(home, "run", "qmail-queue.sock")); err != nil || fi.Mode()&fs.ModeSocket == 0 || fi.Mode().Perm() != 0o666 {
+		t.Fatalf("queue socket: %v, %v", fi, err)
+	}
+	for _, rcpt := range []string{"user", "remote", "prog", "list", "loop"} {
+		injectAs(t, home, false, "Subject: "+rcpt+"\n\nto joe-"+rcpt+"\n",
+			"Fjoe-bounces@example.test\x00Tjoe-"+rcpt+"@example.test\x00\x00")
+	}
+	check := func(dir string, wants ...string) {
+		t.Helper()
+		msgs := waitMaildir(t, filepath.Join(joe, dir), 1)
+		for _, want := range wants {
+			if !strings.Contains(msgs[0], want) {
+				t.Errorf("%s: message lacks %q:\n%s", dir, want, msgs[0])
+			}
+		}
+	}
+	// &joe-box: a local forward, queued by joe's uid through the socket.
+	check("box", "Subject: user\n", "Delivered-To: joe-user@example.test\n", "Return-Path: <joe-bounces@example.test>\n", "invoked by uid 65534")
+	// |forward joe-box2@example.test, with the delivery's environment.
+	check("box2", "Subject: prog\n", "Delivered-To: joe-prog@example.test\n", "Return-Path: <joe-bounces@example.test>\n")
+	// The list's owner: VERP, as qmail-send expands joe-list-owner-@example.test-@[].
+	check("member", "Subject: list\n", "Return-Path: <joe-list-owner-joe-member=example.test@example.test>\n")
+	// The loop bounces to the sender, with qmail-local's text.
+	check("bounces", "<joe-loop@example.test>:\nThis message is looping: it already has my Delivered-To line. (#5.4.6)\n")
+	// &bob@remote.test: sent.
+	got := relay.WaitMessages(1, 30*time.Second)
+	if len(got) != 1 || got[0].From != "joe-bounces@example.test" || len(got[0].To) != 1 || got[0].To[0] != "bob@remote.test" ||
+		!strings.Contains(string(got[0].Data), "Delivered-To: joe-remote@example.test") {
+		t.Fatalf("relay: %+v", got)
+	}
+	if strings.Contains(s.log(), "qq_trouble") {
+		t.Errorf("a forward failed:\n%s", s.log())
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if code := s.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if _, err := os.Lstat(filepath.Join(home, "run", "qmail-queue.sock")); !os.IsNotExist(err) {
+		t.Errorf("the socket is left after the stop: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -61,6 +62,11 @@ type QueueServer struct {
 	CheckSpace func(now time.Time) error
 	// Now is the clock given to CheckSpace; nil means time.Now.
 	Now func() time.Time
+	// Who, when set, names the injector in the Received line from the
+	// peer's uid, as qmail-queue does from its real uid ("by alias",
+	// "from network", "for bounce"); an empty result, or nil Who, gives
+	// "by uid N".
+	Who func(uid int) string
 	// Logger receives the refused requests; nil discards them.
 	Logger *slog.Logger
 }
@@ -291,7 +297,11 @@ func (s *QueueServer) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 			if max > 0 {
 				r = &limitReader{r: msg, left: max}
 			}
-			code = qmailqueue.Run(ctx, s.Queue, queue.Origin{PID: int(cred.Pid), UID: int(cred.Uid)}, r, env)
+			o := queue.Origin{PID: int(cred.Pid), UID: int(cred.Uid)}
+			if s.Who != nil {
+				o.Who = s.Who(int(cred.Uid))
+			}
+			code = qmailqueue.Run(ctx, s.Queue, o, r, env)
 			if lr, ok := r.(*limitReader); ok && lr.over {
 				s.logger().Warn("lspawn: qmail-queue request refused: message too big", "uid", cred.Uid, "pid", cred.Pid, "max", max)
 			}
@@ -357,6 +367,12 @@ func peerCred(conn *net.UnixConn) (*syscall.Ucred, error) {
 	}
 	return cred, cerr
 }
+
+// QueueSocket is the path of the unix socket through which processes that
+// may not write home's queue (deliveries under users' uids, sendmail and
+// qmail-inject run by local users) hand their messages to the process
+// that owns it and serves a [QueueServer] there: home/run/qmail-queue.sock.
+func QueueSocket(home string) string { return filepath.Join(home, "run", "qmail-queue.sock") }
 
 // Enqueue is qmail-queue's client end of a [QueueServer]: it passes msg
 // and env (qmail-queue's descriptors 0 and 1) to the server listening at

@@ -17,6 +17,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os/user"
+	"strconv"
 
 	"github.com/qmailkit/qmailkit/queue"
 )
@@ -57,4 +59,19 @@ func code(err error, otherwise int) int {
 		return qe.Code
 	}
 	return otherwise
+}
+
+// Who names an injector as qmail-queue does from its real uid, for the
+// Received line's "invoked ..." words: "by alias", "from network" or "for
+// bounce" when uid is that of the qmail account alias, qmaild or qmails;
+// else "" (which queue.Origin reads as "by uid N").
+func Who(uid int) string {
+	for _, u := range []struct{ name, who string }{
+		{"alias", "by alias"}, {"qmaild", "from network"}, {"qmails", "for bounce"},
+	} {
+		if pw, err := user.Lookup(u.name); err == nil && pw.Uid == strconv.Itoa(uid) {
+			return u.who
+		}
+	}
+	return ""
 }

@@ -135,6 +135,13 @@ type Options struct {
 	// Program is the qmail-local program for spawned deliveries; empty
 	// means QMAILHOME/bin/qmail-local.
 	Program string
+	// ProgramEnv is what the environment of local deliveries is taken
+	// from (dotqmail.Deliverer.Env, and dotqmail.Local.Env for spawned
+	// ones): it should carry QMAILHOME, and QMAILQUEUE when the home's
+	// bin/qmail-queue cannot reach the queue, so that a user's forward,
+	// condredirect or qmail-inject queues its message. nil means the
+	// process's environment.
+	ProgramEnv []string
 	// LocalDeliverer, when set, makes the local deliveries in place of
 	// System.Local (whose settings it then does not use): examples/mta,
 	// once it has dropped root, hands them to a helper process that kept
@@ -268,9 +275,10 @@ func Open(home string, opts Options) (*System, error) {
 	md := &maildir.Deliverer{Unnamed: !opts.QmailCompat, Fsync: fsync}
 	s.Local = &dotqmail.Local{
 		Users:           UsersAdapter(s.Users),
-		Deliverer:       &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local"), Maildir: md},
+		Deliverer:       &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local"), Maildir: md, Env: opts.ProgramEnv},
 		DefaultDelivery: def,
 		Program:         opts.Program,
+		Env:             opts.ProgramEnv,
 		Spawn:           opts.Spawn,
 	}
 	if s.Local.Program == "" {
