@@ -27,16 +27,12 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/internal/inject"
-	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 func main() {
@@ -47,61 +43,5 @@ func main() {
 // run is qmail-inject with its argv, environment ("NAME=value" entries)
 // and descriptors as arguments.
 func run(argv, env []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	lookup := func(name string) (string, bool) {
-		for _, kv := range env {
-			if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
-				return kv[len(name)+1:], true
-			}
-		}
-		return "", false
-	}
-	fail := func(err error) int {
-		if e, ok := err.(*inject.Error); ok {
-			io.WriteString(stderr, e.Text)
-		} else {
-			io.WriteString(stderr, "qmail-inject: fatal: "+err.Error()+"\n")
-		}
-		return inject.ExitCode(err)
-	}
-	home, ok := lookup("QMAILHOME")
-	if !ok || home == "" {
-		home = "/var/qmail"
-	}
-	in, err := inject.Load(home, lookup)
-	if err != nil {
-		return fail(err)
-	}
-	if len(argv) == 0 {
-		argv = []string{"qmail-inject"}
-	}
-	opts, err := in.ParseArgs(argv[0], argv[1:])
-	if err != nil {
-		return fail(err)
-	}
-	m, err := in.Prepare(bufio.NewReaderSize(stdin, 64<<10), opts)
-	if err != nil {
-		return fail(err)
-	}
-	if opts.Print {
-		w := bufio.NewWriterSize(stdout, 64<<10)
-		err := m.Print(w)
-		w.Flush() // qmail-inject does not check its output either
-		if err != nil {
-			return fail(err)
-		}
-		return 0
-	}
-	// qmail_open: $QMAILQUEUE or bin/qmail-queue, run in QMAILHOME.
-	qqPath, ok := lookup("QMAILQUEUE")
-	if !ok || qqPath == "" {
-		qqPath = "bin/qmail-queue"
-	}
-	if !filepath.IsAbs(qqPath) {
-		qqPath = filepath.Join(home, qqPath)
-	}
-	q := &qq.Program{Path: qqPath, Dir: home, Env: env, Stderr: stderr}
-	if err := m.Queue(context.Background(), q.Run); err != nil {
-		return fail(err)
-	}
-	return 0
+	return inject.Main(argv, env, stdin, stdout, stderr)
 }

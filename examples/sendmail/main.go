@@ -38,32 +38,5 @@ func main() {
 // run is sendmail with its argv, environment, standard error and exec as
 // arguments; exec returns only when it fails.
 func run(argv, env []string, stderr io.Writer, exec func(path string, argv, env []string) error) int {
-	home := ""
-	for _, kv := range env {
-		if len(kv) > 10 && kv[:10] == "QMAILHOME=" {
-			home = kv[10:]
-			break
-		}
-	}
-	if home == "" {
-		home = "/var/qmail"
-	}
-	if err := os.Chdir(home); err != nil {
-		io.WriteString(stderr, "sendmail: fatal: unable to switch to qmail home directory\n")
-		return 111
-	}
-	if len(argv) == 0 {
-		argv = []string{"sendmail"}
-	}
-	r, err := inject.Sendmail(argv[0], argv[1:], env)
-	if err != nil {
-		io.WriteString(stderr, err.(*inject.Error).Text)
-		return inject.ExitCode(err)
-	}
-	if r.Path == "" {
-		return 0 // -q
-	}
-	exec(r.Path, r.Argv, r.Env)
-	io.WriteString(stderr, "sendmail: fatal: unable to run "+r.Name()+"\n")
-	return 111
+	return inject.SendmailMain(argv, env, stderr, exec)
 }
