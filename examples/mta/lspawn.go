@@ -28,17 +28,10 @@ import (
 // The program's hidden roles, chosen first thing in main: the mta started
 // as root runs a copy of itself that stays root and delivers (qmail-lspawn),
 // which runs it as qmail-local under each recipient's uid (by argv[0], as
-// dotqmail.Local names it), whose forwards run it as qmail-queue.
-const (
-	roleEnv        = "QMAILKIT_MTA_ROLE"     // "lspawn", "qmail-queue" or "mailbox"
-	queueSocketEnv = "QMAILKIT_QUEUE_SOCKET" // the qmail-queue role's server
-)
-
-// queueSocket is where the mta takes back the forwards of deliveries made
-// under other uids (lspawn.QueueServer): in run/, the account's directory,
-// since the home itself is root's (the account makes the socket after
-// dropping root).
-func queueSocket(home string) string { return filepath.Join(home, "run", "qmail-queue.sock") }
+// dotqmail.Local names it); run as QMAILHOME/bin/qmail-queue,
+// bin/qmail-inject or bin/sendmail (links the mta makes to itself) it is
+// that program, for forwards and for mail from the command line.
+const roleEnv = "QMAILKIT_MTA_ROLE" // "lspawn" or "mailbox"
 
 // makeRunDir makes home's run/ for the account uid, gid (mode 755), as
 // root, when it is missing: homes made before run/ existed. An existing
@@ -88,14 +81,10 @@ func role() (int, bool) {
 		return lspawnMain(os.Args[1:], os.Stderr), true
 	case os.Getenv(roleEnv) == "mailbox":
 		return mailboxMain(os.Args[1:], os.Stderr), true
-	case os.Getenv(roleEnv) == "qmail-queue":
-		// qmail-queue's interface: the message on 0, the envelope on 1.
-		// The socket the helper names, else the home's.
-		path := os.Getenv(queueSocketEnv)
-		if path == "" && os.Getenv("QMAILHOME") != "" {
-			path = queueSocket(os.Getenv("QMAILHOME"))
-		}
-		return lspawn.Enqueue(path, os.Stdin, os.NewFile(1, "envelope")), true
+	case filepath.Base(os.Args[0]) == "qmail-queue":
+		return queueMain(os.Args[0], os.Getenv("QMAILHOME"), os.Stdin, os.NewFile(1, "envelope")), true
+	case filepath.Base(os.Args[0]) == "qmail-inject", filepath.Base(os.Args[0]) == "sendmail":
+		return injectMain(os.Args, os.Environ()), true
 	}
 	return 0, false
 }
@@ -160,7 +149,7 @@ func withoutQmailEnv(env []string) []string {
 // deliveries on descriptor 3, each through dotqmail.Local, which runs
 // program as qmail-local under the recipient's uid and refuses uid 0. The
 // qmail-local children's forwards run program as qmail-queue, which hands
-// them to the mta over queueSocket(home).
+// them to the mta over lspawn.QueueSocket(home).
 func lspawnMain(args []string, stderr io.Writer) int {
 	// The mta stops first and then closes the socket: a terminal's ^C
 	// must not end deliveries under way.
@@ -204,9 +193,7 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	defer users.Close()
 	env := append(withoutQmailEnv(os.Environ()),
 		"QMAILHOME="+*home,
-		"QMAILQUEUE="+*program,
-		roleEnv+"=qmail-queue",
-		queueSocketEnv+"="+queueSocket(*home))
+		"QMAILQUEUE="+queueProgram(*home))
 	local := &dotqmail.Local{
 		Users:           system.UsersAdapter(users),
 		DefaultDelivery: *def,
@@ -232,9 +219,10 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	}
 	// Whatever a delivery leaves running is killed: see reap.go.
 	reapCtx, stopReaping := context.WithCancel(context.Background())
-	var inflight atomic.Int64 // local deliveries in progress
-	reaped := reapOrphans(reapCtx, agents.Started, func() int { return int(inflight.Load()) }, logger)
+	var inflight, started atomic.Int64 // local deliveries in progress, and ever started
+	reaped := reapOrphans(reapCtx, agents.Started, func() (int, int64) { return int(inflight.Load()), started.Load() }, logger)
 	counted := lspawn.DelivererFunc(func(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
+		started.Add(1)
 		inflight.Add(1)
 		defer inflight.Add(-1)
 		return local.Deliver(ctx, sender, recipient, msg)

@@ -56,10 +56,11 @@
 // recipient's uid and gid with no supplementary groups. Mail is never
 // delivered as root: a recipient with uid 0 is deferred ("Not allowed to
 // perform deliveries as root."). The qmail-local child may not write the
-// queue, so its forwards run this program as qmail-queue, which hands the
-// message and envelope descriptors to the mta over the socket
-// QMAILHOME/run/qmail-queue.sock (mode 666: any local user may queue mail, as
-// with qmail-queue); the Received line names the caller's uid. A message
+// queue, so its forwards run QMAILHOME/bin/qmail-queue, this program (see
+// below), which hands the message and envelope descriptors to the mta over
+// the socket QMAILHOME/run/qmail-queue.sock (mode 666 as root: any local
+// user may queue mail, as with qmail-queue and Postfix's postdrop); the
+// Received line names the caller's uid. A message
 // there has the SMTP servers' size limit (control/databytes as read at
 // start, else 35 MiB; exit 31 beyond it) and is refused (exit 53) while
 // the queue's file system is short of space, as SMTP refuses at MAIL. So this
@@ -83,7 +84,28 @@
 // descriptor to the mta, which reads it directly; it ends with its
 // session, or after two hours; at most 256 run at once.
 //
-// Started as an ordinary user, it delivers in-process as that user.
+// Started as an ordinary user, it delivers in-process as that user, and
+// its queue socket is mode 600 (that user only).
+//
+// Mail from the command line: at every start the mta makes
+// QMAILHOME/bin/qmail-queue, bin/qmail-inject and bin/sendmail symbolic
+// links to itself (bin/ is root's as root; a file there that is not a link
+// is left alone), and runs as each by its name: qmail-queue hands its
+// descriptors to the running mta over the socket (when no mta answers and
+// the queue is the caller's own, it queues the message itself, delivered
+// at the next start); qmail-inject and sendmail are those of
+// examples/qmail-inject and examples/sendmail, with QMAILHOME taken from
+// where they are run when it is not set. So
+//
+//	echo 'To: demo' | ~/.qmailkit/bin/qmail-inject
+//
+// delivers to the demo mailbox, as does any qmail-inject or sendmail run
+// with QMAILHOME set to the home; the banner says so. The deliveries'
+// programs get QMAILHOME and QMAILQUEUE=QMAILHOME/bin/qmail-queue, so
+// forward, condredirect and a user's own qmail-inject queue the same way.
+// A new home whose domain has no dot (localhost) also accepts
+// DOMAIN.localdomain, with control/defaultdomain "localdomain": the name
+// qmail-inject completes a bare "demo" to.
 //
 // Signals: SIGTERM or SIGINT stops accepting connections, lets the sessions
 // finish the message they are receiving, lets the deliveries in progress
@@ -248,14 +270,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if metricsL, err = listen(*metricsAddr); err != nil {
 		return fail(err)
 	}
+	if *home, err = filepath.Abs(*home); err != nil {
+		return fail(err)
+	}
+	// The program is resolved now: once root is dropped, the account may
+	// not be able to read /proc/self/exe.
+	program, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	// QMAILHOME/bin/qmail-queue is this program: forwards, sendmail and
+	// qmail-inject reach the queue through it; bin/sendmail and
+	// bin/qmail-inject are this program too.
+	kept, err := linkPrograms(*home, program)
+	if err != nil {
+		return fail(err)
+	}
+	for _, path := range kept {
+		logger.Warn("mta: not a link to this program; left as it is", "path", path)
+	}
 	var lsp *helper
 	if root {
 		// Local deliveries run under each recipient's uid: a helper that
-		// stays root (qmail-lspawn) starts them. The program is resolved
-		// now: the account may not be able to read /proc/self/exe.
-		if *home, err = filepath.Abs(*home); err != nil {
-			return fail(err)
-		}
+		// stays root (qmail-lspawn) starts them.
 		if err := checkUsers(*home); err != nil {
 			// A home from an older mta, whose users/ is the account's:
 			// the helper defers deliveries to other uids until it is fixed.
@@ -275,10 +312,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
 			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
-		}
-		program, err := os.Executable()
-		if err != nil {
-			return fail(err)
 		}
 		if dir, ok := othersCanRun(program); !ok {
 			// go run's build directory is root's alone, for one.
@@ -306,7 +339,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		logger.Info("mta: running as an unprivileged account; local deliveries under the recipients' uids", "uid", uid, "gid", gid)
 	}
-	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace}
+	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace,
+		// In-process deliveries' programs (forward, condredirect, a
+		// user's qmail-inject) queue through bin/qmail-queue too.
+		ProgramEnv: append(withoutQmailEnv(os.Environ()), "QMAILHOME="+*home, "QMAILQUEUE="+queueProgram(*home)),
+	}
 	if lsp != nil {
 		opts.LocalDeliverer = lsp.client
 	}
@@ -318,15 +355,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	var helperGone <-chan struct{}
 	if lsp != nil {
 		helperGone = lsp.client.Done()
-		// The way back into the queue for the forwards of deliveries under
-		// other uids, which may not write it: they run this program as
-		// qmail-queue, which connects here.
-		stopQQ, err := serveQueueSocket(sys, queueSocket(*home), logger)
-		if err != nil {
-			return fail(err)
-		}
-		defer stopQQ() // before sys.Close
 	}
+	// The way into the queue for what may not write it, or should not:
+	// the forwards of deliveries (under other uids as root), sendmail and
+	// qmail-inject. They run bin/qmail-queue, which connects here. As
+	// root any local user may (mode 666: qmail-queue is executable by
+	// all); else only this uid.
+	mode := os.FileMode(0o600)
+	if root {
+		mode = 0o666
+	} else if err := os.Mkdir(filepath.Join(*home, "run"), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fail(err) // a home made before run/ was
+	}
+	stopQQ, err := sys.ServeQueueSocket(lspawn.QueueSocket(*home), mode, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer stopQQ() // before sys.Close
 	tc, err := sys.TLSConfig()
 	if err != nil {
 		return fail(err)
@@ -348,7 +393,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if lsp != nil {
 		srv.POP3.OpenMailbox = openMailbox(srv.POP3, lsp.client, uid, gid)
 	}
-	banner(stdout, *home, created, demo, ls, metricsL)
+	banner(stdout, *home, created, demo, ls, metricsL, root)
 	if metricsL != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", sys.MetricsHandler())
@@ -476,44 +521,6 @@ func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.
 	}
 }
 
-// serveQueueSocket serves lspawn.QueueServer for sys's queue on a unix
-// socket at path that every local uid may connect to (qmail-queue is
-// executable by all). stop ends it.
-func serveQueueSocket(sys *system.System, path string, logger *slog.Logger) (stop func(), err error) {
-	maxBytes, err := sys.MaxMessageBytes()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		l.Close()
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// The SMTP servers' size limit (control/databytes, 0 there
-		// meaning none: -1 here) and free-space check, so that a local
-		// user cannot fill the queue's disk through the socket.
-		qs := &lspawn.QueueServer{Queue: sys.Queue, MaxBytes: maxBytes, CheckSpace: sys.CheckSpace, Logger: logger.With("part", "qmail-queue")}
-		if err := qs.Serve(ctx, l); err != nil {
-			logger.Error("mta: qmail-queue socket: " + err.Error())
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-		os.Remove(path)
-	}, nil
-}
-
 // dropPrivileges makes every thread of the process run as uid and gid,
 // with no supplementary groups (Linux applies these to all threads).
 func dropPrivileges(uid, gid int) error {
@@ -532,7 +539,7 @@ func dropPrivileges(uid, gid int) error {
 	return nil
 }
 
-func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Listeners, metrics net.Listener) {
+func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Listeners, metrics net.Listener, root bool) {
 	state := "reused"
 	if created {
 		state = "created"
@@ -569,5 +576,13 @@ func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Lis
 	fmt.Fprintf(w, "Fetch it (a second after delivery):\n")
 	fmt.Fprintf(w, "  python3 -c 'import poplib; p = poplib.POP3(\"%s\", %s); p.user(\"%s\"); p.pass_(\"%s\"); [print(b\"\\n\".join(p.retr(i + 1)[1]).decode()) for i in range(len(p.list()[1]))]; p.quit()'\n",
 		phost, pport, d.User, d.Password)
+	who := "as this user"
+	if root {
+		who = "as any local user"
+	}
+	bin := filepath.Join(home, "bin")
+	fmt.Fprintf(w, "Send from the command line (%s; any qmail-inject or sendmail run with QMAILHOME=%s works too):\n", who, home)
+	fmt.Fprintf(w, "  echo 'To: %s' | %s/qmail-inject\n", d.User, bin)
+	fmt.Fprintf(w, "  printf 'To: %s\\nSubject: hi\\n\\nhello\\n' | %s/sendmail -t\n", d.User, bin)
 	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files.\n")
 }

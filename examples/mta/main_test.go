@@ -75,6 +75,9 @@ func TestMain(m *testing.M) {
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
+	if toolsDir != "" {
+		os.RemoveAll(toolsDir)
+	}
 	os.Exit(code)
 }
 

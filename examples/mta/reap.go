@@ -37,7 +37,7 @@ import (
 // started in), so a program cannot pass for one by running this program.
 // Every other child is an adopted orphan, killed; and no more qmail-local
 // children are spared than local deliveries are in progress (the oldest
-// ones), so that one a program held stopped before its check lives no
+// ones; with those started while the children are counted), so that one a program held stopped before its check lives no
 // longer than the deliveries under way. A dead child is left to
 // the code that started it (os/exec waits at once), unless it is still
 // unreaped after zombieGrace: then it was adopted, and is reaped.
@@ -53,9 +53,9 @@ const reapInterval = 2 * time.Second
 // reaper kills and reaps the helper's adopted children.
 type reaper struct {
 	self, group int
-	exe         os.FileInfo        // this program, which qmail-local children run
-	agent       func(pid int) bool // a mailbox agent's pid
-	inflight    func() int         // the local deliveries in progress
+	exe         os.FileInfo         // this program, which qmail-local children run
+	agent       func(pid int) bool  // a mailbox agent's pid
+	inflight    func() (int, int64) // the local deliveries in progress, and ever started
 	logger      *slog.Logger
 	dead        map[int]time.Time // zombies seen, and since when
 }
@@ -65,8 +65,8 @@ type reaper struct {
 // reaps them, and closes the channel it returned. agent tells the
 // mailbox agents' pids (nil: none); inflight the local deliveries in
 // progress (counted before their qmail-local child starts and until it
-// has been waited for).
-func reapOrphans(ctx context.Context, agent func(pid int) bool, inflight func() int, logger *slog.Logger) <-chan struct{} {
+// has been waited for) and those ever started (counted likewise).
+func reapOrphans(ctx context.Context, agent func(pid int) bool, inflight func() (int, int64), logger *slog.Logger) <-chan struct{} {
 	done := make(chan struct{})
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		logger.Warn("mta lspawn: cannot adopt orphans: programs deliveries leave behind are not killed", "err", err)
@@ -106,6 +106,11 @@ func reapOrphans(ctx context.Context, agent func(pid int) bool, inflight func() 
 // kill kills and reaps this process's children that are adopted orphans,
 // or all of them, and returns how many it found alive or dead.
 func (r *reaper) kill(all bool, now time.Time) int {
+	// The deliveries that may have a qmail-local child while /proc is
+	// read: those in progress before, and those started meanwhile. (The
+	// count after the scan alone would miss a child seen alive whose
+	// delivery ended meanwhile, and kill the youngest delivery's.)
+	inflight, started := r.inflight()
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	n := 0
 	seen := map[int]bool{}
@@ -161,7 +166,8 @@ func (r *reaper) kill(all bool, now time.Time) int {
 	// program holding this program stopped before its check); the oldest
 	// are the deliveries'.
 	if len(locals) > 0 {
-		max := r.inflight()
+		_, startedAfter := r.inflight()
+		max := inflight + int(startedAfter-started)
 		slices.SortFunc(locals, func(a, b child) int { return cmp.Compare(a.start, b.start) })
 		for _, c := range locals[min(max, len(locals)):] {
 			n++

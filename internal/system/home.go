@@ -57,7 +57,10 @@ type InitOptions struct {
 // control/me it changes nothing and reads the demo mailbox back; any other
 // existing directory is an error, left alone. The home is built beside its
 // place and renamed into it, so it is whole or absent. A new home has:
-// control/me, locals and rcpthosts naming the domain; users/assign and
+// control/me, locals and rcpthosts naming the domain (for a domain without
+// a dot, such as localhost, also DOMAIN.localdomain, with
+// control/defaultdomain "localdomain": the host qmail-inject and sendmail
+// give a bare local name); users/assign and
 // users/cdb giving the demo user its address, its extensions (user-ext) and
 // a catch-all alias user whose .qmail-postmaster, -root and -mailer-daemon
 // forward to the demo user; users/poppasswd with the demo user's password;
@@ -177,12 +180,24 @@ func build(dir, home string, o InitOptions) error {
 	if _, err := maildir.Create(filepath.Join(dir, "mail", o.User, "Maildir")); err != nil {
 		return fmt.Errorf("system: %w", err)
 	}
+	// qmail-inject and sendmail complete a host without a dot with
+	// control/defaultdomain (else me): with a dotless domain such as
+	// localhost, "To: demo" becomes demo@localhost.localdomain, which must
+	// be local too (and localdomain is what such hosts conventionally
+	// get, as in /etc/hosts).
+	hosts := o.Domain + "\n"
+	if !strings.Contains(o.Domain, ".") && !strings.HasPrefix(o.Domain, "[") {
+		hosts += o.Domain + ".localdomain\n"
+		if err := os.WriteFile(filepath.Join(dir, "control", "defaultdomain"), []byte("localdomain\n"), 0o644); err != nil {
+			return fmt.Errorf("system: %w", err)
+		}
+	}
 	files := []struct {
 		name, data string
 		mode       os.FileMode
 	}{
-		{"control/locals", o.Domain + "\n", 0o644},
-		{"control/rcpthosts", o.Domain + "\n", 0o644},
+		{"control/locals", hosts, 0o644},
+		{"control/rcpthosts", hosts, 0o644},
 		{"control/tcp.smtp", "127.:allow,RELAYCLIENT=\"\"\n:allow\n", 0o644},
 		{"users/assign", fmt.Sprintf("=%[1]s:%[1]s:%[2]d:%[3]d:%[4]s:::\n+%[1]s-:%[1]s:%[2]d:%[3]d:%[4]s:-::\n+:alias:%[2]d:%[3]d:%[5]s:-::\n.\n",
 			o.User, uid, gid, userHome, alias), 0o644},
