@@ -66,17 +66,11 @@ func waitMessage(t *testing.T, md string, p *proc, wants ...string) {
 	deadline := time.Now().Add(60 * time.Second)
 	var seen []string
 	for {
-		seen = seen[:0]
-		msgs, _ := maildir.Dir(md).List()
-		for _, m := range msgs {
-			b, err := os.ReadFile(filepath.Join(md, m.Path()))
-			if err != nil {
-				continue
-			}
-			seen = append(seen, string(b))
+		seen = readMaildir(t, md)
+		for _, b := range seen {
 			ok := true
 			for _, w := range wants {
-				ok = ok && strings.Contains(string(b), w)
+				ok = ok && strings.Contains(b, w)
 			}
 			if ok {
 				return
@@ -254,11 +248,26 @@ func TestCommandLine(t *testing.T) {
 			waitMessage(t, p.maildir, p, "Subject: home's "+prog+"\n")
 		}
 		// Stopped: qmail-inject queues directly, the next start delivers.
-		p.stop(t)
 		run(t, uid, home, "qmail-inject", nil, "To: "+p.user+"\nSubject: while stopped\n\nhi\n")
 		md := p.maildir
-		p = startMTA(t, home)
+		if os.Getuid() == 0 {
+			// Another uid may not use an ordinary user's mta (socket mode
+			// 600), nor write its queue.
+			cmd := exec.Command(filepath.Join(bin, "qmail-inject"))
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + home}
+			cmd.Stdin = strings.NewReader("To: " + p.user + "\nSubject: intruder\n\nhi\n")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1602, Gid: 1602, Groups: []uint32{}}}
+			if out, err := cmd.CombinedOutput(); err == nil || cmd.ProcessState.ExitCode() != 111 {
+				t.Errorf("qmail-inject by uid 1602 into nobody's mta: %v, %s", err, out)
+			}
+		}
+		p.stop(t)
 		waitMessage(t, md, p, "Subject: while stopped\n")
+		for _, m := range readMaildir(t, md) {
+			if strings.Contains(m, "intruder") {
+				t.Errorf("uid 1602's message was delivered")
+			}
+		}
 	})
 	t.Run("root", func(t *testing.T) {
 		if os.Getuid() != 0 {
@@ -273,4 +282,20 @@ func TestCommandLine(t *testing.T) {
 		waitMessage(t, p.maildir, p, "Subject: by uid 1602\n", " invoked by uid 1602)")
 		waitMessage(t, p.maildir, p, "Subject: sendmail by uid 1602\n", " invoked by uid 1602)")
 	})
+}
+
+// readMaildir returns the messages of the Maildir md.
+func readMaildir(t *testing.T, md string) []string {
+	t.Helper()
+	msgs, err := maildir.Dir(md).List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		if b, err := os.ReadFile(filepath.Join(md, m.Path())); err == nil {
+			out = append(out, string(b))
+		}
+	}
+	return out
 }

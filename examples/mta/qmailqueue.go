@@ -43,6 +43,10 @@ func linkPrograms(home, program string) (kept []string, err error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s is not a directory", bin)
 	}
+	// As root, what users' forwards run must be root's alone to change.
+	if st, ok := fi.Sys().(*syscall.Stat_t); os.Geteuid() == 0 && (!ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0) {
+		return nil, fmt.Errorf("%s: not root's, or writable by others: users' forwards run programs from it; as root run: chown root:root %s && chmod 755 %s", bin, bin, bin)
+	}
 	if err := os.Chmod(bin, 0o755); err != nil { // whatever the umask
 		return nil, err
 	}
