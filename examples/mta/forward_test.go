@@ -25,7 +25,7 @@ var (
 	toolsErr  error
 )
 
-// tools builds examples/forward, qmail-inject and sendmail into a
+// tools builds examples/forward, condredirect, qmail-inject and sendmail into a
 // directory every user may run them from.
 func tools(t *testing.T) string {
 	t.Helper()
@@ -34,7 +34,7 @@ func tools(t *testing.T) string {
 			return
 		}
 		os.Chmod(toolsDir, 0o755)
-		args := append(append([]string{"build"}, buildFlags...), "-o", toolsDir+"/", "../forward", "../qmail-inject", "../sendmail")
+		args := append(append([]string{"build"}, buildFlags...), "-o", toolsDir+"/", "../forward", "../condredirect", "../qmail-inject", "../sendmail")
 		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 			toolsErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -87,7 +87,7 @@ func waitMessage(t *testing.T, md string, p *proc, wants ...string) {
 // runs the delivery: an ordinary user's mta delivering in-process (as
 // nobody here), and a root mta delivering in qmail-local children under
 // the user's uid, which may not write the queue. &user, &remote@domain,
-// |forward (a program that queues through $QMAILQUEUE), a list with an
+// |forward and |condredirect (programs that queue through $QMAILQUEUE), a list with an
 // owner (VERP) and a forwarding loop each give qmail's result.
 func TestForwards(t *testing.T) {
 	t.Run("user", func(t *testing.T) { testForwards(t, false) })
@@ -141,6 +141,8 @@ func testForwards(t *testing.T, root bool) {
 		"user":               "&" + local + "-box\n",
 		"remote":             "&bob@remote.test\n",
 		"prog":               "|" + forward + " " + local + "-box2@localhost\n",
+		"cond":               "|" + filepath.Join(tools(t), "condredirect") + " " + local + "-box3@localhost true\n",
+		"box3":               "./box3/\n",
 		"list":               "&" + local + "-member@localhost\n",
 		"list-owner":         "./owner/\n",
 		"list-owner-default": "./owner/\n",
@@ -155,7 +157,7 @@ func testForwards(t *testing.T, root bool) {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range []string{"box", "box2", "member", "bounces", "owner"} {
+	for _, d := range []string{"box", "box2", "box3", "member", "bounces", "owner"} {
 		if _, err := maildir.Create(filepath.Join(userDir, d)); err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +172,7 @@ func testForwards(t *testing.T, root bool) {
 	}
 	p.signal(t, syscall.SIGHUP)
 	sender := local + "-bounces@localhost"
-	for _, ext := range []string{"user", "remote", "prog", "list", "loop"} {
+	for _, ext := range []string{"user", "remote", "prog", "cond", "list", "loop"} {
 		if err := mailtest.Send(p.smtp, sender, []string{local + "-" + ext + "@localhost"}, "Subject: "+ext+"\r\n\r\nto "+ext+"\r\n"); err != nil {
 			t.Fatalf("%s: %v", ext, err)
 		}
@@ -181,6 +183,8 @@ func testForwards(t *testing.T, root bool) {
 	waitMessage(t, md("box"), p, "Subject: user\n", "Delivered-To: "+local+"-user@localhost\n", "Return-Path: <"+sender+">\n", invoked)
 	// |forward, with the delivery's environment (QMAILQUEUE, NEWSENDER).
 	waitMessage(t, md("box2"), p, "Subject: prog\n", "Delivered-To: "+local+"-prog@localhost\n", "Return-Path: <"+sender+">\n", invoked)
+	// |condredirect, whose program (true) says yes.
+	waitMessage(t, md("box3"), p, "Subject: cond\n", "Delivered-To: "+local+"-cond@localhost\n", invoked)
 	// A list with an owner: VERP.
 	waitMessage(t, md("member"), p, "Subject: list\n", "Return-Path: <"+local+"-list-owner-"+local+"-member=localhost@localhost>\n")
 	// The loop bounces to the sender with qmail-local's text.
