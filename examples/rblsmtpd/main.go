@@ -22,7 +22,11 @@
 // /etc/resolv.conf, port 53, as with djb's resolver. The behaviour is
 // Debian's ucspi-tcp 0.88 rblsmtpd's, byte for byte (no default list, as
 // Debian's build); see package github.com/qmailkit/qmailkit/rbl for the
-// decision and the session.
+// decision and the session. Like 0.88, it reverses $TCPREMOTEIP as text
+// whatever it holds, so an IPv6 client is looked up as "2001:db8::1." +
+// base; the package's modern mode, for Go servers, uses RFC 5782's nibbles
+// instead. A list that answers SERVFAIL costs no time, where djb's resolver
+// waits 11 s.
 //
 // As in rblsmtpd, the time limit is an alarm: when it is up the process
 // exits 0 wherever it is, whether the client is sending, silent, or not
