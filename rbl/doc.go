@@ -59,10 +59,10 @@
 //
 // # Security
 //
-// A blocked client costs one goroutine and a fixed 4 KiB buffer for at most
-// the session's time: lines are parsed as they arrive and never stored, so
-// an endless line or megabytes of commands use no more memory, and the
-// time limit holds whatever the client sends or fails to read (on a
+// A blocked client costs the goroutine serving it and a fixed 4 KiB buffer
+// for at most the session's time: lines are parsed as they arrive and never
+// stored, so an endless line or megabytes of commands use no more memory,
+// and the time limit holds whatever the client sends or fails to read (on a
 // connection with deadlines). The list's text reaches the client and the
 // log only cut to 200 bytes of printable ASCII.
 package rbl
