@@ -173,17 +173,19 @@ func isSlotTimes(st *unix.Stat_t) bool { return st.Mtim.Sec == 0 && st.Mtim.Nsec
 
 // openSlot opens slot id's mess file for writing and takes the
 // injector's lock on it (live.go). It reports false when the slot's files
-// are gone (a cleaner removed them, before or while the lock was sought),
-// so that the caller takes another; on any failure the slot's files are
-// removed.
+// are gone (a cleaner removed them, before or while the lock was sought)
+// or are no longer a slot's, so that the caller takes another; on any
+// other failure the slot's files are removed.
 func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
 	p := q.path("mess", id)
 	fd, err := durable.Openat(unix.AT_FDCWD, p, unix.O_RDWR|unix.O_NOFOLLOW, 0)
+	if err == unix.ENOENT {
+		// A cleaner removed it (intd/N first); the number may be
+		// another message's by now, so nothing is removed by name.
+		return nil, false, nil
+	}
 	if err != nil {
 		q.dropSlot(id)
-		if err == unix.ENOENT {
-			return nil, false, nil
-		}
 		return nil, false, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	var st unix.Stat_t
@@ -191,7 +193,7 @@ func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
 	if err == nil {
 		err = unix.Fstat(fd, &st)
 	}
-	if err == nil && st.Nlink > 0 && st.Mode&modeBits != markedMode {
+	if err == nil && st.Nlink > 0 && isSlotTimes(&st) && st.Mode&modeBits != markedMode {
 		err = unix.Fchmod(fd, markedMode)
 	}
 	if err != nil {
@@ -199,8 +201,11 @@ func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
 		q.dropSlot(id)
 		return nil, false, &os.PathError{Op: "lock", Path: p, Err: err}
 	}
-	if st.Nlink == 0 {
-		// Removed, intd/N first, by a cleaner that held the lock.
+	if st.Nlink == 0 || !isSlotTimes(&st) {
+		// Removed, intd/N first, by a cleaner that held the lock; or
+		// no longer a slot: its files were removed and inode N, freed,
+		// became another message's, which this lock waited for. A
+		// slot's mess file has the epoch as mtime until written.
 		unix.Close(fd)
 		return nil, false, nil
 	}
@@ -221,8 +226,13 @@ func (q *Queue) dropSlot(id ID) {
 // mess/S/N and intd/N are already where a slot has them, durably, so the
 // next message numbered N needs neither renames nor directory fsyncs but
 // todo/'s. The caller has removed todo/N, the message's only other name
-// (a direct message never had info, channel or bounce files).
-func (q *Queue) recycleSlot(id ID) {
+// (a direct message never had info, channel or bounce files), holding the
+// lock of mess/S/N on held (holdMess), which recycleSlot closes: so no
+// cleaner in another process can take the finished message's files for
+// an injection's that died, remove them and let inode N, freed, become
+// another message's mess/S/N before the slot mark is set.
+func (q *Queue) recycleSlot(id ID, held int) {
+	defer unix.Close(held)
 	s := &q.slots
 	marked := markSlot(q.path("mess", id)) == nil
 	s.mu.Lock()
@@ -235,6 +245,20 @@ func (q *Queue) recycleSlot(id ID) {
 	if !keep {
 		q.cleanMess(id)
 	}
+}
+
+// holdMess opens mess/S/N and takes its lock (live.go), waiting for a
+// cleaner that holds it; it returns the descriptor, or -1 on failure.
+func (q *Queue) holdMess(id ID) int {
+	fd, err := durable.Openat(unix.AT_FDCWD, q.path("mess", id), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return -1
+	}
+	if lockFD(fd) != nil {
+		unix.Close(fd)
+		return -1
+	}
+	return fd
 }
 
 // slotNames returns the names (decimal numbers) of the slots not taken.
