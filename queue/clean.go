@@ -83,13 +83,13 @@ func (q *Queue) cleanStale(now time.Time, start bool) error {
 		}
 		for _, n := range names {
 			id, ok := parseNum(n)
-			if !ok || q.exists("info", id) || q.exists("todo", id) {
+			if !ok || q.queued(id) {
 				continue
 			}
 			_, err := probe(filepath.Join(d, n), func(st *unix.Stat_t) bool {
 				// Again under the lock: a live injector links todo/N
 				// only while it holds it.
-				if q.exists("info", id) || q.exists("todo", id) {
+				if q.queued(id) {
 					return false
 				}
 				switch {
@@ -151,7 +151,7 @@ func (q *Queue) cleanChannels() []error {
 		}
 		for _, n := range names {
 			id, ok := parseNum(n)
-			if !ok || q.exists("info", id) || q.exists("todo", id) {
+			if !ok || q.queued(id) {
 				continue
 			}
 			if err := removeMissingOK(filepath.Join(d, n)); err != nil {
@@ -161,6 +161,12 @@ func (q *Queue) cleanChannels() []error {
 	}
 	return errs
 }
+
+// queued reports whether message id is queued (todo/N) or preprocessed
+// (info/S/N). todo/N is looked at first: a scheduler creates info/S/N
+// before it removes todo/N, so a message that is being preprocessed is
+// seen in one or the other.
+func (q *Queue) queued(id ID) bool { return q.exists("todo", id) || q.exists("info", id) }
 
 func (q *Queue) exists(kind string, id ID) bool {
 	_, err := os.Lstat(q.path(kind, id))

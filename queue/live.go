@@ -185,6 +185,8 @@ func probe(path string, decide func(st *unix.Stat_t) bool, remove func() error) 
 			return false, remove()
 		}
 		return false, nil
+	case err == unix.EACCES || err == unix.EPERM:
+		return false, nil // not this cleaner's to judge
 	case err != nil:
 		return false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
