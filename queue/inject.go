@@ -65,9 +65,10 @@ var (
 )
 
 // Writer is a message being injected: the mess file exists (state S2 of the
-// queue) and receives the bytes written. Commit writes the envelope and
-// queues the message; Abort removes it. A Writer is not safe for concurrent
-// use.
+// queue) and receives the bytes written, and the Writer holds its lock,
+// which tells cleaners in every process that the injection is alive.
+// Commit writes the envelope and queues the message; Abort removes it;
+// either releases the lock. A Writer is not safe for concurrent use.
 type Writer struct {
 	q      *Queue
 	id     ID

@@ -50,10 +50,15 @@ import (
 // yet, and the Scheduler's process may hand it out at any time. Its mtime,
 // the epoch until an injection writes it, tells it from an injection, and
 // cleaners leave it to the 36-hour rule, except a Scheduler that starts (it
-// holds lock/sendmutex, so the Scheduler that made the slot is gone). An
-// injection that takes a slot locks it, then checks that it still has a
-// name (a cleaner that removed it did so under the lock, so after the
-// lock the injector sees nlink 0 and takes another slot).
+// holds lock/sendmutex, so the Scheduler that made the slot is gone). A
+// finished message's files become a slot while the Scheduler holds their
+// lock, from before todo/N is removed until the slot mark is set, so that
+// no cleaner sees them in between as a dead injection's. An injection that
+// takes a slot locks it, then checks that it still has a name and still
+// the slot mark: a cleaner that removed it did so under the lock, so after
+// the lock the injector sees nlink 0; and if inode N, freed, has since
+// become another message's mess/S/N, that file is not a slot's. Either
+// way the injector takes another slot, and removes nothing by name.
 //
 // Files that bear no mark (made by qmail's own qmail-queue, by an older
 // version of this package, or by an injector killed between creating its

@@ -479,7 +479,7 @@ func TestCleanRacesInjections(t *testing.T) {
 					Local: LocalFunc(func(ctx context.Context, d Delivery) Result {
 						b, _ := io.ReadAll(d.Message)
 						mu.Lock()
-						delivered[string(b[bytesIndex(b, "\n")+1:])]++
+						delivered[d.Recipients[0]+" "+string(b[bytesIndex(b, "\n")+1:])]++
 						mu.Unlock()
 						return Result{Report: "did 0+0+1\n"}
 					}),
@@ -516,12 +516,19 @@ func TestCleanRacesInjections(t *testing.T) {
 				injectors.Go(func() {
 					for i := range each {
 						body := fmt.Sprintf("Subject: %d.%d\n\n%s", w, i, strings.Repeat("line\n", 1+i*37%200))
-						id, err := q.Inject(t.Context(), Envelope{Sender: "a@example.com", Recipients: []string{"b@example.com"}}, strings.NewReader(body))
+						// Some with two recipients, which the
+						// scheduler writes out to info/ before it
+						// delivers (todo/N, then info/S/N).
+						rcpts := []string{"b@example.com"}
+						if i%3 == 0 {
+							rcpts = append(rcpts, "c@example.com")
+						}
+						id, err := q.Inject(t.Context(), Envelope{Sender: "a@example.com", Recipients: rcpts}, strings.NewReader(body))
 						if err != nil {
 							t.Errorf("inject %d.%d: %v", w, i, err)
 							continue
 						}
-						ids.Store(body, id)
+						ids.Store(body, msgRcpts{id, rcpts})
 					}
 				})
 			}
@@ -531,7 +538,7 @@ func TestCleanRacesInjections(t *testing.T) {
 			t.Logf("%d cleanings during %d injections", cleanings.Load(), workers*each)
 			if !tc.scheduler {
 				ids.Range(func(k, v any) bool {
-					id := v.(ID)
+					id := v.(msgRcpts).id
 					b, err := os.ReadFile(q.path("mess", id))
 					if err != nil || !strings.HasSuffix(string(b), "\n"+k.(string)) || !q.exists("todo", id) {
 						t.Errorf("message %d: %v, todo %v, %q", id, err, q.exists("todo", id), b)
@@ -541,11 +548,13 @@ func TestCleanRacesInjections(t *testing.T) {
 				return
 			}
 			deadline := time.Now().Add(20 * time.Second)
+			want := 0
+			ids.Range(func(k, v any) bool { want += len(v.(msgRcpts).rcpts); return true })
 			for {
 				mu.Lock()
 				n := len(delivered)
 				mu.Unlock()
-				if n >= workers*each || time.Now().After(deadline) {
+				if n >= want || time.Now().After(deadline) {
 					break
 				}
 				time.Sleep(20 * time.Millisecond)
@@ -553,8 +562,10 @@ func TestCleanRacesInjections(t *testing.T) {
 			cancel()
 			run.Wait()
 			ids.Range(func(k, v any) bool {
-				if n := delivered[k.(string)]; n != 1 {
-					t.Errorf("message %d delivered %d times", v.(ID), n)
+				for _, r := range v.(msgRcpts).rcpts {
+					if n := delivered[r+" "+k.(string)]; n != 1 {
+						t.Errorf("message %d delivered to %s %d times", v.(msgRcpts).id, r, n)
+					}
 				}
 				return true
 			})
@@ -563,6 +574,12 @@ func TestCleanRacesInjections(t *testing.T) {
 }
 
 func bytesIndex(b []byte, s string) int { return strings.Index(string(b), s) }
+
+// msgRcpts is an injected message's number and recipients.
+type msgRcpts struct {
+	id    ID
+	rcpts []string
+}
 
 // A cleaner that holds the lock while an injector seeks it: the injector
 // waits, then sees its file gone and takes another; it never writes into
