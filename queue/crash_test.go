@@ -198,10 +198,16 @@ func tail(s string, n int) string {
 // mailboxes.
 func checkCrash(t *testing.T, home string, kills int, killed time.Duration) {
 	orphans := queueOrphans(t, filepath.Join(home, "queue"))
+	byDir := map[string]int{}
 	for i, o := range orphans {
 		if i < 20 {
 			t.Errorf("orphan after the last restart: %s", o)
 		}
+		dir, _, _ := strings.Cut(o, "/")
+		byDir[dir]++
+	}
+	if len(orphans) > 0 {
+		t.Logf("orphans by directory: %v", byDir)
 	}
 	acks := map[string][]string{} // token -> recipients
 	f, err := os.Open(filepath.Join(home, "acks"))
