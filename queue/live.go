@@ -69,7 +69,8 @@ import (
 // atimes stay as qmail's rule needs them.
 
 // markedMode is the mode of a message file made by this package's
-// injectors: qmail-queue's 0644 and the mark (S_ISVTX).
+// injectors: qmail-queue's 0644 and the mark (S_ISVTX). A fresh file's
+// permission bits are 0644 less the umask, as before.
 const markedMode = 0o1644
 
 // modeBits are the bits of st_mode compared with markedMode.
@@ -126,10 +127,10 @@ func (q *Queue) createUnnamed(o Origin) (*Writer, bool, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return fail(63, "stat pid file", &os.PathError{Op: "fstat", Path: pid, Err: err})
 	}
-	if st.Mode&modeBits != markedMode {
-		// A umask took bits, or the file system ignored the mark on
-		// creation; invisible still, so no cleaner can see it unmarked.
-		if err := unix.Fchmod(fd, markedMode); err != nil {
+	if st.Mode&unix.S_ISVTX == 0 {
+		// The file system ignored the mark on creation; the file is
+		// invisible still, so no cleaner can see it unmarked.
+		if err := unix.Fchmod(fd, st.Mode&0o777|unix.S_ISVTX); err != nil {
 			return fail(63, "chmod pid file", &os.PathError{Op: "fchmod", Path: pid, Err: err})
 		}
 	}
@@ -161,7 +162,7 @@ func lockNamed(f *os.File) (*unix.Stat_t, error) {
 	if st.Nlink == 0 {
 		return nil, &os.PathError{Op: "flock", Path: f.Name(), Err: errRemoved}
 	}
-	if err := unix.Fchmod(fd, markedMode); err != nil {
+	if err := unix.Fchmod(fd, st.Mode&0o777|unix.S_ISVTX); err != nil {
 		return nil, &os.PathError{Op: "fchmod", Path: f.Name(), Err: err}
 	}
 	return &st, nil
