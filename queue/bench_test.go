@@ -232,3 +232,22 @@ func dirSyncs(q *Queue) uint64 {
 	}
 	return n
 }
+
+// BenchmarkInjectNoSync is BenchmarkInject with every fsync skipped (an
+// Options.Fsync that returns at once): the CPU and system-call cost of an
+// injection, which the disk hides in BenchmarkInject.
+func BenchmarkInjectNoSync(b *testing.B) {
+	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16)
+	for _, workers := range []int{1, 20} {
+		b.Run(fmt.Sprintf("injectors=%d", workers), func(b *testing.B) {
+			q, err := Open(b.TempDir()+"/queue", Options{Fsync: func(int) error { return nil }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			env := Envelope{Sender: "bench@example.com", Recipients: []string{"rcpt@example.org"}}
+			b.SetBytes(int64(len(msg)))
+			b.ResetTimer()
+			injectN(b, q, env, msg, workers)
+		})
+	}
+}

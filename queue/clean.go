@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Ossified is qmail's OSSIFIED: leftovers of an injection older than this
@@ -16,89 +18,155 @@ import (
 // injector can lose its files.
 const Ossified = 129600 * time.Second
 
-// CleanStale removes what interrupted injections left behind, as
-// qmail-clean and qmail-send's 36-hour rule do: files in pid/ whose atime is
-// more than 36 hours before now, and each mess/S/N whose atime is more than
-// 36 hours before now and that has neither info/S/N nor todo/N, together
-// with intd/N. Beyond qmail it also removes an intd/N older than 36 hours
-// that has neither mess/S/N nor todo/N (a crash between the two creations
-// on a file system without synchronous metadata). Nothing younger is
-// touched: another process may be injecting. Open calls it.
+// CleanStale removes what interrupted injections left behind.
+//
+// An injection by this package (Queue.Create, Queue.Inject, and the
+// programs built on them, such as examples/qmail-queue) holds a lock on
+// its message file until it commits or aborts, and marks the file (mode
+// 01644, the sticky bit); the kernel drops the lock when the process dies.
+// So a marked mess/S/N that has neither todo/N nor info/S/N and whose lock
+// is free belongs to an injector that is gone, whatever its age: it is
+// removed at once, with intd/N, and so is a marked pid/ file whose lock is
+// free. A file whose lock is held is never touched, however old.
+//
+// What bears no mark (made by qmail's own qmail-queue, which takes no
+// lock, or by an injector killed before it could mark its pid/ file) may
+// belong to a live injection and is removed by qmail's 36-hour rule, as
+// qmail-clean and qmail-send do: files in pid/ whose atime is more than
+// 36 hours (Ossified) before now, and each mess/S/N whose atime is more
+// than 36 hours before now and that has neither info/S/N nor todo/N,
+// together with intd/N. Beyond qmail it also removes an intd/N older than
+// 36 hours that has neither mess/S/N nor todo/N.
+//
+// Open calls it, and the Scheduler every 76431 s; a Scheduler that starts
+// does more (see "Orphans" in the package documentation).
 func (q *Queue) CleanStale(now time.Time) error { return q.cleanStale(now, false) }
 
-// cleanStale is CleanStale; with slots set (a Scheduler starting, before
-// any slot of its own exists) it also removes, whatever their age, the
-// slots that a crash left: mess files still bearing the slot mark
-// (markSlot) with neither info/S/N nor todo/N.
-func (q *Queue) cleanStale(now time.Time, slots bool) error {
+// cleanStale is CleanStale; with start set (a Scheduler starting: it holds
+// lock/sendmutex, so no other scheduler runs, and no slot of its own
+// exists yet) it also removes, whatever their age:
+//   - the slots that a crash left (mess files with the slot mark, markSlot,
+//     and neither info/S/N nor todo/N, whose lock is free);
+//   - each intd/N with neither todo/N nor mess/S/N: an injector writes
+//     intd/N only while it holds mess/S/N, so no live one owns it;
+//   - each local/S/N, remote/S/N and bounce/N with neither info/S/N nor
+//     todo/N: only a scheduler writes them, and none runs.
+func (q *Queue) cleanStale(now time.Time, start bool) error {
 	if q.ro {
 		return ErrReadOnly
 	}
 	var errs []error
-	old := func(fi fs.FileInfo) bool {
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return false
-		}
+	old := func(st *unix.Stat_t) bool {
 		return now.Sub(time.Unix(st.Atim.Unix())) > Ossified
 	}
 	pidDir := filepath.Join(q.dir, "pid")
-	ents, err := os.ReadDir(pidDir)
+	names, err := readNames(pidDir)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, e := range ents {
-		p := filepath.Join(pidDir, e.Name())
-		if fi, err := os.Lstat(p); err == nil && old(fi) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				errs = append(errs, err)
-			}
+	for _, n := range names {
+		p := filepath.Join(pidDir, n)
+		pool := strings.HasPrefix(n, poolPrefix) // the Scheduler's, not an injection's
+		_, err := probe(p, func(st *unix.Stat_t) bool {
+			return !pool && isMarked(st) || old(st)
+		}, func() error { return removeMissingOK(p) })
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for s := 0; s < q.split; s++ {
 		d := filepath.Join(q.dir, "mess", strconv.Itoa(s))
-		ents, err := os.ReadDir(d)
+		names, err := readNames(d)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		for _, e := range ents {
-			id, ok := parseNum(e.Name())
-			if !ok {
+		for _, n := range names {
+			id, ok := parseNum(n)
+			if !ok || q.queued(id) {
 				continue
 			}
-			fi, err := os.Lstat(filepath.Join(d, e.Name()))
-			if err != nil || !old(fi) && !(slots && isSlotMark(fi)) || q.exists("info", id) || q.exists("todo", id) {
-				continue
-			}
-			if err := q.cleanMess(id); err != nil {
+			_, err := probe(filepath.Join(d, n), func(st *unix.Stat_t) bool {
+				// Again under the lock: a live injector links todo/N
+				// only while it holds it.
+				if q.queued(id) {
+					return false
+				}
+				switch {
+				case old(st):
+					return true
+				case isSlotTimes(st):
+					return start
+				}
+				return isMarked(st)
+			}, func() error { return q.cleanMess(id) })
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	intd := filepath.Join(q.dir, "intd")
-	ents, err = os.ReadDir(intd)
+	names, err = readNames(intd)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, e := range ents {
-		id, ok := parseNum(e.Name())
+	for _, n := range names {
+		id, ok := parseNum(n)
 		if !ok {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(intd, e.Name()))
-		if err != nil || now.Sub(fi.ModTime()) <= Ossified || q.exists("mess", id) || q.exists("todo", id) {
+		fi, err := os.Lstat(filepath.Join(intd, n))
+		if err != nil || !start && now.Sub(fi.ModTime()) <= Ossified || q.exists("mess", id) || q.exists("todo", id) {
 			continue
 		}
 		if err := removeMissingOK(q.path("intd", id)); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	if start {
+		errs = append(errs, q.cleanChannels()...)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("queue: clean: %w", err)
 	}
 	return nil
 }
+
+// cleanChannels removes the channel and bounce files of messages that are
+// neither queued (todo/N) nor preprocessed (info/S/N): a crash left them
+// (a scheduler starting holds lock/sendmutex, so none is writing them).
+func (q *Queue) cleanChannels() []error {
+	var errs []error
+	dirs := []string{filepath.Join(q.dir, "bounce")}
+	for s := 0; s < q.split; s++ {
+		for _, k := range []string{"local", "remote"} {
+			dirs = append(dirs, filepath.Join(q.dir, k, strconv.Itoa(s)))
+		}
+	}
+	for _, d := range dirs {
+		names, err := readNames(d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, n := range names {
+			id, ok := parseNum(n)
+			if !ok || q.queued(id) {
+				continue
+			}
+			if err := removeMissingOK(filepath.Join(d, n)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// queued reports whether message id is queued (todo/N) or preprocessed
+// (info/S/N). todo/N is looked at first: a scheduler creates info/S/N
+// before it removes todo/N, so a message that is being preprocessed is
+// seen in one or the other.
+func (q *Queue) queued(id ID) bool { return q.exists("todo", id) || q.exists("info", id) }
 
 func (q *Queue) exists(kind string, id ID) bool {
 	_, err := os.Lstat(q.path(kind, id))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxBouncing bounds the bounce injections in progress at once.
@@ -129,24 +131,30 @@ func (r *run) endMsg(m *msg) bool {
 	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
 	// The name whose removal makes the message done: info/S/N, or todo/N
 	// for a direct message.
-	recycle := false
+	held := -1 // a descriptor of mess/S/N holding its lock, for recycleSlot
 	if m.direct {
+		// Its mess and intd files become a slot for the next message,
+		// unless other files of it were removed too, whose removal
+		// must be durable first (slots.go). The lock is taken while
+		// todo/N still shows the files to be this message's.
+		if !m.bounced && !m.stale {
+			held = q.holdMess(m.id)
+		}
 		if err := removeMissingOK(q.path("todo", m.id)); err != nil {
+			if held >= 0 {
+				unix.Close(held)
+			}
 			r.warn("unable to unlink todo/" + m.id.String())
 			return false
 		}
 		m.direct = false
 		r.direct--
-		// Its mess and intd files become a slot for the next message,
-		// unless other files of it were removed too, whose removal
-		// must be durable first (slots.go).
-		recycle = !m.bounced && !m.stale
 	} else if err := q.pool.retire(q.path("info", m.id)); err != nil {
 		r.warn("unable to unlink " + Path("info", m.id, q.split))
 		return false
 	}
-	if recycle {
-		q.recycleSlot(m.id)
+	if held >= 0 {
+		q.recycleSlot(m.id, held)
 	} else if err := q.cleanMess(m.id); err != nil {
 		r.warn("qmail-clean unable to clean up foop/" + m.id.String())
 	}

@@ -47,6 +47,9 @@ var crashRcpts = []string{
 
 const crashSender = "sender@example.com"
 
+// crashBody is the body of every message of the crash test.
+var crashBody = strings.Repeat("body line\n", 50)
+
 func TestCrash(t *testing.T) {
 	if os.Getenv(crashEnv) != "" {
 		t.Skip("in the child")
@@ -139,6 +142,51 @@ func TestCrash(t *testing.T) {
 	checkCrash(t, home, n, killed)
 }
 
+// queueOrphans returns the files under the queue's mess, intd, todo, info,
+// local, remote, bounce and pid directories that belong to no message
+// (pid/pool.N entries aside): a message N is mess/S/N with todo/N or
+// info/S/N; its files are those named N in these directories. It is read
+// after the last scheduler has stopped, when nothing moves.
+func queueOrphans(t *testing.T, dir string) []string {
+	t.Helper()
+	split, err := existingSplit(filepath.Join(dir, "mess"))
+	if err != nil || split == 0 {
+		t.Fatalf("queue split: %d, %v", split, err)
+	}
+	has := func(p string) bool { _, err := os.Lstat(filepath.Join(dir, p)); return err == nil }
+	var orphans []string
+	check := func(kind, sub string) {
+		d := filepath.Join(kind, sub)
+		names, err := readNames(filepath.Join(dir, d))
+		if err != nil {
+			t.Errorf("read %s: %v", d, err)
+			return
+		}
+		for _, n := range names {
+			if kind == "pid" && strings.HasPrefix(n, poolPrefix) {
+				continue
+			}
+			id, ok := parseNum(n)
+			if !ok || kind == "pid" {
+				orphans = append(orphans, filepath.Join(d, n))
+				continue
+			}
+			if !has(Path("mess", id, split)) || !has(Path("todo", id, split)) && !has(Path("info", id, split)) {
+				orphans = append(orphans, filepath.Join(d, n))
+			}
+		}
+	}
+	for _, kind := range []string{"intd", "todo", "bounce", "pid"} {
+		check(kind, "")
+	}
+	for _, kind := range []string{"mess", "info", "local", "remote"} {
+		for s := range split {
+			check(kind, strconv.Itoa(s))
+		}
+	}
+	return orphans
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -149,6 +197,18 @@ func tail(s string, n int) string {
 // checkCrash verifies the outcome from the acknowledgement log and the
 // mailboxes.
 func checkCrash(t *testing.T, home string, kills int, killed time.Duration) {
+	orphans := queueOrphans(t, filepath.Join(home, "queue"))
+	byDir := map[string]int{}
+	for i, o := range orphans {
+		if i < 20 {
+			t.Errorf("orphan after the last restart: %s", o)
+		}
+		dir, _, _ := strings.Cut(o, "/")
+		byDir[dir]++
+	}
+	if len(orphans) > 0 {
+		t.Logf("orphans by directory: %v", byDir)
+	}
 	acks := map[string][]string{} // token -> recipients
 	f, err := os.Open(filepath.Join(home, "acks"))
 	if err != nil {
@@ -173,10 +233,17 @@ func checkCrash(t *testing.T, home string, kills int, killed time.Duration) {
 		}
 		m[tok][rcpt]++
 	}
+	// A partial copy is one whose message does not end as it was injected
+	// (a delivery or a bounce of a truncated or stale mess file).
+	partial := 0
+	whole := func(tok string) string { return "\nX-Token: " + tok + "\n\n" + crashBody }
 	for _, rcpt := range crashRcpts {
 		for _, body := range mailbox(t, home, rcpt) {
 			if tok := token(body); tok != "" {
 				count(delivered, tok, rcpt)
+				if !strings.HasSuffix(body, whole(tok)) {
+					partial++
+				}
 			}
 		}
 	}
@@ -184,6 +251,9 @@ func checkCrash(t *testing.T, home string, kills int, killed time.Duration) {
 		tok := token(body)
 		if tok == "" || !strings.Contains(body, "Subject: failure notice") {
 			continue
+		}
+		if !strings.Contains(body, whole(tok)) {
+			partial++
 		}
 		for _, rcpt := range crashRcpts {
 			if strings.Contains(body, "\n<"+rcpt+">:\n") {
@@ -211,8 +281,11 @@ func checkCrash(t *testing.T, home string, kills int, killed time.Duration) {
 	if len(acks) == 0 {
 		t.Fatal("no message was acknowledged: the kills came too early")
 	}
-	t.Logf("%d kills in %v; %d messages acknowledged; %d deliveries, %d bounced recipients; %d lost; %d duplicates",
-		kills, killed.Round(time.Millisecond), len(acks), deliveries, bounces, lost, dups)
+	if partial > 0 {
+		t.Errorf("%d partial copies delivered or bounced", partial)
+	}
+	t.Logf("%d kills in %v; %d messages acknowledged; %d deliveries, %d bounced recipients; %d lost; %d partial; %d duplicates; %d orphans",
+		kills, killed.Round(time.Millisecond), len(acks), deliveries, bounces, lost, partial, dups, len(orphans))
 }
 
 func token(body string) string {
@@ -379,7 +452,7 @@ func TestCrashChild(t *testing.T) {
 					rcpts = append(rcpts, crashRcpts[p])
 				}
 				tok := fmt.Sprintf("%s.%d.%d", round, w, i)
-				msg := "Subject: crash test\nX-Token: " + tok + "\n\n" + strings.Repeat("body line\n", 50)
+				msg := "Subject: crash test\nX-Token: " + tok + "\n\n" + crashBody
 				if _, err := q.Inject(ctx, Envelope{Sender: crashSender, Recipients: rcpts}, strings.NewReader(msg)); err != nil {
 					continue
 				}

@@ -21,6 +21,7 @@
 //	pid/       0700  transient files, one per injection, to get a fresh inode;
 //	                 pool.N: inodes of finished files kept for reuse (below)
 //	mess/S/N   0750  the message: qmail-queue's Received line, then the bytes given
+//	                 (mode 01644: qmail-queue's 0644 and the mark of "Orphans")
 //	intd/N     0700  the envelope being written
 //	todo/N     0750  a hard link of intd/N; its appearance commits the injection
 //	info/S/N   0700  the envelope sender after preprocessing; its mtime is the message's birth
@@ -39,7 +40,9 @@
 //
 // Injection follows qmail-queue's order of operations: create
 // pid/<pid>.<time>.<seq>, take its inode number N, link it to mess/S/N,
-// unlink the pid file, write the Received line and the message; create
+// unlink the pid file (where the file system allows, the file is created
+// unnamed in pid/ instead, O_TMPFILE, and linked to mess/S/N through
+// /proc/self/fd), write the Received line and the message; create
 // intd/N and write the envelope; link intd/N to todo/N. qmail fsynced the
 // two files and relied on BSD's synchronous directory updates; Linux file
 // systems do not promise them, so before the todo link the two files and
@@ -102,13 +105,47 @@
 // the epoch as mtime until an injection writes it, so a scheduler that
 // starts after a crash removes the slots the crash left (and the files of
 // injections interrupted before their first write), which the 36-hour rule
-// below would otherwise keep for a day and a half.
+// would otherwise keep for a day and a half; other cleaners leave slots
+// alone, since the scheduler that owns them may hand them out at any time.
 //
-// Leftovers of injections interrupted by a crash (a pid/ file, a mess file
-// without todo/N) were never acknowledged; [Open] and the scheduler (every
-// 76431 s) remove those older than 36 hours, as qmail-clean and qmail-send
-// do ([Queue.CleanStale]), since an injector in another process may still
-// be writing younger ones.
+// # Orphans
+//
+// A crash leaves files that belong to no message: the files of an
+// injection that never committed (a pid/ file; mess/S/N, with or without
+// intd/N, and no todo/N), which was never acknowledged, and files of a
+// message that was leaving the queue (channel or bounce files without
+// info/S/N, a mess/S/N whose info/S/N was just removed). qmail removes the
+// former after 36 hours, because a live qmail-queue in another process may
+// be writing them and it cannot tell, and the latter never.
+//
+// Here an injector proves that it is alive. From before its message file
+// has a name in the queue until Commit has linked todo/N (or Abort has
+// removed the files), the Writer holds flock(LOCK_EX) on the file, which
+// the kernel drops when the process dies, and the file bears a mark: mode
+// 01644, the sticky bit, which means nothing on a regular file and which
+// qmail's programs ignore, set only while the lock is held. A cleaner
+// takes the same lock without waiting before it decides, and holds it
+// while it removes the files: a file whose lock is held is never touched,
+// whatever its age; a marked file whose lock is free, with neither todo/N
+// nor info/S/N, belongs to an injector that has ended, and is removed at
+// once with intd/N ([Queue.CleanStale], run by [Open], by the scheduler
+// when it starts and every 76431 s). So is a marked pid/ file whose lock
+// is free.
+//
+// A Scheduler that starts holds lock/sendmutex: no other scheduler runs,
+// so it also removes at once the slots a crash left, each intd/N with
+// neither mess/S/N nor todo/N (an injector writes intd/N only while it
+// holds mess/S/N), and each local/S/N, remote/S/N and bounce/N with
+// neither info/S/N nor todo/N. After a kill -9 and a restart, no file is
+// left that belongs to no message.
+//
+// What bears no mark cannot be proven dead: a file of qmail's own
+// qmail-queue (which takes no lock, and may inject into this queue), of an
+// older version of this package, or a pid/ file whose injector was killed
+// between creating and marking it (only where O_TMPFILE is missing). Those
+// are removed by qmail's 36-hour rule, as qmail-clean and qmail-send do:
+// pid/ files and mess/S/N without info/S/N or todo/N whose atime is more
+// than 36 hours old, longer than qmail-queue's 24-hour suicide alarm.
 //
 // # Scheduling
 //
@@ -158,7 +195,9 @@
 // ([Error].Code, [ExitText]), routing, the retry schedule, the bounce
 // records, QSBMF's structure and the log lines are qmail's (notqmail's).
 // Where qmailkit differs, it is safer or it is an option: directories are
-// fsynced; bounce records are fsynced; the bounce's introduction is our
+// fsynced; bounce records are fsynced; message files bear the sticky bit
+// while their injectors hold a lock, and what crashes leave is removed at
+// once where qmail waits 36 hours ("Orphans"); the bounce's introduction is our
 // own wording after qmail's first line; a failed [Writer.Commit] removes
 // what it wrote (examples/qmail-queue leaves the message behind on an
 // envelope error, exits 11 and 91, as qmail-queue does); remote recipients are batched per domain (RemoteBatch

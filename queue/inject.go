@@ -65,9 +65,10 @@ var (
 )
 
 // Writer is a message being injected: the mess file exists (state S2 of the
-// queue) and receives the bytes written. Commit writes the envelope and
-// queues the message; Abort removes it. A Writer is not safe for concurrent
-// use.
+// queue) and receives the bytes written, and the Writer holds its lock,
+// which tells cleaners in every process that the injection is alive.
+// Commit writes the envelope and queues the message; Abort removes it;
+// either releases the lock. A Writer is not safe for concurrent use.
 type Writer struct {
 	q      *Queue
 	id     ID
@@ -82,12 +83,15 @@ type Writer struct {
 	slot   bool  // a prepared slot: intd/ID exists, and no directory needs an fsync
 }
 
-// Create starts an injection, qmail-queue's steps 2 to 4: it creates a pid/
-// file, takes its inode number as the message ID, links it to mess/S/ID,
-// unlinks the pid file and writes the Received line. While a scheduler runs
-// on q, a recycled inode from pid/pool.N is renamed to mess/S/N instead
-// (see the package documentation). The zero Origin stands for
-// Options.Origin.
+// Create starts an injection, qmail-queue's steps 2 to 4: it creates a new
+// file (unnamed in pid/, or a pid/ file where the file system cannot),
+// takes its inode number as the message ID, links it to mess/S/ID (and
+// unlinks the pid file) and writes the Received line. While a scheduler
+// runs on q, a prepared slot, or a recycled inode from pid/pool.N, is used
+// instead (see the package documentation). The Writer holds a lock on the
+// message file until Commit or Abort, which tells cleaners that the
+// injection is alive ("Orphans" in the package documentation). The zero
+// Origin stands for Options.Origin.
 func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 	if q.ro {
 		return nil, ErrReadOnly
@@ -119,7 +123,7 @@ func (q *Queue) Create(ctx context.Context, o Origin) (*Writer, error) {
 		}
 	}
 	if w == nil {
-		f, ino, err := q.reuse(func(ino uint64) string { return q.path("mess", ID(ino)) }, os.O_RDWR, 0o644)
+		f, ino, err := q.reuseMess()
 		if err != nil {
 			return nil, qerr(64, "link mess file", err)
 		}
@@ -145,9 +149,16 @@ func (w *Writer) release() {
 	}
 }
 
-// createMess is qmail-queue's way to a fresh message file: create a pid/
-// file, take its inode number as the ID, link it to mess/S/ID, unlink it.
+// createMess makes a fresh message file and returns its Writer, holding
+// the file's lock (live.go): an unnamed file linked to mess/S/N, or, where
+// that cannot be done, qmail-queue's way: create a pid/ file, take its
+// inode number as the ID, link it to mess/S/ID, unlink it.
 func (q *Queue) createMess(o Origin) (*Writer, error) {
+	if !q.noUnnamed.Load() {
+		if w, ok, err := q.createUnnamed(o); ok {
+			return w, err
+		}
+	}
 	var f *os.File
 	var pidPath string
 	var err error
@@ -161,17 +172,11 @@ func (q *Queue) createMess(o Origin) (*Writer, error) {
 	if err != nil {
 		return nil, qerr(63, "create pid file", err)
 	}
-	fi, err := f.Stat()
+	st, err := lockNamed(f)
 	if err != nil {
 		f.Close()
 		os.Remove(pidPath)
-		return nil, qerr(63, "stat pid file", err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		f.Close()
-		os.Remove(pidPath)
-		return nil, qerr(63, "stat pid file", errors.New("no inode number"))
+		return nil, qerr(63, "lock pid file", err)
 	}
 	w := &Writer{q: q, id: ID(st.Ino), origin: o, f: f}
 	if err := os.Link(pidPath, q.path("mess", w.id)); err != nil {
@@ -379,11 +384,12 @@ func (w *Writer) abort(intd bool) error {
 		}
 	}
 	w.f.Truncate(0)
-	w.f.Close()
-	w.release()
 	if e := os.Remove(w.q.path("mess", w.id)); e != nil && !errors.Is(e, fs.ErrNotExist) {
 		err = errors.Join(err, e)
 	}
+	// Closing releases the lock (live.go): only once the files are gone.
+	w.f.Close()
+	w.release()
 	if err != nil {
 		return fmt.Errorf("queue: abort %s: %w", w.id, err)
 	}

@@ -83,11 +83,12 @@ type inodePool struct {
 	off      bool // the file system has no renameat2(RENAME_NOREPLACE)
 }
 
-// pooled is a file in the pool: its inode number and permission bits (so
-// that a reuse changes the mode only when it must, without a stat).
+// pooled is a file in the pool: its inode number and mode bits (st_mode &
+// 07777, with the mark of live.go), so that a reuse changes the mode only
+// when it must, without a stat.
 type pooled struct {
 	ino  uint64
-	perm fs.FileMode
+	mode uint32
 }
 
 func newInodePool(dir string, split int) *inodePool {
@@ -132,7 +133,7 @@ func (p *inodePool) retire(path string, unlinked ...string) error {
 		return removeMissingOK(path)
 	}
 	p.mu.Lock()
-	p.pending = append(p.pending, pooled{ino, fs.FileMode(st.Mode).Perm()})
+	p.pending = append(p.pending, pooled{ino, st.Mode & modeBits})
 	p.left[filepath.Dir(path)] = struct{}{}
 	for _, d := range unlinked {
 		p.left[d] = struct{}{}
@@ -243,23 +244,37 @@ func (p *inodePool) giveBack(f pooled) {
 	p.mu.Unlock()
 }
 
-// place moves pooled file f to target, which must not exist, and sets
-// its times to ts (nil: now). It reports false when the pool entry has gone (removed
-// by a cleaner); any other error is target's.
-func (p *inodePool) place(f pooled, target string, ts []unix.Timespec) (bool, error) {
-	err := unix.Renameat2(unix.AT_FDCWD, p.name(f.ino), unix.AT_FDCWD, target, unix.RENAME_NOREPLACE)
-	if errors.Is(err, syscall.ENOENT) {
-		if _, serr := os.Lstat(p.name(f.ino)); errors.Is(serr, fs.ErrNotExist) {
-			return false, nil
+// place moves pooled file f to target, which must not exist, after giving
+// it mode (st_mode bits) and times ts (nil: now; the cleaner's 36-hour
+// rule reads atime), so that no one sees it at target with those of its
+// former life. It reports false when the pool entry has gone (removed by
+// a cleaner); any other error is an *os.LinkError, and nothing was moved.
+func (p *inodePool) place(f pooled, target string, ts []unix.Timespec, mode uint32) (bool, error) {
+	src := p.name(f.ino)
+	fail := func(err error) (bool, error) {
+		if errors.Is(err, syscall.ENOENT) {
+			if _, serr := os.Lstat(src); errors.Is(serr, fs.ErrNotExist) {
+				return false, nil
+			}
 		}
+		return true, &os.LinkError{Op: "rename", Old: src, New: target, Err: err}
 	}
-	if err != nil {
+	if f.mode != mode {
+		if err := unix.Fchmodat(unix.AT_FDCWD, src, mode, 0); err != nil {
+			os.Remove(src) // its mode is unknown now
+			return fail(err)
+		}
+		f.mode = mode
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, src, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		p.giveBack(f)
-		return true, &os.LinkError{Op: "rename", Old: p.name(f.ino), New: target, Err: err}
+		return fail(err)
 	}
-	// A fresh file's times: the cleaner's 36-hour rule reads atime.
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, ts, 0); err != nil {
-		return true, &os.PathError{Op: "utimes", Path: target, Err: err}
+	if err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, target, unix.RENAME_NOREPLACE); err != nil {
+		if !errors.Is(err, syscall.ENOENT) {
+			p.giveBack(f)
+		}
+		return fail(err)
 	}
 	return true, nil
 }
@@ -304,9 +319,9 @@ func (q *Queue) newFile(target string, flag int, perm fs.FileMode) (f *os.File, 
 	return f, false, err
 }
 
-// reuse moves a pooled inode to target(its inode number) and opens it with
-// flag, setting its mode to perm. It returns a nil file when the pool has
-// none ready.
+// reuse moves a pooled inode to target(its inode number) with mode perm
+// and opens it with flag. It returns a nil file when the pool has none
+// ready.
 func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode) (*os.File, uint64, error) {
 	for {
 		pf, ok := q.pool.take()
@@ -314,7 +329,7 @@ func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode
 			return nil, 0, nil
 		}
 		path := target(pf.ino)
-		placed, err := q.pool.place(pf, path, nil)
+		placed, err := q.pool.place(pf, path, nil, uint32(perm.Perm()))
 		if err != nil {
 			return nil, 0, err
 		}
@@ -322,17 +337,77 @@ func (q *Queue) reuse(target func(ino uint64) string, flag int, perm fs.FileMode
 			continue
 		}
 		f, err := openFile(path, flag, 0)
-		if err == nil && pf.perm != perm {
-			if err = f.Chmod(perm); err != nil {
-				f.Close()
-			}
-		}
 		if err != nil {
 			os.Remove(path)
 			return nil, 0, err
 		}
 		return f, pf.ino, nil
 	}
+}
+
+// reuseMess makes a pooled inode the next message file, as an injector's
+// (live.go): it opens pid/pool.N, locks it, gives it the mark and fresh
+// times, and only then renames it to mess/S/N, opened for reading and
+// writing. It returns a nil file when the pool has none ready.
+func (q *Queue) reuseMess() (*os.File, uint64, error) {
+	p := q.pool
+	for {
+		pf, ok := p.take()
+		if !ok {
+			return nil, 0, nil
+		}
+		src := p.name(pf.ino)
+		fd, err := durable.Openat(unix.AT_FDCWD, src, unix.O_RDWR|unix.O_NOFOLLOW, 0)
+		if err == unix.ENOENT {
+			continue // a cleaner removed it
+		}
+		if err != nil {
+			os.Remove(src)
+			return nil, 0, &os.PathError{Op: "open", Path: src, Err: err}
+		}
+		target := q.path("mess", ID(pf.ino))
+		placed, err := lockAndPlace(fd, pf, src, target)
+		if err != nil || !placed {
+			unix.Close(fd)
+			if err != nil {
+				p.giveBack(pooled{pf.ino, markedMode})
+				return nil, 0, err
+			}
+			continue
+		}
+		return os.NewFile(uintptr(fd), target), pf.ino, nil
+	}
+}
+
+// lockAndPlace is reuseMess's work on the open pool entry src: it reports
+// false when the entry was removed by a cleaner meanwhile.
+func lockAndPlace(fd int, pf pooled, src, target string) (bool, error) {
+	if err := lockFD(fd); err != nil {
+		return false, &os.PathError{Op: "flock", Path: src, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, &os.PathError{Op: "fstat", Path: src, Err: err}
+	}
+	if st.Nlink == 0 {
+		return false, nil
+	}
+	if pf.mode != markedMode {
+		if err := unix.Fchmod(fd, markedMode); err != nil {
+			return false, &os.PathError{Op: "fchmod", Path: src, Err: err}
+		}
+	}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, src, nil, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return false, &os.PathError{Op: "utimes", Path: src, Err: err}
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, target, unix.RENAME_NOREPLACE)
+	if errors.Is(err, syscall.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, &os.LinkError{Op: "rename", Old: src, New: target, Err: err}
+	}
+	return true, nil
 }
 
 // openFile is os.OpenFile for the queue's regular files without the

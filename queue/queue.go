@@ -105,6 +105,11 @@ type Queue struct {
 	seq    atomic.Uint64
 	closed atomic.Bool
 
+	// noUnnamed is set once O_TMPFILE or /proc/self/fd was found
+	// missing: message files are then made as pid/ files (live.go).
+	// procFD is set once /proc/self/fd was found.
+	noUnnamed, procFD atomic.Bool
+
 	pool *inodePool // recycled inodes, filled while a Scheduler runs here
 
 	// writers holds the buffers of finished Writers (*bufio.Writer), so

@@ -5,10 +5,11 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
 // slotBatch is how many slots one fill prepares: enough that the two
@@ -106,11 +107,11 @@ func (q *Queue) fillSlots(n int) []ID {
 			continue
 		}
 		mp := q.path("mess", id)
-		if err := q.placeSlotFile(m, mp, slotMark); err != nil {
+		if err := q.placeSlotFile(m, mp, slotMark, markedMode); err != nil {
 			q.pool.giveBack(i)
 			continue
 		}
-		if err := q.placeSlotFile(i, q.path("intd", id), nil); err != nil {
+		if err := q.placeSlotFile(i, q.path("intd", id), nil, 0o644); err != nil {
 			q.pool.retire(mp)
 			continue
 		}
@@ -136,22 +137,14 @@ func (q *Queue) fillSlots(n int) []ID {
 	return out
 }
 
-// placeSlotFile moves pooled file f to target, mode 0644, with times ts
-// (nil: now; the 36-hour rule reads mess files' atime). On an error
-// nothing is left at target.
-func (q *Queue) placeSlotFile(f pooled, target string, ts []unix.Timespec) error {
-	ok, err := q.pool.place(f, target, ts)
-	var le *os.LinkError
-	switch {
-	case !ok:
+// placeSlotFile moves pooled file f to target with mode (st_mode bits)
+// and times ts (nil: now; the 36-hour rule reads mess files' atime),
+// both set before it appears there. On an error nothing is left at
+// target.
+func (q *Queue) placeSlotFile(f pooled, target string, ts []unix.Timespec, mode uint32) error {
+	ok, err := q.pool.place(f, target, ts, mode)
+	if !ok {
 		return errPoolGone
-	case errors.As(err, &le):
-		return err // not moved (and given back to the pool)
-	case err == nil && f.perm != 0o644:
-		err = os.Chmod(target, 0o644)
-	}
-	if err != nil {
-		removeMissingOK(target)
 	}
 	return err
 }
@@ -175,19 +168,48 @@ func markSlot(p string) error {
 // isSlotMark reports whether a mess file bears the slot mark.
 func isSlotMark(fi fs.FileInfo) bool { return fi.ModTime().Equal(time.Unix(0, 0)) }
 
-// openSlot opens slot id's mess file for writing. It reports false when
-// the slot's files are gone (a cleaner removed them), so that the caller
-// takes another; on any failure the slot's files are removed.
+// isSlotTimes is isSlotMark for a stat.
+func isSlotTimes(st *unix.Stat_t) bool { return st.Mtim.Sec == 0 && st.Mtim.Nsec == 0 }
+
+// openSlot opens slot id's mess file for writing and takes the
+// injector's lock on it (live.go). It reports false when the slot's files
+// are gone (a cleaner removed them, before or while the lock was sought)
+// or are no longer a slot's, so that the caller takes another; on any
+// other failure the slot's files are removed.
 func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
-	f, err := openFile(q.path("mess", id), os.O_RDWR, 0)
+	p := q.path("mess", id)
+	fd, err := durable.Openat(unix.AT_FDCWD, p, unix.O_RDWR|unix.O_NOFOLLOW, 0)
+	if err == unix.ENOENT {
+		// A cleaner removed it (intd/N first); the number may be
+		// another message's by now, so nothing is removed by name.
+		return nil, false, nil
+	}
 	if err != nil {
 		q.dropSlot(id)
-		if errors.Is(err, syscall.ENOENT) {
-			err = nil
-		}
-		return nil, false, err
+		return nil, false, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	return f, true, nil
+	var st unix.Stat_t
+	err = lockFD(fd)
+	if err == nil {
+		err = unix.Fstat(fd, &st)
+	}
+	if err == nil && st.Nlink > 0 && isSlotTimes(&st) && st.Mode&modeBits != markedMode {
+		err = unix.Fchmod(fd, markedMode)
+	}
+	if err != nil {
+		unix.Close(fd)
+		q.dropSlot(id)
+		return nil, false, &os.PathError{Op: "lock", Path: p, Err: err}
+	}
+	if st.Nlink == 0 || !isSlotTimes(&st) {
+		// Removed, intd/N first, by a cleaner that held the lock; or
+		// no longer a slot: its files were removed and inode N, freed,
+		// became another message's, which this lock waited for. A
+		// slot's mess file has the epoch as mtime until written.
+		unix.Close(fd)
+		return nil, false, nil
+	}
+	return os.NewFile(uintptr(fd), p), true, nil
 }
 
 // dropSlot removes a slot's files, as qmail-queue's cleanup does: intd
@@ -204,8 +226,13 @@ func (q *Queue) dropSlot(id ID) {
 // mess/S/N and intd/N are already where a slot has them, durably, so the
 // next message numbered N needs neither renames nor directory fsyncs but
 // todo/'s. The caller has removed todo/N, the message's only other name
-// (a direct message never had info, channel or bounce files).
-func (q *Queue) recycleSlot(id ID) {
+// (a direct message never had info, channel or bounce files), holding the
+// lock of mess/S/N on held (holdMess), which recycleSlot closes: so no
+// cleaner in another process can take the finished message's files for
+// an injection's that died, remove them and let inode N, freed, become
+// another message's mess/S/N before the slot mark is set.
+func (q *Queue) recycleSlot(id ID, held int) {
+	defer unix.Close(held)
 	s := &q.slots
 	marked := markSlot(q.path("mess", id)) == nil
 	s.mu.Lock()
@@ -218,6 +245,20 @@ func (q *Queue) recycleSlot(id ID) {
 	if !keep {
 		q.cleanMess(id)
 	}
+}
+
+// holdMess opens mess/S/N and takes its lock (live.go), waiting for a
+// cleaner that holds it; it returns the descriptor, or -1 on failure.
+func (q *Queue) holdMess(id ID) int {
+	fd, err := durable.Openat(unix.AT_FDCWD, q.path("mess", id), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return -1
+	}
+	if lockFD(fd) != nil {
+		unix.Close(fd)
+		return -1
+	}
+	return fd
 }
 
 // slotNames returns the names (decimal numbers) of the slots not taken.
