@@ -3,9 +3,9 @@ package account
 import (
 	"errors"
 	"os"
-	"strings"
 	"os/user"
 	"strconv"
+	"strings"
 	"testing"
 )
 
