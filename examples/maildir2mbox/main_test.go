@@ -149,7 +149,9 @@ func TestErrors(t *testing.T) {
 			"maildir2mbox: fatal: MAILTMP not set\n"},
 		{"MAILDIR", func(t *testing.T) map[string]string { return map[string]string{"MAIL": "", "MAILTMP": ""} },
 			"maildir2mbox: fatal: MAILDIR not set\n"},
-		{"chdir", func(t *testing.T) map[string]string { return map[string]string{"MAIL": "", "MAILTMP": "", "MAILDIR": "/nonexistent/md"} },
+		{"chdir", func(t *testing.T) map[string]string {
+			return map[string]string{"MAIL": "", "MAILTMP": "", "MAILDIR": "/nonexistent/md"}
+		},
 			"maildir2mbox: fatal: unable to chdir to /nonexistent/md: file does not exist\n"},
 		{"no new", func(t *testing.T) map[string]string {
 			d := newMaildir(t)
