@@ -118,3 +118,24 @@ func TestClearWaitsForLock(t *testing.T) {
 		t.Fatal("Clear still waiting after the lock was released")
 	}
 }
+
+// FuzzParseTCPTO: every whole 16-byte record, in order, with its address,
+// count and little-endian time; nothing of a partial one.
+func FuzzParseTCPTO(f *testing.F) {
+	f.Add([]byte{192, 0, 2, 7, 2, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(make([]byte, 1024))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		recs := ParseTCPTO(b)
+		if len(recs) != len(b)/16 {
+			t.Fatalf("%d records of %d bytes", len(recs), len(b))
+		}
+		for i, r := range recs {
+			rec := b[16*i:]
+			if r.Addr.As4() != [4]byte(rec[:4]) || r.Count != rec[4] ||
+				r.Last != uint32(rec[8])|uint32(rec[9])<<8|uint32(rec[10])<<16|uint32(rec[11])<<24 {
+				t.Errorf("record %d: %+v from % x", i, r, rec[:16])
+			}
+		}
+	})
+}
