@@ -228,14 +228,15 @@ func ParseTCPTO(b []byte) []TCPTORecord {
 // Records reads the file's records as qmail-tcpto does: the file opened
 // for writing (a handle for the lock; never created) and for reading, an
 // exclusive flock, then at most [TCPTOSize] bytes read. An error is an
-// *fs.PathError whose Op is "open", "flock" or "read".
+// *fs.PathError whose Op is "open", "flock" or "read". The opens do not
+// block: a FIFO in the file's place fails (ENXIO) or reads as empty.
 func (f *FileTCPTO) Records() ([]TCPTORecord, error) {
-	lock, err := os.OpenFile(f.Path, os.O_WRONLY, 0)
+	lock, err := os.OpenFile(f.Path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Close()
-	fh, err := os.Open(f.Path)
+	fh, err := os.OpenFile(f.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -254,9 +255,10 @@ func (f *FileTCPTO) Records() ([]TCPTORecord, error) {
 // Clear forgets every timeout as qmail-tcpok does: the file opened for
 // writing (neither created nor truncated), an exclusive flock, then
 // [TCPTOSize] NUL bytes written from its start. An error is an
-// *fs.PathError whose Op is "open", "flock" or "write".
+// *fs.PathError whose Op is "open", "flock" or "write". The open does not
+// block: a FIFO in the file's place fails (ENXIO).
 func (f *FileTCPTO) Clear() error {
-	fh, err := os.OpenFile(f.Path, os.O_WRONLY, 0)
+	fh, err := os.OpenFile(f.Path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}

@@ -139,3 +139,25 @@ func FuzzParseTCPTO(f *testing.F) {
 		}
 	})
 }
+
+// A FIFO in place of the file does not hang qmail-tcpto's or qmail-tcpok's
+// steps.
+func TestTCPTOFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tcpto")
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 2)
+	go func() { _, err := (&FileTCPTO{Path: path}).Records(); done <- err }()
+	go func() { done <- (&FileTCPTO{Path: path}).Clear() }()
+	for range 2 {
+		select {
+		case err := <-done:
+			if !errors.Is(err, syscall.ENXIO) {
+				t.Errorf("FIFO: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("hangs on a FIFO")
+		}
+	}
+}

@@ -16,6 +16,9 @@
 //	qmail-tcpok: fatal: unable to write HOME/queue/lock/tcpto: ERR
 //	qmail-tcpok: fatal: unable to lock HOME/queue/lock/tcpto: ERR
 //	qmail-tcpok: fatal: unable to clear HOME/queue/lock/tcpto: ERR
+//
+// Unlike qmail's, it does not wait for a reader when a FIFO stands in
+// tcpto's place: that is "unable to write ...: device not configured".
 package main
 
 import (

@@ -21,6 +21,9 @@
 //	fatal: unable to open tcpto: ERR
 //	fatal: unable to lock tcpto: ERR
 //	fatal: unable to read tcpto: ERR
+//
+// Unlike qmail's, it does not wait for a writer when a FIFO stands in
+// tcpto's place: that is "unable to open tcpto: device not configured".
 package main
 
 import (

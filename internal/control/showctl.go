@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 )
 
 // ShowSettings are the compile-time settings qmail-showctl prints before
@@ -200,7 +201,7 @@ func (d Dir) showFiles(w *bufio.Writer) error {
 // showLine is control_readline: the first line, trailing spaces, tabs and
 // LF removed; ok false for a missing file.
 func showLine(dir, name string) (line []byte, ok bool, err error) {
-	f, err := os.Open(filepath.Join(dir, name))
+	f, err := openNonblock(filepath.Join(dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -243,7 +244,7 @@ func showInt(w *bufio.Writer, dir string, f showFile) {
 // with NUL or '#'; a NUL inside a kept line starts another entry, possibly
 // an empty one (qmail-showctl prints entries between NULs).
 func showList(w *bufio.Writer, dir string, f showFile) int {
-	data, err := os.ReadFile(filepath.Join(dir, f.name))
+	data, err := readNonblock(filepath.Join(dir, f.name))
 	if errors.Is(err, fs.ErrNotExist) {
 		w.WriteString("(Default.) " + f.def + "\n")
 		return 0
@@ -271,6 +272,23 @@ func showList(w *bufio.Writer, dir string, f showFile) int {
 		}
 	}
 	return 1
+}
+
+// openNonblock opens a control file for reading without blocking: a FIFO
+// there reads as empty instead of hanging the report (qmail-showctl
+// would wait for a writer).
+func openNonblock(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+}
+
+// readNonblock is os.ReadFile with openNonblock.
+func readNonblock(path string) ([]byte, error) {
+	f, err := openNonblock(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // showMoreRcptHostsCDB compares morercpthosts with its cdb by existence

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -234,5 +235,28 @@ func TestShowAbuse(t *testing.T) {
 	}
 	if n := strings.Count(block(got, "locals"), "\n"); n != 402 {
 		t.Errorf("locals block has %d lines", n)
+	}
+}
+
+// FIFOs named like control files do not hang the report: they read as
+// empty files.
+func TestShowFIFO(t *testing.T) {
+	d := home(t, nil)
+	for _, n := range []string{"me", "locals", "databytes"} {
+		if err := syscall.Mkfifo(d.Path(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan string, 1)
+	go func() { got, _ := show(t, d); done <- got }()
+	select {
+	case got := <-done:
+		for _, want := range []string{"\nlocals: \n\nme: My name is .\n", "\ndatabytes: (Default.) SMTP DATA limit is 0 bytes.\n"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("no %q in\n%s", want, got)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the report hangs on a FIFO")
 	}
 }
