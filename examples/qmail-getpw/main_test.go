@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -57,6 +58,12 @@ func TestGetpw(t *testing.T) {
 		{"unknown", passwd, []string{"Nobody"}, 0, "alias\x007790\x002108\x00/var/qmail/alias\x00-\x00Nobody\x00"},
 		{"empty local part", passwd, []string{""}, 0, "alias\x007790\x002108\x00/var/qmail/alias\x00-\x00\x00"},
 		{"alias with uid 0 printed", rootAlias, []string{"x"}, 0, "alias\x000\x000\x00/var/qmail/alias\x00-\x00x\x00"},
+		// Abuse: a huge local part, bytes that are not UTF-8, path
+		// characters; none reaches anything but the alias.
+		{"huge", passwd, []string{strings.Repeat("x-", 200000)}, 0, "alias\x007790\x002108\x00/var/qmail/alias\x00-\x00" + strings.Repeat("x-", 200000) + "\x00"},
+		{"huge extension", passwd, []string{"joe-" + strings.Repeat("x", 400000)}, 0, "joe\x001000\x00100\x00/home/joe\x00-\x00" + strings.Repeat("x", 400000) + "\x00"},
+		{"8-bit", passwd, []string{"J\xffOE-x"}, 0, "alias\x007790\x002108\x00/var/qmail/alias\x00-\x00J\xffOE-x\x00"},
+		{"path", passwd, []string{"../joe-x"}, 0, "alias\x007790\x002108\x00/var/qmail/alias\x00-\x00../joe-x\x00"},
 		{"no argument", passwd, nil, 100, ""},
 		{"no alias", noAlias, []string{"nobody"}, 116, ""},
 		{"home stat fails temporarily", passwd, []string{"nfs"}, 115, ""},
@@ -66,7 +73,7 @@ func TestGetpw(t *testing.T) {
 			users := &assign.Users{Passwd: assign.PasswdFile{Path: tc.passwd}, HomeOwner: owners(homes)}
 			code := run(t.Context(), tc.args, users, &out)
 			if code != tc.code || out.String() != tc.out {
-				t.Errorf("exit %d output %q, want %d %q", code, out.String(), tc.code, tc.out)
+				t.Errorf("exit %d output %.200q, want %d %.200q", code, out.String(), tc.code, tc.out)
 			}
 		})
 	}

@@ -26,6 +26,8 @@
 // Exit 0; 111 for a missing account, or after "Oops! Unable to chdir to
 // HOME.", "Oops! Unable to chdir to control.", "Oops! Unable to open
 // current directory." or "Oops! Trouble reading control/me." (no newline).
+// Unlike qmail's, it does not wait for a writer when a control file is a
+// FIFO: that reads as an empty file.
 package main
 
 import (
