@@ -55,21 +55,6 @@ func main() {
 	os.Exit(run(os.LookupEnv, time.Now, os.Stderr))
 }
 
-// errWriter remembers the first error of w.
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	e.err = err
-	return n, err
-}
-
 func run(lookupEnv func(string) (string, bool), now func() time.Time, stderr io.Writer) int {
 	fatal := func(msg string, err error) int {
 		if err != nil {
@@ -135,10 +120,14 @@ func run(lookupEnv func(string) (string, bool), now func() time.Time, stderr io.
 		return fatal("unable to create "+mboxtmp, err)
 	}
 	defer tmp.Close()
-	ew := &errWriter{w: tmp}
-	out := bufio.NewWriterSize(ew, 64<<10)
+	// An error naming MAILTMP is one of writing it; any other, of reading.
+	writing := func(err error) bool {
+		var pe *fs.PathError
+		return errors.As(err, &pe) && pe.Path == tmp.Name()
+	}
+	out := bufio.NewWriterSize(tmp, 64<<10)
 	if _, err := out.ReadFrom(old); err != nil {
-		if ew.err != nil {
+		if writing(err) {
 			return fatal("unable to write to "+mboxtmp, err)
 		}
 		return fatal("unable to read "+mbox, err)
@@ -150,8 +139,8 @@ func run(lookupEnv func(string) (string, bool), now func() time.Time, stderr io.
 		}
 		err = maildir.WriteMbox(out, f, m.ModTime)
 		f.Close()
-		if ew.err != nil {
-			return fatal("unable to write to "+mboxtmp, ew.err)
+		if err != nil && writing(err) {
+			return fatal("unable to write to "+mboxtmp, err)
 		}
 		if err != nil {
 			return fatal("unable to read $MAILDIR/"+m.Path(), err)

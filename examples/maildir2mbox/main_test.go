@@ -185,6 +185,11 @@ func TestErrors(t *testing.T) {
 			v["MAILTMP"] = "/dev/full"
 			return v
 		}, "maildir2mbox: fatal: unable to write to MAILTMP: out of disk space\n"},
+		{"MAILTMP full while a message is written", func(t *testing.T) map[string]string {
+			v := vars(newMaildir(t, file{"new/1", strings.Repeat("x\n", 100000), q5}))
+			v["MAILTMP"] = "/dev/full"
+			return v
+		}, "maildir2mbox: fatal: unable to write to MAILTMP: out of disk space\n"},
 		{"move", func(t *testing.T) map[string]string {
 			v := vars(newMaildir(t, msg))
 			v["MAILTMP"] = filepath.Join("/dev/shm", filepath.Base(t.TempDir())+"-mbox.tmp")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/internal/account"
+	"github.com/qmailkit/qmailkit/internal/progtest"
 )
 
 // owners fakes the home directories' owners: a uid or an errno per path.
@@ -97,14 +97,8 @@ func TestBinary(t *testing.T) {
 	if why := account.CanIsolate(); why != "" {
 		t.Skip(why)
 	}
-	if testing.Short() {
-		t.Skip("builds the program")
-	}
+	bin := progtest.Build(t, "qmail-getpw")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "qmail-getpw")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	joe, other := filepath.Join(dir, "joe"), filepath.Join(dir, "other")
 	os.Mkdir(joe, 0o755)
 	os.Mkdir(other, 0o755)
@@ -128,15 +122,7 @@ func TestBinary(t *testing.T) {
 		cmd := account.Command(passwd, group, bin, tc.args...)
 		var stdout bytes.Buffer
 		cmd.Stdout = &stdout
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tc.code || stdout.String() != tc.out {
+		if code := progtest.Run(t, cmd); code != tc.code || stdout.String() != tc.out {
 			t.Errorf("%q: exit %d output %q, want %d %q", tc.args, code, stdout.String(), tc.code, tc.out)
 		}
 	}

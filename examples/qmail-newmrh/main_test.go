@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,26 +10,17 @@ import (
 	"testing"
 
 	"github.com/qmailkit/qmailkit/internal/cdb"
+	"github.com/qmailkit/qmailkit/internal/progtest"
 )
 
-func newHome(t *testing.T, content []byte) string {
-	t.Helper()
-	home := t.TempDir()
-	os.Mkdir(filepath.Join(home, "control"), 0o755)
-	if content != nil {
-		os.WriteFile(filepath.Join(home, "control", "morercpthosts"), content, 0o644)
-	}
-	return home
+// newHome makes a home whose control/morercpthosts holds content.
+func newHome(t *testing.T, content string) string {
+	return progtest.Home(t, map[string]string{"control/morercpthosts": content})
 }
 
 func runIn(home string) (int, string) {
 	var stderr bytes.Buffer
-	code := run(func(k string) string {
-		if k == "QMAILHOME" {
-			return home
-		}
-		return ""
-	}, &stderr)
+	code := run(progtest.Env(home), &stderr)
 	return code, stderr.String()
 }
 
@@ -63,7 +53,7 @@ func TestNewmrh(t *testing.T) {
 		{"blank lines and comments", "\n \n\t\n# x\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			home := newHome(t, []byte(tc.in))
+			home := newHome(t, tc.in)
 			code, stderr := runIn(home)
 			if code != 0 || stderr != "" {
 				t.Fatalf("exit %d stderr %q", code, stderr)
@@ -92,7 +82,7 @@ func TestTinycdb(t *testing.T) {
 		fmt.Fprintf(&src, "H%d.example.org\n", i)
 		in += fmt.Sprintf("H%d.example.org\n", i)
 	}
-	home := newHome(t, []byte(in))
+	home := newHome(t, in)
 	if code, stderr := runIn(home); code != 0 {
 		t.Fatalf("exit %d %s", code, stderr)
 	}
@@ -126,23 +116,17 @@ func TestErrors(t *testing.T) {
 	}{
 		{"no home", func(t *testing.T) string { return filepath.Join(t.TempDir(), "none") },
 			"qmail-newmrh: fatal: unable to chdir to HOME: file does not exist\n"},
-		{"no morercpthosts", func(t *testing.T) string { return newHome(t, nil) },
+		{"no morercpthosts", func(t *testing.T) string { return progtest.Home(t, map[string]string{"control/": ""}) },
 			"qmail-newmrh: fatal: unable to read control/morercpthosts: file does not exist\n"},
 		{"morercpthosts a directory", func(t *testing.T) string {
-			h := newHome(t, nil)
-			os.Mkdir(filepath.Join(h, "control", "morercpthosts"), 0o755)
-			return h
+			return progtest.Home(t, map[string]string{"control/morercpthosts/": ""})
 		}, "qmail-newmrh: fatal: unable to read control/morercpthosts: is a directory\n"},
 		{"tmp a directory", func(t *testing.T) string {
-			h := newHome(t, []byte("a\n"))
-			os.Mkdir(filepath.Join(h, "control", "morercpthosts.tmp"), 0o755)
-			return h
+			return progtest.Home(t, map[string]string{"control/morercpthosts": "a\n", "control/morercpthosts.tmp/": ""})
 		}, "qmail-newmrh: fatal: unable to write to control/morercpthosts.tmp: is a directory\n"},
 		// The move's error text is glued on without ": ", as qmail's is.
 		{"cdb a directory", func(t *testing.T) string {
-			h := newHome(t, []byte("a\n"))
-			os.MkdirAll(filepath.Join(h, "control", "morercpthosts.cdb", "x"), 0o755)
-			return h
+			return progtest.Home(t, map[string]string{"control/morercpthosts": "a\n", "control/morercpthosts.cdb/x/": ""})
 		}, "qmail-newmrh: fatal: unable to move control/morercpthosts.tmp to control/morercpthosts.cdbis a directory\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,7 +146,7 @@ func TestErrors(t *testing.T) {
 
 // A failed run leaves the old database in place.
 func TestOldCDBKept(t *testing.T) {
-	home := newHome(t, []byte("old.example\n"))
+	home := newHome(t, "old.example\n")
 	if code, _ := runIn(home); code != 0 {
 		t.Fatal(code)
 	}
@@ -180,7 +164,7 @@ func TestOldCDBKept(t *testing.T) {
 func TestAbuse(t *testing.T) {
 	in := bytes.Repeat([]byte(strings.Repeat("X\x00", 40000)+"\n"), 50)
 	in = append(in, bytes.Repeat([]byte{'y'}, 1<<20)...)
-	home := newHome(t, in)
+	home := newHome(t, string(in))
 	if code, stderr := runIn(home); code != 0 {
 		t.Fatalf("exit %d %s", code, stderr)
 	}
@@ -191,14 +175,8 @@ func TestAbuse(t *testing.T) {
 
 // The built program: mode 0644 whatever the caller's umask (umask 033).
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the program")
-	}
-	bin := filepath.Join(t.TempDir(), "qmail-newmrh")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	home := newHome(t, []byte("a.example\n"))
+	bin := progtest.Build(t, "qmail-newmrh")
+	home := newHome(t, "a.example\n")
 	cmd := exec.Command("/bin/sh", "-c", "umask 0; exec "+bin)
 	cmd.Env = append(os.Environ(), "QMAILHOME="+home)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -212,8 +190,7 @@ func TestBinary(t *testing.T) {
 	cmd.Env = append(os.Environ(), "QMAILHOME="+filepath.Join(home, "none"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	var ee *exec.ExitError
-	if err := cmd.Run(); !errors.As(err, &ee) || ee.ExitCode() != 111 || !strings.HasPrefix(stderr.String(), "qmail-newmrh: fatal: unable to chdir to ") {
-		t.Errorf("%v %q", err, stderr.String())
+	if code := progtest.Run(t, cmd); code != 111 || !strings.HasPrefix(stderr.String(), "qmail-newmrh: fatal: unable to chdir to ") {
+		t.Errorf("exit %d %q", code, stderr.String())
 	}
 }

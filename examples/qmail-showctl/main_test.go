@@ -2,15 +2,14 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/internal/account"
+	"github.com/qmailkit/qmailkit/internal/progtest"
 )
 
 const passwd = "root:x:0:0::/root:/bin/sh\n" +
@@ -24,25 +23,13 @@ const passwd = "root:x:0:0::/root:/bin/sh\n" +
 
 const group = "root:x:0:\nnofiles:x:2107:\nqmail:x:2108:\n"
 
-func build(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the program")
-	}
-	bin := filepath.Join(t.TempDir(), "qmail-showctl")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // The built program with qmail's accounts (in a mount namespace of its
 // own): the header with their ids, the report, exit codes.
 func TestBinary(t *testing.T) {
 	if why := account.CanIsolate(); why != "" {
 		t.Skip(why)
 	}
-	bin := build(t)
+	bin := progtest.Build(t, "qmail-showctl")
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "passwd"), []byte(passwd), 0o644)
 	os.WriteFile(filepath.Join(dir, "group"), []byte(group), 0o644)
@@ -71,15 +58,7 @@ func TestBinary(t *testing.T) {
 			cmd.Env = append(os.Environ(), "QMAILHOME="+tc.home)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || stderr.String() != tc.stderr {
+			if code := progtest.Run(t, cmd); code != tc.code || !strings.Contains(stdout.String(), tc.stdout) || stderr.String() != tc.stderr {
 				t.Errorf("exit %d stdout %q stderr %q", code, stdout.String(), stderr.String())
 			}
 		})

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/account"
+	"github.com/qmailkit/qmailkit/internal/progtest"
 )
 
 // TestMain makes the test binary stand for qmail-send and for the logger
@@ -76,10 +75,7 @@ func newSetup(t *testing.T) *setup {
 	if why := account.CanIsolate(); why != "" {
 		t.Skip(why)
 	}
-	if testing.Short() {
-		t.Skip("builds the program")
-	}
-	s := &setup{dir: t.TempDir()}
+	s := &setup{dir: t.TempDir(), start: progtest.Build(t, "qmail-start")}
 	// The logger runs as qmaill: it must reach its script and the report
 	// directory.
 	for d := s.dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
@@ -110,10 +106,6 @@ func newSetup(t *testing.T) *setup {
 	s.passwd, s.group = filepath.Join(s.dir, "passwd"), filepath.Join(s.dir, "group")
 	os.WriteFile(s.passwd, []byte(passwd), 0o644)
 	os.WriteFile(s.group, []byte(group), 0o644)
-	s.start = filepath.Join(s.dir, "qmail-start")
-	if out, err := exec.Command("go", "build", "-o", s.start, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	return s
 }
 
@@ -133,13 +125,7 @@ func (s *setup) run(t *testing.T, args ...string) (code int, stderr string, out 
 	cmd.Stdout = f
 	var eb bytes.Buffer
 	cmd.Stderr = &eb
-	err = cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code = progtest.Run(t, cmd)
 	b, _ := os.ReadFile(outPath)
 	return code, eb.String(), string(b)
 }

@@ -6,26 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func newHome(t *testing.T, content []byte) string {
-	t.Helper()
-	home := t.TempDir()
-	os.MkdirAll(filepath.Join(home, "queue", "lock"), 0o755)
-	if content != nil {
-		os.WriteFile(filepath.Join(home, "queue", "lock", "tcpto"), content, 0o644)
-	}
-	return home
-}
+	"github.com/qmailkit/qmailkit/internal/progtest"
+)
 
 func runIn(home string) (int, string) {
 	var stderr bytes.Buffer
-	code := run(func(k string) string {
-		if k == "QMAILHOME" {
-			return home
-		}
-		return ""
-	}, &stderr)
+	code := run(progtest.Env(home), &stderr)
 	return code, stderr.String()
 }
 
@@ -40,7 +27,7 @@ func TestClear(t *testing.T) {
 		{"long file keeps its tail", append(bytes.Repeat([]byte{7}, 1024), "tail"...), append(make([]byte, 1024), "tail"...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			home := newHome(t, tc.content)
+			home := progtest.Home(t, map[string]string{"queue/lock/tcpto": string(tc.content)})
 			code, stderr := runIn(home)
 			got, _ := os.ReadFile(filepath.Join(home, "queue", "lock", "tcpto"))
 			if code != 0 || stderr != "" || !bytes.Equal(got, tc.want) {
@@ -60,18 +47,15 @@ func TestErrors(t *testing.T) {
 			"qmail-tcpok: fatal: unable to chdir to HOME: file does not exist\n"},
 		{"no queue/lock", func(t *testing.T) string { return t.TempDir() },
 			"qmail-tcpok: fatal: unable to chdir to HOME/queue/lock: file does not exist\n"},
-		{"no tcpto (never created)", func(t *testing.T) string { return newHome(t, nil) },
+		{"no tcpto (never created)", func(t *testing.T) string { return progtest.Home(t, map[string]string{"queue/lock/": ""}) },
 			"qmail-tcpok: fatal: unable to write HOME/queue/lock/tcpto: file does not exist\n"},
-		{"tcpto a directory", func(t *testing.T) string {
-			h := newHome(t, nil)
-			os.Mkdir(filepath.Join(h, "queue", "lock", "tcpto"), 0o755)
-			return h
-		}, "qmail-tcpok: fatal: unable to write HOME/queue/lock/tcpto: is a directory\n"},
+		{"tcpto a directory", func(t *testing.T) string { return progtest.Home(t, map[string]string{"queue/lock/tcpto/": ""}) },
+			"qmail-tcpok: fatal: unable to write HOME/queue/lock/tcpto: is a directory\n"},
 		{"tcpto /dev/full", func(t *testing.T) string {
 			if _, err := os.Stat("/dev/full"); err != nil {
 				t.Skip("no /dev/full")
 			}
-			h := newHome(t, nil)
+			h := progtest.Home(t, map[string]string{"queue/lock/": ""})
 			os.Symlink("/dev/full", filepath.Join(h, "queue", "lock", "tcpto"))
 			return h
 		}, "qmail-tcpok: fatal: unable to clear HOME/queue/lock/tcpto: out of disk space\n"},

@@ -2,10 +2,11 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit/internal/progtest"
 )
 
 func record(ip [4]byte, count byte, when uint32) []byte {
@@ -14,26 +15,9 @@ func record(ip [4]byte, count byte, when uint32) []byte {
 
 func cat(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
 
-// newHome makes QMAILHOME/queue/lock, with tcpto holding content unless
-// it is nil.
-func newHome(t *testing.T, content []byte) string {
-	t.Helper()
-	home := t.TempDir()
-	os.MkdirAll(filepath.Join(home, "queue", "lock"), 0o755)
-	if content != nil {
-		os.WriteFile(filepath.Join(home, "queue", "lock", "tcpto"), content, 0o644)
-	}
-	return home
-}
-
 func runAt(home string, now int64) (int, string) {
 	var out bytes.Buffer
-	code := run(func(k string) string {
-		if k == "QMAILHOME" {
-			return home
-		}
-		return ""
-	}, func() time.Time { return time.Unix(now, 0) }, &out)
+	code := run(progtest.Env(home), func() time.Time { return time.Unix(now, 0) }, &out)
 	return code, out.String()
 }
 
@@ -58,7 +42,7 @@ func TestTCPTO(t *testing.T) {
 		{"only the first 1024 bytes", cat(make([]byte, 1024), record([4]byte{1, 2, 3, 4}, 1, 0)), 1, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, out := runAt(newHome(t, tc.content), tc.now)
+			code, out := runAt(progtest.Home(t, map[string]string{"queue/lock/tcpto": string(tc.content)}), tc.now)
 			if code != 0 || out != tc.want {
 				t.Errorf("exit %d, output %q; want %q", code, out, tc.want)
 			}
@@ -75,18 +59,12 @@ func TestErrors(t *testing.T) {
 	}{
 		{"no home", func(t *testing.T) string { return filepath.Join(t.TempDir(), "none") }, "fatal: unable to chdir: file does not exist\n"},
 		{"no queue/lock", func(t *testing.T) string { return t.TempDir() }, "fatal: unable to chdir: file does not exist\n"},
-		{"queue/lock a file", func(t *testing.T) string {
-			h := t.TempDir()
-			os.Mkdir(filepath.Join(h, "queue"), 0o755)
-			os.WriteFile(filepath.Join(h, "queue", "lock"), nil, 0o644)
-			return h
-		}, "fatal: unable to chdir: not a directory\n"},
-		{"no tcpto", func(t *testing.T) string { return newHome(t, nil) }, "fatal: unable to open tcpto: file does not exist\n"},
-		{"tcpto a directory", func(t *testing.T) string {
-			h := newHome(t, nil)
-			os.Mkdir(filepath.Join(h, "queue", "lock", "tcpto"), 0o755)
-			return h
-		}, "fatal: unable to open tcpto: is a directory\n"},
+		{"queue/lock a file", func(t *testing.T) string { return progtest.Home(t, map[string]string{"queue/lock": ""}) },
+			"fatal: unable to chdir: not a directory\n"},
+		{"no tcpto", func(t *testing.T) string { return progtest.Home(t, map[string]string{"queue/lock/": ""}) },
+			"fatal: unable to open tcpto: file does not exist\n"},
+		{"tcpto a directory", func(t *testing.T) string { return progtest.Home(t, map[string]string{"queue/lock/tcpto/": ""}) },
+			"fatal: unable to open tcpto: is a directory\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out := runAt(tc.home(t), 1)
@@ -99,10 +77,9 @@ func TestErrors(t *testing.T) {
 
 // A huge file is read only up to its first 1024 bytes.
 func TestAbuse(t *testing.T) {
-	home := newHome(t, nil)
 	big := make([]byte, 10<<20)
 	copy(big, record([4]byte{9, 9, 9, 9}, 3, 0))
-	os.WriteFile(filepath.Join(home, "queue", "lock", "tcpto"), big, 0o644)
+	home := progtest.Home(t, map[string]string{"queue/lock/tcpto": string(big)})
 	if code, out := runAt(home, 7); code != 0 || out != "9.9.9.9 timed out 7 seconds ago; # recent timeouts: 3\n" {
 		t.Errorf("big file: %d %q", code, out)
 	}
