@@ -1,6 +1,7 @@
 package account
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 )
@@ -26,6 +27,10 @@ func CanIsolate() string {
 		if _, err := exec.LookPath(p); err != nil {
 			return p + " not found"
 		}
+	}
+	// A container may deny mount namespaces even to root.
+	if out, err := exec.Command("unshare", "--mount", "--propagation", "private", "true").CombinedOutput(); err != nil {
+		return fmt.Sprintf("no mount namespace: %v %s", err, out)
 	}
 	return ""
 }
