@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -198,6 +199,90 @@ func (f *FileTCPTO) Record(addr netip.Addr, timedOut bool, now time.Time) {
 	r := make([]byte, 16)
 	stamp(r, 1)
 	fh.WriteAt(r, int64(pos))
+}
+
+// TCPTOSize is the size of qmail's tcpto file: 64 records of 16 bytes.
+const TCPTOSize = tcptoRecords * 16
+
+// TCPTORecord is one record of qmail's tcpto file (see [FileTCPTO]).
+type TCPTORecord struct {
+	Addr  netip.Addr // an IPv4 address
+	Count byte       // timeouts counted; 0 for a free record
+	Last  uint32     // time of the last timeout, Unix seconds
+}
+
+// ParseTCPTO splits the contents of a tcpto file into its records, in file
+// order: len(b)/16 of them, a partial record at the end ignored.
+func ParseTCPTO(b []byte) []TCPTORecord {
+	recs := make([]TCPTORecord, 0, len(b)/16)
+	for ; len(b) >= 16; b = b[16:] {
+		recs = append(recs, TCPTORecord{
+			Addr:  netip.AddrFrom4([4]byte(b[:4])),
+			Count: b[4],
+			Last:  binary.LittleEndian.Uint32(b[8:12]),
+		})
+	}
+	return recs
+}
+
+// Records reads the file's records as qmail-tcpto does: the file opened
+// for writing (a handle for the lock; never created) and for reading, an
+// exclusive flock, then at most [TCPTOSize] bytes read. An error is an
+// *fs.PathError whose Op is "open", "flock" or "read". The opens do not
+// block: a FIFO in the file's place fails (ENXIO) or reads as empty.
+func (f *FileTCPTO) Records() ([]TCPTORecord, error) {
+	lock, err := os.OpenFile(f.Path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	fh, err := os.OpenFile(f.Path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	if err := flockEx(lock); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, TCPTOSize)
+	n, err := fh.Read(buf) // one read(2), as qmail-tcpto does
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return ParseTCPTO(buf[:n]), nil
+}
+
+// Clear forgets every timeout as qmail-tcpok does: the file opened for
+// writing (neither created nor truncated), an exclusive flock, then
+// [TCPTOSize] NUL bytes written from its start. An error is an
+// *fs.PathError whose Op is "open", "flock" or "write". The open does not
+// block: a FIFO in the file's place fails (ENXIO).
+func (f *FileTCPTO) Clear() error {
+	fh, err := os.OpenFile(f.Path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	if err := flockEx(fh); err != nil {
+		return err
+	}
+	if _, err := fh.Write(make([]byte, TCPTOSize)); err != nil {
+		return err
+	}
+	return fh.Close()
+}
+
+// flockEx takes an exclusive flock on f, waiting for it.
+func flockEx(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			if err != nil {
+				return &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
 }
 
 func (c *Client) tcptoState() TCPTO {
