@@ -449,11 +449,11 @@ func TestSafety(t *testing.T) {
 	e = newEnv(t)
 	e.tg.Home = filepath.Join(e.home, "nonexistent")
 	_, err = e.deliver("m\n")
-	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": No such file or directory. (#4.3.0)")
+	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": file does not exist. (#4.3.0)")
 	e.tg.Home = filepath.Join(e.home, "file")
 	writeFile(t, e.tg.Home, "", 0o644)
 	_, err = e.deliver("m\n")
-	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": Not a directory. (#4.3.0)")
+	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": not a directory. (#4.3.0)")
 	e.tg.Home = "relative"
 	if _, err := e.deliver("m\n"); ExitCode(err) != 111 {
 		t.Errorf("relative home: %v", err)
@@ -606,7 +606,7 @@ func TestFailureHalfWay(t *testing.T) {
 	// An mbox that cannot be opened.
 	e.qmail(".qmail", "./nodir/Mailbox\n", 0o644)
 	_, err = e.deliver("m\n")
-	wantErr(t, err, 111, "Unable to open ./nodir/Mailbox: No such file or directory. (#4.2.1)")
+	wantErr(t, err, 111, "Unable to open ./nodir/Mailbox: file does not exist. (#4.2.1)")
 }
 
 type failReader struct{}

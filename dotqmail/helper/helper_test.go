@@ -206,6 +206,21 @@ func TestPreline(t *testing.T) {
 			t.Errorf("preline %q: %d %q (%q), want %d %q", tt.args, r.code, r.stdout, r.stderr, tt.code, tt.out)
 		}
 	}
+	// Programs that cannot be run: djb's error texts, execvp's errno.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "noexec"), []byte("#!/bin/sh\n"), 0o644)
+	for _, tt := range []struct {
+		prog, stderr string
+	}{
+		{"/nonexistent", "preline: fatal: unable to run /nonexistent: file does not exist\n"},
+		{"nosuch-program", "preline: fatal: unable to run nosuch-program: file does not exist\n"},
+		{dir + "/noexec", "preline: fatal: unable to run " + dir + "/noexec: access denied\n"},
+	} {
+		r := call(t, Preline, []string{tt.prog}, env, nil, "m\n")
+		if r.code != 100 || r.stderr != tt.stderr {
+			t.Errorf("preline %s: %d %q, want 100 %q", tt.prog, r.code, r.stderr, tt.stderr)
+		}
+	}
 	// A message with "From " lines passes unquoted.
 	r := call(t, Preline, []string{"-frd", "cat"}, env, nil, "From x\n")
 	if r.stdout != "From x\n" {
