@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/qmailkit/qmailkit/dotqmail"
 )
 
 // ourBin is examples/dot-forward, built once by TestMain.
@@ -270,5 +272,47 @@ func TestVectors(t *testing.T) {
 	out, _ := cmd.CombinedOutput()
 	if want := "dot-forward: fatal: unable to chdir to " + w.qmail + "/nosuch: file does not exist\n"; string(out) != want {
 		t.Errorf("missing home: %q, want %q", out, want)
+	}
+}
+
+// TestUnderQmailLocal runs dot-forward as a .qmail program line, the way
+// it is installed ("|dot-forward .forward" then "./Mailbox"): exit 99
+// makes qmail-local skip the mbox line, exit 0 lets it deliver.
+func TestUnderQmailLocal(t *testing.T) {
+	for _, tt := range []struct {
+		name, forward string
+		mbox          bool   // whether ./Mailbox gets the message
+		envelope      string // what reached qmail-queue
+	}{
+		{"forward only", "bob@x.y\n", false, "Fjoe-sender@ex.com\x00Tbob@x.y\x00\x00"},
+		{"forward and keep", "\\joe, bob@x.y\n", true, "Fjoe-sender@ex.com\x00Tbob@x.y\x00\x00"},
+		{"no .forward", "", true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, tt.forward, map[string]string{"me": "ex.com\n"}, -1)
+			os.WriteFile(filepath.Join(w.home, ".qmail"), []byte("|"+ourBin+" .forward\n./Mailbox\n"), 0o644)
+			var out bytes.Buffer
+			d := &dotqmail.Deliverer{
+				Env:    []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + w.qmail},
+				Stdout: &out, Stderr: &out,
+			}
+			res, err := d.Deliver(t.Context(), dotqmail.Target{User: "joe", Home: w.home, Local: "joe", Domain: "ex.com",
+				Sender: "joe-sender@ex.com", DefaultDelivery: "./Maildir/"}, openMsg(t, body))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, res.Report)
+			}
+			mbox, _ := os.ReadFile(filepath.Join(w.home, "Mailbox"))
+			if (len(mbox) > 0) != tt.mbox {
+				t.Errorf("Mailbox %q", mbox)
+			}
+			env, _ := os.ReadFile(filepath.Join(w.qmail, "rec", "env"))
+			msg, _ := os.ReadFile(filepath.Join(w.qmail, "rec", "msg"))
+			if string(env) != tt.envelope || tt.envelope != "" && string(msg) != "Delivered-To: joe@ex.com\n"+body {
+				t.Errorf("queued %q %q", env, msg)
+			}
+			if tt.envelope != "" && !strings.Contains(out.String(), "dot-forward: info: qp ") {
+				t.Errorf("output %q", out.String())
+			}
+		})
 	}
 }
