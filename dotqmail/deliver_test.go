@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/qq"
 	"github.com/qmailkit/qmailkit/maildir"
 )
 
@@ -654,6 +656,10 @@ func TestForwardFailure(t *testing.T) {
 		{&ForwardError{Text: "qq write error or disk full (#4.3.0)"}, 111, "Unable to forward message: qq write error or disk full (#4.3.0)."},
 		{&ForwardError{Text: "envelope address too long for qq (#5.1.3)", Perm: true}, 100, "Unable to forward message: envelope address too long for qq (#5.1.3)."},
 		{errors.New("boom"), 111, "Unable to forward message: boom."},
+		// qmail-queue's pipes could not be made, as QueueProgram reports
+		// it: qmail-local's "Unable to fork", with djb's text.
+		{&ForwardError{Text: "unable to exec qq (#4.3.0)", Err: &qq.OpenError{Err: os.NewSyscallError("pipe2", syscall.EMFILE)}},
+			111, "Unable to fork: process cannot open more files. (#4.3.0)"},
 	} {
 		e := newEnv(t)
 		e.q.err = tt.err
