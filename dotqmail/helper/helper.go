@@ -31,6 +31,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/errstr"
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 // IO is what a helper program works with: its descriptors, environment and
@@ -218,6 +219,9 @@ func (o IO) inject(ctx context.Context, name, sender, dtline string, rcpts []str
 	}
 	r := io.MultiReader(strings.NewReader(dtline), o.Stdin)
 	id, err := o.Forwarder.Forward(ctx, sender, rcpts, r)
+	if oe := (*qq.OpenError)(nil); errors.As(err, &oe) {
+		return o.fatal(name, 111, "unable to fork: %s", errText(oe.Err)) // qmail_open failed
+	}
 	if err != nil {
 		var fe *dotqmail.ForwardError
 		text := err.Error()

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 type fakeQueue struct {
@@ -172,6 +174,8 @@ func TestForward(t *testing.T) {
 		{env, &dotqmail.ForwardError{Text: "qq write error or disk full (#4.3.0)"}, 111, "forward: fatal: qq write error or disk full (#4.3.0)\n"},
 		{env, &dotqmail.ForwardError{Text: "envelope address too long for qq (#5.1.3)", Perm: true}, 100, "forward: fatal: envelope address too long for qq (#5.1.3)\n"},
 		{env, errors.New("x"), 111, "forward: fatal: x\n"},
+		{env, &dotqmail.ForwardError{Text: "unable to exec qq (#4.3.0)", Err: &qq.OpenError{Err: syscall.EMFILE}}, 111,
+			"forward: fatal: unable to fork: process cannot open more files\n"},
 	} {
 		r := call(t, Forward, []string{"a@b"}, tt.env, &fakeQueue{err: tt.qerr}, "m\n")
 		if r.code != tt.code || r.stderr != tt.text {
