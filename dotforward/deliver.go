@@ -10,6 +10,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/errstr"
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 // Forwarder injects a message into the queue, as dot-forward does through
@@ -256,6 +257,9 @@ func (d *Deliverer) forward(ctx context.Context, rcpts []string, msg io.Reader) 
 		return "", &Error{Text: "unable to run qmail-queue: no forwarder"}
 	}
 	id, err := d.Forwarder.Forward(ctx, d.Sender, rcpts, io.MultiReader(strings.NewReader(d.DTLine), msg))
+	if oe := (*qq.OpenError)(nil); errors.As(err, &oe) { // qmail_open failed
+		return "", &Error{Text: "unable to run qmail-queue: " + errstr.Text(oe.Err), Err: err}
+	}
 	if err != nil {
 		text := err.Error()
 		var fe *dotqmail.ForwardError

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 // Assert that the queue program of dotqmail is a Forwarder.
@@ -176,6 +177,9 @@ func TestForward(t *testing.T) {
 		{&dotqmail.ForwardError{Text: "qq write error or disk full (#4.3.0)"}, 111,
 			"unable to forward message: qq write error or disk full (#4.3.0)"},
 		{errors.New("queue: closed"), 111, "unable to forward message: queue: closed"},
+		// qmail-queue's pipes could not be made, as QueueProgram says it.
+		{&dotqmail.ForwardError{Text: "unable to exec qq (#4.3.0)", Err: &qq.OpenError{Err: syscall.EMFILE}}, 111,
+			"unable to run qmail-queue: process cannot open more files"},
 	} {
 		d, q, msg := setup(t, map[string]string{".forward": "a@b.c\n"})
 		q.err = tt.err
