@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 )
@@ -314,5 +315,39 @@ func TestUnderQmailLocal(t *testing.T) {
 				t.Errorf("output %q", out.String())
 			}
 		})
+	}
+}
+
+// TestNeverExits: dot-forward has no time limit of its own; qmail-local's
+// covers it, killing dot-forward and the program it runs (both in the
+// .qmail program's process group: dot-forward starts no group of its
+// own).
+func TestNeverExits(t *testing.T) {
+	w := newWorld(t, "\"|echo $$ > pid; exec sleep 1000\"\n", map[string]string{"me": "ex.com\n"}, -1)
+	os.WriteFile(filepath.Join(w.home, ".qmail"), []byte("|"+ourBin+" .forward\n./Mailbox\n"), 0o644)
+	d := &dotqmail.Deliverer{Env: []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + w.qmail}, Timeout: time.Second}
+	start := time.Now()
+	res, err := d.Deliver(t.Context(), dotqmail.Target{User: "joe", Home: w.home, Local: "joe", Domain: "ex.com",
+		Sender: "s@t", DefaultDelivery: "./Maildir/"}, openMsg(t, body))
+	if dotqmail.ExitCode(err) != 111 || !strings.Contains(res.Report, "Timeout on program delivery. (#4.3.0)") {
+		t.Errorf("%q, %v", res.Report, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %v", d)
+	}
+	b, _ := os.ReadFile(filepath.Join(w.home, "pid"))
+	pid := strings.TrimSpace(string(b))
+	if pid == "" {
+		t.Fatal("the program did not start")
+	}
+	for i := 0; ; i++ {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break // gone, or a zombie waiting for init
+		}
+		if i == 100 {
+			t.Fatalf("the program %s survived: %s", pid, stat)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
