@@ -63,5 +63,8 @@
 // a NUL byte; an address that is only a comment or "<>" is skipped; a
 // directory named .forward fails with "unable to read .forward: is a
 // directory". Differences: the line and recipient limits above, where
-// dot-forward grows without bound.
+// dot-forward grows without bound; and through dotqmail.QueueProgram a
+// qmail-queue that exits 82 with a text on descriptor 6 (notqmail's
+// custom error) gets that text reported, where dot-forward 0.71 says "qq
+// temporary problem (#4.3.0)".
 package dotforward
