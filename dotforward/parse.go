@@ -170,11 +170,11 @@ func (c *Config) entry(addr string, hasAt bool) (Entry, bool, error) {
 	if addr == "" {
 		return Entry{}, false, nil
 	}
-	if !hasAt && len(addr) == len(c.User) && asciiEqualFold(addr, c.User) {
+	if !hasAt && len(addr) == len(c.User) && foldEqual(addr, c.User) {
 		return Entry{Kind: Direct, Arg: cString(addr)}, true, nil
 	}
 	if hasAt && len(addr) == len(c.User)+1+len(c.Host) && addr[len(c.User)] == '@' &&
-		asciiEqualFold(addr[:len(c.User)], c.User) && asciiEqualFold(addr[len(c.User)+1:], c.Host) {
+		foldEqual(addr[:len(c.User)], c.User) && foldEqual(addr[len(c.User)+1:], c.Host) {
 		return Entry{Kind: Direct, Arg: cString(addr)}, true, nil
 	}
 	if !hasAt && addr[0] == '/' {
@@ -203,22 +203,23 @@ func cString(s string) string {
 	return s
 }
 
-// asciiEqualFold compares as djb's case_diffb does: only A-Z fold.
-func asciiEqualFold(a, b string) bool {
+// foldEqual compares as djb's case_diffb: A-Z match a-z, every other
+// byte only itself.
+func foldEqual(a, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
+	for i := range len(a) {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
