@@ -180,7 +180,14 @@ func (d *Deliverer) file(ctx context.Context, name string, msg io.ReadSeeker, pl
 	if limit == 0 {
 		limit = DefaultMaxForward
 	}
-	err = d.Parse(f, func(e Entry) error {
+	// A long file is read to its end unless ctx ends first.
+	r := readerFunc(func(p []byte) (int, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return f.Read(p)
+	})
+	err = d.Parse(r, func(e Entry) error {
 		switch e.Kind {
 		case Direct:
 			acted, direct = true, true
@@ -270,3 +277,7 @@ func (d *Deliverer) forward(ctx context.Context, rcpts []string, msg io.Reader) 
 	}
 	return id, nil
 }
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

@@ -406,3 +406,14 @@ func TestAbuse(t *testing.T) {
 		}
 	})
 }
+
+// TestCancel: a cancelled context stops the reading of a long file.
+func TestCancel(t *testing.T) {
+	d, q, msg := setup(t, map[string]string{".forward": strings.Repeat("# comment\n", 1<<16) + "a@b.c\n"})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	res, err := d.Deliver(ctx, []string{".forward"}, msg)
+	if ExitCode(res, err) != 111 || !errors.Is(err, context.Canceled) || q.calls != 0 {
+		t.Errorf("%d %v, %d injections", ExitCode(res, err), err, q.calls)
+	}
+}
