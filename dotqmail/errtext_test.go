@@ -1,9 +1,11 @@
 package dotqmail
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/internal/quotafs"
@@ -43,6 +45,20 @@ func TestErrorTexts(t *testing.T) {
 			wantErr(t, err, tt.code, strings.ReplaceAll(tt.text, "HOME", home))
 		})
 	}
+}
+
+// TestReadErrorText: a message that cannot be read.
+func TestReadErrorText(t *testing.T) {
+	e := newEnv(t)
+	e.qmail(".qmail", "./Mailbox\n", 0o644)
+	_, err := e.d.Deliver(t.Context(), e.tg, eioReader{})
+	wantErr(t, err, 111, "Unable to read message: input/output error. (#4.3.0)")
+}
+
+type eioReader struct{}
+
+func (eioReader) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: "msg", Err: syscall.EIO}
 }
 
 // TestAccessDenied: EACCES reads "access denied" in qmail-local's reports,
