@@ -38,12 +38,8 @@ func needDebian(t *testing.T) {
 // negative).
 func (w world) runIn(t *testing.T, bin, stdin string, environ []string, uid int, args ...string) outcome {
 	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(self, append([]string{bin}, args...)...)
-	cmd.Env = append(environ, helperEnv+"=1", "DFX_QMAIL="+w.qmail, "DFX_DIR="+w.home)
+	cmd := exec.Command(nsHelper, append([]string{bin}, args...)...)
+	cmd.Env = append(environ, "DFX_QMAIL="+w.qmail, "DFX_DIR="+w.home)
 	if uid >= 0 {
 		cmd.Env = append(cmd.Env, "DFX_UID="+strconv.Itoa(uid))
 	}

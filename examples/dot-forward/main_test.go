@@ -8,75 +8,36 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 )
 
-// ourBin is examples/dot-forward, built once by TestMain.
-var ourBin string
-
-// The test binary doubles as the helper that runs a program in a private
-// mount namespace (see inNamespace): with helperEnv set, it bind-mounts
-// $DFX_QMAIL over /var/lib/qmail, changes to $DFX_DIR, drops to $DFX_UID
-// if set, and execs its arguments.
-const helperEnv = "DOTFORWARD_TEST_HELPER"
+// ourBin is examples/dot-forward and nsHelper testdata/nshelper (which
+// runs a program in the private mount namespace of the interop tests),
+// both built once by TestMain.
+var ourBin, nsHelper string
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) != "" {
-		os.Exit(helper())
-	}
 	dir, err := os.MkdirTemp("", "dot-forward-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Chmod(dir, 0o755)
-	ourBin = filepath.Join(dir, "dot-forward")
-	if out, err := exec.Command("go", "build", "-o", ourBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
+	ourBin, nsHelper = filepath.Join(dir, "dot-forward"), filepath.Join(dir, "nshelper")
+	for bin, pkg := range map[string]string{ourBin: ".", nsHelper: "./testdata/nshelper"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func helper() int {
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		return 125
-	}
-	if err := syscall.Mount(os.Getenv("DFX_QMAIL"), "/var/lib/qmail", "", syscall.MS_BIND, ""); err != nil {
-		return fail(err)
-	}
-	if err := os.Chdir(os.Getenv("DFX_DIR")); err != nil {
-		return fail(err)
-	}
-	if s := os.Getenv("DFX_UID"); s != "" {
-		id, _ := strconv.Atoi(s)
-		if err := syscall.Setgroups(nil); err != nil {
-			return fail(err)
-		}
-		if err := syscall.Setgid(id); err != nil {
-			return fail(err)
-		}
-		if err := syscall.Setuid(id); err != nil {
-			return fail(err)
-		}
-	}
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, helperEnv+"=") && !strings.HasPrefix(kv, "DFX_") {
-			env = append(env, kv)
-		}
-	}
-	err := syscall.Exec(os.Args[1], os.Args[1:], env)
-	return fail(err)
 }
 
 // world is what one run of dot-forward sees: a home directory (its
