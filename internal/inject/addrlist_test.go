@@ -1,8 +1,10 @@
 package inject
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -43,4 +45,27 @@ func TestParseAddressList(t *testing.T) {
 			t.Errorf("%q: %q, %v; want %q, %v", tt.line, got, err, tt.want, tt.err)
 		}
 	}
+}
+
+// FuzzParseAddressList: no panic; an address said to have an '@' shows
+// one; a line that lexes and has no '>' always parses.
+func FuzzParseAddressList(f *testing.F) {
+	for _, s := range []string{"bob@x.y, carol\n", "Joe Q <jq@x.y> (c), x", "grp: a, b;", "a, b> c", "\"open",
+		"<>, <joe", "x@[1.2.3.4]", "\\joe, \"|vacation joe\"", "a\x00b, c", "(c (nested)) x\\"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		err := ParseAddressList(line, func(addr string, hasAt bool) error {
+			if hasAt && !strings.Contains(addr, "@") {
+				t.Fatalf("address %q has an '@' token but no '@'", addr)
+			}
+			return nil
+		})
+		if _, ok := tokenize(line); ok && !bytes.Contains(line, []byte(">")) && err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if err != nil && !errors.Is(err, ErrSyntax) {
+			t.Fatalf("%q: %v", line, err)
+		}
+	})
 }
