@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/qq"
 	"github.com/qmailkit/qmailkit/maildir"
 )
 
@@ -423,6 +424,10 @@ func (x *run) forward(ctx context.Context, sender string, rcpts []string) error 
 	}
 	r := prefixed(x.l.dt, x.msg.reader())
 	id, err := x.d.Forwarder.Forward(ctx, sender, rcpts, r)
+	if oe := (*qq.OpenError)(nil); errors.As(err, &oe) {
+		// qmail_open failed: qmail-local's temp_fork.
+		return &Error{Text: "Unable to fork: " + errText(oe.Err) + ". (#4.3.0)", Err: err}
+	}
 	if err != nil {
 		return &Error{Text: "Unable to forward message: " + forwardText(err) + ".", Perm: ExitCode(err) == 100, Err: err}
 	}

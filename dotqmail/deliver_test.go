@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/qq"
 	"github.com/qmailkit/qmailkit/maildir"
 )
 
@@ -449,11 +451,11 @@ func TestSafety(t *testing.T) {
 	e = newEnv(t)
 	e.tg.Home = filepath.Join(e.home, "nonexistent")
 	_, err = e.deliver("m\n")
-	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": No such file or directory. (#4.3.0)")
+	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": file does not exist. (#4.3.0)")
 	e.tg.Home = filepath.Join(e.home, "file")
 	writeFile(t, e.tg.Home, "", 0o644)
 	_, err = e.deliver("m\n")
-	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": Not a directory. (#4.3.0)")
+	wantErr(t, err, 111, "Unable to switch to "+e.tg.Home+": not a directory. (#4.3.0)")
 	e.tg.Home = "relative"
 	if _, err := e.deliver("m\n"); ExitCode(err) != 111 {
 		t.Errorf("relative home: %v", err)
@@ -606,7 +608,7 @@ func TestFailureHalfWay(t *testing.T) {
 	// An mbox that cannot be opened.
 	e.qmail(".qmail", "./nodir/Mailbox\n", 0o644)
 	_, err = e.deliver("m\n")
-	wantErr(t, err, 111, "Unable to open ./nodir/Mailbox: No such file or directory. (#4.2.1)")
+	wantErr(t, err, 111, "Unable to open ./nodir/Mailbox: file does not exist. (#4.2.1)")
 }
 
 type failReader struct{}
@@ -654,6 +656,10 @@ func TestForwardFailure(t *testing.T) {
 		{&ForwardError{Text: "qq write error or disk full (#4.3.0)"}, 111, "Unable to forward message: qq write error or disk full (#4.3.0)."},
 		{&ForwardError{Text: "envelope address too long for qq (#5.1.3)", Perm: true}, 100, "Unable to forward message: envelope address too long for qq (#5.1.3)."},
 		{errors.New("boom"), 111, "Unable to forward message: boom."},
+		// qmail-queue's pipes could not be made, as QueueProgram reports
+		// it: qmail-local's "Unable to fork", with djb's text.
+		{&ForwardError{Text: "unable to exec qq (#4.3.0)", Err: &qq.OpenError{Err: os.NewSyscallError("pipe2", syscall.EMFILE)}},
+			111, "Unable to fork: process cannot open more files. (#4.3.0)"},
 	} {
 		e := newEnv(t)
 		e.q.err = tt.err

@@ -110,7 +110,10 @@
 //
 // # Compatibility
 //
-// Report texts, exit codes (through [ExitCode] and [SpawnReport]), the
+// Report texts (a system error in them worded as qmail's error_str words
+// it: "Unable to open ./Mailbox: file does not exist. (#4.2.1)", "access
+// denied", "disk quota exceeded", not the C library's "No such file or
+// directory"), exit codes (through [ExitCode] and [SpawnReport]), the
 // prepended lines byte for byte, the search order and its quirks (ext ""
 // tries .qmaildefault; $DEFAULT "default" for an exact .qmail-x-default;
 // a space before ./Mailbox makes a forward; CRLF files give paths ending in

@@ -3,6 +3,8 @@ package dotqmail
 import (
 	"errors"
 	"syscall"
+
+	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 
 // isTemp reports whether err carries an errno qmail treats as temporary
@@ -30,17 +32,7 @@ func isAccess(err error) bool {
 	return errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)
 }
 
-// errText is the C library's text for the errno in err ("No such file or
-// directory"), which qmail-local puts in its reports; other errors give
-// their own text.
-func errText(err error) string {
-	var e syscall.Errno
-	if !errors.As(err, &e) {
-		return err.Error()
-	}
-	s := e.Error()
-	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-		s = string(s[0]-'a'+'A') + s[1:]
-	}
-	return s
-}
+// errText is djb's text for the errno in err ("file does not exist"), as
+// qmail-local's error_str words it in its reports; other errors give their
+// own text.
+func errText(err error) string { return errstr.Text(err) }

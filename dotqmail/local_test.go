@@ -357,7 +357,7 @@ func TestUnreadableQmail(t *testing.T) {
 	e.qmail(".qmail-default", "./Mailbox\n", 0o644)
 	os.Chmod(filepath.Join(e.home, ".qmail-x"), 0)
 	_, err := e.deliver("m\n")
-	wantErr(t, err, 111, "Unable to open .qmail-x: Permission denied. (#4.3.0)")
+	wantErr(t, err, 111, "Unable to open .qmail-x: access denied. (#4.3.0)")
 	if e.read("Mailbox") != "" {
 		t.Error("delivered by .qmail-default")
 	}

@@ -23,12 +23,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/internal/errstr"
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 // IO is what a helper program works with: its descriptors, environment and
@@ -216,6 +219,9 @@ func (o IO) inject(ctx context.Context, name, sender, dtline string, rcpts []str
 	}
 	r := io.MultiReader(strings.NewReader(dtline), o.Stdin)
 	id, err := o.Forwarder.Forward(ctx, sender, rcpts, r)
+	if oe := (*qq.OpenError)(nil); errors.As(err, &oe) {
+		return o.fatal(name, 111, "unable to fork: %s", errText(oe.Err)) // qmail_open failed
+	}
 	if err != nil {
 		var fe *dotqmail.ForwardError
 		text := err.Error()
@@ -313,15 +319,16 @@ func Preline(ctx context.Context, args []string, o IO) int {
 	return code
 }
 
-// errText is the C library's text for the errno in err, as qmail prints it.
+// errText is djb's text for the errno in err, as the helpers' strerr
+// messages word it ("file does not exist"). exec.LookPath's verdicts read
+// as the errno execvp would have set: ENOENT for a program not found,
+// EACCES for a file that is not executable.
 func errText(err error) string {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		s := e.Error()
-		if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-			s = string(s[0]-'a'+'A') + s[1:]
-		}
-		return s
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		err = syscall.ENOENT
+	case errors.Is(err, fs.ErrPermission):
+		err = syscall.EACCES
 	}
-	return err.Error()
+	return errstr.Text(err)
 }

@@ -8,9 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
 type fakeQueue struct {
@@ -172,6 +174,8 @@ func TestForward(t *testing.T) {
 		{env, &dotqmail.ForwardError{Text: "qq write error or disk full (#4.3.0)"}, 111, "forward: fatal: qq write error or disk full (#4.3.0)\n"},
 		{env, &dotqmail.ForwardError{Text: "envelope address too long for qq (#5.1.3)", Perm: true}, 100, "forward: fatal: envelope address too long for qq (#5.1.3)\n"},
 		{env, errors.New("x"), 111, "forward: fatal: x\n"},
+		{env, &dotqmail.ForwardError{Text: "unable to exec qq (#4.3.0)", Err: &qq.OpenError{Err: syscall.EMFILE}}, 111,
+			"forward: fatal: unable to fork: process cannot open more files\n"},
 	} {
 		r := call(t, Forward, []string{"a@b"}, tt.env, &fakeQueue{err: tt.qerr}, "m\n")
 		if r.code != tt.code || r.stderr != tt.text {
@@ -204,6 +208,21 @@ func TestPreline(t *testing.T) {
 		r := call(t, Preline, tt.args, tt.env, nil, "m\n")
 		if r.code != tt.code || r.stdout != tt.out {
 			t.Errorf("preline %q: %d %q (%q), want %d %q", tt.args, r.code, r.stdout, r.stderr, tt.code, tt.out)
+		}
+	}
+	// Programs that cannot be run: djb's error texts, execvp's errno.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "noexec"), []byte("#!/bin/sh\n"), 0o644)
+	for _, tt := range []struct {
+		prog, stderr string
+	}{
+		{"/nonexistent", "preline: fatal: unable to run /nonexistent: file does not exist\n"},
+		{"nosuch-program", "preline: fatal: unable to run nosuch-program: file does not exist\n"},
+		{dir + "/noexec", "preline: fatal: unable to run " + dir + "/noexec: access denied\n"},
+	} {
+		r := call(t, Preline, []string{tt.prog}, env, nil, "m\n")
+		if r.code != 100 || r.stderr != tt.stderr {
+			t.Errorf("preline %s: %d %q, want 100 %q", tt.prog, r.code, r.stderr, tt.stderr)
 		}
 	}
 	// A message with "From " lines passes unquoted.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/internal/quotafs"
 )
 
 func setup(t *testing.T, qmail string) (home string, stdin *os.File) {
@@ -354,4 +355,79 @@ func TestDescriptors(t *testing.T) {
 			t.Errorf("%s: %q, want %q", f.Name(), b, data)
 		}
 	}
+}
+
+// TestErrorTexts: qmail-local's error lines word a system error as qmail's
+// error_str does (issue 18): file not found, permission denied (as
+// nobody, whom permissions bind) and a full quota (a btrfs file system
+// with a qgroup limit, see internal/quotafs).
+func TestErrorTexts(t *testing.T) {
+	t.Run("not found", func(t *testing.T) {
+		home, stdin := setup(t, "./nodir/mbox\n")
+		code, out, errOut := runIt(t, stdin, nil, "joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+		if want := "Unable to open ./nodir/mbox: file does not exist. (#4.2.1)\n"; code != 111 || out != "" || errOut != want {
+			t.Errorf("%d %q %q, want 111 %q", code, out, errOut, want)
+		}
+		code, out, errOut = runIt(t, stdin, nil, "joe", home+"/x", "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")
+		if want := "Unable to switch to " + home + "/x: file does not exist. (#4.3.0)\n"; code != 111 || out != "" || errOut != want {
+			t.Errorf("%d %q %q, want 111 %q", code, out, errOut, want)
+		}
+	})
+	t.Run("access denied", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("not root: cannot run qmail-local as nobody, and the test's own files are always readable to it")
+		}
+		if testing.Short() {
+			t.Skip("builds qmail-local")
+		}
+		base := t.TempDir()
+		os.Chmod(filepath.Dir(base), 0o755)
+		os.Chmod(base, 0o755)
+		bin := filepath.Join(base, "qmail-local")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/qmailkit/qmailkit/examples/qmail-local").CombinedOutput(); err != nil {
+			t.Fatalf("build: %v\n%s", err, out)
+		}
+		home, stdin := setup(t, "")
+		os.Chmod(filepath.Dir(home), 0o755)
+		os.WriteFile(filepath.Join(home, ".qmail-x"), []byte("./Mailbox\n"), 0o644)
+		os.WriteFile(filepath.Join(home, "Mailbox"), nil, 0o444)
+		os.WriteFile(filepath.Join(home, ".qmail-y"), []byte("./Mailbox\n"), 0)
+		filepath.Walk(home, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 65534, 65534) })
+		for _, tt := range []struct{ ext, want string }{
+			{"x", "Unable to open ./Mailbox: access denied. (#4.2.1)\n"},
+			{"y", "Unable to open .qmail-y: access denied. (#4.3.0)\n"},
+		} {
+			cmd := exec.Command(bin, "joe", home, "joe-"+tt.ext, "-", tt.ext, "ex.com", "a@b", "./Mailbox")
+			cmd.Env = []string{"PATH=/usr/bin:/bin"}
+			cmd.Stdin = stdin
+			var so, se bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &so, &se
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 111 || so.String() != "" || se.String() != tt.want {
+				t.Errorf(".qmail-%s: %v %q %q, want exit 111 %q", tt.ext, err, so.String(), se.String(), tt.want)
+			}
+		}
+	})
+	t.Run("over quota", func(t *testing.T) {
+		home := quotafs.Dir(t, 1<<20)
+		os.WriteFile(filepath.Join(home, ".qmail-x"), []byte("./Mailbox\n"), 0o644)
+		os.WriteFile(filepath.Join(home, ".qmail-y"), []byte("./New\n"), 0o644)
+		os.WriteFile(filepath.Join(home, "Mailbox"), nil, 0o600)
+		quotafs.Fill(t, home, "fill")
+		_, stdin := setup(t, "")
+		for _, tt := range []struct{ ext, want string }{
+			{"x", "Unable to write ./Mailbox: disk quota exceeded. (#4.3.0)\n"},
+			{"y", "Unable to open ./New: disk quota exceeded. (#4.2.1)\n"},
+		} {
+			code, out, errOut := runIt(t, stdin, nil, "joe", home, "joe-"+tt.ext, "-", tt.ext, "ex.com", "a@b", "./Mailbox")
+			if code != 111 || out != "" || errOut != tt.want {
+				t.Errorf(".qmail-%s: %d %q %q, want 111 %q", tt.ext, code, out, errOut, tt.want)
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(home, "Mailbox")); err != nil || fi.Size() != 0 {
+			t.Errorf("Mailbox after the failed delivery: %v %v, want empty", fi, err)
+		}
+	})
 }

@@ -53,6 +53,18 @@ func (e *Error) Permanent() bool { return e.Result[0] == 'D' }
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// OpenError is the cause of an *Error when the program could not be
+// started because its pipes could not be made (qmail_open failing, which
+// qmail-local reports as "Unable to fork: <error>"). The Error's result
+// is still "unable to exec qq" for callers that do not look further.
+type OpenError struct {
+	Err error
+}
+
+func (e *OpenError) Error() string { return "qq: unable to make pipes: " + e.Err.Error() }
+
+func (e *OpenError) Unwrap() error { return e.Err }
+
 func fail(exit int, custom []byte, cause error) *Error {
 	return &Error{Exit: exit, Result: ExitText(exit, custom), Err: cause}
 }
@@ -85,20 +97,20 @@ func Envelope(from string, to []string) []byte {
 func (p *Program) Run(ctx context.Context, from string, to []string, msg io.Reader) (string, error) {
 	mr, mw, err := os.Pipe()
 	if err != nil {
-		return "", fail(120, nil, err)
+		return "", fail(120, nil, &OpenError{err})
 	}
 	defer mw.Close()
 	er, ew, err := os.Pipe()
 	if err != nil {
 		mr.Close()
-		return "", fail(120, nil, err)
+		return "", fail(120, nil, &OpenError{err})
 	}
 	defer ew.Close()
 	xr, xw, err := os.Pipe()
 	if err != nil {
 		mr.Close()
 		er.Close()
-		return "", fail(120, nil, err)
+		return "", fail(120, nil, &OpenError{err})
 	}
 	defer xr.Close()
 
