@@ -1,6 +1,7 @@
 package aliases
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +31,8 @@ type DB struct {
 const DefaultMaxListBytes = 64 << 20
 
 // Open opens the database at path. Errors are *Error "unable to read PATH"
-// (with "protocol error" as the system error for a file too short or
-// corrupt to be a database). The file is mapped once: a database renamed
+// (with EIO, "input/output error", as the system error for a file too
+// short or corrupt to be a database). The file is mapped once: a database renamed
 // over path later is seen by opening again, as fastforward opens it once
 // per message.
 func Open(path string) (*DB, error) {
@@ -48,9 +49,19 @@ func Open(path string) (*DB, error) {
 func OpenFile(f *os.File) (*DB, error) {
 	c, err := cdb.OpenFile(f)
 	if err != nil {
-		return nil, sysErr("unable to read "+f.Name(), unwrapPath(err))
+		return nil, sysErr("unable to read "+f.Name(), dbErr(err))
 	}
 	return &DB{c: c, name: f.Name()}, nil
+}
+
+// dbErr is the system error of a failed database read: a corrupt or
+// truncated file reads as EIO ("input/output error"), as the short read
+// of fastforward's cdb library does.
+func dbErr(err error) error {
+	if errors.Is(err, cdb.ErrCorrupt) {
+		return syscall.EIO
+	}
+	return unwrapPath(err)
 }
 
 // Close unmaps the database.
@@ -70,7 +81,7 @@ func (db *DB) Lookup(kind byte, addr string, wild bool) ([]byte, error) {
 	for _, k := range keys {
 		d, err := db.c.Get([]byte(lower(string(kind) + k)))
 		if err != nil {
-			return nil, sysErr("unable to read "+db.name, unwrapPath(err))
+			return nil, sysErr("unable to read "+db.name, dbErr(err))
 		}
 		if d != nil {
 			return d, nil
