@@ -84,6 +84,17 @@ func Create(path, tmp string) (*Writer, error) {
 	return &Writer{f: f, w: w, path: path, tmp: tmp}, nil
 }
 
+// NewWriter writes a database to ws, which must be positioned where the
+// database begins (normally an empty file or buffer). Close finishes it;
+// there is no temporary file, fsync or rename.
+func NewWriter(ws io.WriteSeeker) (*Writer, error) {
+	w, err := cdb.NewWriter(seeker{ws}, nil)
+	if err != nil {
+		return nil, sysErr("unable to write database", err)
+	}
+	return &Writer{w: w, tmp: "database"}, nil
+}
+
 // Put appends a record.
 func (w *Writer) Put(r Record) error {
 	if err := w.w.Put([]byte(r.Key), []byte(r.Data)); err != nil {
@@ -100,8 +111,13 @@ func (w *Writer) Close() error {
 	}
 	w.done = true
 	if err := w.w.Close(); err != nil {
-		w.f.Close()
+		if w.f != nil {
+			w.f.Close()
+		}
 		return sysErr("unable to write to "+w.tmp, unwrapPath(err))
+	}
+	if w.f == nil {
+		return nil
 	}
 	return install(w.f, w.tmp, w.path)
 }
@@ -109,10 +125,10 @@ func (w *Writer) Close() error {
 // Abort gives the database up: the temporary file is closed and left, as
 // fastforward's programs leave it when they die.
 func (w *Writer) Abort() {
-	if !w.done {
-		w.done = true
+	if !w.done && w.f != nil {
 		w.f.Close()
 	}
+	w.done = true
 }
 
 // install fsyncs and closes f (written at tmp) and renames tmp to path.
