@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/qmailkit/qmailkit/aliases"
+	"github.com/qmailkit/qmailkit/dotqmail"
 )
 
 // controlSets are the control files the aliases table is compiled with.
@@ -98,35 +99,69 @@ func writeControls(t *testing.T, qmail string, set map[string]string) {
 }
 
 // TestInteropNewaliases compiles every aliases file with every control
-// set with Debian's qmail-newaliases and ours, and compares the cdb bytes,
-// the messages and the exit codes.
+// set with Debian's qmail-newaliases (in a mount namespace, its paths being
+// fixed) and ours, and compares the cdb bytes, the messages and the exit
+// codes.
 func TestInteropNewaliases(t *testing.T) {
 	needNS(t, "/usr/sbin/qmail-newaliases")
 	root := t.TempDir()
-	etc, qmail := filepath.Join(root, "etc"), filepath.Join(root, "qmail")
-	os.MkdirAll(etc, 0o755)
+	etc, qmail, work := filepath.Join(root, "etc"), filepath.Join(root, "qmail"), filepath.Join(root, "work")
+	for _, d := range []string{etc, work + "/in", work + "/out"} {
+		os.MkdirAll(d, 0o755)
+	}
+	for ai, src := range aliasFiles {
+		file(t, work+"/in", fmt.Sprintf("%03d", ai), src)
+	}
 	for ci, set := range controlSets {
 		writeControls(t, qmail, set)
+		os.RemoveAll(work + "/out")
+		os.MkdirAll(work+"/out", 0o755)
+		r := nsRun(t, etc, qmail, work, []string{"PATH=/usr/bin:/bin"}, "", "batch", "/usr/sbin/qmail-newaliases")
+		if r.code != 0 {
+			t.Fatalf("batch: %+v", r)
+		}
 		for ai, src := range aliasFiles {
 			t.Run(fmt.Sprintf("controls%d/aliases%d", ci, ai), func(t *testing.T) {
-				var outs [2]result
-				var cdbs [2][]byte
-				for i, argv := range [][]string{{"/usr/sbin/qmail-newaliases"}, {"ours:newaliases"}} {
-					os.Remove(filepath.Join(etc, "aliases.cdb"))
-					os.Remove(filepath.Join(etc, "aliases.tmp"))
-					file(t, etc, "aliases", src)
-					outs[i] = nsRun(t, etc, qmail, "", []string{"PATH=/usr/bin:/bin", "QMAILHOME=/var/lib/qmail"}, "", argv...)
-					cdbs[i], _ = os.ReadFile(filepath.Join(etc, "aliases.cdb"))
+				name := filepath.Join(work, "out", fmt.Sprintf("%03d", ai))
+				code, _ := os.ReadFile(name + ".code")
+				so, _ := os.ReadFile(name + ".stdout")
+				se, _ := os.ReadFile(name + ".stderr")
+				deb := result{atoi(string(code)), string(so), string(se)}
+				debCDB, _ := os.ReadFile(name + ".cdb")
+
+				dir := t.TempDir()
+				in := file(t, dir, "aliases", src)
+				ours := run(t, func(o IO) int {
+					return Newaliases(in, filepath.Join(dir, "aliases.tmp"), filepath.Join(dir, "aliases.cdb"), o)
+				}, "", []string{"QMAILHOME=" + qmail}, nil)
+				ours.stderr = strings.ReplaceAll(ours.stderr, in, "/etc/aliases")
+				ourCDB, _ := os.ReadFile(filepath.Join(dir, "aliases.cdb"))
+				if deb != ours {
+					t.Errorf("aliases %q:\nDebian %+v\nours   %+v", src, deb, ours)
 				}
-				if outs[0] != outs[1] {
-					t.Errorf("aliases %q:\nDebian %+v\nours   %+v", src, outs[0], outs[1])
-				}
-				if !bytes.Equal(cdbs[0], cdbs[1]) {
-					t.Errorf("aliases %q: cdb differs\nDebian %q\nours   %q", src, printed(t, cdbs[0]), printed(t, cdbs[1]))
+				if !bytes.Equal(debCDB, ourCDB) {
+					t.Errorf("aliases %q: cdb differs\nDebian %q\nours   %q", src, printed(t, debCDB), printed(t, ourCDB))
 				}
 			})
 		}
 	}
+	// the real program, paths and all, in the namespace: one run
+	file(t, etc, "aliases", aliasFiles[1])
+	os.Remove(filepath.Join(etc, "aliases.cdb"))
+	if r := nsRun(t, etc, qmail, "", []string{"QMAILHOME=/var/lib/qmail"}, "", "ours:newaliases"); r.code != 0 {
+		t.Fatalf("newaliases in the namespace: %+v", r)
+	}
+	if fi, err := os.Stat(filepath.Join(etc, "aliases.cdb")); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("/etc/aliases.cdb: %v %v", fi, err)
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // printed is printforward's view of a database, for messages.
@@ -377,18 +412,21 @@ func TestInteropFastforward(t *testing.T) {
 		{[]string{"fwd.cdb"}, []string{"RECIPIENT=perm@x", "SENDER=s@t"}},
 		{[]string{"aliases.cdb"}, []string{"RECIPIENT=list@example.net", "SENDER=b@s.t", "DTLINE=Delivered-To: x\n"}},
 	}
+	t.Chdir(dir)
 	for i, c := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			var outs [2]result
 			var queued [2]string
-			for j, argv0 := range []string{"/usr/bin/fastforward", "ours:fastforward"} {
+			for j := range 2 {
 				os.Remove(rec + "/msg")
 				os.Remove(rec + "/env")
 				env := append([]string{"PATH=/usr/bin:/bin"}, c.env...)
-				if j == 1 {
-					env = append(env, "QMAILHOME=/var/lib/qmail")
+				if j == 0 {
+					outs[j] = nsRun(t, etc, qmail, dir, env, msg, append([]string{"/usr/bin/fastforward"}, c.args...)...)
+				} else {
+					env = append(env, "QMAILHOME="+qmail, "QMAILQUEUE="+qq)
+					outs[j] = run(t, ff(c.args...), msg, env, &dotqmail.QueueProgram{Env: env})
 				}
-				outs[j] = nsRun(t, etc, qmail, dir, env, msg, append([]string{argv0}, c.args...)...)
 				outs[j].stderr = qpLine.ReplaceAllString(outs[j].stderr, "qp N")
 				m, _ := os.ReadFile(rec + "/msg")
 				e, _ := os.ReadFile(rec + "/env")
