@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/qmailkit/qmailkit/internal/control"
 	"github.com/qmailkit/qmailkit/internal/inject"
@@ -429,7 +430,9 @@ func Compile(w *Writer, r io.Reader, c Controls, name string) error {
 // "/etc/aliases.tmp", "/etc/aliases.cdb" for the program). On an error dst
 // is untouched and tmp is left behind, as newaliases leaves it.
 func CompileFile(src, tmp, dst string, c Controls) error {
-	f, err := os.Open(src)
+	// Opened without blocking, as newaliases' open_read does: a FIFO
+	// with no writer reads as an empty file instead of hanging.
+	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return sysErr("unable to read "+src, unwrapPath(err))
 	}

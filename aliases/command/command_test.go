@@ -287,3 +287,33 @@ func TestMaillistPrograms(t *testing.T) {
 		}
 	}
 }
+
+// newaliases on /etc/aliases that is a FIFO without a writer, a symbolic
+// link loop, or a directory: it neither hangs nor writes a database it
+// should not.
+func TestNewaliasesAbuse(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	syscallMkfifo(t, fifo)
+	loop := filepath.Join(dir, "loop")
+	os.Symlink("loop", loop)
+	env := []string{"QMAILHOME=" + filepath.Join(dir, "nohome")}
+	for _, tt := range []struct {
+		src  string
+		want result
+	}{
+		{fifo, result{0, "", ""}},
+		{loop, result{111, "", "newaliases: fatal: unable to read " + loop + ": symbolic link loop\n"}},
+		{dir, result{111, "", "newaliases: fatal: unable to read " + dir + ": is a directory\n"}},
+	} {
+		cdb := filepath.Join(dir, "aliases.cdb")
+		os.Remove(cdb)
+		got := run(t, func(o IO) int { return Newaliases(tt.src, cdb+".tmp", cdb, o) }, "", env, nil)
+		if got != tt.want {
+			t.Errorf("%s: got %+v, want %+v", tt.src, got, tt.want)
+		}
+		if fi, err := os.Stat(cdb); (err == nil) != (tt.want.code == 0) || (err == nil && fi.Size() != 2048) {
+			t.Errorf("%s: aliases.cdb %v %v", tt.src, fi, err)
+		}
+	}
+}

@@ -97,20 +97,14 @@ func nsBatch(argv []string, dir string, env []string) int {
 		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = env
-		var so, se bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &so, &se
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
+		r, err := runCmd(cmd)
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "nschild:", err)
 			return 125
 		}
-		out(e.Name(), ".code", []byte(fmt.Sprint(code)))
-		out(e.Name(), ".stdout", so.Bytes())
-		out(e.Name(), ".stderr", se.Bytes())
+		out(e.Name(), ".code", []byte(fmt.Sprint(r.code)))
+		out(e.Name(), ".stdout", []byte(r.stdout))
+		out(e.Name(), ".stderr", []byte(r.stderr))
 		if b, err := os.ReadFile("/etc/aliases.cdb"); err == nil {
 			out(e.Name(), ".cdb", b)
 		}
@@ -149,9 +143,21 @@ func nsRun(t *testing.T, etc, qmail, dir string, env []string, stdin string, arg
 	cmd.Env = append(append([]string{}, env...), nsEnv+"="+string(js))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	if stdin != "" {
-		f := open(t, stdin)
-		cmd.Stdin = f
+		cmd.Stdin = open(t, stdin)
 	}
+	r, err := runCmd(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.code == 125 {
+		t.Fatalf("namespace child: %s", r.stderr)
+	}
+	return r
+}
+
+// runCmd runs cmd and collects its exit code and output; err is for a
+// program that could not be run.
+func runCmd(cmd *exec.Cmd) (result, error) {
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -160,12 +166,9 @@ func nsRun(t *testing.T, etc, qmail, dir string, env []string, stdin string, arg
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatal(err)
+		return result{}, err
 	}
-	if code == 125 {
-		t.Fatalf("namespace child: %s", se.String())
-	}
-	return result{code, so.String(), se.String()}
+	return result{code, so.String(), se.String()}, nil
 }
 
 // execRun runs a program outside any namespace.
@@ -176,15 +179,9 @@ func execRun(t *testing.T, dir string, env []string, stdin string, argv ...strin
 	if stdin != "" {
 		cmd.Stdin = open(t, stdin)
 	}
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
+	r, err := runCmd(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return result{code, so.String(), se.String()}
+	return r
 }
