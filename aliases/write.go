@@ -29,6 +29,7 @@ type Error struct {
 	Perm bool
 }
 
+// Error is the text with "aliases: " before it and the system error after.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return "aliases: " + e.Text + ": " + e.Err.Error()
