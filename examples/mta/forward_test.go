@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/aliases"
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"github.com/qmailkit/qmailkit/maildir"
@@ -302,4 +303,58 @@ func readMaildir(t *testing.T, md string) []string {
 		}
 	}
 	return out
+}
+
+// TestAliases: with -aliases, /etc/aliases (compiled by newaliases into
+// a fastforward database) serves the alias user: an alias to the demo
+// user and to a remote address is delivered and sent, an unknown name is
+// refused at RCPT, and alias/.qmail-NAME files still win.
+func TestAliases(t *testing.T) {
+	relay := smtptest.NewServer(t)
+	dir := scratch(t)
+	home := filepath.Join(dir, "home")
+	db := filepath.Join(dir, "aliases.cdb")
+	p := startMTA(t, home, "-aliases", db)
+	want := "|" + filepath.Join(home, "bin", "fastforward") + " -d " + db + "\n"
+	if b, err := os.ReadFile(filepath.Join(home, "alias", ".qmail-default")); err != nil || string(b) != want {
+		t.Fatalf("alias/.qmail-default: %q, %v; want %q", b, err, want)
+	}
+	if fi, err := os.Lstat(filepath.Join(home, "bin", "fastforward")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		t.Fatalf("bin/fastforward: %v, %v", fi, err)
+	}
+	c, err := aliases.LoadControls(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "aliases")
+	text := "team: " + p.user + ", bob@remote.test\nowner-team: " + p.user + "\npostmaster: nobody@remote.test\n"
+	if err := os.WriteFile(src, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := aliases.CompileFile(src, db+".tmp", db, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "control", "smtproutes"), []byte("remote.test:"+relay.Addr+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(t, syscall.SIGHUP)
+	if err := mailtest.Send(p.smtp, "a@example.org", []string{"nosuch@localhost"}, "Subject: x\r\n\r\nx\r\n"); err == nil || !strings.Contains(err.Error(), "550") {
+		t.Errorf("unknown name: %v, want 550 at RCPT", err)
+	}
+	if err := mailtest.Send(p.smtp, "a@example.org", []string{"Team@localhost"}, "Subject: to the team\r\n\r\nhi\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mailtest.Send(p.smtp, "a@example.org", []string{"postmaster@localhost"}, "Subject: to postmaster\r\n\r\nhi\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// fastforward adds the delivery's Delivered-To line; the owner
+	// record makes owner-team the sender.
+	waitMessage(t, p.maildir, p, "Subject: to the team\n", "Delivered-To: Team@localhost\n",
+		"Return-Path: <owner-team@localhost.localdomain>\n")
+	// alias/.qmail-postmaster (the home's) wins over the database.
+	waitMessage(t, p.maildir, p, "Subject: to postmaster\n")
+	got := relay.WaitMessages(1, 60*time.Second)
+	if len(got) != 1 || got[0].To[0] != "bob@remote.test" || got[0].From != "owner-team@localhost.localdomain" {
+		t.Fatalf("relay: %+v\nstderr:\n%s", got, p.stderr)
+	}
 }

@@ -29,7 +29,8 @@ import (
 // as root runs a copy of itself that stays root and delivers (qmail-lspawn),
 // which runs it as qmail-local under each recipient's uid (by argv[0], as
 // dotqmail.Local names it); run as QMAILHOME/bin/qmail-queue,
-// bin/qmail-inject or bin/sendmail (links the mta makes to itself) it is
+// bin/qmail-inject, bin/sendmail or bin/fastforward (links the mta makes
+// to itself) it is
 // that program, for forwards and for mail from the command line.
 const roleEnv = "QMAILKIT_MTA_ROLE" // "lspawn" or "mailbox"
 
@@ -85,6 +86,8 @@ func role() (int, bool) {
 		return queueMain(os.Args[0], os.Getenv("QMAILHOME"), os.Stdin, os.NewFile(1, "envelope")), true
 	case filepath.Base(os.Args[0]) == "qmail-inject", filepath.Base(os.Args[0]) == "sendmail":
 		return injectMain(os.Args, os.Environ()), true
+	case filepath.Base(os.Args[0]) == "fastforward":
+		return fastforwardMain(os.Args, os.Environ()), true
 	}
 	return 0, false
 }

@@ -32,6 +32,9 @@
 //	                    the queue and reads the key, so it must be the mta's alone)
 //	-grace D            at a stop, how long sessions and deliveries in progress
 //	                    may go on (default 1m); then they are cut
+//	-aliases FILE       a fastforward database (what newaliases makes of
+//	                    /etc/aliases: /etc/aliases.cdb) for the alias user;
+//	                    see below (default: none)
 //	-deliverytimeout D  as root: the time limit of a local delivery (default
 //	                    1060s: qmail-local's 1000 s for each program, and a
 //	                    minute), after which its processes are killed and it
@@ -103,6 +106,16 @@
 // with QMAILHOME set to the home; the banner says so. The deliveries'
 // programs get QMAILHOME and QMAILQUEUE=QMAILHOME/bin/qmail-queue, so
 // forward, condredirect and a user's own qmail-inject queue the same way.
+// /etc/aliases: with -aliases /etc/aliases.cdb (compiled by newaliases,
+// examples/newaliases), the catch-all alias user's alias/.qmail-default
+// is made, when missing, as "|QMAILHOME/bin/fastforward -d
+// /etc/aliases.cdb" (bin/fastforward is this program too, which runs as
+// fastforward, package aliases), as qmail sites put fastforward in
+// ~alias/.qmail-default; an alias/.qmail-NAME file still wins for NAME.
+// A recipient that falls to it is refused at RCPT unless the database
+// has an alias for it. The aliases' programs run as the account, as
+// qmail runs them as the alias user.
+//
 // A new home whose domain has no dot (localhost) also accepts
 // DOMAIN.localdomain, with control/defaultdomain "localdomain": the name
 // qmail-inject completes a bare "demo" to.
@@ -183,6 +196,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	metricsAddr := fs.String("metrics", "", "HTTP address for /metrics (Prometheus text) and /healthz, e.g. 127.0.0.1:9125 (empty: none)")
 	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, created if missing; never nobody or root)")
 	grace := fs.Duration("grace", time.Minute, "at a stop: how long sessions and deliveries in progress may go on before they are cut")
+	aliasesDB := fs.String("aliases", "", "a fastforward database (newaliases' /etc/aliases.cdb) for the alias user: its .qmail-default runs bin/fastforward -d on it, and unknown names are refused at RCPT")
 	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -289,6 +303,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	for _, path := range kept {
 		logger.Warn("mta: not a link to this program; left as it is", "path", path)
 	}
+	if *aliasesDB != "" {
+		if *aliasesDB, err = filepath.Abs(*aliasesDB); err != nil {
+			return fail(err)
+		}
+		if err := aliasDefault(*home, *aliasesDB, root, uid, gid, logger); err != nil {
+			return fail(err)
+		}
+	}
 	var lsp *helper
 	if root {
 		// Local deliveries run under each recipient's uid: a helper that
@@ -339,7 +361,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		logger.Info("mta: running as an unprivileged account; local deliveries under the recipients' uids", "uid", uid, "gid", gid)
 	}
-	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace,
+	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB,
 		// In-process deliveries' programs (forward, condredirect, a
 		// user's qmail-inject) queue through bin/qmail-queue too.
 		ProgramEnv: append(withoutQmailEnv(os.Environ()), "QMAILHOME="+*home, "QMAILQUEUE="+queueProgram(*home)),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qmailkit/qmailkit/aliases/command"
+	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/inject"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/qmailqueue"
@@ -23,7 +26,8 @@ import (
 // linkPrograms makes a link to this program.
 func queueProgram(home string) string { return filepath.Join(home, "bin", "qmail-queue") }
 
-// linkPrograms makes home/bin/qmail-queue, qmail-inject and sendmail
+// linkPrograms makes home/bin/qmail-queue, qmail-inject, sendmail and
+// fastforward
 // symbolic links to program (this one), replacing links left by an
 // earlier start, so that what runs QMAILHOME/bin/qmail-queue (qmail-inject,
 // sendmail, forward, a user's program) reaches the running mta, and a
@@ -51,7 +55,7 @@ func linkPrograms(home, program string) (kept []string, err error) {
 		return nil, err
 	}
 	// This program runs as each by its name (argv0).
-	for _, name := range []string{"qmail-queue", "qmail-inject", "sendmail"} {
+	for _, name := range []string{"qmail-queue", "qmail-inject", "sendmail", "fastforward"} {
 		link := filepath.Join(bin, name)
 		if fi, err := os.Lstat(link); err == nil && fi.Mode()&fs.ModeSymlink == 0 {
 			kept = append(kept, link)
@@ -140,4 +144,46 @@ func injectMain(argv []string, env []string) int {
 		return inject.Main(argv, env, os.Stdin, os.Stdout, os.Stderr)
 	}
 	return inject.SendmailMain(argv, env, os.Stderr, syscall.Exec)
+}
+
+// fastforwardMain is fastforward (package aliases), run as
+// home/bin/fastforward from the alias user's .qmail-default; its forwards
+// go through $QMAILQUEUE, which the deliveries get.
+func fastforwardMain(argv, env []string) int {
+	return command.Fastforward(context.Background(), argv, command.IO{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Env: env,
+		Forwarder: &dotqmail.QueueProgram{Env: env, Stderr: os.Stderr},
+	})
+}
+
+// aliasDefault makes home/alias/.qmail-default run fastforward -d on the
+// database db, unless the file exists (an administrator's, or an earlier
+// start's: a different one is reported). As root it is given to the
+// account uid, gid, whose alias/ it is.
+func aliasDefault(home, db string, root bool, uid, gid int, logger *slog.Logger) error {
+	path := filepath.Join(home, "alias", ".qmail-default")
+	want := "|" + filepath.Join(home, "bin", "fastforward") + " -d " + db + "\n"
+	if b, err := os.ReadFile(path); err == nil {
+		if string(b) != want {
+			logger.Warn("mta: -aliases: alias/.qmail-default exists and does not run fastforward on the database; left as it is", "path", path, "want", strings.TrimSpace(want))
+		}
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(want); err != nil {
+		f.Close()
+		return err
+	}
+	if root {
+		if err := f.Chown(uid, gid); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }

@@ -99,6 +99,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qmailkit/qmailkit/aliases"
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/authlimit"
 	"github.com/qmailkit/qmailkit/dotqmail"
@@ -148,6 +149,16 @@ type Options struct {
 	// it (internal/lspawn). Recipients whose user has the process's own
 	// uid and gid are still delivered by System.Local, in-process.
 	LocalDeliverer LocalDeliverer
+	// Aliases is the path of a fastforward database (what newaliases
+	// makes of /etc/aliases, package aliases) that the catch-all alias
+	// user's .qmail-default runs "fastforward -d" on (examples/mta
+	// -aliases writes that line): a local recipient that falls to that
+	// file (of the user qmail-getpw falls back to, or of a users/assign
+	// entry for the account named alias) is then refused at RCPT unless the database has an alias for
+	// it, as it would be bounced with "Sorry, no mailbox here by that
+	// name." Empty: no database; the alias user's .qmail-default takes
+	// every such recipient.
+	Aliases string
 	// NoRecipientCheck accepts every local recipient at RCPT, as qmail
 	// does (unknown users are bounced later). By default a recipient that
 	// no user, .qmail file or default delivery would take is refused with
@@ -594,10 +605,33 @@ func (s *System) checkRecipient(ctx context.Context, ss *smtpserver.Session, to 
 		// as qmail does.
 		return nil
 	}
-	if _, err := dotqmail.Find(u.Home, u.Dash, u.Ext); errors.Is(err, fs.ErrNotExist) {
+	found, err := dotqmail.Find(u.Home, u.Dash, u.Ext)
+	if errors.Is(err, fs.ErrNotExist) {
 		return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
 	}
+	// The alias user: qmail-getpw's fallback, or users/assign's catch-all
+	// for the account named alias (as examples/mta's home has it).
+	alias := u.Match == assign.MatchAlias || u.Name == "alias"
+	if err == nil && s.opts.Aliases != "" && alias && found.Name == ".qmail"+u.Dash+"default" {
+		// fastforward -d: the recipient is $DEFAULT@$HOST.
+		if known, err := hasAlias(s.opts.Aliases, found.Default+addr[at:]); err == nil && !known {
+			return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
+		}
+	}
 	return nil
+}
+
+// hasAlias reports whether the fastforward database at path has an alias
+// for addr, as fastforward looks the original recipient up (with the
+// "@domain" and "local@" wildcards).
+func hasAlias(path, addr string) (bool, error) {
+	db, err := aliases.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	data, err := db.Lookup(':', addr, true)
+	return data != nil, err
 }
 
 // POP3 returns a POP3 server whose users are those of users/poppasswd
