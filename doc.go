@@ -16,6 +16,13 @@
 //   - queue: the crash-safe on-disk queue and its scheduler (qmail-queue,
 //     qmail-send).
 //   - smtpserver: the SMTP server engine (qmail-smtpd).
+//   - authlimit: failed-login limits per client and per account.
+//   - rbl: DNS block lists and the fake SMTP session of a blocked client
+//     (ucspi-tcp's rblsmtpd).
+//   - aliases: /etc/aliases and fastforward's database: compile, print,
+//     look up and expand (fastforward, newaliases, setforward,
+//     printforward, setmaillist, printmaillist).
+//   - dotforward: ~/.forward files as dot-forward reads them.
 //
 // # How they compose
 //
@@ -25,7 +32,8 @@
 // .qmail lines, maildir stores the message) or a remote one (smtpclient).
 // pop3 serves the Maildir back. Each package declares the small interface it
 // needs, so any part can be replaced by the application's own; the only
-// imports between them are dotqmail and pop3 using maildir.
+// imports between them are dotqmail and pop3 using maildir, and dotforward
+// using dotqmail.
 //
 // Where the packages meet, one convention carries qmail's temporary/permanent
 // distinction (exit 111 vs 100, 4xx vs 5xx): an error is permanent when
