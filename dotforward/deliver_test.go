@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,27 +23,8 @@ var _ Forwarder = (*dotqmail.QueueProgram)(nil)
 
 const testMsg = "Subject: hi\n\nbody\n"
 
-// queue is a Forwarder recording what it is given.
-type queue struct {
-	sender string
-	rcpts  []string
-	msg    string
-	calls  int
-	err    error
-}
-
-func (q *queue) Forward(ctx context.Context, sender string, rcpts []string, r io.Reader) (string, error) {
-	q.calls++
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return "", err
-	}
-	if q.err != nil {
-		return "", q.err
-	}
-	q.sender, q.rcpts, q.msg = sender, rcpts, string(b)
-	return "4242", nil
-}
+// queue records what is forwarded.
+type queue = mailtest.Forwarder
 
 // setup is a home directory with the given files and a Deliverer for
 // joe@mx.example.net working in it.
@@ -139,7 +120,7 @@ func TestPlan(t *testing.T) {
 			if out.String() != tt.out || code != tt.code {
 				t.Errorf("plan %q, exit %d; want %q, %d", out.String(), code, tt.out, tt.code)
 			}
-			if q.calls != 0 {
+			if q.Calls != 0 {
 				t.Errorf("Plan forwarded")
 			}
 		})
@@ -154,16 +135,16 @@ func TestForward(t *testing.T) {
 	if err != nil || res.Code != 99 || res.QP != "4242" || res.File != ".forward" {
 		t.Fatalf("%+v, %v", res, err)
 	}
-	if q.calls != 1 || q.sender != "s@t" || !reflect.DeepEqual(q.rcpts, []string{"carol@mx.example.net", "bob@x.y"}) ||
-		q.msg != "Delivered-To: joe@mx.example.net\n"+testMsg {
-		t.Errorf("injected %d: %q %q %q", q.calls, q.sender, q.rcpts, q.msg)
+	if q.Calls != 1 || q.Sender != "s@t" || !reflect.DeepEqual(q.Rcpts, []string{"carol@mx.example.net", "bob@x.y"}) ||
+		q.Msg != "Delivered-To: joe@mx.example.net\n"+testMsg {
+		t.Errorf("injected %d: %q %q %q", q.Calls, q.Sender, q.Rcpts, q.Msg)
 	}
 
 	// Forwarded and delivered: exit 0 after the injection.
 	d, q, msg = setup(t, map[string]string{".forward": "\\joe, bob@x.y\n"})
 	res, err = d.Deliver(t.Context(), []string{".forward"}, msg)
-	if err != nil || res.Code != 0 || res.QP != "4242" || q.calls != 1 {
-		t.Errorf("direct and forward: %+v, %v, %d injections", res, err, q.calls)
+	if err != nil || res.Code != 0 || res.QP != "4242" || q.Calls != 1 {
+		t.Errorf("direct and forward: %+v, %v, %d injections", res, err, q.Calls)
 	}
 
 	// The queue's refusals: its text, its class.
@@ -182,7 +163,7 @@ func TestForward(t *testing.T) {
 			"unable to run qmail-queue: process cannot open more files"},
 	} {
 		d, q, msg := setup(t, map[string]string{".forward": "a@b.c\n"})
-		q.err = tt.err
+		q.Err = tt.err
 		res, err := d.Deliver(t.Context(), []string{".forward"}, msg)
 		if ExitCode(res, err) != tt.code || errText(err) != tt.text {
 			t.Errorf("%v: exit %d %q, want %d %q", tt.err, ExitCode(res, err), errText(err), tt.code, tt.text)
@@ -209,8 +190,8 @@ func TestPrograms(t *testing.T) {
 			t.Errorf("%s: %q, want %q", f, b, want)
 		}
 	}
-	if q.msg != d.DTLine+testMsg {
-		t.Errorf("forwarded after the programs: %q", q.msg)
+	if q.Msg != d.DTLine+testMsg {
+		t.Errorf("forwarded after the programs: %q", q.Msg)
 	}
 
 	for _, tt := range []struct {
@@ -237,8 +218,8 @@ func TestPrograms(t *testing.T) {
 		if ExitCode(res, err) != tt.code || errText(err) != tt.text {
 			t.Errorf("%s: exit %d %q, want %d %q", tt.cmd, ExitCode(res, err), errText(err), tt.code, tt.text)
 		}
-		if want := tt.code == 99; (q.calls == 1) != want {
-			t.Errorf("%s: %d injections", tt.cmd, q.calls)
+		if want := tt.code == 99; (q.Calls == 1) != want {
+			t.Errorf("%s: %d injections", tt.cmd, q.Calls)
 		}
 	}
 
@@ -342,7 +323,7 @@ func TestAbuse(t *testing.T) {
 		os.Symlink("nowhere", filepath.Join(d.Dir, ".dangling"))
 		os.Symlink(".loop", filepath.Join(d.Dir, ".loop"))
 		res, err := d.Deliver(t.Context(), []string{".dangling", ".forward"}, msg)
-		if err != nil || res.Code != 99 || !reflect.DeepEqual(q.rcpts, []string{"a@b.c"}) {
+		if err != nil || res.Code != 99 || !reflect.DeepEqual(q.Rcpts, []string{"a@b.c"}) {
 			t.Errorf("through a link: %+v, %v", res, err)
 		}
 		res, err = d.Deliver(t.Context(), []string{".loop"}, msg)
@@ -367,8 +348,8 @@ func TestAbuse(t *testing.T) {
 		// forwards to the empty address, as Debian's dot-forward does.
 		d, q, msg := setup(t, map[string]string{".forward": "\x00\n\"a\x00b\"@c.d, e\x00\n"})
 		res, err := d.Deliver(t.Context(), []string{".forward"}, msg)
-		if err != nil || res.Code != 99 || !reflect.DeepEqual(q.rcpts, []string{"", "e", "a"}) {
-			t.Errorf("%+v, %v, %q", res, err, q.rcpts)
+		if err != nil || res.Code != 99 || !reflect.DeepEqual(q.Rcpts, []string{"", "e", "a"}) {
+			t.Errorf("%+v, %v, %q", res, err, q.Rcpts)
 		}
 	})
 	t.Run("huge", func(t *testing.T) {
@@ -379,7 +360,7 @@ func TestAbuse(t *testing.T) {
 		b.WriteString("x@y.z\n")
 		d, q, msg := setup(t, map[string]string{".forward": b.String()})
 		res, err := d.Deliver(t.Context(), []string{".forward"}, msg)
-		if err != nil || res.Code != 99 || !reflect.DeepEqual(q.rcpts, []string{"x@y.z"}) {
+		if err != nil || res.Code != 99 || !reflect.DeepEqual(q.Rcpts, []string{"x@y.z"}) {
 			t.Errorf("%+v, %v", res, err)
 		}
 	})
@@ -395,14 +376,14 @@ func TestAbuse(t *testing.T) {
 		}
 		d, q, msg := setup(t, map[string]string{".forward": b.String()})
 		res, err := d.Deliver(t.Context(), []string{".forward"}, msg)
-		if err != nil || res.Code != 99 || q.calls != 1 || !reflect.DeepEqual(q.rcpts, want) {
-			t.Fatalf("%v, %d injections, %d recipients (want %d, in file order)", err, q.calls, len(q.rcpts), len(want))
+		if err != nil || res.Code != 99 || q.Calls != 1 || !reflect.DeepEqual(q.Rcpts, want) {
+			t.Fatalf("%v, %d injections, %d recipients (want %d, in file order)", err, q.Calls, len(q.Rcpts), len(want))
 		}
 		d.MaxForward = 1000
-		q.calls = 0
+		q.Calls = 0
 		res, err = d.Deliver(t.Context(), []string{".forward"}, msg)
-		if ExitCode(res, err) != 111 || errText(err) != "out of memory" || q.calls != 0 {
-			t.Errorf("over MaxForward: %d %q, %d injections", ExitCode(res, err), errText(err), q.calls)
+		if ExitCode(res, err) != 111 || errText(err) != "out of memory" || q.Calls != 0 {
+			t.Errorf("over MaxForward: %d %q, %d injections", ExitCode(res, err), errText(err), q.Calls)
 		}
 	})
 }
@@ -413,7 +394,7 @@ func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	res, err := d.Deliver(ctx, []string{".forward"}, msg)
-	if ExitCode(res, err) != 111 || !errors.Is(err, context.Canceled) || q.calls != 0 {
-		t.Errorf("%d %v, %d injections", ExitCode(res, err), err, q.calls)
+	if ExitCode(res, err) != 111 || !errors.Is(err, context.Canceled) || q.Calls != 0 {
+		t.Errorf("%d %v, %d injections", ExitCode(res, err), err, q.Calls)
 	}
 }

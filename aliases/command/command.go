@@ -23,57 +23,36 @@ package command
 import (
 	"errors"
 	"io"
-	"os"
 
 	"github.com/qmailkit/qmailkit/aliases"
-	"github.com/qmailkit/qmailkit/dotqmail"
+	"github.com/qmailkit/qmailkit/dotqmail/helper"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 
-// IO is what a program works with.
-type IO struct {
-	// Stdin is the program's input: the message for fastforward (a file it
-	// can rewind after each program it runs, as qmail-local gives it), the
-	// aliases, list or database for the others.
-	Stdin *os.File
-	// Stdout and Stderr are the output descriptors; programs fastforward
-	// runs inherit them (as files when they are *os.File).
-	Stdout, Stderr io.Writer
-	// Env is the environment, "NAME=value" strings; the programs pass
-	// os.Environ().
-	Env []string
-	// Forwarder queues fastforward's copy.
-	Forwarder dotqmail.Forwarder
-}
-
-func (o IO) getenv(name string) (string, bool) {
-	v, ok := "", false
-	for _, kv := range o.Env {
-		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
-			v, ok = kv[len(name)+1:], true
-		}
-	}
-	return v, ok
-}
+// IO is what a program works with: its descriptors (Stdin is the message
+// for fastforward, a file it rewinds after each program it runs, as
+// qmail-local gives it; the aliases, list or database for the others),
+// its environment, and fastforward's injector.
+type IO = helper.IO
 
 // say writes a line to standard error, as strerr_die does.
-func (o IO) say(s string) {
+func say(o IO, s string) {
 	io.WriteString(o.Stderr, s+"\n")
 }
 
 // die reports err with prog's prefix and returns the exit code: 100 for
 // a permanent *aliases.Error, else 111.
-func (o IO) die(prefix string, err error) int {
+func die(o IO, prefix string, err error) int {
 	var e *aliases.Error
 	if !errors.As(err, &e) {
-		o.say(prefix + errstr.Text(err))
+		say(o, prefix+errstr.Text(err))
 		return 111
 	}
 	text := e.Text
 	if e.Err != nil {
 		text += ": " + errstr.Text(e.Err)
 	}
-	o.say(prefix + text)
+	say(o, prefix+text)
 	if e.Permanent() {
 		return 100
 	}

@@ -3,7 +3,7 @@ package command
 import (
 	"bytes"
 	"context"
-	"io"
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,23 +14,8 @@ import (
 
 var _ dotqmail.Forwarder = (*fakeQueue)(nil)
 
-type fakeQueue struct {
-	sender string
-	rcpts  []string
-	msg    string
-	err    error
-	calls  int
-}
-
-func (q *fakeQueue) Forward(ctx context.Context, sender string, rcpts []string, r io.Reader) (string, error) {
-	q.calls++
-	b, _ := io.ReadAll(r)
-	if q.err != nil {
-		return "", q.err
-	}
-	q.sender, q.rcpts, q.msg = sender, rcpts, string(b)
-	return "4242", nil
-}
+// fakeQueue records what is forwarded.
+type fakeQueue = mailtest.Forwarder
 
 // file writes s to a new file in dir and returns its path.
 func file(t *testing.T, dir, name, s string) string {
@@ -157,14 +142,14 @@ func TestFastforwardVectors(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 			queued := ""
-			if q.calls > 0 {
-				queued = strings.Join(append([]string{q.sender}, q.rcpts...), " ")
+			if q.Calls > 0 {
+				queued = strings.Join(append([]string{q.Sender}, q.Rcpts...), " ")
 			}
 			if queued != tt.queued {
 				t.Errorf("queued %q, want %q", queued, tt.queued)
 			}
-			if tt.name == "F6" && q.msg != "Delivered-To: a@example.org\nSubject: x\n\nhi\n" {
-				t.Errorf("message %q", q.msg)
+			if tt.name == "F6" && q.Msg != "Delivered-To: a@example.org\nSubject: x\n\nhi\n" {
+				t.Errorf("message %q", q.Msg)
 			}
 		})
 	}
@@ -192,8 +177,8 @@ crash@x: |kill\ -9\ $$; pre@x: !cat; twice@x: |cat>>out2, |cat>>out2;`)
 	} {
 		q := &fakeQueue{}
 		got := run(t, ff(db), msg, append(tt.env, "RECIPIENT="+tt.rcpt), q)
-		if got != tt.want || (q.calls > 0) != tt.queued {
-			t.Errorf("%s: got %+v queued %v, want %+v queued %v", tt.rcpt, got, q.calls > 0, tt.want, tt.queued)
+		if got != tt.want || (q.Calls > 0) != tt.queued {
+			t.Errorf("%s: got %+v queued %v, want %+v queued %v", tt.rcpt, got, q.Calls > 0, tt.want, tt.queued)
 		}
 	}
 	if b, _ := os.ReadFile("out"); string(b) != "hello\n" {
@@ -218,7 +203,7 @@ func TestFastforwardQueueFailure(t *testing.T) {
 		{&dotqmail.ForwardError{Text: "qq write error or disk full (#4.3.0)"},
 			result{111, "", "fastforward: fatal: qq write error or disk full (#4.3.0)\n"}},
 	} {
-		got := run(t, ff(db), msg, []string{"RECIPIENT=a@x"}, &fakeQueue{err: tt.err})
+		got := run(t, ff(db), msg, []string{"RECIPIENT=a@x"}, &fakeQueue{Err: tt.err})
 		if got != tt.want {
 			t.Errorf("got %+v, want %+v", got, tt.want)
 		}

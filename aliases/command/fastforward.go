@@ -40,7 +40,7 @@ func Fastforward(ctx context.Context, args []string, o IO) int {
 	}
 	g := inject.NewGetopt(argv0, args, "nNpPdD")
 	usage := func() int {
-		o.say("fastforward: usage: fastforward [ -nNpP ] data.cdb")
+		say(o, "fastforward: usage: fastforward [ -nNpP ] data.cdb")
 		return 100
 	}
 	for {
@@ -75,42 +75,42 @@ func Fastforward(ctx context.Context, args []string, o IO) int {
 		return usage()
 	}
 	fncdb := rest[0]
-	dtline, _ := o.getenv("DTLINE")
-	sender, ok := o.getenv("SENDER")
+	dtline, _ := o.Getenv("DTLINE")
+	sender, ok := o.Getenv("SENDER")
 	if !ok {
 		sender = "original envelope sender"
 	}
 	f, err := os.Open(fncdb)
 	if err != nil {
-		o.say(ffFatal + "unable to read " + fncdb + ": " + errstr.Text(err))
+		say(o, ffFatal+"unable to read "+fncdb+": "+errstr.Text(err))
 		return 111
 	}
 	defer f.Close()
 
 	var recipient string
 	if dflt {
-		x, ok := o.getenv("DEFAULT")
+		x, ok := o.Getenv("DEFAULT")
 		if !ok {
-			x, ok = o.getenv("EXT")
+			x, ok = o.Getenv("EXT")
 		}
 		if !ok {
-			o.say(ffFatal + "$DEFAULT or $EXT must be set")
+			say(o, ffFatal+"$DEFAULT or $EXT must be set")
 			return 100
 		}
-		host, ok := o.getenv("HOST")
+		host, ok := o.Getenv("HOST")
 		if !ok {
-			o.say(ffFatal + "$HOST must be set")
+			say(o, ffFatal+"$HOST must be set")
 			return 100
 		}
 		recipient = x + "@" + host
-	} else if recipient, ok = o.getenv("RECIPIENT"); !ok {
-		o.say(ffFatal + "$RECIPIENT must be set")
+	} else if recipient, ok = o.Getenv("RECIPIENT"); !ok {
+		say(o, ffFatal+"$RECIPIENT must be set")
 		return 100
 	}
 
 	db, err := aliases.OpenFile(f)
 	if err != nil {
-		return o.die(ffFatal, err)
+		return die(o, ffFatal, err)
 	}
 	defer db.Close()
 	plan, err := db.Expand(recipient, sender)
@@ -118,20 +118,20 @@ func Fastforward(ctx context.Context, args []string, o IO) int {
 		if pass {
 			return 0
 		}
-		o.say("Sorry, no mailbox here by that name. (#5.1.1)")
+		say(o, "Sorry, no mailbox here by that name. (#5.1.1)")
 		return 100
 	}
 	for _, prog := range plan.Programs {
 		if !deliver {
-			o.say("run " + printsafe(prog))
+			say(o, "run "+printsafe(prog))
 			continue
 		}
-		if code := o.runProgram(ctx, prog); code != 0 {
+		if code := runProgram(ctx, o, prog); code != 0 {
 			return code
 		}
 	}
 	if err != nil {
-		return o.die(ffFatal, err)
+		return die(o, ffFatal, err)
 	}
 	exit := 0
 	if pass {
@@ -139,7 +139,7 @@ func Fastforward(ctx context.Context, args []string, o IO) int {
 	}
 	if len(plan.Targets) == 0 {
 		if !deliver {
-			o.say("no forwarding")
+			say(o, "no forwarding")
 		}
 		return exit
 	}
@@ -155,7 +155,7 @@ func Fastforward(ctx context.Context, args []string, o IO) int {
 	msg := &readErr{r: io.MultiReader(strings.NewReader(dtline), o.Stdin)}
 	qp, err := o.Forwarder.Forward(ctx, plan.Sender, plan.Targets, msg)
 	if msg.err != nil {
-		o.say(ffFatal + "unable to read message: " + errstr.Text(msg.err))
+		say(o, ffFatal+"unable to read message: "+errstr.Text(msg.err))
 		return 111
 	}
 	if err != nil {
@@ -164,14 +164,14 @@ func Fastforward(ctx context.Context, args []string, o IO) int {
 		if errors.As(err, &fe) {
 			text = fe.Text
 		}
-		o.say(ffFatal + text)
+		say(o, ffFatal+text)
 		var perm interface{ Permanent() bool }
 		if errors.As(err, &perm) && perm.Permanent() {
 			return 100
 		}
 		return 111
 	}
-	o.say("fastforward: qp " + qp)
+	say(o, "fastforward: qp "+qp)
 	return exit
 }
 
@@ -205,18 +205,18 @@ func printsafe(s string) string {
 // CMD, or preline sh -c CMD, found on $PATH, the message on its standard
 // input, which is then rewound. It returns 0 to go on, else fastforward's
 // exit code (having said why).
-func (o IO) runProgram(ctx context.Context, prog string) int {
+func runProgram(ctx context.Context, o IO, prog string) int {
 	argv := []string{"sh", "-c", prog[1:]}
 	if prog[0] == '!' {
 		argv = append([]string{"preline"}, argv...)
 	}
-	path, ok := o.getenv("PATH")
+	path, ok := o.Getenv("PATH")
 	if !ok {
 		path = "/bin:/usr/bin" // execvp's default
 	}
 	bin, err := lookPath(argv[0], path)
 	if err != nil {
-		o.say(ffFatal + "unable to run " + prog + ": " + errstr.Text(err))
+		say(o, ffFatal+"unable to run "+prog+": "+errstr.Text(err))
 		return 111
 	}
 	cmd := exec.CommandContext(ctx, bin, argv[1:]...)
@@ -227,14 +227,14 @@ func (o IO) runProgram(ctx context.Context, prog string) int {
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = o.Stdin, o.Stdout, o.Stderr
 	if err := cmd.Start(); err != nil {
-		o.say(ffFatal + "unable to run " + prog + ": " + errstr.Text(err))
+		say(o, ffFatal+"unable to run "+prog+": "+errstr.Text(err))
 		return 111
 	}
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			o.say(ffFatal + "child crashed in " + prog + ": " + errstr.Text(syscall.Errno(0)))
+			say(o, ffFatal+"child crashed in "+prog+": "+errstr.Text(syscall.Errno(0)))
 			return 111
 		}
 		switch ee.ExitCode() {
@@ -243,11 +243,11 @@ func (o IO) runProgram(ctx context.Context, prog string) int {
 		}
 		return 111
 	} else if err != nil {
-		o.say(ffFatal + "unable to run " + prog + ": " + errstr.Text(err))
+		say(o, ffFatal+"unable to run "+prog+": "+errstr.Text(err))
 		return 111
 	}
 	if _, err := o.Stdin.Seek(0, io.SeekStart); err != nil {
-		o.say(ffFatal + "unable to rewind input: " + errstr.Text(err))
+		say(o, ffFatal+"unable to rewind input: "+errstr.Text(err))
 		return 111
 	}
 	return 0

@@ -14,13 +14,13 @@ import (
 // to 033 first, as newaliases does.
 func Newaliases(src, tmp, dst string, o IO) int {
 	const fatal = "newaliases: fatal: "
-	home, _ := o.getenv("QMAILHOME")
+	home, _ := o.Getenv("QMAILHOME")
 	c, err := aliases.LoadControls(control.Home("", func(string) string { return home }))
 	if err != nil {
-		return o.die(fatal, err)
+		return die(o, fatal, err)
 	}
 	if err := aliases.CompileFile(src, tmp, dst, c); err != nil {
-		return o.die(fatal, err)
+		return die(o, fatal, err)
 	}
 	return 0
 }
@@ -29,11 +29,11 @@ func Newaliases(src, tmp, dst string, o IO) int {
 // input into the database.
 func Setforward(args []string, o IO) int {
 	if len(args) < 3 {
-		o.say("setforward: usage: setforward data.cdb data.tmp")
+		say(o, "setforward: usage: setforward data.cdb data.tmp")
 		return 100
 	}
 	if err := aliases.CompileForward(o.Stdin, args[2], args[1]); err != nil {
-		return o.die("setforward: fatal: ", err)
+		return die(o, "setforward: fatal: ", err)
 	}
 	return 0
 }
@@ -43,11 +43,11 @@ func Setforward(args []string, o IO) int {
 // first, as setmaillist does.
 func Setmaillist(args []string, o IO) int {
 	if len(args) < 3 {
-		o.say("setmaillist: usage: setmaillist list.bin list.tmp")
+		say(o, "setmaillist: usage: setmaillist list.bin list.tmp")
 		return 100
 	}
 	if err := aliases.CompileMaillist(o.Stdin, args[2], args[1]); err != nil {
-		return o.die("setmaillist: fatal: ", err)
+		return die(o, "setmaillist: fatal: ", err)
 	}
 	return 0
 }
@@ -72,10 +72,10 @@ func Printmaillist(o IO) int {
 func finishPrint(o IO, out *smallOut, err error) int {
 	const fatal = "printmaillist: fatal: "
 	if err != nil {
-		return o.die(fatal, err)
+		return die(o, fatal, err)
 	}
 	if err := out.flush(); err != nil {
-		o.say(fatal + "unable to write output: " + errText(err))
+		say(o, fatal+"unable to write output: "+errText(err))
 		return 111
 	}
 	return 0

@@ -35,7 +35,8 @@ import (
 )
 
 // IO is what a helper program works with: its descriptors, environment and
-// injector.
+// injector. Package aliases/command's programs (fastforward and the
+// database tools) work with it too.
 type IO struct {
 	// Stdin is the message, as qmail-local gives it: a file a program can
 	// rewind (condredirect does). preline and forward read it from its
@@ -51,7 +52,9 @@ type IO struct {
 	Forwarder dotqmail.Forwarder
 }
 
-func (o IO) getenv(name string) (string, bool) {
+// Getenv returns the value of the variable name in o.Env (the last one
+// when it appears more than once) and whether it is set.
+func (o IO) Getenv(name string) (string, bool) {
 	v, ok := "", false
 	for _, kv := range o.Env {
 		if len(kv) > len(name) && kv[len(name)] == '=' && kv[:len(name)] == name {
@@ -187,11 +190,11 @@ func Condredirect(ctx context.Context, args []string, o IO) int {
 	if _, err := o.Stdin.Seek(0, io.SeekStart); err != nil {
 		return o.fatal("condredirect", 111, "unable to rewind: %s", errText(err))
 	}
-	sender, ok := o.getenv("SENDER")
+	sender, ok := o.Getenv("SENDER")
 	if !ok {
 		return o.fatal("condredirect", 100, "SENDER not set")
 	}
-	dtline, ok := o.getenv("DTLINE")
+	dtline, ok := o.Getenv("DTLINE")
 	if !ok {
 		return o.fatal("condredirect", 100, "DTLINE not set")
 	}
@@ -202,11 +205,11 @@ func Condredirect(ctx context.Context, args []string, o IO) int {
 // (from stdin's current offset) to the addresses, with envelope sender
 // $NEWSENDER, and prints "forward: qp <id>".
 func Forward(ctx context.Context, args []string, o IO) int {
-	sender, ok := o.getenv("NEWSENDER")
+	sender, ok := o.Getenv("NEWSENDER")
 	if !ok {
 		return o.fatal("forward", 100, "NEWSENDER not set")
 	}
-	dtline, ok := o.getenv("DTLINE")
+	dtline, ok := o.Getenv("DTLINE")
 	if !ok {
 		return o.fatal("forward", 100, "DTLINE not set")
 	}
@@ -244,9 +247,9 @@ func Preline(ctx context.Context, args []string, o IO) int {
 		fmt.Fprintln(o.Stderr, "preline: usage: preline cmd [ arg ... ]")
 		return 100
 	}
-	uf, ok1 := o.getenv("UFLINE")
-	rp, ok2 := o.getenv("RPLINE")
-	dt, ok3 := o.getenv("DTLINE")
+	uf, ok1 := o.Getenv("UFLINE")
+	rp, ok2 := o.Getenv("RPLINE")
+	dt, ok3 := o.Getenv("DTLINE")
 	if !ok1 || !ok2 || !ok3 {
 		return usage()
 	}

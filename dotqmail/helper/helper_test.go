@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,23 +16,8 @@ import (
 	"github.com/qmailkit/qmailkit/internal/qq"
 )
 
-type fakeQueue struct {
-	sender string
-	rcpts  []string
-	msg    string
-	err    error
-	calls  int
-}
-
-func (q *fakeQueue) Forward(ctx context.Context, sender string, rcpts []string, r io.Reader) (string, error) {
-	q.calls++
-	b, _ := io.ReadAll(r)
-	if q.err != nil {
-		return "", q.err
-	}
-	q.sender, q.rcpts, q.msg = sender, rcpts, string(b)
-	return "777", nil
-}
+// fakeQueue records what is forwarded.
+type fakeQueue = mailtest.Forwarder
 
 func msgFile(t *testing.T, s string) *os.File {
 	t.Helper()
@@ -112,17 +98,17 @@ func TestCondredirect(t *testing.T) {
 	env := []string{"SENDER=s@x", "DTLINE=Delivered-To: joe@ex.com\n", "NEWSENDER=other@x"}
 	q := &fakeQueue{}
 	r := call(t, Condredirect, []string{"x@y", "true"}, env, q, "Subject: s\n\nhi\n")
-	if r.code != 99 || r.stderr != "condredirect: qp 777\n" {
+	if r.code != 99 || r.stderr != "condredirect: qp 4242\n" {
 		t.Fatalf("condredirect true: %+v", r)
 	}
-	if q.sender != "s@x" || strings.Join(q.rcpts, ",") != "x@y" || q.msg != "Delivered-To: joe@ex.com\nSubject: s\n\nhi\n" {
+	if q.Sender != "s@x" || strings.Join(q.Rcpts, ",") != "x@y" || q.Msg != "Delivered-To: joe@ex.com\nSubject: s\n\nhi\n" {
 		t.Errorf("injected %+v", q)
 	}
 	// The program read the message: condredirect rewinds.
 	q = &fakeQueue{}
 	r = call(t, Condredirect, []string{"x@y", "grep", "-q", "hi"}, env, q, "Subject: s\n\nhi\n")
-	if r.code != 99 || q.msg != "Delivered-To: joe@ex.com\nSubject: s\n\nhi\n" {
-		t.Errorf("after grep: %+v %q", r, q.msg)
+	if r.code != 99 || q.Msg != "Delivered-To: joe@ex.com\nSubject: s\n\nhi\n" {
+		t.Errorf("after grep: %+v %q", r, q.Msg)
 	}
 	for _, tt := range []struct {
 		args []string
@@ -140,7 +126,7 @@ func TestCondredirect(t *testing.T) {
 		{[]string{"x@y", "true"}, env, &dotqmail.ForwardError{Text: "no", Perm: true}, 100},
 		{[]string{"x@y", "true"}, env, &dotqmail.ForwardError{Text: "later"}, 111},
 	} {
-		q := &fakeQueue{err: tt.qerr}
+		q := &fakeQueue{Err: tt.qerr}
 		if r := call(t, Condredirect, tt.args, tt.env, q, "m\n"); r.code != tt.code {
 			t.Errorf("condredirect %q env %q: %d (%q), want %d", tt.args, tt.env, r.code, r.stderr, tt.code)
 		}
@@ -154,13 +140,13 @@ func TestForward(t *testing.T) {
 	msg.Seek(5, io.SeekStart) // forward reads from the current offset
 	var se bytes.Buffer
 	code := Forward(t.Context(), []string{"a@b", "c@d"}, IO{Stdin: msg, Stderr: &se, Env: env, Forwarder: q})
-	if code != 0 || se.String() != "forward: qp 777\n" || q.sender != "owner@x" ||
-		strings.Join(q.rcpts, ",") != "a@b,c@d" || q.msg != "Delivered-To: joe@ex.com\nSubject: s\n\nhi\n" {
+	if code != 0 || se.String() != "forward: qp 4242\n" || q.Sender != "owner@x" ||
+		strings.Join(q.Rcpts, ",") != "a@b,c@d" || q.Msg != "Delivered-To: joe@ex.com\nSubject: s\n\nhi\n" {
 		t.Errorf("forward: %d %q %+v", code, se.String(), q)
 	}
 	// No addresses: still one injection.
 	q = &fakeQueue{}
-	if r := call(t, Forward, nil, env, q, "m\n"); r.code != 0 || q.calls != 1 || len(q.rcpts) != 0 {
+	if r := call(t, Forward, nil, env, q, "m\n"); r.code != 0 || q.Calls != 1 || len(q.Rcpts) != 0 {
 		t.Errorf("no addresses: %+v %+v", r, q)
 	}
 	for _, tt := range []struct {
@@ -177,7 +163,7 @@ func TestForward(t *testing.T) {
 		{env, &dotqmail.ForwardError{Text: "unable to exec qq (#4.3.0)", Err: &qq.OpenError{Err: syscall.EMFILE}}, 111,
 			"forward: fatal: unable to fork: process cannot open more files\n"},
 	} {
-		r := call(t, Forward, []string{"a@b"}, tt.env, &fakeQueue{err: tt.qerr}, "m\n")
+		r := call(t, Forward, []string{"a@b"}, tt.env, &fakeQueue{Err: tt.qerr}, "m\n")
 		if r.code != tt.code || r.stderr != tt.text {
 			t.Errorf("forward env %q: %d %q, want %d %q", tt.env, r.code, r.stderr, tt.code, tt.text)
 		}

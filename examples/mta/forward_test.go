@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,30 +19,10 @@ import (
 	"github.com/qmailkit/qmailkit/smtpserver/smtptest"
 )
 
-var (
-	toolsOnce sync.Once
-	toolsDir  string
-	toolsErr  error
-)
-
-// tools builds examples/forward, condredirect, qmail-inject and sendmail into a
-// directory every user may run them from.
+// tools is the directory of the programs build builds beside the mta.
 func tools(t *testing.T) string {
 	t.Helper()
-	toolsOnce.Do(func() {
-		if toolsDir, toolsErr = os.MkdirTemp("", "mta-tools-"); toolsErr != nil {
-			return
-		}
-		os.Chmod(toolsDir, 0o755)
-		args := append(append([]string{"build"}, buildFlags...), "-o", toolsDir+"/", "../forward", "../condredirect", "../qmail-inject", "../sendmail")
-		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-			toolsErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if toolsErr != nil {
-		t.Fatal(toolsErr)
-	}
-	return toolsDir
+	return filepath.Dir(build(t))
 }
 
 // chownTree gives dir and everything in it to uid, gid.

@@ -49,6 +49,9 @@ var (
 	buildErr  error
 )
 
+// build builds the mta, and examples/forward, condredirect, qmail-inject
+// and sendmail beside it, into a directory every user may run them from,
+// and returns the mta's path.
 func build(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -59,7 +62,9 @@ func build(t *testing.T) string {
 		}
 		os.Chmod(dir, 0o755)
 		binPath = filepath.Join(dir, "mta")
-		out, err := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", binPath, ".")...).CombinedOutput()
+		// With the programs the tests run beside it (see tools).
+		out, err := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", dir+"/",
+			".", "../forward", "../condredirect", "../qmail-inject", "../sendmail")...).CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -74,9 +79,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
-	}
-	if toolsDir != "" {
-		os.RemoveAll(toolsDir)
 	}
 	os.Exit(code)
 }
