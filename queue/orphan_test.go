@@ -564,7 +564,9 @@ func TestCleanRacesInjections(t *testing.T) {
 			ids.Range(func(k, v any) bool {
 				for _, r := range v.(msgRcpts).rcpts {
 					if n := delivered[r+" "+k.(string)]; n != 1 {
-						t.Errorf("message %d delivered to %s %d times", v.(msgRcpts).id, r, n)
+						id := v.(msgRcpts).id
+						t.Errorf("message %d delivered to %s %d times; mess %v, todo %v, info %v, local %v, intd %v",
+							id, r, n, q.exists("mess", id), q.exists("todo", id), q.exists("info", id), q.exists("local", id), q.exists("intd", id))
 					}
 				}
 				return true
