@@ -115,11 +115,21 @@ func (q *Queue) cleanStale(now time.Time, start bool) error {
 		if !ok {
 			continue
 		}
-		fi, err := os.Lstat(filepath.Join(intd, n))
-		if err != nil || !start && now.Sub(fi.ModTime()) <= Ossified || q.exists("mess", id) || q.exists("todo", id) {
+		p := filepath.Join(intd, n)
+		orphan := func(st *unix.Stat_t) bool {
+			return (start || now.Sub(time.Unix(st.Mtim.Unix())) > Ossified) && !q.exists("mess", id) && !q.exists("todo", id)
+		}
+		var st unix.Stat_t
+		if unix.Lstat(p, &st) != nil || !orphan(&st) {
 			continue
 		}
-		if err := removeMissingOK(q.path("intd", id)); err != nil {
+		// Decided again under the lock of the intd file itself, so that
+		// two cleaners never both judge it: the one that holds it sees
+		// it still there, and no other can have removed it and let a
+		// new message numbered N (inode N freed and reused) write its
+		// own intd/N there, which could then be taken for this one.
+		// While it is there, no injection numbered N can create intd/N.
+		if _, err := probe(p, orphan, func() error { return removeMissingOK(p) }); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"os"
 	"time"
 
@@ -126,37 +127,60 @@ func (r *run) bounceInjected(b bounceDone) {
 }
 
 // endMsg removes a message without a bounce to send.
+//
+// It holds the lock of mess/S/N (holdMess) from before the message's last
+// name goes (info/S/N, or todo/N for a direct message) until its files are
+// removed or made a slot: without it, a cleaner in another process could
+// find the files in between, marked, unlocked and with neither name, take
+// them for a dead injection's and remove them; inode N, freed, could then
+// become a new injection's mess/S/N, and this message's removal of intd/N
+// and mess/S/N by number would destroy that one ("Removing files by
+// number" in live.go). When there is no mess/S/N to hold, only the name is
+// removed: what intd/N is left a starting Scheduler removes.
 func (r *run) endMsg(m *msg) bool {
 	q := r.q
-	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
-	// The name whose removal makes the message done: info/S/N, or todo/N
-	// for a direct message.
-	held := -1 // a descriptor of mess/S/N holding its lock, for recycleSlot
-	if m.direct {
-		// Its mess and intd files become a slot for the next message,
-		// unless other files of it were removed too, whose removal
-		// must be durable first (slots.go). The lock is taken while
-		// todo/N still shows the files to be this message's.
-		if !m.bounced && !m.stale {
-			held = q.holdMess(m.id)
+	held, err := q.holdMess(m.id)
+	if err != nil && !errors.Is(err, errMessGone) {
+		// A lock still held (or a file that will not open): finish later.
+		r.warn("unable to lock " + Path("mess", m.id, q.split) + ": " + logSafe(err.Error()))
+		return false
+	}
+	release := func() {
+		if held >= 0 {
+			unix.Close(held)
 		}
+	}
+	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
+	// Its mess and intd files become a slot for the next message if it
+	// was direct, unless other files of it were removed too, whose removal
+	// must be durable first (slots.go).
+	recycle := m.direct && !m.bounced && !m.stale && held >= 0
+	if m.direct {
 		if err := removeMissingOK(q.path("todo", m.id)); err != nil {
-			if held >= 0 {
-				unix.Close(held)
-			}
+			release()
 			r.warn("unable to unlink todo/" + m.id.String())
 			return false
 		}
 		m.direct = false
 		r.direct--
 	} else if err := q.pool.retire(q.path("info", m.id)); err != nil {
+		release()
 		r.warn("unable to unlink " + Path("info", m.id, q.split))
 		return false
 	}
-	if held >= 0 {
+	if r.s.endHook != nil {
+		r.s.endHook(m.id)
+	}
+	switch {
+	case recycle:
 		q.recycleSlot(m.id, held)
-	} else if err := q.cleanMess(m.id); err != nil {
-		r.warn("qmail-clean unable to clean up foop/" + m.id.String())
+	case held < 0:
+		r.warn("qmail-clean unable to clean up foop/" + m.id.String() + ": no " + Path("mess", m.id, q.split))
+	default:
+		if err := q.cleanMess(m.id); err != nil {
+			r.warn("qmail-clean unable to clean up foop/" + m.id.String())
+		}
+		release()
 	}
 	delete(r.msgs, m.id)
 	return true

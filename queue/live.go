@@ -60,6 +60,31 @@ import (
 // become another message's mess/S/N, that file is not a slot's. Either
 // way the injector takes another slot, and removes nothing by name.
 //
+// Removing files by number. A message's files are named by its number N,
+// the inode number of its mess file, and the numbers of freed inodes come
+// back at once on ext4: a file created the next moment may be inode N,
+// a new injection's mess/S/N, whose intd/N follows. So whoever removes
+// mess/S/N or intd/N by number holds an open descriptor of inode N, its
+// mess file, with its lock, and has seen under the lock that the file is
+// still the one meant: while the descriptor is open inode N is not freed,
+// so no other mess file is numbered N, and no injection numbered N (which
+// would need inode N) can write intd/N. A cleaner holds it from its
+// decision until mess/S/N and intd/N are gone; a Writer's Abort holds it
+// as the injector; the Scheduler holds it from before a finished message's
+// last name (info/S/N, or todo/N of a direct message) is removed until its
+// files are removed or made a slot (endMsg), since from that removal on a
+// cleaner would take the files, marked and unlocked and with neither name,
+// for those of a dead injection; and it drops a slot only under its lock,
+// while the file still bears the slot mark (dropSlot), since a starting
+// Scheduler's cleaner may have removed it. The rename of inode N into the
+// pool does not free it, but makes it another file of the pool: so only
+// that lock holder retires mess/S/N, and an injection that takes inode N
+// back takes its lock first (reuseMess), or finds it a slot and locks it
+// before it writes (openSlot). An intd/N without mess/S/N has no inode N
+// to hold: a cleaner removes it under the lock of the intd file itself,
+// which no injector takes, so that two cleaners never both judge it, and
+// while it is there no injection numbered N can create intd/N.
+//
 // Files that bear no mark (made by qmail's own qmail-queue, by an older
 // version of this package, or by an injector killed between creating its
 // pid/ file and marking it) cannot be proven dead: the 36-hour rule

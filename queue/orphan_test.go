@@ -702,3 +702,101 @@ func TestInjectionMark(t *testing.T) {
 		}
 	}
 }
+
+// A cleaner in another process that runs while the scheduler finishes a
+// message, between the removal of its last name (info/S/N, or todo/N of a
+// direct message) and the removal of its files by number: the files must
+// still be the scheduler's. If the cleaner could remove them, inode N,
+// freed, could become a new injection's mess/S/N (ext4 reuses inode
+// numbers at once), and the scheduler would then remove that message's
+// intd/N, or move its mess/S/N to the pool: an acknowledged message lost.
+// The hook plants such a message's files where the cleaner removed the
+// finished one's, and they must survive.
+func TestCleanWhileSchedulerFinishes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rcpts  []string
+		bounce bool
+	}{
+		{"direct", []string{"b@example.com"}, false},
+		{"direct bounced", []string{"b@example.com"}, true},
+		{"preprocessed", []string{"b@example.com", "c@example.com"}, false},
+		{"preprocessed bounced", []string{"b@example.com", "c@example.com"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := openTest(t, Options{Now: time.Now})
+			q2, err := Open(q.Dir(), Options{NoClean: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			var ended []ID
+			planted := map[ID]bool{}
+			body := "Subject: x\n\nbody\n"
+			s := &Scheduler{
+				Queue:     q,
+				NoTrigger: true,
+				Routing:   Routing{Locals: []string{"example.com"}},
+				Local: LocalFunc(func(ctx context.Context, d Delivery) Result {
+					if tc.bounce && d.Recipients[0] == "b@example.com" {
+						return Result{Err: &PermanentError{Text: "no mailbox here by that name. (#5.1.1)"}}
+					}
+					return Result{Report: "did 0+0+1\n"}
+				}),
+				endHook: func(id ID) {
+					if err := q2.CleanStale(time.Now()); err != nil {
+						t.Error(err)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					ended = append(ended, id)
+					if q.exists("mess", id) {
+						return
+					}
+					t.Errorf("a cleaner removed message %d's files while the scheduler finished it", id)
+					// A new message numbered N, as if inode N were reused.
+					for _, kind := range []string{"mess", "intd"} {
+						if err := os.WriteFile(q.path(kind, id), []byte("another message\n"), 0o644); err != nil {
+							t.Error(err)
+						}
+					}
+					planted[id] = true
+				},
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			var run sync.WaitGroup
+			run.Go(func() {
+				if err := s.Run(ctx); err != nil {
+					t.Error(err)
+				}
+			})
+			if _, err := q.Inject(t.Context(), Envelope{Sender: "a@example.com", Recipients: tc.rcpts}, strings.NewReader(body)); err != nil {
+				t.Fatal(err)
+			}
+			want := 1
+			if tc.bounce {
+				want = 2 // and the bounce
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				mu.Lock()
+				n := len(ended)
+				mu.Unlock()
+				if n >= want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d messages finished, want %d", n, want)
+				}
+			}
+			cancel()
+			run.Wait()
+			for id := range planted {
+				for _, kind := range []string{"mess", "intd"} {
+					if b, err := os.ReadFile(q.path(kind, id)); err != nil || string(b) != "another message\n" {
+						t.Errorf("the scheduler removed %s of the new message %d: %v %q", kind, id, err, b)
+					}
+				}
+			}
+		})
+	}
+}

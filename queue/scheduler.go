@@ -83,6 +83,11 @@ type Scheduler struct {
 	wake    chan struct{}
 	routing *Routing // pending Reload
 	flush   bool
+
+	// endHook, for tests, is called when a message's last name (todo/N
+	// of a direct message, else info/S/N) is gone and its other files
+	// are not yet removed.
+	endHook func(id ID)
 }
 
 func (s *Scheduler) signal() chan struct{} {

@@ -112,7 +112,7 @@ func (q *Queue) fillSlots(n int) []ID {
 			continue
 		}
 		if err := q.placeSlotFile(i, q.path("intd", id), nil, 0o644); err != nil {
-			q.pool.retire(mp)
+			q.dropSlot(id)
 			continue
 		}
 		out = append(out, id)
@@ -212,14 +212,22 @@ func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
 	return os.NewFile(uintptr(fd), p), true, nil
 }
 
-// dropSlot removes a slot's files, as qmail-queue's cleanup does: intd
-// first, then mess.
+// dropSlot gives a slot's files back to the pool (or removes them, intd
+// first, when the pool is off), holding the lock of its mess file, and only
+// while that file is still a slot's: a starting Scheduler's cleaner may
+// have removed the slot, and inode N, freed, may be another message's by
+// now ("Removing files by number" in live.go).
 func (q *Queue) dropSlot(id ID) {
-	for _, kind := range []string{"intd", "mess"} {
-		p := q.path(kind, id)
-		os.Truncate(p, 0)
-		removeMissingOK(p)
+	fd, err := q.holdMess(id)
+	if err != nil {
+		return // gone, or held by an injector: no longer this slot
 	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Nlink == 0 || !isSlotTimes(&st) {
+		return
+	}
+	q.cleanMess(id)
 }
 
 // recycleSlot keeps the files of a finished direct message as a slot:
@@ -227,10 +235,10 @@ func (q *Queue) dropSlot(id ID) {
 // next message numbered N needs neither renames nor directory fsyncs but
 // todo/'s. The caller has removed todo/N, the message's only other name
 // (a direct message never had info, channel or bounce files), holding the
-// lock of mess/S/N on held (holdMess), which recycleSlot closes: so no
-// cleaner in another process can take the finished message's files for
-// an injection's that died, remove them and let inode N, freed, become
-// another message's mess/S/N before the slot mark is set.
+// lock of mess/S/N on held (holdMess), which recycleSlot closes once the
+// slot mark is set or the files are removed: so no cleaner in another
+// process can take the finished message's files for an injection's that
+// died and remove them meanwhile ("Removing files by number" in live.go).
 func (q *Queue) recycleSlot(id ID, held int) {
 	defer unix.Close(held)
 	s := &q.slots
@@ -247,18 +255,53 @@ func (q *Queue) recycleSlot(id ID, held int) {
 	}
 }
 
-// holdMess opens mess/S/N and takes its lock (live.go), waiting for a
-// cleaner that holds it; it returns the descriptor, or -1 on failure.
-func (q *Queue) holdMess(id ID) int {
-	fd, err := durable.Openat(unix.AT_FDCWD, q.path("mess", id), unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+// Errors of holdMess.
+var (
+	errMessGone = errors.New("no message file")
+	errMessBusy = errors.New("message file locked")
+)
+
+// holdTries bounds holdMess's wait for a lock that another holds: about
+// 80 ms in all. A cleaner holds it for a few system calls, an injector
+// that commits from its todo/N link to its close; a process stopped there
+// must not stop the Scheduler.
+const holdTries = 40
+
+// holdMess opens mess/S/N and takes its lock (live.go), waiting a little
+// for a cleaner or a committing injector that holds it, and returns the
+// descriptor. While the descriptor is open inode N is not freed, so no
+// other file is numbered N; while the lock is held no cleaner removes the
+// file and no injection takes it. The error is errMessGone when there is
+// no mess/S/N, errMessBusy when the lock stayed held.
+func (q *Queue) holdMess(id ID) (int, error) {
+	p := q.path("mess", id)
+	fd, err := durable.Openat(unix.AT_FDCWD, p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err == unix.ENOENT {
+		return -1, errMessGone
+	}
 	if err != nil {
-		return -1
+		return -1, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	if lockFD(fd) != nil {
+	for i := 0; ; {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != unix.EWOULDBLOCK || i == holdTries {
+			break
+		}
+		i++
+		time.Sleep(time.Duration(i) * 100 * time.Microsecond)
+	}
+	switch {
+	case err == unix.EWOULDBLOCK:
 		unix.Close(fd)
-		return -1
+		return -1, errMessBusy
+	case err != nil:
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "flock", Path: p, Err: err}
 	}
-	return fd
+	return fd, nil
 }
 
 // slotNames returns the names (decimal numbers) of the slots not taken.
@@ -305,10 +348,10 @@ func (q *Queue) trimSlots(now time.Time, all bool) {
 	q.cleanSlots(free)
 }
 
-// cleanSlots gives slots' files to the pool (cleanMess: their todo/ link,
+// cleanSlots gives slots' files to the pool (dropSlot; their todo/ link,
 // if any, is gone).
 func (q *Queue) cleanSlots(ids []ID) {
 	for _, id := range ids {
-		q.cleanMess(id)
+		q.dropSlot(id)
 	}
 }
