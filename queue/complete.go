@@ -94,9 +94,22 @@ func (r *run) messdone(m *msg) completion {
 		}
 	}
 	if !r.endMsg(m) {
+		if m.locked {
+			m.doneAt = r.now().Add(r.endRetry(m))
+			return waiting
+		}
 		return retryLater
 	}
 	return completed
+}
+
+// endRetry is how long after a failed endMsg it is tried again.
+func (r *run) endRetry(m *msg) time.Duration {
+	if m.locked {
+		m.locked = false
+		return lockedRetry
+	}
+	return completionRetry
 }
 
 // bounceInjected finishes a completion whose bounce injection reported.
@@ -119,7 +132,7 @@ func (r *run) bounceInjected(b bounceDone) {
 		m.doneAt = time.Time{}
 		m.finished = true
 	} else {
-		m.doneAt = r.now().Add(completionRetry)
+		m.doneAt = r.now().Add(r.endRetry(m))
 	}
 	if !r.exiting {
 		r.scanTodo() // the bounce just queued
@@ -142,6 +155,7 @@ func (r *run) endMsg(m *msg) bool {
 	held, err := q.holdMess(m.id)
 	if err != nil && !errors.Is(err, errMessGone) {
 		// A lock still held (or a file that will not open): finish later.
+		m.locked = errors.Is(err, errMessBusy)
 		r.warn("unable to lock " + Path("mess", m.id, q.split) + ": " + logSafe(err.Error()))
 		return false
 	}

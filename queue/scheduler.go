@@ -27,6 +27,7 @@ const (
 	RescanInterval  = 1500 * time.Second  // todo/ is rescanned at least this often
 	CleanInterval   = 76431 * time.Second // the 36-hour rule runs this often
 	completionRetry = 123 * time.Second   // retry of a failed completion (bounce injection)
+	lockedRetry     = time.Second         // retry of a completion whose mess file another held (endMsg)
 )
 
 // Scheduler is qmail-send: it preprocesses newly queued messages (routing
@@ -142,6 +143,8 @@ type msg struct {
 	// bounced: bounce/N holds a failure of it. stale: files of an
 	// interrupted write-out were removed before it was taken direct.
 	direct, bounced, stale bool
+	// locked: endMsg failed because another held the lock of mess/S/N.
+	locked bool
 }
 
 // job is one channel file of a message.

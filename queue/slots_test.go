@@ -221,3 +221,37 @@ func TestSlotsCrashLeftovers(t *testing.T) {
 		w.Abort()
 	})
 }
+
+// A free slot whose files a starting Scheduler's cleaner removed, and
+// whose number, its inode freed and reused, now names another message's
+// files: dropping the slot must leave that message alone.
+func TestSlotsDropOnlySlots(t *testing.T) {
+	q := openTest(t, Options{Now: time.Now})
+	q.pool.enable(true)
+	defer q.pool.enable(false)
+	fillPool(t, q, 40)
+	sls := q.fillSlots(slotBatch)
+	if len(sls) < 2 {
+		t.Fatalf("%d slots prepared", len(sls))
+	}
+	gone, kept := sls[0], sls[1]
+	for _, kind := range []string{"intd", "mess"} {
+		if err := os.Remove(q.path(kind, gone)); err != nil {
+			t.Fatal(err)
+		}
+		// Another message numbered gone: its files bear no slot mark.
+		if err := os.WriteFile(q.path(kind, gone), []byte("another message\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.slots.free = []ID{gone, kept}
+	q.trimSlots(time.Time{}, true)
+	for _, kind := range []string{"intd", "mess"} {
+		if b, err := os.ReadFile(q.path(kind, gone)); err != nil || string(b) != "another message\n" {
+			t.Errorf("%s of the message numbered like a dropped slot: %v %q", kind, err, b)
+		}
+		if q.exists(kind, kept) {
+			t.Errorf("slot %s: %s left", kept, kind)
+		}
+	}
+}
