@@ -114,7 +114,20 @@ func TestCrash(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(5+rng.IntN(150)) * time.Millisecond)
+		// The kill comes a random time after the child has opened the
+		// queue, not after it was started: a loaded machine may take
+		// longer than a random delay to start a -race binary, and then
+		// no child would ever get to work. Up to 60 ms: each child
+		// then injects a dozen messages on average, which the drain
+		// delivers well within its minute.
+		ready := filepath.Join(home, "ready."+strconv.Itoa(round))
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if _, err := os.Lstat(ready); err == nil {
+				break
+			}
+		}
+		os.Remove(ready)
+		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 	}
@@ -353,6 +366,11 @@ func TestCrashChild(t *testing.T) {
 	q, err := Open(filepath.Join(home, "queue"), Options{Fsync: ringFsync(t)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !draining {
+		if err := os.WriteFile(filepath.Join(home, "ready."+round), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var seq atomic.Uint64
 	var rngMu sync.Mutex
