@@ -50,7 +50,7 @@ type Checker struct {
 	Resolver Resolver
 	// Compat reverses every address as rblsmtpd 0.88 does, as text. In
 	// modern mode (false), an IPv6 address is reversed nibble by nibble
-	// (RFC 5782 §2.4: 2001:db8::1 gives 1.0.0.0 ... 8.b.d.0.1.0.0.2.) and an
+	// (RFC 5782 section 2.4: 2001:db8::1 gives 1.0.0.0 ... 8.b.d.0.1.0.0.2.) and an
 	// IPv4-mapped one as its IPv4 address; rblsmtpd 0.88 would ask for
 	// "2001:db8::1." + base, which no list answers. Anything else,
 	// IPv4 addresses included, is reversed as text in both modes.
