@@ -307,9 +307,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		if *aliasesDB, err = filepath.Abs(*aliasesDB); err != nil {
 			return fail(err)
 		}
-		if err := aliasDefault(*home, *aliasesDB, root, uid, gid, logger); err != nil {
-			return fail(err)
-		}
 	}
 	var lsp *helper
 	if root {
@@ -360,6 +357,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 		logger.Info("mta: running as an unprivileged account; local deliveries under the recipients' uids", "uid", uid, "gid", gid)
+	}
+	// In alias/, the account's own directory: made without root.
+	if *aliasesDB != "" {
+		if err := aliasDefault(*home, *aliasesDB, logger); err != nil {
+			return fail(err)
+		}
 	}
 	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB,
 		// In-process deliveries' programs (forward, condredirect, a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -157,33 +158,50 @@ func fastforwardMain(argv, env []string) int {
 }
 
 // aliasDefault makes home/alias/.qmail-default run fastforward -d on the
-// database db, unless the file exists (an administrator's, or an earlier
-// start's: a different one is reported). As root it is given to the
-// account uid, gid, whose alias/ it is.
-func aliasDefault(home, db string, root bool, uid, gid int, logger *slog.Logger) error {
+// database db, unless something is there already (an administrator's
+// file, or an earlier start's: one that differs is reported). It runs
+// after root is dropped: alias/ and what is in it are the account's, and
+// a FIFO or a link there is reported, never opened.
+func aliasDefault(home, db string, logger *slog.Logger) error {
 	path := filepath.Join(home, "alias", ".qmail-default")
 	want := "|" + filepath.Join(home, "bin", "fastforward") + " -d " + db + "\n"
-	if b, err := os.ReadFile(path); err == nil {
-		if string(b) != want {
-			logger.Warn("mta: -aliases: alias/.qmail-default exists and does not run fastforward on the database; left as it is", "path", path, "want", strings.TrimSpace(want))
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// O_EXCL: a link made meanwhile is not followed.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return err
 		}
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(want); err != nil {
-		f.Close()
-		return err
-	}
-	if root {
-		if err := f.Chown(uid, gid); err != nil {
+		if _, err := f.WriteString(want); err != nil {
 			f.Close()
 			return err
 		}
+		return f.Close()
+	case err != nil:
+		return err
 	}
-	return f.Close()
+	same := false
+	if fi.Mode().IsRegular() && fi.Size() == int64(len(want)) {
+		b, err := readRegular(path, len(want))
+		same = err == nil && string(b) == want
+	}
+	if !same {
+		logger.Warn("mta: -aliases: alias/.qmail-default exists and does not run fastforward on the database; left as it is", "path", path, "want", strings.TrimSpace(want))
+	}
+	return nil
+}
+
+// readRegular reads at most max bytes of the regular file path, neither
+// following a link nor waiting on a FIFO put there meanwhile.
+func readRegular(path string, max int) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, int64(max)))
 }
