@@ -231,12 +231,7 @@ func FuzzServeMailbox(f *testing.F) {
 		"L1:x,\x00G\x00G1:-1,",
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs := fuzzRecords(data)
-		before := openFDs(t)
-		func() {
-			mta, agent := socketpair(t)
-			defer mta.Close()
-			defer agent.Close()
+		fuzzPair(t, data, func(recs [][]byte, mta, agent *net.UnixConn) {
 			mb := &logMailbox{file: file}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -253,8 +248,7 @@ func FuzzServeMailbox(f *testing.F) {
 			if want := agentCalls(recs); !slices.Equal(calls, want) {
 				t.Fatalf("records %q: calls %q, want %q", recs, calls, want)
 			}
-		}()
-		checkFDs(t, before)
+		})
 	})
 }
 
@@ -275,14 +269,10 @@ func FuzzRemoteMailbox(f *testing.F) {
 		"O\x00l1:a,1:6,\x00.1:0,",
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs := fuzzRecords(data)
-		before := openFDs(t)
-		func() {
-			mta, agent := socketpair(t)
-			defer mta.Close()
+		fuzzPair(t, data, func(recs [][]byte, mta, agent *net.UnixConn) {
 			var wg sync.WaitGroup
 			defer wg.Wait()
-			defer agent.Close()
+			defer agent.Close() // before the Wait: drain(agent) ends
 			wg.Go(func() {
 				for _, r := range recs {
 					var oob []byte
@@ -337,8 +327,7 @@ func FuzzRemoteMailbox(f *testing.F) {
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("the calls took %v", took)
 			}
-		}()
-		checkFDs(t, before)
+		})
 	})
 }
 
@@ -445,12 +434,7 @@ func FuzzServeConn(f *testing.F) {
 		"D1:1,3:a@b,3:c@d,1:6,\x00D1:1,3:a@b,3:c@d,1:6,",
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs := fuzzRecords(data)
-		before := openFDs(t)
-		func() {
-			client, helper := socketpair(t)
-			defer client.Close()
-			defer helper.Close()
+		fuzzPair(t, data, func(recs [][]byte, client, helper *net.UnixConn) {
 			ls := &logServer{}
 			srv := &Server{Local: ls, Mailboxes: ls, DeliveryTimeout: 5 * time.Second}
 			// A delivery request carries the message file.
@@ -468,8 +452,7 @@ func FuzzServeConn(f *testing.F) {
 			if !within(sure, got) || !within(got, possible) {
 				t.Fatalf("records %q: calls %q, want %q and at most %q", recs, got, sure, possible)
 			}
-		}()
-		checkFDs(t, before)
+		})
 	})
 }
 
@@ -514,11 +497,7 @@ func FuzzClient(f *testing.F) {
 	}
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs := fuzzRecords(data)
-		before := openFDs(t)
-		func() {
-			client, helper := socketpair(t)
-			defer helper.Close()
+		fuzzPair(t, data, func(recs [][]byte, client, helper *net.UnixConn) {
 			c := NewClient(client)
 			c.TempDir = dir
 			defer c.Close()
@@ -577,9 +556,24 @@ func FuzzClient(f *testing.F) {
 					t.Fatalf("records %q: a request did not return", recs)
 				}
 			}
-		}()
-		checkFDs(t, before)
+		})
 	})
+}
+
+// fuzzPair runs body with the records of data and the two ends of a new
+// socketpair, closes both ends once it returns, and fails the test if a
+// descriptor was left open.
+func fuzzPair(t *testing.T, data []byte, body func(recs [][]byte, a, b *net.UnixConn)) {
+	t.Helper()
+	recs := fuzzRecords(data)
+	before := openFDs(t)
+	func() {
+		a, b := socketpair(t)
+		defer a.Close()
+		defer b.Close()
+		body(recs, a, b)
+	}()
+	checkFDs(t, before)
 }
 
 // fuzzSetup adds the seed records and writes the message file the
