@@ -70,7 +70,7 @@ func run(args []string, getenv func(string) string, message, envelope io.Reader,
 	q, err := queue.Open(filepath.Join(*home, "queue"), queue.Options{
 		NoClean:  true,
 		NoCreate: true,
-		Origin:   queue.Origin{PID: pid, UID: uid, Who: qmailqueue.Who(uid)},
+		Origin:   queue.Origin{PID: pid, UID: uid, Who: qmailqueue.Namer()(uid)},
 		Now:      func() time.Time { return now },
 	})
 	if err != nil {

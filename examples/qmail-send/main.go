@@ -185,7 +185,7 @@ func serveQueueSocket(sys *system.System, home string) (stop func(), err error) 
 	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%s must be a directory of root's that only root may write", run)
 	}
-	return sys.ServeQueueSocket(lspawn.QueueSocket(home), 0o666, qmailqueue.Who)
+	return sys.ServeQueueSocket(lspawn.QueueSocket(home), 0o666, qmailqueue.Namer())
 }
 
 // withoutEnv returns env without the variable name.

@@ -61,17 +61,24 @@ func code(err error, otherwise int) int {
 	return otherwise
 }
 
-// Who names an injector as qmail-queue does from its real uid, for the
-// Received line's "invoked ..." words: "by alias", "from network" or "for
-// bounce" when uid is that of the qmail account alias, qmaild or qmails;
-// else "" (which queue.Origin reads as "by uid N").
-func Who(uid int) string {
+// Namer returns how qmail-queue names an injector from its real uid, for
+// the Received line's "invoked ..." words: "by alias", "from network" or
+// "for bounce" for the uid of the qmail account alias, qmaild or qmails;
+// else "" (which queue.Origin reads as "by uid N"). The accounts are looked
+// up once, by Namer, so that a server naming many injectors does not read
+// the password database for each.
+func Namer() func(uid int) string {
+	names := map[int]string{}
 	for _, u := range []struct{ name, who string }{
 		{"alias", "by alias"}, {"qmaild", "from network"}, {"qmails", "for bounce"},
 	} {
-		if pw, err := user.Lookup(u.name); err == nil && pw.Uid == strconv.Itoa(uid) {
-			return u.who
+		if pw, err := user.Lookup(u.name); err == nil {
+			if uid, err := strconv.Atoi(pw.Uid); err == nil {
+				if _, dup := names[uid]; !dup {
+					names[uid] = u.who
+				}
+			}
 		}
 	}
-	return ""
+	return func(uid int) string { return names[uid] }
 }
