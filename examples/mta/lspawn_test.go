@@ -73,15 +73,7 @@ func userHome(t *testing.T, dir, name string, uid int, dotQmail string) string {
 			t.Fatal(err)
 		}
 	}
-	err := filepath.Walk(home, func(p string, _ os.FileInfo, err error) error {
-		if err == nil {
-			err = os.Lchown(p, uid, uid)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	chownTree(t, home, uid, uid)
 	return home
 }
 
