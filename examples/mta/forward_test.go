@@ -336,4 +336,16 @@ func TestAliases(t *testing.T) {
 	if len(got) != 1 || got[0].To[0] != "bob@remote.test" || got[0].From != "owner-team@localhost.localdomain" {
 		t.Fatalf("relay: %+v\nstderr:\n%s", got, p.stderr)
 	}
+	// A new database renamed over the old one (as newaliases does) is
+	// read at the next RCPT.
+	if err := os.WriteFile(src, []byte(text+"crew: "+p.user+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := aliases.CompileFile(src, db+".tmp", db, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := mailtest.Send(p.smtp, "a@example.org", []string{"crew@localhost"}, "Subject: to the crew\r\n\r\nhi\r\n"); err != nil {
+		t.Fatalf("an alias of the new database: %v", err)
+	}
+	waitMessage(t, p.maildir, p, "Subject: to the crew\n")
 }

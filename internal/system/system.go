@@ -215,6 +215,7 @@ type System struct {
 	space       *spaceCheck  // free space for new transactions
 	minFree     atomic.Int64 // the bytes space wants free (see minFree)
 	ipme        func() map[netip.Addr]bool
+	aliases     aliasDB // Options.Aliases, for the RCPT check
 }
 
 // Open opens (creating what is missing of) the queue in home/queue and
@@ -318,6 +319,9 @@ func (s *System) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := errors.Join(s.Queue.Close(), s.Users.Close())
+	s.aliases.mu.Lock()
+	s.aliases.close()
+	s.aliases.mu.Unlock()
 	s.closeRing()
 	if s.closeMore != nil {
 		err = errors.Join(err, s.closeMore())
@@ -614,24 +618,50 @@ func (s *System) checkRecipient(ctx context.Context, ss *smtpserver.Session, to 
 	alias := u.Match == assign.MatchAlias || u.Name == "alias"
 	if err == nil && s.opts.Aliases != "" && alias && found.Name == ".qmail"+u.Dash+"default" {
 		// fastforward -d: the recipient is $DEFAULT@$HOST.
-		if known, err := hasAlias(s.opts.Aliases, found.Default+addr[at:]); err == nil && !known {
+		if known, err := s.aliases.has(s.opts.Aliases, found.Default+addr[at:]); err == nil && !known {
 			return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
 		}
 	}
 	return nil
 }
 
-// hasAlias reports whether the fastforward database at path has an alias
-// for addr, as fastforward looks the original recipient up (with the
-// "@domain" and "local@" wildcards).
-func hasAlias(path, addr string) (bool, error) {
-	db, err := aliases.Open(path)
+// aliasDB is the fastforward database of Options.Aliases, kept open
+// between RCPTs and opened again when the file at its path changes (as
+// newaliases renames a new one over it): one stat per lookup.
+type aliasDB struct {
+	mu sync.Mutex
+	db *aliases.DB
+	fi os.FileInfo // of the file db was opened from
+}
+
+// has reports whether the database at path has an alias for addr, as
+// fastforward looks the original recipient up (with the "@domain" and
+// "local@" wildcards).
+func (a *aliasDB) has(path, addr string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fi, err := os.Stat(path)
 	if err != nil {
 		return false, err
 	}
-	defer db.Close()
-	data, err := db.Lookup(':', addr, true)
+	if a.db == nil || !os.SameFile(fi, a.fi) || !fi.ModTime().Equal(a.fi.ModTime()) || fi.Size() != a.fi.Size() {
+		db, err := aliases.Open(path)
+		if err != nil {
+			return false, err
+		}
+		a.close()
+		a.db, a.fi = db, fi
+	}
+	data, err := a.db.Lookup(':', addr, true)
 	return data != nil, err
+}
+
+// close unmaps the database, if one is open; a.mu is held.
+func (a *aliasDB) close() {
+	if a.db != nil {
+		a.db.Close()
+		a.db = nil
+	}
 }
 
 // POP3 returns a POP3 server whose users are those of users/poppasswd
