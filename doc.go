@@ -55,5 +55,5 @@
 //
 // The programs under examples/ are thin mains over these packages, each a
 // drop-in for the qmail program of the same name; examples/mta is the whole
-// server in one process, wired by the private package internal/system.
+// server in one process, a thin main over package mta.
 package qmailkit

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/inject"
 )
 

@@ -74,7 +74,7 @@ type Options struct {
 	// of fsync(2), given the open descriptor, for instance through an
 	// io_uring, so that an injection waiting for its fsyncs parks its
 	// goroutine instead of blocking an OS thread (examples/mta does so,
-	// through internal/system). It must not return before the data is as
+	// through package mta). It must not return before the data is as
 	// durable as fsync(2) makes it, and returns fsync's error.
 	Fsync func(fd int) error
 

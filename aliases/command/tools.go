@@ -2,7 +2,7 @@ package command
 
 import (
 	"github.com/qmailkit/qmailkit/aliases"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 

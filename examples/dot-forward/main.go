@@ -34,7 +34,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/dotforward"
 	"github.com/qmailkit/qmailkit/dotqmail"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 

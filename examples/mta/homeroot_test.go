@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/mta"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,7 +40,7 @@ func asUID(t *testing.T, uid, gid int, f func() error) error {
 }
 
 // TestInitHomeIsRoots (the re-audit's finding): as root, the home
-// system.Init
+// mta.Init
 // makes belongs to root, so that the account cannot rename control/ (or
 // users/) away and make its own, with an open relay and its own key, in
 // its place; what the account must write is its own.
@@ -51,7 +51,7 @@ func TestInitHomeIsRoots(t *testing.T) {
 	const uid, gid = 1651, 1651
 	dir := scratch(t) // searchable by the account, unlike t.TempDir()
 	home := filepath.Join(dir, "home")
-	if _, _, err := system.Init(home, system.InitOptions{UID: uid, GID: gid}); err != nil {
+	if _, _, err := mta.Init(home, mta.InitOptions{UID: uid, GID: gid}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []struct {
@@ -94,7 +94,7 @@ func TestInitHomeIsRoots(t *testing.T) {
 	if err != nil {
 		t.Errorf("the account writing run/: %v", err)
 	}
-	s, err := system.Open(home, system.Options{})
+	s, err := mta.Open(home, mta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
-	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
 	"golang.org/x/sys/unix"
 )
@@ -198,7 +198,7 @@ func lspawnMain(args []string, stderr io.Writer) int {
 		"QMAILHOME="+*home,
 		"QMAILQUEUE="+queueProgram(*home))
 	local := &dotqmail.Local{
-		Users:           system.UsersAdapter(users),
+		Users:           mta.UsersAdapter(users),
 		DefaultDelivery: *def,
 		Program:         *program,
 		Env:             env,

@@ -163,7 +163,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
-	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
 )
 
@@ -252,12 +252,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		*home = filepath.Join(h, ".qmailkit")
 	}
-	demo, created, err := system.Init(*home, system.InitOptions{Domain: *domain, UID: uid, GID: gid})
+	demo, created, err := mta.Init(*home, mta.InitOptions{Domain: *domain, UID: uid, GID: gid})
 	if err != nil {
 		return fail(err)
 	}
-	var srv system.Servers
-	var ls system.Listeners
+	var srv mta.Servers
+	var ls mta.Listeners
 	defer func() {
 		for _, l := range []net.Listener{ls.SMTP, ls.Submission, ls.POP3} {
 			if l != nil {
@@ -364,7 +364,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
-	opts := system.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB,
+	opts := mta.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB,
 		// In-process deliveries' programs (forward, condredirect, a
 		// user's qmail-inject) queue through bin/qmail-queue too.
 		ProgramEnv: append(withoutQmailEnv(os.Environ()), "QMAILHOME="+*home, "QMAILQUEUE="+queueProgram(*home)),
@@ -372,7 +372,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if lsp != nil {
 		opts.LocalDeliverer = lsp.client
 	}
-	sys, err := system.Open(*home, opts)
+	sys, err := mta.Open(*home, opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -408,7 +408,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		if tc == nil {
 			return fail(errors.New("submission needs control/servercert.pem"))
 		}
-		if srv.Submission, err = sys.SMTP(true, tc, system.SMTPAuth(sys.Passwd())); err != nil {
+		if srv.Submission, err = sys.SMTP(true, tc, mta.SMTPAuth(sys.Passwd())); err != nil {
 			return fail(err)
 		}
 	}
@@ -564,7 +564,7 @@ func dropPrivileges(uid, gid int) error {
 	return nil
 }
 
-func banner(w io.Writer, home string, created bool, d system.Demo, ls system.Listeners, metrics net.Listener, root bool) {
+func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners, metrics net.Listener, root bool) {
 	state := "reused"
 	if created {
 		state = "created"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/mailtest"
-	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/mta"
 )
 
 // TestQueueSocketDataBytes: the queue socket takes control/databytes as
@@ -24,7 +24,7 @@ func TestQueueSocketDataBytes(t *testing.T) {
 	acct := testAccount(t)
 	dir := scratch(t)
 	home := filepath.Join(dir, "home")
-	demo, _, err := system.Init(home, system.InitOptions{UID: acct.uid, GID: acct.gid})
+	demo, _, err := mta.Init(home, mta.InitOptions{UID: acct.uid, GID: acct.gid})
 	if err != nil {
 		t.Fatal(err)
 	}

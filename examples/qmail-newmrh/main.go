@@ -35,7 +35,7 @@ import (
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/internal/cdb"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 

@@ -35,7 +35,7 @@ import (
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/assign"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 )
 
 func main() {

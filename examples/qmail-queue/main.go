@@ -36,7 +36,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/qmailqueue"
 	"github.com/qmailkit/qmailkit/queue"

@@ -63,7 +63,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/qmailqueue"
-	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/queue"
 )
 
@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 		log.Error("alert: cannot start: " + err.Error())
 		return 111
 	}
-	sys, err := system.Open(home, system.Options{
+	sys, err := mta.Open(home, mta.Options{
 		DefaultDelivery: fs.Arg(0),
 		SendLogger:      log,
 		QmailCompat:     !*modern,
@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 		ProgramEnv: append(withoutEnv(os.Environ(), "QMAILHOME"), "QMAILHOME="+home),
 	})
 	if err != nil {
-		if errors.Is(err, system.ErrNoControls) {
+		if errors.Is(err, mta.ErrNoControls) {
 			log.Error("alert: cannot start: unable to read controls")
 		} else {
 			log.Error("alert: cannot start: " + err.Error())
@@ -173,7 +173,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 
 // serveQueueSocket makes home/run (root's, mode 755) and serves the queue
 // on lspawn.QueueSocket(home) for every local uid.
-func serveQueueSocket(sys *system.System, home string) (stop func(), err error) {
+func serveQueueSocket(sys *mta.System, home string) (stop func(), err error) {
 	run := filepath.Join(home, "run")
 	if err := os.Mkdir(run, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, err

@@ -36,7 +36,7 @@ import (
 	"os"
 
 	"github.com/qmailkit/qmailkit/internal/account"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 )
 
 func main() {

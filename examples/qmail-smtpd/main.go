@@ -44,7 +44,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/smtpserver"
 	"github.com/qmailkit/qmailkit/tcprules"
 )

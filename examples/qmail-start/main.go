@@ -48,7 +48,7 @@ import (
 	"syscall"
 
 	"github.com/qmailkit/qmailkit/internal/account"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"golang.org/x/sys/unix"
 )
 

@@ -36,7 +36,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 	"github.com/qmailkit/qmailkit/smtpclient"
 )

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/quote"
 )
 

@@ -1,4 +1,4 @@
-package system
+package mta
 
 import (
 	"crypto/ecdsa"
@@ -92,21 +92,21 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 	}
 	home, err := filepath.Abs(home)
 	if err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return Demo{}, false, fmt.Errorf("mta: %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(home, "control", "me")); err == nil {
 		d, err := readDemo(home)
 		return d, false, err
 	}
 	if entries, err := os.ReadDir(home); err == nil && len(entries) > 0 {
-		return Demo{}, false, fmt.Errorf("system: %s is not empty and has no control/me: not a home Init made, left alone", home)
+		return Demo{}, false, fmt.Errorf("mta: %s is not empty and has no control/me: not a home Init made, left alone", home)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return Demo{}, false, fmt.Errorf("mta: %w", err)
 	}
 	if os.Getuid() != 0 {
 		o.UID, o.GID = os.Getuid(), os.Getgid()
 	} else if o.UID == 0 {
-		return Demo{}, false, errors.New("system: will not make a home whose mail is delivered as root: give it another account")
+		return Demo{}, false, errors.New("mta: will not make a home whose mail is delivered as root: give it another account")
 	}
 	if o.Password == "" {
 		o.Password = randomPassword()
@@ -114,18 +114,18 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 	// Built beside the home and renamed into place, so that a crash
 	// leaves no half-made home.
 	if err := os.MkdirAll(filepath.Dir(home), 0o755); err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return Demo{}, false, fmt.Errorf("mta: %w", err)
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(home), "."+filepath.Base(home)+".init-")
 	if err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return Demo{}, false, fmt.Errorf("mta: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	if err := build(tmp, home, o); err != nil {
 		return Demo{}, false, err
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return Demo{}, false, fmt.Errorf("mta: %w", err)
 	}
 	if os.Getuid() == 0 {
 		err := filepath.WalkDir(tmp, func(path string, _ fs.DirEntry, err error) error {
@@ -135,7 +135,7 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 			return err
 		})
 		if err != nil {
-			return Demo{}, false, fmt.Errorf("system: %w", err)
+			return Demo{}, false, fmt.Errorf("mta: %w", err)
 		}
 		if err := rootUsers(tmp, o.GID); err != nil {
 			return Demo{}, false, err
@@ -146,12 +146,12 @@ func Init(home string, o InitOptions) (Demo, bool, error) {
 		// The home itself is root's: an account owning it could rename
 		// control/ or users/ away and put its own in their place.
 		if err := os.Lchown(tmp, 0, 0); err != nil {
-			return Demo{}, false, fmt.Errorf("system: %w", err)
+			return Demo{}, false, fmt.Errorf("mta: %w", err)
 		}
 	}
 	os.Remove(home) // an empty directory, if any
 	if err := durable.Rename(tmp, home); err != nil {
-		return Demo{}, false, fmt.Errorf("system: %w", err)
+		return Demo{}, false, fmt.Errorf("mta: %w", err)
 	}
 	return Demo{Domain: o.Domain, User: o.User, Password: o.Password, Maildir: filepath.Join(home, "mail", o.User, "Maildir")}, true, nil
 }
@@ -162,23 +162,23 @@ func build(dir, home string, o InitOptions) error {
 	userHome := filepath.Join(home, "mail", o.User)
 	hashed, err := pop3.HashPassword(o.Password)
 	if err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	alias := filepath.Join(home, "alias")
 	for _, d := range []string{"control", "users", "mail", "mail/" + o.User, "alias", "run", "queue"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return fmt.Errorf("system: %w", err)
+			return fmt.Errorf("mta: %w", err)
 		}
 	}
 	// The queue's own modes (queue.Open makes what is inside).
 	if err := os.Chmod(filepath.Join(dir, "queue"), 0o750); err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	if err := os.Chmod(filepath.Join(dir, "mail", o.User), 0o700); err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	if _, err := maildir.Create(filepath.Join(dir, "mail", o.User, "Maildir")); err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	// qmail-inject and sendmail complete a host without a dot with
 	// control/defaultdomain (else me): with a dotless domain such as
@@ -189,7 +189,7 @@ func build(dir, home string, o InitOptions) error {
 	if !strings.Contains(o.Domain, ".") && !strings.HasPrefix(o.Domain, "[") {
 		hosts += o.Domain + ".localdomain\n"
 		if err := os.WriteFile(filepath.Join(dir, "control", "defaultdomain"), []byte("localdomain\n"), 0o644); err != nil {
-			return fmt.Errorf("system: %w", err)
+			return fmt.Errorf("mta: %w", err)
 		}
 	}
 	files := []struct {
@@ -208,26 +208,26 @@ func build(dir, home string, o InitOptions) error {
 	}
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), f.mode); err != nil {
-			return fmt.Errorf("system: %w", err)
+			return fmt.Errorf("mta: %w", err)
 		}
 	}
 	if err := assign.CompileFile(filepath.Join(dir, "users", "assign"), filepath.Join(dir, "users", "cdb")); err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	rules, err := os.Open(filepath.Join(dir, "control", "tcp.smtp"))
 	if err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	defer rules.Close()
 	cdbPath := filepath.Join(dir, "control", "tcp.smtp.cdb")
 	if err := tcprules.CompileFile(cdbPath, cdbPath+".tmp", rules); err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	if err := writeCert(filepath.Join(dir, "control", "servercert.pem"), o.Domain); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "control", "me"), []byte(o.Domain+"\n"), 0o644); err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	return nil
 }
@@ -249,10 +249,10 @@ func rootUsers(dir string, gid int) error {
 	} {
 		p := filepath.Join(dir, f.name)
 		if err := os.Lchown(p, 0, f.gid); err != nil {
-			return fmt.Errorf("system: %w", err)
+			return fmt.Errorf("mta: %w", err)
 		}
 		if err := os.Chmod(p, f.mode); err != nil {
-			return fmt.Errorf("system: %w", err)
+			return fmt.Errorf("mta: %w", err)
 		}
 	}
 	return nil
@@ -277,10 +277,10 @@ func rootControl(dir string, gid int) error {
 			g, mode = gid, 0o640
 		}
 		if err := os.Lchown(path, 0, g); err != nil {
-			return fmt.Errorf("system: %w", err)
+			return fmt.Errorf("mta: %w", err)
 		}
 		if err := os.Chmod(path, mode); err != nil {
-			return fmt.Errorf("system: %w", err)
+			return fmt.Errorf("mta: %w", err)
 		}
 		return nil
 	})
@@ -291,7 +291,7 @@ func rootControl(dir string, gid int) error {
 func readDemo(home string) (Demo, error) {
 	me, err := os.ReadFile(filepath.Join(home, "control", "me"))
 	if err != nil {
-		return Demo{}, fmt.Errorf("system: %w", err)
+		return Demo{}, fmt.Errorf("mta: %w", err)
 	}
 	d := Demo{Domain: strings.TrimSpace(string(me))}
 	data, err := os.ReadFile(filepath.Join(home, "users", "poppasswd"))
@@ -299,7 +299,7 @@ func readDemo(home string) (Demo, error) {
 		return d, nil
 	}
 	if err != nil {
-		return d, fmt.Errorf("system: %w", err)
+		return d, fmt.Errorf("mta: %w", err)
 	}
 	for line := range strings.Lines(string(data)) {
 		e, err := pop3.ParsePasswdLine(strings.TrimRight(line, "\n"))
@@ -335,11 +335,11 @@ func randomPassword() string {
 func writeCert(path, name string) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -355,16 +355,16 @@ func writeCert(path, name string) error {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})...)
 	if err := os.WriteFile(path, out, 0o600); err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	return nil
 }
@@ -377,11 +377,11 @@ func (s *System) TLSConfig() (*tls.Config, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("system: %w", err)
+		return nil, fmt.Errorf("mta: %w", err)
 	}
 	cr := &smtpserver.CertReloader{CertFile: path, KeyFile: path}
 	if _, err := cr.GetCertificate(nil); err != nil {
-		return nil, fmt.Errorf("system: servercert.pem: %w", err)
+		return nil, fmt.Errorf("mta: servercert.pem: %w", err)
 	}
 	return &tls.Config{GetCertificate: cr.GetCertificate, MinVersion: tls.VersionTLS12}, nil
 }

@@ -1,4 +1,4 @@
-package system
+package mta
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/queue"

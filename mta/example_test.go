@@ -1,11 +1,11 @@
-package system_test
+package mta_test
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/qmailkit/qmailkit/internal/system"
+	"github.com/qmailkit/qmailkit/mta"
 )
 
 // Make a home with a demo mailbox, open it, and see how it routes mail.
@@ -17,21 +17,21 @@ func Example() {
 	}
 	defer os.RemoveAll(dir)
 	home := filepath.Join(dir, "qmail")
-	demo, created, err := system.Init(home, system.InitOptions{Domain: "example.test", Password: "secret"})
+	demo, created, err := mta.Init(home, mta.InitOptions{Domain: "example.test", Password: "secret"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(demo.Address(), demo.Password, created)
 
-	sys, err := system.Open(home, system.Options{})
+	sys, err := mta.Open(home, mta.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer sys.Close()
 	// sys.Run(ctx, servers, listeners) would serve; here, just routing.
-	r, _ := system.Routing(sys.Home)
+	r, _ := mta.Routing(sys.Home)
 	for _, rcpt := range []string{"demo@example.test", "joe@example.org"} {
 		addr, remote := r.Route(rcpt)
 		fmt.Println(addr, remote)

@@ -1,4 +1,4 @@
-package system
+package mta
 
 import (
 	"fmt"
@@ -70,7 +70,7 @@ func (c *spaceCheck) check(now time.Time) error {
 		statfs = unix.Statfs
 	}
 	if err := statfs(c.dir, &st); err != nil {
-		c.err = fmt.Errorf("system: free space of %s: %w", c.dir, err)
+		c.err = fmt.Errorf("mta: free space of %s: %w", c.dir, err)
 		return c.err
 	}
 	free := st.Bavail * uint64(st.Bsize)

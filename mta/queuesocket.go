@@ -1,4 +1,4 @@
-package system
+package mta
 
 import (
 	"context"
@@ -30,23 +30,23 @@ func (s *System) ServeQueueSocket(path string, mode os.FileMode, who func(uid in
 	fi, err := os.Lstat(path)
 	switch {
 	case err == nil && fi.Mode()&os.ModeSocket == 0:
-		return nil, fmt.Errorf("system: %s exists and is not a socket", path)
+		return nil, fmt.Errorf("mta: %s exists and is not a socket", path)
 	case err == nil:
 		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("system: %w", err)
+			return nil, fmt.Errorf("mta: %w", err)
 		}
 	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("system: %w", err)
+		return nil, fmt.Errorf("mta: %w", err)
 	}
 	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
 	if err != nil {
-		return nil, fmt.Errorf("system: %w", err)
+		return nil, fmt.Errorf("mta: %w", err)
 	}
 	l.SetUnlinkOnClose(false) // stop removes it, once the injections ended
 	if err := os.Chmod(path, mode); err != nil {
 		l.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("system: %w", err)
+		return nil, fmt.Errorf("mta: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -60,7 +60,7 @@ func (s *System) ServeQueueSocket(path string, mode os.FileMode, who func(uid in
 	go func() {
 		defer close(done)
 		if err := qs.Serve(ctx, l); err != nil {
-			s.logger.Error("system: qmail-queue socket: " + err.Error())
+			s.logger.Error("mta: qmail-queue socket: " + err.Error())
 		}
 	}()
 	return func() {

@@ -1,4 +1,4 @@
-// Package system turns a qmail home directory (QMAILHOME) into the parts of
+// Package mta turns a qmail home directory (QMAILHOME) into the parts of
 // a running mail system, wired together as qmail's programs are: the queue
 // and its scheduler (qmail-send) with local delivery through assign and
 // dotqmail (qmail-lspawn, qmail-local) and remote delivery through
@@ -80,7 +80,7 @@
 // and a half times the message size limit. The servers' own limits
 // (connections per client and in all, session and command timeouts,
 // message size) are their packages' safe defaults.
-package system
+package mta
 
 import (
 	"context"
@@ -103,7 +103,7 @@ import (
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/authlimit"
 	"github.com/qmailkit/qmailkit/dotqmail"
-	"github.com/qmailkit/qmailkit/internal/control"
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/uring"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/pop3"
@@ -225,7 +225,7 @@ type System struct {
 func Open(home string, opts Options) (*System, error) {
 	home, err := filepath.Abs(home)
 	if err != nil {
-		return nil, fmt.Errorf("system: %w", err)
+		return nil, fmt.Errorf("mta: %w", err)
 	}
 	s := &System{Home: control.Dir{Home: home}, opts: opts, logger: opts.Logger,
 		ipme: sync.OnceValue(smtpserver.InterfaceIPs)}
@@ -376,7 +376,7 @@ func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Resul
 	defer cancel()
 	res, err := l.Deliver(ctx, d.Sender, d.Recipients[0], d.Message)
 	if err != nil && errors.Is(context.Cause(ctx), errGraceOver) {
-		s.logger.Warn("system: local delivery cut at the end of the grace period; deferred", "recipient", d.Recipients[0], "id", d.ID)
+		s.logger.Warn("mta: local delivery cut at the end of the grace period; deferred", "recipient", d.Recipients[0], "id", d.ID)
 	}
 	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
@@ -413,7 +413,7 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 		if res == nil || i >= len(res.Recipients) {
 			out[i] = queue.Result{Report: smtpclient.ReportText(err), Err: err}
 			if err == nil {
-				out[i].Err = errors.New("system: remote delivery gave no result")
+				out[i].Err = errors.New("mta: remote delivery gave no result")
 			}
 			continue
 		}
@@ -468,18 +468,18 @@ func (s *System) loadSMTPPolicy() error {
 func (s *System) loadSMTPPolicyLocked() error {
 	set, err := s.Home.SMTPSettings()
 	if err != nil {
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	var tmp smtpserver.Server
 	closeMore, err := s.Home.SMTPPolicy(&tmp, false)
 	if err != nil {
 		closeMore()
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	free, freeSet, err := s.queueMinFree()
 	if err != nil {
 		closeMore()
-		return fmt.Errorf("system: %w", err)
+		return fmt.Errorf("mta: %w", err)
 	}
 	databytes := set.MaxMessageBytes
 	if databytes == 0 {
@@ -509,7 +509,7 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, AuthLimiter: s.AuthLimiter, Logger: s.logger.With("part", "smtp")}
 	if submission {
 		if auth == nil {
-			return nil, errors.New("system: submission needs an authenticator")
+			return nil, errors.New("mta: submission needs an authenticator")
 		}
 		srv.Logger = s.logger.With("part", "submission")
 		srv.CheckSender = func(ctx context.Context, ss *smtpserver.Session, from string) error {
@@ -559,7 +559,7 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 			}
 		}
 		if err := s.space.check(time.Now()); err != nil {
-			s.logger.Warn("system: refusing mail: the queue's file system is nearly full", "err", err, "ip", ss.RemoteIP)
+			s.logger.Warn("mta: refusing mail: the queue's file system is nearly full", "err", err, "ip", ss.RemoteIP)
 			return err
 		}
 		return nil
@@ -573,7 +573,7 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 func (s *System) maxConns() (int, error) {
 	n, err := s.Home.Int("concurrencyincoming", 0)
 	if err != nil {
-		return 0, fmt.Errorf("system: %w", err)
+		return 0, fmt.Errorf("mta: %w", err)
 	}
 	return int(min(n, 1<<20)), nil
 }
@@ -670,7 +670,7 @@ func (a *aliasDB) close() {
 func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 	me, _, err := s.Home.Me()
 	if err != nil {
-		return nil, fmt.Errorf("system: %w", err)
+		return nil, fmt.Errorf("mta: %w", err)
 	}
 	maxConns, err := s.maxConns()
 	if err != nil {
@@ -740,7 +740,7 @@ func cuttable(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // errGraceOver is the cause of a delivery's context cancelled at the end
 // of Run's grace period.
-var errGraceOver = errors.New("system: stopping: grace period over")
+var errGraceOver = errors.New("mta: stopping: grace period over")
 
 // Run runs the scheduler and serves the listeners until ctx is done. It
 // then stops accepting, lets the sessions finish the message they are
@@ -779,7 +779,7 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 			}
 			errMu.Lock()
 			if first == nil {
-				first = fmt.Errorf("system: %s: %w", name, err)
+				first = fmt.Errorf("mta: %s: %w", name, err)
 			}
 			errMu.Unlock()
 			failOnce.Do(func() { close(failed) })
@@ -814,7 +814,7 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 		schedDone <- err
 		errMu.Lock()
 		if first == nil && err != nil {
-			first = fmt.Errorf("system: scheduler: %w", err)
+			first = fmt.Errorf("mta: scheduler: %w", err)
 		}
 		errMu.Unlock()
 	}
@@ -844,14 +844,14 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 	select {
 	case err = <-schedDone:
 	case <-graceOver.C:
-		s.logger.Warn("system: grace period over: cancelling the deliveries still running (they are deferred)", "grace", grace)
+		s.logger.Warn("mta: grace period over: cancelling the deliveries still running (they are deferred)", "grace", grace)
 		cut(errGraceOver)
 		err = <-schedDone
 	}
 	if err != nil {
 		errMu.Lock()
 		if first == nil {
-			first = fmt.Errorf("system: scheduler: %w", err)
+			first = fmt.Errorf("mta: scheduler: %w", err)
 		}
 		errMu.Unlock()
 	}
