@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/assign"
-	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/control"
+	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/queue"

@@ -32,9 +32,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/dotforward"
 	"github.com/qmailkit/qmailkit/dotqmail"
-	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 

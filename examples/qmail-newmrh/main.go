@@ -34,8 +34,8 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/qmailkit/qmailkit/internal/cdb"
 	"github.com/qmailkit/qmailkit/control"
+	"github.com/qmailkit/qmailkit/internal/cdb"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 )
 

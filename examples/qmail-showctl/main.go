@@ -35,8 +35,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/qmailkit/qmailkit/internal/account"
 	"github.com/qmailkit/qmailkit/control"
+	"github.com/qmailkit/qmailkit/internal/account"
 )
 
 func main() {

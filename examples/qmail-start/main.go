@@ -47,8 +47,8 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/qmailkit/qmailkit/internal/account"
 	"github.com/qmailkit/qmailkit/control"
+	"github.com/qmailkit/qmailkit/internal/account"
 	"golang.org/x/sys/unix"
 )
 
