@@ -30,7 +30,7 @@ func Example() {
 		return
 	}
 	defer sys.Close()
-	// sys.Run(ctx, servers, listeners) would serve; here, just routing.
+	// sys.Serve(ctx, servers, listeners) would serve; here, just routing.
 	r, _ := mta.Routing(sys.Home)
 	for _, rcpt := range []string{"demo@example.test", "joe@example.org"} {
 		addr, remote := r.Route(rcpt)

@@ -62,7 +62,7 @@ func startHome(t testing.TB, home string, demo Demo) *running {
 	if srv.SMTP, err = sys.SMTP(false, tc, nil); err != nil {
 		t.Fatal(err)
 	}
-	if srv.Submission, err = sys.SMTP(true, tc, SMTPAuth(sys.Passwd())); err != nil {
+	if srv.Submission, err = sys.SMTP(true, tc, SMTPAuth(sys.Auth())); err != nil {
 		t.Fatal(err)
 	}
 	if srv.POP3, err = sys.POP3(tc); err != nil {
@@ -81,7 +81,7 @@ func startHome(t testing.TB, home string, demo Demo) *running {
 		submission: ls.Submission.Addr().String(), pop3: ls.POP3.Addr().String()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sys.Run(ctx, srv, ls) }()
+	go func() { done <- sys.Serve(ctx, srv, ls) }()
 	var stopped bool
 	var runErr error
 	r.stop = func() error {
@@ -290,7 +290,7 @@ func TestSubmissionToSecondSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	// smtproutes is reread by Reload, on the running system.
-	if err := here.sys.Reload(); err != nil {
+	if err := here.sys.ReloadHome(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -371,7 +371,7 @@ func TestReloadRcpthosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := r.sys.Reload(); err != nil {
+	if err := r.sys.ReloadHome(); err != nil {
 		t.Fatal(err)
 	}
 	if err := rcpt(); err != nil {
@@ -456,7 +456,7 @@ func TestReloadSMTPSettings(t *testing.T) {
 	}
 	write("databytes", "100\n")
 	write("smtpgreeting", "new.test NEW\n")
-	if err := r.sys.Reload(); err != nil {
+	if err := r.sys.ReloadHome(); err != nil {
 		t.Fatal(err)
 	}
 	fresh, greeting := dial()
@@ -497,7 +497,7 @@ func TestReloadSMTPSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("databytes", "0\n")
-	if err := r.sys.Reload(); err == nil {
+	if err := r.sys.ReloadHome(); err == nil {
 		t.Fatal("Reload with an unreadable smtpgreeting: no error")
 	}
 	after, greeting := dial()

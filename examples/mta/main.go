@@ -408,7 +408,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		if tc == nil {
 			return fail(errors.New("submission needs control/servercert.pem"))
 		}
-		if srv.Submission, err = sys.SMTP(true, tc, mta.SMTPAuth(sys.Passwd())); err != nil {
+		if srv.Submission, err = sys.SMTP(true, tc, mta.SMTPAuth(sys.Auth())); err != nil {
 			return fail(err)
 		}
 	}
@@ -435,11 +435,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	// cancels the deliveries still running, in-process ones and the
 	// helper's alike, which kills their programs whatever they do (they
 	// are deferred).
-	go func() { done <- sys.Run(runCtx, srv, ls) }()
+	go func() { done <- sys.Serve(runCtx, srv, ls) }()
 	for {
 		select {
 		case <-hup:
-			if err := sys.Reload(); err != nil {
+			if err := sys.ReloadHome(); err != nil {
 				logger.Error("mta: reload failed, keeping the old settings", "err", err)
 			} else {
 				logger.Info("mta: reloaded control files")
