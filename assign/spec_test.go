@@ -56,7 +56,9 @@ func records(t testing.TB, path string) [][2]string {
 	return recs
 }
 
-// Spec assign.md §8 and test vector 1: exact bytes and records.
+// TestSpecExample compiles a small users/assign (exact and wildcard
+// entries, the catch-all alias) and checks qmail-newu's exact bytes and
+// records (see qmail-users(5)).
 func TestSpecExample(t *testing.T) {
 	path := compileString(t, specExample)
 	b, err := os.ReadFile(path)
@@ -82,7 +84,7 @@ func TestSpecExample(t *testing.T) {
 		t.Errorf("records\n got %q\nwant %q", got, want)
 	}
 
-	// The lookups of §8, as the spawner's six NUL-terminated fields.
+	// Lookups in that database, as the spawner's six NUL-terminated fields.
 	db, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +124,7 @@ func equalRecs(a, b [][2]string) bool {
 	return true
 }
 
-// Test vectors 2–9 of assign.md: records of accepted files.
+// TestSpecRecords checks the records qmail-newu writes for accepted files.
 func TestSpecRecords(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string

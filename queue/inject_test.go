@@ -164,7 +164,9 @@ func TestOpenReadOnlyMissing(t *testing.T) {
 	}
 }
 
-// Test vector 1 and 2 of queue.md: exact mess and envelope bytes.
+// Exact mess and envelope bytes of an injection (the Received line, the
+// u and p records, the mess path by inode and split), and of an empty
+// envelope.
 func TestInjectVector(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -19,7 +19,9 @@ func vectorRouting(extra ...string) Routing {
 	}
 }
 
-// Test vectors 8 to 16 of queue.md.
+// qmail-send's routing of recipients (see qmail-send(8)): locals,
+// percenthack, virtualdomains (exact, .suffix, user@domain, an empty
+// prepend, the last of a repeated key) and the catch-all line.
 func TestRoute(t *testing.T) {
 	base, catch := vectorRouting(), vectorRouting(":alias-catch")
 	twice := vectorRouting("v.example:first", "v.example:second")

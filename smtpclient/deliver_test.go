@@ -381,7 +381,8 @@ func TestDeliverManyRecipients(t *testing.T) {
 }
 
 // Modern mode moves on to the next address when the greeting or EHLO fails
-// or the connection drops before MAIL (spec §13, item 1).
+// or the connection drops before MAIL (RFC 5321 section 5.1); qmail-remote
+// reports a temporary failure at the first.
 func TestDeliverNextHost(t *testing.T) {
 	bad := newFake(t)
 	bad.SetReply(step1("GREETING", "554 go away"))
@@ -475,7 +476,7 @@ func TestDeliverUTF8(t *testing.T) {
 	}
 }
 
-// Replies outside 200–599, and 421, are temporary (spec §13, item 14).
+// Replies outside 200–599, malformed ones, and 421 are temporary.
 func TestDeliverBadReplies(t *testing.T) {
 	for _, tc := range []struct {
 		step, reply string
@@ -581,7 +582,7 @@ func TestCopyData(t *testing.T) {
 		t.Errorf("final bare CR: %v", readErr)
 	}
 	size, eight, err := measure(strings.NewReader(in), make([]byte, 5))
-	// RFC 1870 §3: neither the final ".\r\n" nor the two stuffed dots count.
+	// RFC 1870 section 3: neither the final ".\r\n" nor the two stuffed dots count.
 	if err != nil || size != int64(len(want)-3-2) || eight {
 		t.Errorf("measure: %d %v %v", size, eight, err)
 	}
