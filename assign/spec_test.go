@@ -151,13 +151,13 @@ func TestSpecRecords(t *testing.T) {
 			}
 		})
 	}
-	// Vector 2: one record, 2048 + 8 + 2×8 bytes.
+	// The empty assign: one record, 2048 + 8 + 2×8 bytes.
 	if b, _ := os.ReadFile(compileString(t, ".\n")); len(b) != 2072 {
 		t.Errorf("empty assign: %d bytes, want 2072", len(b))
 	}
 }
 
-// Test vectors 5, 7, 8 and every other format error: the line and field
+// Every format error: the line and field
 // are named, and nothing is written.
 func TestSpecRejected(t *testing.T) {
 	for _, tc := range []struct {
@@ -254,7 +254,7 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
-// Vector 4: a prefix recorded with an upper-case last byte is never tried.
+// A prefix recorded with an upper-case last byte is never tried.
 func TestLookupUppercaseWildchar(t *testing.T) {
 	db := openString(t, "+baR:u:1:2:/h:-::\n.\n")
 	if u, err := db.Lookup("bar"); !errors.Is(err, ErrNotFound) {
@@ -315,7 +315,7 @@ func TestLookupOrder(t *testing.T) {
 		}
 	}
 
-	// Vector 10: with wildchars "-", for a-b-c: !a-b- beats !a-.
+	// With wildchars "-", for a-b-c: !a-b- beats !a-.
 	db = openString(t, "+a-:short:1:1:/s:-:p-:\n+a-b-:long:1:1:/l:-:p-:\n.\n")
 	if u, err := db.Lookup("a-b-c"); err != nil || u.Name != "long" || u.Ext != "p-c" {
 		t.Errorf("vector 10: %+v, %v", u, err)
@@ -358,7 +358,7 @@ func TestLookupValues(t *testing.T) {
 	}
 }
 
-// Vector 11 and friends: missing users/cdb, a cdb without the empty key,
+// Missing users/cdb, a cdb without the empty key,
 // a corrupt file.
 func TestLookupFiles(t *testing.T) {
 	dir := t.TempDir()

@@ -81,7 +81,8 @@ func TestParseVirtualDomains(t *testing.T) {
 	}
 }
 
-// Test vector 23: the prepend is removed for the bounce record.
+// A virtual domain's prepend is removed for the bounce record (not for a
+// user@domain entry).
 func TestStripPrepend(t *testing.T) {
 	c := vectorRouting().compile()
 	for in, want := range map[string]string{

@@ -27,7 +27,7 @@ func deliverTo(t *testing.T, c *Client, rcpts []string, msg string) *Result {
 
 func nul(s string) string { return strings.ReplaceAll(s, `\0`, "\x00") }
 
-// The spec's vectors 1–11, with qmail-remote's exact report bytes.
+// Each kind of remote answer, with qmail-remote's exact report bytes.
 func TestDeliverVectors(t *testing.T) {
 	two := []string{"r1@example.net", "r2@example.net"}
 	for _, tc := range []struct {
@@ -136,7 +136,7 @@ func step1(step string, replies ...string) func(string, int, string) string {
 	}
 }
 
-// Spec vector 10: nothing listening.
+// Nothing listening.
 func TestDeliverNoConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -157,7 +157,7 @@ func TestDeliverNoConnection(t *testing.T) {
 	}
 }
 
-// Spec vector 15: address quoting.
+// Address quoting.
 func TestDeliverQuoting(t *testing.T) {
 	f := newFake(t)
 	c := fakeClient(t, f)
@@ -175,7 +175,7 @@ func TestDeliverQuoting(t *testing.T) {
 	}
 }
 
-// Spec vector 16: the bytes after 354, end to end.
+// The bytes after 354, end to end.
 func TestDeliverBlast(t *testing.T) {
 	for _, tc := range []struct{ stored, sent string }{
 		{"", ".\r\n"},

@@ -46,7 +46,8 @@ func checkErr(t *testing.T, err error, perm bool, sentinel error, text string) {
 	}
 }
 
-// Spec vector 19: MX ordering, random among equal preferences, and ipme.
+// MX ordering, random among equal preferences, and ipme (addresses of
+// this host and those after them are dropped).
 func TestLookupMXOrder(t *testing.T) {
 	_, r := newDNS(t,
 		"example.net. 300 IN MX 10 a.example.net.",
