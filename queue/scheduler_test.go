@@ -164,7 +164,7 @@ func emptyQueue(t *testing.T, q *Queue) {
 	}
 }
 
-// Test vector 28: the log of one local delivery.
+// The log of one local delivery, line for line as qmail-send writes it.
 func TestSchedulerLogVector(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs syncBuffer
@@ -254,7 +254,7 @@ func TestSchedulerBounceGolden(t *testing.T) {
 	})
 }
 
-// Test vectors 25 and 26: a failing bounce becomes a double bounce to the
+// A failing bounce becomes a double bounce to the
 // postmaster; a failing double bounce is discarded.
 func TestSchedulerDoubleAndTripleBounce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -287,7 +287,7 @@ func TestSchedulerDoubleAndTripleBounce(t *testing.T) {
 	})
 }
 
-// Test vector 18: a message past its lifetime gets one more pass, whose
+// A message past its lifetime (queuelifetime) gets one more pass, whose
 // temporary failures bounce.
 func TestSchedulerLifetime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -611,7 +611,7 @@ func TestSchedulerStopInFlight(t *testing.T) {
 	})
 }
 
-// Test vector 20: a success marks its record D in place; a deferral leaves T.
+// A success marks its record D in place; a deferral leaves T.
 func TestSchedulerMark(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs syncBuffer

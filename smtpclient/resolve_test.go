@@ -46,7 +46,8 @@ func checkErr(t *testing.T, err error, perm bool, sentinel error, text string) {
 	}
 }
 
-// Spec vector 19: MX ordering, random among equal preferences, and ipme.
+// MX ordering, random among equal preferences, and ipme (addresses of
+// this host and those after them are dropped).
 func TestLookupMXOrder(t *testing.T) {
 	_, r := newDNS(t,
 		"example.net. 300 IN MX 10 a.example.net.",
@@ -198,8 +199,9 @@ func TestLookupCases(t *testing.T) {
 	}
 }
 
-// Spec vector 13: a literal that is this host, without a route, is refused;
-// a route to this host is not (§4).
+// A literal that is this host, without a route, is refused (qmail-remote's
+// "I'm listed as a best-preference MX" check); a route to this host is
+// not, since a route turns that check off.
 func TestLookupSelf(t *testing.T) {
 	c := &Client{Resolver: &DNS{Servers: []string{"127.0.0.1:1"}}}
 	for _, host := range []string{"[127.0.0.1]", "127.0.0.1"} {
@@ -212,7 +214,7 @@ func TestLookupSelf(t *testing.T) {
 	}
 }
 
-// Spec vector 14: the route for example.net does not match sub.example.net.
+// The route for example.net does not match sub.example.net.
 func TestLookupRouteNoMatch(t *testing.T) {
 	_, r := newDNS(t, "other.example. 300 IN A 192.0.2.1")
 	c := &Client{Resolver: r, Routes: mustRoutes(t, "example.net:127.0.0.1:38125\n")}
@@ -220,7 +222,9 @@ func TestLookupRouteNoMatch(t *testing.T) {
 	checkErr(t, err, true, ErrNoHost, "Sorry, I couldn't find any host named sub.example.net. (#5.1.2)\n")
 }
 
-// Spec vector 17 and §4.
+// The smtproutes lookup order (see qmail-control(5) and qmail-remote(8)):
+// the whole host, then each suffix starting at a dot, longest first, then
+// the empty key; keys compare without case.
 func TestRoutesLookup(t *testing.T) {
 	rs := mustRoutes(t, "a.b.example.com:r1\n.example.com:r2\n:r3\n")
 	for host, want := range map[string]string{"a.b.example.com": "r1", "c.example.com": "r2", "example.com": "r3", "A.B.EXAMPLE.COM": "r1"} {

@@ -13,7 +13,8 @@ func testSession(t *testing.T, srv *Server) *session {
 	return newSession(srv, a, qmailEnv())
 }
 
-// Spec test vector 4: address parsing (compat).
+// Address parsing in MAIL and RCPT as qmail-smtpd's addrparse does it
+// (compat).
 func TestVector4AddressParsing(t *testing.T) {
 	s := testSession(t, compatServer(&sink{}))
 	long := strings.Repeat("a", 895) + "@b.c"
