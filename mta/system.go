@@ -1,17 +1,35 @@
-// Package mta turns a qmail home directory (QMAILHOME) into the parts of
-// a running mail system, wired together as qmail's programs are: the queue
-// and its scheduler (qmail-send) with local delivery through assign and
-// dotqmail (qmail-lspawn, qmail-local) and remote delivery through
-// smtpclient (qmail-remote); an SMTP server whose messages go into that
-// queue (qmail-smtpd), a submission server that requires AUTH, and a POP3
-// server over the users' Maildirs (qmail-popup, qmail-pop3d).
+// Package mta is a whole mail system in a Go program, wired as qmail's
+// programs are: the queue and its scheduler (qmail-send) with local
+// delivery through dotqmail (qmail-lspawn, qmail-local) and remote
+// delivery through smtpclient (qmail-remote); an SMTP server whose
+// messages go into that queue (qmail-smtpd), a submission server that
+// requires AUTH, and a POP3 server over the users' Maildirs (qmail-popup,
+// qmail-pop3d).
 //
-// examples/mta and examples/qmail-send build on it, so that no main repeats
-// the wiring.
+// A program describes the system in a Config, written in Go or read from a
+// qmail home directory by LoadHome, and makes a System of it with New:
+//
+//	sys, err := mta.New(mta.Config{
+//		Hostname: "mx.example.org",
+//		QueueDir: "/var/lib/app/queue",
+//		Routing:  queue.Routing{Locals: []string{"example.org"}},
+//		Users:    mta.Mailboxes{"joe": {Password: hash, Home: "/var/lib/app/joe"}},
+//		TLS:      tlsConfig,
+//		Listeners: mta.Listeners{SMTP: smtpL, Submission: subL, POP3: popL},
+//	})
+//	...
+//	go sys.Run(ctx)              // serves until ctx ends or Shutdown
+//	err = sys.Reload(newConfig)  // new users, routes, policy; no connection dropped
+//	err = sys.Shutdown(ctx)
+//
+// Nothing is global: two Systems with their own queues run side by side in
+// one process. Open(home, opts) is LoadHome and New together, as
+// examples/mta and examples/qmail-send use it, and ReloadHome rereads the
+// home.
 //
 // # Files
 //
-// Under the home directory, as in /var/qmail:
+// Under the home directory, as in /var/qmail (see LoadHome for every file):
 //
 //	control/           qmail's control files (me, locals, rcpthosts, virtualdomains,
 //	                   smtproutes, concurrencylocal, queuelifetime, bouncefrom, ...)
@@ -37,12 +55,14 @@
 //
 // # Reload
 //
-// users/cdb, control/tcp.smtp.cdb, users/poppasswd and the certificate are re-read when
-// they change, without a reload. System.Reload rereads locals,
-// virtualdomains, percenthack, envnoathost, rcpthosts, morercpthosts.cdb,
-// badmailfrom, smtproutes, helohost, timeoutconnect and timeoutremote, and
-// the SMTP servers' me, smtpgreeting, localiphost, databytes and
-// timeoutsmtpd; other control files are read at Open. No connection is
+// System.Reload takes a new Config's routing, users, SMTP policy and
+// remote client. For a home, users/cdb, control/tcp.smtp.cdb,
+// users/poppasswd and the certificate are re-read when they change,
+// without a reload, and System.ReloadHome rereads locals, virtualdomains,
+// percenthack, envnoathost, rcpthosts, morercpthosts.cdb, badmailfrom,
+// smtproutes, helohost, timeoutconnect and timeoutremote, and the SMTP
+// servers' me, smtpgreeting, localiphost, databytes, timeoutsmtpd and
+// queueminfree; other control files are read at Open. No connection is
 // dropped: an SMTP session keeps the one-line values (greeting, databytes,
 // timeout, ...) it started with, as a qmail-smtpd process does, and
 // sessions that start after the reload get the new ones.
