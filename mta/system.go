@@ -354,6 +354,7 @@ func New(cfg Config) (*System, error) {
 		Routing:           routing,
 		ConcurrencyLocal:  cfg.Scheduling.ConcurrencyLocal,
 		ConcurrencyRemote: cfg.Scheduling.ConcurrencyRemote,
+		ConcurrencyDomain: cfg.Scheduling.ConcurrencyDomain,
 		Lifetime:          cfg.Scheduling.Lifetime,
 		Bounce:            cfg.Bounce,
 		Logger:            sendLog,
@@ -465,6 +466,9 @@ func (s *System) Close() error {
 	s.aliases.close()
 	s.aliases.mu.Unlock()
 	s.closeRing()
+	if p := s.remote.Load().Pool; p != nil {
+		p.Close()
+	}
 	if s.release != nil {
 		err = errors.Join(err, s.release())
 		s.release = nil
@@ -495,6 +499,9 @@ func (s *System) newRemote(cfg Config) *smtpclient.Client {
 	if c.Resolver == nil {
 		c.Resolver = s.opts.Resolver
 	}
+	if c.Resolver == nil && len(cfg.DNS) > 0 {
+		c.Resolver = &smtpclient.DNS{Servers: cfg.DNS}
+	}
 	if c.Port == 0 {
 		c.Port = s.opts.RemotePort
 	}
@@ -513,6 +520,7 @@ func cloneClient(r *smtpclient.Client) *smtpclient.Client {
 		Routes: r.Routes, TLS: r.TLS, TLSConfig: r.TLSConfig, Timeouts: r.Timeouts,
 		Network: r.Network, PreferIPv4: r.PreferIPv4, LocalAddrs: r.LocalAddrs, Rand: r.Rand,
 		Pool: r.Pool, QmailCompat: r.QmailCompat, Logger: r.Logger, TCPTO: r.TCPTO, Now: r.Now,
+		HostTLS: r.HostTLS,
 	}
 }
 
@@ -627,7 +635,11 @@ func (s *System) Reload(cfg Config) error {
 // reloadLocked applies cfg (filled); s.mu is held.
 func (s *System) reloadLocked(cfg Config) {
 	routing := cfg.Routing
-	s.remote.Store(s.newRemote(cfg))
+	old := s.remote.Swap(s.newRemote(cfg))
+	if old != nil && old.Pool != nil && old.Pool != s.remote.Load().Pool {
+		// Its idle connections end now; those in use after their delivery.
+		go old.Pool.Close()
+	}
 	s.routing.Store(&routing)
 	if s.smtpLoaded || !cfg.lazySMTP {
 		s.applySMTPLocked(cfg.SMTP)
@@ -656,6 +668,10 @@ func (s *System) ReloadHome() error {
 	cfg, err := loadHome(s.Home.Home, s.opts, !s.smtpLoaded)
 	if err != nil {
 		return err
+	}
+	// The same connections to remote hosts, if they are to be kept as long.
+	if old := s.remote.Load().Pool; old != nil && cfg.Remote.Pool != nil && old.IdleTimeout == cfg.Remote.Pool.IdleTimeout {
+		cfg.Remote.Pool = old
 	}
 	// The same users/cdb and passwd file: they follow their files.
 	u := s.users.Load()
@@ -719,6 +735,13 @@ func (s *System) applySMTPLocked(p SMTPPolicy) {
 // that wants to change a server before it serves calls it and Serve.
 func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Authenticator) (*smtpserver.Server, error) {
 	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, AuthLimiter: s.AuthLimiter, Logger: s.logger.With("part", "smtp")}
+	if !submission && s.cfg.DNSBL != nil {
+		b := *s.cfg.DNSBL
+		if b.Resolver == nil && len(s.cfg.DNS) > 0 {
+			b.Resolver = &smtpserver.DNSResolver{Servers: s.cfg.DNS}
+		}
+		srv.DNSBL = &b
+	}
 	if submission {
 		if auth == nil {
 			return nil, errors.New("mta: submission needs an authenticator")
