@@ -75,6 +75,9 @@ func loadHome(home string, opts Options, lazySMTP bool) (Config, error) {
 	if cfg.DNS, err = readDNSServers(d); err != nil {
 		return Config{}, err
 	}
+	if opts.DNSServer != "" {
+		cfg.DNS = []string{opts.DNSServer}
+	}
 	if cfg.DNSBL, err = readDNSBL(d); err != nil {
 		return Config{}, err
 	}

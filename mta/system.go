@@ -179,6 +179,10 @@ type Options struct {
 	// name." Empty: no database; the alias user's .qmail-default takes
 	// every such recipient.
 	Aliases string
+	// DNSServer, when set, is the one recursive DNS server ("address:port",
+	// see DNSServer) LoadHome puts in Config.DNS, in place of
+	// control/dnsserver's: examples/mta's -dns.
+	DNSServer string
 	// NoRecipientCheck accepts every local recipient at RCPT, as qmail
 	// does (unknown users are bounced later). By default a recipient that
 	// no user, .qmail file or default delivery would take is refused with

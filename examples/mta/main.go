@@ -35,6 +35,11 @@
 //	-aliases FILE       a fastforward database (what newaliases makes of
 //	                    /etc/aliases: /etc/aliases.cdb) for the alias user;
 //	                    see below (default: none)
+//	-dns ADDR           the recursive DNS server for remote delivery and DNS
+//	                    lists, ADDR or ADDR:PORT (default control/dnsserver,
+//	                    else /etc/resolv.conf)
+//	-apop               offer APOP on POP3 (for users whose password is
+//	                    stored {PLAIN}; MD5, so off by default)
 //	-deliverytimeout D  as root: the time limit of a local delivery (default
 //	                    1060s: qmail-local's 1000 s for each program, and a
 //	                    minute), after which its processes are killed and it
@@ -136,7 +141,8 @@
 // limit and timeout it started with, and sessions that start after the
 // signal get the new ones; if a file cannot be read, nothing changes (the
 // error is logged). users/cdb, control/tcp.smtp.cdb, users/poppasswd and
-// control/servercert.pem are followed without a signal.
+// control/servercert.pem are followed without a signal. SIGALRM makes
+// every waiting delivery due now, as qmail-send's does.
 //
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
 package main
@@ -178,8 +184,8 @@ func main() {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	hup := make(chan os.Signal, 2)
+	signal.Notify(hup, syscall.SIGHUP, syscall.SIGALRM)
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, hup, os.Stdout, os.Stderr))
 }
 
@@ -198,6 +204,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	grace := fs.Duration("grace", time.Minute, "at a stop: how long sessions and deliveries in progress may go on before they are cut")
 	aliasesDB := fs.String("aliases", "", "a fastforward database (newaliases' /etc/aliases.cdb) for the alias user: its .qmail-default runs bin/fastforward -d on it, and unknown names are refused at RCPT")
 	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
+	dnsAddr := fs.String("dns", "", "the recursive DNS server to ask, ADDR or ADDR:PORT, for remote delivery and DNS lists (default: control/dnsserver, else /etc/resolv.conf)")
+	apop := fs.Bool("apop", false, "offer APOP on POP3 (MD5 of a shared secret: only users whose password is stored {PLAIN} can use it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -334,7 +342,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		if dir, ok := othersCanRun(program); !ok {
 			// go run's build directory is root's alone, for one.
-			logger.Warn("mta: other users cannot run this program ("+dir+" is not o+x): deliveries under other users' uids will be deferred; build it (go build ./examples/mta) into a directory every user can reach", "program", program)
+			logger.Warn("mta: other users cannot run this program ("+dir+" is not o+x): deliveries under other users' uids will be deferred; build it (go build -o /usr/local/bin/mta ./examples/mta) into a directory every user can reach", "program", program)
 		}
 		// Pdeathsig is sent when the thread that started the helper ends:
 		// keep this goroutine on its thread, which then lives as long as
@@ -364,7 +372,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
-	opts := mta.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB,
+	if *dnsAddr != "" {
+		server, err := mta.DNSServer(*dnsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "mta: -dns: %v\n", err)
+			return 2
+		}
+		*dnsAddr = server
+	}
+	opts := mta.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB, DNSServer: *dnsAddr,
 		// In-process deliveries' programs (forward, condredirect, a
 		// user's qmail-inject) queue through bin/qmail-queue too.
 		ProgramEnv: append(withoutQmailEnv(os.Environ()), "QMAILHOME="+*home, "QMAILQUEUE="+queueProgram(*home)),
@@ -415,6 +431,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if srv.POP3, err = sys.POP3(tc); err != nil {
 		return fail(err)
 	}
+	srv.POP3.APOP = *apop
 	if lsp != nil {
 		srv.POP3.OpenMailbox = openMailbox(srv.POP3, lsp.client, uid, gid)
 	}
@@ -438,7 +455,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	go func() { done <- sys.Serve(runCtx, srv, ls) }()
 	for {
 		select {
-		case <-hup:
+		case sig := <-hup:
+			if sig == syscall.SIGALRM {
+				// qmail-send's SIGALRM: every waiting delivery is made now.
+				sys.Scheduler.Flush()
+				logger.Info("mta: flushing the queue (SIGALRM)")
+				continue
+			}
 			if err := sys.ReloadHome(); err != nil {
 				logger.Error("mta: reload failed, keeping the old settings", "err", err)
 			} else {
@@ -609,5 +632,5 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	fmt.Fprintf(w, "Send from the command line (%s; any qmail-inject or sendmail run with QMAILHOME=%s works too):\n", who, home)
 	fmt.Fprintf(w, "  echo 'To: %s' | %s/qmail-inject\n", d.User, bin)
 	fmt.Fprintf(w, "  printf 'To: %s\\nSubject: hi\\n\\nhello\\n' | %s/sendmail -t\n", d.User, bin)
-	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files.\n")
+	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files; SIGALRM retries the queue now.\n")
 }
