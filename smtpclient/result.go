@@ -2,6 +2,7 @@ package smtpclient
 
 import (
 	"errors"
+	"github.com/qmailkit/qmailkit"
 	"strings"
 )
 
@@ -89,11 +90,9 @@ func (res *Result) Report() []byte {
 }
 
 // IsPermanent reports whether err is permanent under the module's
-// convention: some error in its chain has a Permanent method returning true.
-func IsPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
+// convention: some error in its chain has a Permanent method returning
+// true. It is qmailkit.IsPermanent.
+func IsPermanent(err error) bool { return qmailkit.IsPermanent(err) }
 
 // ReportText returns the qmail-remote text for err: the Report of an
 // [*Error], otherwise the error's text on one line, ending with LF.
