@@ -579,7 +579,7 @@ func (s *session) cmdMail(arg string) error {
 			reason = ReasonSize
 		}
 		if addr == "" {
-			addr = arg
+			addr = argAddr(arg, "FROM:")
 		}
 		s.reject(reason, "MAIL", *bad, slog.String("from", logAddr(addr)))
 		return nil
@@ -611,7 +611,7 @@ func hasNonASCII(s string) bool {
 
 func (s *session) cmdRcpt(arg string) error {
 	if !s.mail {
-		s.refuseRcpt(ReasonSequence, arg, replyMailFirst)
+		s.refuseRcpt(ReasonSequence, argAddr(arg, "TO:"), replyMailFirst)
 		return nil
 	}
 	addr, rest, bad := s.address(arg, "TO:", s.params.smtputf8)
@@ -625,7 +625,7 @@ func (s *session) cmdRcpt(arg string) error {
 	}
 	if bad != nil {
 		if addr == "" {
-			addr = arg
+			addr = argAddr(arg, "TO:")
 		}
 		s.refuseRcpt(ReasonSyntax, addr, *bad)
 		return nil

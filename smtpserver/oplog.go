@@ -3,6 +3,7 @@ package smtpserver
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/netip"
@@ -82,6 +83,14 @@ type rcptLog struct {
 // and "addr:code,addr:code" for text handlers.
 type rcptList []rcptLog
 
+// MarshalJSON writes the array of objects (json would use MarshalText).
+func (l rcptList) MarshalJSON() ([]byte, error) {
+	if l == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]rcptLog(l))
+}
+
 // MarshalText writes addr:code pairs separated by commas.
 func (l rcptList) MarshalText() ([]byte, error) {
 	var b []byte
@@ -104,6 +113,15 @@ func logAddr(s string) string {
 		return s[:maxLogAddr]
 	}
 	return s
+}
+
+// argAddr is the address part of a refused MAIL or RCPT argument, for
+// the log: the argument without its "FROM:" or "TO:".
+func argAddr(arg, keyword string) string {
+	if hasPrefixFold(arg, keyword) {
+		arg = arg[len(keyword):]
+	}
+	return strings.TrimSpace(arg)
 }
 
 // replyText is r as the client saw it, on one line (lines joined by " / ").
