@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/internal/mailtest"
 	"github.com/qmailkit/qmailkit/pop3"
+	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpserver"
 	"github.com/qmailkit/qmailkit/tcprules"
 	"golang.org/x/sys/unix"
@@ -592,5 +594,42 @@ func TestHealthChecks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// qmail's log format, as examples/mta -log qmail sets it up: the
+// scheduler's lines through queue.LogHandler with splogger's timestamps
+// (what qmailanalog's matchup reads), the servers' as slog text, in one
+// stream.
+func TestQmailLogFormat(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	demo, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	r := startWith(t, home, demo, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), SendLogger: slog.New(queue.NewLogHandler(&logs, true))})
+	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"demo@example.test"}, "Subject: x\r\n\r\nx\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitMaildir(t, r.demo.Maildir, 1)
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	text := logs.String()
+	qmailLine := regexp.MustCompile(`^[0-9]+\.[0-9]{6} (status: |new msg [0-9]+$|info msg [0-9]+: bytes [0-9]+ from <bob@example.org> qp [0-9]+ uid [0-9]+$|starting delivery 1: msg [0-9]+ to local demo@example.test$|delivery 1: success: |end msg [0-9]+$)`)
+	var qmail, server int
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		switch {
+		case qmailLine.MatchString(l):
+			qmail++
+		case strings.HasPrefix(l, "time="):
+			server++
+		default:
+			t.Errorf("line %q is neither qmail-send's nor slog's", l)
+		}
+	}
+	if qmail < 7 || !strings.Contains(text, `msg="smtpserver: transaction"`) {
+		t.Errorf("%d qmail-send lines, %d others:\n%s", qmail, server, text)
 	}
 }
