@@ -265,3 +265,20 @@ func TestTLSFailureAndConnections(t *testing.T) {
 		t.Errorf("session ends %v, rejections %v, refused %v", ends, rejs, refused)
 	}
 }
+
+// A huge user name (compat mode has no line limit) is cut in the log
+// line.
+func TestLoginLineBounded(t *testing.T) {
+	srv := &Server{Compat: true, Auth: testAuth(vectorMaildir(t))}
+	var rec logRecorder
+	rec.attach(srv)
+	c := startSession(t, srv, map[string]string{"TCPREMOTEIP": "127.0.0.1"})
+	c.expect("+OK*")
+	c.cmd("USER "+strings.Repeat("a", 100000), "+OK*")
+	c.cmd("PASS x", "-ERR authorization failed")
+	c.result()
+	logins, _ := rec.events(t, "login")
+	if len(logins) != 1 || len(logins[0]["user"].(string)) != maxLogUser {
+		t.Errorf("login lines %d, user of %d bytes", len(logins), len(logins[0]["user"].(string)))
+	}
+}

@@ -1,6 +1,7 @@
 package smtpserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -449,4 +451,52 @@ func TestRcptListText(t *testing.T) {
 	if !strings.Contains(b.String(), `to="a@b:250,c d@e:553"`) {
 		t.Errorf("%s", b.String())
 	}
+}
+
+// A message sent below MinDataRate: reason slow, and the session's end.
+func TestRejectSlowSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := compatServer(&sink{})
+		srv.Compat = false
+		var buf logBuf
+		srv.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+		var reasons []string
+		srv.Rejected = func(r Rejection) { reasons = append(reasons, r.Reason) }
+		client, server := net.Pipe()
+		defer client.Close()
+		done := make(chan error, 1)
+		go func() { done <- srv.ServeConn(context.Background(), server, qmailEnv()) }()
+		lines := make(chan string, 10)
+		go func() {
+			r := bufio.NewReader(client)
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					close(lines)
+					return
+				}
+				lines <- l
+			}
+		}()
+		for _, c := range []string{"MAIL FROM:<a@example.net>\r\n", "RCPT TO:<x@example.org>\r\n", "DATA\r\n", "Subject: x\r\n"} {
+			io.WriteString(client, c)
+			synctest.Wait()
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if err := <-done; err != ErrTooSlow {
+			t.Fatalf("ServeConn = %v", err)
+		}
+		recs := buf.records(t)
+		rej, ses := find(recs, "reject"), find(recs, "session")
+		if len(rej) != 1 || rej[0]["reason"] != "slow" || len(reasons) != 1 || reasons[0] != "slow" {
+			t.Errorf("reject lines %v, hook %v", rej, reasons)
+		}
+		if len(ses) != 1 || ses[0]["end"] != "slow" {
+			t.Errorf("session lines %v", ses)
+		}
+		if tx := find(recs, "transaction"); len(tx) != 1 || !strings.HasPrefix(tx[0]["reply"].(string), "451 ") {
+			t.Errorf("transaction lines %v", tx)
+		}
+	})
 }
