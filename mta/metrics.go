@@ -58,6 +58,7 @@ type Metrics struct {
 
 	mu      sync.Mutex
 	servers []servedServer // for the health check, in the order watched
+	watched map[any]bool   // the servers watched
 }
 
 // servedServer is a network server Run serves, for the health check.
@@ -151,8 +152,18 @@ func (m *Metrics) observeDelivery(o queue.Outcome) {
 // watchServer counts the rejections of srv (an *smtpserver.Server or a
 // *pop3.Server) under the server label name, chaining any Rejected hook
 // already set, and has the health check ask it whether it serves. Call it
-// before srv serves.
+// before srv serves; watching a server again does nothing.
 func (m *Metrics) watchServer(name string, srv any) {
+	m.mu.Lock()
+	seen := m.watched[srv]
+	if m.watched == nil {
+		m.watched = map[any]bool{}
+	}
+	m.watched[srv] = true
+	m.mu.Unlock()
+	if seen {
+		return // a second Run with the same servers: hooks are in place
+	}
 	m.tlsFailures.WithLabelValues(name)
 	m.authFailures.WithLabelValues(name)
 	var serving func() bool
