@@ -142,8 +142,7 @@ type Options struct {
 	// Logger receives the servers' structured logs. Nil discards them.
 	Logger *slog.Logger
 	// SendLogger receives qmail-send's lines (see queue.LogHandler). Nil
-	// means Logger, with the scheduler's attribute "msg" (the message
-	// number) renamed "id", since slog's handlers use "msg" for the line.
+	// means Logger.
 	SendLogger *slog.Logger
 	// Resolver is the DNS of remote delivery; nil means /etc/resolv.conf.
 	Resolver smtpclient.Resolver
@@ -304,7 +303,7 @@ func New(cfg Config) (*System, error) {
 	}
 	sendLog := opts.SendLogger
 	if sendLog == nil {
-		sendLog = slog.New(sendHandler{s.logger.Handler()})
+		sendLog = s.logger
 	}
 	routing := cfg.Routing
 	s.routing.Store(&routing)
@@ -322,7 +321,7 @@ func New(cfg Config) (*System, error) {
 		s.closeRing()
 		return nil, err
 	}
-	s.Metrics = NewMetrics(s.Queue)
+	s.Metrics = NewMetrics()
 	s.AuthLimiter = &authlimit.Limiter{Logger: s.logger.With("part", "authlimit"), Observe: s.Metrics.observeAuth}
 	s.Metrics.reg.MustRegister(authCollector{s.AuthLimiter})
 	s.space = &spaceCheck{dir: s.Queue.Dir(), need: s.minFree.Load, interval: 250 * time.Millisecond}
@@ -366,6 +365,7 @@ func New(cfg Config) (*System, error) {
 	if opts.QmailCompat {
 		s.Scheduler.RemoteBatch = 1
 	}
+	s.Metrics.watchScheduler(s.Scheduler)
 	return s, nil
 }
 
@@ -1072,6 +1072,7 @@ func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
 	var failOnce sync.Once
 	serve := func(name string, sd shutdowner, f func() error) {
 		stops = append(stops, sd)
+		s.Metrics.watchServer(name, sd)
 		wg.Go(func() {
 			err := f()
 			if errors.Is(err, smtpserver.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) {

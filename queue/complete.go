@@ -122,7 +122,7 @@ func (r *run) bounceInjected(b bounceDone) {
 		m.doneAt = r.now().Add(completionRetry)
 		return
 	}
-	r.info("bounce msg "+m.id.String()+" qp "+itoa(b.qp), "msg", uint64(m.id), "qp", b.qp)
+	r.info("bounce msg "+m.id.String()+" qp "+itoa(b.qp), "id", uint64(m.id), "qp", b.qp)
 	if err := r.q.pool.retire(r.q.path("bounce", m.id)); err != nil {
 		r.warn("unable to unlink bounce/" + m.id.String())
 		m.doneAt = r.now().Add(completionRetry)
@@ -164,7 +164,7 @@ func (r *run) endMsg(m *msg) bool {
 			unix.Close(held)
 		}
 	}
-	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
+	r.info("end msg "+m.id.String(), "id", uint64(m.id))
 	// Its mess and intd files become a slot for the next message if it
 	// was direct, unless other files of it were removed too, whose removal
 	// must be durable first (slots.go).

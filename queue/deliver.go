@@ -175,7 +175,7 @@ func (r *run) start(c *channel, u *unit) {
 		r.dnum++
 		u.dnums = append(u.dnums, r.dnum)
 		r.info("starting delivery "+itoa(r.dnum)+": msg "+u.j.m.id.String()+" to "+kind(c.remote)+" "+logSafe(rcpt),
-			"delivery", r.dnum, "msg", uint64(u.j.m.id), "channel", kind(c.remote), "to", rcpt)
+			"delivery", r.dnum, "id", uint64(u.j.m.id), "channel", kind(c.remote), "to", rcpt)
 	}
 	r.status()
 	r.wg.Go(func() {
@@ -267,6 +267,7 @@ func (r *run) handle(rep report) {
 		case res.Err == nil:
 			r.info("delivery "+d+": success: "+logSafe(text), "delivery", u.dnums[i], "result", "success", "report", text)
 			r.mark(j, name, u.offs[i])
+			r.observe(j, u.rcpts[i], true)
 		case permanent:
 			r.info("delivery "+d+": failure: "+logSafe(text), "delivery", u.dnums[i], "result", "failure", "report", text)
 			if err := r.addBounce(j.m, u.rcpts[i], text); err != nil {
@@ -276,6 +277,7 @@ func (r *run) handle(rep report) {
 			}
 			j.m.bounced = true
 			r.mark(j, name, u.offs[i])
+			r.observe(j, u.rcpts[i], false)
 		default:
 			r.info("delivery "+d+": deferral: "+logSafe(text), "delivery", u.dnums[i], "result", "deferral", "report", text)
 			j.deferred++

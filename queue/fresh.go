@@ -93,6 +93,13 @@ func (l *freshList) waiting() bool {
 	return len(l.msgs) > 0
 }
 
+// count returns the number of fresh messages waiting to be taken.
+func (l *freshList) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.msgs)
+}
+
 // isPending reports whether id will come, or is waiting, as a fresh
 // message.
 func (l *freshList) isPending(id ID) bool {

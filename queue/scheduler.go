@@ -80,6 +80,12 @@ type Scheduler struct {
 	// means time.Now. It must be safe for concurrent use.
 	Now func() time.Time
 
+	// Observe, when set, is told each recipient's final outcome (see
+	// [Outcome]): delivery latency for metrics. It is called from Run's
+	// loop, so it must return at once.
+	Observe func(Outcome)
+
+	stats   statsBox
 	mu      sync.Mutex
 	wake    chan struct{}
 	routing *Routing // pending Reload
@@ -233,6 +239,8 @@ type run struct {
 	stale      map[ID]bool // in todo/ with files an interrupted pass may have left
 	settle     []*msg      // direct messages to write out as preprocessed ones
 	bounced    chan bounceDone
+	oldest     time.Time // birth of the oldest message in msgs, for Scheduler.Stats
+	nextOldest time.Time // when to look for it again
 }
 
 func limit(v, def int) int {
@@ -335,6 +343,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	r.chans[0] = &channel{limit: limit(s.ConcurrencyLocal, 10)}
 	r.chans[1] = &channel{remote: true, limit: limit(s.ConcurrencyRemote, 20), perDomain: map[string]int{}}
+	defer s.stopped()
+	r.publish(r.now())
 	err = r.loop(ctx, pulled)
 	r.wg.Wait()
 	return err
@@ -387,6 +397,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 		} else {
 			timer.Reset(time.Hour)
 		}
+		r.publish(r.now())
 		select {
 		case <-done:
 			r.exiting = true
@@ -498,7 +509,7 @@ func (r *run) nextWake() (time.Duration, bool) {
 	if idle, ok := r.q.slotsIdleAt(); ok && idle.Before(t) {
 		t = idle
 	}
-	return t.Sub(now), true
+	return min(t.Sub(now), heartbeatInterval), true
 }
 
 // saveTimes sets the mtime of every waiting channel file to its next

@@ -21,7 +21,9 @@
 //	-pop3 ADDR          POP3 listen address (default 127.0.0.1:2110)
 //	-domain NAME        the local domain of a new home (default localhost)
 //	-defaultdelivery L  qmail-start's argument (default ./Maildir/)
-//	-log text|json      log format on standard error (default text)
+//	-log text|json|qmail log format on standard error (default text); qmail
+//	                    writes qmail-send's lines, as splogger timestamps them
+//	                    (readable by qmailanalog's matchup), and the servers' as text
 //	-metrics ADDR       HTTP address for /metrics (Prometheus: queue size,
 //	                    deliveries by outcome, connections, and the Go runtime's
 //	                    and the process's metrics, resident memory among them)
@@ -171,6 +173,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
+	"github.com/qmailkit/qmailkit/queue"
 )
 
 func main() {
@@ -198,7 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	popAddr := fs.String("pop3", "127.0.0.1:2110", "POP3 listen address (empty: none)")
 	domain := fs.String("domain", "localhost", "local domain of a new home")
 	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
-	logFormat := fs.String("log", "text", "log format: text or json")
+	logFormat := fs.String("log", "text", "log format: text, json, or qmail (qmail-send's lines for the queue, text for the servers)")
 	metricsAddr := fs.String("metrics", "", "HTTP address for /metrics (Prometheus text) and /healthz, e.g. 127.0.0.1:9125 (empty: none)")
 	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, created if missing; never nobody or root)")
 	grace := fs.Duration("grace", time.Minute, "at a stop: how long sessions and deliveries in progress may go on before they are cut")
@@ -219,12 +222,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	defer logOut.Close()
 	var handler slog.Handler
 	switch *logFormat {
-	case "text":
+	case "text", "qmail":
 		handler = slog.NewTextHandler(logOut, nil)
 	case "json":
 		handler = slog.NewJSONHandler(logOut, nil)
 	default:
-		fmt.Fprintf(stderr, "mta: -log must be text or json\n")
+		fmt.Fprintf(stderr, "mta: -log must be text, json or qmail\n")
 		return 2
 	}
 	logger := slog.New(handler)
@@ -384,6 +387,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		// In-process deliveries' programs (forward, condredirect, a
 		// user's qmail-inject) queue through bin/qmail-queue too.
 		ProgramEnv: append(withoutQmailEnv(os.Environ()), "QMAILHOME="+*home, "QMAILQUEUE="+queueProgram(*home)),
+	}
+	if *logFormat == "qmail" {
+		opts.SendLogger = slog.New(queue.NewLogHandler(logOut, true))
 	}
 	if lsp != nil {
 		opts.LocalDeliverer = lsp.client
