@@ -79,7 +79,7 @@ func startWith(t *testing.T, home string, demo Demo, opts Options) *running {
 		submission: ls.Submission.Addr().String(), pop3: ls.POP3.Addr().String()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sys.Run(ctx, srv, ls) }()
+	go func() { done <- sys.Serve(ctx, srv, ls) }()
 	var once sync.Once
 	var runErr error
 	r.stop = func() error {
