@@ -436,3 +436,41 @@ func TestSchedulerDSNManyRecipients(t *testing.T) {
 		emptyQueue(t, q)
 	})
 }
+
+// FuzzDSNFile reads any dsn/N content without failing, and round-trips
+// any DSN the queue accepts through the file.
+func FuzzDSNFile(f *testing.F) {
+	f.Add([]byte("RHDRS\x00EQQ\x00Ta@b\x00NNEVER\x00Orfc822;a@b\x00Ya@b\x00"), "x", "SUCCESS,DELAY")
+	f.Add([]byte("T\x00N\x00O"), "", "NEVER,SUCCESS")
+	q, err := Open(f.TempDir()+"/queue", Options{NoClean: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, orcpt, notify string) {
+		if err := os.WriteFile(q.path("dsn", 1), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.readDSN(1); err != nil {
+			t.Fatal(err)
+		}
+		n, err := ParseNotify(notify)
+		if err != nil {
+			return
+		}
+		d := &DSN{Recipients: []RecipientDSN{{Notify: n, ORcpt: orcpt}}}
+		env := Envelope{Sender: "s@x", Recipients: []string{"a@x"}, DSN: d}
+		if checkEnvelope(env) != nil {
+			return
+		}
+		if err := os.WriteFile(q.path("dsn", 2), dsnRecords(env), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		back, err := q.readDSN(2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := back.rcpts["a@x"]; got != d.Recipients[0] && d.Recipients[0] != (RecipientDSN{}) {
+			t.Fatalf("round trip %+v, want %+v", got, d.Recipients[0])
+		}
+	})
+}
