@@ -599,7 +599,7 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 	defer cancel()
 	rcpt := d.Recipients[0]
 	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
-	res, err := s.remote.Load().Deliver(ctx, domain, d.Sender, d.Recipients, d.Message)
+	res, err := s.remote.Load().DeliverDSN(ctx, domain, d.Sender, d.Recipients, d.Message, remoteDSN(d.DSN))
 	out := make([]queue.Result, len(d.Recipients))
 	for i := range out {
 		if res == nil || i >= len(res.Recipients) {
@@ -609,7 +609,7 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 			}
 			continue
 		}
-		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err}
+		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err, DSNPassed: res.Recipients[i].DSNPassed}
 	}
 	for _, r := range out {
 		s.Metrics.delivered(true, r.Err)

@@ -28,6 +28,7 @@ type freshMsg struct {
 	id   ID
 	todo []byte // todo/N's content
 	size int64  // mess/S/N's size
+	dsn  bool   // dsn/N exists
 }
 
 // freshList holds the fresh messages of one Queue.

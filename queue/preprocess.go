@@ -224,7 +224,10 @@ func (r *run) readTodo(it freshMsg, lg lineLogger) (*msg, bool) {
 		}
 	}
 	lg.info("new msg "+id.String(), "id", uint64(id))
-	m := &msg{id: id, loaded: true, direct: true, stale: r.stale[id]}
+	m := &msg{id: id, loaded: true, direct: true, stale: r.stale[id], hasDSN: it.dsn}
+	if it.todo == nil { // read back: dsn/N tells whether it has DSN parameters
+		m.hasDSN = q.exists("dsn", id)
+	}
 	var uid, pid string
 	var chans [2][]byte
 	for len(todo) > 0 {

@@ -66,6 +66,14 @@ type Scheduler struct {
 	// Bounce configures bounce messages.
 	Bounce Bounce
 
+	// DelayNotice is how long a recipient that asked for NOTIFY=DELAY (a
+	// DSN parameter, RFC 3461) may stay deferred before one "delayed"
+	// notification is sent to the sender. 0 means DefaultDelayNotice (4
+	// hours); negative means never. Messages without DSN parameters (all
+	// of those injected by qmail's programs, or accepted by an SMTP server
+	// in Compat mode) never get one.
+	DelayNotice time.Duration
+
 	// Logger receives qmail-send's log lines as record messages (see
 	// LogHandler). Nil discards them.
 	Logger *slog.Logger
@@ -151,6 +159,9 @@ type msg struct {
 	direct, bounced, stale bool
 	// locked: endMsg failed because another held the lock of mess/S/N.
 	locked bool
+	// hasDSN: dsn/N exists (dsn.go); dsn is its content once read.
+	hasDSN bool
+	dsn    *msgDSN
 }
 
 // job is one channel file of a message.
@@ -181,6 +192,8 @@ type unit struct {
 	rcpts  []string
 	offs   []int64
 	dnums  []int
+	dsn    *DSN     // the message's DSN parameters, nil if none
+	notice *unitDSN // for notifications, nil if none can be sent
 }
 
 type jobHeap []*job
@@ -210,6 +223,7 @@ type channel struct {
 type report struct {
 	u       *unit
 	results []Result
+	delayed []string // recipients sent a "delayed" notification
 }
 
 // run is the state of one Run.
@@ -228,6 +242,8 @@ type run struct {
 	ctx     context.Context // for deliveries: not cancelled by Run's ctx
 	batch   int
 	life    time.Duration
+	// delayAfter is Scheduler.DelayNotice, its default applied; 0: never.
+	delayAfter time.Duration
 
 	nextRescan time.Time
 	nextClean  time.Time
@@ -340,6 +356,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	if r.life <= 0 {
 		r.life = DefaultLifetime
+	}
+	switch {
+	case s.DelayNotice > 0:
+		r.delayAfter = s.DelayNotice
+	case s.DelayNotice == 0:
+		r.delayAfter = DefaultDelayNotice
 	}
 	r.chans[0] = &channel{limit: limit(s.ConcurrencyLocal, 10)}
 	r.chans[1] = &channel{remote: true, limit: limit(s.ConcurrencyRemote, 20), perDomain: map[string]int{}}
@@ -557,6 +579,14 @@ func (r *run) startupScan() {
 	} else {
 		r.warn("unable to read todo: " + logSafe(err.Error()))
 	}
+	withDSN := map[ID]bool{}
+	if names, err := readNames(filepath.Join(r.q.dir, "dsn")); err == nil {
+		for _, n := range names {
+			if id, ok := parseNum(n); ok {
+				withDSN[id] = true
+			}
+		}
+	}
 	dirs := []string{filepath.Join(r.q.dir, "bounce")}
 	for s := 0; s < r.q.split; s++ {
 		for _, k := range []string{"local", "remote"} {
@@ -589,7 +619,7 @@ func (r *run) startupScan() {
 			if err != nil {
 				continue
 			}
-			m := &msg{id: id, birth: fi.ModTime()}
+			m := &msg{id: id, birth: fi.ModTime(), hasDSN: withDSN[id]}
 			r.msgs[id] = m
 			for _, remote := range []bool{false, true} {
 				fi, err := os.Stat(r.q.path(kind(remote), id))

@@ -213,6 +213,10 @@ func (c *Client) dial(ctx context.Context, h Host, port int) (net.Conn, error) {
 // otherwise why the message failed. A recipient's own refusal is only in
 // its RecipientResult.
 func (c *Client) Deliver(ctx context.Context, domain, sender string, recipients []string, msg io.Reader) (*Result, error) {
+	return c.deliver(ctx, domain, sender, recipients, msg, nil)
+}
+
+func (c *Client) deliver(ctx context.Context, domain, sender string, recipients []string, msg io.Reader, dsn *DSN) (*Result, error) {
 	res := newResult(recipients)
 	if len(recipients) == 0 {
 		res.fail(newError(true, "No recipients were given. (#5.3.5)\n", nil))
@@ -226,7 +230,7 @@ func (c *Client) Deliver(ctx context.Context, domain, sender string, recipients 
 		res.fail(err)
 		return res, res.Err
 	}
-	d := &delivery{c: c, dest: dest, sender: sender, msg: msg, res: res}
+	d := &delivery{c: c, dest: dest, sender: sender, msg: msg, res: res, dsn: dsn}
 	d.run(ctx)
 	return res, res.Err
 }
@@ -238,6 +242,7 @@ type delivery struct {
 	sender string
 	msg    io.Reader
 	res    *Result
+	dsn    *DSN // nil: none
 
 	// The message's measure, when it could be taken.
 	measured bool

@@ -32,6 +32,10 @@ type RecipientResult struct {
 	// why not: the rejection of its RCPT, or the message's failure. It is an
 	// [*Error]; Permanent tells bounce from retry.
 	Err error
+	// DSNPassed reports that the server, which offers DSN (RFC 3461), was
+	// given the recipient's NOTIFY with its RCPT (see [Client.DeliverDSN]):
+	// the server now reports on the recipient as asked.
+	DSNPassed bool
 	// status is the recipient report qmail-remote printed ('r', 'h', 's'),
 	// 0 when the recipient was not reached.
 	status byte

@@ -129,9 +129,9 @@ func (s *session) startBdat() {
 		tx:     s.takeTx(),
 		result: make(chan bdatResult, 1),
 	}
-	from, rcpts := s.from, s.rcpts
+	from, rcpts, mailDSN, rcptDSN := s.from, s.rcpts, s.params.dsn(), s.rcptDSN
 	go func() {
-		id, err := s.enqueue(from, rcpts, b.in)
+		id, err := s.enqueue(from, rcpts, mailDSN, rcptDSN, b.in)
 		pr.CloseWithError(errBDATAborted)
 		b.result <- bdatResult{id, err}
 	}()

@@ -95,6 +95,7 @@ type session struct {
 	rcpts     []string
 	barf      bool
 	params    mailParams
+	rcptDSN   []map[string]string // DSN parameters per recipient (nil: none yet)
 	bdat      *bdatTx
 	bdatFail  bool
 	order     []int          // LMTP: for each accepted RCPT, its index in rcpts
@@ -475,6 +476,9 @@ func (s *session) extensions() []string {
 	if !s.compat {
 		ext = append(ext, "SMTPUTF8", "CHUNKING")
 	}
+	if s.dsnOffered() {
+		ext = append(ext, "DSN")
+	}
 	return ext
 }
 
@@ -482,7 +486,7 @@ func (s *session) extensions() []string {
 func (s *session) resetTx() {
 	s.abortBDAT()
 	s.mail, s.from, s.rcpts, s.barf, s.bdatFail = false, "", nil, false, false
-	s.order, s.rcptSet = nil, nil
+	s.order, s.rcptSet, s.rcptDSN = nil, nil, nil
 	s.params = mailParams{}
 	s.rcptLog = nil
 }
@@ -562,7 +566,7 @@ func (s *session) cmdMail(arg string) error {
 	addr, rest, bad := s.address(arg, "FROM:", true)
 	if bad == nil && !s.compat {
 		var r *Reply
-		p, r = parseMailParams(rest, true, s.srv.Auth != nil)
+		p, r = parseMailParams(rest, true, s.srv.Auth != nil, s.dsnOffered())
 		switch {
 		case r != nil:
 			bad = r
@@ -615,11 +619,10 @@ func (s *session) cmdRcpt(arg string) error {
 		return nil
 	}
 	addr, rest, bad := s.address(arg, "TO:", s.params.smtputf8)
+	var dsn map[string]string
 	if bad == nil && !s.compat {
-		switch {
-		case strings.TrimSpace(rest) != "":
-			bad = &replyBadParam
-		case addr == "":
+		dsn, bad = parseRcptParams(rest, s.dsnOffered())
+		if bad == nil && addr == "" {
 			bad = &Reply{501, "5.1.3", "bad recipient address syntax"}
 		}
 	}
@@ -684,6 +687,12 @@ func (s *session) cmdRcpt(arg string) error {
 		if s.srv.LMTP {
 			s.order = append(s.order, len(s.rcpts))
 		}
+	}
+	if dsn != nil && s.rcptDSN == nil {
+		s.rcptDSN = make([]map[string]string, len(s.rcpts), len(s.rcpts)+1)
+	}
+	if s.rcptDSN != nil {
+		s.rcptDSN = append(s.rcptDSN, dsn)
 	}
 	s.rcpts = append(s.rcpts, addr)
 	s.noteRcpt(addr, replyRcptOK.Code)
@@ -790,11 +799,12 @@ func (s *session) cmdData(arg string) error {
 	dr.beforeFill = s.armRead
 	from, rcpts, order, rec := s.from, s.rcpts, s.order, s.receivedLine()
 	tx := s.takeTx()
+	mailDSN, rcptDSN := s.params.dsn(), s.rcptDSN
 	s.resetTx() // the transaction ends as soon as DATA is accepted
 	s.beginRate()
 	defer s.endRate()
 	in := &dataIn{s: s, dr: dr, rec: rec, lazy354: true}
-	id, err := s.enqueue(from, rcpts, in)
+	id, err := s.enqueue(from, rcpts, mailDSN, rcptDSN, in)
 	if !in.started {
 		// The Enqueuer failed before reading: qmail's "qqt failure", no 354.
 		if err == nil {
@@ -837,14 +847,6 @@ func (s *session) cmdData(arg string) error {
 	}
 	s.finalReplies(tx, "DATA", rcpts, order, dr, in.sawEOF, id, err)
 	return s.flush()
-}
-
-// enqueue hands the message to the Enqueuer.
-func (s *session) enqueue(from string, rcpts []string, msg io.Reader) (string, error) {
-	if s.srv.Enqueuer == nil {
-		return "", Reply{451, "4.3.0", "qqt failure (#4.3.0)"}
-	}
-	return s.srv.Enqueuer.Enqueue(s.ctx, from, rcpts, msg)
 }
 
 // finalReplies writes the reply after the data: one, or in LMTP one per

@@ -34,7 +34,9 @@
 // STARTTLS ([Server.TLSConfig]), AUTH PLAIN and LOGIN ([Server.Auth],
 // [Checkpassword]), SMTPUTF8, CHUNKING (BDAT), parameter and address-length
 // checks, limits on line length, recipients and errors, recipient and sender
-// hooks, and a DNSBL ([DNSBL]). LMTP ([Server.LMTP], RFC 2033) is the same
+// hooks, a DNSBL ([DNSBL]), and DSN (RFC 3461: RET and ENVID on MAIL,
+// NOTIFY and ORCPT on RCPT, checked, xtext-decoded and given to an
+// Enqueuer that takes them, a [DSNEnqueuer]). LMTP ([Server.LMTP], RFC 2033) is the same
 // engine with LHLO and one reply per recipient.
 //
 // # Logs
@@ -140,7 +142,11 @@
 // Where the modern default differs from qmail:
 //
 //   - Replies carry RFC 3463 enhanced codes after EHLO ("250 2.1.5 ok").
-//   - EHLO also offers SIZE, ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING.
+//   - EHLO also offers SIZE, ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING,
+//     and DSN when the Enqueuer is a [DSNEnqueuer]. A malformed or
+//     repeated DSN parameter gets 501 5.5.4; an ENVID longer than 100
+//     characters or an ORCPT longer than 500 (RFC 3461 sections 4.2 and
+//     4.4), or an xtext that decodes to a control character, is malformed.
 //   - MAIL needs "FROM:" and RCPT "TO:" (501 otherwise); unknown ESMTP
 //     parameters get 555; SIZE above databytes gets 552 at MAIL; addresses
 //     longer than RFC 5321's limits get 501 5.1.3 (qmail: 900 bytes); a
