@@ -154,6 +154,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"net"
@@ -459,6 +461,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	// helper's alike, which kills their programs whatever they do (they
 	// are deferred).
 	go func() { done <- sys.Serve(runCtx, srv, ls) }()
+	// systemd (Type=notify): ready once the listeners are bound and the
+	// servers start on them; stopping from the first moment of a stop.
+	notify(logger, "READY=1\nSTATUS="+status(ls))
+	defer context.AfterFunc(ctx, func() { notify(logger, "STOPPING=1") })()
 	for {
 		select {
 		case sig := <-hup:
@@ -468,11 +474,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 				logger.Info("mta: flushing the queue (SIGALRM)")
 				continue
 			}
+			notify(logger, fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 			if err := sys.ReloadHome(); err != nil {
 				logger.Error("mta: reload failed, keeping the old settings", "err", err)
 			} else {
 				logger.Info("mta: reloaded control files")
 			}
+			notify(logger, "READY=1")
 		case err := <-done:
 			if err != nil {
 				return fail(err)
@@ -639,4 +647,37 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	fmt.Fprintf(w, "  echo 'To: %s' | %s/qmail-inject\n", d.User, bin)
 	fmt.Fprintf(w, "  printf 'To: %s\\nSubject: hi\\n\\nhello\\n' | %s/sendmail -t\n", d.User, bin)
 	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files; SIGALRM retries the queue now.\n")
+}
+
+// notify tells the service manager the mta's state (sd_notify(3)) when it
+// runs under systemd with Type=notify ($NOTIFY_SOCKET); elsewhere it does
+// nothing.
+func notify(logger *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		logger.Warn("mta: sd_notify failed", "state", state, "err", err)
+	}
+}
+
+// status is the one line systemctl status shows: where the mta listens.
+func status(ls mta.Listeners) string {
+	var parts []string
+	add := func(name string, l net.Listener) {
+		if l != nil {
+			parts = append(parts, name+" "+l.Addr().String())
+		}
+	}
+	add("SMTP", ls.SMTP)
+	add("submission", ls.Submission)
+	add("POP3", ls.POP3)
+	return "serving " + strings.Join(parts, ", ")
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
 }
