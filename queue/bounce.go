@@ -158,6 +158,13 @@ func (b Bounce) copyMess(w io.Writer, mess io.Reader) error {
 
 var enhanced = regexp.MustCompile(`\(#([245]\.[0-9]{1,3}\.[0-9]{1,3})\)`)
 
+// remoteSaid finds the remote server's reply in qmail-remote's report, and
+// its enhanced status code, if any; givingUp the host that gave it.
+var (
+	remoteSaid = regexp.MustCompile(`(?m)^Remote host said: ([245][0-9][0-9](?: ([245]\.[0-9]{1,3}\.[0-9]{1,3}))?[^\n]*)$`)
+	givingUp   = regexp.MustCompile(`(?m)^Giving up on ([^\s/]+)\.$`)
+)
+
 // writeDSN writes an RFC 3464 delivery status notification of the
 // failures in m.records, with the QSBMF text as its human-readable part.
 // The message's DSN parameters, when it has them, give the
@@ -181,11 +188,26 @@ func (b Bounce) writeDSN(w io.Writer, m bounceMessage) error {
 		status := "5.0.0"
 		if sm := enhanced.FindAllStringSubmatch(text, -1); len(sm) > 0 {
 			status = sm[len(sm)-1][1]
-			if status[0] != '5' {
-				status = "5" + status[1:] // a failure is permanent whatever the reporter said
+		}
+		e := reportRcpt{final: addr, action: "failed", diag: strings.Join(strings.Fields(text), " ")}
+		// qmail-remote's report of a remote refusal: "HOST does not like
+		// recipient.\nRemote host said: 550 5.1.1 text\nGiving up on HOST."
+		// The reply is the diagnostic (RFC 3464 section 2.3.6, type smtp)
+		// and its enhanced code the status.
+		if sm := remoteSaid.FindAllStringSubmatch(text, -1); len(sm) > 0 {
+			reply := sm[len(sm)-1]
+			e.diag, e.smtp = strings.TrimSpace(reply[1]), true
+			if reply[2] != "" {
+				status = reply[2]
+			}
+			if h := givingUp.FindStringSubmatch(text); h != nil {
+				e.remote = h[1]
 			}
 		}
-		e := reportRcpt{final: addr, action: "failed", status: status, diag: strings.Join(strings.Fields(text), " ")}
+		if status[0] != '5' {
+			status = "5" + status[1:] // a failure is permanent whatever the reporter said
+		}
+		e.status = status
 		if m.dsn != nil {
 			e.orcpt = m.dsn.bounced[addr].ORcpt
 		}
@@ -214,7 +236,9 @@ type reportRcpt struct {
 	final, orcpt string
 	action       string // failed, delayed, delivered, relayed
 	status       string // RFC 3463 code
-	diag         string // qmail's report text, on one line
+	diag         string // qmail's report text, on one line, or the remote reply
+	smtp         bool   // diag is a remote server's reply
+	remote       string // the remote host that refused, when known
 }
 
 // writeReport writes rep as a multipart/report (RFC 3462) of type
@@ -266,7 +290,13 @@ func (b Bounce) writeReport(w io.Writer, rep dsnReport) error {
 			fmt.Fprintf(pw, "Original-Recipient: %s\n", e.orcpt)
 		}
 		fmt.Fprintf(pw, "Final-Recipient: rfc822; %s\nAction: %s\nStatus: %s\n", e.final, e.action, e.status)
-		if e.diag != "" {
+		if e.remote != "" {
+			fmt.Fprintf(pw, "Remote-MTA: dns; %s\n", e.remote)
+		}
+		switch {
+		case e.smtp:
+			fmt.Fprintf(pw, "Diagnostic-Code: smtp; %s\n", e.diag)
+		case e.diag != "":
 			fmt.Fprintf(pw, "Diagnostic-Code: X-qmail; %s\n", e.diag)
 		}
 	}

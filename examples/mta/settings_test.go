@@ -264,7 +264,7 @@ func TestBounceFormatDSN(t *testing.T) {
 	}
 	msgs := waitMessages(t, md, 1, p)
 	b := msgs[0]
-	for _, want := range []string{"multipart/report", "report-type=delivery-status", "Action: failed", "Final-Recipient: rfc822; nobody@remote.test", "Status: 5."} {
+	for _, want := range []string{"multipart/report", "report-type=delivery-status", "Action: failed", "Final-Recipient: rfc822; nobody@remote.test", "Status: 5.1.1", "Diagnostic-Code: smtp; 550 5.1.1 no such user here", "Remote-MTA: dns; 127.0.0.1"} {
 		if !strings.Contains(b, want) {
 			t.Errorf("the bounce has no %q:\n%s", want, b)
 		}
