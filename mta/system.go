@@ -597,9 +597,27 @@ func (s *System) localFor(ctx context.Context, recipient string) LocalDeliverer 
 func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {
 	ctx, cancel := cuttable(ctx)
 	defer cancel()
+	out := deliverRemote(ctx, s.remote.Load(), d)
+	for _, r := range out {
+		s.Metrics.delivered(true, r.Err)
+	}
+	return out
+}
+
+// RemoteDeliverer is the scheduler's remote delivery made by an SMTP
+// client, qmail-rspawn's job: the recipients of one delivery (all at one
+// domain) in one transaction, with their DSN parameters, each recipient's
+// result in qmail-remote's words and with its permanence.
+func RemoteDeliverer(c *smtpclient.Client) queue.RemoteDeliverer {
+	return queue.RemoteFunc(func(ctx context.Context, d queue.Delivery) []queue.Result {
+		return deliverRemote(ctx, c, d)
+	})
+}
+
+func deliverRemote(ctx context.Context, c *smtpclient.Client, d queue.Delivery) []queue.Result {
 	rcpt := d.Recipients[0]
 	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
-	res, err := s.remote.Load().DeliverDSN(ctx, domain, d.Sender, d.Recipients, d.Message, remoteDSN(d.DSN))
+	res, err := c.DeliverDSN(ctx, domain, d.Sender, d.Recipients, d.Message, remoteDSN(d.DSN))
 	out := make([]queue.Result, len(d.Recipients))
 	for i := range out {
 		if res == nil || i >= len(res.Recipients) {
@@ -610,9 +628,6 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 			continue
 		}
 		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err, DSNPassed: res.Recipients[i].DSNPassed}
-	}
-	for _, r := range out {
-		s.Metrics.delivered(true, r.Err)
 	}
 	return out
 }
