@@ -164,6 +164,16 @@ func (r *run) endMsg(m *msg) bool {
 			unix.Close(held)
 		}
 	}
+	if r.held[m.id] {
+		// Gone for good before the last name, so that it cannot
+		// outlive the message and hold a later one numbered N.
+		if err := q.removeHold(m.id); err != nil {
+			release()
+			r.warn(logSafe(err.Error()))
+			return false
+		}
+		delete(r.held, m.id)
+	}
 	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
 	// Its mess and intd files become a slot for the next message if it
 	// was direct, unless other files of it were removed too, whose removal

@@ -85,6 +85,11 @@ type Scheduler struct {
 	routing *Routing // pending Reload
 	flush   bool
 
+	// ctl takes administration requests (admin.go) while Run's loop
+	// runs; ctlDone is closed when it stops. Both nil otherwise.
+	ctl     chan *adminReq
+	ctlDone chan struct{}
+
 	// endHook, for tests, is called when a message's last name (todo/N
 	// of a direct message, else info/S/N) is gone and its other files
 	// are not yet removed.
@@ -145,6 +150,9 @@ type msg struct {
 	direct, bounced, stale bool
 	// locked: endMsg failed because another held the lock of mess/S/N.
 	locked bool
+	// active counts its deliveries in progress; waits the administration
+	// operations waiting for its passes to end (admin.go).
+	active, waits int
 }
 
 // job is one channel file of a message.
@@ -160,6 +168,7 @@ type job struct {
 	fin  bool
 
 	// during a pass
+	inPass   bool
 	f        *os.File
 	retry    time.Time
 	dying    bool
@@ -233,6 +242,8 @@ type run struct {
 	stale      map[ID]bool // in todo/ with files an interrupted pass may have left
 	settle     []*msg      // direct messages to write out as preprocessed ones
 	bounced    chan bounceDone
+	held       map[ID]bool  // messages with a hold/S/N file (admin.go)
+	waits      []*adminWait // deletes and requeues waiting for passes to end
 }
 
 func limit(v, def int) int {
@@ -335,7 +346,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	r.chans[0] = &channel{limit: limit(s.ConcurrencyLocal, 10)}
 	r.chans[1] = &channel{remote: true, limit: limit(s.ConcurrencyRemote, 20), perDomain: map[string]int{}}
-	err = r.loop(ctx, pulled)
+	ctl := s.ctlStart()
+	err = r.loop(ctx, pulled, ctl)
+	r.ctlStop()
 	r.wg.Wait()
 	return err
 }
@@ -360,7 +373,7 @@ func (r *run) status() {
 	r.info(line, "local", l.active, "remote", rm.active)
 }
 
-func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
+func (r *run) loop(ctx context.Context, pulled <-chan struct{}, ctl <-chan *adminReq) error {
 	r.status()
 	now := r.now()
 	if err := r.q.cleanStale(now, true); err != nil {
@@ -375,6 +388,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 	done := ctx.Done()
 	for {
 		r.applyControl()
+		r.adminStep()
 		r.settleSome()
 		r.preprocessSome()
 		r.complete()
@@ -414,6 +428,8 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 				r.scanTodo()
 			}
 		case <-wake:
+		case req := <-ctl:
+			r.admin(req)
 		case <-timer.C:
 			now := r.now()
 			r.q.trimSlots(now, false)
@@ -536,6 +552,7 @@ func chanIndex(remote bool) int {
 // completion. It notes the messages in todo/ that also have info, channel
 // or bounce files: an interrupted pass left them.
 func (r *run) startupScan() {
+	r.held = r.q.heldIDs()
 	todo := map[ID]bool{}
 	if names, err := readNames(filepath.Join(r.q.dir, "todo")); err == nil {
 		for _, n := range names {
