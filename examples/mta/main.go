@@ -163,6 +163,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
+	"github.com/qmailkit/qmailkit/internal/queueadmin"
 	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
 )
@@ -200,6 +201,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if fs.NArg() > 0 && fs.Arg(0) == "queue" { // see queuecmd.go
+		return queueCommand(defaultHome(*home, getenv), fs.Args()[1:], stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mta: unexpected argument %q\n", fs.Arg(0))
@@ -397,6 +401,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return fail(err)
 	}
 	defer stopQQ() // before sys.Close
+	// mta queue ... (queuecmd.go) talks to it.
+	stopQA, err := sys.ServeQueueAdmin(queueadmin.SocketPath(*home))
+	if err != nil {
+		return fail(err)
+	}
+	defer stopQA()
 	tc, err := sys.TLSConfig()
 	if err != nil {
 		return fail(err)

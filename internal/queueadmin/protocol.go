@@ -45,6 +45,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -223,3 +224,7 @@ type line struct {
 	Error     string   `json:"error,omitempty"`
 	Temporary bool     `json:"temporary,omitempty"`
 }
+
+// SocketPath is where the mta of home serves the protocol:
+// QMAILHOME/run/queue-admin.sock.
+func SocketPath(home string) string { return filepath.Join(home, "run", "queue-admin.sock") }
