@@ -10,55 +10,8 @@ import (
 	"time"
 )
 
-// Queue administration.
-//
-// Postfix's postqueue and postsuper, for this queue: list the messages,
-// hold and release them, delete them without a bounce, make them due now
-// (flush), and route their pending recipients again (requeue). Each
-// operation exists twice: as a Scheduler method, which the running
-// scheduler carries out in its own loop between two of its steps, and as
-// a Queue method for when no scheduler runs, which takes lock/sendmutex for
-// its duration so that none starts meanwhile (ErrRunning when one holds
-// it).
-//
-// Hold. A held message keeps its files; none of its deliveries starts
-// until it is released (deliveries already in progress end and are
-// recorded as usual). The hold is the file hold/S/N (S the split), created
-// and fsynced, with its directory, before the operation reports success,
-// so that it survives a crash and a restart; qmail's programs ignore it. A
-// held message does not expire while it is held, as in Postfix: it is not
-// attempted, so it neither bounces nor reaches its last attempt. Release
-// makes it due at once, and from then on the queue lifetime applies as to
-// any message, counted from its arrival: a message older than the lifetime
-// gets one last attempt, and a temporary failure of it bounces. A message
-// held while still in todo/ is held when it is preprocessed. hold/S/N is
-// removed, and hold/S fsynced, before the message's last name (info/S/N or
-// todo/N) when the message leaves the queue, so that no hold outlives its
-// message and applies to a later one numbered N; one that a crash leaves
-// without its message is removed when a Scheduler starts.
-//
-// Delete. The message's last name goes first: info/S/N (and todo/N, after
-// any info/S/N, when it is still in todo/), with its directory fsynced
-// before success is reported, so that a deleted message never comes back;
-// then its channel, bounce and hold files, intd/N and mess/S/N, holding
-// the lock of mess/S/N throughout, as a completion does ("Removing files by
-// number" in live.go). This is a completion's order except that the name
-// comes first: a crash at any point leaves either the whole message or
-// files with neither todo/N nor info/S/N, which Open (mess/S/N, intd/N:
-// see CleanStale) and a starting Scheduler (channel, bounce and hold files)
-// remove. A message whose deliveries are in progress is deleted once they
-// have ended and their outcome is recorded; no new one starts meanwhile.
-// No bounce is sent, and a bounce already collected (bounce/N) is dropped.
-//
-// Requeue. The pending remote recipients of a preprocessed message are
-// routed again with the current routing (locals, virtualdomains, percent
-// hack): one that is now local moves to the local channel (its record is
-// appended to local/S/N, fsynced, before the remote record is marked done,
-// so that a crash between the two can repeat a delivery, never lose one);
-// local recipients stay as they are (local delivery reads users/assign and
-// the .qmail files at each attempt). Done recipients are never touched, so
-// never delivered again. The message is then due now. A message still in
-// todo/ is routed when it is preprocessed, with the routing of then.
+// Queue administration, in the running scheduler's loop: see
+// "Administration" in the package documentation (doc.go).
 
 // ErrNoMessage is the error for an ID that names no message in the queue.
 var ErrNoMessage = errors.New("queue: no such message")
@@ -153,8 +106,9 @@ func (s *Scheduler) call(ctx context.Context, op adminOp, ids []ID) (*adminReq, 
 	return req, nil
 }
 
-// Hold holds the messages ids (see "Queue administration" in admin.go's
-// comment: none of their deliveries starts until Release). It returns one
+// Hold holds the messages ids: none of their deliveries starts until
+// Release, across restarts (see Administration in the package
+// documentation). It returns one
 // error per ID (nil: held; ErrNoMessage: not in the queue), or an error
 // for the whole call: ErrNotRunning, or ctx's.
 func (s *Scheduler) Hold(ctx context.Context, ids []ID) ([]error, error) {
@@ -184,7 +138,7 @@ func (s *Scheduler) FlushMessages(ctx context.Context, ids []ID) ([]error, error
 
 // Requeue routes the pending remote recipients of messages ids again with
 // the current routing and makes the messages due now (postsuper -r; see
-// admin.go's comment). It waits, as Delete does, for passes in progress.
+// Administration in the package documentation). It waits, as Delete does, for passes in progress.
 func (s *Scheduler) Requeue(ctx context.Context, ids []ID) ([]error, error) {
 	return s.op(ctx, opRequeue, ids)
 }

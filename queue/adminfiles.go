@@ -17,7 +17,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
-// The files of queue administration (see admin.go), and the operations
+// The files of queue administration (see Administration in doc.go), and the operations
 // for when no Scheduler runs.
 
 // requeueFiles moves the pending remote recipients of preprocessed message
@@ -132,8 +132,8 @@ func (q *Queue) heldIDs() map[ID]bool {
 	return held
 }
 
-// removeMessage deletes message id's files in the order given in admin.go's
-// comment, under the lock of mess/S/N. deleteHook, for tests, is called
+// removeMessage deletes message id's files in the order given in the
+// package documentation (Administration), under the lock of mess/S/N. deleteHook, for tests, is called
 // after each removal and stops the deletion when it returns an error.
 func (q *Queue) removeMessage(id ID) error {
 	fd, err := q.holdMess(id)
