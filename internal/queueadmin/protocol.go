@@ -30,7 +30,8 @@
 // "error":"..."} per ID, in the order given; then always a last line
 // {"v":1,"done":true}, with "error" and "temporary" when the request as a
 // whole failed (malformed, refused, the scheduler stopped, a timeout),
-// after which the server closes the connection.
+// after which the server closes the connection. A request that comes while
+// the scheduler does not run yet (an mta starting) waits up to 5 s for it.
 //
 // # Security
 //

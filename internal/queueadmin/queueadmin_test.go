@@ -29,6 +29,8 @@ type fake struct {
 	flushed int
 	block   chan struct{} // when set, Delete waits for it or ctx
 	entered chan struct{} // when set, Delete sends on it before it waits
+	// notRunning: List fails with queue.ErrNotRunning this many times.
+	notRunning int
 }
 
 func (f *fake) errs(ids []queue.ID, fn func(queue.ID)) []error {
@@ -53,6 +55,10 @@ func (f *fake) entry(id queue.ID) queue.Entry {
 func (f *fake) List(ctx context.Context) ([]queue.Entry, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.notRunning > 0 {
+		f.notRunning--
+		return nil, queue.ErrNotRunning
+	}
 	var es []queue.Entry
 	for id := range f.ids {
 		es = append(es, f.entry(id))
@@ -81,12 +87,15 @@ func (f *fake) Release(ctx context.Context, ids []queue.ID) ([]error, error) {
 }
 
 func (f *fake) Delete(ctx context.Context, ids []queue.ID) ([]error, error) {
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
 	if f.entered != nil {
 		f.entered <- struct{}{}
 	}
-	if f.block != nil {
+	if block != nil {
 		select {
-		case <-f.block:
+		case <-block:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -164,8 +173,12 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("%s: %v %v", op, errs, err)
 		}
 	}
-	if errs, err := c.Do(ctx, OpFlush, nil); err != nil || len(errs) != 0 || f.flushed != 1001 {
-		t.Errorf("flush all: %v %v, flushed %d", errs, err, f.flushed)
+	errs, err = c.Do(ctx, OpFlush, nil)
+	f.mu.Lock()
+	flushed := f.flushed
+	f.mu.Unlock()
+	if err != nil || len(errs) != 0 || flushed != 1001 {
+		t.Errorf("flush all: %v %v, flushed %d", errs, err, flushed)
 	}
 	if _, err := c.Do(ctx, OpDelete, nil); err == nil {
 		t.Error("delete without IDs accepted")
@@ -249,7 +262,9 @@ func TestLimits(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
+	f.mu.Lock()
 	f.block = make(chan struct{})
+	f.mu.Unlock()
 	_, err = (&Client{Path: path, Timeout: 50 * time.Millisecond}).Do(t.Context(), OpDelete, []queue.ID{1})
 	<-f.entered
 	if !errors.As(err, &re) || !strings.Contains(re.Text, "deadline") {
@@ -291,7 +306,11 @@ func TestRefusedOtherUID(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "refused: permission denied") {
 		t.Errorf("child: %v\n%s", err, out)
 	}
-	if _, err := (&Client{Path: path}).Do(t.Context(), OpHold, []queue.ID{1}); err != nil || !f.held[1] {
+	_, err = (&Client{Path: path}).Do(t.Context(), OpHold, []queue.ID{1})
+	f.mu.Lock()
+	held := f.held[1]
+	f.mu.Unlock()
+	if err != nil || !held {
 		t.Errorf("root after the refusal: %v", err)
 	}
 }
@@ -343,4 +362,22 @@ func FuzzParseRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A request that comes while the scheduler is about to start waits for it.
+func TestSchedulerStarting(t *testing.T) {
+	f := newFake()
+	f.notRunning = 3
+	ms, err := (&Client{Path: serve(t, &Server{Backend: f})}).List(t.Context())
+	if err != nil || len(ms) != 3 {
+		t.Errorf("list while the scheduler starts: %v %v", ms, err)
+	}
+	f.mu.Lock()
+	f.notRunning = 1000
+	f.mu.Unlock()
+	_, err = (&Client{Path: serve(t, &Server{Backend: f})}).List(t.Context())
+	var re *RequestError
+	if !errors.As(err, &re) || !re.Temporary || !strings.Contains(re.Text, "not running") {
+		t.Errorf("list while no scheduler runs: %v", err)
+	}
 }

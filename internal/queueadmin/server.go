@@ -175,11 +175,14 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, log *slog.Logge
 	case OpList, OpShow:
 		var es []queue.Entry
 		var errs []error
-		if req.Op == OpList && len(ids) == 0 {
-			es, err = s.Backend.List(octx)
-		} else {
-			es, errs, err = s.Backend.Show(octx, ids)
-		}
+		err = starting(octx, func() (err error) {
+			if req.Op == OpList && len(ids) == 0 {
+				es, err = s.Backend.List(octx)
+			} else {
+				es, errs, err = s.Backend.Show(octx, ids)
+			}
+			return err
+		})
 		if err != nil {
 			fail(err)
 			return
@@ -200,22 +203,25 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, log *slog.Logge
 		}
 	default:
 		var errs []error
-		switch req.Op {
-		case OpHold:
-			errs, err = s.Backend.Hold(octx, ids)
-		case OpRelease:
-			errs, err = s.Backend.Release(octx, ids)
-		case OpDelete:
-			errs, err = s.Backend.Delete(octx, ids)
-		case OpRequeue:
-			errs, err = s.Backend.Requeue(octx, ids)
-		case OpFlush:
-			if len(ids) == 0 {
-				s.Backend.Flush()
-			} else {
-				errs, err = s.Backend.FlushMessages(octx, ids)
+		err = starting(octx, func() (err error) {
+			switch req.Op {
+			case OpHold:
+				errs, err = s.Backend.Hold(octx, ids)
+			case OpRelease:
+				errs, err = s.Backend.Release(octx, ids)
+			case OpDelete:
+				errs, err = s.Backend.Delete(octx, ids)
+			case OpRequeue:
+				errs, err = s.Backend.Requeue(octx, ids)
+			case OpFlush:
+				if len(ids) == 0 {
+					s.Backend.Flush()
+				} else {
+					errs, err = s.Backend.FlushMessages(octx, ids)
+				}
 			}
-		}
+			return err
+		})
 		if err != nil {
 			fail(err)
 			return
@@ -228,6 +234,27 @@ func (s *Server) serveConn(ctx context.Context, c *net.UnixConn, log *slog.Logge
 	}
 	out(line{V: Version, Done: true})
 	bw.Flush()
+}
+
+// startWait is how long a request waits for a scheduler that does not run
+// yet: the mta serves the socket from just before it starts the scheduler.
+const startWait = 5 * time.Second
+
+// starting calls fn, and again while it fails with queue.ErrNotRunning,
+// for up to startWait.
+func starting(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(startWait)
+	for {
+		err := fn()
+		if !errors.Is(err, queue.ErrNotRunning) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func idLine(id queue.ID, err error) line {
