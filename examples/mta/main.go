@@ -138,6 +138,16 @@
 // error is logged). users/cdb, control/tcp.smtp.cdb, users/poppasswd and
 // control/servercert.pem are followed without a signal.
 //
+// Queue administration, as with Postfix's postqueue and postsuper:
+//
+//	mta [-home DIR] queue list [-sender S] [-recipient S] [-held] [-older D] [-json]
+//	mta [-home DIR] queue show|hold|release|delete|flush|requeue [ID...]
+//
+// talks to the running mta over QMAILHOME/run/queue-admin.sock (root or
+// the mta's account only), or works on the queue itself when no mta runs;
+// queuecmd.go describes each subcommand, the -json fields and the exit
+// codes (0 done, 1 an ID not found or failed, 2 usage, 111 temporary).
+//
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
 package main
 

@@ -133,6 +133,9 @@ func TestQueueCommand(t *testing.T) {
 		return true
 	})
 	a, b, c := ms["a@remote.test"], ms["b@remote.test"], ms["c@remote.test"]
+	if fi, err := os.Stat(queueadmin.SocketPath(home)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the queue administration socket: %v %v", fi, err)
+	}
 	if a.Sender != "bob@example.org" || a.Size == 0 || a.Held || a.Recipients[0].Channel != "remote" || a.Recipients[0].State != "pending" || time.Since(a.Arrival) > time.Minute {
 		t.Errorf("entry %+v", a)
 	}
