@@ -461,3 +461,80 @@ func TestAdminDeleteCrash(t *testing.T) {
 		})
 	}
 }
+
+// A message delivered straight from todo/N (one recipient, in memory)
+// held or deleted while its delivery runs: the hold takes effect when the
+// delivery is deferred (the message is written out, held), the delete
+// once it has ended.
+func TestAdminDirectInFlight(t *testing.T) {
+	for _, op := range []string{"hold", "delete"} {
+		t.Run(op, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var logs syncBuffer
+				q := openTest(t, Options{Now: time.Now})
+				f := &fakes{hold: make(chan struct{}), answer: func(rcpt string, n int) Result {
+					if n > 1 {
+						return Result{Report: "ok\n"}
+					}
+					return later(rcpt)
+				}}
+				s := f.scheduler(q, &logs)
+				stop := startRun(t, s)
+				id := inject(t, q, "s@example.com", "x\n", "a@example.com")
+				synctest.Wait()
+				if !q.exists("todo", id) || q.exists("info", id) {
+					t.Fatal("not delivered from todo/N")
+				}
+				done := make(chan []error, 1)
+				go func() {
+					var errs []error
+					var err error
+					if op == "hold" {
+						errs, err = s.Hold(t.Context(), []ID{id})
+					} else {
+						errs, err = s.Delete(t.Context(), []ID{id})
+					}
+					if err != nil {
+						errs = []error{err}
+					}
+					done <- errs
+				}()
+				synctest.Wait()
+				if op == "hold" {
+					checkIDs(t, "hold", <-done, nil)
+				}
+				f.hold <- struct{}{} // deferred
+				synctest.Wait()
+				if op == "delete" {
+					checkIDs(t, "delete", <-done, nil)
+					if q.exists("todo", id) || q.exists("mess", id) || q.exists("info", id) {
+						t.Fatal("files left after the delete")
+					}
+				} else {
+					if !q.exists("info", id) || !q.exists("local", id) || q.exists("todo", id) {
+						t.Fatal("the held message was not written out")
+					}
+				}
+				f.hold = nil
+				s.Flush()
+				time.Sleep(24 * time.Hour)
+				synctest.Wait()
+				if n := tries(f, "a@example.com"); n != 1 {
+					t.Fatalf("%d attempts, want 1", n)
+				}
+				if op == "hold" {
+					errs, err := s.Release(t.Context(), []ID{id})
+					checkIDs(t, "release", errs, err)
+					synctest.Wait()
+					if n := tries(f, "a@example.com"); n != 2 {
+						t.Fatalf("%d attempts after the release, want 2", n)
+					}
+				}
+				if err := stop(); err != nil {
+					t.Fatal(err)
+				}
+				emptyQueue(t, q)
+			})
+		})
+	}
+}
