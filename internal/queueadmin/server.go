@@ -94,8 +94,8 @@ func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
 			continue
 		}
 		wg.Go(func() {
-			defer func() { <-sem }()
 			defer c.Close()
+			defer func() { <-sem }()
 			s.serveConn(ctx, c, log)
 		})
 	}
