@@ -233,7 +233,7 @@ func (r *run) skip(m *msg) bool {
 	return m.waits > 0 || len(r.held) > 0 && r.held[m.id]
 }
 
-// inPass reports whether a pass of m is in progress, or its bounce is
+// busy reports whether a pass of m is in progress, or its bounce is
 // being injected.
 func (m *msg) busy() bool {
 	if m.injecting {

@@ -17,8 +17,8 @@ import (
 	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
-// The files of queue administration (see Administration in doc.go), and the operations
-// for when no Scheduler runs.
+// The files of queue administration (see Administration in doc.go), and
+// the operations for when no Scheduler runs.
 
 // requeueFiles moves the pending remote recipients of preprocessed message
 // id that rt routes locally to local/S/N: their records are appended to
