@@ -26,7 +26,7 @@ func compileAliases(t *testing.T, c Controls, in string) ([]Record, error) {
 	}
 }
 
-// The records newaliases writes for the examples of its documentation, and its errors (vectors N1).
+// The records newaliases writes for the examples of its documentation, and its errors.
 func TestAliasesRecords(t *testing.T) {
 	meOnly := Controls{DefaultHost: "mx.example.net", DefaultDomain: "mx.example.net", PlusDomain: "mx.example.net"}
 	tests := []struct {

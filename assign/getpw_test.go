@@ -55,7 +55,10 @@ var specOwners = map[string]any{
 	"/home/long32": 904,
 }
 
-// dotqmail.md §2.3 and its resolution test vectors 1–4.
+// TestGetpw checks qmail-getpw's rules: prefixes at a break character,
+// longest first and lowercased; an account with uid 0 or a home it does
+// not own is skipped; nobody found gives alias with the whole local part
+// as the extension.
 func TestGetpw(t *testing.T) {
 	pw := writePasswd(t, specPasswd)
 	for _, tc := range []struct {

@@ -14,7 +14,7 @@ func TestTinycdbReadsOutput(t *testing.T) {
 	if err != nil {
 		t.Skip("tinycdb's cdb is not installed (Debian package tinycdb)")
 	}
-	// The spec's example, after two of the golden file "odd"'s forms.
+	// The small example, after two of the golden file "odd"'s forms.
 	path := compileString(t, "=Mixed.Case:mc:2071:100:/home/MixedCase:-:Ext:\r\n+x:xwild:2078:100:/home/x:-:pre:\n"+specExample)
 	out, err := exec.Command(bin, "-d", path).Output()
 	if err != nil {

@@ -56,7 +56,9 @@ func records(t testing.TB, path string) [][2]string {
 	return recs
 }
 
-// Spec assign.md §8 and test vector 1: exact bytes and records.
+// TestSpecExample compiles a small users/assign (exact and wildcard
+// entries, the catch-all alias) and checks qmail-newu's exact bytes and
+// records (see qmail-users(5)).
 func TestSpecExample(t *testing.T) {
 	path := compileString(t, specExample)
 	b, err := os.ReadFile(path)
@@ -82,7 +84,7 @@ func TestSpecExample(t *testing.T) {
 		t.Errorf("records\n got %q\nwant %q", got, want)
 	}
 
-	// The lookups of §8, as the spawner's six NUL-terminated fields.
+	// Lookups in that database, as the spawner's six NUL-terminated fields.
 	db, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +124,7 @@ func equalRecs(a, b [][2]string) bool {
 	return true
 }
 
-// Test vectors 2–9 of assign.md: records of accepted files.
+// TestSpecRecords checks the records qmail-newu writes for accepted files.
 func TestSpecRecords(t *testing.T) {
 	for _, tc := range []struct {
 		name, src string
@@ -149,13 +151,13 @@ func TestSpecRecords(t *testing.T) {
 			}
 		})
 	}
-	// Vector 2: one record, 2048 + 8 + 2×8 bytes.
+	// The empty assign: one record, 2048 + 8 + 2×8 bytes.
 	if b, _ := os.ReadFile(compileString(t, ".\n")); len(b) != 2072 {
 		t.Errorf("empty assign: %d bytes, want 2072", len(b))
 	}
 }
 
-// Test vectors 5, 7, 8 and every other format error: the line and field
+// Every format error: the line and field
 // are named, and nothing is written.
 func TestSpecRejected(t *testing.T) {
 	for _, tc := range []struct {
@@ -252,7 +254,7 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
-// Vector 4: a prefix recorded with an upper-case last byte is never tried.
+// A prefix recorded with an upper-case last byte is never tried.
 func TestLookupUppercaseWildchar(t *testing.T) {
 	db := openString(t, "+baR:u:1:2:/h:-::\n.\n")
 	if u, err := db.Lookup("bar"); !errors.Is(err, ErrNotFound) {
@@ -313,7 +315,7 @@ func TestLookupOrder(t *testing.T) {
 		}
 	}
 
-	// Vector 10: with wildchars "-", for a-b-c: !a-b- beats !a-.
+	// With wildchars "-", for a-b-c: !a-b- beats !a-.
 	db = openString(t, "+a-:short:1:1:/s:-:p-:\n+a-b-:long:1:1:/l:-:p-:\n.\n")
 	if u, err := db.Lookup("a-b-c"); err != nil || u.Name != "long" || u.Ext != "p-c" {
 		t.Errorf("vector 10: %+v, %v", u, err)
@@ -356,7 +358,7 @@ func TestLookupValues(t *testing.T) {
 	}
 }
 
-// Vector 11 and friends: missing users/cdb, a cdb without the empty key,
+// Missing users/cdb, a cdb without the empty key,
 // a corrupt file.
 func TestLookupFiles(t *testing.T) {
 	dir := t.TempDir()

@@ -23,7 +23,7 @@ const showHead = "qmail home directory: HOME.\n" +
 	"group ids: 2107, 2108.\n"
 
 // The whole report for a home with only control/me and one unknown file
-// (test vector Q2, every block).
+// (every block).
 const showMeOnly = "\nbadmailfrom: (Default.) Any MAIL FROM is allowed.\n" +
 	"\nbouncefrom: (Default.) Bounce user name is MAILER-DAEMON.\n" +
 	"\nbouncehost: (Default.) Bounce host name is mx.example.net.\n" +

@@ -75,7 +75,9 @@ func errText(err error) string {
 	return ""
 }
 
-// TestPlan is vectors D1 to D5 through Plan, with the -n lines.
+// TestPlan is dot-forward's decisions (forward, direct delivery, pipe,
+// refused file deliveries, empty files, qualification) through Plan,
+// with the -n lines.
 func TestPlan(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -127,7 +129,7 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-// TestForward is vector D6 with an in-process queue: one injection per
+// TestForward is a forwarding delivery with an in-process queue: one injection per
 // file, DTLINE and the message, $NEWSENDER, recipients as found.
 func TestForward(t *testing.T) {
 	d, q, msg := setup(t, map[string]string{".forward": "bob@x.y, carol\n"})

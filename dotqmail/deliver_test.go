@@ -128,7 +128,9 @@ func wantErr(t *testing.T, err error, code int, text string) {
 	}
 }
 
-// TestMboxBytes is dotqmail.md vector 26.
+// TestMboxBytes checks the exact bytes appended to an mbox: the From_,
+// Return-Path and Delivered-To lines, ">" before From lines, and a
+// final blank line.
 func TestMboxBytes(t *testing.T) {
 	e := newEnv(t)
 	res, err := e.deliver("Subject: hi\n\nFrom me\n>From you\nend")
@@ -154,7 +156,8 @@ func TestMboxBytes(t *testing.T) {
 	}
 }
 
-// TestMaildirBytes is the maildir vector of dotqmail.md.
+// TestMaildirBytes checks the exact bytes of a maildir delivery: the
+// Return-Path and Delivered-To lines, then the message.
 func TestMaildirBytes(t *testing.T) {
 	e := newEnv(t)
 	e.makeMaildir("Maildir")
@@ -174,7 +177,8 @@ func TestMaildirBytes(t *testing.T) {
 	}
 }
 
-// TestDefaultDelivery is dotqmail.md vectors 10 and 11.
+// TestDefaultDelivery checks that a missing or empty .qmail uses the
+// default delivery, and that an extension without a file bounces.
 func TestDefaultDelivery(t *testing.T) {
 	e := newEnv(t)
 	if _, err := e.deliver("m\n"); err != nil || e.read("Mailbox") == "" {
@@ -203,7 +207,7 @@ func TestDefaultDelivery(t *testing.T) {
 	e.tg.DefaultDelivery = ""
 	_, err := e.deliver("m\n")
 	wantErr(t, err, 111, "Uh-oh: first line of .qmail file is blank. (#4.2.1)")
-	// Vector 10: an extension without a file bounces.
+	// An extension without a file bounces.
 	e = newEnv(t)
 	e.tg.Local, e.tg.Dash, e.tg.Ext = "joe-foo", "-", "foo"
 	res, err := e.deliver("m\n")
@@ -217,8 +221,10 @@ func TestDefaultDelivery(t *testing.T) {
 	}
 }
 
-// TestExecution is dotqmail.md vectors 19 to 21: real shell programs with
-// each exit code.
+// TestExecution runs real shell programs with each exit code: 0 goes on,
+// 99 stops after the forwards so far, 100 bounces, 64, 65, 70, 76, 77,
+// 78 and 112 are permanent and any other code temporary (see
+// qmail-command(8)).
 func TestExecution(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -282,7 +288,7 @@ func TestExecution(t *testing.T) {
 	}
 }
 
-// TestRetryRepeats shows the consequence of vector 21: after a temporary
+// TestRetryRepeats shows the consequence of a failing program: after a temporary
 // failure the retry executes the whole file again.
 func TestRetryRepeats(t *testing.T) {
 	e := newEnv(t)
@@ -297,7 +303,8 @@ func TestRetryRepeats(t *testing.T) {
 	}
 }
 
-// TestProgramEnvironment checks §9 through a real program, with the
+// TestProgramEnvironment checks the environment qmail-local gives programs
+// (see qmail-command(8)) through a real program, with the
 // message on a rewound stdin for each line.
 func TestProgramEnvironment(t *testing.T) {
 	e := newEnv(t)
@@ -366,7 +373,8 @@ func TestProgramEnvironmentAllowList(t *testing.T) {
 	}
 }
 
-// TestForwardOnly is dotqmail.md vector 22.
+// TestForwardOnly checks that a .qmail with the owner's x bit set, or
+// after a +list line, refuses program and file lines and still forwards.
 func TestForwardOnly(t *testing.T) {
 	e := newEnv(t)
 	e.qmail(".qmail", "./Mailbox\n", 0o755)
@@ -405,7 +413,8 @@ func TestForwardOnly(t *testing.T) {
 	}
 }
 
-// TestSafety is dotqmail.md vector 23.
+// TestSafety checks qmail-local's refusals: a world-writable or sticky
+// home directory, a world-writable .qmail file (group-writable passes).
 func TestSafety(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -462,7 +471,9 @@ func TestSafety(t *testing.T) {
 	}
 }
 
-// TestLoop is dotqmail.md vector 24.
+// TestLoop checks the loop detection: a Delivered-To header line equal to
+// this delivery's DTLINE bounces the message; another case of it, or the
+// line in the body, does not.
 func TestLoop(t *testing.T) {
 	tests := []struct {
 		name string
@@ -678,7 +689,7 @@ func TestForwardFailure(t *testing.T) {
 	}
 }
 
-// TestForwardSender checks NEWSENDER on the forwarded message (vector 16).
+// TestForwardSender checks NEWSENDER on the forwarded message.
 func TestForwardSender(t *testing.T) {
 	e := newEnv(t)
 	e.tg.Local, e.tg.Dash, e.tg.Ext = "joe-list", "-", "list"
@@ -693,7 +704,7 @@ func TestForwardSender(t *testing.T) {
 	}
 }
 
-// TestPlan is dotqmail.md vector 25 (qmail-local -n).
+// TestPlan is qmail-local -n: the deliveries it would make, one per line.
 func TestPlan(t *testing.T) {
 	e := newEnv(t)
 	e.qmail(".qmail", "./Maildir/\n|prog arg\n&a@b\n# c\n./Mailbox\n", 0o644)

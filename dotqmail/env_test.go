@@ -17,7 +17,8 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-// TestEnv is dotqmail.md vectors 13 and 14.
+// TestEnv checks EXT2 to EXT4, HOST2 to HOST4 and DEFAULT (see
+// qmail-command(8)), and their values when a separator is missing.
 func TestEnv(t *testing.T) {
 	tg := Target{User: "joe", Home: "/home/joe", Local: "joe-a-b-c-d", Dash: "-", Ext: "a-b-c-d",
 		Domain: "mail.example.co.uk", Sender: "s@x.org"}
@@ -57,7 +58,9 @@ func TestEnv(t *testing.T) {
 	}
 }
 
-// TestLines is dotqmail.md vector 15 and the newline rules of §10.1.
+// TestLines checks the DTLINE, RPLINE and UFLINE texts: a newline in
+// DTLINE and RPLINE becomes '_', and UFLINE has '-' for space, tab and
+// newline, MAILER-DAEMON for the empty sender and a zero-padded day.
 func TestLines(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	tests := []struct {
@@ -85,7 +88,8 @@ func TestLines(t *testing.T) {
 	}
 }
 
-// TestQuote2 is queue.md vector 27.
+// TestQuote2 checks qmail's quote2: a local part that is not a dot-atom
+// is quoted, and "#@[]" is kept.
 func TestQuote2(t *testing.T) {
 	for in, want := range map[string]string{
 		"a b@c": `"a b"@c`, "#@[]": "#@[]", ".x@y": `".x"@y`, "a..b@c": `"a..b"@c`, "": "",
@@ -98,7 +102,9 @@ func TestQuote2(t *testing.T) {
 	}
 }
 
-// TestNewSender is dotqmail.md vector 16.
+// TestNewSender checks NEWSENDER: LOCAL-owner@HOST when .qmail-EXT-owner
+// exists, LOCAL-owner-@HOST-@[] (VERP) when .qmail-EXT-owner-default
+// exists too, else the sender; empty and "#@[]" senders are kept.
 func TestNewSender(t *testing.T) {
 	tg := Target{Local: "joe-list", Domain: "ex.com", Dash: "-", Ext: "list"}
 	tests := []struct {

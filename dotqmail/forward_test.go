@@ -112,7 +112,8 @@ func TestQueueProgram(t *testing.T) {
 	}
 }
 
-// TestQueueExitText is queue.md vector 6.
+// TestQueueExitText checks the reports of qmail-queue's exit codes (see
+// qmail-queue(8)), as qmail's qmail_close maps them: D permanent, Z temporary.
 func TestQueueExitText(t *testing.T) {
 	for _, tt := range []struct {
 		code   int

@@ -15,7 +15,10 @@ import (
 	"time"
 )
 
-// TestSpawnReport is dotqmail.md vectors 27 and 28 and the table of §2.4.
+// TestSpawnReport is qmail-lspawn's mapping of qmail-local's exit status
+// to a report (0 K; 111, 71, 74, 75 Z; 100 and unlisted codes D; its own
+// codes 112 to 126 with fixed texts), and the cut of an output longer than
+// 3000 bytes to its first 2966 and a note.
 func TestSpawnReport(t *testing.T) {
 	tests := []struct {
 		code int
@@ -81,16 +84,17 @@ func (f *fakeUsers) Lookup(ctx context.Context, local string) (User, error) {
 	return u, nil
 }
 
-// TestLocalLookupFailures covers vector 5, uid 0 and the lookup errors.
+// TestLocalLookupFailures covers the trash address "@domain", uid 0 and
+// the lookup errors.
 func TestLocalLookupFailures(t *testing.T) {
 	users := &fakeUsers{users: map[string]User{"root": {Name: "root", UID: 0, GID: 0, Home: "/root"}}}
 	l := &Local{Users: users}
-	// Vector 5: "@domain" succeeds with an empty report; nothing runs.
+	// "@domain" succeeds with an empty report; nothing runs.
 	res, err := l.Deliver(t.Context(), "", "@example.com", strings.NewReader("m\n"))
 	if err != nil || res.Report != "" || users.calls != 0 {
 		t.Errorf("@domain: %+v, %v, %d lookups", res, err, users.calls)
 	}
-	// uid 0 (vector 27's last case).
+	// uid 0: qmail-lspawn refuses to deliver as root.
 	res, err = l.Deliver(t.Context(), "a@b", "root@example.com", strings.NewReader("m\n"))
 	if ExitCode(err) != 111 || res.Report != "Not allowed to perform deliveries as root.\n" {
 		t.Errorf("root: %q, %v", res.Report, err)
@@ -345,7 +349,8 @@ func asNobody(t *testing.T, name string) {
 
 // TestUnreadableQmail: a .qmail file that cannot be read for lack of
 // permission defers the message instead of being taken for missing
-// (dotqmail.md §5.2). Root reads everything, so it runs as nobody.
+// (qmail-local reports EACCES on a .qmail file as a temporary error).
+// Root reads everything, so it runs as nobody.
 func TestUnreadableQmail(t *testing.T) {
 	if os.Geteuid() == 0 {
 		asNobody(t, "TestUnreadableQmail")

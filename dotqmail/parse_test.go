@@ -14,21 +14,22 @@ func TestParse(t *testing.T) {
 		want []Instruction
 		err  int // line of a ParseError, 0 for none
 	}{
-		// dotqmail.md vector 17.
+		// Maildir and mbox lines (see dot-qmail(5)).
 		{"maildir", "./Maildir/\n", []Instruction{{Maildir, "./Maildir/", 1}}, 0},
 		{"mbox no final newline", "./Mailbox", []Instruction{{Mbox, "./Mailbox", 1}}, 0},
 		{"trailing space and tab", "/var/mail/joe \t", []Instruction{{Mbox, "/var/mail/joe", 1}}, 0},
-		// Vector 18.
+		// A blank first line is an error; a later blank line is ignored.
 		{"first line blank", "\n./Mailbox\n", nil, 1},
 		{"first line only spaces", " \t\n./Mailbox\n", nil, 1},
 		{"blank second line", "# hi\n\n./Mailbox\n", []Instruction{{Mbox, "./Mailbox", 3}}, 0},
-		// Vector 19.
+		// Forwards and programs, in file order.
 		{"forwards and program", "&a@b\nc@d\n|prog\n",
 			[]Instruction{{Forward, "a@b", 1}, {Forward, "c@d", 2}, {Program, "prog", 3}}, 0},
 		{"plus lines", "+list\n+other\n+\n|prog\n", []Instruction{{List, "", 1}, {Program, "prog", 4}}, 0},
 		{"+list with trailing space", "+list \n", []Instruction{{List, "", 1}}, 0},
 		{"+List is not +list", "+List\n", nil, 0},
-		// §7 consequences.
+		// The type is decided by the first byte alone, so a leading space makes
+		// a forward and a CR left by a CRLF file ends an mbox path.
 		{"leading space forwards", " ./Mailbox\n", []Instruction{{Forward, " ./Mailbox", 1}}, 0},
 		{"CRLF maildir becomes mbox", "./Maildir/\r\n", []Instruction{{Mbox, "./Maildir/\r", 1}}, 0},
 		{"absolute maildir", "/var/spool/joe/\n", []Instruction{{Maildir, "/var/spool/joe/", 1}}, 0},

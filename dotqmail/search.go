@@ -84,7 +84,7 @@ const maxDotQmail = 16 << 20
 // checkName rejects file names that could leave the home directory or that
 // no file system can hold. Names from Candidates never fail it (their ext
 // is mapped); it is the second line of defence for the paths made from
-// mail (STYLE: paths from mail never escape their directory).
+// mail (paths made from mail never escape their directory).
 func checkName(name string) error {
 	if strings.IndexByte(name, 0) >= 0 {
 		return errors.New("dotqmail: extension contains a NUL byte")

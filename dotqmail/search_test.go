@@ -10,7 +10,9 @@ import (
 	"testing"
 )
 
-// TestCandidates is the table of dotqmail.md §6.2.
+// TestCandidates is qmail-local's search order (see dot-qmail(5)): the
+// exact file, then a -default file at each hyphen from the longest
+// prefix of the extension down to .qmail-default.
 func TestCandidates(t *testing.T) {
 	tests := []struct {
 		dash, ext string
@@ -60,7 +62,8 @@ func writeFile(t *testing.T, path, data string, mode os.FileMode) {
 	}
 }
 
-// TestFind covers dotqmail.md vectors 6 to 9 and 12.
+// TestFind covers the file chosen and $DEFAULT: the longest -default,
+// case folding and dots mapped to ':', and a directory taken for missing.
 func TestFind(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -111,7 +114,7 @@ func TestFind(t *testing.T) {
 }
 
 // TestFindEscape tries to reach files outside the home directory through
-// the extension (STYLE: paths from mail never escape their directory).
+// the extension (paths made from mail never escape their directory).
 func TestFindEscape(t *testing.T) {
 	root := t.TempDir()
 	home := filepath.Join(root, "home")

@@ -16,7 +16,7 @@ import (
 // BenchmarkDeliver measures whole deliveries (create, write, fsync, close,
 // link, fsync new/, unlink) into one Maildir under b.TempDir, by message
 // size and number of goroutines delivering at once. Compare deliveries/s
-// with ../shared/bench/fsyncrate on the same file system.
+// with BenchmarkCeiling on the same file system.
 func BenchmarkDeliver(b *testing.B) {
 	for _, unnamed := range []bool{false, true} {
 		for _, size := range []int{1 << 10, 100 << 10} {
@@ -61,7 +61,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkCeiling is ../shared/bench/fsyncrate's operation (create,
+// BenchmarkCeiling is the operation of a crash-safe commit alone (create,
 // write, fsync, close, rename into new/, fsync new/ through a handle each
 // goroutine keeps open) in this process, with BenchmarkDeliver's sizes and
 // goroutines: run both in one command to compare them under the same

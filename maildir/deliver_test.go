@@ -115,7 +115,8 @@ func forEachMode[T any](tests []T) []moded[T] {
 	return out
 }
 
-// Spec vector 4, by both protocols.
+// One delivery: new/ holds the message, tmp/ is empty, the name has no
+// ':'; by both protocols.
 func TestDeliver(t *testing.T) {
 	for _, u := range modes {
 		t.Run(u.name("deliver"), func(t *testing.T) { testDeliver(t, bool(u)) })
@@ -201,7 +202,7 @@ func TestDeliverExactBytes(t *testing.T) {
 	}
 }
 
-// Spec vector 5: the first 3 names exist in tmp/; 2 s waits between tries
+// The first 3 names exist in tmp/; 2 s waits between tries
 // (in a synctest bubble, so no real sleeping).
 func TestDeliverNameCollision(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -265,7 +266,7 @@ func TestDeliverRetryUsesNewTime(t *testing.T) {
 	})
 }
 
-// Spec vector 6: the link fails (new/X exists): temporary failure, tmp/X
+// The link fails (new/X exists): temporary failure, tmp/X
 // removed, new/X untouched.
 func TestDeliverLinkFails(t *testing.T) {
 	d := newDir(t)

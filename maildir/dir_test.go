@@ -111,7 +111,7 @@ func paths(msgs []Message) []string {
 	return p
 }
 
-// Spec vector 10 (the listing half: pop3 applies the "before T" filter on
+// The listing (pop3 applies the "before T" filter on
 // ModTime): mtimes 998, 999, 1000 listed in that order, .hidden skipped.
 func TestList(t *testing.T) {
 	d := newDir(t)
@@ -270,7 +270,7 @@ func TestBadMessage(t *testing.T) {
 	}
 }
 
-// Spec vector 9, as pop3 will do it with this package: QUIT removes the
+// As pop3 does it with this package: QUIT removes the
 // deleted messages and moves the rest of new/ to cur/ with ":2,".
 func TestQuitSequence(t *testing.T) {
 	d := newDir(t)
@@ -297,7 +297,8 @@ func TestQuitSequence(t *testing.T) {
 	wantFiles(t, d, "cur", map[string]string{"A:2,": "a", "B:2,S": "b"})
 }
 
-// Spec vector 11.
+// Cleaning tmp/: an entry not accessed for more than 36 hours (129600
+// s) goes; one exactly that old, and names starting with '.', stay.
 func TestClean(t *testing.T) {
 	d := newDir(t)
 	put(t, d, "tmp", "old", "", time.Unix(70399, 0))

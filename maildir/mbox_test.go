@@ -17,7 +17,8 @@ func TestWriteMbox(t *testing.T) {
 	for _, tc := range []struct {
 		name, msg, want string
 	}{
-		// Test vector Q5.
+		// The From_ line from Return-Path, ">From", and an unfinished last
+		// line dropped.
 		{"Q5", "Return-Path: <a b@c>\nFrom me\nx", "From a-b@c Sun Jan 02 03:04:05 2000\nReturn-Path: <a b@c>\n>From me\n\n"},
 		{"Q5 bounce", "Return-Path: <>\n\nhi\n", "From MAILER-DAEMON Sun Jan 02 03:04:05 2000\nReturn-Path: <>\n\nhi\n\n"},
 		{"Q5 no Return-Path", "Subject: s\n\nb\n", "From XXX Sun Jan 02 03:04:05 2000\nSubject: s\n\nb\n\n"},

@@ -63,7 +63,8 @@ func readMaildirsizeFile(t *testing.T, d Dir) string {
 	return string(b)
 }
 
-// Spec vector 12.
+// Maildir++ quota: usage summed from maildirsize, a delivery over the
+// byte limit refused, one under it appended.
 func TestQuotaVector12(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	const file = "1000S,10C\n500 2\n-100 -1\n"

@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -22,7 +21,6 @@ import (
 	"github.com/qmailkit/qmailkit/internal/durable"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/pop3"
-	"github.com/qmailkit/qmailkit/smtpserver"
 	"github.com/qmailkit/qmailkit/tcprules"
 )
 
@@ -367,21 +365,4 @@ func writeCert(path, name string) error {
 		return fmt.Errorf("mta: %w", err)
 	}
 	return nil
-}
-
-// TLSConfig returns a server TLS configuration serving
-// control/servercert.pem (certificate and key in one file, re-read when it
-// changes), or nil when the file does not exist.
-func (s *System) TLSConfig() (*tls.Config, error) {
-	path := s.Home.Path("servercert.pem")
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("mta: %w", err)
-	}
-	cr := &smtpserver.CertReloader{CertFile: path, KeyFile: path}
-	if _, err := cr.GetCertificate(nil); err != nil {
-		return nil, fmt.Errorf("mta: servercert.pem: %w", err)
-	}
-	return &tls.Config{GetCertificate: cr.GetCertificate, MinVersion: tls.VersionTLS12}, nil
 }

@@ -37,7 +37,7 @@ func runFor(t *testing.T, home string, grace time.Duration) (smtpAddr string, st
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sys.Run(ctx, Servers{SMTP: srv}, Listeners{SMTP: l}) }()
+	go func() { done <- sys.Serve(ctx, Servers{SMTP: srv}, Listeners{SMTP: l}) }()
 	stopped := false
 	stop = func() (time.Duration, error) {
 		if stopped {

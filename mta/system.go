@@ -1,17 +1,35 @@
-// Package mta turns a qmail home directory (QMAILHOME) into the parts of
-// a running mail system, wired together as qmail's programs are: the queue
-// and its scheduler (qmail-send) with local delivery through assign and
-// dotqmail (qmail-lspawn, qmail-local) and remote delivery through
-// smtpclient (qmail-remote); an SMTP server whose messages go into that
-// queue (qmail-smtpd), a submission server that requires AUTH, and a POP3
-// server over the users' Maildirs (qmail-popup, qmail-pop3d).
+// Package mta is a whole mail system in a Go program, wired as qmail's
+// programs are: the queue and its scheduler (qmail-send) with local
+// delivery through dotqmail (qmail-lspawn, qmail-local) and remote
+// delivery through smtpclient (qmail-remote); an SMTP server whose
+// messages go into that queue (qmail-smtpd), a submission server that
+// requires AUTH, and a POP3 server over the users' Maildirs (qmail-popup,
+// qmail-pop3d).
 //
-// examples/mta and examples/qmail-send build on it, so that no main repeats
-// the wiring.
+// A program describes the system in a Config, written in Go or read from a
+// qmail home directory by LoadHome, and makes a System of it with New:
+//
+//	sys, err := mta.New(mta.Config{
+//		Hostname: "mx.example.org",
+//		QueueDir: "/var/lib/app/queue",
+//		Routing:  queue.Routing{Locals: []string{"example.org"}},
+//		Users:    mta.Mailboxes{"joe": {Password: hash, Home: "/var/lib/app/joe"}},
+//		TLS:      tlsConfig,
+//		Listeners: mta.Listeners{SMTP: smtpL, Submission: subL, POP3: popL},
+//	})
+//	...
+//	go sys.Run(ctx)              // serves until ctx ends or Shutdown
+//	err = sys.Reload(newConfig)  // new users, routes, policy; no connection dropped
+//	err = sys.Shutdown(ctx)
+//
+// Nothing is global: two Systems with their own queues run side by side in
+// one process. Open(home, opts) is LoadHome and New together, as
+// examples/mta and examples/qmail-send use it, and ReloadHome rereads the
+// home.
 //
 // # Files
 //
-// Under the home directory, as in /var/qmail:
+// Under the home directory, as in /var/qmail (see LoadHome for every file):
 //
 //	control/           qmail's control files (me, locals, rcpthosts, virtualdomains,
 //	                   smtproutes, concurrencylocal, queuelifetime, bouncefrom, ...)
@@ -37,12 +55,14 @@
 //
 // # Reload
 //
-// users/cdb, control/tcp.smtp.cdb, users/poppasswd and the certificate are re-read when
-// they change, without a reload. System.Reload rereads locals,
-// virtualdomains, percenthack, envnoathost, rcpthosts, morercpthosts.cdb,
-// badmailfrom, smtproutes, helohost, timeoutconnect and timeoutremote, and
-// the SMTP servers' me, smtpgreeting, localiphost, databytes and
-// timeoutsmtpd; other control files are read at Open. No connection is
+// System.Reload takes a new Config's routing, users, SMTP policy and
+// remote client. For a home, users/cdb, control/tcp.smtp.cdb,
+// users/poppasswd and the certificate are re-read when they change,
+// without a reload, and System.ReloadHome rereads locals, virtualdomains,
+// percenthack, envnoathost, rcpthosts, morercpthosts.cdb, badmailfrom,
+// smtproutes, helohost, timeoutconnect and timeoutremote, and the SMTP
+// servers' me, smtpgreeting, localiphost, databytes, timeoutsmtpd and
+// queueminfree; other control files are read at Open. No connection is
 // dropped: an SMTP session keeps the one-line values (greeting, databytes,
 // timeout, ...) it started with, as a qmail-smtpd process does, and
 // sessions that start after the reload get the new ones.
@@ -122,8 +142,7 @@ type Options struct {
 	// Logger receives the servers' structured logs. Nil discards them.
 	Logger *slog.Logger
 	// SendLogger receives qmail-send's lines (see queue.LogHandler). Nil
-	// means Logger, with the scheduler's attribute "msg" (the message
-	// number) renamed "id", since slog's handlers use "msg" for the line.
+	// means Logger.
 	SendLogger *slog.Logger
 	// Resolver is the DNS of remote delivery; nil means /etc/resolv.conf.
 	Resolver smtpclient.Resolver
@@ -159,6 +178,10 @@ type Options struct {
 	// name." Empty: no database; the alias user's .qmail-default takes
 	// every such recipient.
 	Aliases string
+	// DNSServer, when set, is the one recursive DNS server ("address:port",
+	// see DNSServer) LoadHome puts in Config.DNS, in place of
+	// control/dnsserver's: examples/mta's -dns.
+	DNSServer string
 	// NoRecipientCheck accepts every local recipient at RCPT, as qmail
 	// does (unknown users are bounced later). By default a recipient that
 	// no user, .qmail file or default delivery would take is refused with
@@ -184,13 +207,18 @@ type LocalDeliverer interface {
 	Deliver(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error)
 }
 
-// System is a home directory's mail system. Open builds it; Run serves.
+// System is a running mail system: its queue and scheduler, its local
+// and remote delivery, and the servers Run serves. New makes one of a
+// Config, Open of a qmail home directory.
 type System struct {
+	// Home is the home directory the System was opened from (Open, or a
+	// Config from LoadHome); its Home is "" for a Config built in Go.
 	Home      control.Dir
 	Queue     *queue.Queue
 	Scheduler *queue.Scheduler
-	Users     *assign.Users
-	Local     *dotqmail.Local
+	// Users is users/cdb when the Config came from a home, else nil.
+	Users *assign.Users
+	Local *dotqmail.Local
 	// Metrics counts deliveries and the connections Run serves.
 	Metrics *Metrics
 	// AuthLimiter delays and refuses logins after repeated failures, per
@@ -198,6 +226,7 @@ type System struct {
 	AuthLimiter *authlimit.Limiter
 
 	opts   Options
+	cfg    Config // as New or the last Reload took it; s.mu
 	logger *slog.Logger
 
 	remote atomic.Pointer[smtpclient.Client] // replaced by Reload
@@ -205,62 +234,94 @@ type System struct {
 
 	// Reloadable policy, swapped by Reload while servers run.
 	routing     atomic.Pointer[queue.Routing]
+	users       atomic.Pointer[userSet]
 	smtpd       atomic.Pointer[smtpserver.Settings] // one-line files, for new sessions
 	rcpthosts   atomic.Pointer[func(string) (bool, error)]
 	badmailfrom atomic.Pointer[func(string) bool]
-	openRelay   atomic.Bool
-	closeMore   func() error // nil until the SMTP policy is loaded
+	relay       atomic.Pointer[[]netip.Prefix]
+	smtpLoaded  bool         // the SMTP policy was applied; s.mu
+	release     func() error // releases the SMTP policy in use; s.mu
 	ring        *uring.Ring  // the queue's and the Maildir deliveries' fsyncs; nil: fsync(2)
 	mu          sync.Mutex   // serializes Reload
 	space       *spaceCheck  // free space for new transactions
 	minFree     atomic.Int64 // the bytes space wants free (see minFree)
 	ipme        func() map[netip.Addr]bool
 	aliases     aliasDB // Options.Aliases, for the RCPT check
+
+	stopOnce sync.Once
+	stopping chan struct{} // closed by Shutdown
+	cutOnce  sync.Once
+	cutNow   chan struct{} // closed when Shutdown's context ends first
+	served   chan struct{} // closed when Serve returns
+	serving  atomic.Bool
 }
 
-// Open opens (creating what is missing of) the queue in home/queue and
-// builds the scheduler, with local delivery through users/cdb and the
-// .qmail files, and remote delivery by SMTP, from home's control files.
-// Close releases it.
+// userSet is who receives local mail and who logs in, swapped by Reload.
+type userSet struct {
+	users     dotqmail.Users
+	assign    *assign.Users // when users is users/cdb
+	mailboxes Mailboxes     // when users is Mailboxes
+	auth      pop3.Authenticator
+}
+
+// newUserSet is the userSet of cfg.
+func newUserSet(cfg Config) *userSet {
+	u := &userSet{users: cfg.Users, assign: cfg.assign, auth: cfg.Auth}
+	u.mailboxes, _ = cfg.Users.(Mailboxes)
+	return u
+}
+
+// Open reads the home directory (see LoadHome) and makes a System of it
+// (New): the queue in home/queue, opened and made complete where parts
+// are missing, the scheduler, with local delivery through users/cdb and
+// the .qmail files, and remote delivery by SMTP. Unlike LoadHome, the SMTP
+// servers' control files are read only when a server is first made
+// (System.SMTP), so that a program that runs only the queue, as
+// qmail-send, does not depend on them. Close releases it.
 func Open(home string, opts Options) (*System, error) {
-	home, err := filepath.Abs(home)
+	cfg, err := loadHome(home, opts, true)
 	if err != nil {
-		return nil, fmt.Errorf("mta: %w", err)
+		return nil, err
 	}
-	s := &System{Home: control.Dir{Home: home}, opts: opts, logger: opts.Logger,
-		ipme: sync.OnceValue(smtpserver.InterfaceIPs)}
+	return New(cfg)
+}
+
+// New makes a System of cfg: it opens the queue (making what is missing
+// of it) and builds the scheduler with local and remote delivery. Run
+// serves it; Close releases it. Two Systems with different queues may
+// run in one process.
+func New(cfg Config) (*System, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	opts := cfg.Options
+	s := &System{Home: control.Dir{Home: cfg.home}, opts: opts, cfg: cfg, logger: opts.Logger,
+		ipme:     sync.OnceValue(smtpserver.InterfaceIPs),
+		stopping: make(chan struct{}), cutNow: make(chan struct{}), served: make(chan struct{})}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
 	sendLog := opts.SendLogger
 	if sendLog == nil {
-		sendLog = slog.New(sendHandler{s.logger.Handler()})
+		sendLog = s.logger
 	}
-	routing, err := Routing(s.Home)
-	if err != nil {
-		return nil, err
-	}
+	routing := cfg.Routing
 	s.routing.Store(&routing)
-	bounce, err := Bounce(s.Home)
-	if err != nil {
-		return nil, err
-	}
-	sched, err := ReadScheduling(s.Home)
-	if err != nil {
-		return nil, err
-	}
+	s.users.Store(newUserSet(cfg))
+	s.Users = cfg.assign
 	// The queue's and the Maildir deliveries' fsyncs go through one
 	// io_uring where the kernel has one (see queue.Options.Fsync).
 	if r, rerr := uring.New(256); rerr == nil {
 		s.ring = r
 	}
 	fsync := func(fd int) error { return uring.Fsync(s.ring, fd) }
-	s.Queue, err = queue.Open(filepath.Join(home, "queue"), queue.Options{Fsync: fsync})
+	var err error
+	s.Queue, err = queue.Open(cfg.QueueDir, queue.Options{Fsync: fsync})
 	if err != nil {
 		s.closeRing()
 		return nil, err
 	}
-	s.Metrics = NewMetrics(s.Queue)
+	s.Metrics = NewMetrics()
 	s.AuthLimiter = &authlimit.Limiter{Logger: s.logger.With("part", "authlimit"), Observe: s.Metrics.observeAuth}
 	s.Metrics.reg.MustRegister(authCollector{s.AuthLimiter})
 	s.space = &spaceCheck{dir: s.Queue.Dir(), need: s.minFree.Load, interval: 250 * time.Millisecond}
@@ -271,14 +332,10 @@ func Open(home string, opts Options) (*System, error) {
 	} else {
 		s.tcpto = &smtpclient.MemoryTCPTO{}
 	}
-	remote, err := s.newRemote()
-	if err != nil {
-		s.Queue.Close()
-		s.closeRing()
-		return nil, err
+	s.remote.Store(s.newRemote(cfg))
+	if !cfg.lazySMTP {
+		s.applySMTPLocked(cfg.SMTP)
 	}
-	s.remote.Store(remote)
-	s.Users = &assign.Users{CDB: filepath.Join(home, "users", "cdb"), Passwd: assign.SystemPasswd{}}
 	def := opts.DefaultDelivery
 	if def == "" {
 		def = "./Maildir/"
@@ -286,31 +343,115 @@ func Open(home string, opts Options) (*System, error) {
 	// Modern Maildir deliveries: no tmp/ name (see maildir.Deliverer.Unnamed).
 	md := &maildir.Deliverer{Unnamed: !opts.QmailCompat, Fsync: fsync}
 	s.Local = &dotqmail.Local{
-		Users:           UsersAdapter(s.Users),
+		Users:           dotqmail.UsersFunc(s.lookupUser),
 		Deliverer:       &dotqmail.Deliverer{Forwarder: s.Queue, Logger: s.logger.With("part", "local"), Maildir: md, Env: opts.ProgramEnv},
 		DefaultDelivery: def,
 		Program:         opts.Program,
 		Env:             opts.ProgramEnv,
 		Spawn:           opts.Spawn,
 	}
-	if s.Local.Program == "" {
-		s.Local.Program = filepath.Join(home, "bin", "qmail-local")
-	}
 	s.Scheduler = &queue.Scheduler{
 		Queue:             s.Queue,
 		Local:             queue.LocalFunc(s.deliverLocal),
 		Remote:            queue.RemoteFunc(s.deliverRemote),
 		Routing:           routing,
-		ConcurrencyLocal:  sched.ConcurrencyLocal,
-		ConcurrencyRemote: sched.ConcurrencyRemote,
-		Lifetime:          sched.Lifetime,
-		Bounce:            bounce,
+		ConcurrencyLocal:  cfg.Scheduling.ConcurrencyLocal,
+		ConcurrencyRemote: cfg.Scheduling.ConcurrencyRemote,
+		ConcurrencyDomain: cfg.Scheduling.ConcurrencyDomain,
+		Lifetime:          cfg.Scheduling.Lifetime,
+		Bounce:            cfg.Bounce,
 		Logger:            sendLog,
 	}
 	if opts.QmailCompat {
 		s.Scheduler.RemoteBatch = 1
 	}
+	s.Metrics.watchScheduler(s.Scheduler)
 	return s, nil
+}
+
+// fill checks cfg and gives its empty fields their defaults.
+func (cfg *Config) fill() error {
+	if cfg.Hostname == "" {
+		return errors.New("mta: Config.Hostname is empty")
+	}
+	if cfg.QueueDir == "" {
+		return errors.New("mta: Config.QueueDir is empty")
+	}
+	if cfg.home != "" {
+		return nil // LoadHome gave every field qmail's value
+	}
+	if len(cfg.Routing.Locals) == 0 {
+		cfg.Routing.Locals = []string{cfg.Hostname}
+	}
+	if cfg.Routing.EnvNoAtHost == "" {
+		cfg.Routing.EnvNoAtHost = cfg.Hostname
+	}
+	b := &cfg.Bounce
+	if b.From == "" {
+		b.From = "MAILER-DAEMON"
+	}
+	if b.Host == "" {
+		b.Host = cfg.Hostname
+	}
+	if b.DoubleHost == "" {
+		b.DoubleHost = cfg.Hostname
+	}
+	if b.DoubleTo == "" && !b.DoubleToEmpty {
+		b.DoubleTo = "postmaster"
+	}
+	sc := &cfg.Scheduling
+	if sc.ConcurrencyLocal == 0 {
+		sc.ConcurrencyLocal = 10
+	}
+	if sc.ConcurrencyRemote == 0 {
+		sc.ConcurrencyRemote = 20
+	}
+	if sc.Lifetime == 0 {
+		sc.Lifetime = 7 * 24 * time.Hour
+	}
+	if cfg.SMTP.RcptHosts == nil {
+		cfg.SMTP.RcptHosts = localDomains(cfg.Routing)
+	}
+	if cfg.Users == nil {
+		cfg.Users = dotqmail.UsersFunc(func(context.Context, string) (dotqmail.User, error) {
+			return dotqmail.User{}, ErrNoUser
+		})
+	}
+	if m, ok := cfg.Users.(Mailboxes); ok {
+		if err := m.prepare(); err != nil {
+			return err
+		}
+		if cfg.Auth == nil {
+			cfg.Auth = m
+		}
+	}
+	return nil
+}
+
+// localDomains is the RcptHosts of a Config written in Go: the local
+// domains and those of the virtual domains.
+func localDomains(r queue.Routing) func(string) (bool, error) {
+	list := append([]string(nil), r.Locals...)
+	for _, vd := range r.VirtualDomains {
+		if vd.Key != "" && !strings.Contains(vd.Key, "@") {
+			list = append(list, vd.Key)
+		}
+	}
+	return smtpserver.HostList(list, nil)
+}
+
+// lookupUser is the local deliveries' Users: Config.Users as last loaded.
+func (s *System) lookupUser(ctx context.Context, local string) (dotqmail.User, error) {
+	return s.users.Load().users.Lookup(ctx, local)
+}
+
+// authenticate is the servers' Authenticator: Config.Auth as last loaded.
+func (s *System) authenticate(ctx context.Context, c pop3.Credentials) (*pop3.User, error) {
+	a := s.users.Load().auth
+	if a == nil {
+		return nil, fmt.Errorf("mta: no users: %w", pop3.ErrAuthFailed)
+	}
+	return a.Authenticate(ctx, c)
 }
 
 // Close closes the queue and releases the open cdbs. Call it after Run
@@ -318,13 +459,23 @@ func Open(home string, opts Options) (*System, error) {
 func (s *System) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := errors.Join(s.Queue.Close(), s.Users.Close())
+	err := s.Queue.Close()
+	if s.Users != nil {
+		err = errors.Join(err, s.Users.Close())
+	}
+	if u := s.users.Load(); u.assign != nil && u.assign != s.Users {
+		err = errors.Join(err, u.assign.Close())
+	}
 	s.aliases.mu.Lock()
 	s.aliases.close()
 	s.aliases.mu.Unlock()
 	s.closeRing()
-	if s.closeMore != nil {
-		err = errors.Join(err, s.closeMore())
+	if p := s.remote.Load().Pool; p != nil {
+		p.Close()
+	}
+	if s.release != nil {
+		err = errors.Join(err, s.release())
+		s.release = nil
 	}
 	return err
 }
@@ -336,20 +487,45 @@ func (s *System) closeRing() {
 	}
 }
 
-// newRemote makes the SMTP client of remote deliveries from the control
-// files (helohost, smtproutes, timeoutconnect, timeoutremote).
-func (s *System) newRemote() (*smtpclient.Client, error) {
-	c := &smtpclient.Client{
-		Resolver:    s.opts.Resolver,
-		Port:        s.opts.RemotePort,
-		QmailCompat: s.opts.QmailCompat,
-		TCPTO:       s.tcpto,
-		Logger:      s.logger.With("part", "remote"),
+// newRemote makes the SMTP client of remote deliveries: a copy of
+// cfg.Remote with the System's defaults.
+func (s *System) newRemote(cfg Config) *smtpclient.Client {
+	c := cloneClient(cfg.Remote)
+	if c.Hostname == "" && cfg.home == "" {
+		c.Hostname = cfg.Hostname
 	}
-	if err := Remote(s.Home, c); err != nil {
-		return nil, err
+	if c.TCPTO == nil {
+		c.TCPTO = s.tcpto
 	}
-	return c, nil
+	if c.Logger == nil {
+		c.Logger = s.logger.With("part", "remote")
+	}
+	if c.Resolver == nil {
+		c.Resolver = s.opts.Resolver
+	}
+	if c.Resolver == nil && len(cfg.DNS) > 0 {
+		c.Resolver = &smtpclient.DNS{Servers: cfg.DNS}
+	}
+	if c.Port == 0 {
+		c.Port = s.opts.RemotePort
+	}
+	c.QmailCompat = c.QmailCompat || s.opts.QmailCompat
+	return c
+}
+
+// cloneClient copies the settings of a Client (nil: a zero one), which
+// may not itself be copied once used.
+func cloneClient(r *smtpclient.Client) *smtpclient.Client {
+	if r == nil {
+		return &smtpclient.Client{}
+	}
+	return &smtpclient.Client{
+		Hostname: r.Hostname, Resolver: r.Resolver, Dialer: r.Dialer, Port: r.Port,
+		Routes: r.Routes, TLS: r.TLS, TLSConfig: r.TLSConfig, Timeouts: r.Timeouts,
+		Network: r.Network, PreferIPv4: r.PreferIPv4, LocalAddrs: r.LocalAddrs, Rand: r.Rand,
+		Pool: r.Pool, QmailCompat: r.QmailCompat, Logger: r.Logger, TCPTO: r.TCPTO, Now: r.Now,
+		HostTLS: r.HostTLS,
+	}
 }
 
 // RemoteClient returns the SMTP client remote deliveries use now.
@@ -368,6 +544,18 @@ func UsersAdapter(a *assign.Users) dotqmail.Users {
 }
 
 func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
+	if us := s.users.Load(); us.mailboxes != nil {
+		return s.deliverMailbox(ctx, us.mailboxes, d)
+	} else if us.assign == nil {
+		// Users written in Go: a recipient none of them takes bounces,
+		// as qmail-local bounces an address no .qmail file takes.
+		rcpt := d.Recipients[0]
+		local := rcpt[:max(strings.LastIndexByte(rcpt, '@'), 0)]
+		if _, err := us.users.Lookup(ctx, local); errors.Is(err, ErrNoUser) {
+			s.Metrics.delivered(false, errNoMailbox)
+			return queue.Result{Report: "Sorry, no mailbox here by that name. (#5.1.1)\n", Err: errNoMailbox}
+		}
+	}
 	var l LocalDeliverer = s.Local
 	if s.opts.LocalDeliverer != nil {
 		l = s.localFor(ctx, d.Recipients[0])
@@ -381,6 +569,10 @@ func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Resul
 	s.Metrics.delivered(false, err)
 	return queue.Result{Report: res.Report, Err: err}
 }
+
+// errNoMailbox is the permanent failure of a delivery to a local
+// recipient no user of a Config written in Go takes.
+var errNoMailbox = &dotqmail.Error{Text: "Sorry, no mailbox here by that name. (#5.1.1)", Perm: true, Err: ErrNoUser}
 
 // localFor chooses, when Options.LocalDeliverer is set, who delivers to
 // recipient: System.Local if recipient's user has the process's own uid and
@@ -407,7 +599,7 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 	defer cancel()
 	rcpt := d.Recipients[0]
 	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
-	res, err := s.remote.Load().Deliver(ctx, domain, d.Sender, d.Recipients, d.Message)
+	res, err := s.remote.Load().DeliverDSN(ctx, domain, d.Sender, d.Recipients, d.Message, remoteDSN(d.DSN))
 	out := make([]queue.Result, len(d.Recipients))
 	for i := range out {
 		if res == nil || i >= len(res.Recipients) {
@@ -417,7 +609,7 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 			}
 			continue
 		}
-		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err}
+		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err, DSNPassed: res.Recipients[i].DSNPassed}
 	}
 	for _, r := range out {
 		s.Metrics.delivered(true, r.Err)
@@ -425,88 +617,135 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 	return out
 }
 
-// Reload rereads the control files the scheduler routes by, those of
-// remote delivery (smtproutes, helohost, timeouts: qmail-remote reads them
-// for every delivery) and qmail-smtpd's (rcpthosts, morercpthosts.cdb and
-// badmailfrom, checked from then on; me, smtpgreeting, localiphost,
-// databytes and timeoutsmtpd, for SMTP sessions that start later), as
-// qmail-send and a restarted qmail-smtpd would. On error nothing changes.
-// Deliveries and SMTP sessions in progress finish with the old settings.
-func (s *System) Reload() error {
+// Reload makes cfg the System's, for what can change while it runs: the
+// routing (Routing), the users (Users and Auth), the SMTP policy (SMTP),
+// applied to sessions that start later and to the checks of those in
+// progress, and remote delivery (Remote), for deliveries that start
+// later. Other fields are those New took; cfg's are ignored. Deliveries
+// and SMTP sessions in progress finish with the old settings; no
+// connection is dropped. cfg is checked as New checks it; on error
+// nothing changes.
+func (s *System) Reload(cfg Config) error {
+	cfg.Options = s.opts
+	if err := cfg.fill(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	routing, err := Routing(s.Home)
-	if err != nil {
-		return err
-	}
-	remote, err := s.newRemote()
-	if err != nil {
-		return err
-	}
-	if s.closeMore != nil {
-		if err := s.loadSMTPPolicyLocked(); err != nil {
-			return err
-		}
-	}
-	s.remote.Store(remote)
-	s.routing.Store(&routing)
-	s.Scheduler.Reload(routing)
+	s.reloadLocked(cfg)
 	return nil
 }
 
+// reloadLocked applies cfg (filled); s.mu is held.
+func (s *System) reloadLocked(cfg Config) {
+	routing := cfg.Routing
+	old := s.remote.Swap(s.newRemote(cfg))
+	if old != nil && old.Pool != nil && old.Pool != s.remote.Load().Pool {
+		// Its idle connections end now; those in use after their delivery.
+		go old.Pool.Close()
+	}
+	s.routing.Store(&routing)
+	if s.smtpLoaded || !cfg.lazySMTP {
+		s.applySMTPLocked(cfg.SMTP)
+	}
+	s.users.Store(newUserSet(cfg))
+	s.cfg.Routing, s.cfg.SMTP, s.cfg.Remote, s.cfg.Users, s.cfg.Auth = cfg.Routing, cfg.SMTP, cfg.Remote, cfg.Users, cfg.Auth
+	s.Scheduler.Reload(routing)
+}
+
+// ReloadHome rereads the home the System was opened from and reloads
+// (see Reload): the control files the scheduler routes by (locals,
+// virtualdomains, percenthack, envnoathost), those of remote delivery
+// (smtproutes, helohost, timeouts: qmail-remote reads them for every
+// delivery) and qmail-smtpd's (rcpthosts, morercpthosts.cdb, badmailfrom,
+// me, smtpgreeting, localiphost, databytes, timeoutsmtpd, queueminfree),
+// as qmail-send and a restarted qmail-smtpd would. users/cdb,
+// users/poppasswd, control/tcp.smtp.cdb and the certificate need no
+// reload: they are read again when they change. On error nothing
+// changes.
+func (s *System) ReloadHome() error {
+	if s.Home.Home == "" {
+		return errors.New("mta: ReloadHome: the System was not opened from a home directory")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg, err := loadHome(s.Home.Home, s.opts, !s.smtpLoaded)
+	if err != nil {
+		return err
+	}
+	// The same connections to remote hosts, if they are to be kept as long.
+	if old := s.remote.Load().Pool; old != nil && cfg.Remote.Pool != nil && old.IdleTimeout == cfg.Remote.Pool.IdleTimeout {
+		cfg.Remote.Pool = old
+	}
+	// The same users/cdb and passwd file: they follow their files.
+	u := s.users.Load()
+	cfg.Users, cfg.assign, cfg.Auth = u.users, u.assign, u.auth
+	cfg.lazySMTP = false
+	s.reloadLocked(cfg)
+	return nil
+}
+
+// loadSMTPPolicy reads the SMTP policy from the home, once, for a System
+// that Open made (see Config.lazySMTP).
 func (s *System) loadSMTPPolicy() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closeMore != nil {
+	if s.smtpLoaded {
 		return nil
 	}
-	return s.loadSMTPPolicyLocked()
+	p, err := ReadSMTPPolicy(s.Home)
+	if err != nil {
+		return err
+	}
+	s.cfg.SMTP = p
+	s.applySMTPLocked(p)
+	return nil
 }
 
-// loadSMTPPolicyLocked reads qmail-smtpd's control files and, when all
-// were read, makes them the SMTP servers' for new sessions and checks.
-func (s *System) loadSMTPPolicyLocked() error {
-	set, err := s.Home.SMTPSettings()
-	if err != nil {
-		return fmt.Errorf("mta: %w", err)
-	}
-	var tmp smtpserver.Server
-	closeMore, err := s.Home.SMTPPolicy(&tmp, false)
-	if err != nil {
-		closeMore()
-		return fmt.Errorf("mta: %w", err)
-	}
-	free, freeSet, err := s.queueMinFree()
-	if err != nil {
-		closeMore()
-		return fmt.Errorf("mta: %w", err)
+// applySMTPLocked makes p the SMTP servers' for new sessions and checks;
+// s.mu is held (or s is not yet shared).
+func (s *System) applySMTPLocked(p SMTPPolicy) {
+	set := p.Settings
+	if set.Hostname == "" {
+		set.Hostname = s.cfg.Hostname
 	}
 	databytes := set.MaxMessageBytes
 	if databytes == 0 {
 		databytes = defaultDataBytes
 	}
-	s.minFree.Store(minFree(free, freeSet, databytes))
+	s.minFree.Store(minFree(p.MinFree, p.MinFree != 0, databytes))
 	s.smtpd.Store(&set)
-	rh := tmp.RcptHosts
-	s.rcpthosts.Store(&rh)
-	bmf := tmp.BadMailFrom
-	s.badmailfrom.Store(&bmf)
-	s.openRelay.Store(tmp.OpenRelay)
-	if s.closeMore != nil {
-		s.closeMore()
+	rh := p.RcptHosts
+	if rh == nil {
+		rh = localDomains(*s.routing.Load())
 	}
-	s.closeMore = closeMore
-	return nil
+	s.rcpthosts.Store(&rh)
+	bmf := p.BadMailFrom
+	s.badmailfrom.Store(&bmf)
+	relay := append([]netip.Prefix(nil), p.RelayClients...)
+	s.relay.Store(&relay)
+	if s.release != nil && s.smtpLoaded {
+		s.release()
+	}
+	s.release = p.release
+	s.smtpLoaded = true
 }
 
-// SMTP returns an SMTP server configured from the control files (as
-// qmail-smtpd reads them, and as Reload rereads them) whose messages go
-// into the queue. With submission
-// set it is a submission server (RFC 6409): it takes mail only from clients
-// that authenticated with auth, which must be set then. tlsConfig, when not
-// nil, offers STARTTLS.
+// SMTP returns an SMTP server with the System's SMTP policy (as Reload
+// changes it) whose messages go into the queue. With submission set it
+// is a submission server (RFC 6409): it takes mail only from clients
+// that authenticated with auth, which must be set then. tlsConfig, when
+// not nil, offers STARTTLS. Run makes its servers with it; a program
+// that wants to change a server before it serves calls it and Serve.
 func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Authenticator) (*smtpserver.Server, error) {
 	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, AuthLimiter: s.AuthLimiter, Logger: s.logger.With("part", "smtp")}
+	if !submission && s.cfg.DNSBL != nil {
+		b := *s.cfg.DNSBL
+		if b.Resolver == nil && len(s.cfg.DNS) > 0 {
+			b.Resolver = &smtpserver.DNSResolver{Servers: s.cfg.DNS}
+		}
+		srv.DNSBL = &b
+	}
 	if submission {
 		if auth == nil {
 			return nil, errors.New("mta: submission needs an authenticator")
@@ -522,11 +761,9 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 	if err := s.loadSMTPPolicy(); err != nil {
 		return nil, err
 	}
-	maxConns, err := s.maxConns()
-	if err != nil {
-		return nil, err
-	}
-	srv.MaxConns = maxConns
+	s.mu.Lock()
+	srv.MaxConns = s.cfg.SMTP.MaxConns
+	s.mu.Unlock()
 	// Everything is read through the pointers Reload swaps: the one-line
 	// values once per session, the lists at each check.
 	srv.SessionSettings = func(*smtpserver.Session) smtpserver.Settings { return *s.smtpd.Load() }
@@ -535,12 +772,7 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 		return s.smtpd.Load().LocalIPHost != "" && s.ipme()[ip]
 	}
 	srv.OpenRelay = false
-	srv.RcptHosts = func(domain string) (bool, error) {
-		if f := *s.rcpthosts.Load(); f != nil {
-			return f(domain)
-		}
-		return s.openRelay.Load(), nil
-	}
+	srv.RcptHosts = func(domain string) (bool, error) { return (*s.rcpthosts.Load())(domain) }
 	srv.BadMailFrom = func(addr string) bool {
 		if f := *s.badmailfrom.Load(); f != nil {
 			return f(addr)
@@ -567,17 +799,6 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Au
 	return srv, nil
 }
 
-// maxConns reads control/concurrencyincoming, the sessions each server
-// runs at once (the name qmail installations give tcpserver's -c); 0 (no
-// file) leaves the server's default, 1000.
-func (s *System) maxConns() (int, error) {
-	n, err := s.Home.Int("concurrencyincoming", 0)
-	if err != nil {
-		return 0, fmt.Errorf("mta: %w", err)
-	}
-	return int(min(n, 1<<20)), nil
-}
-
 // checkRecipient refuses, at RCPT, a local recipient that delivery would
 // bounce with "no mailbox here by that name": an address that only the
 // catch-all alias user (or no user) takes, for which the alias has no
@@ -593,7 +814,23 @@ func (s *System) checkRecipient(ctx context.Context, ss *smtpserver.Session, to 
 	if at <= 0 {
 		return nil // "@domain" is the trash address
 	}
-	u, err := s.Users.Lookup(ctx, addr[:at])
+	us := s.users.Load()
+	if us.assign == nil {
+		u, err := us.users.Lookup(ctx, addr[:at])
+		if errors.Is(err, ErrNoUser) {
+			return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
+		}
+		if err != nil || u.Ext == "" || us.mailboxes != nil || u.UID != os.Geteuid() || u.UID == 0 {
+			return nil
+		}
+		// An extension: the user's .qmail file for it decides, as
+		// below for users/cdb.
+		if _, err := dotqmail.Find(u.Home, u.Dash, u.Ext); errors.Is(err, fs.ErrNotExist) {
+			return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
+		}
+		return nil
+	}
+	u, err := us.assign.Lookup(ctx, addr[:at])
 	switch {
 	case errors.Is(err, assign.ErrNoAlias):
 		return smtpserver.Reply{Code: 550, Enhanced: "5.1.1", Text: "sorry, no mailbox here by that name"}
@@ -664,21 +901,17 @@ func (a *aliasDB) close() {
 	}
 }
 
-// POP3 returns a POP3 server whose users are those of users/poppasswd
-// (passwd(5) format, pop3.PasswdFile), each reading the Maildir in their
-// home directory. tlsConfig, when not nil, offers STLS.
+// POP3 returns a POP3 server whose users are Config.Auth's (as Reload
+// changes them; users/poppasswd for a home), each reading the Maildir the
+// authenticator gives, by default the one in their home directory.
+// tlsConfig, when not nil, offers STLS.
 func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
-	me, _, err := s.Home.Me()
-	if err != nil {
-		return nil, fmt.Errorf("mta: %w", err)
-	}
-	maxConns, err := s.maxConns()
-	if err != nil {
-		return nil, err
-	}
+	s.mu.Lock()
+	host, maxConns := s.cfg.Hostname, s.cfg.SMTP.MaxConns
+	s.mu.Unlock()
 	return &pop3.Server{
-		Hostname:    me,
-		Auth:        s.Passwd(),
+		Hostname:    host,
+		Auth:        s.Auth(),
 		AuthLimiter: s.AuthLimiter,
 		MaxConns:    maxConns,
 		TLSConfig:   tlsConfig,
@@ -686,10 +919,19 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 	}, nil
 }
 
-// Passwd returns the virtual users of users/poppasswd.
-func (s *System) Passwd() *pop3.PasswdFile {
-	return &pop3.PasswdFile{Path: filepath.Join(s.Home.Home, "users", "poppasswd")}
-}
+// Auth returns the System's authenticator: Config.Auth as New or the last
+// Reload took it. Use SMTPAuth(s.Auth()) for SMTP AUTH.
+func (s *System) Auth() pop3.Authenticator { return pop3.AuthenticatorFunc(s.authenticate) }
+
+// Passwd returns the System's authenticator, as Auth does.
+//
+// Deprecated: use Auth.
+func (s *System) Passwd() pop3.Authenticator { return s.Auth() }
+
+// TLSConfig returns Config.TLS: for a home, a server configuration serving
+// control/servercert.pem (re-read when it changes), or nil when the file
+// does not exist.
+func (s *System) TLSConfig() (*tls.Config, error) { return s.cfg.TLS, nil }
 
 // SMTPAuth is an smtpserver.Authenticator over the same users as POP3.
 func SMTPAuth(a pop3.Authenticator) smtpserver.Authenticator {
@@ -704,8 +946,9 @@ func SMTPAuth(a pop3.Authenticator) smtpserver.Authenticator {
 
 // Listeners are where Run serves; a nil listener is not served.
 type Listeners struct {
-	// SMTP is wrapped in a tcprules.Listener with control/tcp.smtp.cdb
-	// (a missing file allows everyone, without RELAYCLIENT).
+	// SMTP is wrapped in a tcprules.Listener with SMTPPolicy.Rules
+	// (control/tcp.smtp.cdb for a home; a missing file allows everyone,
+	// without RELAYCLIENT), and gives SMTPPolicy.RelayClients RELAYCLIENT.
 	SMTP       net.Listener
 	Submission net.Listener
 	POP3       net.Listener
@@ -742,7 +985,60 @@ func cuttable(ctx context.Context) (context.Context, context.CancelFunc) {
 // of Run's grace period.
 var errGraceOver = errors.New("mta: stopping: grace period over")
 
-// Run runs the scheduler and serves the listeners until ctx is done. It
+// Run makes the System's servers and serves Config.Listeners until ctx
+// is done or Shutdown is called (see Serve): SMTP on Listeners.SMTP (with
+// STARTTLS when Config.TLS is set, and AUTH after it when Config.Auth is
+// set), submission on Listeners.Submission and POP3 on Listeners.POP3
+// when Config.Auth is set.
+func (s *System) Run(ctx context.Context) error {
+	var srv Servers
+	ls := s.cfg.Listeners
+	var err error
+	var auth smtpserver.Authenticator
+	if s.cfg.Auth != nil {
+		auth = SMTPAuth(s.Auth())
+	}
+	if ls.SMTP != nil {
+		if srv.SMTP, err = s.SMTP(false, s.cfg.TLS, auth); err != nil {
+			return err
+		}
+	}
+	if ls.Submission != nil && auth != nil {
+		if srv.Submission, err = s.SMTP(true, s.cfg.TLS, auth); err != nil {
+			return err
+		}
+	}
+	if ls.POP3 != nil && s.cfg.Auth != nil {
+		if srv.POP3, err = s.POP3(s.cfg.TLS); err != nil {
+			return err
+		}
+	}
+	return s.Serve(ctx, srv, ls)
+}
+
+// Shutdown stops a System that Run or Serve is serving, as the end of
+// their context does, and waits until they return. When ctx ends first,
+// the sessions and deliveries still running are cut at once, without
+// waiting for the end of Options.ShutdownTimeout (nothing acknowledged is
+// lost; deliveries cut are made again at the next start), and Shutdown
+// returns ctx's error once they have. Shutdown of a System that is not
+// serving returns nil at once.
+func (s *System) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stopping) })
+	if !s.serving.Load() {
+		return nil
+	}
+	select {
+	case <-s.served:
+		return nil
+	case <-ctx.Done():
+	}
+	s.cutOnce.Do(func() { close(s.cutNow) })
+	<-s.served
+	return ctx.Err()
+}
+
+// Serve runs the scheduler and serves the listeners until ctx is done or Shutdown is called. It
 // then stops accepting, lets the sessions finish the message they are
 // receiving (every message acknowledged is in the queue), stops the
 // scheduler after the deliveries in progress, and returns. Sessions and
@@ -753,7 +1049,11 @@ var errGraceOver = errors.New("mta: stopping: grace period over")
 // Run returns within that time and a few seconds whatever users'
 // programs or remote servers do. A server that fails ends the others
 // and Run returns its error.
-func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
+func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("mta: the System is already serving")
+	}
+	defer close(s.served)
 	cutCtx, cut := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cut(nil)
 	schedCtx, stopSched := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), cutKey{}, cutCtx))
@@ -772,6 +1072,7 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 	var failOnce sync.Once
 	serve := func(name string, sd shutdowner, f func() error) {
 		stops = append(stops, sd)
+		s.Metrics.watchServer(name, sd)
 		wg.Go(func() {
 			err := f()
 			if errors.Is(err, smtpserver.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) {
@@ -786,17 +1087,23 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 		})
 	}
 	if ls.SMTP != nil && srv.SMTP != nil {
-		tl := &tcprules.Listener{
-			Listener:     ls.SMTP,
-			Rules:        s.Home.Path("tcp.smtp.cdb"),
-			AllowMissing: true,
-			// The SMTP server limits sessions itself, in all and per
-			// client, answering 421 beyond; tcpserver's -c 40 here
-			// would let one client's idle connections hold the port.
-			Limit:  -1,
-			Logger: s.logger.With("part", "tcprules"),
+		s.mu.Lock()
+		rules := s.cfg.SMTP.Rules
+		s.mu.Unlock()
+		l := ls.SMTP
+		if rules != "" {
+			l = &tcprules.Listener{
+				Listener:     l,
+				Rules:        rules,
+				AllowMissing: true,
+				// The SMTP server limits sessions itself, in all and per
+				// client, answering 421 beyond; tcpserver's -c 40 here
+				// would let one client's idle connections hold the port.
+				Limit:  -1,
+				Logger: s.logger.With("part", "tcprules"),
+			}
 		}
-		cl := countListener{tl, s.Metrics.server("smtp")}
+		cl := countListener{relayListener{l, &s.relay}, s.Metrics.server("smtp")}
 		serve("smtp", srv.SMTP, func() error { return srv.SMTP.Serve(cl) })
 	}
 	if ls.Submission != nil && srv.Submission != nil {
@@ -809,6 +1116,7 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 	}
 	select {
 	case <-ctx.Done():
+	case <-s.stopping:
 	case <-failed:
 	case err := <-schedDone:
 		schedDone <- err
@@ -831,6 +1139,13 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 		wg.Go(func() {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 			defer cancel()
+			go func() {
+				select {
+				case <-s.cutNow:
+					cancel()
+				case <-sctx.Done():
+				}
+			}()
 			if sd.Shutdown(sctx) != nil {
 				// A session still in DATA after the grace period is
 				// cut: its client got no 250 and will retry.
@@ -843,6 +1158,10 @@ func (s *System) Run(ctx context.Context, srv Servers, ls Listeners) error {
 	var err error
 	select {
 	case err = <-schedDone:
+	case <-s.cutNow:
+		s.logger.Warn("mta: shutdown: cancelling the deliveries still running (they are deferred)")
+		cut(errGraceOver)
+		err = <-schedDone
 	case <-graceOver.C:
 		s.logger.Warn("mta: grace period over: cancelling the deliveries still running (they are deferred)", "grace", grace)
 		cut(errGraceOver)

@@ -13,7 +13,7 @@ func newSHA512() hash.Hash { return sha512.New() }
 
 func isAuthFailed(err error) bool { return errors.Is(err, ErrAuthFailed) }
 
-// RFC 1939 §7's example.
+// RFC 1939 section 7's example.
 func TestAPOPDigest(t *testing.T) {
 	if got := APOPDigest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf"); got != "c4c9334bac560ecc979e58001b3e22fb" {
 		t.Fatalf("APOPDigest = %s", got)

@@ -211,8 +211,9 @@ func readMulti(r *bufio.Reader) (int64, error) {
 // TestServeForBench is not a test: with POP3_BENCH_LISTEN=ADDR and
 // POP3_BENCH_USERS=user:pass:maildir,... it serves those Maildirs with a
 // modern Server (POP3_BENCH_COMPAT=1: compat) for POP3_BENCH_SECONDS
-// (default 600), so that ../shared/bench/pop3load can measure it side by
-// side with other servers:
+// (default 600), so that a POP3 load generator (the benchmark scripts
+// beside the repository have one, pop3load) can measure it side by side
+// with other servers:
 //
 //	POP3_BENCH_LISTEN=127.0.0.1:1111 POP3_BENCH_USERS=bench:benchpass:/home/bench/Maildir \
 //	  go test -run TestServeForBench -timeout 0 ./pop3

@@ -111,7 +111,7 @@ esac
 	}
 }
 
-// APOP through the handoff: fd 3 carries the digest (spec vector).
+// APOP through the handoff: fd 3 carries the digest.
 func TestCheckpasswordHandoffAPOP(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "fd3")
 	prog := script(t, `cat <&3 >"$FD3"; exit 1`)

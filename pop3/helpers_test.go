@@ -11,10 +11,10 @@ import (
 	"time"
 )
 
-// vectorNow is the session start of the spec's recorded session.
+// vectorNow is the session start of the recorded session.
 var vectorNow = time.Unix(1795300720, 0)
 
-// vectorMessages are the spec's test Maildir, in mtime order.
+// vectorMessages are the recorded session's Maildir, in mtime order.
 var vectorMessages = []struct{ path, body string }{
 	{"cur/999.2.host:2,S", "Subject: two\nX: y\n\nbody2\n"},
 	{"new/1000.1.host", "Subject: one\n\nline1\n.dotline\nline3\n"},

@@ -59,7 +59,8 @@ for i in range(1, n + 1):
 p.quit()
 `
 
-// Python's poplib retrieves and deletes the spec's messages after STLS.
+// Python's poplib retrieves and deletes the recorded session's messages
+// after STLS.
 func TestInteropPoplib(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {

@@ -45,7 +45,7 @@ func uids(t *testing.T, mb Mailbox) []string {
 	return out
 }
 
-// maildir.md test vector 8: the UIDL is the name cut at the first ':'.
+// The UIDL is the name cut at the first ':'.
 func TestMaildirVector8UIDL(t *testing.T) {
 	for _, p := range []string{"cur/1700000000.4321.mx1:2,S", "new/1700000000.4321.mx1"} {
 		dir := emptyMaildir(t)
@@ -61,7 +61,8 @@ func TestMaildirVector8UIDL(t *testing.T) {
 	}
 }
 
-// maildir.md test vector 9: the QUIT update, and nothing without it.
+// The QUIT update (deleted messages unlinked, the rest of new/ moved to
+// cur/ with ":2,"), and nothing without it.
 func TestMaildirVector9Quit(t *testing.T) {
 	for _, quit := range []bool{true, false} {
 		dir := emptyMaildir(t)
@@ -90,7 +91,7 @@ func TestMaildirVector9Quit(t *testing.T) {
 	}
 }
 
-// maildir.md test vector 10: mtimes strictly before T, in order; names
+// The listing: mtimes strictly before the session's start, oldest first; names
 // starting with '.' ignored. Directories and symbolic links are not
 // messages either.
 func TestMaildirVector10Scan(t *testing.T) {
@@ -111,7 +112,7 @@ func TestMaildirVector10Scan(t *testing.T) {
 	}
 }
 
-// maildir.md test vector 11: tmp/ cleaning at session start.
+// tmp/ cleaning at session start: entries not accessed for 36 hours go.
 func TestMaildirVector11Clean(t *testing.T) {
 	dir := emptyMaildir(t)
 	put(t, dir, "tmp/old", 70399, 70399)

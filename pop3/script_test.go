@@ -11,7 +11,7 @@ import (
 )
 
 // TestScripts replays the dialogs in testdata/*.script over a loopback
-// socket against the spec's test Maildir (vectorMessages), with the clock
+// socket against the recorded session's Maildir (vectorMessages), with the clock
 // at vectorNow and an authenticator accepting joe/good, joe/s3cret and
 // APOP mrose/tanstaaf. Lines:
 //

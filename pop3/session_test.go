@@ -124,7 +124,7 @@ func TestImplicitTLS(t *testing.T) {
 }
 
 // The modern server locks a maildrop: a second session cannot log in
-// while the first is in the transaction state (spec §6.7).
+// while the first is in the transaction state.
 func TestLockTwoSessions(t *testing.T) {
 	dir := vectorMaildir(t)
 	srv := &Server{Auth: testAuth(dir), AuthFailDelay: -1}
@@ -159,7 +159,8 @@ func TestLockTwoSessions(t *testing.T) {
 }
 
 // qmail-pop3d has no lock: two sessions both delete message 1, and the
-// second QUIT reports the failed unlink before its +OK (spec §4.6).
+// second QUIT reports the failed unlink before its +OK, as qmail-pop3d's
+// does.
 func TestCompatTwoSessions(t *testing.T) {
 	dir := vectorMaildir(t)
 	srv := &Server{Compat: true, Auth: testAuth(dir), Now: func() time.Time { return vectorNow }}
@@ -185,7 +186,7 @@ func uidls(c *client) []string {
 }
 
 // UIDLs stay the same across sessions, the move new/→cur/, and flag
-// changes (maildir.md §5).
+// changes: the UIDL is the file name cut at the first ':'.
 func TestUIDLStable(t *testing.T) {
 	for _, compat := range []bool{true, false} {
 		dir := vectorMaildir(t)
@@ -241,7 +242,7 @@ func TestDroppedSessionDeletesNothing(t *testing.T) {
 }
 
 // Messages modified in the current second (or later) wait for the next
-// session (maildir.md §5 step 2).
+// session: qmail-pop3d lists only files modified strictly before its start.
 func TestMtimeStrictlyBefore(t *testing.T) {
 	dir := vectorMaildir(t)
 	p := filepath.Join(dir, "new/1795300720.9.host")
@@ -266,7 +267,7 @@ func TestMtimeStrictlyBefore(t *testing.T) {
 }
 
 // tmp/ files unaccessed for more than 36 hours are removed at session
-// start (maildir.md §5 step 1); a younger one stays.
+// start, as qmail-pop3d does; a younger one stays.
 func TestCleanTmp(t *testing.T) {
 	dir := vectorMaildir(t)
 	old, young := filepath.Join(dir, "tmp/old"), filepath.Join(dir, "tmp/young")

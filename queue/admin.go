@@ -522,7 +522,9 @@ func (r *run) deleteMsg(m *msg) error {
 	delete(r.msgs, m.id)
 	delete(r.held, m.id)
 	delete(r.stale, m.id)
-	r.info("end msg "+m.id.String()+" (deleted)", "msg", uint64(m.id), "deleted", true)
+	// qmail-send's lines, so that qmailanalog sees the message end.
+	r.info("delete msg "+m.id.String(), "id", uint64(m.id))
+	r.info("end msg "+m.id.String(), "id", uint64(m.id))
 	return nil
 }
 

@@ -396,7 +396,7 @@ func TestAdminOffline(t *testing.T) {
 // message is delivered or bounced afterwards.
 func TestAdminDeleteCrash(t *testing.T) {
 	errCrash := errors.New("crash")
-	for k := 0; k <= 7; k++ {
+	for k := 0; k <= 8; k++ {
 		t.Run(fmt.Sprint("after", k), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var logs syncBuffer
@@ -412,12 +412,16 @@ func TestAdminDeleteCrash(t *testing.T) {
 					return later(rcpt)
 				}}
 				stop := startRun(t, f.scheduler(q, &logs))
-				id := inject(t, q, "s@example.com", "x\n", "perm@example.com", "later@example.com", "r@remote.test")
+				id, err := q.Inject(t.Context(), Envelope{Sender: "s@example.com", Recipients: []string{"perm@example.com", "later@example.com", "r@remote.test"},
+					DSN: &DSN{EnvID: "e1"}}, strings.NewReader("x\n"))
+				if err != nil {
+					t.Fatal(err)
+				}
 				synctest.Wait()
 				if err := stop(); err != nil {
 					t.Fatal(err)
 				}
-				for _, k := range []string{"info", "local", "remote", "bounce", "mess"} {
+				for _, k := range []string{"info", "local", "remote", "bounce", "dsn", "mess"} {
 					if !q.exists(k, id) {
 						t.Fatalf("no %s file to delete", k)
 					}
@@ -436,9 +440,16 @@ func TestAdminDeleteCrash(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// Six files to remove: info, local, remote, bounce, hold, mess.
-				if k > 0 && k <= 6 && !errors.Is(errs[0], errCrash) || (k == 0 || k > 6) && errs[0] != nil {
+				// Seven files to remove: info, local, remote, bounce, hold, dsn, mess.
+				if k > 0 && k <= 7 && !errors.Is(errs[0], errCrash) || (k == 0 || k > 7) && errs[0] != nil {
 					t.Fatalf("delete stopped after %d removals (%v): %v", k, removed, errs[0])
+				}
+				if errs[0] == nil {
+					for _, f := range queueFiles(t, q) {
+						if strings.HasSuffix(f, "/"+id.String()) {
+							t.Errorf("%s left by the delete", f)
+						}
+					}
 				}
 				// The restart.
 				q2, err := Open(dir, Options{Now: time.Now})

@@ -171,7 +171,7 @@ func (q *Queue) removeMessage(id ID) error {
 			return err
 		}
 	}
-	for _, k := range []string{"local", "remote", "bounce", "hold", "intd", "mess"} {
+	for _, k := range []string{"local", "remote", "bounce", "hold", "dsn", "intd", "mess"} {
 		if err := step(k, false); err != nil {
 			return err
 		}

@@ -14,9 +14,9 @@ import (
 )
 
 // BenchmarkInject measures durable injections of 1 KB messages by 1 and 20
-// concurrent injectors. Compare with ../shared/bench/fsyncrate run in the
-// same sitting: its op (create, write, fsync, rename, directory fsync) is
-// the ceiling of one crash-safe commit.
+// concurrent injectors. Compare with maildir's BenchmarkCeiling run in the
+// same sitting: its operation (create, write, fsync, rename, directory
+// fsync) is the ceiling of one crash-safe commit.
 func BenchmarkInject(b *testing.B) {
 	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16) // 1024 bytes
 	for _, workers := range []int{1, 20} {
@@ -110,8 +110,8 @@ func newTestRun(q *Queue) *run {
 // BenchmarkEndToEnd measures messages/s from Inject to a durable Maildir
 // delivery (tmp, fsync, rename, fsync) through the Scheduler, with 20
 // concurrent injectors and qmail's local concurrency of 10. The full MTA
-// (SMTP in, dotqmail out) is measured against Postfix with
-// ../shared/bench once examples/mta exists.
+// (SMTP in, dotqmail out) is measured against Postfix by the benchmark
+// scripts kept beside the repository, outside the module.
 func BenchmarkEndToEnd(b *testing.B) {
 	msg := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16)
 	dir := b.TempDir()

@@ -10,7 +10,8 @@ import (
 	"github.com/emersion/go-message"
 )
 
-// Test vectors 21 and 22.
+// The record of a failed recipient in bounce/N: "<addr>:", the report
+// with a '/' before each empty line, and an empty line.
 func TestBounceRecord(t *testing.T) {
 	for _, tc := range []struct{ addr, report, want string }{
 		{"n@ex.com", "Sorry, no mailbox here by that name. (#5.1.1)\n", "<n@ex.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"},
@@ -34,10 +35,10 @@ func TestBounceEnvelope(t *testing.T) {
 		env            string
 		double, triple bool
 	}{
-		{"a@b", "F\x00Ta@b\x00", false, false},                                   // vector 24
-		{"", "F#@[]\x00Tpostmaster@ex.com\x00", true, false},                     // vector 25
-		{"#@[]", "", false, true},                                                // vector 26
-		{"list-owner-@ex.com-@[]", "F\x00Tlist-owner-@ex.com\x00", false, false}, // vector 19
+		{"a@b", "F\x00Ta@b\x00", false, false},                                   // a bounce to the sender
+		{"", "F#@[]\x00Tpostmaster@ex.com\x00", true, false},                     // a double bounce
+		{"#@[]", "", false, true},                                                // a triple bounce: discarded
+		{"list-owner-@ex.com-@[]", "F\x00Tlist-owner-@ex.com\x00", false, false}, // VERP: to the list owner
 	} {
 		env, double, triple := b.envelope(tc.sender)
 		got := ""
@@ -75,7 +76,7 @@ func bounceFixture(double bool) bounceMessage {
 	return m
 }
 
-// Test vectors 24 and 25: golden bounce and double bounce.
+// Golden bounce and double bounce (qmail-send's QSBMF texts).
 func TestBounceGolden(t *testing.T) {
 	b := Bounce{Host: "mx.ex.com", DoubleHost: "ex.com"}
 	for _, tc := range []struct {
@@ -99,7 +100,7 @@ func TestBounceGolden(t *testing.T) {
 			if tc.b.DSN {
 				for _, want := range []string{"Content-Type: multipart/report;", "report-type=delivery-status",
 					"Final-Recipient: rfc822; n@ex.com\nAction: failed\nStatus: 5.1.1\n",
-					"Final-Recipient: rfc822; r@remote.example\nAction: failed\nStatus: 5.0.0\n", "Reporting-MTA: dns; mx.ex.com\n"} {
+					"Final-Recipient: rfc822; r@remote.example\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; 1.2.3.4\nDiagnostic-Code: smtp; 550 5.1.1 unknown user\n", "Reporting-MTA: dns; mx.ex.com\n"} {
 					if !strings.Contains(got, want) {
 						t.Errorf("DSN lacks %q", want)
 					}
@@ -172,6 +173,18 @@ func TestDSNParses(t *testing.T) {
 		body, _ := io.ReadAll(p.Body)
 		if ct == "message/rfc822" && !strings.HasSuffix(string(body), "\nhi\n") {
 			t.Errorf("original message part %q", body)
+		}
+		if ct == "message/delivery-status" {
+			// The local failure keeps qmail's text; the remote one is the
+			// server's reply, with its status and host.
+			for _, want := range []string{
+				"Final-Recipient: rfc822; n@ex.com\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: X-qmail; Sorry, no mailbox here by that name. (#5.1.1)\n",
+				"Final-Recipient: rfc822; r@remote.example\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; 1.2.3.4\nDiagnostic-Code: smtp; 550 5.1.1 unknown user\n",
+			} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("delivery-status part without %q:\n%s", want, body)
+				}
+			}
 		}
 	}
 	if strings.Join(types, " ") != "text/plain message/delivery-status message/rfc822" {

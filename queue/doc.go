@@ -28,6 +28,7 @@
 //	local/S/N  0700  local recipients, T<addr>\0 records, T turned to D when done
 //	remote/S/N 0700  remote recipients, likewise
 //	bounce/N   0700  permanent-failure reports collected for the bounce
+//	dsn/N      0700  DSN parameters (RFC 3461) of a message that came with them (not qmail's)
 //	lock/      0750  sendmutex (0600), trigger (a FIFO, 0622), tcpto (1024 zero bytes)
 //	hold/S/N   0700  an empty file while message N is held (see Administration);
 //	                 not qmail's, and ignored by its programs
@@ -174,11 +175,33 @@
 // and a temporary failure then bounces ([Dying]). Permanent failures are
 // reported in one bounce per message, sent when no recipient is left: in
 // qmail's QSBMF format, or as an RFC 3464 delivery status notification
-// ([Bounce].DSN). A bounce that fails goes to the postmaster as a double
+// ([Bounce].DSN, and always for a message with DSN parameters). A bounce that fails goes to the postmaster as a double
 // bounce; a double bounce that fails is dropped. On stop the scheduler
 // starts nothing new, waits for the deliveries in progress, records their
 // outcome and saves each message's next attempt in its channel files'
 // mtime, which the next start reads.
+//
+// # Delivery Status Notifications
+//
+// A message may carry the DSN parameters of RFC 3461 ([Envelope].DSN,
+// [Queue.EnqueueDSN] for an SMTP server). They are kept in dsn/N, written
+// and fsynced with the envelope before todo/N is linked, so they survive
+// a restart; a message without them has no dsn/N, and qmail's files,
+// qmail-qread and qmail-qstat see nothing new. dsn/N is removed (and dsn/
+// fsynced) before the message's last name goes, with the files of a dead
+// injection, and by a scheduler that starts when it has no message.
+// The scheduler gives the parameters to the deliverers ([Delivery].DSN)
+// and honours them: a recipient whose NOTIFY is NEVER, or lacks FAILURE,
+// is not reported when it fails; the report of a message with parameters
+// is RFC 3464's, with Original-Envelope-Id (ENVID) and Original-Recipient
+// (ORCPT), and only the header of the message with RET=HDRS. A recipient
+// with NOTIFY=SUCCESS gets a "delivered" report after a local delivery,
+// and a "relayed" one after a remote delivery the deliverer could not pass
+// the request on ([Result].DSNPassed); one with NOTIFY=DELAY gets one
+// "delayed" report once it has been deferred for [Scheduler].DelayNotice
+// (recorded in dsn/N, so not repeated after a restart). These reports go to
+// the sender, with the header of the message; a message with a null
+// sender (a bounce) never causes one.
 //
 // # Administration
 //
@@ -212,12 +235,13 @@
 // Delete. The message's last name goes first: info/S/N (and todo/N, after
 // any info/S/N, when it is still in todo/), with its directory fsynced
 // before success is reported, so that a deleted message never comes back;
-// then its channel, bounce and hold files, intd/N and mess/S/N, holding
-// the lock of mess/S/N throughout, as a completion does (see Orphans). This is a completion's order except that the name
-// comes first: a crash at any point leaves either the whole message or
-// files with neither todo/N nor info/S/N, which Open (mess/S/N, intd/N:
-// see CleanStale) and a starting Scheduler (channel, bounce and hold files)
-// remove. A message whose deliveries are in progress is deleted once they
+// then its channel, bounce, hold and dsn files, intd/N and mess/S/N,
+// holding the lock of mess/S/N throughout, as a completion does (see
+// Orphans). This is a completion's order except that the name comes
+// first: a crash at any point leaves either the whole message or files
+// with neither todo/N nor info/S/N, which Open (mess/S/N with intd/N and
+// dsn/N: see CleanStale) and a starting Scheduler (channel, bounce and
+// hold files) remove. The scheduler logs "delete msg N", then "end msg N". A message whose deliveries are in progress is deleted once they
 // have ended and their outcome is recorded; no new one starts meanwhile.
 // No bounce is sent, and a bounce already collected (bounce/N) is dropped.
 //
@@ -255,6 +279,6 @@
 // what it wrote (examples/qmail-queue leaves the message behind on an
 // envelope error, exits 11 and 91, as qmail-queue does); remote recipients are batched per domain (RemoteBatch
 // 1 gives qmail's one recipient per delivery); [Bounce].MaxBytes and
-// [Bounce].DSN are extensions. The scheduler holds lock/sendmutex, so it
+// [Bounce].DSN are extensions, as are DSN parameters (dsn/N). The scheduler holds lock/sendmutex, so it
 // never runs beside qmail-send on the same queue.
 package queue

@@ -164,7 +164,9 @@ func TestOpenReadOnlyMissing(t *testing.T) {
 	}
 }
 
-// Test vector 1 and 2 of queue.md: exact mess and envelope bytes.
+// Exact mess and envelope bytes of an injection (the Received line, the
+// u and p records, the mess path by inode and split), and of an empty
+// envelope.
 func TestInjectVector(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -273,7 +275,7 @@ func TestAddressLength(t *testing.T) {
 			}
 			checkCode(t, err, tc.code)
 			if err == nil && (env.Sender != tc.env.Sender || len(env.Recipients) != len(tc.env.Recipients)) {
-				t.Errorf("round trip: %q", env)
+				t.Errorf("round trip: %+v", env)
 			}
 		})
 	}
@@ -293,16 +295,17 @@ func checkCode(t *testing.T, err error, code int) {
 	}
 }
 
-// Test vector 3 and the envelope grammar.
+// The envelope grammar of qmail-queue(8): refused envelopes exit 91, a
+// truncated one 54.
 func TestReadEnvelope(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		code int
 		want Envelope
 	}{
-		{"Fjoe@a.example\x00Tbob@b.example\x00Tcarol@c.example\x00\x00", 0, Envelope{"joe@a.example", []string{"bob@b.example", "carol@c.example"}}},
+		{"Fjoe@a.example\x00Tbob@b.example\x00Tcarol@c.example\x00\x00", 0, Envelope{Sender: "joe@a.example", Recipients: []string{"bob@b.example", "carol@c.example"}}},
 		{"F\x00\x00", 0, Envelope{}},
-		{"Fa@b\x00Tc@d\x00\x00trailing", 0, Envelope{"a@b", []string{"c@d"}}},
+		{"Fa@b\x00Tc@d\x00\x00trailing", 0, Envelope{Sender: "a@b", Recipients: []string{"c@d"}}},
 		{"Xa@b\x00\x00", 91, Envelope{}},
 		{"Fa@b\x00Zc@d\x00\x00", 91, Envelope{}},
 		{"Fa@b\x00Tc@d\x00", 54, Envelope{}},
@@ -318,12 +321,12 @@ func TestReadEnvelope(t *testing.T) {
 			continue
 		}
 		if err != nil || env.Sender != tc.want.Sender || fmt.Sprint(env.Recipients) != fmt.Sprint(tc.want.Recipients) {
-			t.Errorf("ReadEnvelope(%q) = %q, %v; want %q", tc.in, env, err, tc.want)
+			t.Errorf("ReadEnvelope(%q) = %+v, %v; want %+v", tc.in, env, err, tc.want)
 		}
 	}
 }
 
-// Test vector 6: the client's mapping of exit codes.
+// The client's mapping of qmail-queue's exit codes (qmail's qmail_close).
 func TestExitText(t *testing.T) {
 	for _, tc := range []struct {
 		code   int
@@ -506,7 +509,8 @@ func TestInjectConcurrent(t *testing.T) {
 	t.Logf("todo fsyncs: %d for %d injections", q.todoSync.count(), workers*each)
 }
 
-// Test vector 31 (the 36-hour rule) and pid/ cleanup.
+// qmail-clean's 36-hour rule (a mess file with no info or todo, not
+// accessed for 36 hours, goes with its intd) and pid/ cleanup.
 func TestCleanStale(t *testing.T) {
 	now := time.Unix(2_000_000_000, 0)
 	for _, tc := range []struct {
@@ -552,7 +556,7 @@ func TestCleanStale(t *testing.T) {
 	}
 }
 
-// Test vector 32: qmail-clean's requests.
+// qmail-clean's requests: "todo/N" gets '+', anything else 'x'.
 func TestCleanRequest(t *testing.T) {
 	q := openTest(t, Options{})
 	id, err := q.Inject(t.Context(), Envelope{Sender: "a@b"}, strings.NewReader("x\n"))

@@ -32,7 +32,8 @@ func fakeMessage(t *testing.T, q *Queue, id ID, size int, birth int64, info stri
 	}
 }
 
-// Test vector 30 and qmail-qread's other lines.
+// qmail-qread's lines: the date, #N, size and <sender> of a message,
+// then one line per recipient.
 func TestWriteQread(t *testing.T) {
 	q := openTest(t, Options{})
 	fakeMessage(t, q, 457, 1234, 838640135, "Fjoe@a.example\x00", "Tbob@example.com\x00", "", false)

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Test vector 29.
+// qmail-send's logsafe: a newline becomes '/'; spaces, '%' and
+// unprintable bytes become '_'.
 func TestLogSafe(t *testing.T) {
 	if got := logSafe("a b%c\nd\x7f"); got != "a_b_c/d_" {
 		t.Errorf("logSafe = %q", got)

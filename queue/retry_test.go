@@ -7,7 +7,8 @@ import (
 
 func u(s int64) time.Time { return time.Unix(s, 0) }
 
-// Test vector 17.
+// qmail-send's retry schedule: the next try at birth + (⌊√(now−birth)⌋ +
+// c)², c 10 local and 20 remote; a clock gone back counts as now = birth.
 func TestNextRetry(t *testing.T) {
 	for _, tc := range []struct {
 		birth, now    int64
@@ -54,7 +55,7 @@ func TestIsqrt(t *testing.T) {
 	}
 }
 
-// Test vector 18.
+// A message is dying once now is past birth + queuelifetime.
 func TestDying(t *testing.T) {
 	if Dying(u(0), u(604800), DefaultLifetime) {
 		t.Error("dying at exactly the lifetime")
@@ -64,7 +65,8 @@ func TestDying(t *testing.T) {
 	}
 }
 
-// Test vector 19.
+// VERP: a sender P@D-@[] becomes P, the recipient with '=' for '@', then
+// @D; other senders are kept.
 func TestVerpSender(t *testing.T) {
 	for _, tc := range []struct{ sender, rcpt, want string }{
 		{"list-owner-@ex.com-@[]", "bob@b.org", "list-owner-bob=b.org@ex.com"},

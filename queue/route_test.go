@@ -19,7 +19,9 @@ func vectorRouting(extra ...string) Routing {
 	}
 }
 
-// Test vectors 8 to 16 of queue.md.
+// qmail-send's routing of recipients (see qmail-send(8)): locals,
+// percenthack, virtualdomains (exact, .suffix, user@domain, an empty
+// prepend, the last of a repeated key) and the catch-all line.
 func TestRoute(t *testing.T) {
 	base, catch := vectorRouting(), vectorRouting(":alias-catch")
 	twice := vectorRouting("v.example:first", "v.example:second")
@@ -79,7 +81,8 @@ func TestParseVirtualDomains(t *testing.T) {
 	}
 }
 
-// Test vector 23: the prepend is removed for the bounce record.
+// A virtual domain's prepend is removed for the bounce record (not for a
+// user@domain entry).
 func TestStripPrepend(t *testing.T) {
 	c := vectorRouting().compile()
 	for in, want := range map[string]string{

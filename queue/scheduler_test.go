@@ -42,6 +42,7 @@ type sent struct {
 	sender string
 	rcpts  []string
 	body   string
+	dsn    *DSN
 }
 
 // fakes records deliveries and answers from a table of recipient → result.
@@ -86,7 +87,7 @@ func (f *fakes) deliver(ctx context.Context, d Delivery, remote bool) []Result {
 	if remote {
 		f.domains[domainOf(d.Recipients[0])]--
 	}
-	s := sent{at: at, id: d.ID, sender: d.Sender, rcpts: d.Recipients, body: string(body)}
+	s := sent{at: at, id: d.ID, sender: d.Sender, rcpts: d.Recipients, body: string(body), dsn: d.DSN}
 	if remote {
 		f.remote = append(f.remote, s)
 	} else {
@@ -164,7 +165,7 @@ func emptyQueue(t *testing.T, q *Queue) {
 	}
 }
 
-// Test vector 28: the log of one local delivery.
+// The log of one local delivery, line for line as qmail-send writes it.
 func TestSchedulerLogVector(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs syncBuffer
@@ -254,7 +255,7 @@ func TestSchedulerBounceGolden(t *testing.T) {
 	})
 }
 
-// Test vectors 25 and 26: a failing bounce becomes a double bounce to the
+// A failing bounce becomes a double bounce to the
 // postmaster; a failing double bounce is discarded.
 func TestSchedulerDoubleAndTripleBounce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -287,7 +288,7 @@ func TestSchedulerDoubleAndTripleBounce(t *testing.T) {
 	})
 }
 
-// Test vector 18: a message past its lifetime gets one more pass, whose
+// A message past its lifetime (queuelifetime) gets one more pass, whose
 // temporary failures bounce.
 func TestSchedulerLifetime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -611,7 +612,7 @@ func TestSchedulerStopInFlight(t *testing.T) {
 	})
 }
 
-// Test vector 20: a success marks its record D in place; a deferral leaves T.
+// A success marks its record D in place; a deferral leaves T.
 func TestSchedulerMark(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var logs syncBuffer

@@ -45,7 +45,7 @@ func (f *fakeResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, 
 	return f.a[name], nil
 }
 
-// vectorResolver is the DNS of the R3 vectors for 127.0.0.2.
+// vectorResolver is the DNS of the block-list tests for 127.0.0.2.
 func vectorResolver() *fakeResolver {
 	return &fakeResolver{
 		txt: map[string][]string{

@@ -21,7 +21,7 @@ const (
 	s221 = "221 rblsmtpd.local\r\n"
 )
 
-// Spec vector R1: the whole dialog, as rblsmtpd answers it.
+// The whole dialog, as rblsmtpd answers it.
 func TestSessionR1(t *testing.T) {
 	msg := Override("blocked because é\nx").Message()
 	in := "HELO x\r\nEHLO y\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nrset\r\nnoop\r\nVRFY x\r\n\r\nquit\r\nNOOP\r\n"
@@ -94,7 +94,7 @@ func (r errReader) Read([]byte) (int, error) {
 	return 0, io.EOF
 }
 
-// Spec vector R2: -t 0 writes the refusal once and reads nothing.
+// -t 0 writes the refusal once and reads nothing.
 func TestSessionNoSession(t *testing.T) {
 	var out bytes.Buffer
 	s := &Session{Message: Override("-perm").Message(), Timeout: -1}
@@ -124,7 +124,7 @@ func serveOnPipe(ctx context.Context, s *Session) (net.Conn, <-chan error) {
 	return client, done
 }
 
-// Spec vector R4: the time limit runs from the start, whatever the client
+// The time limit runs from the start, whatever the client
 // sends.
 func TestSessionR4Timeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -27,7 +27,7 @@ func deliverTo(t *testing.T, c *Client, rcpts []string, msg string) *Result {
 
 func nul(s string) string { return strings.ReplaceAll(s, `\0`, "\x00") }
 
-// The spec's vectors 1–11, with qmail-remote's exact report bytes.
+// Each kind of remote answer, with qmail-remote's exact report bytes.
 func TestDeliverVectors(t *testing.T) {
 	two := []string{"r1@example.net", "r2@example.net"}
 	for _, tc := range []struct {
@@ -136,7 +136,7 @@ func step1(step string, replies ...string) func(string, int, string) string {
 	}
 }
 
-// Spec vector 10: nothing listening.
+// Nothing listening.
 func TestDeliverNoConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -157,7 +157,7 @@ func TestDeliverNoConnection(t *testing.T) {
 	}
 }
 
-// Spec vector 15: address quoting.
+// Address quoting.
 func TestDeliverQuoting(t *testing.T) {
 	f := newFake(t)
 	c := fakeClient(t, f)
@@ -175,7 +175,7 @@ func TestDeliverQuoting(t *testing.T) {
 	}
 }
 
-// Spec vector 16: the bytes after 354, end to end.
+// The bytes after 354, end to end.
 func TestDeliverBlast(t *testing.T) {
 	for _, tc := range []struct{ stored, sent string }{
 		{"", ".\r\n"},
@@ -381,7 +381,8 @@ func TestDeliverManyRecipients(t *testing.T) {
 }
 
 // Modern mode moves on to the next address when the greeting or EHLO fails
-// or the connection drops before MAIL (spec §13, item 1).
+// or the connection drops before MAIL (RFC 5321 section 5.1); qmail-remote
+// reports a temporary failure at the first.
 func TestDeliverNextHost(t *testing.T) {
 	bad := newFake(t)
 	bad.SetReply(step1("GREETING", "554 go away"))
@@ -475,7 +476,7 @@ func TestDeliverUTF8(t *testing.T) {
 	}
 }
 
-// Replies outside 200–599, and 421, are temporary (spec §13, item 14).
+// Replies outside 200–599, malformed ones, and 421 are temporary.
 func TestDeliverBadReplies(t *testing.T) {
 	for _, tc := range []struct {
 		step, reply string
@@ -581,7 +582,7 @@ func TestCopyData(t *testing.T) {
 		t.Errorf("final bare CR: %v", readErr)
 	}
 	size, eight, err := measure(strings.NewReader(in), make([]byte, 5))
-	// RFC 1870 §3: neither the final ".\r\n" nor the two stuffed dots count.
+	// RFC 1870 section 3: neither the final ".\r\n" nor the two stuffed dots count.
 	if err != nil || size != int64(len(want)-3-2) || eight {
 		t.Errorf("measure: %d %v %v", size, eight, err)
 	}

@@ -32,7 +32,7 @@ func TestPunycode(t *testing.T) {
 	}
 }
 
-// Non-ASCII domains are looked up in A-label form (spec §13, item 7).
+// Non-ASCII domains are looked up in A-label form (RFC 5890).
 func TestLookupIDN(t *testing.T) {
 	srv, r := newDNS(t, "xn--bcher-kva.example. 300 IN A 192.0.2.8")
 	c := &Client{Resolver: r, LocalAddrs: noLocal, Network: "ip4"}

@@ -12,8 +12,8 @@ type fakeServer = scripted.Server
 
 func newFake(t *testing.T) *fakeServer { return scripted.New(t) }
 
-// fakeClient returns a Client routed to f by smtproutes, as the spec's
-// vectors were made (":127.0.0.1:PORT").
+// fakeClient returns a Client routed to f by smtproutes
+// (":127.0.0.1:PORT"), as the recorded sessions were made.
 func fakeClient(t *testing.T, f *fakeServer) *Client {
 	return &Client{
 		Hostname: "helo.example.org",

@@ -35,7 +35,8 @@ import (
 const interopName = "mx.interop.test"
 
 // interopStored is the stored message delivered in every interop test:
-// LF line ends, a bare CR before a dot (spec §13, item 13), lines starting
+// LF line ends, a bare CR before a dot (each line end, a bare CR included,
+// is sent as CRLF and every line is dot-stuffed), lines starting
 // with dots, 8-bit text, and a last line without LF.
 const interopStored = "Subject: interop\n\n.leading dot\nx\r.\n..two\ncaf\xc3\xa9\nlast line"
 

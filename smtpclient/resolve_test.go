@@ -46,7 +46,8 @@ func checkErr(t *testing.T, err error, perm bool, sentinel error, text string) {
 	}
 }
 
-// Spec vector 19: MX ordering, random among equal preferences, and ipme.
+// MX ordering, random among equal preferences, and ipme (addresses of
+// this host and those after them are dropped).
 func TestLookupMXOrder(t *testing.T) {
 	_, r := newDNS(t,
 		"example.net. 300 IN MX 10 a.example.net.",
@@ -198,8 +199,9 @@ func TestLookupCases(t *testing.T) {
 	}
 }
 
-// Spec vector 13: a literal that is this host, without a route, is refused;
-// a route to this host is not (§4).
+// A literal that is this host, without a route, is refused (qmail-remote's
+// "I'm listed as a best-preference MX" check); a route to this host is
+// not, since a route turns that check off.
 func TestLookupSelf(t *testing.T) {
 	c := &Client{Resolver: &DNS{Servers: []string{"127.0.0.1:1"}}}
 	for _, host := range []string{"[127.0.0.1]", "127.0.0.1"} {
@@ -212,7 +214,7 @@ func TestLookupSelf(t *testing.T) {
 	}
 }
 
-// Spec vector 14: the route for example.net does not match sub.example.net.
+// The route for example.net does not match sub.example.net.
 func TestLookupRouteNoMatch(t *testing.T) {
 	_, r := newDNS(t, "other.example. 300 IN A 192.0.2.1")
 	c := &Client{Resolver: r, Routes: mustRoutes(t, "example.net:127.0.0.1:38125\n")}
@@ -220,7 +222,9 @@ func TestLookupRouteNoMatch(t *testing.T) {
 	checkErr(t, err, true, ErrNoHost, "Sorry, I couldn't find any host named sub.example.net. (#5.1.2)\n")
 }
 
-// Spec vector 17 and §4.
+// The smtproutes lookup order (see qmail-control(5) and qmail-remote(8)):
+// the whole host, then each suffix starting at a dot, longest first, then
+// the empty key; keys compare without case.
 func TestRoutesLookup(t *testing.T) {
 	rs := mustRoutes(t, "a.b.example.com:r1\n.example.com:r2\n:r3\n")
 	for host, want := range map[string]string{"a.b.example.com": "r1", "c.example.com": "r2", "example.com": "r3", "A.B.EXAMPLE.COM": "r1"} {
@@ -277,6 +281,41 @@ func TestParseRoutes(t *testing.T) {
 	for _, s := range []string{"[192.0.2.1", "192.0.2.1]", "[::1]", "2001:db8::1", "1.2.3", "[IPv6:192.0.2.1]"} {
 		if _, ok := parseLiteral(s); ok {
 			t.Errorf("parseLiteral(%q) ok", s)
+		}
+	}
+}
+
+// TestParseRoutesCredentials: the qmail-remote AUTH patch's syntax.
+func TestParseRoutesCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		line, relay, user, pass string
+		port                    int
+		bad                     bool
+	}{
+		{line: "x:smtp.isp.example:587 joe s3cret", relay: "smtp.isp.example", port: 587, user: "joe", pass: "s3cret"},
+		{line: "x:smtp.isp.example joe s3cret", relay: "smtp.isp.example", user: "joe", pass: "s3cret"},
+		{line: "x:smtp.isp.example\tjoe\tpass with spaces", relay: "smtp.isp.example", user: "joe", pass: "pass with spaces"},
+		{line: "x:[192.0.2.1]:25 -joe pw", relay: "[192.0.2.1]", port: 25, user: "joe", pass: "pw"},
+		{line: "x:relay:25   joe   pw", relay: "relay", port: 25, user: "joe", pass: "pw"},
+		{line: "x:relay:25 joe", bad: true},
+		{line: "x:relay:25 - pw", bad: true},
+		{line: "x: joe pw", bad: true},
+		{line: "x:relay:25", relay: "relay", port: 25},
+	} {
+		rs, err := ParseRoutes(strings.NewReader(tc.line + "\n"))
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q accepted", tc.line)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		rt, _ := rs.Lookup("x")
+		if rt.Relay != tc.relay || rt.Port != tc.port || rt.Username != tc.user || rt.Password != tc.pass {
+			t.Errorf("%q: %+v", tc.line, rt)
 		}
 	}
 }

@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// Spec vector 18.
+// qmail-rspawn's combination of qmail-remote's per-recipient letters and
+// the message line into one result for a single recipient.
 func TestRspawnResult(t *testing.T) {
 	const h = "h127.0.0.1 does not like recipient.\nRemote host said: 550 no\n"
 	const s = "s127.0.0.1 does not like recipient.\nRemote host said: 450 later\n"

@@ -12,7 +12,7 @@ import (
 )
 
 // smtpSink finds Postfix's smtp-sink: $SMTP_SINK, $PFTOOLS/smtp-sink (the
-// wrapper ../shared/bench/extract-pftools.sh writes), or smtp-sink on PATH
+// wrapper the benchmark scripts beside the repository write), or smtp-sink on PATH
 // or in /usr/sbin.
 func smtpSink(t testing.TB) string {
 	t.Helper()

@@ -10,7 +10,8 @@ import (
 	"github.com/qmailkit/qmailkit/internal/dnstest"
 )
 
-// Spec test vector 12: DNSBL query names.
+// DNSBL query names: the address's labels reversed (nibbles for IPv6)
+// before the zone (RFC 5782 section 2).
 func TestVector12ReverseName(t *testing.T) {
 	tests := []struct{ ip, want string }{
 		{"192.0.2.1", "1.2.0.192.zen.example"},
@@ -37,7 +38,7 @@ func rblSession(t *testing.T, compat bool, d *DNSBL, env map[string]string) *con
 	return start(t, srv, e)
 }
 
-// Spec test vector 11: rblsmtpd's conversation.
+// rblsmtpd's conversation, as recorded from ucspi-tcp 0.88.
 func TestVector11Rblsmtpd(t *testing.T) {
 	c := rblSession(t, true, nil, map[string]string{"RBLSMTPD": "Go away"})
 	c.send("HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nNOOP\r\nRSET\r\nEHLO x\r\nQUIT\r\n")

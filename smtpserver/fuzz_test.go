@@ -14,7 +14,9 @@ import (
 )
 
 // blast is a byte-at-a-time transcription of qmail-smtpd's blast() and the
-// spec §9.1 table, used as the reference for the DATA reader.
+// state table behind it (CR LF "." CR LF ends the data, a leading dot is
+// removed, and a bare LF is refused), used as the reference for the DATA
+// reader.
 func blast(in []byte, strictCR bool) (out []byte, end int, bareLF, bareCR bool) {
 	state := stStart
 	for i, ch := range in {
@@ -265,7 +267,7 @@ func FuzzAddress(f *testing.F) {
 				if checkModernAddr(addr, true) != nil && !strings.Contains(addr, "mx.example") {
 					t.Fatalf("modern accepted %q", addr)
 				}
-				parseMailParams(rest, true, true)
+				parseMailParams(rest, true, true, true)
 			}
 		}
 	})

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// fixedNow is 21 Nov 2026 22:27:55 UTC, the time of the spec's vectors.
+// fixedNow is 21 Nov 2026 22:27:55 UTC, the time of the recorded sessions.
 var fixedNow = time.Unix(1795300075, 0)
 
 // message is what the test enqueuer received.
@@ -163,7 +163,7 @@ func (c *conn) wait() error {
 	}
 }
 
-// qmailEnv is the spec vectors' environment.
+// qmailEnv is the recorded sessions' environment.
 func qmailEnv() map[string]string {
 	return map[string]string{
 		"TCPREMOTEIP":   "192.0.2.9",

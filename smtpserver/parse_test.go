@@ -13,7 +13,8 @@ func testSession(t *testing.T, srv *Server) *session {
 	return newSession(srv, a, qmailEnv())
 }
 
-// Spec test vector 4: address parsing (compat).
+// Address parsing in MAIL and RCPT as qmail-smtpd's addrparse does it
+// (compat).
 func TestVector4AddressParsing(t *testing.T) {
 	s := testSession(t, compatServer(&sink{}))
 	long := strings.Repeat("a", 895) + "@b.c"
@@ -144,7 +145,7 @@ func TestMailParams(t *testing.T) {
 		{" RET=FULL", 555},
 	}
 	for _, tt := range tests {
-		_, r := parseMailParams(tt.rest, true, true)
+		_, r := parseMailParams(tt.rest, true, true, false)
 		code := 0
 		if r != nil {
 			code = r.Code

@@ -24,8 +24,8 @@ func fakeQueue(t *testing.T, code int, text string) (prog, dir string) {
 	return prog, dir
 }
 
-// Spec test vector 1 through qmail-queue's descriptors, and vector 9's exit
-// codes.
+// The EHLO session's bytes through qmail-queue's descriptors, and the
+// replies to qmail-queue's exit codes (see qmail-queue(8)).
 var _ Enqueuer = (*QmailQueue)(nil)
 
 func TestQmailQueue(t *testing.T) {

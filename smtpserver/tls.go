@@ -3,6 +3,7 @@ package smtpserver
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -31,7 +32,8 @@ func (s *session) cmdStartTLS(arg string) error {
 	tc := tls.Server(s.conn, cfg)
 	s.conn.SetDeadline(time.Now().Add(s.set.Timeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
-		s.srv.logger().Info("smtpserver: TLS handshake", "ip", s.info.RemoteIP, "err", err)
+		s.endReason = ReasonTLS
+		s.reject(ReasonTLS, "STARTTLS", Reply{}, slog.String("err", err.Error()))
 		return ErrProtocol
 	}
 	s.conn.SetDeadline(time.Time{})

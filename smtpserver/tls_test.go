@@ -98,14 +98,15 @@ func TestStartTLSAndAuth(t *testing.T) {
 	if !strings.Contains(ext, "STARTTLS") || strings.Contains(ext, "AUTH") {
 		t.Fatalf("EHLO before TLS: %s", ext)
 	}
-	// Spec vector 13: AUTH before STARTTLS.
+	// AUTH before STARTTLS gets 538 (RFC 4954 section 6).
 	c.send("AUTH PLAIN AGpvZQBzM2NyZXQ=\r\n")
 	c.expect("538 5.7.11 encryption required for requested authentication mechanism")
 	c.send("STARTTLS x\r\n")
 	c.expect("501 5.5.4 syntax error")
 	c.send("MAIL FROM:<a@b>\r\n")
 	c.expect("250 2.1.0 ok")
-	// Spec vector 13: a command sent with STARTTLS is never executed.
+	// A command pipelined after STARTTLS is never executed (RFC 3207
+	// section 4.2).
 	c.send("STARTTLS\r\nRCPT TO:<evil@x.example>\r\n")
 	c.expect("220 2.0.0 ready to start TLS")
 	tc := tls.Client(c.c, &tls.Config{InsecureSkipVerify: true})

@@ -7,7 +7,7 @@ import (
 
 type netipAddr = netip.Addr
 
-// Spec test vector 1: an EHLO session and the exact bytes queued.
+// An EHLO session and the exact bytes queued.
 func TestVector1EHLOSession(t *testing.T) {
 	k := &sink{id: "15604"}
 	c := start(t, compatServer(k), qmailEnv())

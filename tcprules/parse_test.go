@@ -11,7 +11,9 @@ import (
 	"github.com/qmailkit/qmailkit/internal/cdb"
 )
 
-// The address table of tcprules.md §3, and the instruction rules of §2.
+// Rules lines as tcprules(1) reads them: the keys each address form
+// stores (IPv4 ranges expanded, =host, user@, prefixes ending in '.', the
+// empty key) and the allow or deny instruction with its assignments.
 func TestParseLine(t *testing.T) {
 	tests := []struct {
 		line  string
@@ -46,7 +48,8 @@ func TestParseLine(t *testing.T) {
 		{line: "1.2.3.4-5-6:allow", bad: true},
 		{line: "1.2.x-3:allow", bad: true},
 
-		// Values, tcprules.md §4 and test vector 6.
+		// Values: "D\x00" for deny, then "+NAME=VALUE\x00" per assignment in
+		// the order written, duplicates kept; any byte may be the quote.
 		{line: `1.2.3.4:allow,RELAYCLIENT=""`, keys: []string{"1.2.3.4"}, env: []Var{{"RELAYCLIENT", ""}}, ok: true, value: "+RELAYCLIENT=\x00"},
 		{line: `x:deny,WHY="no"`, keys: []string{"x"}, deny: true, env: []Var{{"WHY", "no"}}, ok: true, value: "D\x00+WHY=no\x00"},
 		{line: `192.0.2.3:allow,A="double",B='single',C=/slash/,D=xx,E=""`, keys: []string{"192.0.2.3"},
@@ -57,7 +60,7 @@ func TestParseLine(t *testing.T) {
 		{line: `1:allow,A,B="v"`, keys: []string{"1"}, env: []Var{{"A,B", "v"}}, ok: true},
 		{line: `1:allow,M="a, b: c=d"`, keys: []string{"1"}, env: []Var{{"M", "a, b: c=d"}}, ok: true},
 
-		// Refused lines, tcprules.md §2.6.
+		// Refused lines: tcprules exits 100, "unable to parse this line".
 		{line: "1.2.3.4: allow", bad: true},
 		{line: "1.2.3.4:allowed", bad: true},
 		{line: "1.2.3.4:DENY", bad: true},
@@ -77,7 +80,8 @@ func TestParseLine(t *testing.T) {
 		{line: "   \t"},
 		{line: "no colon at all"},
 
-		// IPv6 (tcprules.md §9).
+		// IPv6 (the ucspi-tcp-ipv6 patch): the address ends at the first ':'
+		// followed by allow or deny, and ranges are refused.
 		{line: "2001:db8::1:allow", keys: []string{"2001:db8::1"}, ok: true},
 		{line: "2001:db8::allow", keys: []string{"2001:db8:"}, ok: true},
 		{line: "2001:db8:1:::allow", keys: []string{"2001:db8:1::"}, ok: true},
@@ -178,7 +182,9 @@ func TestCompileEmpty(t *testing.T) {
 	}
 }
 
-// The lookup vectors of tcprules.md (test vectors 1-5).
+// Lookups as tcpserver -x does them: the first record of a key wins, the
+// whole IP before its prefixes, the empty key as the last resort, and
+// =.suffix matches only names that end with it.
 func TestLookupVectors(t *testing.T) {
 	s := func(v string) *string { return &v }
 	tests := []struct {

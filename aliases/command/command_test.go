@@ -69,7 +69,9 @@ func ff(args ...string) func(IO) int {
 	return func(o IO) int { return Fastforward(context.Background(), append([]string{"fastforward"}, args...), o) }
 }
 
-// The test vectors F1 to F6 of fastforward.
+// fastforward's behaviour (see fastforward(1)): the owner- sender, a
+// wildcard alias, programs, hostless aliases, unknown addresses with
+// and without -p, and a real delivery through setforward's database.
 func TestFastforwardVectors(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)

@@ -47,7 +47,8 @@ func call(t *testing.T, fn func(context.Context, []string, IO) int, args []strin
 	return result{code, so.String(), se.String()}
 }
 
-// TestBouncesaying is dotqmail.md vector 29.
+// TestBouncesaying checks bouncesaying(1): the text and exit 100, or with a
+// program, 100 when the program exits 0.
 func TestBouncesaying(t *testing.T) {
 	for _, tt := range []struct {
 		args   []string
@@ -69,7 +70,7 @@ func TestBouncesaying(t *testing.T) {
 	}
 }
 
-// TestExcept is dotqmail.md vector 30.
+// TestExcept checks except(1): 100 when the program exits 0, else 0.
 func TestExcept(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
@@ -93,7 +94,8 @@ func TestExcept(t *testing.T) {
 	}
 }
 
-// TestCondredirect is dotqmail.md vector 31.
+// TestCondredirect checks condredirect(1): when the program exits 0, the
+// message is injected to the address with $SENDER and the exit is 99.
 func TestCondredirect(t *testing.T) {
 	env := []string{"SENDER=s@x", "DTLINE=Delivered-To: joe@ex.com\n", "NEWSENDER=other@x"}
 	q := &fakeQueue{}
@@ -170,7 +172,8 @@ func TestForward(t *testing.T) {
 	}
 }
 
-// TestPreline is dotqmail.md vector 32 and the options.
+// TestPreline checks preline(1): the program reads $UFLINE, $RPLINE and
+// $DTLINE before the message, and the options that leave each out.
 func TestPreline(t *testing.T) {
 	env := []string{"UFLINE=From s Thu Jan 01 00:00:00 1970\n", "RPLINE=Return-Path: <s>\n", "DTLINE=Delivered-To: j@x\n"}
 	for _, tt := range []struct {

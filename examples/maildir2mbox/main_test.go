@@ -59,7 +59,8 @@ func TestConvert(t *testing.T) {
 		old   *string
 		want  string
 	}{
-		// Test vector Q5.
+		// The From_ line from Return-Path, ">From", and an unfinished last
+		// line dropped.
 		{"Q5", []file{{"new/1", "Return-Path: <a b@c>\nFrom me\nx", q5}}, nil,
 			"From a-b@c Sun Jan 02 03:04:05 2000\nReturn-Path: <a b@c>\n>From me\n\n"},
 		{"old mbox kept, oldest first across new and cur", []file{

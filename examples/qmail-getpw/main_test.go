@@ -49,7 +49,7 @@ func TestGetpw(t *testing.T) {
 		code   int
 		out    string
 	}{
-		// The spec's example: the extension keeps its case.
+		// The extension keeps its case.
 		{"Joe-List", passwd, []string{"Joe-List"}, 0, "joe\x001000\x00100\x00/home/joe\x00-\x00List\x00"},
 		{"exact", passwd, []string{"joe"}, 0, "joe\x001000\x00100\x00/home/joe\x00\x00\x00"},
 		{"longest first", passwd, []string{"joe-l-x"}, 0, "joe-l\x001001\x00100\x00/home/jl\x00-\x00x\x00"},

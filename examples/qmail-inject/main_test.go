@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-// setup makes a QMAILHOME with the spec's control files and a fake
+// setup makes a QMAILHOME with fixed control files and a fake
 // qmail-queue that stores descriptor 0 in $QQDIR/msg and descriptor 1 in
 // $QQDIR/env, then exits $QQEXIT.
 func setup(t *testing.T) (home, qqdir string) {

@@ -55,7 +55,8 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-// TestPlan is dotqmail.md vector 25 through the program's -n.
+// TestPlan is qmail-local -n through the program: the deliveries it
+// would make, one per line.
 func TestPlan(t *testing.T) {
 	home, stdin := setup(t, "./Maildir/\n|prog arg\n&a@b\n# c\n./Mailbox\n")
 	code, out, errOut := runIt(t, stdin, nil, "-n", "joe", home, "joe-x", "-", "x", "ex.com", "a@b", "./Mailbox")

@@ -44,7 +44,8 @@ func TestNewmrh(t *testing.T) {
 		name, in string
 		want     []string
 	}{
-		// Test vector Q3.
+		// Names lowercased, blanks cut, comments and empty lines skipped; a CR
+		// is kept.
 		{"Q3", "Example.COM \n#c\n\nb.org\r\n", []string{`"example.com"=""`, `"b.org\r"=""`}},
 		{"last line without LF, duplicates, leading blanks", "a.org\n a.org\t \nA.ORG\nlast.org", []string{`"a.org"=""`, `" a.org"=""`, `"a.org"=""`, `"last.org"=""`}},
 		{"only bytes A-Z lowered", "\xc3\x84X.org\n", []string{`"Äx.org"=""`}},

@@ -20,7 +20,8 @@ import (
 )
 
 // chain builds qmail-popup, checkpassword and qmail-pop3d into one
-// directory and makes a home directory holding the spec's test Maildir
+// directory and makes a home directory holding the recorded session's
+// Maildir
 // and a password file for joe/good. Run as root, the user is uid and gid
 // 65534 and the home belongs to it (qmail-pop3d refuses uid 0).
 type chain struct {
@@ -111,8 +112,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// readScript reads the pop3 package's dialog script for the spec's
-// recorded session.
+// readScript reads the pop3 package's dialog script for the recorded
+// session.
 func readScript(t *testing.T, name string) []string {
 	b, err := os.ReadFile(filepath.Join("..", "..", "pop3", "testdata", name))
 	if err != nil {
@@ -173,7 +174,7 @@ func replay(t *testing.T, lines []string, r *bufio.Reader, w io.Writer, pid int,
 	}
 }
 
-// The spec's recorded session through the whole chain on pipes, as
+// The recorded session through the whole chain on pipes, as
 // tcpserver runs it: qmail-popup → checkpassword → qmail-pop3d.
 func TestChainVectorSession(t *testing.T) {
 	c := newChain(t)

@@ -61,7 +61,8 @@ func step(name string, replies ...string) func(string, int, string) string {
 	}
 }
 
-// The spec's test vectors, through the program.
+// qmail-remote's reports for each kind of remote answer, through the
+// program.
 func TestVectors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -119,7 +120,7 @@ func TestVectors(t *testing.T) {
 	}
 }
 
-// Spec vector 16: the bytes on the wire, with the required Go encoding.
+// The bytes on the wire: every line end CRLF, every line dot-stuffed.
 func TestBlast(t *testing.T) {
 	srv := scripted.New(t)
 	h := home(t, map[string]string{"helohost": "h", "smtproutes": ":127.0.0.1:" + strconv.Itoa(srv.Port) + "\n"})

@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup, al
 	for {
 		select {
 		case <-hup:
-			if err := sys.Reload(); err != nil {
+			if err := sys.ReloadHome(); err != nil {
 				log.Error("alert: unable to reread controls: " + err.Error())
 			}
 		case <-alrm:

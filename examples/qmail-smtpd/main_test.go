@@ -93,7 +93,7 @@ func runBin(t *testing.T, bin, home string, env []string, input string, args ...
 
 var vectorEnv = []string{"TCPREMOTEIP=192.0.2.9", "TCPREMOTEHOST=client.example", "TCPLOCALHOST=mx.example.org"}
 
-// Spec test vector 1 through the real program on descriptors 0 and 1 and a
+// An EHLO session through the real program on descriptors 0 and 1 and a
 // qmail-queue program.
 func TestStdioSession(t *testing.T) {
 	bin := build(t)

@@ -28,7 +28,7 @@ func TestTCPTO(t *testing.T) {
 		now     int64
 		want    string
 	}{
-		// Test vector Q1.
+		// One record: the address, the age of its last timeout, the count.
 		{"Q1", record([4]byte{192, 0, 2, 7}, 2, 100), 1000, "192.0.2.7 timed out 900 seconds ago; # recent timeouts: 2\n"},
 		{"empty file", []byte{}, 1000, ""},
 		{"all free", make([]byte, 1024), 1000, ""},

@@ -271,7 +271,7 @@ func TestInterop(t *testing.T) {
 	t.Logf("%d of %d cases: the same stdout, exit code and stderr as Debian's rblsmtpd", same, len(tests))
 }
 
-// Spec vector R4 with a real clock: -t 2, a client sending HELO, then NOOP
+// The time limit with a real clock: -t 2, a client sending HELO, then NOOP
 // every second from 0.5 s: both end the session 2 s after the start, with
 // the same replies.
 func TestInteropR4(t *testing.T) {

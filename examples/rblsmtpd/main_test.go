@@ -40,7 +40,7 @@ func TestParse(t *testing.T) {
 		{"rblsmtpd - -b", nil, 60, "- -b", "-"},
 		{"rblsmtpd prog -b", nil, 60, "prog -b", "-"},
 		{"rblsmtpd -r -b prog", []rbl.Source{r("-b", false, false)}, 60, "prog", "-"},
-		// Spec vector R5 and getopt's other complaints.
+		// An unknown option and getopt's other complaints: usage, exit 100.
 		{"rblsmtpd -x foo", nil, 0, "", "rblsmtpd: illegal option -- x\n"},
 		{"rblsmtpd -x", nil, 0, "", "rblsmtpd: illegal option -- x\n"},
 		{"rblsmtpd -bx prog", nil, 0, "", "rblsmtpd: illegal option -- x\n"},
@@ -78,7 +78,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// fakeDNS is the R3 vectors' DNS for 127.0.0.2.
+// fakeDNS is the DNS of the block-list tests for 127.0.0.2.
 type fakeDNS struct{}
 
 func (fakeDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
@@ -181,7 +181,7 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// Spec vector R1 through run: the log line and the whole session.
+// A blocked client through run: the log line and the whole session.
 func TestRunR1(t *testing.T) {
 	in := "HELO x\r\nEHLO y\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nrset\r\nnoop\r\nVRFY x\r\n\r\nquit\r\n"
 	env := map[string]string{"TCPREMOTEIP": "192.0.2.7", "RBLSMTPD": "blocked because é\nx"}

@@ -57,7 +57,7 @@ func TestSplogger(t *testing.T) {
 		in   string
 		want []want
 	}{
-		// Test vector Q4, through the socket.
+		// A warning line, through the socket.
 		{"Q4 warning", nil, "warning: x\n", []want{{"20", "splogger", " ", "warning: x"}}},
 		{"Q4 1000 bytes", nil, a1000 + "\n", []want{{"22", "splogger", " ", a1000[:799]}, {"22", "splogger", "+", a1000[799:]}}},
 		{"Q4 unterminated", nil, "abc", nil},

@@ -38,7 +38,7 @@ func build(t testing.TB, recs []record) []byte {
 }
 
 func TestHashVectors(t *testing.T) {
-	// spec/cdb.md, test vector 1.
+	// The cdb hash (h = 5381, then h = ((h << 5) + h) ^ c) of known keys.
 	for _, tc := range []struct {
 		key   string
 		want  uint32
@@ -61,7 +61,8 @@ func TestHashVectors(t *testing.T) {
 }
 
 func TestOneRecordBytes(t *testing.T) {
-	// spec/cdb.md, test vector 2.
+	// A database of one record: 2048 bytes of table pointers, the record, one
+	// hash table of two slots.
 	b := build(t, []record{{"a", "1"}})
 	if len(b) != 2074 {
 		t.Fatalf("size %d, want 2074", len(b))

@@ -5,12 +5,13 @@
 // BenchmarkIngestQueue measures it from inside go test (20 concurrent
 // sessions of 1 KB messages over loopback, one message per connection, as
 // smtp-source sends). TestServeForBench serves the same stack on an address
-// so that ../shared/bench/smtp-ingest.sh measures it side by side with
-// Postfix and the go-smtp baseline:
+// so that smtp-ingest.sh (of the benchmark scripts kept beside the
+// repository, outside the module) measures it side by side with Postfix
+// and the go-smtp baseline:
 //
 //	INGEST_BENCH_LISTEN=127.0.0.1:2528 INGEST_BENCH_QUEUE=/tmp/q \
 //	    go test -run TestServeForBench -timeout 0 ./internal/ingestbench
-//	TIMEOUT=0 LABEL=qmailkit ../shared/bench/smtp-ingest.sh 127.0.0.1:2528 /tmp/empty-md 20000 20 1024
+//	TIMEOUT=0 LABEL=qmailkit smtp-ingest.sh 127.0.0.1:2528 /tmp/empty-md 20000 20 1024
 //
 // The test serves until it gets SIGINT or SIGTERM, or INGEST_BENCH_FOR (a
 // Go duration, default 1h) has passed. INGEST_BENCH_SPLIT sets the queue's

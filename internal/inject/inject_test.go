@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// fixture is the spec's fixed setting: defaulthost, defaultdomain and
+// fixture is a fixed setting: defaulthost, defaultdomain and
 // plusdomain ex.com, idhost mail.ex.com, time 1700000000, pid 4321,
 // USER=joe and nothing else.
 func fixture(t *testing.T, env map[string]string) *Injector {
@@ -206,8 +206,9 @@ func TestFatal(t *testing.T) {
 	}
 }
 
-// TestAtomWithParen is where the spec's vector 11 ("From: joe)" exits 100)
-// and notqmail differ: token822.c lets ")" continue an atom, so the field
+// TestAtomWithParen: one would expect "From: joe)" to exit 100, unable
+// to parse the line, but notqmail's token822.c lets ")" continue an
+// atom, so the field
 // parses and the atom is printed as a quoted string with ")" escaped. We
 // follow the code.
 func TestAtomWithParen(t *testing.T) {

@@ -9,7 +9,8 @@ import (
 	"testing"
 )
 
-// queue.md §2.5 and its test vector 6.
+// qmail's qmail_close mapping of qmail-queue's exit codes to a report:
+// D permanent, Z temporary (see qmail-queue(8)).
 func TestExitText(t *testing.T) {
 	for _, tt := range []struct {
 		code   int

@@ -55,7 +55,8 @@ func FuzzAddr(f *testing.F) {
 	})
 }
 
-// queue.md test vector 27.
+// qmail's quote2: a local part that is not a dot-atom is quoted, and
+// "#@[]" is kept.
 func TestVector27(t *testing.T) {
 	for in, want := range map[string]string{
 		"a b@c": `"a b"@c`, "#@[]": "#@[]", ".x@y": `".x"@y`, "a..b@c": `"a..b"@c`, "": "",

@@ -36,7 +36,8 @@ func TestSplog(t *testing.T) {
 		name, in string
 		want     []msg
 	}{
-		// Test vector Q4.
+		// A line starting "warning:" is logged at priority warning, after the
+		// time stamp.
 		{"warning", "warning: x\n", []msg{{Warning, "1700000000.123456 warning: x"}}},
 		{"1000-byte line", a1000 + "\n", []msg{{Info, "1700000000.123456 " + a799}, {Info, "1700000000.123456+" + a1000[:201]}}},
 		{"unterminated last line dropped", "abc", nil},
