@@ -19,7 +19,6 @@ import (
 
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
-	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
 )
 
@@ -56,8 +55,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Helper is a running delivery helper: a copy of the program that kept
-// root, connected to this process by a socketpair. It is the
+// Helper is a running delivery helper, made by Start: a copy of the
+// program that kept root, connected to this process by a socketpair. It is the
 // mta.LocalDeliverer of a System (mta.Options.LocalDeliverer) and opens
 // the POP3 maildrops of other uids (OpenMailbox). It exits when Stop
 // closes the socket, and is killed if this process dies.
@@ -67,8 +66,6 @@ type Helper struct {
 	relayed chan struct{} // closed when the log relay has ended
 	logs    *os.File      // the relay's end of the helper's stderr
 }
-
-var _ mta.LocalDeliverer = (*Helper)(nil)
 
 // Start starts the delivery helper (the program with the helper's role,
 // which ChildMain runs) and returns it, once it runs. The process must be

@@ -17,8 +17,11 @@ import (
 
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/maildir"
+	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
 )
+
+var _ mta.LocalDeliverer = (*Helper)(nil)
 
 // logBuffer is a log destination safe for the relay and the test.
 type logBuffer struct {
