@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -346,4 +347,17 @@ func FuzzParseRecord(f *testing.F) {
 			t.Errorf("%q: re-encoded %q is not the same record", line, buf.Bytes())
 		}
 	})
+}
+
+// TestQmailLocalOnlyFromHelper: the program run as qmail-local by anything
+// but the helper (a program passing for a qmail-local child, which the
+// helper's reaper would spare) refuses to run.
+func TestQmailLocalOnlyFromHelper(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "--", "u", "/nonexistent", "u", "", "", "localhost", "s@x", "./Maildir/")
+	cmd.Args[0] = "qmail-local"
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 111 || !strings.Contains(string(out), "started by the delivery helper only") {
+		t.Errorf("qmail-local from the test: %v %q, want exit 111", err, out)
+	}
 }
