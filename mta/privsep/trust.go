@@ -185,7 +185,7 @@ func HomeFix(home string) string {
 // MakeRunDir makes home's run/ for the account uid, gid (mode 755), as
 // root, when it is missing (homes made before run/ existed): the account
 // makes its queue socket there once it has dropped root
-// (mta.System.ServeQueueSocket at lspawn.QueueSocket(home)). An existing
+// (mta.System.ServeQueueSocket at run/qmail-queue.sock). An existing
 // run/ must be a directory, not a symbolic link; it is left as it is.
 func MakeRunDir(home string, uid, gid int) error {
 	dir := filepath.Join(home, "run")
