@@ -76,19 +76,22 @@
 // cannot switch to their uid. In a root process dotqmail.Local runs each
 // delivery in a QMAILHOME/bin/qmail-local child under the recipient's uid,
 // and never delivers as root. examples/qmail-send keeps root, as
-// qmail-send's qmail-lspawn does. examples/mta drops root once its ports
-// are bound and hands its local deliveries (Options.LocalDeliverer) to a
-// helper process that kept root and delivers each under the recipient's
-// uid (internal/lspawn, qmail-lspawn's split), trusting users/cdb only
-// while root owns it and users/ (Init, as root, makes them so, and gives
-// the home itself and control/ to root too, leaving the account only
-// queue/, run/, mail/ and alias/); those deliveries' forwards come back
-// into the queue through a socket in run/, as the queue is not theirs to
-// write. The same
-// helper opens the POP3 mailboxes of users of other uids in an agent
-// running under that uid. A recipient whose user has the process's own
-// uid and gid is delivered in-process even then: a child under that uid
-// would have exactly the process's rights.
+// qmail-send's qmail-lspawn does. A program started as root can instead
+// drop root once its ports are bound, as examples/mta does, with package
+// mta/privsep (qmail-lspawn's split): privsep.Start starts a helper
+// process that keeps root, which is the System's Options.LocalDeliverer
+// and delivers each message under the recipient's uid, trusting users/cdb
+// only while root owns it and users/ (Init, as root, makes them so, and
+// gives the home itself and control/ to root too, leaving the account
+// only queue/, run/, mail/ and alias/; privsep.CheckUsers, CheckControl
+// and CheckHome say when an older home is not so); privsep.Drop then
+// makes the process the account's. Those deliveries' forwards come back
+// into the queue through a socket in run/ (System.ServeQueueSocket), as
+// the queue is not theirs to write. The same helper opens the POP3
+// mailboxes of users of other uids in an agent running under that uid
+// (privsep.Helper.OpenMailbox). A recipient whose user has the process's
+// own uid and gid is delivered in-process even then: a child under that
+// uid would have exactly the process's rights.
 //
 // Users authenticate against users/poppasswd (SHA-crypt, or {PLAIN} for
 // entries written by hand; Init stores the demo password as
