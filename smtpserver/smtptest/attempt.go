@@ -106,14 +106,11 @@ func (a Attempt) String() string {
 			part("; DATA " + shortReply(t.Data))
 		}
 	}
-	switch a.Dropped {
-	case 0, StageConnect:
+	switch a.Dropped { // at MAIL and RCPT, the reply says "dropped"
 	case StageDataCommand:
 		part("; DATA dropped")
 	case StageData:
 		part("; DATA dropped after the message")
-	default:
-		part("; " + a.Dropped.String() + " dropped")
 	}
 	return b.String()
 }
