@@ -241,6 +241,8 @@ type Attempt struct {
 
 // Command is a command line and the first line of its reply.
 type Command struct {
+	// Line is the line as the client sent it, without its line end (a
+	// PASS line with its password).
 	Line string
 	// Reply is the reply's first line ("+OK 2 messages", "-ERR ..."), ""
 	// for none (the connection was dropped, or closed first).
@@ -309,6 +311,7 @@ type conn struct {
 	a *Attempt
 
 	// Used by the session's goroutine only.
+	buf        []byte // for reads from the client
 	in         []byte // read from the client, not yet handed on
 	out        []byte // handed on, not yet read by the server
 	cur        int    // index in a.Commands of the command being answered, -1 for the greeting
@@ -327,7 +330,10 @@ func (c *conn) Read(p []byte) (int, error) {
 			return c.Conn.Read(p)
 		}
 	}
-	buf := make([]byte, 4096)
+	if c.buf == nil {
+		c.buf = make([]byte, 4096)
+	}
+	buf := c.buf
 	for len(c.out) == 0 {
 		if i := bytes.IndexByte(c.in, '\n'); i >= 0 {
 			line := c.in[:i+1]

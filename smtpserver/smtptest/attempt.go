@@ -68,7 +68,7 @@ type Transaction struct {
 	// Rcpt has its own.
 	Data smtpserver.Reply
 	// Message is the message, when the client sent it whole (accepted or
-	// not: Data says); nil otherwise.
+	// not: Data says, and an accepted one has its ID); nil otherwise.
 	Message *Message
 }
 
@@ -162,6 +162,10 @@ func (s *Server) Attempts() []Attempt {
 // errDropped is what a hook returns for a dropped connection: the server
 // writes its reply to a closed connection, and the session ends.
 var errDropped = errors.New("smtptest: connection dropped by the script")
+
+// errClosing is a hook's error when the server closes (or the session
+// ends) during a scripted delay: a temporary failure.
+var errClosing = errors.New("smtptest: server closing")
 
 // conn is an accepted connection: it records the greeting and the first
 // command line (before any TLS), delays the greeting, and is closed by
@@ -479,7 +483,7 @@ func (s *Server) installHooks() {
 		}
 		act := s.match(StageMail, c.a.Number, []string{from}, nil)
 		if !s.sleep(ctx, act.delay) {
-			return ctx.Err()
+			return errClosing
 		}
 		note := func(r smtpserver.Reply) {
 			c.a.Transactions = append(c.a.Transactions, Transaction{From: from, Mail: r})
@@ -511,7 +515,7 @@ func (s *Server) installHooks() {
 		}
 		act := s.match(StageRcpt, c.a.Number, []string{to}, nil)
 		if !s.sleep(ctx, act.delay) {
-			return ctx.Err()
+			return errClosing
 		}
 		note := func(r smtpserver.Reply) {
 			if n := len(c.a.Transactions); n > 0 {
@@ -555,7 +559,7 @@ func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Rea
 	}
 	act := s.match(StageDataCommand, n, to, nil)
 	if !s.sleep(ctx, act.delay) {
-		return "", ctx.Err()
+		return "", errClosing
 	}
 	if act.decided() {
 		if c == nil {
@@ -579,7 +583,7 @@ func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Rea
 	}
 	act = s.match(StageData, n, to, &m)
 	if !s.sleep(ctx, act.delay) {
-		return "", ctx.Err()
+		return "", errClosing
 	}
 	switch {
 	case act.err != nil:
@@ -596,6 +600,9 @@ func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Rea
 		r := smtpserver.Reply{Code: 250, Enhanced: "2.0.0", Text: "ok " + strconv.FormatInt(s.now().Unix(), 10) + " qp " + id}
 		t := c.transaction()
 		t.Data = r
+		if t.Message != nil {
+			t.Message.ID = id
+		}
 		if s.Engine.LMTP {
 			for i := range t.Rcpts {
 				if t.Rcpts[i].Reply.Code/100 == 2 {

@@ -321,7 +321,7 @@ func TestRetryAfter451(t *testing.T) {
 			}
 			// The accepted message is also the last attempt's.
 			last := srv.Attempts()[len(tc.want)-1].Transactions[0]
-			if last.Message == nil || last.Message.ID != "" && last.Message.ID != msgs[0].ID || !bytes.Equal(last.Message.Raw, msg) {
+			if last.Message == nil || last.Message.ID != msgs[0].ID || !bytes.Equal(last.Message.Raw, msg) {
 				t.Errorf("last attempt's message %+v", last.Message)
 			}
 			if !strings.HasSuffix(last.Data.Text, " qp "+msgs[0].ID) || last.Data.Code != 250 {
@@ -585,5 +585,88 @@ func TestUnstarted(t *testing.T) {
 	srv.Close()
 	if _, err := net.DialTimeout("tcp", srv.Addr, time.Second); err == nil {
 		t.Error("server still listening after Close")
+	}
+}
+
+// TestScriptUnderTLS: the script and the record work after STARTTLS and
+// AUTH, where the test server no longer sees the bytes.
+func TestScriptUnderTLS(t *testing.T) {
+	srv := NewServer(t, TLS(), Users(map[string]string{"joe": "s3cret"}))
+	srv.Script(At(StageRcpt, "gone@example.org").Reply(550, "5.1.1", "no such user"))
+	c, err := smtp.Dial(srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("clear.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(srv.ClientTLSConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(smtp.PlainAuth("", "joe", "s3cret", "127.0.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	c.Mail("joe@example.com")
+	if err := c.Rcpt("gone@example.org"); err == nil || !strings.Contains(err.Error(), "5.1.1 no such user") {
+		t.Fatalf("RCPT: %v", err)
+	}
+	c.Rcpt("here@example.org")
+	w, _ := c.Data()
+	io.WriteString(w, "Subject: tls\r\n\r\nsecret\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	a := srv.Attempts()[0]
+	if !a.TLS || a.User != "joe" || a.Helo != "clear.example" {
+		t.Errorf("attempt %+v", a)
+	}
+	want := "#1 220; MAIL <joe@example.com> 250; RCPT <gone@example.org> 550 5.1.1 no such user; RCPT <here@example.org> 250; DATA 250"
+	if a.String() != want {
+		t.Errorf("attempt\n got %s\nwant %s", a, want)
+	}
+	if m := srv.Messages()[0]; string(m.Raw) != "Subject: tls\r\n\r\nsecret\r\n" || !m.TLS {
+		t.Errorf("message %+v", m)
+	}
+}
+
+// TestConcurrentAttempts: many clients at once, each attempt recorded with
+// its own message.
+func TestConcurrentAttempts(t *testing.T) {
+	srv := NewServer(t)
+	srv.Script(At(StageRcpt, "r7@example.org").Reply(450, "4.2.0", "busy"))
+	const n = 30
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			to := fmt.Sprintf("r%d@example.org", i)
+			errs <- smtp.SendMail(srv.Addr, nil, "s@example.com", []string{to}, []byte("Subject: "+to+"\r\n\r\nx\r\n"))
+		}()
+	}
+	failed := 0
+	for range n {
+		if err := <-errs; err != nil {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Errorf("%d sends failed, want 1", failed)
+	}
+	atts := srv.Attempts()
+	if len(atts) != n || len(srv.Messages()) != n-1 {
+		t.Fatalf("%d attempts, %d messages", len(atts), len(srv.Messages()))
+	}
+	for _, a := range atts {
+		tx := a.Transactions[0]
+		to := tx.Rcpts[0].Addr
+		switch {
+		case to == "r7@example.org":
+			if tx.Rcpts[0].Reply.Code != 450 || tx.Message != nil {
+				t.Errorf("attempt %v", a)
+			}
+		case tx.Message == nil || !strings.HasPrefix(string(tx.Message.Raw), "Subject: "+to+"\r\n") || tx.Message.Attempt != a.Number:
+			t.Errorf("attempt %v: message %+v", a, tx.Message)
+		}
 	}
 }
