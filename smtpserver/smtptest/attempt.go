@@ -567,11 +567,11 @@ func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Rea
 		}
 		return "", s.scripted(c, StageDataCommand, act, func(r smtpserver.Reply) { c.transaction().Data = r })
 	}
-	data, err := io.ReadAll(r)
+	data, first, err := readMessage(r)
 	if err != nil {
 		return "", err
 	}
-	m := Message{From: from, To: append([]string(nil), to...), Data: data, Raw: rawMessage(data), Attempt: n}
+	m := Message{From: from, To: append([]string(nil), to...), Data: data, Raw: rawMessage(data, first), Attempt: n}
 	if ss != nil {
 		m.Helo, m.User, m.TLS = ss.Helo, ss.User, ss.TLS != nil
 	}
@@ -612,6 +612,27 @@ func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Rea
 		}
 	}
 	return id, nil
+}
+
+// readMessage reads the message to its end, and returns with it the
+// length of the first read, which holds the Received line (see rawMessage).
+func readMessage(r io.Reader) (data []byte, first int, err error) {
+	buf := make([]byte, 64<<10)
+	for first == 0 && err == nil {
+		first, err = r.Read(buf)
+	}
+	if err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	var rest bytes.Buffer
+	rest.Write(buf[:first])
+	if err == nil {
+		_, err = rest.ReadFrom(r)
+	}
+	if err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	return rest.Bytes(), first, nil
 }
 
 // refuseMessage refuses a message for FailMessages' error, keeping it for

@@ -344,6 +344,7 @@ func TestRawMessage(t *testing.T) {
 		{name: "leading dots and a lone dot line", raw: "Subject: dots\r\n\r\n.hidden\r\n..two\r\n.\r\nend\r\n"},
 		{name: "empty", raw: ""},
 		{name: "no header", raw: "just a body line\r\n"},
+		{name: "first line starts with a space", raw: " looks like a continuation\r\n\tand a tab\r\n\r\nbody\r\n"},
 		{name: "Received line of its own", raw: "Received: from elsewhere\r\n  by here; today\r\nSubject: x\r\n\r\nx\r\n"},
 		{name: "8-bit and NUL bytes", raw: "Subject: caf\xc3\xa9\r\n\r\nnul\x00byte\r\n\xff\r\n"},
 		{name: "long line", raw: "Subject: long\r\n\r\n" + strings.Repeat("x", 20000) + "\r\n"},

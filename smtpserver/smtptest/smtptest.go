@@ -117,7 +117,13 @@ func (m Message) Body() []byte {
 // without the server's Received line, LF turned back into CRLF. This is
 // exact because the server refuses a bare LF in the data (the only LF it
 // stores is the one of a CRLF), and stores a bare CR as it is.
-func rawMessage(data []byte) []byte {
+//
+// The Received line is the header field at the start of data (its lines
+// up to one not followed by a space or tab), and no longer than first,
+// the bytes of the Enqueuer's first read (0: unknown): smtpserver gives
+// its Received line in reads of its own, so that a message whose first
+// line starts with a space is not taken for the field's continuation.
+func rawMessage(data []byte, first int) []byte {
 	if bytes.HasPrefix(data, []byte("Received:")) {
 		i := 0
 		for {
@@ -130,6 +136,9 @@ func rawMessage(data []byte) []byte {
 			if i >= len(data) || data[i] != ' ' && data[i] != '\t' {
 				break
 			}
+		}
+		if first > 0 && first < i {
+			i = first
 		}
 		data = data[i:]
 	}
