@@ -168,9 +168,14 @@ type Options struct {
 	// LocalDeliverer, when set, makes the local deliveries in place of
 	// System.Local (whose settings it then does not use): examples/mta,
 	// once it has dropped root, hands them to a helper process that kept
-	// it (internal/lspawn). Recipients whose user has the process's own
+	// it (mta/privsep.Helper). Recipients whose user has the process's own
 	// uid and gid are still delivered by System.Local, in-process.
 	LocalDeliverer LocalDeliverer
+	// Mailboxes, when set, opens the POP3 servers' maildrops (their
+	// OpenMailbox) in place of the server's own in-process opening:
+	// *privsep.Helper, so that each user's Maildir is read under that
+	// user's uid.
+	Mailboxes MailboxOpener
 	// Aliases is the path of a fastforward database (what newaliases
 	// makes of /etc/aliases, package aliases) that the catch-all alias
 	// user's .qmail-default runs "fastforward -d" on (examples/mta
@@ -200,6 +205,12 @@ type Options struct {
 	// and the deliveries' contexts cancelled, which kills a local
 	// delivery's programs and defers it. 0 means one minute.
 	ShutdownTimeout time.Duration
+}
+
+// MailboxOpener gives a POP3 server its OpenMailbox (*privsep.Helper is
+// one).
+type MailboxOpener interface {
+	OpenMailbox(srv *pop3.Server) func(ctx context.Context, u *pop3.User) (pop3.Mailbox, error)
 }
 
 // LocalDeliverer delivers a message to one local recipient as
@@ -927,14 +938,18 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 	s.mu.Lock()
 	host, maxConns := s.cfg.Hostname, s.cfg.SMTP.MaxConns
 	s.mu.Unlock()
-	return &pop3.Server{
+	srv := &pop3.Server{
 		Hostname:    host,
 		Auth:        s.Auth(),
 		AuthLimiter: s.AuthLimiter,
 		MaxConns:    maxConns,
 		TLSConfig:   tlsConfig,
 		Logger:      s.logger.With("part", "pop3"),
-	}, nil
+	}
+	if s.opts.Mailboxes != nil {
+		srv.OpenMailbox = s.opts.Mailboxes.OpenMailbox(srv)
+	}
+	return srv, nil
 }
 
 // Auth returns the System's authenticator: Config.Auth as New or the last

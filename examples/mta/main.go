@@ -412,6 +412,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	}
 	if lsp != nil {
 		opts.LocalDeliverer = lsp
+		opts.Mailboxes = lsp // each POP3 user's Maildir read under that user's uid
 	}
 	sys, err := mta.Open(*home, opts)
 	if err != nil {
@@ -463,9 +464,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return fail(err)
 	}
 	srv.POP3.APOP = *apop
-	if lsp != nil {
-		srv.POP3.OpenMailbox = lsp.OpenMailbox(srv.POP3)
-	}
 	banner(stdout, *home, created, demo, ls, metricsL, root)
 	if metricsL != nil {
 		mux := http.NewServeMux()
