@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
 )
 
 // DNSBL is rblsmtpd (ucspi-tcp 0.88) built into the server: before the
@@ -51,10 +51,13 @@ type Resolver interface {
 	LookupA(ctx context.Context, name string) ([]netip.Addr, error)
 }
 
-// DNSResolver is a [Resolver] over github.com/miekg/dns, asking Servers
-// ("host:port") in order over UDP, then TCP when the answer is truncated.
+// DNSResolver is a [Resolver] over Go's own DNS client (net.Resolver with
+// PreferGo), asking Servers ("host:port") over UDP, and TCP when an answer
+// is truncated.
 type DNSResolver struct {
-	// Servers to ask; nil reads /etc/resolv.conf at each query.
+	// Servers to ask: the first that takes a connection (UDP always
+	// does, so in practice the first); nil asks those of
+	// /etc/resolv.conf.
 	Servers []string
 	// Timeout per query; 0 means 5 s.
 	Timeout time.Duration
@@ -63,75 +66,57 @@ type DNSResolver struct {
 // LookupTXT returns the strings of every TXT record of name, concatenated
 // per record.
 func (r *DNSResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	rrs, err := r.query(ctx, name, dns.TypeTXT)
-	var out []string
-	for _, rr := range rrs {
-		if t, ok := rr.(*dns.TXT); ok {
-			out = append(out, strings.Join(t.Txt, ""))
-		}
-	}
-	return out, err
+	ctx, cancel := r.context(ctx)
+	defer cancel()
+	out, err := r.resolver().LookupTXT(ctx, name)
+	return out, r.result(name, err)
 }
 
 // LookupA returns the A records of name.
 func (r *DNSResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, error) {
-	rrs, err := r.query(ctx, name, dns.TypeA)
-	var out []netip.Addr
-	for _, rr := range rrs {
-		if a, ok := rr.(*dns.A); ok {
-			if ip, ok := netip.AddrFromSlice(a.A); ok {
-				out = append(out, ip.Unmap())
-			}
-		}
+	ctx, cancel := r.context(ctx)
+	defer cancel()
+	out, err := r.resolver().LookupNetIP(ctx, "ip4", name)
+	for i, a := range out {
+		out[i] = a.Unmap()
 	}
-	return out, err
+	return out, r.result(name, err)
 }
 
-func (r *DNSResolver) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
-	servers := r.Servers
-	if len(servers) == 0 {
-		cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
-		if err != nil {
-			return nil, fmt.Errorf("smtpserver: dnsbl: %w", err)
-		}
-		for _, s := range cc.Servers {
-			servers = append(servers, netipJoin(s, cc.Port))
-		}
-	}
+func (r *DNSResolver) context(ctx context.Context) (context.Context, context.CancelFunc) {
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	var lastErr error = errors.New("smtpserver: dnsbl: no DNS server")
-	for _, srv := range servers {
-		c := &dns.Client{Timeout: timeout}
-		in, _, err := c.ExchangeContext(ctx, m, srv)
-		if err == nil && in.Truncated {
-			c.Net = "tcp"
-			in, _, err = c.ExchangeContext(ctx, m, srv)
-		}
-		if err != nil {
-			lastErr = fmt.Errorf("smtpserver: dnsbl: %s: %w", name, err)
-			continue
-		}
-		switch in.Rcode {
-		case dns.RcodeSuccess:
-			return in.Answer, nil
-		case dns.RcodeNameError:
-			return nil, nil
-		}
-		lastErr = fmt.Errorf("smtpserver: dnsbl: %s: %s", name, dns.RcodeToString[in.Rcode])
-	}
-	return nil, lastErr
+	return context.WithTimeout(ctx, timeout)
 }
 
-func netipJoin(host, port string) string {
-	if strings.Contains(host, ":") {
-		return "[" + host + "]:" + port
+// result maps "no such name" (or no record of the type) to an empty
+// answer, and any other failure to an error.
+func (r *DNSResolver) result(name string, err error) error {
+	var de *net.DNSError
+	if err == nil || errors.As(err, &de) && de.IsNotFound {
+		return nil
 	}
-	return host + ":" + port
+	return fmt.Errorf("smtpserver: dnsbl: %s: %w", name, err)
+}
+
+func (r *DNSResolver) resolver() *net.Resolver {
+	if len(r.Servers) == 0 {
+		return &net.Resolver{PreferGo: true}
+	}
+	servers := r.Servers
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		var err error
+		for _, s := range servers {
+			var c net.Conn
+			if c, err = d.DialContext(ctx, network, s); err == nil {
+				return c, nil
+			}
+		}
+		return nil, err
+	}}
 }
 
 // ReverseName is the DNSBL query name of ip in zone: the IPv4 octets
