@@ -128,7 +128,7 @@ func startMTAAs(t *testing.T, home string, asNobody bool, args ...string) *proc 
 func startMTAFiles(t *testing.T, home string, asNobody bool, extra []*os.File, args ...string) *proc {
 	t.Helper()
 	bin := build(t)
-	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-pop3", "127.0.0.1:0"}, args...)
+	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-submissions", "127.0.0.1:0", "-pop3", "127.0.0.1:0", "-pop3s", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}
 	cmd.ExtraFiles = extra
