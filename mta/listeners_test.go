@@ -451,3 +451,29 @@ func TestSubmissionsPlainClient(t *testing.T) {
 		t.Fatal("not closed")
 	}
 }
+
+// FuzzParseProxyFrom: control/proxyfrom's parser never panics, and what it
+// accepts is a short list of valid, masked prefixes of unmapped
+// addresses.
+func FuzzParseProxyFrom(f *testing.F) {
+	for _, s := range []string{"", "127.0.0.1\n", "# lb\n10.0.0.0/8 # x\n::1\n", "::ffff:10.0.0.1/104\n", "fe80::1%eth0\n", "1.2.3.4/33", "\x00", "a\r\nb\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		got, err := parseProxyFrom("proxyfrom", strings.NewReader(data))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "mta: proxyfrom") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		if len(got) > maxProxyFromEntries {
+			t.Fatalf("%d prefixes", len(got))
+		}
+		for _, p := range got {
+			if !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+				t.Fatalf("prefix %v from %q", p, data)
+			}
+		}
+	})
+}
