@@ -1026,9 +1026,11 @@ func (s *System) Shutdown(ctx context.Context) error {
 // listener is wrapped as Listeners says: Config.Rules for its role and
 // Config.ProxyFrom (a tcprules.Listener), SMTPPolicy.RelayClients on
 // SMTP, and ls.Submissions and ls.POP3S in tls.NewListener with
-// Config.TLS, at least TLS 1.2 (Serve fails at once when they are set and
-// Config.TLS is not, or when Config.Rules names an unknown role, or
-// control/proxyfrom cannot be read). It then stops accepting, lets the sessions finish the message they are
+// Config.TLS, at least TLS 1.2. Serve fails at once when those two are
+// set and Config.TLS is not, when Config.Rules names an unknown role, or
+// when control/proxyfrom cannot be read.
+//
+// Serve then stops accepting, lets the sessions finish the message they are
 // receiving (every message acknowledged is in the queue), stops the
 // scheduler after the deliveries in progress, and returns. Sessions and
 // deliveries get Options.ShutdownTimeout from the stop: then sessions
@@ -1088,21 +1090,14 @@ func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
 		shutdowner
 		Serve(net.Listener) error
 	}
-	var list []struct {
-		role string
-		l    net.Listener
-		srv  server
-	}
 	add := func(role string, l net.Listener, srv server) {
 		if l != nil {
-			list = append(list, struct {
-				role string
-				l    net.Listener
-				srv  server
-			}{role, l, srv})
+			wl := s.wrap(role, l, rules[role], proxy, tlsConfig)
+			serve(role, srv, func() error { return srv.Serve(wl) })
 		}
 	}
-	// A nil server (a typed nil in the interface) leaves its listeners.
+	// A nil server leaves its listeners unserved (tested here: in the
+	// interface it would be a typed nil).
 	if srv.SMTP != nil {
 		add(RoleSMTP, ls.SMTP, srv.SMTP)
 	}
@@ -1116,10 +1111,6 @@ func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
 	}
 	if srv.LMTP != nil {
 		add(RoleLMTP, ls.LMTP, srv.LMTP)
-	}
-	for _, x := range list {
-		l := s.wrap(x.role, x.l, rules[x.role], proxy, tlsConfig)
-		serve(x.role, x.srv, func() error { return x.srv.Serve(l) })
 	}
 	select {
 	case <-ctx.Done():
