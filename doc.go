@@ -38,7 +38,7 @@
 // Where the packages meet, one convention carries qmail's temporary/permanent
 // distinction (exit 111 vs 100, 4xx vs 5xx): an error is permanent when
 // errors.As finds a Permanent() bool method that returns true, and temporary
-// otherwise.
+// otherwise: IsPermanent tests it and Permanent marks an error so.
 //
 // # Example
 //

@@ -95,6 +95,14 @@ type Config struct {
 	// reads control/proxyfrom. Nil trusts none. Serve reads it when it
 	// starts.
 	ProxyFrom []netip.Prefix
+	// DNS are the recursive DNS servers ("address:port") that remote
+	// delivery and the DNS lists ask, in order, when Remote.Resolver and
+	// DNSBL.Resolver are nil; empty means those of /etc/resolv.conf.
+	DNS []string
+	// DNSBL, when set, is rblsmtpd in front of the SMTP port (not of
+	// submission): clients listed in its DNS lists are refused before
+	// the greeting.
+	DNSBL *smtpserver.DNSBL
 
 	// Options are the settings shared with Open: the default delivery,
 	// loggers, spawned deliveries, the grace period of a stop.
@@ -222,11 +230,14 @@ func Bounce(d control.Dir) (queue.Bounce, error) {
 // Scheduling holds the scheduler's numeric control files.
 type Scheduling struct {
 	ConcurrencyLocal, ConcurrencyRemote int
-	Lifetime                            time.Duration
+	// ConcurrencyDomain limits the remote deliveries in progress to one
+	// domain (control/concurrencydomain); 0 means no limit, as in qmail.
+	ConcurrencyDomain int
+	Lifetime          time.Duration
 }
 
-// ReadScheduling reads control/concurrencylocal (10), concurrencyremote (20)
-// and queuelifetime (604800 s). A concurrency of 0 holds the channel, as in
+// ReadScheduling reads control/concurrencylocal (10), concurrencyremote (20),
+// queuelifetime (604800 s) and concurrencydomain (0: no limit). A concurrency of 0 holds the channel, as in
 // qmail.
 func ReadScheduling(d control.Dir) (Scheduling, error) {
 	var s Scheduling
@@ -242,6 +253,11 @@ func ReadScheduling(d control.Dir) (Scheduling, error) {
 	if err != nil {
 		return s, fmt.Errorf("mta: %w", err)
 	}
+	cd, err := d.Int("concurrencydomain", 0)
+	if err != nil {
+		return s, fmt.Errorf("mta: %w", err)
+	}
+	s.ConcurrencyDomain = int(min(max(cd, 0), queue.MaxConcurrency))
 	s.ConcurrencyLocal, s.ConcurrencyRemote = channel(cl), channel(cr)
 	s.Lifetime = time.Duration(lt) * time.Second
 	return s, nil

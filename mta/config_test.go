@@ -104,7 +104,7 @@ func TestCloneClientCopiesEveryField(t *testing.T) {
 		}
 	}
 	want := []string{"Hostname", "Resolver", "Dialer", "Port", "Routes", "TLS", "TLSConfig", "Timeouts",
-		"Network", "PreferIPv4", "LocalAddrs", "Rand", "Pool", "QmailCompat", "Logger", "TCPTO", "Now"}
+		"Network", "PreferIPv4", "LocalAddrs", "Rand", "Pool", "QmailCompat", "Logger", "TCPTO", "Now", "HostTLS"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("smtpclient.Client's fields are %v; cloneClient copies %v", got, want)
 	}

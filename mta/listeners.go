@@ -306,8 +306,8 @@ func (c noRelayConn) Env() map[string]string {
 // changes it; another is refused with 550 5.7.1), whatever the client,
 // and refuses at RCPT a local recipient no user takes (unless
 // Options.NoRecipientCheck), so that the client bounces at once; it has no
-// AUTH, no STARTTLS and no limit per client (its clients are a few
-// trusted hosts; MaxConns still applies). Serve it on loopback or a
+// AUTH, no STARTTLS, no DNS lists (Config.DNSBL) and no limit per client
+// (its clients are a few trusted hosts; MaxConns still applies). Serve it on loopback or a
 // private network.
 func (s *System) LMTP() (*smtpserver.Server, error) {
 	srv, err := s.SMTP(false, nil, nil)
@@ -317,6 +317,7 @@ func (s *System) LMTP() (*smtpserver.Server, error) {
 	srv.LMTP = true
 	srv.Logger = s.logger.With("part", "lmtp")
 	srv.MaxConnsPerIP = -1
+	srv.DNSBL = nil // its clients are this site's own MTAs
 	// The routing decides, not rcpthosts: a domain this system is a
 	// backup MX for is not local, and no client relays.
 	srv.RcptHosts = func(string) (bool, error) { return true, nil }

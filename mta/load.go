@@ -21,7 +21,14 @@ import (
 //	control/me, locals, percenthack, virtualdomains, envnoathost   Hostname, Routing
 //	control/bouncefrom, bouncehost, doublebounceto, doublebouncehost, bouncemaxbytes   Bounce
 //	control/concurrencylocal, concurrencyremote, queuelifetime   Scheduling
+//	control/concurrencydomain   Scheduling.ConcurrencyDomain (remote deliveries at once to one domain)
+//	control/bounceformat   Bounce.DSN: "qmail" (QSBMF, the default) or "dsn" (RFC 3464)
 //	control/helohost, smtproutes, timeoutconnect, timeoutremote   Remote
+//	control/smtproutes's "relay:port user password" (the qmail-remote AUTH patch's syntax)   AUTH to a smarthost
+//	control/tlshosts/HOST.pem, tlshosts/exhaustivelist, notlshosts/HOST (qmail's TLS patch)   Remote.HostTLS
+//	control/remotereuse   Remote.Pool: seconds a connection stays open for the next message to its host
+//	control/dnsserver   DNS: recursive DNS servers, one address[:port] per line
+//	control/dnsbllist   DNSBL: rblsmtpd's zones and options (ZONE, -r ZONE, -a ZONE, -b, -c, -t N), one per line
 //	control/smtpgreeting, localiphost, databytes, timeoutsmtpd, rcpthosts,
 //	morercpthosts.cdb, badmailfrom, concurrencyincoming, queueminfree   SMTP
 //	control/tcp.smtp.cdb, tcp.submission.cdb, tcp.submissions.cdb,
@@ -64,6 +71,18 @@ func loadHome(home string, opts Options, lazySMTP bool) (Config, error) {
 	if cfg.Bounce, err = Bounce(d); err != nil {
 		return Config{}, err
 	}
+	if cfg.Bounce.DSN, err = readBounceFormat(d); err != nil {
+		return Config{}, err
+	}
+	if cfg.DNS, err = readDNSServers(d); err != nil {
+		return Config{}, err
+	}
+	if opts.DNSServer != "" {
+		cfg.DNS = []string{opts.DNSServer}
+	}
+	if cfg.DNSBL, err = readDNSBL(d); err != nil {
+		return Config{}, err
+	}
 	if cfg.Scheduling, err = ReadScheduling(d); err != nil {
 		return Config{}, err
 	}
@@ -101,6 +120,16 @@ func homeRemote(d control.Dir, opts Options) (*smtpclient.Client, error) {
 		QmailCompat: opts.QmailCompat,
 	}
 	if err := Remote(d, c); err != nil {
+		return nil, err
+	}
+	ht, err := readHostTLS(d)
+	if err != nil {
+		return nil, err
+	}
+	if ht != nil {
+		c.HostTLS = ht.lookup
+	}
+	if c.Pool, err = readRemoteReuse(d); err != nil {
 		return nil, err
 	}
 	return c, nil

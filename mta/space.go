@@ -77,9 +77,9 @@ func (c *spaceCheck) check(now time.Time) error {
 	need := c.need()
 	switch {
 	case need > 0 && free < uint64(need):
-		c.err = replyNoSpace
+		c.err = smtpserver.WithReason(replyNoSpace, "space")
 	case st.Files > 0 && st.Ffree < minFreeInodes:
-		c.err = replyNoSpace
+		c.err = smtpserver.WithReason(replyNoSpace, "space")
 	default:
 		c.err = nil
 	}

@@ -154,8 +154,7 @@ type Options struct {
 	// Logger receives the servers' structured logs. Nil discards them.
 	Logger *slog.Logger
 	// SendLogger receives qmail-send's lines (see queue.LogHandler). Nil
-	// means Logger, with the scheduler's attribute "msg" (the message
-	// number) renamed "id", since slog's handlers use "msg" for the line.
+	// means Logger.
 	SendLogger *slog.Logger
 	// Resolver is the DNS of remote delivery; nil means /etc/resolv.conf.
 	Resolver smtpclient.Resolver
@@ -191,6 +190,10 @@ type Options struct {
 	// name." Empty: no database; the alias user's .qmail-default takes
 	// every such recipient.
 	Aliases string
+	// DNSServer, when set, is the one recursive DNS server ("address:port",
+	// see DNSServer) LoadHome puts in Config.DNS, in place of
+	// control/dnsserver's: examples/mta's -dns.
+	DNSServer string
 	// NoRecipientCheck accepts every local recipient at RCPT, as qmail
 	// does (unknown users are bounced later). By default a recipient that
 	// no user, .qmail file or default delivery would take is refused with
@@ -315,7 +318,7 @@ func New(cfg Config) (*System, error) {
 	}
 	sendLog := opts.SendLogger
 	if sendLog == nil {
-		sendLog = slog.New(sendHandler{s.logger.Handler()})
+		sendLog = s.logger
 	}
 	routing := cfg.Routing
 	s.routing.Store(&routing)
@@ -333,7 +336,7 @@ func New(cfg Config) (*System, error) {
 		s.closeRing()
 		return nil, err
 	}
-	s.Metrics = NewMetrics(s.Queue)
+	s.Metrics = NewMetrics()
 	s.AuthLimiter = &authlimit.Limiter{Logger: s.logger.With("part", "authlimit"), Observe: s.Metrics.observeAuth}
 	s.Metrics.reg.MustRegister(authCollector{s.AuthLimiter})
 	s.space = &spaceCheck{dir: s.Queue.Dir(), need: s.minFree.Load, interval: 250 * time.Millisecond}
@@ -369,6 +372,7 @@ func New(cfg Config) (*System, error) {
 		Routing:           routing,
 		ConcurrencyLocal:  cfg.Scheduling.ConcurrencyLocal,
 		ConcurrencyRemote: cfg.Scheduling.ConcurrencyRemote,
+		ConcurrencyDomain: cfg.Scheduling.ConcurrencyDomain,
 		Lifetime:          cfg.Scheduling.Lifetime,
 		Bounce:            cfg.Bounce,
 		Logger:            sendLog,
@@ -376,6 +380,7 @@ func New(cfg Config) (*System, error) {
 	if opts.QmailCompat {
 		s.Scheduler.RemoteBatch = 1
 	}
+	s.Metrics.watchScheduler(s.Scheduler)
 	return s, nil
 }
 
@@ -480,6 +485,9 @@ func (s *System) Close() error {
 	s.aliases.close()
 	s.aliases.mu.Unlock()
 	s.closeRing()
+	if p := s.remote.Load().Pool; p != nil {
+		p.Close()
+	}
 	if s.release != nil {
 		err = errors.Join(err, s.release())
 		s.release = nil
@@ -510,6 +518,9 @@ func (s *System) newRemote(cfg Config) *smtpclient.Client {
 	if c.Resolver == nil {
 		c.Resolver = s.opts.Resolver
 	}
+	if c.Resolver == nil && len(cfg.DNS) > 0 {
+		c.Resolver = &smtpclient.DNS{Servers: cfg.DNS}
+	}
 	if c.Port == 0 {
 		c.Port = s.opts.RemotePort
 	}
@@ -528,6 +539,7 @@ func cloneClient(r *smtpclient.Client) *smtpclient.Client {
 		Routes: r.Routes, TLS: r.TLS, TLSConfig: r.TLSConfig, Timeouts: r.Timeouts,
 		Network: r.Network, PreferIPv4: r.PreferIPv4, LocalAddrs: r.LocalAddrs, Rand: r.Rand,
 		Pool: r.Pool, QmailCompat: r.QmailCompat, Logger: r.Logger, TCPTO: r.TCPTO, Now: r.Now,
+		HostTLS: r.HostTLS,
 	}
 }
 
@@ -600,9 +612,27 @@ func (s *System) localFor(ctx context.Context, recipient string) LocalDeliverer 
 func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {
 	ctx, cancel := cuttable(ctx)
 	defer cancel()
+	out := deliverRemote(ctx, s.remote.Load(), d)
+	for _, r := range out {
+		s.Metrics.delivered(true, r.Err)
+	}
+	return out
+}
+
+// RemoteDeliverer is the scheduler's remote delivery made by an SMTP
+// client, qmail-rspawn's job: the recipients of one delivery (all at one
+// domain) in one transaction, with their DSN parameters, each recipient's
+// result in qmail-remote's words and with its permanence.
+func RemoteDeliverer(c *smtpclient.Client) queue.RemoteDeliverer {
+	return queue.RemoteFunc(func(ctx context.Context, d queue.Delivery) []queue.Result {
+		return deliverRemote(ctx, c, d)
+	})
+}
+
+func deliverRemote(ctx context.Context, c *smtpclient.Client, d queue.Delivery) []queue.Result {
 	rcpt := d.Recipients[0]
 	domain := rcpt[strings.LastIndexByte(rcpt, '@')+1:]
-	res, err := s.remote.Load().Deliver(ctx, domain, d.Sender, d.Recipients, d.Message)
+	res, err := c.DeliverDSN(ctx, domain, d.Sender, d.Recipients, d.Message, remoteDSN(d.DSN))
 	out := make([]queue.Result, len(d.Recipients))
 	for i := range out {
 		if res == nil || i >= len(res.Recipients) {
@@ -612,10 +642,7 @@ func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Re
 			}
 			continue
 		}
-		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err}
-	}
-	for _, r := range out {
-		s.Metrics.delivered(true, r.Err)
+		out[i] = queue.Result{Report: res.RecipientReport(i), Err: res.Recipients[i].Err, DSNPassed: res.Recipients[i].DSNPassed}
 	}
 	return out
 }
@@ -642,7 +669,11 @@ func (s *System) Reload(cfg Config) error {
 // reloadLocked applies cfg (filled); s.mu is held.
 func (s *System) reloadLocked(cfg Config) {
 	routing := cfg.Routing
-	s.remote.Store(s.newRemote(cfg))
+	old := s.remote.Swap(s.newRemote(cfg))
+	if old != nil && old.Pool != nil && old.Pool != s.remote.Load().Pool {
+		// Its idle connections end now; those in use after their delivery.
+		go old.Pool.Close()
+	}
 	s.routing.Store(&routing)
 	if s.smtpLoaded || !cfg.lazySMTP {
 		s.applySMTPLocked(cfg.SMTP)
@@ -671,6 +702,10 @@ func (s *System) ReloadHome() error {
 	cfg, err := loadHome(s.Home.Home, s.opts, !s.smtpLoaded)
 	if err != nil {
 		return err
+	}
+	// The same connections to remote hosts, if they are to be kept as long.
+	if old := s.remote.Load().Pool; old != nil && cfg.Remote.Pool != nil && old.IdleTimeout == cfg.Remote.Pool.IdleTimeout {
+		cfg.Remote.Pool = old
 	}
 	// The same users/cdb and passwd file: they follow their files.
 	u := s.users.Load()
@@ -734,6 +769,13 @@ func (s *System) applySMTPLocked(p SMTPPolicy) {
 // that wants to change a server before it serves calls it and Serve.
 func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Authenticator) (*smtpserver.Server, error) {
 	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, AuthLimiter: s.AuthLimiter, Logger: s.logger.With("part", "smtp")}
+	if !submission && s.cfg.DNSBL != nil {
+		b := *s.cfg.DNSBL
+		if b.Resolver == nil && len(s.cfg.DNS) > 0 {
+			b.Resolver = &smtpserver.DNSResolver{Servers: s.cfg.DNS}
+		}
+		srv.DNSBL = &b
+	}
 	if submission {
 		if auth == nil {
 			return nil, errors.New("mta: submission needs an authenticator")
@@ -1071,7 +1113,10 @@ func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
 	var failOnce sync.Once
 	serve := func(name string, sd shutdowner, f func() error) {
 		if !slices.Contains(stops, sd) {
-			stops = append(stops, sd) // one server may serve two listeners
+			// One server may serve two listeners (submission on 587 and
+			// 465): it is shut down, and its rejections counted, once.
+			stops = append(stops, sd)
+			s.Metrics.watchServer(name, sd)
 		}
 		wg.Go(func() {
 			err := f()

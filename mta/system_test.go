@@ -3,7 +3,6 @@ package mta
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -182,7 +181,7 @@ func TestSMTPToMaildirToPOP3(t *testing.T) {
 	}
 	rec = httptest.NewRecorder()
 	r.sys.HealthHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-	if rec.Code != 200 || rec.Body.String() != "ok\n" {
+	if rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), `{"status":"ok",`) {
 		t.Errorf("health: %d %q", rec.Code, rec.Body.String())
 	}
 }
@@ -591,19 +590,6 @@ func TestRoutingAndBounceControls(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "concurrencylocal"), []byte("500\n"), 0o644)
 	if s, _ := ReadScheduling(cd); s.ConcurrencyRemote != -1 || s.ConcurrencyLocal != queue.MaxConcurrency {
 		t.Fatalf("scheduling %+v", s)
-	}
-}
-
-func TestSendLogKeepsLine(t *testing.T) {
-	var buf strings.Builder
-	l := slog.New(sendHandler{slog.NewJSONHandler(&buf, nil)})
-	l.Info("new msg 53", "msg", uint64(53))
-	var rec map[string]any
-	if err := json.Unmarshal([]byte(buf.String()), &rec); err != nil {
-		t.Fatal(err)
-	}
-	if rec["msg"] != "new msg 53" || rec["id"] != float64(53) {
-		t.Fatalf("record %s", buf.String())
 	}
 }
 

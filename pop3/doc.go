@@ -82,6 +82,31 @@
 // login, 111 temporary failure), whether it hands the connection to the
 // chain (qmail-popup) or asks it who the user is.
 //
+// # Logs
+//
+// [Server.Logger] gets one Info line per login attempt ("pop3: login")
+// and per session ("pop3: session"), with these attributes, whose names
+// and meanings are stable (those unknown are left out):
+//
+//   - event: "login" or "session"; ip: the client's address; tls and
+//     cipher: the TLS version ("TLS1.3") and cipher suite, under TLS;
+//   - login: user (the name given), method (USER, APOP or AUTH), result:
+//     ok, failed (wrong credentials), tempfail (the check or the mailbox
+//     failed) or rate (the AuthLimiter refused the attempt); err: why it
+//     failed;
+//   - session: user (once logged in); retrieved and retrieved_bytes: the
+//     messages retrieved whole with RETR, and their bytes as stored;
+//     deleted and deleted_bytes: those QUIT removed; duration: seconds, a
+//     number; end: quit, dropped (the client went away), timeout,
+//     shutdown, auth (too many failed logins, or qmail-popup's one), tls
+//     (a failed handshake), login (handed off: see Handoff), or error
+//     (then err says why).
+//
+// A connection refused by Serve gets a line "pop3: connection refused"
+// with event "reject" and reason "connections". [Server.Rejected] is told
+// of failed logins, failed handshakes and refused connections, for
+// metrics.
+//
 // # Security
 //
 // Passwords are refused in the clear: USER/PASS and AUTH PLAIN are

@@ -153,9 +153,13 @@ type Server struct {
 	// Zero means 1 s; negative means no delay.
 	AuthFailDelay time.Duration
 
-	// Logger receives a line for each login and each session that ends
-	// abnormally. Nil discards them.
+	// Logger receives a line for each login attempt and each session
+	// (see the package doc, # Logs). Nil discards them.
 	Logger *slog.Logger
+	// Rejected, when set, is told of each failed login and TLS handshake
+	// and each connection refused (for metrics). It is called from the
+	// session's goroutine and must return quickly.
+	Rejected func(Rejection)
 	// Now is the clock for greeting timestamps and for the session start
 	// time that decides which messages are listed. Nil means time.Now.
 	Now func() time.Time
@@ -361,7 +365,7 @@ func (srv *Server) Serve(l net.Listener) error {
 		env := ConnEnv(c)
 		release, err := lim.Acquire(remoteAddr(env, c))
 		if err != nil {
-			srv.logger().Warn("pop3: connection refused", "remote", env["TCPREMOTEIP"], "err", err)
+			srv.rejectConn(env, remoteAddr(env, c), err)
 			wg.Go(func() { refuse(c, "-ERR [SYS/TEMP] too many connections\r\n") })
 			continue
 		}

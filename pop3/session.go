@@ -34,6 +34,15 @@ type session struct {
 	haveUser  bool
 	fails     int
 
+	// For the log lines (oplog.go).
+	began     time.Time
+	loggedIn  string // the user, once in the transaction state
+	nretr     int    // messages retrieved whole
+	retrBytes int64
+	ndel      int // messages deleted at QUIT
+	delBytes  int64
+	endReason string
+
 	// The transaction state.
 	mb        Mailbox
 	msgs      []Message
@@ -108,7 +117,7 @@ func (srv *Server) newSession(ctx context.Context, c net.Conn, env map[string]st
 	if env == nil {
 		env = map[string]string{}
 	}
-	s := &session{srv: srv, raw: c, env: env, compat: srv.Compat}
+	s := &session{srv: srv, raw: c, env: env, compat: srv.Compat, began: time.Now()}
 	// Close cancels it, which also ends a login waiting for the
 	// AuthLimiter or a Handoff.
 	s.ctx, s.cancel = context.WithCancel(ctx)
@@ -137,6 +146,7 @@ func (s *session) start(ctx context.Context) (context.Context, context.CancelFun
 // turns the loop's result into ServeConn's.
 func (s *session) finish(err error) error {
 	s.bw.Flush()
+	s.logEnd(err)
 	if s.mb != nil {
 		s.mb.Close()
 		s.mb = nil
@@ -153,9 +163,6 @@ func (s *session) finish(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("%w: %w", ErrClientGone, err)
-	}
-	if err != nil {
-		s.srv.logger().Info("pop3: session ended", "remote", s.env["TCPREMOTEIP"], "err", err)
 	}
 	return err
 }
@@ -412,7 +419,7 @@ func (s *session) stls() error {
 	s.raw.SetReadDeadline(time.Now().Add(s.srv.timeout()))
 	tc := tls.Server(&deadlineConn{Conn: s.raw, timeout: s.srv.timeout()}, s.srv.TLSConfig)
 	if err := tc.HandshakeContext(s.ctx); err != nil {
-		return fmt.Errorf("pop3: TLS handshake: %w", err)
+		return fmt.Errorf("%w: %w", errTLSHandshake, err)
 	}
 	s.conn, s.tls = tc, true
 	s.br.Reset(tc)
@@ -463,6 +470,7 @@ func (s *session) auth(arg string) error {
 	}
 	user, pass, err := decodePlain(strings.TrimSpace(ir))
 	if errors.Is(err, ErrAuthFailed) {
+		s.logLogin(Credentials{User: user, Method: MethodPlain}, resultFailed, err)
 		return s.loginFailed(err)
 	}
 	if err != nil {
@@ -492,8 +500,14 @@ func (s *session) login(cred Credentials) error {
 		default:
 			s.reply("-ERR authorization failed")
 		}
-		if err != nil {
-			log.Info("pop3: login", "user", cred.User, "remote", s.env["TCPREMOTEIP"], "err", err)
+		switch {
+		case err == nil:
+			s.loggedIn = cred.User
+			s.logLogin(cred, resultOK, nil)
+		case errors.Is(err, ErrAuthFailed):
+			s.logLogin(cred, resultFailed, err)
+		default:
+			s.logLogin(cred, resultTempFail, err)
 		}
 		return errEnd
 	}
@@ -505,10 +519,10 @@ func (s *session) login(cred Credentials) error {
 		}
 		start := time.Now()
 		if err := lim.Wait(s.ctx, addr, cred.User); err != nil {
-			log.Warn("pop3: login refused by the limiter", "user", cred.User, "method", cred.Method, "remote", s.env["TCPREMOTEIP"], "err", err)
 			if s.ctx.Err() != nil {
 				return s.ctx.Err()
 			}
+			s.logLogin(cred, resultRate, err)
 			return s.loginFailed(errLimited)
 		}
 		if d := time.Since(start); d >= 100*time.Millisecond {
@@ -527,12 +541,17 @@ func (s *session) login(cred Credentials) error {
 		lim.Done(addr, cred.User, err == nil)
 	}
 	if err != nil {
-		log.Info("pop3: login failed", "user", cred.User, "method", cred.Method, "remote", s.env["TCPREMOTEIP"], "err", err)
+		if errors.Is(err, ErrAuthFailed) {
+			s.logLogin(cred, resultFailed, err)
+		} else {
+			s.logLogin(cred, resultTempFail, err)
+		}
 		return s.loginFailed(err)
 	}
 	mb, err := s.srv.openMailbox(s.ctx, u)
 	if err != nil {
 		log.Warn("pop3: open mailbox", "user", u.Name, "err", err)
+		s.logLogin(cred, resultTempFail, err)
 		switch {
 		case s.compat:
 			s.reply("-ERR this user has no $HOME/Maildir")
@@ -548,6 +567,7 @@ func (s *session) login(cred Credentials) error {
 	}
 	if err := s.enter(mb); err != nil {
 		log.Warn("pop3: list mailbox", "user", u.Name, "err", err)
+		s.logLogin(cred, resultTempFail, err)
 		if s.compat {
 			s.reply("-ERR unable to scan $HOME/Maildir")
 			return errEnd
@@ -555,7 +575,8 @@ func (s *session) login(cred Credentials) error {
 		s.reply("-ERR [SYS/TEMP] unable to scan mailbox")
 		return nil
 	}
-	log.Info("pop3: login", "user", u.Name, "method", cred.Method, "remote", s.env["TCPREMOTEIP"], "messages", len(s.msgs))
+	s.loggedIn = u.Name
+	s.logLogin(cred, resultOK, nil)
 	return nil
 }
 
@@ -565,6 +586,7 @@ func (s *session) login(cred Credentials) error {
 func (s *session) loginFailed(err error) error {
 	if s.compat {
 		s.reply("-ERR authorization failed")
+		s.endReason = "auth"
 		return errEnd
 	}
 	s.fails++
@@ -588,6 +610,7 @@ func (s *session) loginFailed(err error) error {
 		s.reply("-ERR [SYS/TEMP] authentication temporarily unavailable")
 	}
 	if s.fails >= 3 {
+		s.endReason = "auth"
 		return errEnd
 	}
 	return nil

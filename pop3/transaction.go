@@ -264,12 +264,22 @@ func (s *session) retr(arg string, isRetr bool) error {
 	}
 	if limit == 0 {
 		s.retrieved[i] = true
+		s.nretr++
+		s.retrBytes += s.msgs[i].Size
 	}
 	return nil
 }
 
 func (s *session) quit() error {
 	err := s.mb.Commit(s.ctx, Update{Deleted: s.deleted, Retrieved: s.retrieved})
+	if err == nil {
+		for i, d := range s.deleted {
+			if d {
+				s.ndel++
+				s.delBytes += s.msgs[i].Size
+			}
+		}
+	}
 	if err != nil {
 		s.srv.logger().Warn("pop3: QUIT update", "remote", s.env["TCPREMOTEIP"], "err", err)
 		if !s.compat {

@@ -53,7 +53,9 @@ type Bounce struct {
 	// includes the whole message).
 	MaxBytes int64
 	// DSN makes bounces RFC 3464 delivery status notifications
-	// (multipart/report) instead of qmail's QSBMF text.
+	// (multipart/report) instead of qmail's QSBMF text. The bounce of a
+	// message that came with DSN parameters (RFC 3461) is one whatever
+	// DSN says.
 	DSN bool
 }
 
@@ -103,6 +105,7 @@ type bounceMessage struct {
 	mess    io.Reader // mess/S/N
 	birth   time.Time
 	now     time.Time
+	dsn     *msgDSN // the message's DSN parameters, nil if none
 }
 
 const (
@@ -116,7 +119,7 @@ const (
 // write writes the bounce (the bytes given to the injector, which adds its
 // Received line), streaming the original message.
 func (b Bounce) write(w io.Writer, m bounceMessage) error {
-	if b.DSN {
+	if b.DSN || m.dsn != nil {
 		return b.writeDSN(w, m)
 	}
 	bw := bufio.NewWriter(w)
@@ -155,23 +158,106 @@ func (b Bounce) copyMess(w io.Writer, mess io.Reader) error {
 
 var enhanced = regexp.MustCompile(`\(#([245]\.[0-9]{1,3}\.[0-9]{1,3})\)`)
 
-// writeDSN writes an RFC 3464 delivery status notification, with the QSBMF
-// text as its human-readable part. Lines end in LF, as every message in the
-// queue; the injector stores it so and the SMTP client sends CRLF.
+// remoteSaid finds the remote server's reply in qmail-remote's report, and
+// its enhanced status code, if any; givingUp the host that gave it.
+var (
+	remoteSaid = regexp.MustCompile(`(?m)^Remote host said: ([245][0-9][0-9](?: ([245]\.[0-9]{1,3}\.[0-9]{1,3}))?[^\n]*)$`)
+	givingUp   = regexp.MustCompile(`(?m)^Giving up on ([^\s/]+)\.$`)
+)
+
+// writeDSN writes an RFC 3464 delivery status notification of the
+// failures in m.records, with the QSBMF text as its human-readable part.
+// The message's DSN parameters, when it has them, give the
+// Original-Envelope-Id, each recipient's Original-Recipient, and with
+// RET=HDRS only the header of the message.
 func (b Bounce) writeDSN(w io.Writer, m bounceMessage) error {
+	rep := dsnReport{
+		id: m.id, rcpt: m.rcpt, subject: "failure notice", birth: m.birth, now: m.now,
+		mess: m.mess, headers: b.MaxBytes > 0, limit: b.MaxBytes,
+		text: func(w io.Writer) { b.writeText(w, m) },
+	}
+	if m.dsn != nil {
+		rep.envid = m.dsn.envid
+		if m.dsn.ret == "HDRS" {
+			rep.headers = true
+		}
+	}
+	for rec := range strings.SplitSeq(strings.TrimSuffix(string(m.records), "\n\n"), "\n\n") {
+		first, text, _ := strings.Cut(rec, "\n")
+		addr := strings.TrimSuffix(strings.TrimPrefix(first, "<"), ">:")
+		status := "5.0.0"
+		if sm := enhanced.FindAllStringSubmatch(text, -1); len(sm) > 0 {
+			status = sm[len(sm)-1][1]
+		}
+		e := reportRcpt{final: addr, action: "failed", diag: strings.Join(strings.Fields(text), " ")}
+		// qmail-remote's report of a remote refusal: "HOST does not like
+		// recipient.\nRemote host said: 550 5.1.1 text\nGiving up on HOST."
+		// The reply is the diagnostic (RFC 3464 section 2.3.6, type smtp)
+		// and its enhanced code the status.
+		if sm := remoteSaid.FindAllStringSubmatch(text, -1); len(sm) > 0 {
+			reply := sm[len(sm)-1]
+			e.diag, e.smtp = strings.TrimSpace(reply[1]), true
+			if reply[2] != "" {
+				status = reply[2]
+			}
+			if h := givingUp.FindStringSubmatch(text); h != nil {
+				e.remote = h[1]
+			}
+		}
+		if status[0] != '5' {
+			status = "5" + status[1:] // a failure is permanent whatever the reporter said
+		}
+		e.status = status
+		if m.dsn != nil {
+			e.orcpt = m.dsn.bounced[addr].ORcpt
+		}
+		rep.rcpts = append(rep.rcpts, e)
+	}
+	return b.writeReport(w, rep)
+}
+
+// dsnReport is an RFC 3464 delivery status notification to write.
+type dsnReport struct {
+	id      ID
+	rcpt    string // the report's recipient
+	subject string
+	envid   string
+	birth   time.Time
+	now     time.Time
+	rcpts   []reportRcpt
+	text    func(io.Writer) // the human-readable part
+	mess    io.Reader       // the message
+	headers bool            // return only its header (text/rfc822-headers)
+	limit   int64           // when positive, read at most this much of it
+}
+
+// reportRcpt is one recipient's fields in a report.
+type reportRcpt struct {
+	final, orcpt string
+	action       string // failed, delayed, delivered, relayed
+	status       string // RFC 3463 code
+	diag         string // qmail's report text, on one line, or the remote reply
+	smtp         bool   // diag is a remote server's reply
+	remote       string // the remote host that refused, when known
+}
+
+// writeReport writes rep as a multipart/report (RFC 3462) of type
+// delivery-status. Lines end in LF, as every message in the queue; the
+// injector stores it so and the SMTP client sends CRLF.
+func (b Bounce) writeReport(w io.Writer, rep dsnReport) error {
 	lf := &crlfToLF{w: w}
 	// go-message writes fields in the reverse order of their addition.
 	var h message.Header
 	h.SetContentType("multipart/report", map[string]string{
 		"report-type": "delivery-status",
-		"boundary":    fmt.Sprintf("qmailkit-%s-%d", m.id, m.now.Unix()),
+		"boundary":    fmt.Sprintf("qmailkit-%s-%d", rep.id, rep.now.Unix()),
 	})
 	h.Set("MIME-Version", "1.0")
 	h.Set("Auto-Submitted", "auto-replied")
-	h.Set("Subject", "failure notice")
-	h.Set("To", quote.Addr(m.rcpt))
+	h.Set("Subject", rep.subject)
+	h.Set("To", quote.Addr(rep.rcpt))
 	h.Set("From", quote.Local(b.from())+"@"+b.host())
-	h.Set("Date", Date(m.now)+" -0000")
+	h.Set("Date", Date(rep.now)+" -0000")
 	mw, err := message.CreateWriter(lf, h)
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
@@ -182,7 +268,7 @@ func (b Bounce) writeDSN(w io.Writer, m bounceMessage) error {
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
-	b.writeText(pw, m)
+	rep.text(pw)
 	pw.Close()
 
 	var dh message.Header
@@ -191,30 +277,33 @@ func (b Bounce) writeDSN(w io.Writer, m bounceMessage) error {
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
-	fmt.Fprintf(pw, "Reporting-MTA: dns; %s\n", b.host())
-	if !m.birth.IsZero() {
-		fmt.Fprintf(pw, "Arrival-Date: %s\n", m.birth.UTC().Format(time.RFC1123Z))
+	if rep.envid != "" {
+		fmt.Fprintf(pw, "Original-Envelope-Id: %s\n", rep.envid)
 	}
-	for rec := range strings.SplitSeq(strings.TrimSuffix(string(m.records), "\n\n"), "\n\n") {
-		first, text, _ := strings.Cut(rec, "\n")
-		addr := strings.TrimSuffix(strings.TrimPrefix(first, "<"), ">:")
-		status := "5.0.0"
-		if sm := enhanced.FindAllStringSubmatch(text, -1); len(sm) > 0 {
-			status = sm[len(sm)-1][1]
-			if status[0] != '5' {
-				status = "5" + status[1:] // a failure is permanent whatever the reporter said
-			}
+	fmt.Fprintf(pw, "Reporting-MTA: dns; %s\n", b.host())
+	if !rep.birth.IsZero() {
+		fmt.Fprintf(pw, "Arrival-Date: %s\n", rep.birth.UTC().Format(time.RFC1123Z))
+	}
+	for _, e := range rep.rcpts {
+		pw.Write([]byte{'\n'})
+		if e.orcpt != "" {
+			fmt.Fprintf(pw, "Original-Recipient: %s\n", e.orcpt)
 		}
-		diag := strings.Join(strings.Fields(text), " ")
-		fmt.Fprintf(pw, "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n", addr, status)
-		if diag != "" {
-			fmt.Fprintf(pw, "Diagnostic-Code: X-qmail; %s\n", diag)
+		fmt.Fprintf(pw, "Final-Recipient: rfc822; %s\nAction: %s\nStatus: %s\n", e.final, e.action, e.status)
+		if e.remote != "" {
+			fmt.Fprintf(pw, "Remote-MTA: dns; %s\n", e.remote)
+		}
+		switch {
+		case e.smtp:
+			fmt.Fprintf(pw, "Diagnostic-Code: smtp; %s\n", e.diag)
+		case e.diag != "":
+			fmt.Fprintf(pw, "Diagnostic-Code: X-qmail; %s\n", e.diag)
 		}
 	}
 	pw.Close()
 
 	var oh message.Header
-	if b.MaxBytes > 0 {
+	if rep.headers {
 		oh.SetContentType("text/rfc822-headers", nil)
 	} else {
 		oh.SetContentType("message/rfc822", nil)
@@ -223,10 +312,14 @@ func (b Bounce) writeDSN(w io.Writer, m bounceMessage) error {
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
-	if b.MaxBytes > 0 {
-		err = copyHeader(pw, io.LimitReader(m.mess, b.MaxBytes))
-	} else {
-		err = b.copyMess(pw, m.mess)
+	mess := rep.mess
+	if rep.limit > 0 {
+		mess = io.LimitReader(mess, rep.limit)
+	}
+	if rep.headers {
+		err = copyHeader(pw, mess)
+	} else if _, err = io.Copy(pw, mess); err != nil {
+		err = fmt.Errorf("queue: bounce: read message: %w", err)
 	}
 	if err != nil {
 		return err

@@ -100,7 +100,7 @@ func TestBounceGolden(t *testing.T) {
 			if tc.b.DSN {
 				for _, want := range []string{"Content-Type: multipart/report;", "report-type=delivery-status",
 					"Final-Recipient: rfc822; n@ex.com\nAction: failed\nStatus: 5.1.1\n",
-					"Final-Recipient: rfc822; r@remote.example\nAction: failed\nStatus: 5.0.0\n", "Reporting-MTA: dns; mx.ex.com\n"} {
+					"Final-Recipient: rfc822; r@remote.example\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; 1.2.3.4\nDiagnostic-Code: smtp; 550 5.1.1 unknown user\n", "Reporting-MTA: dns; mx.ex.com\n"} {
 					if !strings.Contains(got, want) {
 						t.Errorf("DSN lacks %q", want)
 					}
@@ -173,6 +173,18 @@ func TestDSNParses(t *testing.T) {
 		body, _ := io.ReadAll(p.Body)
 		if ct == "message/rfc822" && !strings.HasSuffix(string(body), "\nhi\n") {
 			t.Errorf("original message part %q", body)
+		}
+		if ct == "message/delivery-status" {
+			// The local failure keeps qmail's text; the remote one is the
+			// server's reply, with its status and host.
+			for _, want := range []string{
+				"Final-Recipient: rfc822; n@ex.com\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: X-qmail; Sorry, no mailbox here by that name. (#5.1.1)\n",
+				"Final-Recipient: rfc822; r@remote.example\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; 1.2.3.4\nDiagnostic-Code: smtp; 550 5.1.1 unknown user\n",
+			} {
+				if !strings.Contains(string(body), want) {
+					t.Errorf("delivery-status part without %q:\n%s", want, body)
+				}
+			}
 		}
 	}
 	if strings.Join(types, " ") != "text/plain message/delivery-status message/rfc822" {

@@ -99,7 +99,7 @@ func (q *Queue) cleanStale(now time.Time, start bool) error {
 					return start
 				}
 				return isMarked(st)
-			}, func() error { return q.cleanMess(id) })
+			}, func() error { return q.cleanDead(id) })
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -142,12 +142,28 @@ func (q *Queue) cleanStale(now time.Time, start bool) error {
 	return nil
 }
 
-// cleanChannels removes the channel and bounce files of messages that are
-// neither queued (todo/N) nor preprocessed (info/S/N): a crash left them
-// (a scheduler starting holds lock/sendmutex, so none is writing them).
+// cleanChannels removes the channel, bounce and dsn files of messages that
+// are neither queued (todo/N) nor preprocessed (info/S/N): a crash left
+// them (a scheduler starting holds lock/sendmutex, so none is writing
+// them); a dsn/N only when mess/S/N is gone too, since an injection
+// writes dsn/N only while it holds mess/S/N.
 func (q *Queue) cleanChannels() []error {
 	var errs []error
 	dirs := []string{filepath.Join(q.dir, "bounce")}
+	if names, err := readNames(filepath.Join(q.dir, "dsn")); err == nil {
+		for _, n := range names {
+			id, ok := parseNum(n)
+			if !ok || q.queued(id) {
+				continue
+			}
+			if q.exists("mess", id) {
+				continue // an injection in progress, or mess/S/N's own cleaning removes it
+			}
+			if err := removeMissingOK(filepath.Join(q.dir, "dsn", n)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	for s := 0; s < q.split; s++ {
 		for _, k := range []string{"local", "remote"} {
 			dirs = append(dirs, filepath.Join(q.dir, k, strconv.Itoa(s)))
@@ -193,6 +209,15 @@ func (q *Queue) cleanMess(id ID) error {
 	return q.pool.retire(q.path("mess", id))
 }
 
+// cleanDead removes the files of an injection that died: dsn/N, then
+// intd/N and mess/S/N.
+func (q *Queue) cleanDead(id ID) error {
+	if err := removeMissingOK(q.path("dsn", id)); err != nil {
+		return err
+	}
+	return q.cleanMess(id)
+}
+
 // cleanTodo is qmail-clean's todo/N: unlink intd/N, then todo/N (the last
 // link of the envelope's inode).
 func (q *Queue) cleanTodo(id ID) error {
@@ -226,7 +251,7 @@ func (q *Queue) CleanRequest(req string) byte {
 	var num string
 	switch {
 	case len(req) > 5 && req[:5] == "foop/":
-		clean, num = q.cleanMess, req[5:]
+		clean, num = q.cleanDead, req[5:] // dsn/N too: qmail-send knows nothing of it
 	case len(req) > 5 && req[:5] == "todo/":
 		clean, num = q.cleanTodo, req[5:]
 	default:

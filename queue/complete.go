@@ -81,8 +81,14 @@ func (r *run) messdone(m *msg) completion {
 			r.bouncing++
 			m.injecting = true
 			now := r.now()
+			dsn := r.loadDSN(m)
+			if m.hasDSN && dsn == nil {
+				r.bouncing--
+				m.injecting = false
+				return retryLater // dsn/N unreadable now: its report needs it
+			}
 			r.wg.Go(func() {
-				qp, err := r.injectBounce(m, env, double, now)
+				qp, err := r.injectBounce(m, env, double, dsn, now)
 				r.bounced <- bounceDone{m: m, qp: qp, err: err}
 			})
 			return waiting
@@ -122,7 +128,7 @@ func (r *run) bounceInjected(b bounceDone) {
 		m.doneAt = r.now().Add(completionRetry)
 		return
 	}
-	r.info("bounce msg "+m.id.String()+" qp "+itoa(b.qp), "msg", uint64(m.id), "qp", b.qp)
+	r.info("bounce msg "+m.id.String()+" qp "+itoa(b.qp), "id", uint64(m.id), "qp", b.qp)
 	if err := r.q.pool.retire(r.q.path("bounce", m.id)); err != nil {
 		r.warn("unable to unlink bounce/" + m.id.String())
 		m.doneAt = r.now().Add(completionRetry)
@@ -164,7 +170,17 @@ func (r *run) endMsg(m *msg) bool {
 			unix.Close(held)
 		}
 	}
-	r.info("end msg "+m.id.String(), "msg", uint64(m.id))
+	if m.hasDSN {
+		// Before the message's last name: no later message numbered N
+		// may find it (dsn.go).
+		if err := r.q.removeDSN(m.id); err != nil {
+			release()
+			r.warn("unable to unlink dsn/" + m.id.String())
+			return false
+		}
+		m.hasDSN, m.dsn = false, nil
+	}
+	r.info("end msg "+m.id.String(), "id", uint64(m.id))
 	// Its mess and intd files become a slot for the next message if it
 	// was direct, unless other files of it were removed too, whose removal
 	// must be durable first (slots.go).
@@ -202,7 +218,7 @@ func (r *run) endMsg(m *msg) bool {
 
 // injectBounce runs in its own goroutine: it reads files and injects, and
 // touches none of the run's state.
-func (r *run) injectBounce(m *msg, env Envelope, double bool, now time.Time) (int, error) {
+func (r *run) injectBounce(m *msg, env Envelope, double bool, dsn *msgDSN, now time.Time) (int, error) {
 	q := r.q
 	records, err := os.ReadFile(q.path("bounce", m.id))
 	if err != nil {
@@ -221,7 +237,7 @@ func (r *run) injectBounce(m *msg, env Envelope, double bool, now time.Time) (in
 	}
 	w.quiet = true // the loop scans todo/ itself once it has logged the bounce
 	bm := bounceMessage{id: m.id, sender: stripVerp(m.sender), rcpt: env.Recipients[0], double: double,
-		records: records, mess: mess, birth: m.birth, now: now}
+		records: records, mess: mess, birth: m.birth, now: now, dsn: dsn}
 	if err := r.s.Bounce.write(w, bm); err != nil {
 		w.Abort()
 		return 0, err

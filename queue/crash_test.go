@@ -189,7 +189,7 @@ func queueOrphans(t *testing.T, dir string) []string {
 			}
 		}
 	}
-	for _, kind := range []string{"intd", "todo", "bounce", "pid"} {
+	for _, kind := range []string{"intd", "todo", "bounce", "dsn", "pid"} {
 		check(kind, "")
 	}
 	for _, kind := range []string{"mess", "info", "local", "remote"} {
@@ -471,7 +471,13 @@ func TestCrashChild(t *testing.T) {
 				}
 				tok := fmt.Sprintf("%s.%d.%d", round, w, i)
 				msg := "Subject: crash test\nX-Token: " + tok + "\n\n" + crashBody
-				if _, err := q.Inject(ctx, Envelope{Sender: crashSender, Recipients: rcpts}, strings.NewReader(msg)); err != nil {
+				env := Envelope{Sender: crashSender, Recipients: rcpts}
+				if i%2 == 1 {
+					// DSN parameters that change no outcome (dsn/N must
+					// not outlive its message either).
+					env.DSN = &DSN{EnvID: tok, Recipients: []RecipientDSN{{ORcpt: "rfc822;" + rcpts[0]}}}
+				}
+				if _, err := q.Inject(ctx, env, strings.NewReader(msg)); err != nil {
 					continue
 				}
 				ackMu.Lock()

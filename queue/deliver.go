@@ -175,11 +175,14 @@ func (r *run) start(c *channel, u *unit) {
 		r.dnum++
 		u.dnums = append(u.dnums, r.dnum)
 		r.info("starting delivery "+itoa(r.dnum)+": msg "+u.j.m.id.String()+" to "+kind(c.remote)+" "+logSafe(rcpt),
-			"delivery", r.dnum, "msg", uint64(u.j.m.id), "channel", kind(c.remote), "to", rcpt)
+			"delivery", r.dnum, "id", uint64(u.j.m.id), "channel", kind(c.remote), "to", rcpt)
 	}
 	r.status()
+	r.startDSN(u)
 	r.wg.Go(func() {
-		r.results <- report{u: u, results: r.deliver(u)}
+		rep := report{u: u, results: r.deliver(u)}
+		rep.delayed = r.notify(u, rep.results)
+		r.results <- rep
 	})
 }
 
@@ -207,7 +210,7 @@ func (r *run) deliver(u *unit) []Result {
 	if err != nil {
 		return fail("Unable to stat message. (#4.3.0)\n")
 	}
-	d := Delivery{ID: u.j.m.id, Sender: u.sender, Recipients: u.rcpts, Message: io.NewSectionReader(f, 0, fi.Size())}
+	d := Delivery{ID: u.j.m.id, Sender: u.sender, Recipients: u.rcpts, Message: io.NewSectionReader(f, 0, fi.Size()), DSN: u.dsn}
 	ctx := r.ctx
 	if !u.j.remote {
 		if r.s.Local == nil {
@@ -246,6 +249,14 @@ func (r *run) handle(rep report) {
 		}
 	}
 	name := Path(kind(j.remote), j.m.id, r.q.split)
+	if d := j.m.dsn; d != nil && len(rep.delayed) > 0 {
+		if d.delayed == nil {
+			d.delayed = map[string]bool{}
+		}
+		for _, a := range rep.delayed {
+			d.delayed[a] = true
+		}
+	}
 	for i, res := range rep.results {
 		d := itoa(u.dnums[i])
 		if errors.Is(res.Err, errMangled) {
@@ -267,6 +278,14 @@ func (r *run) handle(rep report) {
 		case res.Err == nil:
 			r.info("delivery "+d+": success: "+logSafe(text), "delivery", u.dnums[i], "result", "success", "report", text)
 			r.mark(j, name, u.offs[i])
+			r.observe(j, u.rcpts[i], true)
+		case permanent && u.notice != nil && !u.dsn.For(i).Notify.reportFailure():
+			// RFC 3461 section 4.1: NOTIFY without FAILURE (NEVER among
+			// them) asks for no report of the failure.
+			r.info("delivery "+d+": failure: "+logSafe(text)+" (no report: NOTIFY="+u.dsn.For(i).Notify.String()+")",
+				"delivery", u.dnums[i], "result", "failure", "report", text, "notify", u.dsn.For(i).Notify.String())
+			r.mark(j, name, u.offs[i])
+			r.observe(j, u.rcpts[i], false)
 		case permanent:
 			r.info("delivery "+d+": failure: "+logSafe(text), "delivery", u.dnums[i], "result", "failure", "report", text)
 			if err := r.addBounce(j.m, u.rcpts[i], text); err != nil {
@@ -276,6 +295,7 @@ func (r *run) handle(rep report) {
 			}
 			j.m.bounced = true
 			r.mark(j, name, u.offs[i])
+			r.observe(j, u.rcpts[i], false)
 		default:
 			r.info("delivery "+d+": deferral: "+logSafe(text), "delivery", u.dnums[i], "result", "deferral", "report", text)
 			j.deferred++

@@ -20,6 +20,11 @@ type Delivery struct {
 	// Message is the message file, Received line included. It is closed
 	// when the deliverer returns.
 	Message *io.SectionReader
+	// DSN is the message's Delivery Status Notification parameters (RFC
+	// 3461), its Recipients in the order of Recipients; nil when the
+	// message has none. A remote deliverer passes them on where the
+	// server supports DSN (and says so in Result.DSNPassed).
+	DSN *DSN
 }
 
 // Result is the outcome of a delivery to one recipient.
@@ -34,6 +39,12 @@ type Result struct {
 	// bounced, when errors.As finds a Permanent() bool method returning
 	// true; every other error is temporary and the recipient is retried.
 	Err error
+	// DSNPassed reports, for a remote success, that the server accepted
+	// the recipient's DSN request (it supports DSN and was given NOTIFY):
+	// it reports the delivery, so the queue does not. When false, a
+	// recipient that asked for NOTIFY=SUCCESS is sent a "relayed"
+	// notification.
+	DSNPassed bool
 }
 
 // LocalDeliverer delivers a message to one local recipient, as qmail-lspawn

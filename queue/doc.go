@@ -28,6 +28,7 @@
 //	local/S/N  0700  local recipients, T<addr>\0 records, T turned to D when done
 //	remote/S/N 0700  remote recipients, likewise
 //	bounce/N   0700  permanent-failure reports collected for the bounce
+//	dsn/N      0700  DSN parameters (RFC 3461) of a message that came with them (not qmail's)
 //	lock/      0750  sendmutex (0600), trigger (a FIFO, 0622), tcpto (1024 zero bytes)
 //
 // N is the message's [ID], the inode number of its mess file; S is N modulo
@@ -172,11 +173,33 @@
 // and a temporary failure then bounces ([Dying]). Permanent failures are
 // reported in one bounce per message, sent when no recipient is left: in
 // qmail's QSBMF format, or as an RFC 3464 delivery status notification
-// ([Bounce].DSN). A bounce that fails goes to the postmaster as a double
+// ([Bounce].DSN, and always for a message with DSN parameters). A bounce that fails goes to the postmaster as a double
 // bounce; a double bounce that fails is dropped. On stop the scheduler
 // starts nothing new, waits for the deliveries in progress, records their
 // outcome and saves each message's next attempt in its channel files'
 // mtime, which the next start reads.
+//
+// # Delivery Status Notifications
+//
+// A message may carry the DSN parameters of RFC 3461 ([Envelope].DSN,
+// [Queue.EnqueueDSN] for an SMTP server). They are kept in dsn/N, written
+// and fsynced with the envelope before todo/N is linked, so they survive
+// a restart; a message without them has no dsn/N, and qmail's files,
+// qmail-qread and qmail-qstat see nothing new. dsn/N is removed (and dsn/
+// fsynced) before the message's last name goes, with the files of a dead
+// injection, and by a scheduler that starts when it has no message.
+// The scheduler gives the parameters to the deliverers ([Delivery].DSN)
+// and honours them: a recipient whose NOTIFY is NEVER, or lacks FAILURE,
+// is not reported when it fails; the report of a message with parameters
+// is RFC 3464's, with Original-Envelope-Id (ENVID) and Original-Recipient
+// (ORCPT), and only the header of the message with RET=HDRS. A recipient
+// with NOTIFY=SUCCESS gets a "delivered" report after a local delivery,
+// and a "relayed" one after a remote delivery the deliverer could not pass
+// the request on ([Result].DSNPassed); one with NOTIFY=DELAY gets one
+// "delayed" report once it has been deferred for [Scheduler].DelayNotice
+// (recorded in dsn/N, so not repeated after a restart). These reports go to
+// the sender, with the header of the message; a message with a null
+// sender (a bounce) never causes one.
 //
 // # Logging
 //
@@ -202,6 +225,6 @@
 // what it wrote (examples/qmail-queue leaves the message behind on an
 // envelope error, exits 11 and 91, as qmail-queue does); remote recipients are batched per domain (RemoteBatch
 // 1 gives qmail's one recipient per delivery); [Bounce].MaxBytes and
-// [Bounce].DSN are extensions. The scheduler holds lock/sendmutex, so it
+// [Bounce].DSN are extensions, as are DSN parameters (dsn/N). The scheduler holds lock/sendmutex, so it
 // never runs beside qmail-send on the same queue.
 package queue

@@ -28,6 +28,7 @@ type freshMsg struct {
 	id   ID
 	todo []byte // todo/N's content
 	size int64  // mess/S/N's size
+	dsn  bool   // dsn/N exists
 }
 
 // freshList holds the fresh messages of one Queue.
@@ -91,6 +92,13 @@ func (l *freshList) waiting() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.msgs) > 0
+}
+
+// count returns the number of fresh messages waiting to be taken.
+func (l *freshList) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.msgs)
 }
 
 // isPending reports whether id will come, or is waiting, as a fresh

@@ -25,6 +25,10 @@ const MaxAddressLen = 1002
 type Envelope struct {
 	Sender     string
 	Recipients []string
+	// DSN holds the message's Delivery Status Notification parameters
+	// (RFC 3461), nil when it has none. They are stored in dsn/N beside
+	// qmail's files (see DSN); ReadEnvelope never sets it.
+	DSN *DSN
 }
 
 // Error is an injection failure with qmail-queue's exit code (see
@@ -81,6 +85,7 @@ type Writer struct {
 	size   int64 // bytes written so far
 	reused bool  // a recycled inode: Commit truncates it to what was written
 	slot   bool  // a prepared slot: intd/ID exists, and no directory needs an fsync
+	dsn    bool  // Commit created dsn/ID: abort removes it
 }
 
 // Create starts an injection, qmail-queue's steps 2 to 4: it creates a new
@@ -303,37 +308,64 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 		w.abort(true)
 		return 0, qerr(53, "write intd file", err)
 	}
+	// DSN parameters go to dsn/ID (dsn.go), durable with the envelope.
+	var df *os.File
+	if !env.DSN.empty() {
+		w.dsn = true
+		df, err = os.OpenFile(q.path("dsn", w.id), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err == nil {
+			if _, err = df.Write(dsnRecords(env)); err != nil {
+				df.Close()
+			}
+		}
+		if err != nil {
+			f.Close()
+			w.abort(true)
+			return 0, qerr(53, "write dsn file", err)
+		}
+	}
 	// The message and the envelope, and their directory entries, must be
 	// durable before todo/ID can exist: a todo entry pointing at a message
 	// lost in a crash would be an acknowledged message lost. The four
 	// fsyncs are independent and run together (the journal commits them
 	// as one); the files were created in qmail-queue's order.
 	// A slot's directory entries are durable already.
-	n := 4
-	if w.slot {
-		n = 2
+	var ops [6]int // indices in commitOps
+	n := 0
+	for i := range commitOps {
+		if i >= 2 && i < 4 && w.slot || i >= 4 && df == nil {
+			continue
+		}
+		ops[n] = i
+		n++
 	}
 	errs := parallel(n, func(i int) error {
-		switch i {
+		switch ops[i] {
 		case 0:
 			return q.fsync(w.f)
 		case 1:
 			return q.fsync(f)
 		case 2:
 			return q.messSync[uint64(w.id)%uint64(q.split)].sync()
+		case 3:
+			return q.intdSync.sync()
+		case 4:
+			return q.fsync(df)
 		}
-		return q.intdSync.sync()
+		return q.syncDir(filepath.Join(q.dir, "dsn"))
 	})
 	if cerr := f.Close(); errs[1] == nil {
 		errs[1] = cerr
 	}
-	for i, what := range []struct {
-		code int
-		op   string
-	}{{53, "fsync mess file"}, {53, "fsync intd file"}, {64, "fsync mess directory"}, {65, "fsync intd directory"}}[:n] {
-		if errs[i] != nil {
+	if df != nil {
+		if cerr := df.Close(); errs[n-2] == nil {
+			errs[n-2] = cerr
+		}
+	}
+	for i, e := range errs {
+		if e != nil {
 			w.abort(true)
-			return 0, qerr(what.code, what.op, errs[i])
+			return 0, qerr(commitOps[ops[i]].code, commitOps[ops[i]].op, e)
 		}
 	}
 	// A Scheduler running here gets the message handed over (fresh.go).
@@ -358,13 +390,22 @@ func (w *Writer) Commit(ctx context.Context, env Envelope) (ID, error) {
 		return 0, qerr(66, "fsync todo directory", err)
 	}
 	if fresh {
-		q.fresh.end(freshMsg{id: w.id, todo: records, size: w.size})
+		q.fresh.end(freshMsg{id: w.id, todo: records, size: w.size, dsn: w.dsn})
 	}
 	if !w.quiet {
 		q.pull()
 	}
 	return w.id, nil
 }
+
+// commitOps are Commit's fsyncs, with qmail-queue's exit code and the
+// step's name for their failure: the mess and intd files, their
+// directories (not for a slot), the dsn file and its directory (only for a
+// message with DSN parameters).
+var commitOps = [...]struct {
+	code int
+	op   string
+}{{53, "fsync mess file"}, {53, "fsync intd file"}, {64, "fsync mess directory"}, {65, "fsync intd directory"}, {53, "fsync dsn file"}, {53, "fsync dsn directory"}}
 
 // Abort removes the message (qmail-queue's cleanup: truncate and unlink
 // mess/S/ID). It is a no-op after Commit.
@@ -381,6 +422,11 @@ func (w *Writer) abort(intd bool) error {
 		os.Truncate(p, 0)
 		if e := os.Remove(p); e != nil && !errors.Is(e, fs.ErrNotExist) {
 			err = e
+		}
+	}
+	if w.dsn {
+		if e := removeMissingOK(w.q.path("dsn", w.id)); e != nil {
+			err = errors.Join(err, e)
 		}
 	}
 	w.f.Truncate(0)
@@ -505,6 +551,9 @@ func checkEnvelope(env Envelope) error {
 		if err := check(r); err != nil {
 			return err
 		}
+	}
+	if env.DSN != nil {
+		return env.DSN.check(len(env.Recipients))
 	}
 	return nil
 }

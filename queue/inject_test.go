@@ -275,7 +275,7 @@ func TestAddressLength(t *testing.T) {
 			}
 			checkCode(t, err, tc.code)
 			if err == nil && (env.Sender != tc.env.Sender || len(env.Recipients) != len(tc.env.Recipients)) {
-				t.Errorf("round trip: %q", env)
+				t.Errorf("round trip: %+v", env)
 			}
 		})
 	}
@@ -303,9 +303,9 @@ func TestReadEnvelope(t *testing.T) {
 		code int
 		want Envelope
 	}{
-		{"Fjoe@a.example\x00Tbob@b.example\x00Tcarol@c.example\x00\x00", 0, Envelope{"joe@a.example", []string{"bob@b.example", "carol@c.example"}}},
+		{"Fjoe@a.example\x00Tbob@b.example\x00Tcarol@c.example\x00\x00", 0, Envelope{Sender: "joe@a.example", Recipients: []string{"bob@b.example", "carol@c.example"}}},
 		{"F\x00\x00", 0, Envelope{}},
-		{"Fa@b\x00Tc@d\x00\x00trailing", 0, Envelope{"a@b", []string{"c@d"}}},
+		{"Fa@b\x00Tc@d\x00\x00trailing", 0, Envelope{Sender: "a@b", Recipients: []string{"c@d"}}},
 		{"Xa@b\x00\x00", 91, Envelope{}},
 		{"Fa@b\x00Zc@d\x00\x00", 91, Envelope{}},
 		{"Fa@b\x00Tc@d\x00", 54, Envelope{}},
@@ -321,7 +321,7 @@ func TestReadEnvelope(t *testing.T) {
 			continue
 		}
 		if err != nil || env.Sender != tc.want.Sender || fmt.Sprint(env.Recipients) != fmt.Sprint(tc.want.Recipients) {
-			t.Errorf("ReadEnvelope(%q) = %q, %v; want %q", tc.in, env, err, tc.want)
+			t.Errorf("ReadEnvelope(%q) = %+v, %v; want %+v", tc.in, env, err, tc.want)
 		}
 	}
 }

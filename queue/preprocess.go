@@ -223,8 +223,11 @@ func (r *run) readTodo(it freshMsg, lg lineLogger) (*msg, bool) {
 			}
 		}
 	}
-	lg.info("new msg "+id.String(), "msg", uint64(id))
-	m := &msg{id: id, loaded: true, direct: true, stale: r.stale[id]}
+	lg.info("new msg "+id.String(), "id", uint64(id))
+	m := &msg{id: id, loaded: true, direct: true, stale: r.stale[id], hasDSN: it.dsn}
+	if it.todo == nil { // read back: dsn/N tells whether it has DSN parameters
+		m.hasDSN = q.exists("dsn", id)
+	}
 	var uid, pid string
 	var chans [2][]byte
 	for len(todo) > 0 {
@@ -244,7 +247,7 @@ func (r *run) readTodo(it freshMsg, lg lineLogger) (*msg, bool) {
 		case 'F':
 			m.sender = string(rec[1:])
 			lg.info("info msg "+id.String()+": bytes "+strconv.FormatInt(size, 10)+" from <"+logSafe(m.sender)+"> qp "+pid+" uid "+uid,
-				"msg", uint64(id), "bytes", size, "from", m.sender, "qp", pid, "uid", uid)
+				"id", uint64(id), "bytes", size, "from", m.sender, "qp", pid, "uid", uid)
 		case 'T':
 			addr, remote := r.router.route(string(rec[1:]))
 			c := &chans[chanIndex(remote)]

@@ -148,6 +148,7 @@ var dirModes = []struct {
 	{"local", 0o700, true},
 	{"remote", 0o700, true},
 	{"bounce", 0o700, false},
+	{"dsn", 0o700, false}, // DSN parameters (dsn.go), not qmail's
 	{"lock", 0o750, false},
 }
 

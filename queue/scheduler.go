@@ -66,6 +66,14 @@ type Scheduler struct {
 	// Bounce configures bounce messages.
 	Bounce Bounce
 
+	// DelayNotice is how long a recipient that asked for NOTIFY=DELAY (a
+	// DSN parameter, RFC 3461) may stay deferred before one "delayed"
+	// notification is sent to the sender. 0 means DefaultDelayNotice (4
+	// hours); negative means never. Messages without DSN parameters (all
+	// of those injected by qmail's programs, or accepted by an SMTP server
+	// in Compat mode) never get one.
+	DelayNotice time.Duration
+
 	// Logger receives qmail-send's log lines as record messages (see
 	// LogHandler). Nil discards them.
 	Logger *slog.Logger
@@ -80,6 +88,12 @@ type Scheduler struct {
 	// means time.Now. It must be safe for concurrent use.
 	Now func() time.Time
 
+	// Observe, when set, is told each recipient's final outcome (see
+	// [Outcome]): delivery latency for metrics. It is called from Run's
+	// loop, so it must return at once.
+	Observe func(Outcome)
+
+	stats   statsBox
 	mu      sync.Mutex
 	wake    chan struct{}
 	routing *Routing // pending Reload
@@ -145,6 +159,9 @@ type msg struct {
 	direct, bounced, stale bool
 	// locked: endMsg failed because another held the lock of mess/S/N.
 	locked bool
+	// hasDSN: dsn/N exists (dsn.go); dsn is its content once read.
+	hasDSN bool
+	dsn    *msgDSN
 }
 
 // job is one channel file of a message.
@@ -175,6 +192,8 @@ type unit struct {
 	rcpts  []string
 	offs   []int64
 	dnums  []int
+	dsn    *DSN     // the message's DSN parameters, nil if none
+	notice *unitDSN // for notifications, nil if none can be sent
 }
 
 type jobHeap []*job
@@ -204,6 +223,7 @@ type channel struct {
 type report struct {
 	u       *unit
 	results []Result
+	delayed []string // recipients sent a "delayed" notification
 }
 
 // run is the state of one Run.
@@ -222,6 +242,8 @@ type run struct {
 	ctx     context.Context // for deliveries: not cancelled by Run's ctx
 	batch   int
 	life    time.Duration
+	// delayAfter is Scheduler.DelayNotice, its default applied; 0: never.
+	delayAfter time.Duration
 
 	nextRescan time.Time
 	nextClean  time.Time
@@ -233,6 +255,8 @@ type run struct {
 	stale      map[ID]bool // in todo/ with files an interrupted pass may have left
 	settle     []*msg      // direct messages to write out as preprocessed ones
 	bounced    chan bounceDone
+	oldest     time.Time // birth of the oldest message in msgs, for Scheduler.Stats
+	nextOldest time.Time // when to look for it again
 }
 
 func limit(v, def int) int {
@@ -333,8 +357,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if r.life <= 0 {
 		r.life = DefaultLifetime
 	}
+	switch {
+	case s.DelayNotice > 0:
+		r.delayAfter = s.DelayNotice
+	case s.DelayNotice == 0:
+		r.delayAfter = DefaultDelayNotice
+	}
 	r.chans[0] = &channel{limit: limit(s.ConcurrencyLocal, 10)}
 	r.chans[1] = &channel{remote: true, limit: limit(s.ConcurrencyRemote, 20), perDomain: map[string]int{}}
+	defer s.stopped()
+	r.publish(r.now())
 	err = r.loop(ctx, pulled)
 	r.wg.Wait()
 	return err
@@ -387,6 +419,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 		} else {
 			timer.Reset(time.Hour)
 		}
+		r.publish(r.now())
 		select {
 		case <-done:
 			r.exiting = true
@@ -498,7 +531,7 @@ func (r *run) nextWake() (time.Duration, bool) {
 	if idle, ok := r.q.slotsIdleAt(); ok && idle.Before(t) {
 		t = idle
 	}
-	return t.Sub(now), true
+	return min(t.Sub(now), heartbeatInterval), true
 }
 
 // saveTimes sets the mtime of every waiting channel file to its next
@@ -546,6 +579,14 @@ func (r *run) startupScan() {
 	} else {
 		r.warn("unable to read todo: " + logSafe(err.Error()))
 	}
+	withDSN := map[ID]bool{}
+	if names, err := readNames(filepath.Join(r.q.dir, "dsn")); err == nil {
+		for _, n := range names {
+			if id, ok := parseNum(n); ok {
+				withDSN[id] = true
+			}
+		}
+	}
 	dirs := []string{filepath.Join(r.q.dir, "bounce")}
 	for s := 0; s < r.q.split; s++ {
 		for _, k := range []string{"local", "remote"} {
@@ -578,7 +619,7 @@ func (r *run) startupScan() {
 			if err != nil {
 				continue
 			}
-			m := &msg{id: id, birth: fi.ModTime()}
+			m := &msg{id: id, birth: fi.ModTime(), hasDSN: withDSN[id]}
 			r.msgs[id] = m
 			for _, remote := range []bool{false, true} {
 				fi, err := os.Stat(r.q.path(kind(remote), id))

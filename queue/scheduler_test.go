@@ -42,6 +42,7 @@ type sent struct {
 	sender string
 	rcpts  []string
 	body   string
+	dsn    *DSN
 }
 
 // fakes records deliveries and answers from a table of recipient → result.
@@ -86,7 +87,7 @@ func (f *fakes) deliver(ctx context.Context, d Delivery, remote bool) []Result {
 	if remote {
 		f.domains[domainOf(d.Recipients[0])]--
 	}
-	s := sent{at: at, id: d.ID, sender: d.Sender, rcpts: d.Recipients, body: string(body)}
+	s := sent{at: at, id: d.ID, sender: d.Sender, rcpts: d.Recipients, body: string(body), dsn: d.DSN}
 	if remote {
 		f.remote = append(f.remote, s)
 	} else {

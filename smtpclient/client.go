@@ -3,6 +3,7 @@ package smtpclient
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -122,6 +123,13 @@ type Client struct {
 	TCPTO TCPTO
 	// Now returns the current time, for TCPTO; nil means time.Now.
 	Now func() time.Time
+	// HostTLS, when set, gives the STARTTLS policy of connections to one
+	// host, named as its certificate must be (a route's ServerName or
+	// relay, else the MX host's name; lower case, no final dot), where it
+	// returns ok: it then overrides the route's and the Client's policy,
+	// and roots, when not nil, are the only certificate authorities that
+	// verify the host (as qmail's TLS patch reads control/tlshosts/HOST.pem).
+	HostTLS func(host string) (policy TLSPolicy, roots *x509.CertPool, ok bool)
 
 	mu         sync.Mutex
 	memTCPTO   *MemoryTCPTO
@@ -205,6 +213,10 @@ func (c *Client) dial(ctx context.Context, h Host, port int) (net.Conn, error) {
 // otherwise why the message failed. A recipient's own refusal is only in
 // its RecipientResult.
 func (c *Client) Deliver(ctx context.Context, domain, sender string, recipients []string, msg io.Reader) (*Result, error) {
+	return c.deliver(ctx, domain, sender, recipients, msg, nil)
+}
+
+func (c *Client) deliver(ctx context.Context, domain, sender string, recipients []string, msg io.Reader, dsn *DSN) (*Result, error) {
 	res := newResult(recipients)
 	if len(recipients) == 0 {
 		res.fail(newError(true, "No recipients were given. (#5.3.5)\n", nil))
@@ -218,7 +230,7 @@ func (c *Client) Deliver(ctx context.Context, domain, sender string, recipients 
 		res.fail(err)
 		return res, res.Err
 	}
-	d := &delivery{c: c, dest: dest, sender: sender, msg: msg, res: res}
+	d := &delivery{c: c, dest: dest, sender: sender, msg: msg, res: res, dsn: dsn}
 	d.run(ctx)
 	return res, res.Err
 }
@@ -230,6 +242,7 @@ type delivery struct {
 	sender string
 	msg    io.Reader
 	res    *Result
+	dsn    *DSN // nil: none
 
 	// The message's measure, when it could be taken.
 	measured bool
@@ -307,9 +320,12 @@ func (d *delivery) open(ctx context.Context, h Host) (*session, error) {
 	return s, nil
 }
 
-func (d *delivery) policy() TLSPolicy {
+func (d *delivery) policy(h Host) TLSPolicy {
 	if d.c.QmailCompat {
 		return TLSNone
+	}
+	if p, _, ok := d.hostTLS(h); ok {
+		return p
 	}
 	if d.dest.Routed {
 		return d.dest.Route.TLS
@@ -317,11 +333,35 @@ func (d *delivery) policy() TLSPolicy {
 	return d.c.TLS
 }
 
+// tlsName is the name a connection to h verifies the certificate against:
+// the route's ServerName, else its relay, else the MX host's name.
+func (d *delivery) tlsName(h Host) string {
+	if d.dest.Routed {
+		if d.dest.Route.ServerName != "" {
+			return d.dest.Route.ServerName
+		}
+		return d.dest.Route.Relay
+	}
+	return h.Name
+}
+
+// hostTLS asks Client.HostTLS about the host a connection to h goes to.
+func (d *delivery) hostTLS(h Host) (TLSPolicy, *x509.CertPool, bool) {
+	if d.c.HostTLS == nil {
+		return 0, nil, false
+	}
+	name := d.tlsName(h)
+	if name == "" {
+		return 0, nil, false
+	}
+	return d.c.HostTLS(strings.ToLower(strings.TrimSuffix(name, ".")))
+}
+
 func (d *delivery) poolKey(h Host) poolKey {
 	rt := d.dest.Route
 	return poolKey{
 		addr:   netip.AddrPortFrom(h.Addr, uint16(d.dest.Port)),
-		policy: d.policy(),
+		policy: d.policy(h),
 		server: rt.ServerName,
 		user:   rt.Username,
 		pass:   rt.Password,

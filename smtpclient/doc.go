@@ -38,6 +38,11 @@
 // with SIZE=, BODY=8BITMIME and SMTPUTF8 as offered and needed, RCPTs
 // (pipelined when PIPELINING is offered; at most 100 per transaction; a 452
 // defers the rest to another transaction), DATA and the message.
+// [Client.DeliverDSN] passes a DSN request (RFC 3461: RET and ENVID on
+// MAIL, NOTIFY and ORCPT on RCPT, xtext-encoded) to a server that offers
+// DSN, and reports per recipient whether the server took it
+// ([RecipientResult].DSNPassed), so that a queue knows when to send a
+// "relayed" notification itself.
 //
 // # Format
 //

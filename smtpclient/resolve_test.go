@@ -284,3 +284,38 @@ func TestParseRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRoutesCredentials: the qmail-remote AUTH patch's syntax.
+func TestParseRoutesCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		line, relay, user, pass string
+		port                    int
+		bad                     bool
+	}{
+		{line: "x:smtp.isp.example:587 joe s3cret", relay: "smtp.isp.example", port: 587, user: "joe", pass: "s3cret"},
+		{line: "x:smtp.isp.example joe s3cret", relay: "smtp.isp.example", user: "joe", pass: "s3cret"},
+		{line: "x:smtp.isp.example\tjoe\tpass with spaces", relay: "smtp.isp.example", user: "joe", pass: "pass with spaces"},
+		{line: "x:[192.0.2.1]:25 -joe pw", relay: "[192.0.2.1]", port: 25, user: "joe", pass: "pw"},
+		{line: "x:relay:25   joe   pw", relay: "relay", port: 25, user: "joe", pass: "pw"},
+		{line: "x:relay:25 joe", bad: true},
+		{line: "x:relay:25 - pw", bad: true},
+		{line: "x: joe pw", bad: true},
+		{line: "x:relay:25", relay: "relay", port: 25},
+	} {
+		rs, err := ParseRoutes(strings.NewReader(tc.line + "\n"))
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%q accepted", tc.line)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		rt, _ := rs.Lookup("x")
+		if rt.Relay != tc.relay || rt.Port != tc.port || rt.Username != tc.user || rt.Password != tc.pass {
+			t.Errorf("%q: %+v", tc.line, rt)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package smtpclient
 
 import (
 	"errors"
+	"github.com/qmailkit/qmailkit"
 	"strings"
 )
 
@@ -31,6 +32,10 @@ type RecipientResult struct {
 	// why not: the rejection of its RCPT, or the message's failure. It is an
 	// [*Error]; Permanent tells bounce from retry.
 	Err error
+	// DSNPassed reports that the server, which offers DSN (RFC 3461), was
+	// given the recipient's NOTIFY with its RCPT (see [Client.DeliverDSN]):
+	// the server now reports on the recipient as asked.
+	DSNPassed bool
 	// status is the recipient report qmail-remote printed ('r', 'h', 's'),
 	// 0 when the recipient was not reached.
 	status byte
@@ -89,11 +94,9 @@ func (res *Result) Report() []byte {
 }
 
 // IsPermanent reports whether err is permanent under the module's
-// convention: some error in its chain has a Permanent method returning true.
-func IsPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
+// convention: some error in its chain has a Permanent method returning
+// true. It is qmailkit.IsPermanent.
+func IsPermanent(err error) bool { return qmailkit.IsPermanent(err) }
 
 // ReportText returns the qmail-remote text for err: the Report of an
 // [*Error], otherwise the error's text on one line, ending with LF.

@@ -2,6 +2,7 @@ package smtpclient
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -70,7 +71,13 @@ type Routes struct {
 // ParseRoutes reads routes in control/smtproutes syntax (qmail-control(5)):
 // one `domain:relay` or `domain:relay:port` per line; empty lines, lines
 // starting with '#' and lines without a colon are ignored; trailing spaces and
-// tabs are removed. The key (text before the first colon) is compared
+// tabs are removed. As with the widely used qmail-remote AUTH patch (Tom
+// Clegg's, in John Simpson's combined patch), the relay may be followed by
+// white space, a user name, white space and a password (the rest of the
+// line): `example.org:smtp.isp.example:587 joe s3cret` authenticates to
+// that relay as joe. A '-' before the user name, which in that patch allows
+// AUTH without TLS, is removed: credentials are sent only over TLS
+// whatever the line says. A user name without a password is an error. The key (text before the first colon) is compared
 // case-insensitively; when a key appears twice the later line wins, as in
 // qmail's constmap. A relay in brackets may contain colons ("[IPv6:::1]").
 func ParseRoutes(r io.Reader) (*Routes, error) {
@@ -104,7 +111,24 @@ func ParseRoutes(r io.Reader) (*Routes, error) {
 // none means the default.
 func parseRouteValue(v string) (Route, error) {
 	var rt Route
+	if i := strings.IndexAny(v, " \t"); i >= 0 {
+		cred := strings.TrimLeft(v[i:], " \t")
+		v = v[:i]
+		user, pass, _ := strings.Cut(cred, " ")
+		if u, p, ok := strings.Cut(cred, "\t"); ok && len(u) < len(user) {
+			user, pass = u, p
+		}
+		pass = strings.TrimLeft(pass, " \t")
+		user = strings.TrimPrefix(user, "-")
+		if user == "" || pass == "" {
+			return rt, errors.New("a user name without a password")
+		}
+		rt.Username, rt.Password = user, pass
+	}
 	if v == "" {
+		if rt.Username != "" {
+			return rt, errors.New("credentials without a relay")
+		}
 		return rt, nil
 	}
 	relay, port, hasPort := v, "", false

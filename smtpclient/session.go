@@ -189,7 +189,7 @@ func (d *delivery) connect(ctx context.Context, h Host, noTLS bool) (*session, e
 	if err := s.hello(); err != nil {
 		return nil, err
 	}
-	policy := d.policy()
+	policy := d.policy(h)
 	if policy != TLSNone && !noTLS {
 		_, offered := s.ext["STARTTLS"]
 		switch {
@@ -287,17 +287,14 @@ func (d *delivery) handshake(ctx context.Context, s *session) error {
 	if c.TLSConfig != nil {
 		cfg = c.TLSConfig.Clone()
 	}
-	name := s.host.Name
-	if d.dest.Routed {
-		name = d.dest.Route.Relay
-		if d.dest.Route.ServerName != "" {
-			name = d.dest.Route.ServerName
-		}
-	}
+	name := d.tlsName(s.host)
 	if _, ok := parseLiteral(name); !ok {
 		cfg.ServerName = name
 	}
-	if d.policy() == TLSVerify {
+	if _, roots, ok := d.hostTLS(s.host); ok && roots != nil {
+		cfg.RootCAs = roots
+	}
+	if d.policy(s.host) == TLSVerify {
 		if cfg.ServerName == "" {
 			return errors.New("no name to verify the certificate against")
 		}
@@ -327,7 +324,7 @@ func (d *delivery) handshake(ctx context.Context, s *session) error {
 	}
 	s.raw.SetDeadline(time.Time{})
 	s.nc, s.tls = tc, true
-	if d.policy() == TLSVerify {
+	if d.policy(s.host) == TLSVerify {
 		s.verified = true
 	}
 	s.br.Reset(tc)

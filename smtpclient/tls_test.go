@@ -219,3 +219,56 @@ func countOf(list []string, s string) int {
 	}
 	return n
 }
+
+// TestHostTLS: Client.HostTLS overrides the route's policy for the host
+// it names, with its own certificate authorities.
+func TestHostTLS(t *testing.T) {
+	cert, pool := selfSigned(t, "mx.test")
+	_, otherPool := selfSigned(t, "mx.test")
+	for _, tc := range []struct {
+		name   string
+		policy TLSPolicy
+		roots  *x509.CertPool
+		host   string // the name HostTLS answers for
+		ok     bool
+		tls    bool
+		verify bool
+	}{
+		{name: "verify with the host's roots", policy: TLSVerify, roots: pool, host: "mx.test", ok: true, tls: true, verify: true},
+		{name: "verify with other roots", policy: TLSVerify, roots: otherPool, host: "mx.test"},
+		{name: "none", policy: TLSNone, host: "mx.test", ok: true},
+		{name: "another host: the route's policy", policy: TLSNone, host: "other.test", ok: true, tls: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tlsFake(t, cert)
+			c := fakeClient(t, f)
+			c.Routes = routeTo(f, Route{ServerName: "MX.test"})
+			var asked []string
+			c.HostTLS = func(host string) (TLSPolicy, *x509.CertPool, bool) {
+				asked = append(asked, host)
+				if host != tc.host {
+					return 0, nil, false
+				}
+				return tc.policy, tc.roots, true
+			}
+			res := deliverTo(t, c, []string{"r@example.net"}, testMsg)
+			if !slices.Contains(asked, "mx.test") {
+				t.Errorf("HostTLS asked about %q, want mx.test", asked)
+			}
+			if tc.ok != (res.Err == nil) {
+				t.Fatalf("err %v", res.Err)
+			}
+			if !tc.ok {
+				if !errors.Is(res.Err, ErrTLSRequired) || IsPermanent(res.Err) {
+					t.Errorf("err %v", res.Err)
+				}
+				return
+			}
+			f.Settle()
+			sawTLS := slices.Contains(f.Log(), "STARTTLS")
+			if sawTLS != tc.tls || res.TLSVerified != tc.verify {
+				t.Errorf("STARTTLS %v verified %v; log %q", sawTLS, res.TLSVerified, f.Log())
+			}
+		})
+	}
+}

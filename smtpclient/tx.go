@@ -151,20 +151,34 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 			params.WriteString(" SMTPUTF8")
 		}
 	}
+	_, dsnOK := s.ext["DSN"]
+	dsnOK = dsnOK && s.esmtp && d.dsn != nil && !c.QmailCompat
+	if dsnOK {
+		params.WriteString(d.dsn.mailParams())
+	}
+	rcptLine := func(i int) string {
+		line := "RCPT TO:<" + quoteAddr(res.Recipients[i].Address) + ">"
+		if dsnOK {
+			p, notify := d.dsn.rcptParams(i)
+			line += p
+			res.Recipients[i].DSNPassed = notify
+		}
+		return line
+	}
 	mail := "MAIL FROM:<" + quoteAddr(d.sender) + ">" + params.String()
 	mailFailed := func(r *Reply) error {
 		return replyError(verdict(r.Code) == 'D', s.ip, "Connected to "+s.ip+" but sender was rejected.\n", r, nil)
 	}
 	for _, i := range batch {
 		r := &res.Recipients[i]
-		r.status, r.text, r.Err = 0, "", nil
+		r.status, r.text, r.Err, r.DSNPassed = 0, "", nil, false
 	}
 	_, pipelining := s.ext["PIPELINING"]
 	if pipelining && s.esmtp {
 		lines := make([]string, 0, len(batch)+1)
 		lines = append(lines, mail)
 		for _, i := range batch {
-			lines = append(lines, "RCPT TO:<"+quoteAddr(res.Recipients[i].Address)+">")
+			lines = append(lines, rcptLine(i))
 		}
 		if err := s.send(to.command(), lines...); err != nil {
 			return nil, nil, s.died(err, false)
@@ -201,7 +215,7 @@ func (d *delivery) transact(s *session, batch []int, utf8 bool) (accepted, retry
 			return nil, nil, mailFailed(r)
 		}
 		for k, i := range batch {
-			r, err := s.cmd(to.rcpt(), "RCPT TO:<"+quoteAddr(res.Recipients[i].Address)+">")
+			r, err := s.cmd(to.rcpt(), rcptLine(i))
 			if err != nil {
 				return nil, nil, s.died(err, false)
 			}
@@ -287,7 +301,7 @@ func (d *delivery) rcptReply(s *session, i int, r *Reply) bool {
 	default:
 		rr.status = 's'
 	}
-	rr.text, rr.Err = e.Report, e
+	rr.text, rr.Err, rr.DSNPassed = e.Report, e, false
 	return false
 }
 

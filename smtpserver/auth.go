@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -84,6 +85,7 @@ func Checkpassword(prog string, args ...string) Authenticator {
 func (s *session) cmdAuth(arg string) error {
 	if !s.authOffered() {
 		s.reply(replyEncrypt)
+		s.reject(ReasonPolicy, "AUTH", replyEncrypt)
 		return s.flush()
 	}
 	if s.info.User != "" {
@@ -112,6 +114,11 @@ func (s *session) cmdAuth(arg string) error {
 	}
 	if r != nil {
 		s.reply(*r)
+		reason := ReasonSyntax
+		if *r == replyAuthBad {
+			reason = ReasonAuth
+		}
+		s.reject(reason, "AUTH", *r)
 		return s.flush()
 	}
 	lim := s.srv.AuthLimiter
@@ -124,7 +131,7 @@ func (s *session) cmdAuth(arg string) error {
 			if s.ctx.Err() != nil {
 				return ErrClientGone
 			}
-			s.srv.logger().Warn("smtpserver: authentication refused by the limiter", "ip", addr, "user", user, "err", err)
+			s.reject(ReasonRate, "AUTH", replyAuthLimited, slog.String("user", logAddr(user)), slog.String("err", err.Error()))
 			s.reply(replyAuthLimited)
 			return s.flush()
 		}
@@ -141,7 +148,7 @@ func (s *session) cmdAuth(arg string) error {
 		s.srv.logger().Info("smtpserver: authenticated", "ip", s.info.RemoteIP, "user", user)
 	case isPermanent(aerr):
 		s.authFail++
-		s.srv.logger().Info("smtpserver: authentication failed", "ip", s.info.RemoteIP, "user", user)
+		s.reject(ReasonAuth, "AUTH", replyAuthBad, slog.String("user", logAddr(user)))
 		if d := s.authDelay(); d > 0 {
 			t := time.NewTimer(d)
 			select {
@@ -152,6 +159,7 @@ func (s *session) cmdAuth(arg string) error {
 			}
 		}
 		if s.authFail >= 3 {
+			s.endReason = ReasonAuth
 			s.reply(replyAuthBad)
 			s.replyFlush(replyAuthTooMany)
 			return ErrProtocol
@@ -159,6 +167,7 @@ func (s *session) cmdAuth(arg string) error {
 		s.reply(replyAuthBad)
 	default:
 		s.srv.logger().Warn("smtpserver: authenticator", "err", aerr)
+		s.reject(ReasonTempFail, "AUTH", replyAuthTemp, slog.String("user", logAddr(user)))
 		s.reply(replyAuthTemp)
 	}
 	return s.flush()

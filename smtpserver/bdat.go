@@ -16,6 +16,7 @@ type bdatTx struct {
 	pr     *io.PipeReader
 	dr     *dataReader
 	in     *dataIn
+	tx     txLog // for the transaction's log line
 	rcpts  []string
 	order  []int
 	result chan bdatResult
@@ -73,6 +74,7 @@ func (s *session) cmdBdat(arg string) error {
 	n, last, ok := parseBdat(arg)
 	if !ok {
 		// Without a size the chunk cannot be skipped: the session is lost.
+		s.reject(ReasonSyntax, "BDAT", replyBdatSyntax)
 		s.replyFlush(replyBdatSyntax)
 		return ErrProtocol
 	}
@@ -90,6 +92,7 @@ func (s *session) cmdBdat(arg string) error {
 			return err
 		}
 		s.reply(*refuse)
+		s.reject(ReasonSequence, "BDAT", *refuse)
 		return nil
 	}
 	if s.bdat == nil {
@@ -123,11 +126,12 @@ func (s *session) startBdat() {
 	b := &bdatTx{
 		pw: pw, pr: pr, dr: dr, rcpts: s.rcpts, order: s.order,
 		in:     &dataIn{s: s, dr: dr, rec: s.receivedLine()},
+		tx:     s.takeTx(),
 		result: make(chan bdatResult, 1),
 	}
-	from, rcpts := s.from, s.rcpts
+	from, rcpts, mailDSN, rcptDSN := s.from, s.rcpts, s.params.dsn(), s.rcptDSN
 	go func() {
-		id, err := s.enqueue(from, rcpts, b.in)
+		id, err := s.enqueue(from, rcpts, mailDSN, rcptDSN, b.in)
 		pr.CloseWithError(errBDATAborted)
 		b.result <- bdatResult{id, err}
 	}()
@@ -143,9 +147,11 @@ func (s *session) finishBdat(b *bdatTx) {
 	dr := b.dr
 	if dr.fatal == errBareLF {
 		s.reply(replyBareLF)
+		s.reject(ReasonProtocol, "BDAT", replyBareLF)
+		s.logTx(b.tx, dr.n, "", replyBareLF, nil)
 		return
 	}
-	s.finalReplies(b.rcpts, b.order, dr, b.in.sawEOF, res.id, res.err)
+	s.finalReplies(b.tx, "BDAT", b.rcpts, b.order, dr, b.in.sawEOF, res.id, res.err)
 }
 
 // copyChunk moves n octets from the client into the transaction's pipe, or

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/netip"
@@ -62,6 +63,15 @@ type session struct {
 	maxLine     int
 	set         Settings // Server.settings(), fixed for the session
 
+	// For the log lines (oplog.go): when the session started, the
+	// transactions ended at DATA and the messages accepted, the current
+	// transaction's RCPTs, and why the session ended when its error does
+	// not tell.
+	start     time.Time
+	ntx, nmsg int
+	rcptLog   rcptList
+	endReason string
+
 	heloSeen bool
 	ehlo     bool
 	tlsOn    bool
@@ -86,6 +96,7 @@ type session struct {
 	rcpts     []string
 	barf      bool
 	params    mailParams
+	rcptDSN   []map[string]string // DSN parameters per recipient (nil: none yet)
 	bdat      *bdatTx
 	bdatFail  bool
 	order     []int          // LMTP: for each accepted RCPT, its index in rcpts
@@ -130,6 +141,7 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 		bw:     b.bw,
 		bufs:   b,
 		compat: srv.Compat,
+		start:  time.Now(),
 	}
 	s.cr.s = s
 	b.br.Reset(&s.cr)
@@ -243,7 +255,7 @@ func (s *session) readErr(err error) error {
 			return ErrServerClosed
 		}
 		if s.rateCut {
-			s.srv.logger().Info("smtpserver: data too slow", "ip", s.info.RemoteIP, "min_rate", s.minRate)
+			s.reject(ReasonSlow, "DATA", replyTooSlow, slog.Int64("min_rate", s.minRate))
 			s.replyFlush(replyTooSlow)
 			return ErrTooSlow
 		}
@@ -329,14 +341,14 @@ func (s *session) serve(ctx context.Context) error {
 	if err := s.implicitTLS(); err != nil {
 		return err
 	}
-	log := s.srv.logger()
 	if d := s.srv.GreetDelay; d > 0 {
 		s.conn.SetReadDeadline(time.Now().Add(d))
 		if _, err := s.br.Peek(1); err == nil {
 			s.conn.SetWriteDeadline(time.Now().Add(s.set.Timeout))
 			s.bw.Write(replySync.format(!s.compat))
 			s.bw.Flush()
-			log.Info("smtpserver: early talker", "ip", s.info.RemoteIP)
+			s.endReason = ReasonProtocol
+			s.rejectText(ReasonProtocol, "CONNECT", replySync, replyText(replySync, !s.compat))
 			return ErrProtocol
 		} else if !isTimeout(err) {
 			return s.netErr(err)
@@ -352,6 +364,8 @@ func (s *session) serve(ctx context.Context) error {
 	s.reply(Reply{Code: 220, Text: s.set.Greeting + " " + word})
 	for {
 		if max := s.srv.limit(s.srv.MaxErrors, 20, 0); max > 0 && s.errs >= max {
+			s.endReason = ReasonErrors
+			s.reject(ReasonErrors, "", replyTooManyErrs)
 			s.reply(replyTooManyErrs)
 			s.flush()
 			return ErrProtocol
@@ -466,6 +480,9 @@ func (s *session) extensions() []string {
 	if !s.compat {
 		ext = append(ext, "SMTPUTF8", "CHUNKING")
 	}
+	if s.dsnOffered() {
+		ext = append(ext, "DSN")
+	}
 	return ext
 }
 
@@ -473,8 +490,9 @@ func (s *session) extensions() []string {
 func (s *session) resetTx() {
 	s.abortBDAT()
 	s.mail, s.from, s.rcpts, s.barf, s.bdatFail = false, "", nil, false, false
-	s.order, s.rcptSet = nil, nil
+	s.order, s.rcptSet, s.rcptDSN = nil, nil, nil
 	s.params = mailParams{}
+	s.rcptLog = nil
 }
 
 // localIPHost is addrparse's last step: a domain literal naming one of our
@@ -543,14 +561,16 @@ func hasControl(s string) bool {
 
 func (s *session) cmdMail(arg string) error {
 	if s.srv.LMTP && !s.heloSeen {
-		s.reply(Reply{503, "5.5.1", "LHLO first"}) // RFC 2033 section 4.1
+		r := Reply{503, "5.5.1", "LHLO first"} // RFC 2033 section 4.1
+		s.reply(r)
+		s.reject(ReasonSequence, "MAIL", r)
 		return nil
 	}
 	var p mailParams
 	addr, rest, bad := s.address(arg, "FROM:", true)
 	if bad == nil && !s.compat {
 		var r *Reply
-		p, r = parseMailParams(rest, true, s.srv.Auth != nil)
+		p, r = parseMailParams(rest, true, s.srv.Auth != nil, s.dsnOffered())
 		switch {
 		case r != nil:
 			bad = r
@@ -562,12 +582,22 @@ func (s *session) cmdMail(arg string) error {
 	}
 	if bad != nil {
 		s.reply(*bad)
+		reason := ReasonSyntax
+		if bad == &replySizeExceeded {
+			reason = ReasonSize
+		}
+		if addr == "" {
+			addr = argAddr(arg, "FROM:")
+		}
+		s.reject(reason, "MAIL", *bad, slog.String("from", logAddr(addr)))
 		return nil
 	}
 	if h := s.srv.CheckSender; h != nil {
 		if err := h(s.ctx, &s.info, addr); err != nil {
-			s.reply(s.errReply(err, Reply{451, "4.3.0", "temporary failure checking sender"},
-				Reply{553, "5.7.1", "sorry, that sender is not accepted here"}))
+			r := s.errReply(err, Reply{451, "4.3.0", "temporary failure checking sender"},
+				Reply{553, "5.7.1", "sorry, that sender is not accepted here"})
+			s.reply(r)
+			s.reject(reasonOf(err, permReason(r, ReasonPolicy)), "MAIL", r, slog.String("from", logAddr(addr)))
 			return nil
 		}
 	}
@@ -589,24 +619,26 @@ func hasNonASCII(s string) bool {
 
 func (s *session) cmdRcpt(arg string) error {
 	if !s.mail {
-		s.reply(replyMailFirst)
+		s.refuseRcpt(ReasonSequence, argAddr(arg, "TO:"), replyMailFirst)
 		return nil
 	}
 	addr, rest, bad := s.address(arg, "TO:", s.params.smtputf8)
+	var dsn map[string]string
 	if bad == nil && !s.compat {
-		switch {
-		case strings.TrimSpace(rest) != "":
-			bad = &replyBadParam
-		case addr == "":
+		dsn, bad = parseRcptParams(rest, s.dsnOffered())
+		if bad == nil && addr == "" {
 			bad = &Reply{501, "5.1.3", "bad recipient address syntax"}
 		}
 	}
 	if bad != nil {
-		s.reply(*bad)
+		if addr == "" {
+			addr = argAddr(arg, "TO:")
+		}
+		s.refuseRcpt(ReasonSyntax, addr, *bad)
 		return nil
 	}
 	if s.barf {
-		s.reply(replyBadMailFrom)
+		s.refuseRcpt(ReasonBadMailFrom, addr, replyBadMailFrom)
 		return nil
 	}
 	relay := s.relay || s.info.User != ""
@@ -621,30 +653,36 @@ func (s *session) cmdRcpt(arg string) error {
 			if s.srv.LMTP {
 				s.order = append(s.order, i)
 			}
+			s.noteRcpt(addr, replyRcptOK.Code)
 			s.reply(replyRcptOK)
 			return nil
 		}
 	}
 	if max := s.srv.limit(s.srv.MaxRecipients, 1000, 0); max > 0 && len(s.rcpts) >= max {
 		s.bw.Write(replyTooManyRcpt.format(s.enhanced())) // not a client error
+		s.noteRcpt(addr, replyTooManyRcpt.Code)
+		s.reject(ReasonRecipients, "RCPT", replyTooManyRcpt, slog.String("from", logAddr(s.from)), slog.String("rcpt", logAddr(addr)))
 		return nil
 	}
 	if !relay {
 		ok, err := s.rcptHostOK(addr)
 		if err != nil {
 			s.srv.logger().Error("smtpserver: rcpthosts", "err", err)
-			s.replyFlush(replyControls)
+			s.endReason = ReasonTempFail
+			s.refuseRcpt(ReasonTempFail, addr, replyControls)
+			s.flush()
 			return ErrProtocol
 		}
 		if !ok {
-			s.reply(replyNoGateway)
+			s.refuseRcpt(ReasonRelay, addr, replyNoGateway)
 			return nil
 		}
 	}
 	if h := s.srv.CheckRecipient; h != nil {
 		if err := h(s.ctx, &s.info, addr); err != nil {
-			s.reply(s.errReply(err, Reply{451, "4.3.0", "temporary failure checking recipient"},
-				Reply{550, "5.1.1", "sorry, no mailbox here by that name (#5.1.1)"}))
+			r := s.errReply(err, Reply{451, "4.3.0", "temporary failure checking recipient"},
+				Reply{550, "5.1.1", "sorry, no mailbox here by that name (#5.1.1)"})
+			s.refuseRcpt(reasonOf(err, permReason(r, ReasonUnknownRecipient)), addr, r)
 			return nil
 		}
 	}
@@ -654,7 +692,14 @@ func (s *session) cmdRcpt(arg string) error {
 			s.order = append(s.order, len(s.rcpts))
 		}
 	}
+	if dsn != nil && s.rcptDSN == nil {
+		s.rcptDSN = make([]map[string]string, len(s.rcpts), len(s.rcpts)+1)
+	}
+	if s.rcptDSN != nil {
+		s.rcptDSN = append(s.rcptDSN, dsn)
+	}
 	s.rcpts = append(s.rcpts, addr)
+	s.noteRcpt(addr, replyRcptOK.Code)
 	s.reply(replyRcptOK)
 	return nil
 }
@@ -740,35 +785,49 @@ func (s *session) errReply(err error, temp, perm Reply) Reply {
 }
 
 func (s *session) cmdData(arg string) error {
-	if !s.mail {
-		s.reply(replyMailFirst)
-		return s.flush()
+	var seq *Reply
+	switch {
+	case !s.mail:
+		seq = &replyMailFirst
+	case len(s.rcpts) == 0:
+		seq = &replyRcptFirst
+	case s.bdat != nil || s.bdatFail:
+		seq = &replyBdatMixed
 	}
-	if len(s.rcpts) == 0 {
-		s.reply(replyRcptFirst)
-		return s.flush()
-	}
-	if s.bdat != nil || s.bdatFail {
-		s.reply(replyBdatMixed)
+	if seq != nil {
+		s.reply(*seq)
+		s.reject(ReasonSequence, "DATA", *seq)
 		return s.flush()
 	}
 	dr := newDataReader(s.br, s.databytes, !s.compat, false)
 	dr.beforeFill = s.armRead
 	from, rcpts, order, rec := s.from, s.rcpts, s.order, s.receivedLine()
+	tx := s.takeTx()
+	mailDSN, rcptDSN := s.params.dsn(), s.rcptDSN
 	s.resetTx() // the transaction ends as soon as DATA is accepted
 	s.beginRate()
 	defer s.endRate()
 	in := &dataIn{s: s, dr: dr, rec: rec, lazy354: true}
-	id, err := s.enqueue(from, rcpts, in)
+	id, err := s.enqueue(from, rcpts, mailDSN, rcptDSN, in)
 	if !in.started {
 		// The Enqueuer failed before reading: qmail's "qqt failure", no 354.
 		if err == nil {
 			err = errors.New("smtpserver: enqueuer returned without reading the message")
 		}
-		s.reply(s.errReply(err, replyQqt, replyQqPerm))
+		r := s.errReply(err, replyQqt, replyQqPerm)
+		s.reply(r)
+		s.reject(reasonOf(err, ReasonQueue), "DATA", r)
+		s.logTx(tx, 0, "", r, nil)
 		return s.flush()
 	}
 	if in.fatal != nil {
+		var r Reply
+		if in.fatal == ErrProtocol {
+			r = replySync
+			s.endReason = ReasonProtocol
+			s.reject(ReasonProtocol, "DATA", r)
+		}
+		s.logTx(tx, 0, "", r, nil)
 		return in.fatal
 	}
 	if !dr.done && dr.fatal == nil {
@@ -781,35 +840,33 @@ func (s *session) cmdData(arg string) error {
 				r = replyBareLFCompat
 			}
 			s.replyFlush(r)
+			s.endReason = ReasonProtocol
+			s.reject(ReasonProtocol, "DATA", r)
+			s.logTx(tx, dr.n, "", r, nil)
 			return ErrProtocol
 		}
-		return s.readErr(dr.fatal)
+		err := s.readErr(dr.fatal)
+		s.logTx(tx, dr.n, "", endReply(err), nil)
+		return err
 	}
-	s.finalReplies(rcpts, order, dr, in.sawEOF, id, err)
+	s.finalReplies(tx, "DATA", rcpts, order, dr, in.sawEOF, id, err)
 	return s.flush()
-}
-
-// enqueue hands the message to the Enqueuer.
-func (s *session) enqueue(from string, rcpts []string, msg io.Reader) (string, error) {
-	if s.srv.Enqueuer == nil {
-		return "", Reply{451, "4.3.0", "qqt failure (#4.3.0)"}
-	}
-	return s.srv.Enqueuer.Enqueue(s.ctx, from, rcpts, msg)
 }
 
 // finalReplies writes the reply after the data: one, or in LMTP one per
 // accepted RCPT, order giving for each the index of its recipient in rcpts
 // (a recipient given twice is queued once, and answered twice).
-func (s *session) finalReplies(rcpts []string, order []int, dr *dataReader, complete bool, id string, err error) {
+func (s *session) finalReplies(tx txLog, cmd string, rcpts []string, order []int, dr *dataReader, complete bool, id string, err error) {
 	var r Reply
+	reason := ""
 	switch {
 	case dr.rejected():
-		r = dr.reply()
+		r, reason = dr.reply(), dr.reason()
 	case err != nil:
-		r = s.errReply(err, replyQqTemp, replyQqPerm)
+		r, reason = s.errReply(err, replyQqTemp, replyQqPerm), reasonOf(err, ReasonQueue)
 	case !complete:
 		s.srv.logger().Error("smtpserver: enqueuer returned success without reading the message to its end")
-		r = replyQqIncomplete
+		r, reason = replyQqIncomplete, ReasonQueue
 	default:
 		text := "ok " + strconv.FormatInt(s.srv.now().Unix(), 10)
 		if id != "" {
@@ -819,6 +876,10 @@ func (s *session) finalReplies(rcpts []string, order []int, dr *dataReader, comp
 	}
 	if !s.srv.LMTP {
 		s.reply(r)
+		if reason != "" {
+			s.reject(reason, cmd, r)
+		}
+		s.logTx(tx, dr.n, id, r, nil)
 		return
 	}
 	if order == nil {
@@ -835,16 +896,26 @@ func (s *session) finalReplies(rcpts []string, order []int, dr *dataReader, comp
 				replies[i] = Reply{250, "2.0.0", "ok"}
 			} else {
 				replies[i] = s.errReply(e, replyQqTemp, replyQqPerm)
+				s.reject(reasonOf(e, ReasonQueue), cmd, replies[i], slog.String("rcpt", logAddr(rcpts[i])))
 			}
 		}
+		codes := make([]int, 0, len(order))
 		for _, i := range order {
 			s.reply(replies[i])
+			codes = append(codes, replies[i].Code)
 		}
+		s.logTx(tx, dr.n, id, replies[order[0]], codes)
 		return
 	}
+	codes := make([]int, 0, len(order))
 	for range order {
 		s.reply(r)
+		codes = append(codes, r.Code)
 	}
+	if reason != "" {
+		s.reject(reason, cmd, r)
+	}
+	s.logTx(tx, dr.n, id, r, codes)
 }
 
 // receivedLine is the Received line for the current session: qmail-smtpd's

@@ -87,6 +87,18 @@ func (d *dataReader) reply() Reply {
 	}
 }
 
+// reason is the reason token of reply.
+func (d *dataReader) reason() string {
+	switch {
+	case d.hops >= maxHops:
+		return ReasonLoop
+	case d.tooBig:
+		return ReasonSize
+	default:
+		return ReasonProtocol
+	}
+}
+
 // Read returns message bytes; at the end of data it returns io.EOF only when
 // the message may be queued, and errRejected otherwise.
 func (d *dataReader) Read(p []byte) (int, error) {

@@ -256,7 +256,8 @@ func (s *session) rblConversation(b rblBlock) error {
 		}
 	}
 	line := r.format(!s.compat)
-	s.srv.logger().Info("rblsmtpd: blocked", "ip", s.info.RemoteIP, "reply", strings.TrimSpace(string(line)))
+	s.endReason = ReasonDNSBL
+	s.rejectText(ReasonDNSBL, "CONNECT", r, replyText(r, !s.compat))
 	timeout := 60 * time.Second
 	if d := s.srv.DNSBL; d != nil && d.Timeout != 0 {
 		timeout = d.Timeout

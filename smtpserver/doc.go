@@ -34,8 +34,54 @@
 // STARTTLS ([Server.TLSConfig]), AUTH PLAIN and LOGIN ([Server.Auth],
 // [Checkpassword]), SMTPUTF8, CHUNKING (BDAT), parameter and address-length
 // checks, limits on line length, recipients and errors, recipient and sender
-// hooks, and a DNSBL ([DNSBL]). LMTP ([Server.LMTP], RFC 2033) is the same
+// hooks, a DNSBL ([DNSBL]), and DSN (RFC 3461: RET and ENVID on MAIL,
+// NOTIFY and ORCPT on RCPT, checked, xtext-decoded and given to an
+// Enqueuer that takes them, a [DSNEnqueuer]). LMTP ([Server.LMTP], RFC 2033) is the same
 // engine with LHLO and one reply per recipient.
+//
+// # Logs
+//
+// [Server.Logger] gets one Info line per session, per transaction and per
+// rejection, with message "smtpserver: session", "smtpserver: transaction"
+// or "smtpserver: reject" and these attributes, whose names and meanings
+// are stable (attributes that are unknown are left out):
+//
+//   - event: "session", "transaction" or "reject";
+//   - ip: the client's address; host: its name (TCPREMOTEHOST), if known;
+//     helo: the last HELO, EHLO or LHLO argument;
+//   - tls: the TLS version ("TLS1.3") and cipher: the cipher suite, after
+//     STARTTLS; user: the name the client authenticated as;
+//   - from: the envelope sender; to (transaction): each RCPT of the
+//     transaction, accepted or refused, as an array of {addr, code}
+//     objects (addr:code pairs in text); in LMTP an accepted recipient's
+//     code is its reply after the data; at most 2000 are listed, and an
+//     address is cut at 320 bytes;
+//   - size: the message's bytes (after CRLF→LF, without the Received
+//     line); id: the Enqueuer's id (the queue's message number, which
+//     qmail-send's lines also give); reply: the reply the client got, on
+//     one line ("" when the client went away first);
+//   - transactions and messages (session): the transactions that reached
+//     the end of DATA or BDAT, and those accepted; duration: seconds, a
+//     number; end: how the session ended: quit, dropped (the client went
+//     away), timeout, slow, shutdown, errors, auth (too many AUTH
+//     failures), tls (a failed handshake), dnsbl, protocol, tempfail
+//     (unreadable controls), or error (then err says why);
+//   - reason (reject): a token saying why, below; cmd: the command refused
+//     (MAIL, RCPT, DATA, BDAT, AUTH, STARTTLS, or CONNECT for a
+//     connection refused before the greeting); rcpt: the refused
+//     recipient; err: the error of a failed handshake or limiter.
+//
+// The reason tokens: relay (the domain is not in rcpthosts), badmailfrom,
+// unknown-recipient (CheckRecipient refused it), policy (CheckSender
+// refused, or AUTH without TLS), tempfail (a check failed temporarily),
+// dnsbl, size, loop (too many hops), syntax, sequence (a command out of
+// order), protocol (a bare CR or LF, an early talker, data before the
+// 354), recipients (too many), connections (too many, in all or from the
+// client), slow (below MinDataRate), errors (too many), auth (wrong
+// credentials), rate (the AuthLimiter refused the attempt), tls (a failed
+// handshake), queue (the Enqueuer refused or failed); a hook or the
+// Enqueuer may give its own with [WithReason]. [Server.Rejected] is told
+// of each rejection, for metrics.
 //
 // # Security
 //
@@ -96,7 +142,11 @@
 // Where the modern default differs from qmail:
 //
 //   - Replies carry RFC 3463 enhanced codes after EHLO ("250 2.1.5 ok").
-//   - EHLO also offers SIZE, ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING.
+//   - EHLO also offers SIZE, ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING,
+//     and DSN when the Enqueuer is a [DSNEnqueuer]. A malformed or
+//     repeated DSN parameter gets 501 5.5.4; an ENVID longer than 100
+//     characters or an ORCPT longer than 500 (RFC 3461 sections 4.2 and
+//     4.4), or an xtext that decodes to a control character, is malformed.
 //   - MAIL needs "FROM:" and RCPT "TO:" (501 otherwise); unknown ESMTP
 //     parameters get 555; SIZE above databytes gets 552 at MAIL; addresses
 //     longer than RFC 5321's limits get 501 5.1.3 (qmail: 900 bytes); a

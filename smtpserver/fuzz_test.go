@@ -267,7 +267,7 @@ func FuzzAddress(f *testing.F) {
 				if checkModernAddr(addr, true) != nil && !strings.Contains(addr, "mx.example") {
 					t.Fatalf("modern accepted %q", addr)
 				}
-				parseMailParams(rest, true, true)
+				parseMailParams(rest, true, true, true)
 			}
 		}
 	})

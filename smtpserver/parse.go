@@ -122,12 +122,32 @@ type mailParams struct {
 	hasSize  bool
 	body     string
 	smtputf8 bool
+	// DSN (RFC 3461): ret is "FULL" or "HDRS", envid decoded; "" when
+	// not given.
+	ret, envid string
+	hasEnvID   bool
+}
+
+// dsn returns the MAIL parameters of DSN as DSNEnqueuer takes them, nil
+// when none was given.
+func (p *mailParams) dsn() map[string]string {
+	if p.ret == "" && !p.hasEnvID {
+		return nil
+	}
+	m := make(map[string]string, 2)
+	if p.ret != "" {
+		m["RET"] = p.ret
+	}
+	if p.hasEnvID {
+		m["ENVID"] = p.envid
+	}
+	return m
 }
 
 // parseMailParams checks MAIL's parameters (RFC 5321 section 4.1.2, RFC
-// 1870, RFC 6152, RFC 6531, RFC 4954 section 5). utf8OK says whether
-// SMTPUTF8 is offered.
-func parseMailParams(rest string, utf8OK, authOK bool) (mailParams, *Reply) {
+// 1870, RFC 6152, RFC 6531, RFC 4954 section 5, RFC 3461 sections 4.3
+// and 4.4). utf8OK says whether SMTPUTF8 is offered, dsnOK whether DSN is.
+func parseMailParams(rest string, utf8OK, authOK, dsnOK bool) (mailParams, *Reply) {
 	var p mailParams
 	for _, f := range strings.Fields(rest) {
 		k, v, hasV := strings.Cut(f, "=")
@@ -154,6 +174,28 @@ func parseMailParams(rest string, utf8OK, authOK bool) (mailParams, *Reply) {
 			if !hasV || !authOK {
 				return p, &replyBadParam
 			}
+		case "RET":
+			if !dsnOK {
+				return p, &replyBadParam
+			}
+			v = strings.ToUpper(v)
+			if p.ret != "" || v != "FULL" && v != "HDRS" {
+				return p, &replyArgSyntax
+			}
+			p.ret = v
+		case "ENVID":
+			if !dsnOK {
+				return p, &replyBadParam
+			}
+			if p.hasEnvID || !hasV || len(v) > maxEnvID {
+				return p, &replyArgSyntax
+			}
+			// The identifier is printable US-ASCII (RFC 3461 section 4.4).
+			dec, ok := decodeXtext(v)
+			if !ok || dec == "" || hasNonASCII(dec) {
+				return p, &replyArgSyntax
+			}
+			p.envid, p.hasEnvID = dec, true
 		default:
 			return p, &replyBadParam
 		}

@@ -145,7 +145,7 @@ func TestMailParams(t *testing.T) {
 		{" RET=FULL", 555},
 	}
 	for _, tt := range tests {
-		_, r := parseMailParams(tt.rest, true, true)
+		_, r := parseMailParams(tt.rest, true, true, false)
 		code := 0
 		if r != nil {
 			code = r.Code

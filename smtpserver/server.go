@@ -217,8 +217,14 @@ type Server struct {
 	// ipme, for the localiphost rewrite). Nil uses the addresses of the
 	// interfaces that are up, plus 0.0.0.0, read once.
 	IsLocalIP func(netip.Addr) bool
-	// Logger receives one line per session event worth noting. Nil discards.
+	// Logger receives one line per session, per transaction and per
+	// rejection, and warnings (see the package doc, # Logs). Nil discards.
 	Logger *slog.Logger
+	// Rejected, when set, is called for each rejection the server logs
+	// (for metrics: rejections by reason, failed TLS handshakes and AUTH
+	// attempts). It is called from the session's goroutine and must
+	// return quickly.
+	Rejected func(Rejection)
 	// Now is the clock for Received lines and replies. Nil means time.Now.
 	Now func() time.Time
 
@@ -395,7 +401,7 @@ func (srv *Server) Serve(l net.Listener) error {
 			if errors.Is(err, connlimit.ErrTotal) {
 				r = replyTooManyTotal
 			}
-			srv.logger().Info("smtpserver: connection refused", "ip", env["TCPREMOTEIP"], "err", err)
+			srv.rejectConn(env, clientAddr(env, c), r)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -567,7 +573,9 @@ func (srv *Server) serveConn(ctx context.Context, c net.Conn, env map[string]str
 	defer stop()
 	defer c.Close()
 	defer s.release()
-	return s.serve(ctx)
+	err := s.serve(ctx)
+	s.logEnd(ctx, err)
+	return err
 }
 
 func (srv *Server) sessionTimeout() time.Duration {

@@ -3,6 +3,7 @@ package smtpserver
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -31,7 +32,8 @@ func (s *session) cmdStartTLS(arg string) error {
 	tc := tls.Server(s.conn, cfg)
 	s.conn.SetDeadline(time.Now().Add(s.set.Timeout))
 	if err := tc.HandshakeContext(s.ctx); err != nil {
-		s.srv.logger().Info("smtpserver: TLS handshake", "ip", s.info.RemoteIP, "err", err)
+		s.endReason = ReasonTLS
+		s.reject(ReasonTLS, "STARTTLS", Reply{}, slog.String("err", err.Error()))
 		return ErrProtocol
 	}
 	s.conn.SetDeadline(time.Time{})
@@ -70,12 +72,17 @@ func (s *session) implicitTLS() error {
 	err := tc.HandshakeContext(s.ctx)
 	s.idle.Store(false)
 	if err != nil {
-		s.srv.logger().Info("smtpserver: TLS handshake", "ip", s.info.RemoteIP, "err", err)
-		switch err = s.netErr(err); {
-		case err == ErrTimeout && s.shutdown.Load():
+		ne := s.netErr(err)
+		switch {
+		case ne == ErrTimeout && s.shutdown.Load():
 			return ErrServerClosed
-		case err == ErrTimeout, err == ErrClientGone:
-			return err
+		case ne == ErrClientGone:
+			return ne // a port probe, not a failed handshake
+		}
+		s.endReason = ReasonTLS
+		s.reject(ReasonTLS, "CONNECT", Reply{}, slog.String("err", err.Error()))
+		if ne == ErrTimeout {
+			return ne
 		}
 		return ErrProtocol
 	}

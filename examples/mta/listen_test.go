@@ -60,13 +60,6 @@ func step(t *testing.T, c *textproto.Conn, want int, line string) string {
 	return msg
 }
 
-// waitMessages waits for n messages in md and returns them.
-func waitMessages(t *testing.T, md string, n int, p *proc) []string {
-	t.Helper()
-	waitCount(t, md, n, p)
-	return readMaildir(t, md)
-}
-
 // The implicit-TLS ports are on by default: openssl s_client gets the
 // SMTP greeting on -submissions and the POP3 one on -pop3s, over TLS.
 func TestImplicitTLSPorts(t *testing.T) {
@@ -257,7 +250,7 @@ func TestLMTP(t *testing.T) {
 	step(t, c, 250, "MAIL FROM:<someone@example.org>")
 	step(t, c, 250, "RCPT TO:<"+p.user+"@localhost>")
 	step(t, c, 550, "RCPT TO:<nosuchuser@localhost>")
-	step(t, c, 550, "RCPT TO:<someone@example.com>") // 127.0.0.1 may relay on SMTP, never here
+	step(t, c, 550, "RCPT TO:<someone@example.com>")  // 127.0.0.1 may relay on SMTP, never here
 	step(t, c, 250, "RCPT TO:<postmaster@localhost>") // alias/.qmail-postmaster: the demo user
 	step(t, c, 354, "DATA")
 	step(t, c, 250, "Subject: over LMTP\r\n\r\nhello\r\n.")

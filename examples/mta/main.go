@@ -31,7 +31,9 @@
 //	                    AUTH: keep it on loopback or a private network
 //	-domain NAME        the local domain of a new home (default localhost)
 //	-defaultdelivery L  qmail-start's argument (default ./Maildir/)
-//	-log text|json      log format on standard error (default text)
+//	-log text|json|qmail log format on standard error (default text); qmail
+//	                    writes qmail-send's lines, as splogger timestamps them
+//	                    (readable by qmailanalog's matchup), and the servers' as text
 //	-metrics ADDR       HTTP address for /metrics (Prometheus: queue size,
 //	                    deliveries by outcome, connections, and the Go runtime's
 //	                    and the process's metrics, resident memory among them)
@@ -45,6 +47,11 @@
 //	-aliases FILE       a fastforward database (what newaliases makes of
 //	                    /etc/aliases: /etc/aliases.cdb) for the alias user;
 //	                    see below (default: none)
+//	-dns ADDR           the recursive DNS server for remote delivery and DNS
+//	                    lists, ADDR or ADDR:PORT (default control/dnsserver,
+//	                    else /etc/resolv.conf)
+//	-apop               offer APOP on POP3 (for users whose password is
+//	                    stored {PLAIN}; MD5, so off by default)
 //	-deliverytimeout D  as root: the time limit of a local delivery (default
 //	                    1060s: qmail-local's 1000 s for each program, and a
 //	                    minute), after which its processes are killed and it
@@ -146,7 +153,8 @@
 // limit and timeout it started with, and sessions that start after the
 // signal get the new ones; if a file cannot be read, nothing changes (the
 // error is logged). users/cdb, control/tcp.smtp.cdb, users/poppasswd and
-// control/servercert.pem are followed without a signal.
+// control/servercert.pem are followed without a signal. SIGALRM makes
+// every waiting delivery due now, as qmail-send's does.
 //
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
 package main
@@ -156,6 +164,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"net"
@@ -175,6 +185,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
+	"github.com/qmailkit/qmailkit/queue"
 )
 
 func main() {
@@ -188,8 +199,8 @@ func main() {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	hup := make(chan os.Signal, 2)
+	signal.Notify(hup, syscall.SIGHUP, syscall.SIGALRM)
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, hup, os.Stdout, os.Stderr))
 }
 
@@ -205,12 +216,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	lmtpAddr := fs.String("lmtp", "", "LMTP listen address, for local recipients only and without AUTH: loopback or a private network (empty: none)")
 	domain := fs.String("domain", "localhost", "local domain of a new home")
 	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
-	logFormat := fs.String("log", "text", "log format: text or json")
+	logFormat := fs.String("log", "text", "log format: text, json, or qmail (qmail-send's lines for the queue, text for the servers)")
 	metricsAddr := fs.String("metrics", "", "HTTP address for /metrics (Prometheus text) and /healthz, e.g. 127.0.0.1:9125 (empty: none)")
 	account := fs.String("user", "", "as root: the account everything runs as once the ports are bound (default qmailkit, created if missing; never nobody or root)")
 	grace := fs.Duration("grace", time.Minute, "at a stop: how long sessions and deliveries in progress may go on before they are cut")
 	aliasesDB := fs.String("aliases", "", "a fastforward database (newaliases' /etc/aliases.cdb) for the alias user: its .qmail-default runs bin/fastforward -d on it, and unknown names are refused at RCPT")
 	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
+	dnsAddr := fs.String("dns", "", "the recursive DNS server to ask, ADDR or ADDR:PORT, for remote delivery and DNS lists (default: control/dnsserver, else /etc/resolv.conf)")
+	apop := fs.Bool("apop", false, "offer APOP on POP3 (MD5 of a shared secret: only users whose password is stored {PLAIN} can use it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -224,12 +237,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	defer logOut.Close()
 	var handler slog.Handler
 	switch *logFormat {
-	case "text":
+	case "text", "qmail":
 		handler = slog.NewTextHandler(logOut, nil)
 	case "json":
 		handler = slog.NewJSONHandler(logOut, nil)
 	default:
-		fmt.Fprintf(stderr, "mta: -log must be text or json\n")
+		fmt.Fprintf(stderr, "mta: -log must be text, json or qmail\n")
 		return 2
 	}
 	logger := slog.New(handler)
@@ -356,7 +369,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		}
 		if dir, ok := othersCanRun(program); !ok {
 			// go run's build directory is root's alone, for one.
-			logger.Warn("mta: other users cannot run this program ("+dir+" is not o+x): deliveries under other users' uids will be deferred; build it (go build ./examples/mta) into a directory every user can reach", "program", program)
+			logger.Warn("mta: other users cannot run this program ("+dir+" is not o+x): deliveries under other users' uids will be deferred; build it (go build -o /usr/local/bin/mta ./examples/mta) into a directory every user can reach", "program", program)
 		}
 		// Pdeathsig is sent when the thread that started the helper ends:
 		// keep this goroutine on its thread, which then lives as long as
@@ -386,10 +399,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
-	opts := mta.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB,
+	if *dnsAddr != "" {
+		server, err := mta.DNSServer(*dnsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "mta: -dns: %v\n", err)
+			return 2
+		}
+		*dnsAddr = server
+	}
+	opts := mta.Options{DefaultDelivery: *defDelivery, Logger: logger, ShutdownTimeout: *grace, Aliases: *aliasesDB, DNSServer: *dnsAddr,
 		// In-process deliveries' programs (forward, condredirect, a
 		// user's qmail-inject) queue through bin/qmail-queue too.
 		ProgramEnv: append(withoutQmailEnv(os.Environ()), "QMAILHOME="+*home, "QMAILQUEUE="+queueProgram(*home)),
+	}
+	if *logFormat == "qmail" {
+		opts.SendLogger = slog.New(queue.NewLogHandler(logOut, true))
 	}
 	if lsp != nil {
 		opts.LocalDeliverer = lsp.client
@@ -440,6 +464,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if srv.POP3, err = sys.POP3(tc); err != nil {
 		return fail(err)
 	}
+	srv.POP3.APOP = *apop
 	if ls.LMTP != nil {
 		if srv.LMTP, err = sys.LMTP(); err != nil {
 			return fail(err)
@@ -466,14 +491,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	// helper's alike, which kills their programs whatever they do (they
 	// are deferred).
 	go func() { done <- sys.Serve(runCtx, srv, ls) }()
+	// systemd (Type=notify): ready once the listeners are bound and the
+	// servers start on them; stopping from the first moment of a stop.
+	notify(logger, "READY=1\nSTATUS="+status(ls))
+	defer context.AfterFunc(ctx, func() { notify(logger, "STOPPING=1") })()
 	for {
 		select {
-		case <-hup:
+		case sig := <-hup:
+			if sig == syscall.SIGALRM {
+				// qmail-send's SIGALRM: every waiting delivery is made now.
+				sys.Scheduler.Flush()
+				logger.Info("mta: flushing the queue (SIGALRM)")
+				continue
+			}
+			notify(logger, fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 			if err := sys.ReloadHome(); err != nil {
 				logger.Error("mta: reload failed, keeping the old settings", "err", err)
 			} else {
 				logger.Info("mta: reloaded control files")
 			}
+			notify(logger, "READY=1")
 		case err := <-done:
 			if err != nil {
 				return fail(err)
@@ -644,5 +681,41 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	fmt.Fprintf(w, "Send from the command line (%s; any qmail-inject or sendmail run with QMAILHOME=%s works too):\n", who, home)
 	fmt.Fprintf(w, "  echo 'To: %s' | %s/qmail-inject\n", d.User, bin)
 	fmt.Fprintf(w, "  printf 'To: %s\\nSubject: hi\\n\\nhello\\n' | %s/sendmail -t\n", d.User, bin)
-	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files.\n")
+	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files; SIGALRM retries the queue now.\n")
+}
+
+// notify tells the service manager the mta's state (sd_notify(3)) when it
+// runs under systemd with Type=notify ($NOTIFY_SOCKET); elsewhere it does
+// nothing.
+func notify(logger *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		logger.Warn("mta: sd_notify failed", "state", state, "err", err)
+	}
+}
+
+// status is the one line systemctl status shows: where the mta listens.
+func status(ls mta.Listeners) string {
+	var parts []string
+	add := func(name string, l net.Listener) {
+		if l != nil {
+			parts = append(parts, name+" "+l.Addr().String())
+		}
+	}
+	add("SMTP", ls.SMTP)
+	add("submission", ls.Submission)
+	add("submissions", ls.Submissions)
+	add("POP3", ls.POP3)
+	add("POP3S", ls.POP3S)
+	add("LMTP", ls.LMTP)
+	return "serving " + strings.Join(parts, ", ")
+}
+
+// monotonicUsec is CLOCK_MONOTONIC in microseconds, which systemd wants
+// with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano() / 1000
 }

@@ -127,10 +127,16 @@ func startMTAAs(t *testing.T, home string, asNobody bool, args ...string) *proc 
 // inherits, as from a careless supervisor.
 func startMTAFiles(t *testing.T, home string, asNobody bool, extra []*os.File, args ...string) *proc {
 	t.Helper()
+	return startMTAEnv(t, home, asNobody, extra, nil, args...)
+}
+
+// startMTAEnv is startMTAFiles with more environment variables.
+func startMTAEnv(t *testing.T, home string, asNobody bool, extra []*os.File, env []string, args ...string) *proc {
+	t.Helper()
 	bin := build(t)
 	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-submissions", "127.0.0.1:0", "-pop3", "127.0.0.1:0", "-pop3s", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}, env...)
 	cmd.ExtraFiles = extra
 	if asNobody {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}

@@ -1,0 +1,126 @@
+// Command tcp-env is qmail's tcp-env: started by inetd (or xinetd) with a
+// TCP connection on descriptor 0, it sets the variables tcpserver would
+// have set (package tcpenv) and runs program with them:
+//
+//	tcp-env [ -rR ] [ -tTIMEOUT ] program [ arg ... ]
+//
+// -r (the default) asks the client's ident server (RFC 1413) for
+// TCPREMOTEINFO, waiting at most TIMEOUT seconds for each step (default
+// 30; 0 asks nothing); -R does not ask. When $PROTO is already TCP
+// (tcpserver started it), nothing is set. It exits 111 when descriptor 0
+// is not a TCP socket, when no program is named, or when the program cannot
+// be run. Unknown options are ignored, as tcp-env's do.
+//
+// In /etc/inetd.conf (Debian's openbsd-inetd):
+//
+//	smtp stream tcp nowait qmaild /var/qmail/bin/tcp-env tcp-env /var/qmail/bin/qmail-smtpd
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"net"
+
+	"github.com/qmailkit/qmailkit/internal/inject"
+	"github.com/qmailkit/qmailkit/tcpenv"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Environ(), os.Stdin))
+}
+
+// run returns only on failure: otherwise it replaces the process.
+func run(argv, environ []string, stdin *os.File) int {
+	o := tcpenv.Options{RemoteInfo: true, Timeout: 30 * time.Second}
+	g := inject.NewGetopt("tcp-env", argv[1:], "rRt:")
+	for {
+		c, arg, done, err := g.Next()
+		if done {
+			break
+		}
+		if err != nil {
+			continue // tcp-env's subgetopt: an unknown option is ignored
+		}
+		switch c {
+		case 'r':
+			o.RemoteInfo = true
+		case 'R':
+			o.RemoteInfo = false
+		case 't':
+			o.Timeout = time.Duration(leadingDigits(arg)) * time.Second
+		}
+	}
+	args := g.Rest()
+	if len(args) < 1 {
+		return 111
+	}
+	env := environ
+	if getenv(environ, "PROTO") != "TCP" {
+		c, err := net.FileConn(stdin)
+		if err != nil {
+			return 111
+		}
+		if o.Timeout <= 0 {
+			o.RemoteInfo = false
+		}
+		v, ok := tcpenv.ConnEnv(context.Background(), c, o)
+		c.Close()
+		if !ok {
+			return 111
+		}
+		env = apply(environ, v)
+	}
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		return 111
+	}
+	syscall.Exec(path, args, env)
+	return 111
+}
+
+// apply returns environ with v's variables set and unset.
+func apply(environ []string, v tcpenv.Vars) []string {
+	drop := map[string]bool{}
+	for k := range v.Set {
+		drop[k] = true
+	}
+	for _, k := range v.Unset {
+		drop[k] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range []string{"PROTO", "TCPLOCALIP", "TCPLOCALPORT", "TCPLOCALHOST", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPREMOTEHOST", "TCPREMOTEINFO"} {
+		if val, ok := v.Set[k]; ok {
+			out = append(out, k+"="+val)
+		}
+	}
+	return out
+}
+
+func getenv(environ []string, key string) string {
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == key {
+			return val
+		}
+	}
+	return ""
+}
+
+// leadingDigits is scan_ulong: the number its leading digits make, 0 for none.
+func leadingDigits(s string) int64 {
+	var n int64
+	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9' && n < 1<<31; i++ {
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n
+}

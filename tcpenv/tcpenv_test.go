@@ -1,0 +1,135 @@
+package tcpenv
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+type fakeResolver map[string]any // address → []string or error
+
+func (f fakeResolver) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	switch v := f[addr].(type) {
+	case []string:
+		return v, nil
+	case error:
+		return nil, v
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: addr, IsNotFound: true}
+}
+
+func TestEnv(t *testing.T) {
+	r := fakeResolver{
+		"192.0.2.1":   []string{"MX.Example.ORG.", "other.example."},
+		"192.0.2.2":   &net.DNSError{Err: "server misbehaving", Name: "2.2.0.192.in-addr.arpa", IsTemporary: true},
+		"2001:db8::1": []string{"v6.example."},
+	}
+	for _, tc := range []struct {
+		name          string
+		local, remote string
+		o             Options
+		set           map[string]string
+		unset         []string
+	}{
+		{name: "names", local: "192.0.2.1:25", remote: "192.0.2.2:40000", o: Options{Resolver: r},
+			set: map[string]string{"PROTO": "TCP", "TCPLOCALIP": "192.0.2.1", "TCPLOCALPORT": "25", "TCPLOCALHOST": "mx.example.org",
+				"TCPREMOTEIP": "192.0.2.2", "TCPREMOTEPORT": "40000", "TCPREMOTEHOST": "softdnserror"},
+			unset: []string{"TCPREMOTEINFO"}},
+		{name: "no PTR", local: "192.0.2.9:25", remote: "[2001:db8::1]:5", o: Options{Resolver: r},
+			set:   map[string]string{"PROTO": "TCP", "TCPLOCALIP": "192.0.2.9", "TCPLOCALPORT": "25", "TCPREMOTEIP": "2001:db8::1", "TCPREMOTEPORT": "5", "TCPREMOTEHOST": "v6.example"},
+			unset: []string{"TCPLOCALHOST", "TCPREMOTEINFO"}},
+		{name: "mapped", local: "[::ffff:192.0.2.1]:110", remote: "[::ffff:192.0.2.7]:7", o: Options{Resolver: r, NoHosts: true},
+			set:   map[string]string{"PROTO": "TCP", "TCPLOCALIP": "192.0.2.1", "TCPLOCALPORT": "110", "TCPREMOTEIP": "192.0.2.7", "TCPREMOTEPORT": "7"},
+			unset: []string{"TCPLOCALHOST", "TCPREMOTEHOST", "TCPREMOTEINFO"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := Env(context.Background(), netip.MustParseAddrPort(tc.local), netip.MustParseAddrPort(tc.remote), tc.o)
+			if len(v.Set) != len(tc.set) {
+				t.Errorf("set %v, want %v", v.Set, tc.set)
+			}
+			for k, want := range tc.set {
+				if v.Set[k] != want {
+					t.Errorf("%s=%q, want %q", k, v.Set[k], want)
+				}
+			}
+			slices.Sort(v.Unset)
+			slices.Sort(tc.unset)
+			if !slices.Equal(v.Unset, tc.unset) {
+				t.Errorf("unset %v, want %v", v.Unset, tc.unset)
+			}
+		})
+	}
+}
+
+// identServer answers each query on 127.0.0.113:113 with reply (after
+// delay), and records the queries.
+func identServer(t *testing.T, reply string, delay time.Duration) chan string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to listen on port 113")
+	}
+	l, err := net.Listen("tcp", "127.0.0.113:113")
+	if err != nil {
+		t.Skipf("port 113: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	queries := make(chan string, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				q, _ := bufio.NewReader(c).ReadString('\n')
+				queries <- q
+				time.Sleep(delay)
+				c.Write([]byte(reply))
+			}()
+		}
+	}()
+	return queries
+}
+
+func TestRemoteInfo(t *testing.T) {
+	remote := netip.MustParseAddrPort("127.0.0.113:6193")
+	local := netip.MustParseAddr("127.0.0.1")
+	long := strings.Repeat("x", 2000)
+	for _, tc := range []struct {
+		name, reply string
+		delay       time.Duration
+		want        string
+		ok          bool
+	}{
+		{"userid", "6193 , 25 : USERID : UNIX : joe\r\n", 0, "joe", true},
+		{"spaces removed", "6193,25:USERID:UNIX:jo e\t\r\n", 0, "joe", true},
+		{"error", "6193 , 25 : ERROR : NO-USER\r\n", 0, "", true},
+		{"colons in the user", "6193,25:USERID:UNIX:a:b\n", 0, "a:b", true},
+		{"too long", "1,2:USERID:UNIX:" + long + "\n", 0, long[:maxInfo], true},
+		{"no line end", "6193 , 25 : USERID : UNIX : joe", 0, "", false},
+		{"too slow", "6193 , 25 : USERID : UNIX : joe\r\n", 3 * time.Second, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			queries := identServer(t, tc.reply, tc.delay)
+			got, ok := RemoteInfo(context.Background(), local, remote, 25, time.Second)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("RemoteInfo = %q %v, want %q %v", got, ok, tc.want, tc.ok)
+			}
+			if q := <-queries; q != "6193 , 25\r\n" {
+				t.Errorf("query %q", q)
+			}
+		})
+	}
+	// No ident server: not ok, at once.
+	start := time.Now()
+	if _, ok := RemoteInfo(context.Background(), local, netip.MustParseAddrPort("127.0.0.114:1"), 25, 5*time.Second); ok || time.Since(start) > 3*time.Second {
+		t.Errorf("no server: ok %v after %v", ok, time.Since(start))
+	}
+}
