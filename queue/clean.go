@@ -142,11 +142,12 @@ func (q *Queue) cleanStale(now time.Time, start bool) error {
 	return nil
 }
 
-// cleanChannels removes the channel, bounce and dsn files of messages that
-// are neither queued (todo/N) nor preprocessed (info/S/N): a crash left
-// them (a scheduler starting holds lock/sendmutex, so none is writing
-// them); a dsn/N only when mess/S/N is gone too, since an injection
-// writes dsn/N only while it holds mess/S/N.
+// cleanChannels removes the channel, bounce, hold and dsn files of
+// messages that are neither queued (todo/N) nor preprocessed (info/S/N): a
+// crash left them (a scheduler starting holds lock/sendmutex, so none is
+// writing them), or a deletion interrupted after the message's last name
+// went; a dsn/N only when mess/S/N is gone too, since an injection writes
+// dsn/N only while it holds mess/S/N.
 func (q *Queue) cleanChannels() []error {
 	var errs []error
 	dirs := []string{filepath.Join(q.dir, "bounce")}
@@ -165,12 +166,15 @@ func (q *Queue) cleanChannels() []error {
 		}
 	}
 	for s := 0; s < q.split; s++ {
-		for _, k := range []string{"local", "remote"} {
+		for _, k := range []string{"local", "remote", "hold"} {
 			dirs = append(dirs, filepath.Join(q.dir, k, strconv.Itoa(s)))
 		}
 	}
 	for _, d := range dirs {
 		names, err := readNames(d)
+		if errors.Is(err, fs.ErrNotExist) && strings.Contains(d, "/hold/") {
+			continue // a queue made before hold/ was, opened without creating
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -170,6 +170,16 @@ func (r *run) endMsg(m *msg) bool {
 			unix.Close(held)
 		}
 	}
+	if r.held[m.id] {
+		// Gone for good before the last name, so that it cannot
+		// outlive the message and hold a later one numbered N.
+		if err := q.removeHold(m.id); err != nil {
+			release()
+			r.warn(logSafe(err.Error()))
+			return false
+		}
+		delete(r.held, m.id)
+	}
 	if m.hasDSN {
 		// Before the message's last name: no later message numbered N
 		// may find it (dsn.go).

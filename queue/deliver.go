@@ -52,7 +52,11 @@ func (r *run) nextUnit(c *channel) *unit {
 		if len(c.waiting) == 0 || len(c.ready) >= maxReady || c.waiting[0].next.After(r.now()) {
 			return nil
 		}
-		r.openPass(c, heap.Pop(&c.waiting).(*job))
+		j := heap.Pop(&c.waiting).(*job)
+		if r.skip(j.m) {
+			continue // held, or an operation waits on it: admin.go puts it back
+		}
+		r.openPass(c, j)
 	}
 }
 
@@ -95,6 +99,7 @@ func (r *run) openPass(c *channel, j *job) {
 	}
 	now := r.now()
 	j.f = f
+	j.inPass = true
 	j.retry = NextRetry(m.birth, now, j.remote)
 	j.dying = Dying(m.birth, now, r.life)
 	j.pending, j.unstart, j.deferred = 0, 0, 0
@@ -170,6 +175,7 @@ func (r *run) start(c *channel, u *unit) {
 	if c.remote {
 		c.perDomain[u.domain]++
 	}
+	u.j.m.active++
 	u.j.unstart--
 	for _, rcpt := range u.rcpts {
 		r.dnum++
@@ -243,6 +249,7 @@ func (r *run) handle(rep report) {
 	u, j := rep.u, rep.u.j
 	c := r.chans[chanIndex(j.remote)]
 	c.active--
+	j.m.active--
 	if c.remote {
 		if c.perDomain[u.domain]--; c.perDomain[u.domain] <= 0 {
 			delete(c.perDomain, u.domain)
@@ -340,6 +347,7 @@ func (r *run) addBounce(m *msg, rcpt, text string) error {
 // finishJob ends a pass: the job waits for its retry, or, with nothing left
 // to do, its channel file goes and the message may complete.
 func (r *run) finishJob(j *job) {
+	j.inPass = false
 	c := r.chans[chanIndex(j.remote)]
 	if j.f != nil {
 		j.f.Close()

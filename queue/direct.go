@@ -39,7 +39,7 @@ func (r *run) directMax() int {
 func (r *run) startDirect(m *msg, now time.Time) {
 	r.msgs[m.id] = m
 	r.direct++
-	if rcptCount(m) > 1 {
+	if rcptCount(m) > 1 || len(r.held) > 0 && r.held[m.id] {
 		// Several recipients finish at different times: each success is
 		// better marked on disk at once, so such a message is written out
 		// before its first pass, as qmail-send preprocesses.

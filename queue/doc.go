@@ -30,6 +30,8 @@
 //	bounce/N   0700  permanent-failure reports collected for the bounce
 //	dsn/N      0700  DSN parameters (RFC 3461) of a message that came with them (not qmail's)
 //	lock/      0750  sendmutex (0600), trigger (a FIFO, 0622), tcpto (1024 zero bytes)
+//	hold/S/N   0700  an empty file while message N is held (see Administration);
+//	                 not qmail's, and ignored by its programs
 //
 // N is the message's [ID], the inode number of its mess file; S is N modulo
 // the split (23 by default, qmail's conf-split; see [Options].Split).
@@ -136,8 +138,8 @@
 // A Scheduler that starts holds lock/sendmutex: no other scheduler runs,
 // so it also removes at once the slots a crash left, each intd/N with
 // neither mess/S/N nor todo/N (an injector writes intd/N only while it
-// holds mess/S/N), and each local/S/N, remote/S/N and bounce/N with
-// neither info/S/N nor todo/N. After a kill -9 and a restart, no file is
+// holds mess/S/N), and each local/S/N, remote/S/N, bounce/N and hold/S/N
+// with neither info/S/N nor todo/N. After a kill -9 and a restart, no file is
 // left that belongs to no message.
 //
 // What bears no mark cannot be proven dead: a file of qmail's own
@@ -200,6 +202,58 @@
 // (recorded in dsn/N, so not repeated after a restart). These reports go to
 // the sender, with the header of the message; a message with a null
 // sender (a bounce) never causes one.
+//
+// # Administration
+//
+// [Scheduler.Hold], [Scheduler.Release], [Scheduler.Delete],
+// [Scheduler.FlushMessages], [Scheduler.Requeue] and [Scheduler.List] are
+// Postfix's postqueue and postsuper for this queue: list the messages,
+// hold and release them, delete them without a bounce, make them due now
+// (flush), and route their pending recipients again (requeue). Each
+// operation exists twice: as a Scheduler method, which the running
+// scheduler carries out in its own loop between two of its steps, and as
+// a Queue method for when no scheduler runs, which takes lock/sendmutex for
+// its duration so that none starts meanwhile (ErrRunning when one holds
+// it).
+//
+// Hold. A held message keeps its files; none of its deliveries starts
+// until it is released (deliveries already in progress end and are
+// recorded as usual). The hold is the file hold/S/N (S the split), created
+// and fsynced, with its directory, before the operation reports success,
+// so that it survives a crash and a restart; qmail's programs ignore it. A
+// held message does not expire while it is held, as in Postfix: it is not
+// attempted, so it neither bounces nor reaches its last attempt. Release
+// makes it due at once, and from then on the queue lifetime applies as to
+// any message, counted from its arrival: a message older than the lifetime
+// gets one last attempt, and a temporary failure of it bounces. A message
+// held while still in todo/ is held when it is preprocessed. hold/S/N is
+// removed, and hold/S fsynced, before the message's last name (info/S/N or
+// todo/N) when the message leaves the queue, so that no hold outlives its
+// message and applies to a later one numbered N; one that a crash leaves
+// without its message is removed when a Scheduler starts.
+//
+// Delete. The message's last name goes first: info/S/N (and todo/N, after
+// any info/S/N, when it is still in todo/), with its directory fsynced
+// before success is reported, so that a deleted message never comes back;
+// then its channel, bounce, hold and dsn files, intd/N and mess/S/N,
+// holding the lock of mess/S/N throughout, as a completion does (see
+// Orphans). This is a completion's order except that the name comes
+// first: a crash at any point leaves either the whole message or files
+// with neither todo/N nor info/S/N, which Open (mess/S/N with intd/N and
+// dsn/N: see CleanStale) and a starting Scheduler (channel, bounce and
+// hold files) remove. The scheduler logs "delete msg N", then "end msg N". A message whose deliveries are in progress is deleted once they
+// have ended and their outcome is recorded; no new one starts meanwhile.
+// No bounce is sent, and a bounce already collected (bounce/N) is dropped.
+//
+// Requeue. The pending remote recipients of a preprocessed message are
+// routed again with the current routing (locals, virtualdomains, percent
+// hack): one that is now local moves to the local channel (its record is
+// appended to local/S/N, fsynced, before the remote record is marked done,
+// so that a crash between the two can repeat a delivery, never lose one);
+// local recipients stay as they are (local delivery reads users/assign and
+// the .qmail files at each attempt). Done recipients are never touched, so
+// never delivered again. The message is then due now. A message still in
+// todo/ is routed when it is preprocessed, with the routing of then.
 //
 // # Logging
 //

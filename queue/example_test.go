@@ -87,3 +87,41 @@ func ExampleScheduler() {
 	// Output:
 	// delivered to bob@example.com
 }
+
+// Queue administration without a running Scheduler: hold a message, list
+// the queue, then delete the message without a bounce. While a Scheduler
+// runs, its methods of the same names do the same.
+func ExampleQueue_Hold() {
+	home, err := os.MkdirTemp("", "qmailhome")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(home)
+	q, err := queue.Open(filepath.Join(home, "queue"), queue.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	id, err := q.Inject(context.Background(), queue.Envelope{Sender: "joe@example.com", Recipients: []string{"bob@example.net"}},
+		strings.NewReader("Subject: hi\n\nhello\n"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if errs, err := q.Hold([]queue.ID{id}); err != nil || errs[0] != nil {
+		log.Fatal(err, errs)
+	}
+	entries, err := q.List(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, e := range entries {
+		fmt.Println(e.Sender, e.Recipients[0].Addr, "held:", e.Held, "queued:", e.Queued)
+	}
+	if errs, err := q.Delete([]queue.ID{id}); err != nil || errs[0] != nil {
+		log.Fatal(err, errs)
+	}
+	entries, _ = q.List(context.Background())
+	fmt.Println(len(entries), "messages left")
+	// Output:
+	// joe@example.com bob@example.net held: true queued: true
+	// 0 messages left
+}

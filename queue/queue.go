@@ -126,6 +126,10 @@ type Queue struct {
 
 	fsyncHook func(fd int) error // Options.Fsync; nil: fsync(2)
 
+	// deleteHook, for tests, is called after each removal of a deletion
+	// (admin.go) with the kind of file removed; an error stops it there.
+	deleteHook func(kind string) error
+
 	// notify is signalled (non-blocking) after every committed injection;
 	// a Scheduler running on this Queue waits on it.
 	notify chan struct{}
@@ -150,6 +154,7 @@ var dirModes = []struct {
 	{"bounce", 0o700, false},
 	{"dsn", 0o700, false}, // DSN parameters (dsn.go), not qmail's
 	{"lock", 0o750, false},
+	{"hold", 0o700, true}, // not qmail's: held messages (admin.go)
 }
 
 // Open opens the queue in dir (QMAILHOME/queue), creating the directory, its
@@ -363,11 +368,11 @@ func (q *Queue) fsync(f *os.File) error { return durable.SyncFileWith(f, q.fsync
 func (q *Queue) syncDir(dir string) error { return durable.SyncDirWith(dir, q.fsyncHook) }
 
 // Path returns the path, relative to the queue directory, of message id's
-// file in directory kind ("mess", "info", "local", "remote" are split;
-// "todo", "intd", "bounce" are flat), as qmail's fmtqfn builds it.
+// file in directory kind ("mess", "info", "local", "remote" and "hold" are
+// split; "todo", "intd", "bounce" are flat), as qmail's fmtqfn builds it.
 func Path(kind string, id ID, split int) string {
 	switch kind {
-	case "mess", "info", "local", "remote":
+	case "mess", "info", "local", "remote", "hold":
 		return kind + "/" + strconv.FormatUint(uint64(id)%uint64(split), 10) + "/" + id.String()
 	}
 	return kind + "/" + id.String()

@@ -99,6 +99,11 @@ type Scheduler struct {
 	routing *Routing // pending Reload
 	flush   bool
 
+	// ctl takes administration requests (admin.go) while Run's loop
+	// runs; ctlDone is closed when it stops. Both nil otherwise.
+	ctl     chan *adminReq
+	ctlDone chan struct{}
+
 	// endHook, for tests, is called when a message's last name (todo/N
 	// of a direct message, else info/S/N) is gone and its other files
 	// are not yet removed.
@@ -159,6 +164,9 @@ type msg struct {
 	direct, bounced, stale bool
 	// locked: endMsg failed because another held the lock of mess/S/N.
 	locked bool
+	// active counts its deliveries in progress; waits the administration
+	// operations waiting for its passes to end (admin.go).
+	active, waits int
 	// hasDSN: dsn/N exists (dsn.go); dsn is its content once read.
 	hasDSN bool
 	dsn    *msgDSN
@@ -177,6 +185,7 @@ type job struct {
 	fin  bool
 
 	// during a pass
+	inPass   bool
 	f        *os.File
 	retry    time.Time
 	dying    bool
@@ -255,8 +264,10 @@ type run struct {
 	stale      map[ID]bool // in todo/ with files an interrupted pass may have left
 	settle     []*msg      // direct messages to write out as preprocessed ones
 	bounced    chan bounceDone
-	oldest     time.Time // birth of the oldest message in msgs, for Scheduler.Stats
-	nextOldest time.Time // when to look for it again
+	oldest     time.Time    // birth of the oldest message in msgs, for Scheduler.Stats
+	nextOldest time.Time    // when to look for it again
+	held       map[ID]bool  // messages with a hold/S/N file (admin.go)
+	waits      []*adminWait // deletes and requeues waiting for passes to end
 }
 
 func limit(v, def int) int {
@@ -367,7 +378,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	r.chans[1] = &channel{remote: true, limit: limit(s.ConcurrencyRemote, 20), perDomain: map[string]int{}}
 	defer s.stopped()
 	r.publish(r.now())
-	err = r.loop(ctx, pulled)
+	ctl := s.ctlStart()
+	err = r.loop(ctx, pulled, ctl)
+	r.ctlStop()
 	r.wg.Wait()
 	return err
 }
@@ -392,7 +405,7 @@ func (r *run) status() {
 	r.info(line, "local", l.active, "remote", rm.active)
 }
 
-func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
+func (r *run) loop(ctx context.Context, pulled <-chan struct{}, ctl <-chan *adminReq) error {
 	r.status()
 	now := r.now()
 	if err := r.q.cleanStale(now, true); err != nil {
@@ -407,6 +420,7 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 	done := ctx.Done()
 	for {
 		r.applyControl()
+		r.adminStep()
 		r.settleSome()
 		r.preprocessSome()
 		r.complete()
@@ -447,6 +461,8 @@ func (r *run) loop(ctx context.Context, pulled <-chan struct{}) error {
 				r.scanTodo()
 			}
 		case <-wake:
+		case req := <-ctl:
+			r.admin(req)
 		case <-timer.C:
 			now := r.now()
 			r.q.trimSlots(now, false)
@@ -569,6 +585,7 @@ func chanIndex(remote bool) int {
 // completion. It notes the messages in todo/ that also have info, channel
 // or bounce files: an interrupted pass left them.
 func (r *run) startupScan() {
+	r.held = r.q.heldIDs()
 	todo := map[ID]bool{}
 	if names, err := readNames(filepath.Join(r.q.dir, "todo")); err == nil {
 		for _, n := range names {

@@ -728,7 +728,7 @@ func TestSchedulerDSN(t *testing.T) {
 		if len(local) != 1 || local[0].sender != "" || local[0].rcpts[0] != "joe@example.com" {
 			t.Fatalf("%+v", local)
 		}
-		for _, want := range []string{"Content-Type: multipart/report;", "Final-Recipient: rfc822; gone@far.example\nAction: failed\nStatus: 5.0.0\n", "Subject: dsn\n\nbody\n"} {
+		for _, want := range []string{"Content-Type: multipart/report;", "Final-Recipient: rfc822; gone@far.example\nAction: failed\nStatus: 5.1.1\n", "Subject: dsn\n\nbody\n"} {
 			if !strings.Contains(local[0].body, want) {
 				t.Errorf("DSN lacks %q:\n%s", want, local[0].body)
 			}

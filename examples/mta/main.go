@@ -156,6 +156,16 @@
 // control/servercert.pem are followed without a signal. SIGALRM makes
 // every waiting delivery due now, as qmail-send's does.
 //
+// Queue administration, as with Postfix's postqueue and postsuper:
+//
+//	mta [-home DIR] queue list [-sender S] [-recipient S] [-held] [-older D] [-json]
+//	mta [-home DIR] queue show|hold|release|delete|flush|requeue [ID...]
+//
+// talks to the running mta over QMAILHOME/run/queue-admin.sock (root or
+// the mta's account only), or works on the queue itself when no mta runs;
+// queuecmd.go describes each subcommand, the -json fields and the exit
+// codes (0 done, 1 an ID not found or failed, 2 usage, 111 temporary).
+//
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
 package main
 
@@ -183,6 +193,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
+	"github.com/qmailkit/qmailkit/internal/queueadmin"
 	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/queue"
@@ -226,6 +237,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	apop := fs.Bool("apop", false, "offer APOP on POP3 (MD5 of a shared secret: only users whose password is stored {PLAIN} can use it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if fs.NArg() > 0 && fs.Arg(0) == "queue" { // see queuecmd.go
+		return queueCommand(defaultHome(*home, getenv), fs.Args()[1:], stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mta: unexpected argument %q\n", fs.Arg(0))
@@ -443,6 +457,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		return fail(err)
 	}
 	defer stopQQ() // before sys.Close
+	// mta queue ... (queuecmd.go) talks to it.
+	stopQA, err := sys.ServeQueueAdmin(queueadmin.SocketPath(*home))
+	if err != nil {
+		return fail(err)
+	}
+	defer stopQA()
 	tc, err := sys.TLSConfig()
 	if err != nil {
 		return fail(err)

@@ -275,7 +275,7 @@ func TestFirstStart(t *testing.T) {
 	}
 	for path, want := range map[string]string{
 		"/metrics": `qmailkit_deliveries_total{channel="local",outcome="success"} 1`,
-		"/healthz": "ok\n",
+		"/healthz": `{"status":"ok","checks":[{"name":"scheduler","status":"ok"}`,
 	} {
 		resp, err := http.Get(p.metrics[:strings.Index(p.metrics, "/metrics")] + path)
 		if err != nil {

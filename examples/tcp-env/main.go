@@ -18,13 +18,14 @@ package main
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
 
-	"net"
+	"golang.org/x/sys/unix"
 
 	"github.com/qmailkit/qmailkit/internal/inject"
 	"github.com/qmailkit/qmailkit/tcpenv"
@@ -61,19 +62,16 @@ func run(argv, environ []string, stdin *os.File) int {
 	}
 	env := environ
 	if getenv(environ, "PROTO") != "TCP" {
-		c, err := net.FileConn(stdin)
-		if err != nil {
+		// getsockname and getpeername on descriptor 0 itself: a
+		// net.Conn made of it would leave it non-blocking for the program.
+		local, remote, ok := tcpAddrs(int(stdin.Fd()))
+		if !ok {
 			return 111
 		}
 		if o.Timeout <= 0 {
 			o.RemoteInfo = false
 		}
-		v, ok := tcpenv.ConnEnv(context.Background(), c, o)
-		c.Close()
-		if !ok {
-			return 111
-		}
-		env = apply(environ, v)
+		env = apply(environ, tcpenv.Env(context.Background(), local, remote, o))
 	}
 	path, err := exec.LookPath(args[0])
 	if err != nil {
@@ -123,4 +121,33 @@ func leadingDigits(s string) int64 {
 		n = n*10 + int64(s[i]-'0')
 	}
 	return n
+}
+
+// tcpAddrs returns the two ends of the TCP connection on fd; ok is false
+// when fd is not a TCP socket.
+func tcpAddrs(fd int) (local, remote netip.AddrPort, ok bool) {
+	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+		return local, remote, false
+	}
+	ls, err := unix.Getsockname(fd)
+	if err != nil {
+		return local, remote, false
+	}
+	rs, err := unix.Getpeername(fd)
+	if err != nil {
+		return local, remote, false
+	}
+	local, ok1 := addrPort(ls)
+	remote, ok2 := addrPort(rs)
+	return local, remote, ok1 && ok2
+}
+
+func addrPort(sa unix.Sockaddr) (netip.AddrPort, bool) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), true
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)), true
+	}
+	return netip.AddrPort{}, false
 }

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qmailkit/qmailkit/queue"
+)
+
+// TestUnderInetd: Debian's openbsd-inetd runs qmail-smtpd under tcp-env
+// on a loopback port, as the inetd.conf line qmail's documentation gives
+// ("smtp stream tcp nowait qmaild /var/qmail/bin/tcp-env tcp-env
+// /var/qmail/bin/qmail-smtpd"), and a message sent to it is queued, its
+// Received line naming the client as tcp-env set it.
+func TestUnderInetd(t *testing.T) {
+	inetd, err := exec.LookPath("inetd")
+	if err != nil {
+		if _, err2 := os.Stat("/usr/sbin/inetd"); err2 != nil {
+			t.Skip("no inetd (Debian's openbsd-inetd; .ci/run installs it)")
+		}
+		inetd = "/usr/sbin/inetd"
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("inetd needs root")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if out, err := exec.Command("go", "build", "-o", bin+"/", ".", "../qmail-smtpd", "../qmail-queue").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	home := filepath.Join(dir, "qmail")
+	for name, text := range map[string]string{"me": "inetd.test\n", "rcpthosts": "inetd.test\n"} {
+		p := filepath.Join(home, "control", name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := queue.Open(filepath.Join(home, "queue"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	os.MkdirAll(filepath.Join(home, "bin"), 0o755)
+	if err := os.Symlink(filepath.Join(bin, "qmail-queue"), filepath.Join(home, "bin", "qmail-queue")); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conf := filepath.Join(dir, "inetd.conf")
+	// env(1) puts QMAILHOME in the environment inetd gives (as a qmail
+	// installation would have it in /var/qmail, the default).
+	line := fmt.Sprintf("%s stream tcp nowait root /usr/bin/env env QMAILHOME=%s %s/tcp-env -R %s/qmail-smtpd\n", addr, home, bin, bin)
+	if err := os.WriteFile(conf, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(inetd, "-d", conf) // -d: in the foreground
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inetd does not listen on %s:\n%s", addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// That probe was a connection too: qmail-smtpd ran for it and saw it
+	// go. Now a message.
+	if err := smtp.SendMail(addr, nil, "joe@client.test", []string{"bob@inetd.test"}, []byte("Subject: via inetd\r\n\r\nhello\r\n")); err != nil {
+		t.Fatalf("SMTP through inetd: %v\n%s", err, out.String())
+	}
+	q, err = queue.Open(filepath.Join(home, "queue"), queue.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	st, err := q.Stat()
+	if err != nil || st.Messages != 1 {
+		t.Fatalf("queue: %+v %v, want 1 message", st, err)
+	}
+	// tcp-env's names for 127.0.0.1 (what the system's resolver says),
+	// which qmail-smtpd puts in the Received line.
+	host := "unknown"
+	if names, err := net.DefaultResolver.LookupAddr(context.Background(), "127.0.0.1"); err == nil && len(names) > 0 {
+		host = strings.ToLower(strings.TrimSuffix(names[0], "."))
+	}
+	var found bool
+	filepath.Walk(filepath.Join(home, "queue", "mess"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			by := host
+			if host == "unknown" {
+				by = "127.0.0.1" // qmail-smtpd: TCPLOCALHOST, else TCPLOCALIP
+			}
+			found = strings.Contains(string(b), "Received: from "+host+" ") && strings.Contains(string(b), "(127.0.0.1)\n  by "+by+" with SMTP")
+			if !found {
+				t.Errorf("queued message:\n%s", b)
+			}
+		}
+		return nil
+	})
+	if !found {
+		t.Error("no queued message with the Received line tcp-env's variables give")
+	}
+}
