@@ -81,19 +81,22 @@
 // cannot switch to their uid. In a root process dotqmail.Local runs each
 // delivery in a QMAILHOME/bin/qmail-local child under the recipient's uid,
 // and never delivers as root. examples/qmail-send keeps root, as
-// qmail-send's qmail-lspawn does. examples/mta drops root once its ports
-// are bound and hands its local deliveries (Options.LocalDeliverer) to a
-// helper process that kept root and delivers each under the recipient's
-// uid (internal/lspawn, qmail-lspawn's split), trusting users/cdb only
-// while root owns it and users/ (Init, as root, makes them so, and gives
-// the home itself and control/ to root too, leaving the account only
-// queue/, run/, mail/ and alias/); those deliveries' forwards come back
-// into the queue through a socket in run/, as the queue is not theirs to
-// write. The same
-// helper opens the POP3 mailboxes of users of other uids in an agent
-// running under that uid. A recipient whose user has the process's own
-// uid and gid is delivered in-process even then: a child under that uid
-// would have exactly the process's rights.
+// qmail-send's qmail-lspawn does. A program started as root can instead
+// drop root once its ports are bound, as examples/mta does, with package
+// mta/privsep (qmail-lspawn's split): privsep.Start starts a helper
+// process that keeps root, which is the System's Options.LocalDeliverer
+// and delivers each message under the recipient's uid, trusting users/cdb
+// only while root owns it and users/ (Init, as root, makes them so, and
+// gives the home itself and control/ to root too, leaving the account
+// only queue/, run/, mail/ and alias/; privsep.CheckUsers, CheckControl
+// and CheckHome say when an older home is not so); privsep.Drop then
+// makes the process the account's. Those deliveries' forwards come back
+// into the queue through a socket in run/ (System.ServeQueueSocket), as
+// the queue is not theirs to write. The same helper opens the POP3
+// mailboxes of users of other uids in an agent running under that uid
+// (privsep.Helper.OpenMailbox). A recipient whose user has the process's
+// own uid and gid is delivered in-process even then: a child under that
+// uid would have exactly the process's rights.
 //
 // Users authenticate against users/poppasswd (SHA-crypt, or {PLAIN} for
 // entries written by hand; Init stores the demo password as
@@ -177,9 +180,14 @@ type Options struct {
 	// LocalDeliverer, when set, makes the local deliveries in place of
 	// System.Local (whose settings it then does not use): examples/mta,
 	// once it has dropped root, hands them to a helper process that kept
-	// it (internal/lspawn). Recipients whose user has the process's own
+	// it (mta/privsep.Helper). Recipients whose user has the process's own
 	// uid and gid are still delivered by System.Local, in-process.
 	LocalDeliverer LocalDeliverer
+	// Mailboxes, when set, opens the POP3 servers' maildrops (their
+	// OpenMailbox) in place of the server's own in-process opening:
+	// *privsep.Helper, so that each user's Maildir is read under that
+	// user's uid.
+	Mailboxes MailboxOpener
 	// Aliases is the path of a fastforward database (what newaliases
 	// makes of /etc/aliases, package aliases) that the catch-all alias
 	// user's .qmail-default runs "fastforward -d" on (examples/mta
@@ -209,6 +217,12 @@ type Options struct {
 	// and the deliveries' contexts cancelled, which kills a local
 	// delivery's programs and defers it. 0 means one minute.
 	ShutdownTimeout time.Duration
+}
+
+// MailboxOpener gives a POP3 server its OpenMailbox (*privsep.Helper is
+// one).
+type MailboxOpener interface {
+	OpenMailbox(srv *pop3.Server) func(ctx context.Context, u *pop3.User) (pop3.Mailbox, error)
 }
 
 // LocalDeliverer delivers a message to one local recipient as
@@ -939,14 +953,18 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 	s.mu.Lock()
 	host, maxConns := s.cfg.Hostname, s.cfg.SMTP.MaxConns
 	s.mu.Unlock()
-	return &pop3.Server{
+	srv := &pop3.Server{
 		Hostname:    host,
 		Auth:        s.Auth(),
 		AuthLimiter: s.AuthLimiter,
 		MaxConns:    maxConns,
 		TLSConfig:   tlsConfig,
 		Logger:      s.logger.With("part", "pop3"),
-	}, nil
+	}
+	if s.opts.Mailboxes != nil {
+		srv.OpenMailbox = s.opts.Mailboxes.OpenMailbox(srv)
+	}
+	return srv, nil
 }
 
 // Auth returns the System's authenticator: Config.Auth as New or the last

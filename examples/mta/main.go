@@ -185,7 +185,6 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,7 +194,7 @@ import (
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/queueadmin"
 	"github.com/qmailkit/qmailkit/mta"
-	"github.com/qmailkit/qmailkit/pop3"
+	"github.com/qmailkit/qmailkit/mta/privsep"
 	"github.com/qmailkit/qmailkit/queue"
 )
 
@@ -357,52 +356,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
-	var lsp *helper
+	var lsp *privsep.Helper
 	if root {
 		// Local deliveries run under each recipient's uid: a helper that
 		// stays root (qmail-lspawn) starts them.
-		if err := checkUsers(*home); err != nil {
+		if err := privsep.CheckUsers(*home); err != nil {
 			// A home from an older mta, whose users/ is the account's:
 			// the helper defers deliveries to other uids until it is fixed.
-			logger.Error("mta: " + err.Error() + ": deliveries under users' uids are deferred until it belongs to root; as root run: " + usersFix(*home, gid))
+			logger.Error("mta: " + err.Error() + ": deliveries under users' uids are deferred until it belongs to root; as root run: " + privsep.UsersFix(*home, gid))
 		}
-		if err := checkControl(*home, uid, gid); err != nil {
+		if err := privsep.CheckControl(*home, uid, gid); err != nil {
 			// A home from an older mta, whose control/ is the account's.
-			logger.Warn("mta: "+err.Error()+": the account could rewrite the control files (an open relay) or replace the key; as root run: "+controlFix(*home, gid), "home", *home)
+			logger.Warn("mta: "+err.Error()+": the account could rewrite the control files (an open relay) or replace the key; as root run: "+privsep.ControlFix(*home, gid), "home", *home)
 		}
-		if err := checkHome(*home, uid, gid); err != nil {
+		if err := privsep.CheckHome(*home, uid, gid); err != nil {
 			// A home from an older mta, which the account owns: it could
 			// rename control/ or users/ away and make its own.
-			logger.Warn("mta: "+err.Error()+": the account could replace control/ (an open relay, its own key) or users/; as root run: "+homeFix(*home), "home", *home)
+			logger.Warn("mta: "+err.Error()+": the account could replace control/ (an open relay, its own key) or users/; as root run: "+privsep.HomeFix(*home), "home", *home)
 		}
-		if err := makeRunDir(*home, uid, gid); err != nil {
+		if err := privsep.MakeRunDir(*home, uid, gid); err != nil {
 			return fail(err)
 		}
 		if fi, err := os.Stat(*home); err == nil && fi.Mode()&0o001 == 0 {
 			logger.Warn("mta: the home is not searchable by others (chmod o+x): forwards from deliveries under users' uids will fail", "home", *home)
 		}
-		if dir, ok := othersCanRun(program); !ok {
+		if dir, ok := privsep.OthersCanRun(program); !ok {
 			// go run's build directory is root's alone, for one.
 			logger.Warn("mta: other users cannot run this program ("+dir+" is not o+x): deliveries under other users' uids will be deferred; build it (go build -o /usr/local/bin/mta ./examples/mta) into a directory every user can reach", "program", program)
 		}
-		// Pdeathsig is sent when the thread that started the helper ends:
-		// keep this goroutine on its thread, which then lives as long as
-		// the process (run is main's goroutine).
-		runtime.LockOSThread()
-		if lsp, err = startHelper(program, *home, *defDelivery, *logFormat, *deliveryTimeout, stderr); err != nil {
+		lsp, err = privsep.Start(privsep.Options{
+			Home:            *home,
+			Program:         program,
+			DefaultDelivery: *defDelivery,
+			DeliveryTimeout: *deliveryTimeout,
+			// The deliveries' forwards queue through bin/qmail-queue.
+			Env:    append(withoutQmailEnv(os.Environ()), "QMAILHOME="+*home, "QMAILQUEUE="+queueProgram(*home)),
+			Logger: logger,
+		})
+		if err != nil {
 			return fail(err)
 		}
 		defer func() {
-			lsp.client.Close() // the helper's end sees EOF and exits
-			select {
-			case <-lsp.exited:
-			case <-time.After(10 * time.Second):
-				logger.Warn("mta: the delivery helper has not exited yet")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := lsp.Stop(ctx); err != nil {
+				logger.Warn("mta: the delivery helper has not exited yet", "err", err)
 			}
 		}()
 		// The ports are bound (25, 587 and 110 need root); nothing else
 		// needs it, and nothing is delivered as root.
-		if err := dropPrivileges(uid, gid); err != nil {
+		if err := privsep.Drop(uid, gid); err != nil {
 			return fail(err)
 		}
 		logger.Info("mta: running as an unprivileged account; local deliveries under the recipients' uids", "uid", uid, "gid", gid)
@@ -430,7 +433,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		opts.SendLogger = slog.New(queue.NewLogHandler(logOut, true))
 	}
 	if lsp != nil {
-		opts.LocalDeliverer = lsp.client
+		opts.LocalDeliverer = lsp
+		opts.Mailboxes = lsp // each POP3 user's Maildir read under that user's uid
 	}
 	sys, err := mta.Open(*home, opts)
 	if err != nil {
@@ -439,7 +443,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	defer sys.Close()
 	var helperGone <-chan struct{}
 	if lsp != nil {
-		helperGone = lsp.client.Done()
+		helperGone = lsp.Done()
 	}
 	// The way into the queue for what may not write it, or should not:
 	// the forwards of deliveries (under other uids as root), sendmail and
@@ -490,9 +494,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
-	if lsp != nil {
-		srv.POP3.OpenMailbox = openMailbox(srv.POP3, lsp.client, uid, gid)
-	}
 	banner(stdout, *home, created, demo, ls, metricsL, root)
 	if metricsL != nil {
 		mux := http.NewServeMux()
@@ -541,7 +542,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			// Without its helper the mta cannot deliver locally (it is
 			// no longer root to start another): stop, so that a
 			// supervisor restarts it; nothing queued is lost.
-			logger.Error("mta: the delivery helper is gone; stopping", "err", lsp.client.Err())
+			logger.Error("mta: the delivery helper is gone; stopping", "err", lsp.Err())
 			cancel()
 			<-done
 			return 1
@@ -607,46 +608,6 @@ func createAccount(name string) error {
 			return nil // made meanwhile, by another start
 		}
 		return fmt.Errorf("useradd: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
-}
-
-// openMailbox is the POP3 server's OpenMailbox for a root-started mta: a
-// user whose uid and gid are the mta's own is opened in-process, as
-// pop3.Server does by default; any other through a mailbox agent that the
-// helper runs under the user's uid and gid, so that the kernel checks the
-// user's rights on every file of the maildrop (qmail-pop3d runs after
-// checkpassword's setuid).
-func openMailbox(srv *pop3.Server, c *lspawn.Client, uid, gid int) func(context.Context, *pop3.User) (pop3.Mailbox, error) {
-	return func(ctx context.Context, u *pop3.User) (pop3.Mailbox, error) {
-		if u.UID != uid || u.GID != gid {
-			return c.OpenMailbox(ctx, u.Name, srv.SeenOnRetr)
-		}
-		path := u.Maildir
-		if path == "" {
-			if u.Home == "" {
-				return nil, errors.New("pop3: user has no home directory")
-			}
-			path = filepath.Join(u.Home, "Maildir")
-		}
-		return pop3.OpenMaildir(path, pop3.MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
-	}
-}
-
-// dropPrivileges makes every thread of the process run as uid and gid,
-// with no supplementary groups (Linux applies these to all threads).
-func dropPrivileges(uid, gid int) error {
-	if err := syscall.Setgroups(nil); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
-	}
-	if err := syscall.Setgid(gid); err != nil {
-		return fmt.Errorf("setgid: %w", err)
-	}
-	if err := syscall.Setuid(uid); err != nil {
-		return fmt.Errorf("setuid: %w", err)
-	}
-	if os.Getuid() != uid || os.Geteuid() != uid {
-		return errors.New("setuid did not take")
 	}
 	return nil
 }

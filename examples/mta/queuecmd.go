@@ -63,6 +63,7 @@ import (
 	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/queueadmin"
 	"github.com/qmailkit/qmailkit/mta"
+	"github.com/qmailkit/qmailkit/mta/privsep"
 	"github.com/qmailkit/qmailkit/queue"
 )
 
@@ -160,7 +161,7 @@ func (c *queueCmd) offline(readOnly bool) (*queue.Queue, error) {
 		return nil, err
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Getuid() == 0 && st.Uid != 0 && !readOnly {
-		if err := dropPrivileges(int(st.Uid), int(st.Gid)); err != nil {
+		if err := privsep.Drop(int(st.Uid), int(st.Gid)); err != nil {
 			return nil, err
 		}
 	}

@@ -185,6 +185,13 @@ func serveQueueSocket(sys *mta.System, home string) (stop func(), err error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); !fi.IsDir() || !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%s must be a directory of root's that only root may write", run)
 	}
+	// Every user must reach the socket, whatever the umask (qmail-start's
+	// is 077).
+	if fi.Mode().Perm() != 0o755 {
+		if err := os.Chmod(run, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	return sys.ServeQueueSocket(lspawn.QueueSocket(home), 0o666, qmailqueue.Namer())
 }
 

@@ -6,8 +6,9 @@
 // owns the queue takes back the messages those children forward, sent by
 // [Enqueue] from a qmail-queue compatible program.
 //
-// examples/mta uses it when started as root: it starts a helper, a copy of
-// itself that stays root and serves the Client, then drops root.
+// Package mta/privsep is built on it: a program started as root starts a
+// helper, a copy of itself that stays root and serves the Server's end,
+// keeps the Client, and drops root (examples/mta does so).
 //
 // # Format
 //

@@ -1,11 +1,14 @@
 // Package smtptest runs the full smtpserver engine on 127.0.0.1 for tests,
 // as net/http/httptest does for HTTP: start it in one line, send mail to it
-// with any client, and inspect what it accepted.
+// with any client, script how it answers, and inspect what it accepted and
+// what each connection was told.
 //
 //	srv := smtptest.NewServer(t)
-//	// ... code under test sends mail to srv.Addr ...
+//	srv.Script(smtptest.OnAttempt(1).At(smtptest.StageData).Reply(451, "4.3.0", "try later"))
+//	// ... code under test sends mail to srv.Addr, and retries ...
 //	msgs := srv.WaitMessages(1, 5*time.Second)
 //	if msgs[0].To[0] != "bob@example.com" { ... }
+//	for _, a := range srv.Attempts() { t.Log(a) }
 //
 // The server offers what a real one does: PIPELINING, 8BITMIME, SIZE,
 // ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING; STARTTLS with the [TLS] option,
@@ -14,9 +17,29 @@
 // net/smtp.SendMail use STARTTLS whenever it is offered and would reject
 // the unknown certificate); AUTH PLAIN and LOGIN with the [Users] option
 // (also without TLS, as the client is on loopback); and LMTP with the
-// [LMTP] option. It accepts mail for every
-// domain. It can refuse chosen recipients or messages and delay replies,
-// to test a client's error handling, and it stops when the test ends.
+// [LMTP] option. It accepts mail for every domain, and stops when the test
+// ends ([NewServer]) or when [Server.Close] is called ([NewUnstarted] and
+// [Server.Start], for code without a testing.TB, such as an Example).
+//
+// # Scripts
+//
+// [Server.Script] changes the server's answers at a [Stage] of the session
+// (the greeting, MAIL, RCPT, the DATA command, after the message), for
+// chosen addresses, attempts and a number of times: a reply of its own
+// (4xx or 5xx), a dropped connection, or a delay. An attempt is one
+// connection: a client that retries after a temporary failure makes a new
+// attempt, and [OnAttempt] scripts them one by one ("451 then 250");
+// [Rule.Times] does the same within one connection.
+//
+// # Records
+//
+// Every connection is recorded as an [Attempt], refused or not: the
+// client's address, the greeting, HELO, each MAIL and RCPT with its reply,
+// the reply that ended DATA, and the message when it was sent whole.
+// [Server.Messages] lists the accepted messages; each [Message] holds the
+// bytes the client sent after DATA exactly ([Message.Raw]: CRLF line ends,
+// dot-stuffing removed, no header added) as well as the form a queue
+// stores ([Message.Data]).
 package smtptest
 
 import (
@@ -29,11 +52,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"io"
+	"fmt"
 	"math/big"
 	"net"
 	"net/mail"
-	"strings"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -41,24 +64,38 @@ import (
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
-// Message is a message the server accepted.
+// Message is a message the server received whole.
 type Message struct {
 	// From and To are the envelope (To after RELAYCLIENT, in RCPT order).
 	From string
 	To   []string
-	// Data is the message as the server queued it: its Received line, then
-	// the data with CRLF turned into LF and dot-stuffing removed.
+	// Raw is the message exactly as the client sent it after DATA: CRLF
+	// line ends kept, dot-stuffing removed, the final "." line left out,
+	// nothing added (with BDAT, the chunks' bytes joined).
+	Raw []byte
+	// Data is the message as the server queued it, what an Enqueuer
+	// reads: the server's Received line, then the data with CRLF turned
+	// into LF.
 	Data []byte
 	// Helo, User and TLS describe the session: the HELO/EHLO argument, the
 	// AUTH user, and whether STARTTLS was used.
 	Helo string
 	User string
 	TLS  bool
-	// ID is the id given in the 250 reply.
+	// Attempt is the number of the attempt (connection) that sent it.
+	Attempt int
+	// ID is the id given in the 250 reply ("" for a refused message).
 	ID string
 }
 
-// Header parses the message's header.
+// Parse parses Raw as an RFC 5322 message: its header, and its body as
+// the client sent it (CRLF line ends).
+func (m Message) Parse() (*mail.Message, error) {
+	return mail.ReadMessage(bytes.NewReader(m.Raw))
+}
+
+// Header parses the header of Data: the server's Received line first,
+// then the client's header.
 func (m Message) Header() (mail.Header, error) {
 	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
 	if err != nil {
@@ -67,12 +104,45 @@ func (m Message) Header() (mail.Header, error) {
 	return msg.Header, nil
 }
 
-// Body returns the message's body, after the blank line.
+// Body returns the body of Data, after the blank line, with LF line ends.
+// Raw has it as sent.
 func (m Message) Body() []byte {
 	if i := bytes.Index(m.Data, []byte("\n\n")); i >= 0 {
 		return m.Data[i+2:]
 	}
 	return nil
+}
+
+// rawMessage turns what the Enqueuer read back into what the client sent:
+// without the server's Received line, LF turned back into CRLF. This is
+// exact because the server refuses a bare LF in the data (the only LF it
+// stores is the one of a CRLF), and stores a bare CR as it is.
+//
+// The Received line is the header field at the start of data (its lines
+// up to one not followed by a space or tab), and no longer than first,
+// the bytes of the Enqueuer's first read (0: unknown): smtpserver gives
+// its Received line in reads of its own, so that a message whose first
+// line starts with a space is not taken for the field's continuation.
+func rawMessage(data []byte, first int) []byte {
+	if bytes.HasPrefix(data, []byte("Received:")) {
+		i := 0
+		for {
+			j := bytes.IndexByte(data[i:], '\n')
+			if j < 0 {
+				i = len(data)
+				break
+			}
+			i += j + 1
+			if i >= len(data) || data[i] != ' ' && data[i] != '\t' {
+				break
+			}
+		}
+		if first > 0 && first < i {
+			i = first
+		}
+		data = data[i:]
+	}
+	return bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
 }
 
 // Option configures a server.
@@ -100,52 +170,61 @@ func Users(users map[string]string) Option {
 }
 
 // Configure lets the test change the engine before it starts (limits,
-// policy hooks, rcpthosts, ...).
+// policy hooks, rcpthosts, ...). CheckSender and CheckRecipient set here
+// are called after the script, for the commands it leaves to the server;
+// the Enqueuer is the test server's own.
 func Configure(f func(*smtpserver.Server)) Option { return func(s *Server) { f(s.Engine) } }
 
-// Stage names a reply that can be delayed.
-type Stage int
-
-const (
-	// StageMail delays the reply to MAIL.
-	StageMail Stage = iota
-	// StageRcpt delays the reply to RCPT.
-	StageRcpt
-	// StageData delays the reply after the data.
-	StageData
-)
-
-// Server is a running test server.
+// Server is a test server.
 type Server struct {
-	// Addr is "127.0.0.1:port".
+	// Addr is "127.0.0.1:port", set by Start.
 	Addr string
 	// Engine is the smtpserver.Server being run; change it only through
-	// Configure.
+	// Configure, or between NewUnstarted and Start.
 	Engine *smtpserver.Server
 	// Certificate is the server's self-signed certificate.
 	Certificate *x509.Certificate
 
-	t         testing.TB
+	t         testing.TB // nil without NewServer
 	tlsConfig *tls.Config
+	certErr   error
 	l         net.Listener
 	done      chan error
-	mu        sync.Mutex
-	msgs      []Message
-	changed   chan struct{}
-	failRcpt  map[string]error
-	failMsg   func(Message) error
-	delays    map[Stage]time.Duration
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup // sessions refused at the greeting
+
+	mu       sync.Mutex
+	started  bool
+	msgs     []Message
+	changed  chan struct{}
+	rules    []*rule
+	attempts []*Attempt
+	n        int              // attempts numbered so far
+	live     map[string]*conn // open connections by client address
 }
 
 // NewServer starts a server on 127.0.0.1 for the test; it is shut down
-// when the test ends.
+// when the test ends. A failure to start fails the test.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	s := NewUnstarted(opts...)
+	s.t = t
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewUnstarted returns a server that does not listen yet, for code that has
+// no testing.TB (an Example, a program) or must change Engine first: call
+// Start, and Close when done.
+func NewUnstarted(opts ...Option) *Server {
 	s := &Server{
-		t:        t,
-		changed:  make(chan struct{}),
-		failRcpt: map[string]error{},
-		delays:   map[Stage]time.Duration{},
+		changed: make(chan struct{}),
+		closing: make(chan struct{}),
+		live:    map[string]*conn{},
 		Engine: &smtpserver.Server{
 			Hostname:       "localhost",
 			OpenRelay:      true,
@@ -160,59 +239,78 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	}
 	cert, x, err := selfSigned()
 	if err != nil {
-		t.Fatalf("smtptest: certificate: %v", err)
+		s.certErr = fmt.Errorf("smtptest: certificate: %w", err)
 	}
 	s.Certificate = x
 	s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	for _, o := range opts {
 		o(s)
 	}
-	s.Engine.Enqueuer = smtpserver.EnqueuerFunc(s.enqueue)
-	userSender := s.Engine.CheckSender
-	s.Engine.CheckSender = func(ctx context.Context, ss *smtpserver.Session, from string) error {
-		s.sleep(ctx, StageMail)
-		if userSender != nil {
-			return userSender(ctx, ss, from)
-		}
-		return nil
-	}
-	userRcpt := s.Engine.CheckRecipient
-	s.Engine.CheckRecipient = func(ctx context.Context, ss *smtpserver.Session, to string) error {
-		s.sleep(ctx, StageRcpt)
-		s.mu.Lock()
-		err := s.failRcpt[strings.ToLower(to)]
-		s.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		if userRcpt != nil {
-			return userRcpt(ctx, ss, to)
-		}
-		return nil
-	}
-	s.l, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("smtptest: listen: %v", err)
-	}
-	s.Addr = s.l.Addr().String()
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.Engine.Serve(s.l) }()
-	t.Cleanup(s.Close)
 	return s
 }
 
-// Close shuts the server down (also done when the test ends).
+// Start listens on 127.0.0.1 and serves until Close.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	started := s.started
+	s.started = true
+	s.mu.Unlock()
+	if started {
+		return errors.New("smtptest: server already started")
+	}
+	if s.certErr != nil {
+		return s.certErr
+	}
+	s.installHooks()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("smtptest: listen: %w", err)
+	}
+	s.l = &listener{Listener: l, s: s}
+	s.Addr = l.Addr().String()
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.Engine.Serve(s.l) }()
+	return nil
+}
+
+// Close shuts the server down, waiting up to 5 s for sessions to finish
+// the message they are receiving (done when the test ends, for NewServer).
 func (s *Server) Close() {
-	if s.done == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Engine.Shutdown(ctx); err != nil {
-		s.Engine.Close()
-	}
-	<-s.done
-	s.done = nil
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		if s.done == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Engine.Shutdown(ctx); err != nil {
+			s.Engine.Close()
+		}
+		<-s.done
+		s.mu.Lock()
+		var open []*conn
+		for _, c := range s.live {
+			open = append(open, c)
+		}
+		s.mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+		s.wg.Wait()
+	})
+}
+
+// Host returns the server's IP address, "127.0.0.1".
+func (s *Server) Host() string {
+	h, _, _ := net.SplitHostPort(s.Addr)
+	return h
+}
+
+// Port returns the server's port.
+func (s *Server) Port() int {
+	_, p, _ := net.SplitHostPort(s.Addr)
+	n, _ := strconv.Atoi(p)
+	return n
 }
 
 // ClientTLSConfig returns a client configuration that trusts the server's
@@ -223,105 +321,21 @@ func (s *Server) ClientTLSConfig() *tls.Config {
 	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
 
-// FailRecipient makes RCPT for addr (case-insensitive) fail with r; a zero
-// Reply removes the failure.
-func (s *Server) FailRecipient(addr string, r smtpserver.Reply) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r.Code == 0 {
-		delete(s.failRcpt, strings.ToLower(addr))
-		return
+// now is the engine's clock.
+func (s *Server) now() time.Time {
+	if s.Engine.Now != nil {
+		return s.Engine.Now()
 	}
-	s.failRcpt[strings.ToLower(addr)] = r
+	return time.Now()
 }
 
-// FailMessages decides, for each message received, whether to refuse it
-// after the data: a non-nil error is the reply (a smtpserver.Reply gives it
-// exactly; in LMTP mode a smtpserver.RecipientErrors refuses recipients one
-// by one). Nil f accepts everything again.
-func (s *Server) FailMessages(f func(Message) error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failMsg = f
-}
-
-// Delay delays the replies of a stage by d (0 removes the delay).
-func (s *Server) Delay(stage Stage, d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delays[stage] = d
-}
-
-func (s *Server) sleep(ctx context.Context, st Stage) {
-	s.mu.Lock()
-	d := s.delays[st]
-	s.mu.Unlock()
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Reader) (string, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return "", err
-	}
-	m := Message{From: from, To: append([]string(nil), to...), Data: data}
-	if ss := smtpserver.SessionFrom(ctx); ss != nil {
-		m.Helo, m.User, m.TLS = ss.Helo, ss.User, ss.TLS != nil
-	}
-	s.sleep(ctx, StageData)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failMsg != nil {
-		if err := s.failMsg(m); err != nil {
-			var each smtpserver.RecipientErrors
-			if !errors.As(err, &each) {
-				return "", err
-			}
-			// LMTP: keep the message for the recipients that succeeded.
-			var ok []string
-			for i, e := range each {
-				if e == nil && i < len(m.To) {
-					ok = append(ok, m.To[i])
-				}
-			}
-			if len(ok) > 0 {
-				m.To = ok
-				s.add(m)
-			}
-			return "", err
-		}
-	}
-	return s.add(m), nil
-}
-
-// add records m and returns its id; s.mu is held.
+// add records m as accepted and returns its id; s.mu is held.
 func (s *Server) add(m Message) string {
-	m.ID = "smtptest." + itoa(len(s.msgs)+1)
+	m.ID = "smtptest." + strconv.Itoa(len(s.msgs)+1)
 	s.msgs = append(s.msgs, m)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return m.ID
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }
 
 // Messages returns the messages accepted so far, in order.
@@ -331,35 +345,47 @@ func (s *Server) Messages() []Message {
 	return append([]Message(nil), s.msgs...)
 }
 
-// WaitMessages waits until at least n messages were accepted and returns
-// them all; after timeout it fails the test.
-func (s *Server) WaitMessages(n int, timeout time.Duration) []Message {
-	s.t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+// Wait waits until at least n messages were accepted and returns them
+// all, or returns those accepted so far with ctx's error.
+func (s *Server) Wait(ctx context.Context, n int) ([]Message, error) {
 	for {
 		s.mu.Lock()
-		if len(s.msgs) >= n {
-			out := append([]Message(nil), s.msgs...)
-			s.mu.Unlock()
-			return out
-		}
-		ch, got := s.changed, len(s.msgs)
+		out := append([]Message(nil), s.msgs...)
+		ch := s.changed
 		s.mu.Unlock()
+		if len(out) >= n {
+			return out, nil
+		}
 		select {
 		case <-ch:
-		case <-deadline.C:
-			s.t.Fatalf("smtptest: %d messages after %v, want %d", got, timeout, n)
-			return nil
+		case <-ctx.Done():
+			return out, fmt.Errorf("smtptest: %d messages, want %d: %w", len(out), n, ctx.Err())
 		}
 	}
 }
 
-// Reset forgets the messages received so far.
+// WaitMessages waits until at least n messages were accepted and returns
+// them all. After timeout it fails the test (NewServer), or returns those
+// accepted so far (NewUnstarted: len tells).
+func (s *Server) WaitMessages(n int, timeout time.Duration) []Message {
+	if s.t != nil {
+		s.t.Helper()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	msgs, err := s.Wait(ctx, n)
+	if err != nil && s.t != nil {
+		s.t.Fatalf("smtptest: %d messages after %v, want %d", len(msgs), timeout, n)
+	}
+	return msgs
+}
+
+// Reset forgets the messages and attempts so far; the next connection is
+// attempt 1 again. The script stays (see ClearScript).
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = nil
+	s.msgs, s.attempts, s.n = nil, nil, 0
 }
 
 func selfSigned() (tls.Certificate, *x509.Certificate, error) {

@@ -1,4 +1,4 @@
-package main
+package privsep
 
 import (
 	"errors"
@@ -65,31 +65,31 @@ func TestTrustUsersCDB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for name, err := range map[string]error{"trustUsersCDB": trustUsersCDB(cdb, fi), "checkUsers": checkUsers(home)} {
-				var ue *untrustedError
+			for name, err := range map[string]error{"trustUsersCDB": trustUsersCDB(cdb, fi), "CheckUsers": CheckUsers(home)} {
+				var ue *UntrustedError
 				switch {
 				case tt.refused == "" && err != nil:
 					t.Errorf("%s: %v, want trusted", name, err)
 				case tt.refused != "" && !errors.As(err, &ue):
-					t.Errorf("%s: %v, want an *untrustedError", name, err)
-				case tt.refused != "" && !strings.Contains(filepath.Base(ue.path)+": "+ue.reason, tt.refused):
+					t.Errorf("%s: %v, want an *UntrustedError", name, err)
+				case tt.refused != "" && !strings.Contains(filepath.Base(ue.Path)+": "+ue.Reason, tt.refused):
 					t.Errorf("%s: %v, want %q", name, err, tt.refused)
-				case tt.refused != "" && !strings.Contains(ue.report(), ue.path):
-					t.Errorf("%s: report %q does not name %s", name, ue.report(), ue.path)
+				case tt.refused != "" && !strings.Contains(ue.report(), ue.Path):
+					t.Errorf("%s: report %q does not name %s", name, ue.report(), ue.Path)
 				}
 			}
 		})
 	}
 	// No users/cdb: nothing to refuse at start (the helper then asks the
 	// system's passwd only).
-	if err := checkUsers(t.TempDir()); err != nil {
+	if err := CheckUsers(t.TempDir()); err != nil {
 		t.Errorf("no users/cdb: %v", err)
 	}
 }
 
 // TestCheckHome: the start-up check warns when the account can write the
 // home directory itself (an older home, which the account owns), with the
-// command that fixes it; makeRunDir gives such a home the account's run/.
+// command that fixes it; MakeRunDir gives such a home the account's run/.
 func TestCheckHome(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root: files of other owners")
@@ -113,10 +113,10 @@ func TestCheckHome(t *testing.T) {
 			}
 			os.Chown(home, tt.uid, tt.gid)
 			os.Chmod(home, tt.mode)
-			if err := checkHome(home, uid, gid); (err != nil) != tt.bad {
-				t.Errorf("checkHome: %v, want an error %v", err, tt.bad)
+			if err := CheckHome(home, uid, gid); (err != nil) != tt.bad {
+				t.Errorf("CheckHome: %v, want an error %v", err, tt.bad)
 			}
-			if err := makeRunDir(home, uid, gid); err != nil {
+			if err := MakeRunDir(home, uid, gid); err != nil {
 				t.Fatal(err)
 			}
 			fi, err := os.Lstat(filepath.Join(home, "run"))
@@ -128,14 +128,64 @@ func TestCheckHome(t *testing.T) {
 			}
 		})
 	}
-	if fix := homeFix("/var/lib/qmailkit"); fix != "chown root:root /var/lib/qmailkit && chmod 755 /var/lib/qmailkit" {
-		t.Errorf("homeFix: %q", fix)
+	if fix := HomeFix("/var/lib/qmailkit"); fix != "chown root:root /var/lib/qmailkit && chmod 755 /var/lib/qmailkit" {
+		t.Errorf("HomeFix: %q", fix)
 	}
 	// run/ as a symbolic link (the account's, made in an older home) is
 	// refused.
 	home := t.TempDir()
 	os.Symlink("/etc", filepath.Join(home, "run"))
-	if err := makeRunDir(home, uid, gid); err == nil {
-		t.Errorf("makeRunDir took a symbolic link")
+	if err := MakeRunDir(home, uid, gid); err == nil {
+		t.Errorf("MakeRunDir took a symbolic link")
+	}
+}
+
+// TestOthersCanRun: the program and every directory above it must be o+x.
+func TestOthersCanRun(t *testing.T) {
+	// t.TempDir's parent is private: work in a shared directory.
+	base, err := os.MkdirTemp("", "otherscanrun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := OthersCanRun(base); !ok {
+		t.Skipf("%s is not reachable by others here (%s is not o+x)", base, p)
+	}
+	for _, tt := range []struct {
+		name              string
+		dirMode, fileMode os.FileMode
+		bad               string // "" when runnable
+	}{
+		{"shared", 0o755, 0o755, ""},
+		{"private dir", 0o700, 0o755, "dir"},
+		{"private file", 0o755, 0o700, "dir/prog"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := filepath.Join(base, tt.name)
+			if err := os.MkdirAll(filepath.Join(d, "dir"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			prog := filepath.Join(d, "dir", "prog")
+			if err := os.WriteFile(prog, nil, tt.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(prog, tt.fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(d, "dir"), tt.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := OthersCanRun(prog)
+			want := ""
+			if tt.bad != "" {
+				want = filepath.Join(d, tt.bad)
+			}
+			if ok != (tt.bad == "") || got != want {
+				t.Errorf("OthersCanRun = %q, %v; want %q, %v", got, ok, want, tt.bad == "")
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package privsep
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/qmailkit/qmailkit/assign"
 	"github.com/qmailkit/qmailkit/dotqmail"
@@ -25,117 +25,71 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The program's hidden roles, chosen first thing in main: the mta started
-// as root runs a copy of itself that stays root and delivers (qmail-lspawn),
-// which runs it as qmail-local under each recipient's uid (by argv[0], as
-// dotqmail.Local names it); run as QMAILHOME/bin/qmail-queue,
-// bin/qmail-inject, bin/sendmail or bin/fastforward (links the mta makes
-// to itself) it is
-// that program, for forwards and for mail from the command line.
-const roleEnv = "QMAILKIT_MTA_ROLE" // "lspawn" or "mailbox"
+// roleEnv names the role of a copy of the program that Start or the
+// helper started: "lspawn" (the helper) or "mailbox" (a mailbox agent).
+// qmail-local children are known by their argv[0], as dotqmail.Local
+// names them.
+const roleEnv = "QMAILKIT_MTA_ROLE"
 
-// makeRunDir makes home's run/ for the account uid, gid (mode 755), as
-// root, when it is missing: homes made before run/ existed. An existing
-// run/ must be a directory (not a symbolic link).
-func makeRunDir(home string, uid, gid int) error {
-	dir := filepath.Join(home, "run")
-	fi, err := os.Lstat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
-		return err
-	}
-	return os.Lchown(dir, uid, gid)
-}
-
-// role runs the program in a hidden role, if it was started in one, and
-// returns its exit code.
-func role() (int, bool) {
+// IsChild reports whether this process is one of the copies of the
+// program that privilege separation starts: the delivery helper ([Start]),
+// a qmail-local child of the helper (argv[0] "qmail-local"), or a mailbox
+// agent. Then the program must run [ChildMain] and exit with its code.
+func IsChild() bool {
 	switch {
 	case filepath.Base(os.Args[0]) == "qmail-local":
-		// Started by the helper, which leads the session it starts its
-		// children in: the first act is a session of its own, so that
-		// no program of the delivery can join the helper's process
-		// group (see reap.go). Anything else (a program running this
-		// one) is refused: the helper spares qmail-local children.
-		if sid, err := unix.Getsid(0); err != nil || os.Getppid() <= 1 || sid != os.Getppid() {
-			fmt.Fprintln(os.Stderr, "qmail-local: started by the delivery helper only. (#4.3.0)")
-			return 111, true
-		}
-		if _, err := unix.Setsid(); err != nil {
-			fmt.Fprintln(os.Stderr, "qmail-local: setsid: "+err.Error()+". (#4.3.0)")
-			return 111, true
-		}
-		syscall.Umask(0o077)
-		return dotqmail.QmailLocal(context.Background(), os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr), true
+		return true
+	case os.Getenv(roleEnv) == "lspawn", os.Getenv(roleEnv) == "mailbox":
+		return true
+	}
+	return false
+}
+
+// ChildMain runs the process in the role IsChild found and returns its
+// exit code, for os.Exit; it returns 2 when the process has no role. It
+// must be the first thing main does (before any file is opened or
+// goroutine started): it marks every inherited descriptor above 2
+// close-on-exec, and the helper's and the agents' sockets are descriptor
+// 3.
+func ChildMain() int {
+	if err := closeOnExec(); err != nil {
+		fmt.Fprintln(os.Stderr, "privsep: marking inherited descriptors close-on-exec: "+err.Error())
+		return 111
+	}
+	switch {
+	case filepath.Base(os.Args[0]) == "qmail-local":
+		return qmailLocalMain(os.Args[1:], os.Stderr)
 	case os.Getenv(roleEnv) == "lspawn":
-		return lspawnMain(os.Args[1:], os.Stderr), true
+		return helperMain(os.Args[1:], os.Stderr)
 	case os.Getenv(roleEnv) == "mailbox":
-		return mailboxMain(os.Args[1:], os.Stderr), true
-	case filepath.Base(os.Args[0]) == "qmail-queue":
-		return queueMain(os.Args[0], os.Getenv("QMAILHOME"), os.Stdin, os.NewFile(1, "envelope")), true
-	case filepath.Base(os.Args[0]) == "qmail-inject", filepath.Base(os.Args[0]) == "sendmail":
-		return injectMain(os.Args, os.Environ()), true
-	case filepath.Base(os.Args[0]) == "fastforward":
-		return fastforwardMain(os.Args, os.Environ()), true
+		return mailboxMain(os.Args[1:], os.Stderr)
 	}
-	return 0, false
+	fmt.Fprintln(os.Stderr, "privsep: not started as a privilege-separated process")
+	return 2
 }
 
-// helper is the root delivery helper the mta starts before dropping root.
-type helper struct {
-	client *lspawn.Client
-	exited chan struct{} // closed when the process has exited
+// qmailLocalMain is qmail-local, as the helper runs it under a
+// recipient's uid (dotqmail.Local, argv[0] "qmail-local").
+func qmailLocalMain(args []string, stderr io.Writer) int {
+	// Started by the helper, which leads the session it starts its
+	// children in: the first act is a session of its own, so that no
+	// program of the delivery can join the helper's process group (see
+	// reap.go). Anything else (a program running this one) is refused:
+	// the helper spares qmail-local children.
+	if sid, err := unix.Getsid(0); err != nil || os.Getppid() <= 1 || sid != os.Getppid() {
+		fmt.Fprintln(stderr, "qmail-local: started by the delivery helper only. (#4.3.0)")
+		return 111
+	}
+	if _, err := unix.Setsid(); err != nil {
+		fmt.Fprintln(stderr, "qmail-local: setsid: "+err.Error()+". (#4.3.0)")
+		return 111
+	}
+	syscall.Umask(0o077)
+	return dotqmail.QmailLocal(context.Background(), args, os.Environ(), os.Stdin, os.Stdout, stderr)
 }
 
-// startHelper starts program (this program, resolved while root) in the
-// lspawn role, connected by a socketpair, and returns its client. The
-// helper exits when the socket closes; Pdeathsig kills it should this
-// process die first.
-func startHelper(program, home, defaultDelivery, logFormat string, deliveryTimeout time.Duration, stderr io.Writer) (*helper, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
-	}
-	mine, theirs := os.NewFile(uintptr(fds[0]), "lspawn"), os.NewFile(uintptr(fds[1]), "lspawn")
-	defer mine.Close()
-	defer theirs.Close()
-	cmd := exec.Command(program, "-home", home, "-defaultdelivery", defaultDelivery, "-program", program, "-log", logFormat,
-		"-deliverytimeout", deliveryTimeout.String())
-	cmd.Env = append(withoutQmailEnv(os.Environ()), roleEnv+"=lspawn")
-	cmd.ExtraFiles = []*os.File{theirs} // descriptor 3
-	cmd.Stderr = stderr
-	cmd.Dir = "/"
-	// A session of its own: no terminal's signals, and the processes it
-	// kills (see reap.go) cannot be in the terminal's groups.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the delivery helper: %w", err)
-	}
-	h := &helper{exited: make(chan struct{})}
-	go func() {
-		cmd.Wait()
-		close(h.exited)
-	}()
-	c, err := net.FileConn(mine)
-	if err != nil {
-		return nil, fmt.Errorf("delivery helper: %w", err) // theirs closes: the helper exits
-	}
-	h.client = lspawn.NewClient(c.(*net.UnixConn))
-	return h, nil
-}
-
-// withoutQmailEnv drops the variables the roles set from env.
+// withoutQmailEnv drops from env the variables that say where a home and
+// its qmail-queue are, and privilege separation's own.
 func withoutQmailEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
@@ -148,13 +102,25 @@ func withoutQmailEnv(env []string) []string {
 	return out
 }
 
-// lspawnMain is the helper: it stays root and serves the mta's local
+// withoutRole drops roleEnv from env.
+func withoutRole(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if name, _, _ := strings.Cut(kv, "="); name != roleEnv {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// helperMain is the helper: it stays root and serves the parent's local
 // deliveries on descriptor 3, each through dotqmail.Local, which runs
-// program as qmail-local under the recipient's uid and refuses uid 0. The
-// qmail-local children's forwards run program as qmail-queue, which hands
-// them to the mta over lspawn.QueueSocket(home).
-func lspawnMain(args []string, stderr io.Writer) int {
-	// The mta stops first and then closes the socket: a terminal's ^C
+// -program as qmail-local under the recipient's uid and refuses uid 0,
+// with the helper's environment (Options.Env); and it starts the mailbox
+// agents. It logs JSON lines on stderr, which Start's relay hands to the
+// parent's Logger.
+func helperMain(args []string, stderr io.Writer) int {
+	// The parent stops first and then closes the socket: a terminal's ^C
 	// must not end deliveries under way.
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	fs := flag.NewFlagSet("mta lspawn", flag.ContinueOnError)
@@ -162,18 +128,12 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	home := fs.String("home", "", "home directory")
 	def := fs.String("defaultdelivery", "./Maildir/", "default delivery")
 	program := fs.String("program", "", "this program")
-	logFormat := fs.String("log", "text", "log format")
 	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "time limit of a delivery")
 	if err := fs.Parse(args); err != nil || *home == "" || *program == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "mta lspawn: started by the mta only")
 		return 2
 	}
-	var logger *slog.Logger
-	if *logFormat == "json" {
-		logger = slog.New(slog.NewJSONHandler(stderr, nil))
-	} else {
-		logger = slog.New(slog.NewTextHandler(stderr, nil))
-	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	if os.Geteuid() != 0 {
 		logger.Error("mta lspawn: not root")
 		return 1
@@ -187,6 +147,7 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	}
 	conn, ok := c.(*net.UnixConn)
 	if !ok {
+		c.Close()
 		logger.Error("mta lspawn: descriptor 3 is not a unix socket")
 		return 1
 	}
@@ -194,14 +155,11 @@ func lspawnMain(args []string, stderr io.Writer) int {
 	// users/cdb is believed only while root's (see trust.go).
 	users := &assign.Users{CDB: filepath.Join(*home, "users", "cdb"), Passwd: assign.SystemPasswd{}, Trust: trustUsersCDB}
 	defer users.Close()
-	env := append(withoutQmailEnv(os.Environ()),
-		"QMAILHOME="+*home,
-		"QMAILQUEUE="+queueProgram(*home))
 	local := &dotqmail.Local{
 		Users:           mta.UsersAdapter(users),
 		DefaultDelivery: *def,
 		Program:         *program,
-		Env:             env,
+		Env:             withoutRole(os.Environ()),
 	}
 	agents := &lspawn.Agents{
 		Lookup: func(name string) (lspawn.MailboxUser, error) {
@@ -244,7 +202,7 @@ func lspawnMain(args []string, stderr io.Writer) int {
 // lookupMailbox finds user name in users/poppasswd (at path) for a
 // mailbox agent: the helper reads the file itself, believing it only while
 // it and users/ belong to root and only root may write them, as for
-// users/cdb, and never takes a uid or home from the mta.
+// users/cdb, and never takes a uid or home from its parent.
 func lookupMailbox(path, name string) (lspawn.MailboxUser, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -266,8 +224,8 @@ func lookupMailbox(path, name string) (lspawn.MailboxUser, error) {
 
 // mailboxMain is a mailbox agent: started by the helper under a POP3
 // user's uid and gid, it opens the user's Maildir with the user's rights
-// and serves it to the mta on descriptor 3 (lspawn.ServeMailbox) until
-// the mta closes it or -lifetime is up.
+// and serves it to the helper's parent on descriptor 3
+// (lspawn.ServeMailbox) until the parent closes it or -lifetime is up.
 func mailboxMain(args []string, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	syscall.Umask(0o077)
@@ -280,20 +238,23 @@ func mailboxMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mta mailbox: started by the delivery helper only")
 		return 2
 	}
+	// Its stderr is the helper's: JSON lines for the relay.
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	if os.Geteuid() == 0 {
-		fmt.Fprintln(stderr, "mta mailbox: refusing to run as root")
+		logger.Error("mta mailbox: refusing to run as root")
 		return 1
 	}
 	f := os.NewFile(3, "mailbox")
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		fmt.Fprintln(stderr, "mta mailbox: descriptor 3: "+err.Error())
+		logger.Error("mta mailbox: descriptor 3: " + err.Error())
 		return 1
 	}
 	conn, ok := c.(*net.UnixConn)
 	if !ok {
-		fmt.Fprintln(stderr, "mta mailbox: descriptor 3 is not a unix socket")
+		c.Close()
+		logger.Error("mta mailbox: descriptor 3 is not a unix socket")
 		return 1
 	}
 	defer conn.Close()
@@ -307,7 +268,7 @@ func mailboxMain(args []string, stderr io.Writer) int {
 		return pop3.OpenMaildir(*path, pop3.MaildirOptions{User: owner, Lock: true, WireSizes: true, Seen: *seen, MissingOK: true})
 	})
 	if err != nil && !errors.Is(err, pop3.ErrInUse) {
-		fmt.Fprintln(stderr, "mta mailbox: "+err.Error())
+		logger.Error("mta mailbox: "+err.Error(), "uid", os.Getuid())
 		return 1
 	}
 	return 0
@@ -320,7 +281,7 @@ func mailboxMain(args []string, stderr io.Writer) int {
 func refusalReporter(l lspawn.Deliverer, logger *slog.Logger) lspawn.Deliverer {
 	return lspawn.DelivererFunc(func(ctx context.Context, sender, recipient string, msg io.Reader) (dotqmail.Result, error) {
 		res, err := l.Deliver(ctx, sender, recipient, msg)
-		var ue *untrustedError
+		var ue *UntrustedError
 		if errors.As(err, &ue) {
 			res.Report = ue.report()
 			logger.Error("mta lspawn: deferring a delivery: "+ue.Error()+"; it must belong to root and be writable by root alone", "recipient", recipient)
@@ -329,18 +290,31 @@ func refusalReporter(l lspawn.Deliverer, logger *slog.Logger) lspawn.Deliverer {
 	})
 }
 
-// othersCanRun reports whether a user other than the owner can execute
-// program: every directory on its path searchable, and the file executable,
-// by others. qmail-local children run it under the recipients' uids.
-// Otherwise it returns the first path that is not.
-func othersCanRun(program string) (string, bool) {
-	for p := program; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil || fi.Mode().Perm()&0o001 == 0 {
-			return p, false
+// closeOnExec marks every descriptor of the process above 2 close-on-exec,
+// so that none that the program was started with (a supervisor's, a
+// shell's, a test harness's) reaches the programs a role starts:
+// qmail-local and the users' programs under it, the mailbox agents. What a
+// role is handed on purpose (descriptor 3) it takes as a close-on-exec
+// copy (net.FileConn) and closes.
+func closeOnExec() error {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		fd, err := strconv.Atoi(name)
+		if err != nil || fd <= 2 {
+			continue
 		}
-		if p == filepath.Dir(p) {
-			return "", true
+		// The directory's own descriptor, closed meanwhile, gives EBADF.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return err
 		}
 	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package privsep
 
 import (
 	"log/slog"

@@ -1,4 +1,4 @@
-package main
+package privsep
 
 import (
 	"cmp"
@@ -19,7 +19,7 @@ import (
 // The helper bounds what users' deliveries leave running. A delivery's
 // qmail-local child runs each program in a process group of its own and
 // kills it at its time limit; the helper kills the qmail-local child at
-// the delivery's (lspawn.Server.DeliveryTimeout) and when the mta goes
+// the delivery's (lspawn.Server.DeliveryTimeout) and when its parent goes
 // away. A program whose qmail-local child is gone, or that a program left
 // behind (a background job), is then an orphan: the helper is a child
 // subreaper (prctl(2) PR_SET_CHILD_SUBREAPER), so orphans become its
@@ -27,7 +27,7 @@ import (
 // when they lead one) as soon as it sees them, at every SIGCHLD and every
 // few seconds, and reaps them. Each qmail-local child and each mailbox
 // agent starts a session of its own (qmail-local as its first act, see
-// role; the agents by lspawn.Agents), so no program can join the
+// qmailLocalMain; the agents by lspawn.Agents), so no program can join the
 // helper's process group (setpgid(2) into another session fails with
 // EPERM). The helper's own children are then: a child still in the
 // helper's group (between fork and its setsid), a mailbox agent
