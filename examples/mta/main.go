@@ -403,7 +403,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 				logger.Warn("mta: the delivery helper has not exited yet", "err", err)
 			}
 		}()
-		// The ports are bound (25, 587 and 110 need root); nothing else
+		// The ports are bound (25, 465, 587, 110 and 995 need root); nothing else
 		// needs it, and nothing is delivered as root.
 		if err := privsep.Drop(uid, gid); err != nil {
 			return fail(err)
