@@ -304,32 +304,42 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			}
 		}
 	}()
-	listen := func(addr string) (net.Listener, error) {
+	// Sockets systemd handed over take the place of the flags' addresses,
+	// role by role.
+	handed, err := activated(logger)
+	if err != nil {
+		return fail(err)
+	}
+	listen := func(role, addr string) (net.Listener, error) {
+		if l := handed[role]; l != nil {
+			logger.Info("mta: listening on a socket from systemd", "role", role, "addr", l.Addr().String())
+			return l, nil
+		}
 		if addr == "" {
 			return nil, nil
 		}
 		return net.Listen("tcp", addr)
 	}
-	if ls.SMTP, err = listen(*smtpAddr); err != nil {
+	if ls.SMTP, err = listen("smtp", *smtpAddr); err != nil {
 		return fail(err)
 	}
-	if ls.Submission, err = listen(*subAddr); err != nil {
+	if ls.Submission, err = listen("submission", *subAddr); err != nil {
 		return fail(err)
 	}
-	if ls.Submissions, err = listen(*subsAddr); err != nil {
+	if ls.Submissions, err = listen("submissions", *subsAddr); err != nil {
 		return fail(err)
 	}
-	if ls.POP3, err = listen(*popAddr); err != nil {
+	if ls.POP3, err = listen("pop3", *popAddr); err != nil {
 		return fail(err)
 	}
-	if ls.POP3S, err = listen(*popsAddr); err != nil {
+	if ls.POP3S, err = listen("pop3s", *popsAddr); err != nil {
 		return fail(err)
 	}
-	if ls.LMTP, err = listen(*lmtpAddr); err != nil {
+	if ls.LMTP, err = listen("lmtp", *lmtpAddr); err != nil {
 		return fail(err)
 	}
 	var metricsL net.Listener
-	if metricsL, err = listen(*metricsAddr); err != nil {
+	if metricsL, err = listen("metrics", *metricsAddr); err != nil {
 		return fail(err)
 	}
 	if *home, err = filepath.Abs(*home); err != nil {

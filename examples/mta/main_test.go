@@ -133,13 +133,21 @@ func startMTAFiles(t *testing.T, home string, asNobody bool, extra []*os.File, a
 // startMTAEnv is startMTAFiles with more environment variables.
 func startMTAEnv(t *testing.T, home string, asNobody bool, extra []*os.File, env []string, args ...string) *proc {
 	t.Helper()
+	return startMTAWrapped(t, home, asNobody, nil, extra, env, args...)
+}
+
+// startMTAWrapped is startMTAEnv with the mta started by the program and
+// arguments of wrapper (systemd-socket-activate ...).
+func startMTAWrapped(t *testing.T, home string, nobody bool, wrapper []string, extra []*os.File, env []string, args ...string) *proc {
+	t.Helper()
 	bin := build(t)
-	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-submissions", "127.0.0.1:0", "-pop3", "127.0.0.1:0", "-pop3s", "127.0.0.1:0"}, args...)
-	cmd := exec.Command(bin, args...)
+	args = append([]string{bin, "-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-submissions", "127.0.0.1:0", "-pop3", "127.0.0.1:0", "-pop3s", "127.0.0.1:0"}, args...)
+	args = append(append([]string(nil), wrapper...), args...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}, env...)
 	cmd.ExtraFiles = extra
-	if asNobody {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
+	if nobody {
+		asNobody(cmd)
 	}
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.stderr
@@ -573,4 +581,9 @@ func TestBannerCommands(t *testing.T) {
 		t.Fatalf("fetched:\n%s", out)
 	}
 	p.stop(t)
+}
+
+// asNobody makes cmd run as nobody, with no supplementary groups.
+func asNobody(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}}
 }
