@@ -269,14 +269,25 @@ func (s *Server) authenticate(ctx context.Context, c pop3.Credentials) (*pop3.Us
 	return &pop3.User{Name: c.User, UID: -1, GID: -1}, nil
 }
 
+// lockWait is how long a login waits for the user's previous session to
+// end (a client that dropped its connection and logs in again at once
+// would otherwise race the server noticing the drop).
+const lockWait = 2 * time.Second
+
 // open is the engine's OpenMailbox: the user's maildrop, one session at a
-// time.
+// time; a login while another session holds it waits up to lockWait, then
+// gets -ERR [IN-USE].
 func (s *Server) open(ctx context.Context, u *pop3.User) (pop3.Mailbox, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.users[u.Name]
 	if b == nil {
 		return nil, errors.New("pop3test: no such user")
+	}
+	for deadline := time.Now().Add(lockWait); b.locked && time.Now().Before(deadline) && ctx.Err() == nil; {
+		s.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		s.mu.Lock()
 	}
 	if b.locked {
 		return nil, fmt.Errorf("pop3test: %s: %w", u.Name, pop3.ErrInUse)
