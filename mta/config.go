@@ -100,8 +100,8 @@ type Config struct {
 	// DNSBL.Resolver are nil; empty means those of /etc/resolv.conf.
 	DNS []string
 	// DNSBL, when set, is rblsmtpd in front of the SMTP port (not of
-	// submission): clients listed in its DNS lists are refused before
-	// the greeting.
+	// submission): a client its DNS lists name gets rblsmtpd's
+	// conversation, whose every RCPT is refused with the list's text.
 	DNSBL *smtpserver.DNSBL
 
 	// Options are the settings shared with Open: the default delivery,
