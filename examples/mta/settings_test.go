@@ -48,6 +48,7 @@ type smarthost struct {
 	delay    time.Duration
 	refuse   bool // 550 to every RCPT
 	received chan struct{}
+	certPEM  []byte // its certificate, when it has TLS
 }
 
 func newSmarthost(t *testing.T, auth bool, delay time.Duration) *smarthost {
@@ -55,7 +56,9 @@ func newSmarthost(t *testing.T, auth bool, delay time.Duration) *smarthost {
 	h := &smarthost{delay: delay, received: make(chan struct{}, 100)}
 	srv := &smtpserver.Server{Hostname: "smarthost.test", Enqueuer: h, OpenRelay: true}
 	if auth {
-		cert, err := tls.X509KeyPair(testCertPEM(t))
+		certPEM, keyPEM := testCertPEM(t)
+		h.certPEM = certPEM
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -433,4 +436,88 @@ func waitMessages(t *testing.T, md string, n int, p *proc) []string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestTLSHosts: control/tlshosts/HOST.pem (qmail's TLS patch) makes the mta
+// verify its smarthost's certificate against the authorities in the file:
+// with the right one the message goes, with another it is deferred.
+func TestTLSHosts(t *testing.T) {
+	for _, good := range []bool{true, false} {
+		t.Run(fmt.Sprint("good=", good), func(t *testing.T) {
+			h := newSmarthost(t, true, 0)
+			ns := dnstest.New(t, "smarthost.test. 60 IN A 127.0.0.1")
+			home := startMTAHome(t)
+			writeControl(t, home, "smtproutes", fmt.Sprintf(":smarthost.test:%d joe s3cret word\n", h.port))
+			ca := h.certPEM
+			if !good {
+				ca, _ = testCertPEM(t) // another certificate for the same name
+			}
+			os.MkdirAll(filepath.Join(home, "control", "tlshosts"), 0o755)
+			writeControl(t, home, "tlshosts/smarthost.test.pem", string(ca))
+			p := startMTA(t, home, "-dns", ns.Addr)
+			if err := mailtest.Send(p.smtp, "demo@localhost", []string{"friend@remote.test"}, "Subject: tls\r\n\r\nx\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if good {
+				h.wait(t, 1, p)
+				waitLog(t, p, "verified=true")
+			} else {
+				waitLog(t, p, "deferral:")
+				h.mu.Lock()
+				n := len(h.msgs)
+				h.mu.Unlock()
+				if n != 0 || !strings.Contains(p.stderr.String(), "TLS handshake") {
+					t.Errorf("with another authority: %d messages at the smarthost\n%s", n, p.stderr)
+				}
+			}
+			p.stop(t)
+		})
+	}
+}
+
+// TestDSNRequest: a client's DSN request (RFC 3461: RET, ENVID, NOTIFY,
+// ORCPT) to the mta's SMTP port gives, when the remote host refuses, an
+// RFC 3464 report with the envelope id and the original recipient.
+func TestDSNRequest(t *testing.T) {
+	h := newSmarthost(t, false, 0)
+	h.refuse = true
+	home, md := startMTAHomeMaildir(t)
+	writeControl(t, home, "smtproutes", fmt.Sprintf(":127.0.0.1:%d\n", h.port))
+	p := startMTA(t, home)
+	c, err := textproto.Dial("tcp", p.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	step := func(cmd string, want int) string {
+		t.Helper()
+		if cmd != "" {
+			c.PrintfLine("%s", cmd)
+		}
+		_, msg, err := c.ReadResponse(want)
+		if err != nil {
+			t.Fatalf("%q: %v", cmd, err)
+		}
+		return msg
+	}
+	step("", 220)
+	if ehlo := step("EHLO client.test", 250); !strings.Contains(ehlo, "DSN") {
+		t.Fatalf("EHLO does not offer DSN:\n%s", ehlo)
+	}
+	step("MAIL FROM:<"+p.user+"@localhost> RET=HDRS ENVID=QQ314159", 250)
+	step("RCPT TO:<nobody@remote.test> NOTIFY=FAILURE,DELAY ORCPT=rfc822;Nobody@Remote.test", 250)
+	step("DATA", 354)
+	c.PrintfLine("Subject: dsn\r\n\r\nsecret body\r\n.")
+	step("", 250)
+	step("QUIT", 221)
+	msgs := waitMessages(t, md, 1, p)
+	for _, want := range []string{"report-type=delivery-status", "Original-Envelope-Id: QQ314159", "Original-Recipient: rfc822;Nobody@Remote.test", "Action: failed", "Status: 5.1.1", "text/rfc822-headers"} {
+		if !strings.Contains(msgs[0], want) {
+			t.Errorf("the report has no %q:\n%s", want, msgs[0])
+		}
+	}
+	if strings.Contains(msgs[0], "secret body") {
+		t.Errorf("RET=HDRS, but the report returns the body:\n%s", msgs[0])
+	}
+	p.stop(t)
 }
