@@ -1,7 +1,6 @@
 package systemd
 
 import (
-	"fmt"
 	"net"
 	"net/smtp"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,7 +98,7 @@ func TestAcceptYes(t *testing.T) {
 	}
 	argv := strings.Fields(strings.ReplaceAll(string(m[1]), "/var/qmail/bin", bin))
 	cmd := exec.Command(activate, append([]string{"--accept", "--inetd", "-l", addr, "-E", "QMAILHOME=" + home, "-E", "PATH=/usr/bin:/bin"}, argv...)...)
-	var out strings.Builder
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -142,5 +142,22 @@ func TestAcceptYes(t *testing.T) {
 	if received != 2 {
 		t.Errorf("%d messages with a Received line naming 127.0.0.1 (from tcp-env), want 2", received)
 	}
-	fmt.Fprint(&out, "")
+}
+
+// syncBuffer collects a process's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
