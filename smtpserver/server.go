@@ -73,7 +73,12 @@ func (f EnqueuerFunc) Enqueue(ctx context.Context, from string, to []string, msg
 // values.
 type Server struct {
 	// Hostname is qmail's control/me: the default of Greeting and
-	// LocalIPHost. Empty means os.Hostname().
+	// LocalIPHost, and in modern mode the host the Received line names
+	// after "by" (unless the connection's TCPLOCALHOST, tcpserver -l,
+	// names one). Empty means os.Hostname() for Greeting and LocalIPHost,
+	// and the connection's local address (TCPLOCALIP) in the Received
+	// line, which is what qmail-smtpd writes, and what Compat mode
+	// writes whatever Hostname says.
 	Hostname string
 	// Greeting is control/smtpgreeting, the text after "220 ", "250 " and
 	// "221 ". Empty means Hostname.
@@ -279,14 +284,17 @@ func (srv *Server) settings(s *Session) Settings {
 		set = srv.SessionSettings(s)
 	}
 	if set.Greeting == "" || set.LocalIPHost == "" {
-		if set.Hostname == "" {
-			set.Hostname = "localhost"
+		// set.Hostname stays as configured: the Received line names it
+		// only when it was set (receivedBy).
+		host := set.Hostname
+		if host == "" {
+			host = "localhost"
 			if h, err := os.Hostname(); err == nil && h != "" {
-				set.Hostname = h
+				host = h
 			}
 		}
-		set.Greeting = cmp.Or(set.Greeting, set.Hostname)
-		set.LocalIPHost = cmp.Or(set.LocalIPHost, set.Hostname)
+		set.Greeting = cmp.Or(set.Greeting, host)
+		set.LocalIPHost = cmp.Or(set.LocalIPHost, host)
 	}
 	if set.Timeout <= 0 {
 		set.Timeout = 1200 * time.Second
