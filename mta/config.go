@@ -74,7 +74,27 @@ type Config struct {
 	// to change certificates without a reload.
 	TLS *tls.Config
 	// Listeners are where Run serves; a nil listener is not served.
+	// Listeners.Submissions and Listeners.POP3S need TLS.
 	Listeners Listeners
+	// Rules are tcprules databases (tcprules(1): tcpserver's -x cdb), by
+	// listener role: RoleSMTP ("smtp"), RoleSubmission, RoleSubmissions,
+	// RolePOP3, RolePOP3S, RoleLMTP (another key is an error). A
+	// listener's rules refuse clients and set their environment
+	// (RELAYCLIENT, DATABYTES, RBLSMTPD, ... for the SMTP servers); the
+	// file is looked at for each connection, so it may be rebuilt at any
+	// time. LoadHome gives every role control/tcp.ROLE.cdb. A role
+	// without rules, or whose file does not exist, allows every client,
+	// without variables. Serve reads the paths when it starts.
+	Rules map[string]string
+	// ProxyFrom are the load balancers trusted to send a PROXY protocol
+	// header (HAProxy's v1 or v2) on every listener: a connection from
+	// one of them must start with one (or it is closed), and the client
+	// address it gives is the client's for the rules, RelayClients, the
+	// limits per client, the logs and the Received line. Connections from
+	// elsewhere are served as themselves, whatever they send. LoadHome
+	// reads control/proxyfrom. Nil trusts none. Serve reads it when it
+	// starts.
+	ProxyFrom []netip.Prefix
 	// DNS are the recursive DNS servers ("address:port") that remote
 	// delivery and the DNS lists ask, in order, when Remote.Resolver and
 	// DNSBL.Resolver are nil; empty means those of /etc/resolv.conf.
@@ -116,13 +136,10 @@ type SMTPPolicy struct {
 	BadMailFrom func(addr string) bool
 	// RelayClients may relay through the SMTP port, as clients given
 	// RELAYCLIENT by tcp.smtp: those whose address is in one of these
-	// prefixes. (Clients that authenticate may always relay.)
+	// prefixes, the address a trusted balancer's PROXY header gave
+	// (Config.ProxyFrom) when there was one. (Clients that authenticate
+	// may always relay.)
 	RelayClients []netip.Prefix
-	// Rules is a tcprules database (tcprules(1), control/tcp.smtp.cdb)
-	// for the SMTP port: it refuses clients and sets their environment
-	// (RELAYCLIENT, DATABYTES, ...). Empty: none. A file that does not
-	// exist allows every client, without RELAYCLIENT.
-	Rules string
 	// MaxConns is the number of sessions each server runs at once (the
 	// control file concurrencyincoming); 0 means the servers' default,
 	// 1000.

@@ -31,7 +31,9 @@ import (
 //	control/dnsbllist   DNSBL: rblsmtpd's zones and options (ZONE, -r ZONE, -a ZONE, -b, -c, -t N), one per line
 //	control/smtpgreeting, localiphost, databytes, timeoutsmtpd, rcpthosts,
 //	morercpthosts.cdb, badmailfrom, concurrencyincoming, queueminfree   SMTP
-//	control/tcp.smtp.cdb   SMTP.Rules
+//	control/tcp.smtp.cdb, tcp.submission.cdb, tcp.submissions.cdb,
+//	tcp.pop3.cdb, tcp.pop3s.cdb, tcp.lmtp.cdb   Rules (by listener role; a missing file allows everyone)
+//	control/proxyfrom   ProxyFrom (one address or prefix per line, # comments)
 //	control/servercert.pem   TLS (certificate and key, read again when the file changes)
 //	users/cdb and the system's passwd   Users (qmail-newu's users/cdb, else qmail-getpw's rules)
 //	users/poppasswd   Auth (passwd(5) lines with SHA-crypt or {PLAIN} passwords)
@@ -46,8 +48,8 @@ func LoadHome(home string, opts Options) (Config, error) {
 	return loadHome(home, opts, false)
 }
 
-// loadHome is LoadHome; with lazySMTP the SMTP policy is not read (see
-// Config.lazySMTP).
+// loadHome is LoadHome; with lazySMTP the SMTP policy and control/proxyfrom
+// are not read (see Config.lazySMTP).
 func loadHome(home string, opts Options, lazySMTP bool) (Config, error) {
 	home, err := filepath.Abs(home)
 	if err != nil {
@@ -91,7 +93,12 @@ func loadHome(home string, opts Options, lazySMTP bool) (Config, error) {
 		if cfg.SMTP, err = ReadSMTPPolicy(d); err != nil {
 			return Config{}, err
 		}
+		// With lazySMTP, Serve reads it (see System.listenerPolicy).
+		if cfg.ProxyFrom, err = ReadProxyFrom(d); err != nil {
+			return Config{}, err
+		}
 	}
+	cfg.Rules = homeRules(d)
 	if cfg.TLS, err = homeTLS(d); err != nil {
 		return Config{}, err
 	}
@@ -132,7 +139,7 @@ func homeRemote(d control.Dir, opts Options) (*smtpclient.Client, error) {
 // me, smtpgreeting, localiphost, databytes and timeoutsmtpd (Settings),
 // rcpthosts with morercpthosts.cdb (no rcpthosts: no domain is accepted
 // from clients that may not relay), badmailfrom, concurrencyincoming,
-// queueminfree, and tcp.smtp.cdb as Rules. The policy keeps
+// queueminfree. The policy keeps
 // morercpthosts.cdb open until the System that uses it is closed or
 // reloaded.
 func ReadSMTPPolicy(d control.Dir) (SMTPPolicy, error) {
@@ -174,7 +181,6 @@ func ReadSMTPPolicy(d control.Dir) (SMTPPolicy, error) {
 			p.MinFree = -1
 		}
 	}
-	p.Rules = d.Path("tcp.smtp.cdb")
 	return p, nil
 }
 

@@ -3,8 +3,11 @@
 // delivery through dotqmail (qmail-lspawn, qmail-local) and remote
 // delivery through smtpclient (qmail-remote); an SMTP server whose
 // messages go into that queue (qmail-smtpd), a submission server that
-// requires AUTH, and a POP3 server over the users' Maildirs (qmail-popup,
-// qmail-pop3d).
+// requires AUTH, a POP3 server over the users' Maildirs (qmail-popup,
+// qmail-pop3d), the last two on implicit-TLS ports too (465 and 995,
+// RFC 8314), and an LMTP server for a mail system in front of this one;
+// every listener with tcpserver's rules and the PROXY protocol of trusted
+// load balancers (see Listeners).
 //
 // A program describes the system in a Config, written in Go or read from a
 // qmail home directory by LoadHome, and makes a System of it with New:
@@ -33,8 +36,10 @@
 //
 //	control/           qmail's control files (me, locals, rcpthosts, virtualdomains,
 //	                   smtproutes, concurrencylocal, queuelifetime, bouncefrom, ...)
-//	control/tcp.smtp.cdb   tcprules for the SMTP port (RELAYCLIENT, ...); absent: allow all
-//	control/servercert.pem certificate and key for STARTTLS (re-read when changed)
+//	control/tcp.ROLE.cdb   tcprules for each listener (ROLE: smtp, submission, submissions,
+//	                   pop3, pop3s, lmtp): who may connect, RELAYCLIENT, ...; absent: allow all
+//	control/proxyfrom  the load balancers whose PROXY header (v1 or v2) gives the client's address
+//	control/servercert.pem certificate and key for STARTTLS and ports 465 and 995 (re-read when changed)
 //	users/cdb          qmail-newu's users/cdb (assign): who receives which address
 //	users/poppasswd    passwd(5)-format virtual users for POP3 and SMTP AUTH
 //	queue/             qmail's queue
@@ -56,7 +61,7 @@
 // # Reload
 //
 // System.Reload takes a new Config's routing, users, SMTP policy and
-// remote client. For a home, users/cdb, control/tcp.smtp.cdb,
+// remote client. For a home, users/cdb, the control/tcp.ROLE.cdb rules,
 // users/poppasswd and the certificate are re-read when they change,
 // without a reload, and System.ReloadHome rereads locals, virtualdomains,
 // percenthack, envnoathost, rcpthosts, morercpthosts.cdb, badmailfrom,
@@ -103,6 +108,13 @@
 // and a half times the message size limit. The servers' own limits
 // (connections per client and in all, session and command timeouts,
 // message size) are their packages' safe defaults.
+//
+// A PROXY header is read only from the addresses of Config.ProxyFrom
+// (control/proxyfrom): anyone who can connect from one of them can claim
+// any client address, RELAYCLIENT's networks included, so list only the
+// balancers, and keep the ports they reach closed to others. The LMTP
+// listener takes mail for local users from whoever reaches it, without
+// authentication: keep it on loopback or a private network.
 package mta
 
 import (
@@ -117,6 +129,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,7 +146,6 @@ import (
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpclient"
 	"github.com/qmailkit/qmailkit/smtpserver"
-	"github.com/qmailkit/qmailkit/tcprules"
 )
 
 // Options configure Open. The zero value delivers to ./Maildir/ and
@@ -306,6 +318,9 @@ func Open(home string, opts Options) (*System, error) {
 // run in one process.
 func New(cfg Config) (*System, error) {
 	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if err := checkListeners(cfg.Listeners, cfg.TLS, cfg.Rules); err != nil {
 		return nil, err
 	}
 	opts := cfg.Options
@@ -689,9 +704,9 @@ func (s *System) reloadLocked(cfg Config) {
 // delivery) and qmail-smtpd's (rcpthosts, morercpthosts.cdb, badmailfrom,
 // me, smtpgreeting, localiphost, databytes, timeoutsmtpd, queueminfree),
 // as qmail-send and a restarted qmail-smtpd would. users/cdb,
-// users/poppasswd, control/tcp.smtp.cdb and the certificate need no
-// reload: they are read again when they change. On error nothing
-// changes.
+// users/poppasswd, control/tcp.ROLE.cdb and the certificate need no
+// reload: they are read again when they change; control/proxyfrom is read
+// when serving starts. On error nothing changes.
 func (s *System) ReloadHome() error {
 	if s.Home.Home == "" {
 		return errors.New("mta: ReloadHome: the System was not opened from a home directory")
@@ -977,22 +992,6 @@ func SMTPAuth(a pop3.Authenticator) smtpserver.Authenticator {
 	}
 }
 
-// Listeners are where Run serves; a nil listener is not served.
-type Listeners struct {
-	// SMTP is wrapped in a tcprules.Listener with SMTPPolicy.Rules
-	// (control/tcp.smtp.cdb for a home; a missing file allows everyone,
-	// without RELAYCLIENT), and gives SMTPPolicy.RelayClients RELAYCLIENT.
-	SMTP       net.Listener
-	Submission net.Listener
-	POP3       net.Listener
-}
-
-// Servers are the network servers Run serves.
-type Servers struct {
-	SMTP, Submission *smtpserver.Server
-	POP3             *pop3.Server
-}
-
 // cutKey is the context key under which Run gives the scheduler's
 // deliveries the context that Run cancels at the end of the grace period.
 type cutKey struct{}
@@ -1021,11 +1020,15 @@ var errGraceOver = errors.New("mta: stopping: grace period over")
 // Run makes the System's servers and serves Config.Listeners until ctx
 // is done or Shutdown is called (see Serve): SMTP on Listeners.SMTP (with
 // STARTTLS when Config.TLS is set, and AUTH after it when Config.Auth is
-// set), submission on Listeners.Submission and POP3 on Listeners.POP3
-// when Config.Auth is set.
+// set), submission on Listeners.Submission and Listeners.Submissions
+// (implicit TLS) and POP3 on Listeners.POP3 and Listeners.POP3S (implicit
+// TLS) when Config.Auth is set, and LMTP (System.LMTP) on Listeners.LMTP.
 func (s *System) Run(ctx context.Context) error {
 	var srv Servers
 	ls := s.cfg.Listeners
+	if err := checkListeners(ls, s.cfg.TLS, s.cfg.Rules); err != nil {
+		return err
+	}
 	var err error
 	var auth smtpserver.Authenticator
 	if s.cfg.Auth != nil {
@@ -1036,13 +1039,18 @@ func (s *System) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if ls.Submission != nil && auth != nil {
+	if (ls.Submission != nil || ls.Submissions != nil) && auth != nil {
 		if srv.Submission, err = s.SMTP(true, s.cfg.TLS, auth); err != nil {
 			return err
 		}
 	}
-	if ls.POP3 != nil && s.cfg.Auth != nil {
+	if (ls.POP3 != nil || ls.POP3S != nil) && s.cfg.Auth != nil {
 		if srv.POP3, err = s.POP3(s.cfg.TLS); err != nil {
+			return err
+		}
+	}
+	if ls.LMTP != nil {
+		if srv.LMTP, err = s.LMTP(); err != nil {
 			return err
 		}
 	}
@@ -1071,8 +1079,18 @@ func (s *System) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Serve runs the scheduler and serves the listeners until ctx is done or Shutdown is called. It
-// then stops accepting, lets the sessions finish the message they are
+// Serve runs the scheduler and serves the listeners until ctx is done or
+// Shutdown is called: srv.SMTP on ls.SMTP, srv.Submission on
+// ls.Submission and ls.Submissions, srv.POP3 on ls.POP3 and ls.POP3S,
+// srv.LMTP on ls.LMTP (a listener without its server is not served). Each
+// listener is wrapped as Listeners says: Config.Rules for its role and
+// Config.ProxyFrom (a tcprules.Listener), SMTPPolicy.RelayClients on
+// SMTP, and ls.Submissions and ls.POP3S in tls.NewListener with
+// Config.TLS, at least TLS 1.2. Serve fails at once when those two are
+// set and Config.TLS is not, when Config.Rules names an unknown role, or
+// when control/proxyfrom cannot be read.
+//
+// Serve then stops accepting, lets the sessions finish the message they are
 // receiving (every message acknowledged is in the queue), stops the
 // scheduler after the deliveries in progress, and returns. Sessions and
 // deliveries get Options.ShutdownTimeout from the stop: then sessions
@@ -1083,6 +1101,14 @@ func (s *System) Shutdown(ctx context.Context) error {
 // programs or remote servers do. A server that fails ends the others
 // and Run returns its error.
 func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
+	if err := checkListeners(ls, s.cfg.TLS, s.cfg.Rules); err != nil {
+		return err
+	}
+	rules, proxy, err := s.listenerPolicy()
+	if err != nil {
+		return err
+	}
+	tlsConfig := implicitTLS(s.cfg.TLS)
 	if !s.serving.CompareAndSwap(false, true) {
 		return errors.New("mta: the System is already serving")
 	}
@@ -1104,8 +1130,12 @@ func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
 	failed := make(chan struct{})
 	var failOnce sync.Once
 	serve := func(name string, sd shutdowner, f func() error) {
-		stops = append(stops, sd)
-		s.Metrics.watchServer(name, sd)
+		if !slices.Contains(stops, sd) {
+			// One server may serve two listeners (submission on 587 and
+			// 465): it is shut down, and its rejections counted, once.
+			stops = append(stops, sd)
+			s.Metrics.watchServer(name, sd)
+		}
 		wg.Go(func() {
 			err := f()
 			if errors.Is(err, smtpserver.ErrServerClosed) || errors.Is(err, pop3.ErrServerClosed) {
@@ -1119,33 +1149,31 @@ func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
 			failOnce.Do(func() { close(failed) })
 		})
 	}
-	if ls.SMTP != nil && srv.SMTP != nil {
-		s.mu.Lock()
-		rules := s.cfg.SMTP.Rules
-		s.mu.Unlock()
-		l := ls.SMTP
-		if rules != "" {
-			l = &tcprules.Listener{
-				Listener:     l,
-				Rules:        rules,
-				AllowMissing: true,
-				// The SMTP server limits sessions itself, in all and per
-				// client, answering 421 beyond; tcpserver's -c 40 here
-				// would let one client's idle connections hold the port.
-				Limit:  -1,
-				Logger: s.logger.With("part", "tcprules"),
-			}
+	type server interface {
+		shutdowner
+		Serve(net.Listener) error
+	}
+	add := func(role string, l net.Listener, srv server) {
+		if l != nil {
+			wl := s.wrap(role, l, rules[role], proxy, tlsConfig)
+			serve(role, srv, func() error { return srv.Serve(wl) })
 		}
-		cl := countListener{relayListener{l, &s.relay}, s.Metrics.server("smtp")}
-		serve("smtp", srv.SMTP, func() error { return srv.SMTP.Serve(cl) })
 	}
-	if ls.Submission != nil && srv.Submission != nil {
-		cl := countListener{ls.Submission, s.Metrics.server("submission")}
-		serve("submission", srv.Submission, func() error { return srv.Submission.Serve(cl) })
+	// A nil server leaves its listeners unserved (tested here: in the
+	// interface it would be a typed nil).
+	if srv.SMTP != nil {
+		add(RoleSMTP, ls.SMTP, srv.SMTP)
 	}
-	if ls.POP3 != nil && srv.POP3 != nil {
-		cl := countListener{ls.POP3, s.Metrics.server("pop3")}
-		serve("pop3", srv.POP3, func() error { return srv.POP3.Serve(cl) })
+	if srv.Submission != nil {
+		add(RoleSubmission, ls.Submission, srv.Submission)
+		add(RoleSubmissions, ls.Submissions, srv.Submission)
+	}
+	if srv.POP3 != nil {
+		add(RolePOP3, ls.POP3, srv.POP3)
+		add(RolePOP3S, ls.POP3S, srv.POP3)
+	}
+	if srv.LMTP != nil {
+		add(RoleLMTP, ls.LMTP, srv.LMTP)
 	}
 	select {
 	case <-ctx.Done():
@@ -1188,7 +1216,6 @@ func (s *System) Serve(ctx context.Context, srv Servers, ls Listeners) error {
 	}
 	wg.Wait()
 	stopSched()
-	var err error
 	select {
 	case err = <-schedDone:
 	case <-s.cutNow:

@@ -28,7 +28,8 @@ type Session struct {
 	RemoteIP netip.Addr
 	// Helo is the last HELO, EHLO or LHLO argument ("" before any).
 	Helo string
-	// TLS is the connection's TLS state after STARTTLS, else nil.
+	// TLS is the connection's TLS state after STARTTLS, or from the
+	// start on an implicit-TLS connection (a *tls.Conn), else nil.
 	TLS *tls.ConnectionState
 	// User is the name the client authenticated as, or "".
 	User string
@@ -337,6 +338,9 @@ func indexByte(b []byte, c byte) int {
 func (s *session) serve(ctx context.Context) error {
 	s.ctx = context.WithValue(ctx, ctxKey{}, &s.info)
 	defer s.abortBDAT()
+	if err := s.implicitTLS(); err != nil {
+		return err
+	}
 	if d := s.srv.GreetDelay; d > 0 {
 		s.conn.SetReadDeadline(time.Now().Add(d))
 		if _, err := s.br.Peek(1); err == nil {

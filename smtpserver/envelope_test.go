@@ -225,6 +225,10 @@ func TestMaxMessageBytesDefaultRefuses(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() {
 		w := c.c
+		// Not send's 5 s: under load (-race, busy CPUs) 35 MiB take
+		// longer, and a write cut short left the server waiting for the
+		// rest until the read below timed out.
+		w.SetWriteDeadline(time.Now().Add(60 * time.Second))
 		for i := 0; i < 35*1024*1024/1023+1; i++ {
 			if _, err := io.WriteString(w, line); err != nil {
 				errc <- err

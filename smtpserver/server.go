@@ -359,6 +359,13 @@ func InterfaceIPs() map[netip.Addr]bool {
 // their addresses. Connections beyond MaxConns or MaxConnsPerIP get one 421
 // line and are closed.
 //
+// A connection that is a *tls.Conn (l is tls.NewListener's: implicit
+// TLS, RFC 8314, as on the submissions port 465) is served as a session
+// under TLS from its start: the handshake is completed, within Timeout,
+// before the greeting; STARTTLS is not offered, AUTH is, and the Received
+// line says ESMTPS. The *tls.Conn's own configuration applies, not
+// TLSConfig.
+//
 // A failed Accept (no descriptors or memory left, a connection aborted
 // before it was accepted, a firewall's EPERM, ...) is logged and retried
 // after a pause growing from 5 ms to 1 s, whatever the error: Serve returns
@@ -468,12 +475,22 @@ func (srv *Server) doneChanLocked() chan struct{} {
 }
 
 // ConnEnv is the environment Serve gives a connection: its Env() when it
-// has one, else tcpserver's variables built from its addresses.
+// has one (for a *tls.Conn, that of the connection under it, as when
+// tls.NewListener wraps the tcprules listener), else tcpserver's variables
+// built from its addresses.
 func ConnEnv(c net.Conn) map[string]string {
-	if e, ok := c.(interface{ Env() map[string]string }); ok {
-		if env := e.Env(); env != nil {
-			return env
+	for x := c; ; {
+		if e, ok := x.(interface{ Env() map[string]string }); ok {
+			if env := e.Env(); env != nil {
+				return env
+			}
+			break
 		}
+		tc, ok := x.(*tls.Conn)
+		if !ok {
+			break
+		}
+		x = tc.NetConn()
 	}
 	env := map[string]string{"PROTO": "TCP"}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
@@ -520,7 +537,8 @@ func (srv *Server) track(l net.Listener, add bool) bool {
 // TCPLOCALIP, RELAYCLIENT, DATABYTES, RBLSMTPD; nil is an empty
 // environment) and closes it. It returns nil after QUIT, and otherwise why
 // the session ended (ErrClientGone, ErrTimeout, ErrProtocol, ...).
-// Cancelling ctx closes the connection.
+// Cancelling ctx closes the connection. A *tls.Conn is served under TLS
+// from its start, as Serve does.
 func (srv *Server) ServeConn(ctx context.Context, c net.Conn, env map[string]string) error {
 	return srv.serveConn(ctx, c, env, nil)
 }

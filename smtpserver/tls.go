@@ -51,6 +51,48 @@ func (s *session) cmdStartTLS(arg string) error {
 	return nil
 }
 
+// implicitTLS completes the handshake of a connection that is TLS from its
+// first byte (a *tls.Conn, as tls.NewListener accepts them: implicit TLS,
+// RFC 8314 section 3), before the greeting and within the server's
+// timeout, and makes the session one under TLS, as after STARTTLS: no
+// STARTTLS offered, AUTH offered, the Received line and Session.TLS saying
+// TLS. Any other connection is left as it is. A Shutdown cuts a handshake
+// in progress at once: nothing has been said yet.
+func (s *session) implicitTLS() error {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	tc.SetDeadline(time.Now().Add(s.set.Timeout))
+	s.idle.Store(true)
+	if s.shutdown.Load() {
+		s.idle.Store(false)
+		return ErrServerClosed
+	}
+	err := tc.HandshakeContext(s.ctx)
+	s.idle.Store(false)
+	if err != nil {
+		ne := s.netErr(err)
+		switch {
+		case ne == ErrTimeout && s.shutdown.Load():
+			return ErrServerClosed
+		case ne == ErrClientGone:
+			return ne // a port probe, not a failed handshake
+		}
+		s.endReason = ReasonTLS
+		s.reject(ReasonTLS, "CONNECT", Reply{}, slog.String("err", err.Error()))
+		if ne == ErrTimeout {
+			return ne
+		}
+		return ErrProtocol
+	}
+	tc.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	s.tlsOn = true
+	s.info.TLS = &cs
+	return nil
+}
+
 // CertReloader serves a certificate from files, re-reading them when either
 // file's modification time or size changes (checked at most once a second),
 // so a renewed certificate is used without a restart. Use its

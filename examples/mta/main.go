@@ -1,9 +1,10 @@
 // Command mta is a whole mail server in one program, configured by a qmail
 // home directory: SMTP (qmail-smtpd with tcprules), submission (AUTH after
-// STARTTLS), the queue and its scheduler (qmail-send), local delivery
-// through users/cdb and .qmail files (qmail-lspawn, qmail-local), remote
-// delivery by SMTP (qmail-remote, with control/smtproutes) and POP3
-// (qmail-popup, qmail-pop3d).
+// STARTTLS, or on implicit TLS), the queue and its scheduler (qmail-send),
+// local delivery through users/cdb and .qmail files (qmail-lspawn,
+// qmail-local), remote delivery by SMTP (qmail-remote, with
+// control/smtproutes), POP3 (qmail-popup, qmail-pop3d; also on implicit
+// TLS) and, when asked for, LMTP.
 //
 //	go run ./examples/mta
 //
@@ -16,9 +17,18 @@
 // Flags:
 //
 //	-home DIR           the home directory (default $QMAILHOME, else $HOME/.qmailkit)
-//	-smtp ADDR          SMTP listen address (default 127.0.0.1:2525; "" disables)
+//	-smtp ADDR          SMTP listen address (default 127.0.0.1:2525; "" disables,
+//	                    as for each listen address)
 //	-submission ADDR    submission listen address (default 127.0.0.1:2587)
+//	-submissions ADDR   submission on implicit TLS (RFC 8314, port 465 in
+//	                    production) listen address (default 127.0.0.1:2465)
 //	-pop3 ADDR          POP3 listen address (default 127.0.0.1:2110)
+//	-pop3s ADDR         POP3 on implicit TLS (port 995 in production) listen
+//	                    address (default 127.0.0.1:2995)
+//	-lmtp ADDR          LMTP listen address (default: none): a mail system in
+//	                    front of this one hands over the mail of local users,
+//	                    one reply per recipient; local recipients only, no
+//	                    AUTH: keep it on loopback or a private network
 //	-domain NAME        the local domain of a new home (default localhost)
 //	-defaultdelivery L  qmail-start's argument (default ./Maildir/)
 //	-log text|json|qmail log format on standard error (default text); qmail
@@ -210,7 +220,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	home := fs.String("home", "", "home directory (default $QMAILHOME, else $HOME/.qmailkit)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2525", "SMTP listen address (empty: none)")
 	subAddr := fs.String("submission", "127.0.0.1:2587", "submission listen address (empty: none)")
+	subsAddr := fs.String("submissions", "127.0.0.1:2465", "submission on implicit TLS (RFC 8314; port 465) listen address (empty: none)")
 	popAddr := fs.String("pop3", "127.0.0.1:2110", "POP3 listen address (empty: none)")
+	popsAddr := fs.String("pop3s", "127.0.0.1:2995", "POP3 on implicit TLS (port 995) listen address (empty: none)")
+	lmtpAddr := fs.String("lmtp", "", "LMTP listen address, for local recipients only and without AUTH: loopback or a private network (empty: none)")
 	domain := fs.String("domain", "localhost", "local domain of a new home")
 	defDelivery := fs.String("defaultdelivery", "./Maildir/", "delivery for users without .qmail (qmail-start's argument)")
 	logFormat := fs.String("log", "text", "log format: text, json, or qmail (qmail-send's lines for the queue, text for the servers)")
@@ -285,7 +298,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	var srv mta.Servers
 	var ls mta.Listeners
 	defer func() {
-		for _, l := range []net.Listener{ls.SMTP, ls.Submission, ls.POP3} {
+		for _, l := range []net.Listener{ls.SMTP, ls.Submission, ls.Submissions, ls.POP3, ls.POP3S, ls.LMTP} {
 			if l != nil {
 				l.Close()
 			}
@@ -303,7 +316,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if ls.Submission, err = listen(*subAddr); err != nil {
 		return fail(err)
 	}
+	if ls.Submissions, err = listen(*subsAddr); err != nil {
+		return fail(err)
+	}
 	if ls.POP3, err = listen(*popAddr); err != nil {
+		return fail(err)
+	}
+	if ls.POP3S, err = listen(*popsAddr); err != nil {
+		return fail(err)
+	}
+	if ls.LMTP, err = listen(*lmtpAddr); err != nil {
 		return fail(err)
 	}
 	var metricsL net.Listener
@@ -381,7 +403,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 				logger.Warn("mta: the delivery helper has not exited yet", "err", err)
 			}
 		}()
-		// The ports are bound (25, 587 and 110 need root); nothing else
+		// The ports are bound (25, 465, 587, 110 and 995 need root); nothing else
 		// needs it, and nothing is delivered as root.
 		if err := privsep.Drop(uid, gid); err != nil {
 			return fail(err)
@@ -452,7 +474,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if srv.SMTP, err = sys.SMTP(false, tc, nil); err != nil {
 		return fail(err)
 	}
-	if ls.Submission != nil {
+	if ls.Submission != nil || ls.Submissions != nil {
 		if tc == nil {
 			return fail(errors.New("submission needs control/servercert.pem"))
 		}
@@ -460,10 +482,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
+	if ls.POP3S != nil && tc == nil {
+		return fail(errors.New("-pop3s needs control/servercert.pem"))
+	}
 	if srv.POP3, err = sys.POP3(tc); err != nil {
 		return fail(err)
 	}
 	srv.POP3.APOP = *apop
+	if ls.LMTP != nil {
+		if srv.LMTP, err = sys.LMTP(); err != nil {
+			return fail(err)
+		}
+	}
 	banner(stdout, *home, created, demo, ls, metricsL, root)
 	if metricsL != nil {
 		mux := http.NewServeMux()
@@ -596,7 +626,12 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	}
 	fmt.Fprintf(w, "  SMTP        %-21s mail for %s; 127.0.0.1 may relay (control/tcp.smtp)\n", addr(ls.SMTP), d.Domain)
 	fmt.Fprintf(w, "  submission  %-21s STARTTLS, then AUTH as a POP3 user\n", addr(ls.Submission))
+	fmt.Fprintf(w, "  submissions %-21s TLS from the first byte (RFC 8314), then AUTH as a POP3 user\n", addr(ls.Submissions))
 	fmt.Fprintf(w, "  POP3        %-21s STLS, or plain text from loopback\n", addr(ls.POP3))
+	fmt.Fprintf(w, "  POP3S       %-21s TLS from the first byte\n", addr(ls.POP3S))
+	if ls.LMTP != nil {
+		fmt.Fprintf(w, "  LMTP        %-21s local recipients only, no AUTH (control/tcp.lmtp)\n", addr(ls.LMTP))
+	}
 	if metrics != nil {
 		fmt.Fprintf(w, "  metrics     http://%s/metrics and /healthz\n", metrics.Addr())
 	}
@@ -649,7 +684,10 @@ func status(ls mta.Listeners) string {
 	}
 	add("SMTP", ls.SMTP)
 	add("submission", ls.Submission)
+	add("submissions", ls.Submissions)
 	add("POP3", ls.POP3)
+	add("POP3S", ls.POP3S)
+	add("LMTP", ls.LMTP)
 	return "serving " + strings.Join(parts, ", ")
 }
 

@@ -134,7 +134,7 @@ func startMTAFiles(t *testing.T, home string, asNobody bool, extra []*os.File, a
 func startMTAEnv(t *testing.T, home string, asNobody bool, extra []*os.File, env []string, args ...string) *proc {
 	t.Helper()
 	bin := build(t)
-	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-pop3", "127.0.0.1:0"}, args...)
+	args = append([]string{"-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-submissions", "127.0.0.1:0", "-pop3", "127.0.0.1:0", "-pop3s", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}, env...)
 	cmd.ExtraFiles = extra
