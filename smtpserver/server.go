@@ -114,6 +114,23 @@ type Server struct {
 	// qmail's behaviour with no control/rcpthosts. Never set it on a server
 	// reachable from the Internet.
 	OpenRelay bool
+	// RelayFrom lets clients whose address lies in one of these prefixes
+	// relay, as if their connection's environment set RELAYCLIENT to ""
+	// (what a tcprules rule 127.:allow,RELAYCLIENT="" does), without a
+	// rules file: the trusted networks of a library user. The address is
+	// TCPREMOTEIP when the environment has it (a PROXY header's client,
+	// say), else the connection's; IPv4-mapped IPv6 addresses and
+	// prefixes are compared as IPv4. A connection whose environment
+	// already sets RELAYCLIENT keeps its value (and suffix). Nil trusts
+	// no network.
+	RelayFrom []netip.Prefix
+	// Relay, when set, is asked once as each session starts, unless
+	// RELAYCLIENT or RelayFrom already let the client relay, whether the
+	// client may relay; true sets RELAYCLIENT to "" in the session's
+	// environment, as RelayFrom does. The Session has Env, the addresses
+	// and RemoteIP; ctx is the session's. It runs before the greeting, so
+	// it must return quickly. Nil means no.
+	Relay func(ctx context.Context, s *Session) bool
 	// BadMailFrom reports whether an envelope sender is refused
 	// (control/badmailfrom; see [AddressList]). Nil refuses none.
 	BadMailFrom func(addr string) bool
@@ -397,7 +414,7 @@ func (srv *Server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		env := ConnEnv(c)
+		env := srv.relayFromEnv(c, ConnEnv(c))
 		var release func()
 		if _, trusted := env["RELAYCLIENT"]; trusted {
 			release, err = lim.AcquireTrusted()
@@ -553,6 +570,7 @@ func (srv *Server) serveConn(ctx context.Context, c net.Conn, env map[string]str
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	env = srv.relayEnv(ctx, c, env)
 	s := newSession(srv, c, env)
 	s.cancel = cancel // Close ends a session waiting on ctx (an AuthLimiter, a delay)
 	s.releaseSlot = release
