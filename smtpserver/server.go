@@ -128,8 +128,9 @@ type Server struct {
 	// RELAYCLIENT or RelayFrom already let the client relay, whether the
 	// client may relay; true sets RELAYCLIENT to "" in the session's
 	// environment, as RelayFrom does. The Session has Env, the addresses
-	// and RemoteIP; ctx is the session's. It runs before the greeting, so
-	// it must return quickly. Nil means no.
+	// and RemoteIP; ctx is the one given to ServeConn (Serve's never ends).
+	// It runs before the greeting, and Shutdown and Close do not interrupt
+	// it, so it must return quickly. Nil means no.
 	Relay func(ctx context.Context, s *Session) bool
 	// BadMailFrom reports whether an envelope sender is refused
 	// (control/badmailfrom; see [AddressList]). Nil refuses none.
