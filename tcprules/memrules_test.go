@@ -128,3 +128,40 @@ func TestListenerRulesDataCopied(t *testing.T) {
 		t.Errorf("after the caller's slice changed: env %v", env)
 	}
 }
+
+// A RuleSet is compiled into the very cdb tcprules writes for the same
+// text, whether its rules carry their Keys (Parse's) or not.
+func FuzzRuleSetCompile(f *testing.F) {
+	for _, s := range []string{
+		"127.0.0.1:allow,RELAYCLIENT=\"\"\n:deny\n",
+		"10.1.2.3-7:deny\n10.2-3.:allow,A=\"x\",A=\"y\"\n",
+		"=.example.com:allow,RBLSMTPD=\"-no\"\njoe@=h.example:allow\n2001:db8::allow,NET=\"v6\"\n",
+		"1.2.3.9-4:deny\n",
+		"# comment\n\n127.:allow\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		want, err := Compile(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		rules, err := Parse(strings.NewReader(text))
+		if err != nil {
+			t.Fatalf("Compile accepted what Parse refused: %v", err)
+		}
+		got, err := compileRules(rules)
+		if err != nil {
+			t.Fatalf("compileRules: %v", err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("RuleSet compiles to %d bytes, Compile to %d", len(got), len(want))
+		}
+		for i := range rules {
+			rules[i].Keys = nil
+		}
+		if got, err := compileRules(rules); err != nil || string(got) != string(want) {
+			t.Fatalf("without Keys: %v, equal %v", err, string(got) == string(want))
+		}
+	})
+}
