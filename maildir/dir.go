@@ -32,7 +32,9 @@ var subdirs = [...]string{"tmp", "new", "cur"}
 // subdirectories (a half-made Maildir, or some other directory), Create
 // changes nothing and returns an error naming what is missing; that error
 // does not wrap fs.ErrExist. When making a subdirectory fails, Create
-// removes the directories it made.
+// removes the directories it made. Create does not make missing parents.
+// A program that wants a Maildir ready whether or not it exists, parents
+// included, calls [Ensure].
 func Create(path string) (Dir, error) {
 	d := Dir(path)
 	err := os.Mkdir(path, 0o700)

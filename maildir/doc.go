@@ -6,7 +6,7 @@
 // Maildir++ conventions later software added: the ",S=" size tag, folders,
 // and the maildirsize quota file.
 //
-//	dir, err := maildir.Create("/home/joe/Maildir")
+//	dir, err := maildir.Ensure("/home/joe/Maildir") // made if missing, parents too
 //	name, err := dir.Deliver(ctx, msg)          // new/<name>
 //	msgs, err := dir.List()                     // new/ and cur/, by delivery time
 //	m, err = dir.SetFlags(msgs[0], msgs[0].Flags().Add(maildir.Seen))
@@ -77,7 +77,8 @@
 // /var/mail/joe, as in many qmail setups. Everything inside it is reached
 // relative to the Maildir's open directory, never through a symbolic link
 // and never by a path resolved a second time. [Open] refuses a tmp/, new/
-// or cur/ that is a symbolic link; [Dir.List], [Dir.Scan],
+// or cur/ that is a symbolic link; [Ensure] refuses one in the place of the
+// Maildir itself too, and makes nothing when it does; [Dir.List], [Dir.Scan],
 // [Dir.OpenMessage], [Dir.Move], [Dir.SetFlags], [Dir.Remove],
 // [Dir.Clean] and the quota count open them with O_NOFOLLOW and
 // O_DIRECTORY and fail when one is a link (a folder that is a link is not

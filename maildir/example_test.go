@@ -171,3 +171,32 @@ func ExampleDir_Clean() {
 	// Output:
 	// removed 1
 }
+
+// Making a Maildir ready before the first delivery, as a program receiving
+// mail does at start-up: missing parents are made, an existing Maildir and
+// its mail are kept, and calling it again changes nothing.
+func ExampleEnsure() {
+	tmp, err := os.MkdirTemp("", "maildir-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+
+	path := filepath.Join(tmp, "mail", "joe", "Maildir")
+	for range 2 {
+		d, err := maildir.Ensure(path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := d.Deliver(context.Background(), strings.NewReader("Subject: hi\n\nhello\n")); err != nil {
+			log.Fatal(err)
+		}
+	}
+	msgs, err := maildir.Dir(path).List()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(msgs), "messages")
+	// Output:
+	// 2 messages
+}

@@ -74,7 +74,8 @@
 // one session at a time per maildrop ("-ERR [IN-USE] mailbox already
 // locked"), by flock(2) on pop3.lock in the Maildir and an in-process set;
 // a UIDL that is not 1–70 printable characters is replaced by a stable
-// hash ([SafeUID]). [Server.SeenOnRetr] adds the flag S to messages
+// hash ([SafeUID]); a Maildir that does not exist yet is a mailbox with no
+// mail, where qmail-pop3d answers "-ERR this user has no $HOME/Maildir". [Server.SeenOnRetr] adds the flag S to messages
 // retrieved with RETR.
 //
 // The checkpassword interface is kept exactly: [Checkpassword] writes

@@ -57,6 +57,14 @@ type MaildirOptions struct {
 	// the user may not read. tmp/, new/, cur/ and messages are never
 	// followed.
 	FollowLink bool
+	// MissingEmpty reads a Maildir that does not exist (nothing at path,
+	// not even a dangling symbolic link: a mailbox that has had no mail
+	// yet) as one with no messages, instead of failing: nothing is
+	// created, locked or written, and QUIT changes nothing. Anything at
+	// path that is not a Maildir is still an error. qmail-pop3d fails
+	// ("-ERR this user has no $HOME/Maildir"); the Server sets it in
+	// modern mode.
+	MissingEmpty bool
 	// Now is the session's start time, which decides which messages are
 	// listed (those modified strictly before its second) and which tmp/
 	// files are cleaned. Nil means time.Now.
@@ -141,6 +149,9 @@ func OpenMaildir(path string, opt MaildirOptions) (*Maildir, error) {
 		m.root, err = openMaildirDir(path, home)
 	}
 	if err != nil {
+		if opt.MissingEmpty && errors.Is(err, fs.ErrNotExist) && absent(path) {
+			return m, nil
+		}
 		return nil, fmt.Errorf("pop3: open maildir: %w", err)
 	}
 	if err := m.openDirs(); err != nil {
@@ -164,6 +175,15 @@ func OpenMaildir(path string, opt MaildirOptions) (*Maildir, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// absent reports whether nothing, not even a symbolic link, is at path
+// (or a parent directory is missing). The empty mailbox read from an
+// absent Maildir holds no descriptor at all, so a link made meanwhile
+// can reach nothing through it.
+func absent(path string) bool {
+	_, err := os.Lstat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // openDirs checks the Maildir's owner and opens new/, cur/ and tmp/.
@@ -357,7 +377,7 @@ func (m *Maildir) Messages(ctx context.Context) ([]Message, error) {
 	for i := range m.msgs {
 		out[i] = Message{UID: m.msgs[i].unique(), Size: m.msgs[i].size, WireSize: -1}
 	}
-	if m.opt.WireSizes {
+	if m.opt.WireSizes && len(out) > 0 {
 		if err := m.wireSizes(ctx, out); err != nil {
 			return nil, err
 		}

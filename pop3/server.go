@@ -90,8 +90,10 @@ type Server struct {
 	Handoff Handoff
 	// OpenMailbox opens an authenticated user's maildrop. Nil opens
 	// the Maildir at User.Maildir (or Home/Maildir) with [OpenMaildir]: in
-	// modern mode with a lock, wire sizes, and Seen from SeenOnRetr; in
-	// compat mode as qmail-pop3d; in both, confined to the Maildir and
+	// modern mode with a lock, wire sizes, Seen from SeenOnRetr, and a
+	// Maildir that does not exist yet read as an empty mailbox
+	// ([MaildirOptions.MissingEmpty]); in compat mode as qmail-pop3d,
+	// which refuses a missing one; in both, confined to the Maildir and
 	// checked to belong to User.UID (see [MaildirOptions.User]). An error
 	// wrapping [ErrInUse] answers "-ERR [IN-USE] ...", a permanent one
 	// (such as [ErrUnsafeMaildir]) "-ERR [SYS/PERM] ...".
@@ -282,7 +284,7 @@ func (srv *Server) openMailbox(ctx context.Context, u *User) (Mailbox, error) {
 	if !srv.lock(key) {
 		return nil, ErrInUse
 	}
-	mb, err := OpenMaildir(path, MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+	mb, err := OpenMaildir(path, MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, MissingEmpty: true, Now: srv.Now})
 	if err != nil {
 		srv.unlock(key)
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -37,13 +38,21 @@ func bounceRecord(addr, report string) []byte {
 
 // Bounce is how the scheduler turns a message's permanent failures into a
 // bounce message: qmail's control/bouncefrom, bouncehost, doublebounceto,
-// doublebouncehost and the bouncemaxbytes extension. Zero fields take
-// qmail's defaults, as documented on each.
+// doublebouncehost and the bouncemaxbytes extension. Zero fields take the
+// defaults documented on each.
 type Bounce struct {
-	From       string // local part of the bounce's From; "" means MAILER-DAEMON
-	Host       string // bouncehost; "" means "bouncehost" (qmail: control/me, else that literal)
-	DoubleTo   string // local part of the double-bounce recipient; "" means postmaster
-	DoubleHost string // doublebouncehost; "" means "doublebouncehost"
+	From string // local part of the bounce's From; "" means MAILER-DAEMON
+	// Host is qmail's control/bouncehost: the domain of the bounce's From
+	// and the host a QSBMF or RFC 3464 report names. "" means this
+	// machine's host name (os.Hostname, "localhost" if it has none).
+	// qmail-send uses control/me, else the literal "bouncehost"; a
+	// drop-in sets that here (package mta's LoadHome does).
+	Host     string
+	DoubleTo string // local part of the double-bounce recipient; "" means postmaster
+	// DoubleHost is qmail's control/doublebouncehost: the domain of the
+	// double-bounce recipient. "" means this machine's host name, as for
+	// Host (qmail: control/me, else the literal "doublebouncehost").
+	DoubleHost string
 	// DoubleToEmpty is qmail's doublebounceto with an empty first line:
 	// double bounces go to "@DoubleHost", which a local deliverer treats
 	// as a trash address. DoubleTo is then ignored.
@@ -59,9 +68,33 @@ type Bounce struct {
 	DSN bool
 }
 
-func (b Bounce) from() string       { return def(b.From, "MAILER-DAEMON") }
-func (b Bounce) host() string       { return def(b.Host, "bouncehost") }
-func (b Bounce) doubleHost() string { return def(b.DoubleHost, "doublebouncehost") }
+func (b Bounce) from() string { return def(b.From, "MAILER-DAEMON") }
+
+func (b Bounce) host() string {
+	if b.Host != "" {
+		return b.Host
+	}
+	return hostname()
+}
+
+func (b Bounce) doubleHost() string {
+	if b.DoubleHost != "" {
+		return b.DoubleHost
+	}
+	return hostname()
+}
+
+// hostname is the default of Bounce.Host and DoubleHost: the kernel's host
+// name, asked each time (it is one system call) so that a Bounce value
+// needs no setup; "localhost" when it has none or it would break the
+// bounce's header or address.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" || strings.ContainsAny(h, "\r\n\x00@<> \t") {
+		return "localhost"
+	}
+	return h
+}
 
 func def(s, d string) string {
 	if s == "" {

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +54,52 @@ func TestBounceEnvelope(t *testing.T) {
 	if env, _, _ := b.envelope(""); env.Recipients[0] != "@ex.com" {
 		t.Errorf("empty doublebounceto: %q", env.Recipients)
 	}
-	if env, _, _ := (Bounce{}).envelope(""); env.Recipients[0] != "postmaster@doublebouncehost" {
-		t.Errorf("defaults: %q", env.Recipients)
+	if env, _, _ := (Bounce{DoubleHost: "doublebouncehost"}).envelope(""); env.Recipients[0] != "postmaster@doublebouncehost" {
+		t.Errorf("qmail's literal: %q", env.Recipients)
+	}
+}
+
+// Empty Host and DoubleHost mean the machine's host name (os.Hostname), not
+// qmail's literals "bouncehost" and "doublebouncehost", which stay
+// reachable by setting them (as package mta does for qmail-send).
+func TestBounceHostDefault(t *testing.T) {
+	me, err := os.Hostname()
+	if err != nil || me == "" {
+		t.Skipf("no host name: %v", err)
+	}
+	for _, tc := range []struct {
+		name                 string
+		b                    Bounce
+		from, double, report string
+	}{
+		{"zero", Bounce{}, "MAILER-DAEMON@" + me, "postmaster@" + me, "Reporting-MTA: dns; " + me},
+		{"dsn", Bounce{DSN: true}, "MAILER-DAEMON@" + me, "postmaster@" + me, "Reporting-MTA: dns; " + me},
+		{"host only", Bounce{Host: "mx.ex.com"}, "MAILER-DAEMON@mx.ex.com", "postmaster@" + me, "Reporting-MTA: dns; mx.ex.com"},
+		{"double only", Bounce{DoubleHost: "ex.com", DSN: true}, "MAILER-DAEMON@" + me, "postmaster@ex.com", "Reporting-MTA: dns; " + me},
+		{"qmail literals", Bounce{Host: "bouncehost", DoubleHost: "doublebouncehost", DSN: true}, "MAILER-DAEMON@bouncehost", "postmaster@doublebouncehost", "Reporting-MTA: dns; bouncehost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if env, _, _ := tc.b.envelope(""); env.Recipients[0] != tc.double {
+				t.Errorf("double bounce to %q, want %q", env.Recipients[0], tc.double)
+			}
+			var w bytes.Buffer
+			if err := tc.b.write(&w, bounceFixture(false)); err != nil {
+				t.Fatal(err)
+			}
+			m, err := message.Read(bytes.NewReader(w.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Header.Get("From"); got != tc.from {
+				t.Errorf("From: %q, want %q", got, tc.from)
+			}
+			if tc.b.DSN && !strings.Contains(w.String(), tc.report) {
+				t.Errorf("no %q in\n%s", tc.report, w.String())
+			}
+			if !tc.b.DSN && !strings.Contains(w.String(), "qmail-send program at "+strings.TrimPrefix(tc.from, "MAILER-DAEMON@")+".") {
+				t.Errorf("greeting does not name %q:\n%s", tc.from, w.String())
+			}
+		})
 	}
 }
 

@@ -934,11 +934,7 @@ func (s *session) receivedLine() string {
 		remoteIP:   get("TCPREMOTEIP"),
 	}
 	ri.remoteInfo, ri.hasInfo = env["TCPREMOTEINFO"]
-	if v, ok := env["TCPLOCALHOST"]; ok {
-		ri.local = v
-	} else {
-		ri.local = get("TCPLOCALIP")
-	}
+	ri.local = s.receivedBy()
 	if s.heloSeen && !strings.EqualFold(ri.remoteHost, s.info.Helo) {
 		h := s.info.Helo
 		ri.helo = &h

@@ -48,6 +48,24 @@ func safeput(b *strings.Builder, s string) {
 	}
 }
 
+// receivedBy is the host the Received line names after "by": the
+// connection's TCPLOCALHOST (tcpserver -l) when set; else, in modern mode,
+// the session's Hostname when one is configured; else TCPLOCALIP, else
+// "unknown", as qmail-smtpd (received.c) does, in compat mode always.
+func (s *session) receivedBy() string {
+	env := s.info.Env
+	if v, ok := env["TCPLOCALHOST"]; ok {
+		return v
+	}
+	if !s.compat && s.set.Hostname != "" {
+		return s.set.Hostname
+	}
+	if v, ok := env["TCPLOCALIP"]; ok {
+		return v
+	}
+	return "unknown"
+}
+
 // receivedInfo is what the Received line records about a session.
 type receivedInfo struct {
 	remoteHost, remoteIP, remoteInfo, local string

@@ -73,7 +73,12 @@ func (f EnqueuerFunc) Enqueue(ctx context.Context, from string, to []string, msg
 // values.
 type Server struct {
 	// Hostname is qmail's control/me: the default of Greeting and
-	// LocalIPHost. Empty means os.Hostname().
+	// LocalIPHost, and in modern mode the host the Received line names
+	// after "by" (unless the connection's TCPLOCALHOST, tcpserver -l,
+	// names one). Empty means os.Hostname() for Greeting and LocalIPHost,
+	// and the connection's local address (TCPLOCALIP) in the Received
+	// line, which is what qmail-smtpd writes, and what Compat mode
+	// writes whatever Hostname says.
 	Hostname string
 	// Greeting is control/smtpgreeting, the text after "220 ", "250 " and
 	// "221 ". Empty means Hostname.
@@ -109,6 +114,24 @@ type Server struct {
 	// qmail's behaviour with no control/rcpthosts. Never set it on a server
 	// reachable from the Internet.
 	OpenRelay bool
+	// RelayFrom lets clients whose address lies in one of these prefixes
+	// relay, as if their connection's environment set RELAYCLIENT to ""
+	// (what a tcprules rule 127.:allow,RELAYCLIENT="" does), without a
+	// rules file: the trusted networks of a library user. The address is
+	// TCPREMOTEIP when the environment has it (a PROXY header's client,
+	// say), else the connection's; IPv4-mapped IPv6 addresses and
+	// prefixes are compared as IPv4. A connection whose environment
+	// already sets RELAYCLIENT keeps its value (and suffix). Nil trusts
+	// no network.
+	RelayFrom []netip.Prefix
+	// Relay, when set, is asked once as each session starts, unless
+	// RELAYCLIENT or RelayFrom already let the client relay, whether the
+	// client may relay; true sets RELAYCLIENT to "" in the session's
+	// environment, as RelayFrom does. The Session has Env, the addresses
+	// and RemoteIP; ctx is the one given to ServeConn (Serve's never ends).
+	// It runs before the greeting, and Shutdown and Close do not interrupt
+	// it, so it must return quickly. Nil means no.
+	Relay func(ctx context.Context, s *Session) bool
 	// BadMailFrom reports whether an envelope sender is refused
 	// (control/badmailfrom; see [AddressList]). Nil refuses none.
 	BadMailFrom func(addr string) bool
@@ -279,14 +302,17 @@ func (srv *Server) settings(s *Session) Settings {
 		set = srv.SessionSettings(s)
 	}
 	if set.Greeting == "" || set.LocalIPHost == "" {
-		if set.Hostname == "" {
-			set.Hostname = "localhost"
+		// set.Hostname stays as configured: the Received line names it
+		// only when it was set (receivedBy).
+		host := set.Hostname
+		if host == "" {
+			host = "localhost"
 			if h, err := os.Hostname(); err == nil && h != "" {
-				set.Hostname = h
+				host = h
 			}
 		}
-		set.Greeting = cmp.Or(set.Greeting, set.Hostname)
-		set.LocalIPHost = cmp.Or(set.LocalIPHost, set.Hostname)
+		set.Greeting = cmp.Or(set.Greeting, host)
+		set.LocalIPHost = cmp.Or(set.LocalIPHost, host)
 	}
 	if set.Timeout <= 0 {
 		set.Timeout = 1200 * time.Second
@@ -389,7 +415,7 @@ func (srv *Server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		env := ConnEnv(c)
+		env := srv.relayFromEnv(c, ConnEnv(c))
 		var release func()
 		if _, trusted := env["RELAYCLIENT"]; trusted {
 			release, err = lim.AcquireTrusted()
@@ -545,6 +571,7 @@ func (srv *Server) serveConn(ctx context.Context, c net.Conn, env map[string]str
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	env = srv.relayEnv(ctx, c, env)
 	s := newSession(srv, c, env)
 	s.cancel = cancel // Close ends a session waiting on ctx (an AuthLimiter, a delay)
 	s.releaseSlot = release

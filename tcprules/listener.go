@@ -2,6 +2,7 @@ package tcprules
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/qmailkit/qmailkit/internal/cdb"
 )
 
 // DefaultLimit is tcpserver's default -c: at most 40 connections at once.
@@ -33,9 +36,9 @@ type Resolver interface {
 var _ Resolver = (*net.Resolver)(nil)
 
 // Listener wraps a net.Listener with what tcpserver does around accept: a
-// concurrency limit (-c), access rules from a cdb (-x, -X), host names
-// (-h, -p, -l), the PROXY protocol from trusted balancers, and the
-// environment of each connection. Accept returns only allowed connections,
+// concurrency limit (-c), access rules from a cdb file (-x, -X) or held in
+// memory (RulesData, RuleSet), host names (-h, -p, -l), the PROXY protocol
+// from trusted balancers, and the environment of each connection. Accept returns only allowed connections,
 // as *Conn, whose Env method gives that environment.
 //
 // Set the fields before the first call to Accept and do not change them
@@ -52,13 +55,31 @@ type Listener struct {
 
 	// Rules is the path of the rules cdb (tcpserver -x). It is looked at
 	// for each connection and reopened when it has been replaced, so
-	// tcprules or CompileFile may rebuild it at any time. Empty: no rules,
-	// every connection is allowed.
+	// tcprules or CompileFile may rebuild it at any time. Empty, with
+	// RulesData and RuleSet nil: no rules, every connection is allowed.
 	Rules string
 	// AllowMissing allows connections while the Rules file does not exist
 	// (tcpserver -X); by default they are dropped. An unreadable or corrupt
 	// cdb drops connections either way.
 	AllowMissing bool
+	// RulesData is a rules cdb held in memory (the result of [Compile], or
+	// the bytes of a cdb file), for a program that keeps its rules without
+	// a file. It is copied and opened once, when the first connection is
+	// checked, and looked up exactly as the Rules file would be; it is never reloaded (make a
+	// new Listener for new rules). Nil: not used.
+	RulesData []byte
+	// RuleSet holds parsed rules (the result of [Parse], or Rules built in
+	// Go), compiled when the first connection is checked into the cdb tcprules would write
+	// for them, in their order, and then used as RulesData is. A Rule whose
+	// Keys are nil stands for the keys of its Address, ranges expanded as
+	// in a rules file. A non-nil empty RuleSet allows every connection.
+	// Nil: not used.
+	//
+	// At most one of Rules, RulesData and RuleSet may be set: with more, or
+	// with in-memory rules that cannot be read (a corrupt cdb, an Address
+	// with a bad range), every connection is dropped and the reason
+	// logged, as for an unreadable Rules file.
+	RuleSet []Rule
 
 	// Limit is the number of connections handled at once (tcpserver -c):
 	// those being looked up plus those returned by Accept and not yet
@@ -110,6 +131,9 @@ type Listener struct {
 	acceptErr                      error         // why it ended; read after acceptDone
 	wg                             sync.WaitGroup
 	rules                          ruleCache
+	memOnce                        sync.Once
+	mem                            *DB   // RulesData or RuleSet, opened once
+	memErr                         error // why they cannot be used
 	accepted, allowed, denied      atomic.Uint64
 	dropped                        atomic.Uint64
 	active                         atomic.Int64
@@ -199,6 +223,11 @@ func (l *Listener) Close() error {
 		err = l.Listener.Close()
 		l.wg.Wait()
 		l.rules.close()
+		l.memOnce.Do(func() {}) // no lookup may open them from now on
+		if l.mem != nil {
+			l.mem.Close()
+			l.mem = nil
+		}
 	})
 	return err
 }
@@ -355,9 +384,9 @@ func (l *Listener) admit(c net.Conn) (*Conn, error) {
 		cancel()
 	}
 
-	if l.Rules != "" {
+	if l.Rules != "" || l.RulesData != nil || l.RuleSet != nil {
 		ip := env["TCPREMOTEIP"]
-		d, err := l.rules.lookup(l.Rules, ip, host)
+		d, err := l.lookupRules(ip, host)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && l.AllowMissing:
 		case err != nil:
@@ -553,6 +582,71 @@ func (c *Conn) Close() error {
 // ruleCache keeps the rules cdb open between connections and reopens it
 // when the file at the path is another one (renamed over, as tcprules
 // does) or has changed size or time.
+// lookupRules asks the Listener's rules about a connection: the Rules
+// file, or the rules held in memory.
+func (l *Listener) lookupRules(ip string, host *string) (Decision, error) {
+	n := 0
+	for _, set := range []bool{l.Rules != "", l.RulesData != nil, l.RuleSet != nil} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		return Decision{}, errors.New("tcprules: more than one of Rules, RulesData and RuleSet set")
+	}
+	if l.Rules != "" {
+		return l.rules.lookup(l.Rules, ip, host)
+	}
+	l.memOnce.Do(func() {
+		data := l.RulesData
+		if l.RuleSet != nil {
+			data, l.memErr = compileRules(l.RuleSet)
+		} else {
+			data = bytes.Clone(data)
+		}
+		if l.memErr == nil {
+			l.mem, l.memErr = OpenBytes(data)
+		}
+	})
+	if l.memErr != nil {
+		return Decision{}, l.memErr
+	}
+	if l.mem == nil {
+		return Decision{}, fmt.Errorf("tcprules: accept: %w", net.ErrClosed)
+	}
+	return l.mem.Lookup(ip, host, nil)
+}
+
+// compileRules returns the cdb tcprules would write for rules, in their
+// order; a rule with nil Keys has those of its Address.
+func compileRules(rules []Rule) ([]byte, error) {
+	var buf memFile
+	w, err := cdb.NewWriter(&buf, nil)
+	if err != nil {
+		return nil, err
+	}
+	var val []byte
+	for _, r := range rules {
+		keys := r.Keys
+		if keys == nil {
+			var ok bool
+			if keys, ok = expand(r.Address, nil); !ok {
+				return nil, fmt.Errorf("tcprules: RuleSet: bad address %q", r.Address)
+			}
+		}
+		val = r.appendValue(val[:0])
+		for _, k := range keys {
+			if err := w.Put([]byte(k), val); err != nil {
+				return nil, fmt.Errorf("tcprules: RuleSet: %w", err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("tcprules: RuleSet: %w", err)
+	}
+	return buf.b, nil
+}
+
 type ruleCache struct {
 	mu sync.RWMutex
 	db *DB
