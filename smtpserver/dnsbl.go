@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
 )
 
 // DNSBL is rblsmtpd (ucspi-tcp 0.88) built into the server: before the
