@@ -20,7 +20,8 @@
 // <time> qp <id>" only after the Enqueuer returned success.
 //
 // The connection's environment is tcpserver's: TCPREMOTEIP, TCPREMOTEHOST,
-// TCPREMOTEINFO and TCPLOCALHOST/TCPLOCALIP for the Received line,
+// TCPREMOTEINFO and TCPLOCALHOST/TCPLOCALIP for the Received line (in
+// modern mode Server.Hostname, when set, comes before TCPLOCALIP),
 // RELAYCLIENT (set, even empty: the client may relay), DATABYTES
 // (overrides [Server.MaxMessageBytes]) and RBLSMTPD (rblsmtpd's decision).
 //
@@ -100,7 +101,9 @@
 // never 250. The reader given to the Enqueuer returns an error instead of
 // io.EOF for a message that must not be queued.
 //
-// Relaying is refused unless the client has RELAYCLIENT or authenticated:
+// Relaying is refused unless the client has RELAYCLIENT (from its
+// environment, or given by Server.RelayFrom's prefixes or Server.Relay)
+// or authenticated:
 // the recipient's domain is what follows its last "@" after qmail's
 // parsing (quotes and backslashes removed, source routes dropped), so "%"
 // hacks, "!" paths, source routes, quoted "@"s and trailing dots never

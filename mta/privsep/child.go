@@ -265,7 +265,7 @@ func mailboxMain(args []string, stderr io.Writer) int {
 	// links, the user's own, and only the user's files messages).
 	owner := &pop3.User{UID: os.Getuid(), GID: os.Getgid(), Home: filepath.Dir(*path), Maildir: *path}
 	err = lspawn.ServeMailbox(ctx, conn, func() (pop3.Mailbox, error) {
-		return pop3.OpenMaildir(*path, pop3.MaildirOptions{User: owner, Lock: true, WireSizes: true, Seen: *seen, MissingOK: true})
+		return pop3.OpenMaildir(*path, pop3.MaildirOptions{User: owner, Lock: true, WireSizes: true, Seen: *seen, MissingOK: true, MissingEmpty: true})
 	})
 	if err != nil && !errors.Is(err, pop3.ErrInUse) {
 		logger.Error("mta mailbox: "+err.Error(), "uid", os.Getuid())

@@ -185,7 +185,7 @@ func (h *Helper) OpenMailbox(srv *pop3.Server) func(context.Context, *pop3.User)
 			}
 			path = filepath.Join(u.Home, "Maildir")
 		}
-		return pop3.OpenMaildir(path, pop3.MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, Now: srv.Now})
+		return pop3.OpenMaildir(path, pop3.MaildirOptions{User: u, Lock: true, WireSizes: true, Seen: srv.SeenOnRetr, MissingOK: true, MissingEmpty: !srv.Compat, Now: srv.Now})
 	}
 }
 
