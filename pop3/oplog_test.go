@@ -229,9 +229,17 @@ func TestTLSFailureAndConnections(t *testing.T) {
 	plain.Write([]byte("USER joe\r\n"))
 	io.ReadAll(plain)
 	plain.Close()
-	tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost"})
-	if err != nil {
-		t.Fatal(err)
+	// The plain session holds the client's one connection until the server
+	// has seen it end: try again meanwhile.
+	var tc *tls.Conn
+	for try := 0; ; try++ {
+		if tc, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost"}); err == nil {
+			break
+		}
+		if try == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	defer tc.Close()
 	tc.SetDeadline(time.Now().Add(5 * time.Second))
