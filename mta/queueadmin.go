@@ -2,10 +2,6 @@ package mta
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"os"
 
 	"github.com/qmailkit/qmailkit/internal/queueadmin"
 )
@@ -22,39 +18,10 @@ import (
 // service, cancels the requests in progress, waits for them and removes
 // the socket.
 func (s *System) ServeQueueAdmin(path string) (stop func(), err error) {
-	fi, err := os.Lstat(path)
-	switch {
-	case err == nil && fi.Mode()&os.ModeSocket == 0:
-		return nil, fmt.Errorf("mta: %s exists and is not a socket", path)
-	case err == nil:
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("mta: %w", err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("mta: %w", err)
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, err := listenUnix("unix", path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("mta: %w", err)
-	}
-	l.SetUnlinkOnClose(false) // stop removes it, once the requests ended
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("mta: %w", err)
+		return nil, err
 	}
 	srv := &queueadmin.Server{Backend: s.Scheduler, Logger: s.logger.With("part", "queue-admin")}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ctx, l); err != nil {
-			s.logger.Error("mta: queue administration socket: " + err.Error())
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-		os.Remove(path)
-	}, nil
+	return serveUnix(path, func(ctx context.Context) error { return srv.Serve(ctx, l) }, s.logger, "queue administration socket"), nil
 }

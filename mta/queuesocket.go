@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 
@@ -27,6 +28,24 @@ func (s *System) ServeQueueSocket(path string, mode os.FileMode, who func(uid in
 	if err != nil {
 		return nil, err
 	}
+	l, err := listenUnix("unixpacket", path, mode)
+	if err != nil {
+		return nil, err
+	}
+	qs := &lspawn.QueueServer{
+		Queue:      s.Queue,
+		MaxBytes:   maxBytes,
+		CheckSpace: s.CheckSpace,
+		Who:        who,
+		Logger:     s.logger.With("part", "qmail-queue"),
+	}
+	return serveUnix(path, func(ctx context.Context) error { return qs.Serve(ctx, l) }, s.logger, "qmail-queue socket"), nil
+}
+
+// listenUnix listens on a unix socket at path with mode, replacing a stale
+// socket there (never another kind of file); it is not removed when the
+// listener closes (serveUnix's stop removes it).
+func listenUnix(network, path string, mode os.FileMode) (*net.UnixListener, error) {
 	fi, err := os.Lstat(path)
 	switch {
 	case err == nil && fi.Mode()&os.ModeSocket == 0:
@@ -38,34 +57,34 @@ func (s *System) ServeQueueSocket(path string, mode os.FileMode, who func(uid in
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("mta: %w", err)
 	}
-	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	l, err := net.ListenUnix(network, &net.UnixAddr{Name: path, Net: network})
 	if err != nil {
 		return nil, fmt.Errorf("mta: %w", err)
 	}
-	l.SetUnlinkOnClose(false) // stop removes it, once the injections ended
+	l.SetUnlinkOnClose(false)
 	if err := os.Chmod(path, mode); err != nil {
 		l.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("mta: %w", err)
 	}
+	return l, nil
+}
+
+// serveUnix runs serve until stop, which cancels its context, waits for it
+// to return (the requests in progress ended) and removes the socket at
+// path.
+func serveUnix(path string, serve func(context.Context) error, logger *slog.Logger, what string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	qs := &lspawn.QueueServer{
-		Queue:      s.Queue,
-		MaxBytes:   maxBytes,
-		CheckSpace: s.CheckSpace,
-		Who:        who,
-		Logger:     s.logger.With("part", "qmail-queue"),
-	}
 	go func() {
 		defer close(done)
-		if err := qs.Serve(ctx, l); err != nil {
-			s.logger.Error("mta: qmail-queue socket: " + err.Error())
+		if err := serve(ctx); err != nil {
+			logger.Error("mta: " + what + ": " + err.Error())
 		}
 	}()
 	return func() {
 		cancel()
 		<-done
 		os.Remove(path)
-	}, nil
+	}
 }
