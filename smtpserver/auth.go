@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/qmailkit/qmailkit"
 )
 
 // Authenticator checks a user name and password for AUTH, as a
@@ -137,7 +139,7 @@ func (s *session) cmdAuth(arg string) error {
 		}
 	}
 	aerr := s.srv.Auth(s.ctx, user, pass)
-	if lim != nil && (aerr == nil || isPermanent(aerr)) {
+	if lim != nil && (aerr == nil || qmailkit.IsPermanent(aerr)) {
 		lim.Done(addr, user, aerr == nil)
 	}
 	switch {
@@ -146,7 +148,7 @@ func (s *session) cmdAuth(arg string) error {
 		s.info.Relay = true
 		s.reply(replyAuthOK)
 		s.srv.logger().Info("smtpserver: authenticated", "ip", s.info.RemoteIP, "user", user)
-	case isPermanent(aerr):
+	case qmailkit.IsPermanent(aerr):
 		s.authFail++
 		s.reject(ReasonAuth, "AUTH", replyAuthBad, slog.String("user", logAddr(user)))
 		if d := s.authDelay(); d > 0 {
