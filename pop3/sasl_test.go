@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -95,4 +96,42 @@ func TestAuthPlainExchanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// decodePlainBefore is decodePlain as it was written by hand before go-sasl
+// parsed the response: the oracle of FuzzDecodePlain.
+func decodePlainBefore(resp string) (user, pass string, err error) {
+	b, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil {
+		return "", "", errors.New("bad base64")
+	}
+	f := strings.Split(string(b), "\x00")
+	if len(f) != 3 || f[1] == "" {
+		return "", "", errors.New("malformed response")
+	}
+	if f[0] != "" && f[0] != f[1] {
+		return "", "", ErrAuthFailed
+	}
+	return f[1], f[2], nil
+}
+
+// FuzzDecodePlain: go-sasl's parse of an AUTH PLAIN response gives what
+// the hand-written one gave, for any response, raw or base64.
+func FuzzDecodePlain(f *testing.F) {
+	for _, s := range []string{"\x00joe\x00s3cret", "joe\x00joe\x00s3cret", "mary\x00joe\x00s3cret", "\x00\x00x", "joe\x00x", "a\x00b\x00c\x00d", "", "\x00", "\x00\x00", "\x00joe\x00"} {
+		f.Add(b64(s), false)
+		f.Add(s, true)
+	}
+	f.Add("!!", false)
+	f.Add("AGpvZQBzM2NyZXQ", false)
+	f.Fuzz(func(t *testing.T, in string, encode bool) {
+		if encode {
+			in = b64(in)
+		}
+		u, p, err := decodePlain(in)
+		wu, wp, werr := decodePlainBefore(in)
+		if u != wu || p != wp || (err == nil) != (werr == nil) || errors.Is(err, ErrAuthFailed) != errors.Is(werr, ErrAuthFailed) {
+			t.Fatalf("decodePlain(%q) = %q, %q, %v; before: %q, %q, %v", in, u, p, err, wu, wp, werr)
+		}
+	})
 }

@@ -86,3 +86,82 @@ func TestAuthExchanges(t *testing.T) {
 		})
 	}
 }
+
+// plainReply is the reply to an AUTH PLAIN response as the hand-written
+// parser gave it before go-sasl parsed PLAIN (RFC 4616, RFC 4954), for an
+// Authenticator that accepts joe/s3cret: the oracle of FuzzAuthPlainReply.
+func plainReply(resp string) string {
+	resp = strings.TrimSpace(resp)
+	var b []byte
+	switch resp {
+	case "*":
+		return "501 5.0.0 authentication cancelled"
+	case "=":
+	default:
+		var err error
+		if b, err = base64.StdEncoding.DecodeString(resp); err != nil {
+			return "501 5.5.2 cannot decode response"
+		}
+	}
+	f := strings.Split(string(b), "\x00")
+	switch {
+	case len(f) != 3:
+		return "501 5.5.2 cannot decode response"
+	case f[0] != "" && f[0] != f[1]:
+		return "535 5.7.8 authentication credentials invalid"
+	case f[1] == "joe" && f[2] == "s3cret":
+		return "235 2.7.0 authentication successful"
+	}
+	return "535 5.7.8 authentication credentials invalid"
+}
+
+// FuzzAuthPlainReply: a whole session answers any AUTH PLAIN response, as
+// the initial response or after the 334, as the hand-written parser did,
+// and goes on reading commands in step.
+func FuzzAuthPlainReply(f *testing.F) {
+	for _, s := range []string{"\x00joe\x00s3cret", "joe\x00joe\x00s3cret", "mary\x00joe\x00s3cret", "\x00\x00x", "joe\x00x", "a\x00b\x00c\x00d", "", "\x00joe\x00"} {
+		f.Add(s, true, true)
+		f.Add(s, true, false)
+	}
+	for _, s := range []string{"*", "=", "!!!", "AGpvZQBzM2NyZXQ", "AGpvZQBzM2NyZXQ=="} {
+		f.Add(s, false, true)
+		f.Add(s, false, false)
+	}
+	f.Fuzz(func(t *testing.T, raw string, encode, initial bool) {
+		resp := raw
+		if encode {
+			resp = b64(raw)
+		}
+		if resp == "" || len(resp) > 900 || strings.ContainsFunc(resp, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+			return // command parsing, not AUTH's
+		}
+		in := "EHLO c\r\nAUTH PLAIN\r\n" + resp + "\r\nNOOP\r\n"
+		if initial {
+			in = "EHLO c\r\nAUTH PLAIN " + resp + "\r\nNOOP\r\n"
+		}
+		srv := &Server{Hostname: "mx.example", AuthOnLoopback: true, AuthFailDelay: -1,
+			Enqueuer: &sink{}, IsLocalIP: func(ip netipAddr) bool { return false },
+			Auth: func(ctx context.Context, u, p string) error {
+				if u == "joe" && p == "s3cret" {
+					return nil
+				}
+				return ErrBadCredentials
+			}}
+		c := &recordConn{scriptConn: scriptConn{r: strings.NewReader(in)}}
+		srv.ServeConn(context.Background(), c, map[string]string{"TCPREMOTEIP": "127.0.0.1"})
+		got := strings.Split(strings.TrimSuffix(c.out.String(), "\r\n"), "\r\n")
+		for len(got) > 0 && (strings.HasPrefix(got[0], "220 ") || strings.HasPrefix(got[0], "250-")) {
+			got = got[1:] // the greeting and the EHLO reply
+		}
+		if len(got) > 0 {
+			got = got[1:] // the EHLO reply's last line
+		}
+		want := []string{plainReply(resp), "250 2.0.0 ok"}
+		if !initial {
+			want = append([]string{"334 "}, want...)
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("AUTH PLAIN with %q (initial %v): replies %q, want %q", resp, initial, got, want)
+		}
+	})
+}
