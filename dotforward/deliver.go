@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/errstr"
 	"github.com/qmailkit/qmailkit/internal/qq"
@@ -113,8 +114,7 @@ func ExitCode(res Result, err error) int {
 	if err == nil {
 		return res.Code
 	}
-	var p interface{ Permanent() bool }
-	if errors.As(err, &p) && p.Permanent() {
+	if qmailkit.IsPermanent(err) {
 		return 100
 	}
 	return 111

@@ -1,11 +1,12 @@
 package dotqmail
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/qmailkit/qmailkit"
 )
 
 // Error is a failed delivery, carrying qmail-local's report text and
@@ -68,8 +69,7 @@ func ExitCode(err error) int {
 	if err == nil {
 		return 0
 	}
-	var p interface{ Permanent() bool }
-	if errors.As(err, &p) && p.Permanent() {
+	if qmailkit.IsPermanent(err) {
 		return 100
 	}
 	return 111

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/pop3"
@@ -117,8 +118,7 @@ func (s *System) deliverMailbox(ctx context.Context, m Mailboxes, d queue.Delive
 	s.Metrics.delivered(false, err)
 	if err != nil {
 		code := "4.3.0"
-		var p interface{ Permanent() bool }
-		if errors.As(err, &p) && p.Permanent() {
+		if qmailkit.IsPermanent(err) {
 			code = "5.3.0"
 		}
 		text := fmt.Sprintf("Unable to deliver to the Maildir of %s: %v. (#%s)", u.Name, err, code)

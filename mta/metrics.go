@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/authlimit"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/queue"
-	"github.com/qmailkit/qmailkit/smtpclient"
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
@@ -215,7 +215,7 @@ func (m *Metrics) delivered(remote bool, err error) {
 	outcome := "success"
 	switch {
 	case err == nil:
-	case smtpclient.IsPermanent(err):
+	case qmailkit.IsPermanent(err):
 		outcome = "failure"
 	default:
 		outcome = "deferral"

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+
+	"github.com/emersion/go-sasl"
 )
 
 // ErrAuthFailed is the condition of a login refused for a bad user name
@@ -115,22 +117,38 @@ func CheckSecret(c Credentials, secret string) bool {
 	return subtle.ConstantTimeCompare([]byte(c.Secret), []byte(want)) == 1
 }
 
-// decodePlain decodes an AUTH PLAIN response (RFC 4616): authzid NUL
-// authcid NUL passwd. An authorization identity other than empty or the
-// user itself is refused: a POP3 session serves one maildrop.
+// decodePlain decodes an AUTH PLAIN response (RFC 4616), base64 of
+// authzid NUL authcid NUL passwd, which go-sasl's PLAIN server parses. An
+// empty user name is malformed; an authorization identity other than empty
+// or the user itself is refused with [ErrAuthFailed]: a POP3 session serves
+// one maildrop.
 func decodePlain(resp string) (user, pass string, err error) {
 	b, err := base64.StdEncoding.DecodeString(resp)
 	if err != nil {
 		return "", "", errors.New("pop3: AUTH PLAIN: bad base64")
 	}
-	f := strings.Split(string(b), "\x00")
-	if len(f) != 3 || f[1] == "" {
-		return "", "", errors.New("pop3: AUTH PLAIN: malformed response")
+	if b == nil {
+		b = []byte{} // nil would be no response at all
 	}
-	if f[0] != "" && f[0] != f[1] {
-		return "", "", ErrAuthFailed
+	malformed := errors.New("pop3: AUTH PLAIN: malformed response")
+	mech := sasl.NewPlainServer(func(authz, authc, pw string) error {
+		switch {
+		case authc == "":
+			return malformed
+		case authz != "" && authz != authc:
+			return ErrAuthFailed
+		}
+		user, pass = authc, pw
+		return nil
+	})
+	_, done, err := mech.Next(b)
+	switch {
+	case errors.Is(err, ErrAuthFailed):
+		return "", "", err
+	case err != nil || !done:
+		return "", "", malformed
 	}
-	return f[1], f[2], nil
+	return user, pass, nil
 }
 
 func hashUID(uid string) string {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/qmailkit/qmailkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,22 +18,8 @@ import (
 // [SYS/PERM] ...".
 var ErrUnsafeMaildir = errors.New("pop3: unsafe maildir")
 
-// permError marks an error permanent (the module's convention: errors.As
-// finds a Permanent method returning true).
-type permError struct{ err error }
-
-func (e *permError) Error() string   { return e.err.Error() }
-func (e *permError) Unwrap() error   { return e.err }
-func (e *permError) Permanent() bool { return true }
-
-// isPermanent reports whether err is permanent by the module's convention.
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
-}
-
 func unsafeMaildir(format string, a ...any) error {
-	return &permError{fmt.Errorf("%w: "+format, append([]any{ErrUnsafeMaildir}, a...)...)}
+	return qmailkit.Permanent(fmt.Errorf("%w: "+format, append([]any{ErrUnsafeMaildir}, a...)...))
 }
 
 // dirFlags open a directory handle without following a symbolic link in

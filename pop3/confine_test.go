@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit"
 )
 
 // The audit of issue 17, finding 1: a POP3 user replaces directories of
@@ -323,7 +325,7 @@ func TestOpenMaildirLinks(t *testing.T) {
 	put(t, dir, "new/A", 100, 100)
 	link := filepath.Join(t.TempDir(), "Maildir")
 	os.Symlink(dir, link)
-	if _, err := OpenMaildir(link, MaildirOptions{Now: at(1000)}); !errors.Is(err, ErrUnsafeMaildir) || !isPermanent(err) {
+	if _, err := OpenMaildir(link, MaildirOptions{Now: at(1000)}); !errors.Is(err, ErrUnsafeMaildir) || !qmailkit.IsPermanent(err) {
 		t.Errorf("a Maildir that is a symbolic link: %v", err)
 	}
 	mb, err := OpenMaildir(link, MaildirOptions{FollowLink: true, Now: at(1000)})

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/qmailkit/qmailkit"
 )
 
 // session is one connection.
@@ -558,7 +560,7 @@ func (s *session) login(cred Credentials) error {
 			return errEnd
 		case errors.Is(err, ErrInUse):
 			s.reply("-ERR [IN-USE] mailbox already locked")
-		case isPermanent(err):
+		case qmailkit.IsPermanent(err):
 			s.reply("-ERR [SYS/PERM] unable to open mailbox")
 		default:
 			s.reply("-ERR [SYS/TEMP] unable to open mailbox")

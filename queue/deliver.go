@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
@@ -276,8 +277,7 @@ func (r *run) handle(rep report) {
 		if text == "" && res.Err != nil {
 			text = res.Err.Error()
 		}
-		var perm interface{ Permanent() bool }
-		permanent := res.Err != nil && errors.As(res.Err, &perm) && perm.Permanent()
+		permanent := qmailkit.IsPermanent(res.Err)
 		if res.Err != nil && !permanent && j.dying {
 			permanent, text = true, text+tooLong
 		}

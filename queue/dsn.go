@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/internal/durable"
 )
 
@@ -414,7 +415,7 @@ func (r *run) notify(u *unit, res []Result) (delayed []string) {
 				e.action = "relayed"
 			}
 			done = append(done, e)
-		case errors.Is(x.Err, errMangled) || isPermanent(x.Err) || n.dying:
+		case errors.Is(x.Err, errMangled) || qmailkit.IsPermanent(x.Err) || n.dying:
 		case p.Notify&NotifyDelay != 0 && !n.delayed[i] && r.delayAfter > 0 && now.Sub(n.birth) >= r.delayAfter:
 			e.action, e.status = "delayed", "4.0.0"
 			if sm := enhanced.FindAllStringSubmatch(text, -1); len(sm) > 0 && sm[len(sm)-1][1][0] == '4' {
@@ -444,11 +445,6 @@ func (r *run) notify(u *unit, res []Result) (delayed []string) {
 		return lateAddrs
 	}
 	return nil
-}
-
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
 }
 
 // injectNotice injects a report of successes or delays to the sender, with

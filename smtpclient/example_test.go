@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/smtpclient"
 )
 
@@ -19,7 +20,7 @@ func ExampleClient_Deliver() {
 	msg := strings.NewReader("Subject: hello\n\nHi!\n")
 	res, err := c.Deliver(context.Background(), "example.net", "me@example.org", []string{"you@example.net"}, msg)
 	// Nothing listens on port 1: a temporary failure, for every recipient.
-	fmt.Println(smtpclient.IsPermanent(err))
+	fmt.Println(qmailkit.IsPermanent(err))
 	fmt.Print(smtpclient.ReportText(res.Recipients[0].Err))
 	fmt.Printf("%q\n", res.Report())
 	// Output:
@@ -40,7 +41,7 @@ func ExampleClient_Send() {
 		switch {
 		case r.Err == nil:
 			fmt.Println(r.Address, "delivered")
-		case smtpclient.IsPermanent(r.Err):
+		case qmailkit.IsPermanent(r.Err):
 			fmt.Println(r.Address, "bounce")
 		default:
 			fmt.Println(r.Address, "retry later")

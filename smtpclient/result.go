@@ -96,6 +96,8 @@ func (res *Result) Report() []byte {
 // IsPermanent reports whether err is permanent under the module's
 // convention: some error in its chain has a Permanent method returning
 // true. It is qmailkit.IsPermanent.
+//
+// Deprecated: use qmailkit.IsPermanent.
 func IsPermanent(err error) bool { return qmailkit.IsPermanent(err) }
 
 // ReportText returns the qmail-remote text for err: the Report of an
@@ -210,7 +212,7 @@ func (res *Result) RecipientReport(i int) string {
 }
 
 func letter(err error) byte {
-	if IsPermanent(err) {
+	if qmailkit.IsPermanent(err) {
 		return 'D'
 	}
 	return 'Z'

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/smtpclient"
 	"github.com/qmailkit/qmailkit/smtpserver"
 	"github.com/qmailkit/qmailkit/smtpserver/smtptest"
@@ -81,7 +82,7 @@ func TestInteropSmtptestRejections(t *testing.T) {
 			t.Fatalf("%v: %q", err, res.Report())
 		}
 		r := res.Recipients
-		if r[0].Err != nil || !smtpclient.IsPermanent(r[1].Err) || r[2].Err == nil || smtpclient.IsPermanent(r[2].Err) {
+		if r[0].Err != nil || !qmailkit.IsPermanent(r[1].Err) || r[2].Err == nil || qmailkit.IsPermanent(r[2].Err) {
 			t.Errorf("results %v / %v / %v", r[0].Err, r[1].Err, r[2].Err)
 		}
 		var e *smtpclient.Error

@@ -12,6 +12,9 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/qmailkit/qmailkit"
 )
 
 // Authenticator checks a user name and password for AUTH, as a
@@ -137,7 +140,7 @@ func (s *session) cmdAuth(arg string) error {
 		}
 	}
 	aerr := s.srv.Auth(s.ctx, user, pass)
-	if lim != nil && (aerr == nil || isPermanent(aerr)) {
+	if lim != nil && (aerr == nil || qmailkit.IsPermanent(aerr)) {
 		lim.Done(addr, user, aerr == nil)
 	}
 	switch {
@@ -146,7 +149,7 @@ func (s *session) cmdAuth(arg string) error {
 		s.info.Relay = true
 		s.reply(replyAuthOK)
 		s.srv.logger().Info("smtpserver: authenticated", "ip", s.info.RemoteIP, "user", user)
-	case isPermanent(aerr):
+	case qmailkit.IsPermanent(aerr):
 		s.authFail++
 		s.reject(ReasonAuth, "AUTH", replyAuthBad, slog.String("user", logAddr(user)))
 		if d := s.authDelay(); d > 0 {
@@ -184,6 +187,48 @@ func (s *session) authDelay() time.Duration {
 	return d << (s.authFail - 1)
 }
 
+// errAuthzid is a PLAIN response whose authorization identity is neither
+// empty nor the user's own: a session acts for the user it authenticated,
+// so the server refuses it as wrong credentials (535).
+var errAuthzid = errors.New("smtpserver: AUTH PLAIN: authorization identity differs from the user")
+
+// saslRounds bounds the challenges of one AUTH exchange (PLAIN takes one,
+// LOGIN two).
+const saslRounds = 4
+
+// exchange runs the SASL exchange of mech (RFC 4954): ir is the initial
+// response of the AUTH command, "" for none and "=" for an empty one; each
+// challenge goes out base64-encoded after 334, each response comes back
+// the same way, and "*" cancels. A Reply is the server's answer to a
+// failed exchange: 501 for a cancel, bad base64 or a response mech
+// refuses, 535 for an authorization identity other than the user's.
+func (s *session) exchange(mech sasl.Server, ir string) (*Reply, error) {
+	var resp []byte // nil: no initial response
+	if ir != "" {
+		var r *Reply
+		if resp, r = decodeResponse(ir); r != nil {
+			return r, nil
+		}
+	}
+	for range saslRounds {
+		challenge, done, err := mech.Next(resp)
+		switch {
+		case errors.Is(err, errAuthzid):
+			return &replyAuthBad, nil
+		case err != nil:
+			return &replyAuthDecode, nil
+		case done:
+			return nil, nil
+		}
+		var r *Reply
+		resp, r, err = s.challenge(base64.StdEncoding.EncodeToString(challenge))
+		if err != nil || r != nil {
+			return r, err
+		}
+	}
+	return &replyAuthDecode, nil
+}
+
 // challenge sends a 334 and reads the client's response, decoded. A "*"
 // cancels.
 func (s *session) challenge(text string) ([]byte, *Reply, error) {
@@ -195,63 +240,80 @@ func (s *session) challenge(text string) ([]byte, *Reply, error) {
 	if tooLong {
 		return nil, &replyLineTooLong, nil
 	}
-	return decodeResponse(line)
+	b, r := decodeResponse(line)
+	return b, r, nil
 }
 
-func decodeResponse(line string) ([]byte, *Reply, error) {
+// decodeResponse decodes one client response: "*" cancels, "=" is empty
+// (RFC 4954 section 4), anything else is base64. A decoded response is
+// never nil, which a sasl.Server would take for no response at all.
+func decodeResponse(line string) ([]byte, *Reply) {
 	line = strings.TrimSpace(line)
 	if line == "*" {
-		return nil, &replyAuthCancel, nil
+		return nil, &replyAuthCancel
 	}
 	if line == "=" {
-		return []byte{}, nil, nil
+		return []byte{}, nil
 	}
 	b, err := base64.StdEncoding.DecodeString(line)
 	if err != nil {
-		return nil, &replyAuthDecode, nil
+		return nil, &replyAuthDecode
 	}
-	return b, nil, nil
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
 }
 
-// authPlain is RFC 4616: authzid NUL authcid NUL password; the authzid must
-// be empty or equal the authcid.
+// authPlain is RFC 4616, parsed by go-sasl's PLAIN server: authzid NUL
+// authcid NUL password; the authzid must be empty or equal the authcid.
+// The credentials are checked afterwards, by the caller.
 func (s *session) authPlain(ir string) (user, pass string, r *Reply, err error) {
-	var b []byte
-	if ir == "" {
-		b, r, err = s.challenge("")
-	} else {
-		b, r, err = decodeResponse(ir)
-	}
-	if err != nil || r != nil {
+	mech := sasl.NewPlainServer(func(authz, authc, pw string) error {
+		if authz != "" && authz != authc {
+			return errAuthzid
+		}
+		user, pass = authc, pw
+		return nil
+	})
+	if r, err = s.exchange(mech, ir); err != nil || r != nil {
 		return "", "", r, err
 	}
-	parts := bytes.Split(b, []byte{0})
-	if len(parts) != 3 {
-		return "", "", &replyAuthDecode, nil
-	}
-	authz, authc, pw := string(parts[0]), string(parts[1]), string(parts[2])
-	if authz != "" && authz != authc {
-		return "", "", &replyAuthBad, nil
-	}
-	return authc, pw, nil, nil
+	return user, pass, nil, nil
 }
 
 // authLogin is the de facto LOGIN mechanism: user name, then password,
 // each base64 after a 334 challenge (or the user as initial response).
 func (s *session) authLogin(ir string) (user, pass string, r *Reply, err error) {
-	var b []byte
-	if ir == "" {
-		b, r, err = s.challenge("VXNlcm5hbWU6")
-	} else {
-		b, r, err = decodeResponse(ir)
-	}
-	if err != nil || r != nil {
+	mech := &loginServer{done: func(u, p string) { user, pass = u, p }}
+	if r, err = s.exchange(mech, ir); err != nil || r != nil {
 		return "", "", r, err
 	}
-	user = string(b)
-	b, r, err = s.challenge("UGFzc3dvcmQ6")
-	if err != nil || r != nil {
-		return "", "", r, err
+	return user, pass, nil, nil
+}
+
+// loginServer is the server side of LOGIN as a sasl.Server (go-sasl has
+// only its client): "Username:", then "Password:", each answered by one
+// response; a user name given as the initial response skips the first.
+type loginServer struct {
+	user  []byte
+	state int // 0: nothing yet; 1: user asked; 2: password asked; 3: done
+	done  func(user, pass string)
+}
+
+// Next implements sasl.Server.
+func (l *loginServer) Next(resp []byte) (challenge []byte, done bool, err error) {
+	switch {
+	case l.state == 0 && resp == nil:
+		l.state = 1
+		return []byte("Username:"), false, nil
+	case l.state <= 1:
+		l.user, l.state = resp, 2
+		return []byte("Password:"), false, nil
+	case l.state == 2:
+		l.state = 3
+		l.done(string(l.user), string(resp))
+		return nil, true, nil
 	}
-	return user, string(b), nil, nil
+	return nil, false, sasl.ErrUnexpectedClientResponse
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/qmailkit/qmailkit"
 )
 
 // Session describes a connection to the policy hooks and, through
@@ -778,7 +780,7 @@ func (s *session) errReply(err error, temp, perm Reply) Reply {
 		return r
 	}
 	s.srv.logger().Warn("smtpserver: refused", "ip", s.info.RemoteIP, "err", err)
-	if isPermanent(err) {
+	if qmailkit.IsPermanent(err) {
 		return perm
 	}
 	return temp

@@ -1,7 +1,6 @@
 package smtpserver
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 )
@@ -100,13 +99,6 @@ func (r Reply) format(withEnhanced bool) []byte {
 		b = append(b, '\r', '\n')
 	}
 	return b
-}
-
-// Permanence is the module-wide convention: an error is permanent when it
-// has Permanent() bool returning true.
-func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	return errors.As(err, &p) && p.Permanent()
 }
 
 // RecipientErrors is what an [Enqueuer] returns (wrapped or not) to report a

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit"
 )
 
 // testCert writes a self-signed certificate for "mx.example.org" and
@@ -249,10 +251,10 @@ exit 1
 	if err := auth(ctx, "joe", "bad"); err != ErrBadCredentials {
 		t.Errorf("bad password: %v", err)
 	}
-	if err := auth(ctx, "down", "x"); err == nil || isPermanent(err) {
+	if err := auth(ctx, "down", "x"); err == nil || qmailkit.IsPermanent(err) {
 		t.Errorf("exit 111: %v, want temporary", err)
 	}
-	if err := Checkpassword(filepath.Join(dir, "missing"), "true")(ctx, "joe", "s3cret"); err == nil || isPermanent(err) {
+	if err := Checkpassword(filepath.Join(dir, "missing"), "true")(ctx, "joe", "s3cret"); err == nil || qmailkit.IsPermanent(err) {
 		t.Errorf("missing program: %v, want temporary", err)
 	}
 	if err := Checkpassword(prog, "false")(ctx, "joe", "s3cret"); err != ErrBadCredentials {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/aliases"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/errstr"
@@ -165,8 +166,7 @@ func Fastforward(ctx context.Context, args []string, o IO) int {
 			text = fe.Text
 		}
 		say(o, ffFatal+text)
-		var perm interface{ Permanent() bool }
-		if errors.As(err, &perm) && perm.Permanent() {
+		if qmailkit.IsPermanent(err) {
 			return 100
 		}
 		return 111

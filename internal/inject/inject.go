@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/internal/quote"
 )
@@ -38,8 +39,7 @@ func ExitCode(err error) int {
 	if err == nil {
 		return 0
 	}
-	var p interface{ Permanent() bool }
-	if errors.As(err, &p) && p.Permanent() {
+	if qmailkit.IsPermanent(err) {
 		return 100
 	}
 	return 111

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/internal/quote"
 )
 
@@ -128,9 +129,7 @@ func (m *Message) Queue(ctx context.Context, queue QueueFunc) error {
 	if t := (interface{ Text() string })(nil); errors.As(err, &t) {
 		text = t.Text()
 	}
-	var p interface{ Permanent() bool }
-	perm := errors.As(err, &p) && p.Permanent()
-	return fatal(text+"\n", perm, err)
+	return fatal(text+"\n", qmailkit.IsPermanent(err), err)
 }
 
 // bodyReader streams the rest of the input after the header, adding a

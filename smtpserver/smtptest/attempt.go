@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
@@ -428,8 +429,7 @@ func replyFor(err error, temp, perm smtpserver.Reply) smtpserver.Reply {
 	if errors.As(err, &r) && r.Code >= 400 && r.Code < 600 {
 		return r
 	}
-	var p interface{ Permanent() bool }
-	if errors.As(err, &p) && p.Permanent() {
+	if qmailkit.IsPermanent(err) {
 		return perm
 	}
 	return temp
