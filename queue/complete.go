@@ -158,7 +158,10 @@ func (r *run) bounceInjected(b bounceDone) {
 // removed: what intd/N is left a starting Scheduler removes.
 func (r *run) endMsg(m *msg) bool {
 	q := r.q
-	held, err := q.holdMess(m.id)
+	// The files of a direct message become a slot (recycle, below): its
+	// lock is then kept with a descriptor open for writing, which the
+	// injection that takes the slot uses.
+	held, writable, err := q.holdMessFor(m.id, m.direct && !m.bounced && !m.stale)
 	if err != nil && !errors.Is(err, errMessGone) {
 		// A lock still held (or a file that will not open): finish later.
 		m.locked = errors.Is(err, errMessBusy)
@@ -213,7 +216,7 @@ func (r *run) endMsg(m *msg) bool {
 	}
 	switch {
 	case recycle:
-		q.recycleSlot(m.id, held)
+		q.recycleSlot(m.id, held, writable)
 	case held < 0:
 		r.warn("qmail-clean unable to clean up foop/" + m.id.String() + ": no " + Path("mess", m.id, q.split))
 	default:

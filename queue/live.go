@@ -46,19 +46,26 @@ import (
 // injector killed in that instant leaves a pid/ file for 36 hours, as
 // qmail-queue does.
 //
-// A prepared slot (slots.go) is marked but not locked: no injection owns it
-// yet, and the Scheduler's process may hand it out at any time. Its mtime,
-// the epoch until an injection writes it, tells it from an injection, and
-// cleaners leave it to the 36-hour rule, except a Scheduler that starts (it
-// holds lock/sendmutex, so the Scheduler that made the slot is gone). A
-// finished message's files become a slot while the Scheduler holds their
-// lock, from before todo/N is removed until the slot mark is set, so that
-// no cleaner sees them in between as a dead injection's. An injection that
-// takes a slot locks it, then checks that it still has a name and still
-// the slot mark: a cleaner that removed it did so under the lock, so after
-// the lock the injector sees nlink 0; and if inode N, freed, has since
-// become another message's mess/S/N, that file is not a slot's. Either
-// way the injector takes another slot, and removes nothing by name.
+// A slot prepared from the pool (slots.go) is marked but not locked: no
+// injection owns it yet, and the Scheduler's process may hand it out at
+// any time. Its mtime, the epoch until an injection writes it, tells it
+// from an injection, and cleaners leave it to the 36-hour rule, except a
+// Scheduler that starts (it holds lock/sendmutex, so the Scheduler that
+// made the slot is gone). An injection that takes such a slot locks it,
+// then checks that it still has a name and still the slot mark: a cleaner
+// that removed it did so under the lock, so after the lock the injector
+// sees nlink 0; and if inode N, freed, has since become another message's
+// mess/S/N, that file is not a slot's. Either way the injector takes
+// another slot, and removes nothing by name. A finished message's files
+// become a slot while the Scheduler holds their lock, from before todo/N
+// is removed until the slot mark is set, so that no cleaner sees them in
+// between as a dead injection's; where its descriptor is open for writing
+// the Scheduler's process keeps it, and the lock with it, until an
+// injection takes the slot and writes through that descriptor (it needs
+// neither to open nor to lock the file again, nor to check it: no one
+// could remove or change it meanwhile) or the slot is dropped. A cleaner
+// finds such a slot locked and leaves it, as a live injection's; if the
+// process dies, the slot is an unlocked one as above.
 //
 // Removing files by number. A message's files are named by its number N,
 // the inode number of its mess file, and the numbers of freed inodes come

@@ -38,8 +38,25 @@ type slots struct {
 	cond     *sync.Cond
 	free     []ID
 	recycled []ID // finished messages' files, usable once todo/ is fsynced
-	filling  bool
-	used     time.Time // the last take or recycle
+	// held are the descriptors of the slots whose mess file this
+	// process holds open for writing, with its lock, since their message
+	// ended (recycleSlot): the injection that takes one gets the
+	// descriptor, locked, instead of opening and locking the file again.
+	held    map[ID]int
+	filling bool
+	used    time.Time // the last take or recycle
+}
+
+// takeHeld returns the locked descriptor of slot id's mess file that this
+// process holds, if any, which the caller then owns.
+func (s *slots) takeHeld(id ID) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fd, ok := s.held[id]
+	if ok {
+		delete(s.held, id)
+	}
+	return fd, ok
 }
 
 // takeSlot returns a slot: a free one, else the recycled ones once todo/ is
@@ -175,9 +192,15 @@ func isSlotTimes(st *unix.Stat_t) bool { return st.Mtim.Sec == 0 && st.Mtim.Nsec
 // injector's lock on it (live.go). It reports false when the slot's files
 // are gone (a cleaner removed them, before or while the lock was sought)
 // or are no longer a slot's, so that the caller takes another; on any
-// other failure the slot's files are removed.
+// other failure the slot's files are removed. A slot made of a finished
+// message's files comes with its descriptor, open for writing and locked
+// since the message ended (recycleSlot): no one else could remove or
+// change the files meanwhile, so it is the slot's as it was made.
 func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
 	p := q.path("mess", id)
+	if fd, ok := q.slots.takeHeld(id); ok {
+		return os.NewFile(uintptr(fd), p), true, nil
+	}
 	fd, err := durable.Openat(unix.AT_FDCWD, p, unix.O_RDWR|unix.O_NOFOLLOW, 0)
 	if err == unix.ENOENT {
 		// A cleaner removed it (intd/N first); the number may be
@@ -218,9 +241,12 @@ func (q *Queue) openSlot(id ID) (*os.File, bool, error) {
 // have removed the slot, and inode N, freed, may be another message's by
 // now ("Removing files by number" in live.go).
 func (q *Queue) dropSlot(id ID) {
-	fd, err := q.holdMess(id)
-	if err != nil {
-		return // gone, or held by an injector: no longer this slot
+	fd, ok := q.slots.takeHeld(id)
+	if !ok {
+		var err error
+		if fd, err = q.holdMess(id); err != nil {
+			return // gone, or held by an injector: no longer this slot
+		}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
@@ -235,12 +261,13 @@ func (q *Queue) dropSlot(id ID) {
 // next message numbered N needs neither renames nor directory fsyncs but
 // todo/'s. The caller has removed todo/N, the message's only other name
 // (a direct message never had info, channel or bounce files), holding the
-// lock of mess/S/N on held (holdMess), which recycleSlot closes once the
-// slot mark is set or the files are removed: so no cleaner in another
-// process can take the finished message's files for an injection's that
-// died and remove them meanwhile ("Removing files by number" in live.go).
-func (q *Queue) recycleSlot(id ID, held int) {
-	defer unix.Close(held)
+// lock of mess/S/N on held (holdMess): so no cleaner in another process
+// can take the finished message's files for an injection's that died and
+// remove them meanwhile ("Removing files by number" in live.go). When held
+// is open for writing (writable), the slot keeps it, locked, for the
+// injection that takes it (openSlot), or for dropSlot; otherwise it is
+// closed once the slot mark is set or the files are removed.
+func (q *Queue) recycleSlot(id ID, held int, writable bool) {
 	s := &q.slots
 	marked := markSlot(q.path("mess", id)) == nil
 	s.mu.Lock()
@@ -248,10 +275,19 @@ func (q *Queue) recycleSlot(id ID, held int) {
 	if keep {
 		s.recycled = append(s.recycled, id)
 		s.used = q.now()
+		if writable {
+			if s.held == nil {
+				s.held = map[ID]int{}
+			}
+			s.held[id] = held
+		}
 	}
 	s.mu.Unlock()
 	if !keep {
 		q.cleanMess(id)
+	}
+	if !keep || !writable {
+		unix.Close(held)
 	}
 }
 
@@ -274,13 +310,28 @@ const holdTries = 40
 // file and no injection takes it. The error is errMessGone when there is
 // no mess/S/N, errMessBusy when the lock stayed held.
 func (q *Queue) holdMess(id ID) (int, error) {
+	fd, _, err := q.holdMessFor(id, false)
+	return fd, err
+}
+
+// holdMessFor is holdMess, with the file open for reading and writing
+// when write is set and the file allows it (writable), so that it can
+// become a slot's descriptor (recycleSlot). O_RDWR does not block on a
+// FIFO, as O_RDONLY without O_NONBLOCK would.
+func (q *Queue) holdMessFor(id ID, write bool) (fd int, writable bool, err error) {
 	p := q.path("mess", id)
-	fd, err := durable.Openat(unix.AT_FDCWD, p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if write {
+		fd, err = durable.Openat(unix.AT_FDCWD, p, unix.O_RDWR|unix.O_NOFOLLOW, 0)
+		writable = err == nil
+	}
+	if !writable && err != unix.ENOENT {
+		fd, err = durable.Openat(unix.AT_FDCWD, p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	}
 	if err == unix.ENOENT {
-		return -1, errMessGone
+		return -1, false, errMessGone
 	}
 	if err != nil {
-		return -1, &os.PathError{Op: "open", Path: p, Err: err}
+		return -1, false, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	for i := 0; ; {
 		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
@@ -296,12 +347,12 @@ func (q *Queue) holdMess(id ID) (int, error) {
 	switch {
 	case err == unix.EWOULDBLOCK:
 		unix.Close(fd)
-		return -1, errMessBusy
+		return -1, false, errMessBusy
 	case err != nil:
 		unix.Close(fd)
-		return -1, &os.PathError{Op: "flock", Path: p, Err: err}
+		return -1, false, &os.PathError{Op: "flock", Path: p, Err: err}
 	}
-	return fd, nil
+	return fd, writable, nil
 }
 
 // slotNames returns the names (decimal numbers) of the slots not taken.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A delivered direct message's files become the next message's: same
@@ -254,4 +256,57 @@ func TestSlotsDropOnlySlots(t *testing.T) {
 			t.Errorf("slot %s: %s left", kept, kind)
 		}
 	}
+}
+
+// A recycled slot stays locked, through the descriptor the Scheduler took
+// at its message's end, until the next injection takes it and writes
+// through that descriptor: a cleaner finds the files alive meanwhile, and
+// when the slot is dropped (the Scheduler stops) nothing stays open.
+func TestSlotsRecycledStayLocked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := openTest(t, Options{Now: time.Now})
+		f := &fakes{}
+		stop := startRun(t, f.scheduler(q, &syncBuffer{}))
+		first := inject(t, q, "me@domain", "first\n", "you@domain")
+		synctest.Wait()
+		q.slots.mu.Lock()
+		_, held := q.slots.held[first]
+		q.slots.mu.Unlock()
+		if !held {
+			t.Fatalf("slot %s kept without its descriptor", first)
+		}
+		alive, err := probe(q.path("mess", first), func(*unix.Stat_t) bool { return true }, func() error {
+			t.Error("a cleaner removed a recycled slot's files")
+			return nil
+		})
+		if err != nil || !alive {
+			t.Errorf("probe of a recycled slot = %v, %v; want alive", alive, err)
+		}
+		// The next injections take the recycled slot (after a fill of
+		// others, maybe) and write through its descriptor.
+		var ids []ID
+		for i := range slotBatch + 2 {
+			ids = append(ids, inject(t, q, "me@domain", fmt.Sprintf("next %d\n", i), "you@domain"))
+			synctest.Wait()
+		}
+		if !slices.Contains(ids, first) {
+			t.Errorf("number %s not reused by %v", first, ids)
+		}
+		local, _ := f.snapshot()
+		for _, d := range local[1:] {
+			if !strings.Contains(d.body, "next ") || strings.Contains(d.body, "first") {
+				t.Errorf("delivery of %s: %q", d.id, d.body)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		q.slots.mu.Lock()
+		n := len(q.slots.held)
+		q.slots.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%d slot descriptors open after the Scheduler stopped", n)
+		}
+		emptyQueue(t, q)
+	})
 }

@@ -138,6 +138,16 @@ func tlsVersionName(v uint16) string {
 	return strings.ReplaceAll(tls.VersionName(v), " ", "")
 }
 
+// infoLogger returns the Logger when it takes lines at level Info, else
+// nil: the lines of every session, transaction and rejection are built
+// only for a logger that will write them (none when Logger is nil).
+func (srv *Server) infoLogger(ctx context.Context) *slog.Logger {
+	if l := srv.Logger; l != nil && l.Enabled(ctx, slog.LevelInfo) {
+		return l
+	}
+	return nil
+}
+
 // clientAttrs are the attributes that name the client in every line of a
 // session: ip, host, helo, tls and cipher, user; those unknown are left
 // out.
@@ -170,16 +180,19 @@ func (s *session) reject(reason, cmd string, r Reply, extra ...slog.Attr) {
 // rejectText is reject for a reply written as text (with or without its
 // enhanced code, whatever the session's state).
 func (s *session) rejectText(reason, cmd string, r Reply, text string, extra ...slog.Attr) {
-	a := []slog.Attr{slog.String("event", "reject"), slog.String("reason", reason)}
-	if cmd != "" {
-		a = append(a, slog.String("cmd", cmd))
+	if l := s.srv.infoLogger(s.ctx); l != nil {
+		a := make([]slog.Attr, 0, 10+len(extra))
+		a = append(a, slog.String("event", "reject"), slog.String("reason", reason))
+		if cmd != "" {
+			a = append(a, slog.String("cmd", cmd))
+		}
+		a = s.clientAttrs(a)
+		a = append(a, extra...)
+		if text != "" {
+			a = append(a, slog.String("reply", text))
+		}
+		l.LogAttrs(s.ctx, slog.LevelInfo, "smtpserver: reject", a...)
 	}
-	a = s.clientAttrs(a)
-	a = append(a, extra...)
-	if text != "" {
-		a = append(a, slog.String("reply", text))
-	}
-	s.srv.logger().LogAttrs(s.ctx, slog.LevelInfo, "smtpserver: reject", a...)
 	if h := s.srv.Rejected; h != nil {
 		h(Rejection{Reason: reason, IP: s.info.RemoteIP, Reply: r})
 	}
@@ -236,18 +249,27 @@ func (s *session) logTx(t txLog, size int64, id string, r Reply, codes []int) {
 			}
 		}
 	}
-	a := []slog.Attr{slog.String("event", "transaction")}
+	l := s.srv.infoLogger(s.ctx)
+	if l == nil {
+		return
+	}
+	a := make([]slog.Attr, 0, 12)
+	a = append(a, slog.String("event", "transaction"))
 	a = s.clientAttrs(a)
 	a = append(a, slog.String("from", logAddr(t.from)), slog.Any("to", t.rcpts), slog.Int64("size", size))
 	if id != "" {
 		a = append(a, slog.String("id", id))
 	}
 	a = append(a, slog.String("reply", replyText(r, s.enhanced())))
-	s.srv.logger().LogAttrs(s.ctx, slog.LevelInfo, "smtpserver: transaction", a...)
+	l.LogAttrs(s.ctx, slog.LevelInfo, "smtpserver: transaction", a...)
 }
 
 // logEnd logs the end of the session.
 func (s *session) logEnd(ctx context.Context, err error) {
+	l := s.srv.infoLogger(ctx)
+	if l == nil {
+		return
+	}
 	end := s.endReason
 	if end == "" {
 		switch {
@@ -271,28 +293,31 @@ func (s *session) logEnd(ctx context.Context, err error) {
 			end = "error"
 		}
 	}
-	a := []slog.Attr{slog.String("event", "session")}
+	a := make([]slog.Attr, 0, 12)
+	a = append(a, slog.String("event", "session"))
 	a = s.clientAttrs(a)
 	a = append(a, slog.Int("transactions", s.ntx), slog.Int("messages", s.nmsg),
 		slog.Float64("duration", time.Since(s.start).Seconds()), slog.String("end", end))
 	if end == "error" {
 		a = append(a, slog.String("err", err.Error()))
 	}
-	s.srv.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "smtpserver: session", a...)
+	l.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "smtpserver: session", a...)
 }
 
 // rejectConn logs a connection refused by Serve before any session (too
 // many connections).
 func (srv *Server) rejectConn(env map[string]string, ip netip.Addr, r Reply) {
-	a := []slog.Attr{slog.String("event", "reject"), slog.String("reason", ReasonConnections), slog.String("cmd", "CONNECT")}
-	if ip.IsValid() {
-		a = append(a, slog.String("ip", ip.String()))
+	if l := srv.infoLogger(context.Background()); l != nil {
+		a := []slog.Attr{slog.String("event", "reject"), slog.String("reason", ReasonConnections), slog.String("cmd", "CONNECT")}
+		if ip.IsValid() {
+			a = append(a, slog.String("ip", ip.String()))
+		}
+		if h := env["TCPREMOTEHOST"]; h != "" {
+			a = append(a, slog.String("host", h))
+		}
+		a = append(a, slog.String("reply", replyText(r, !srv.Compat)))
+		l.LogAttrs(context.Background(), slog.LevelInfo, "smtpserver: reject", a...)
 	}
-	if h := env["TCPREMOTEHOST"]; h != "" {
-		a = append(a, slog.String("host", h))
-	}
-	a = append(a, slog.String("reply", replyText(r, !srv.Compat)))
-	srv.logger().LogAttrs(context.Background(), slog.LevelInfo, "smtpserver: reject", a...)
 	if srv.Rejected != nil {
 		srv.Rejected(Rejection{Reason: ReasonConnections, IP: ip, Reply: r})
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -499,4 +500,42 @@ func TestRejectSlowSynctest(t *testing.T) {
 			t.Errorf("transaction lines %v", tx)
 		}
 	})
+}
+
+// TestLogLinesCostNothingUnlogged: with no Logger, or one that drops Info,
+// the lines of a transaction, a session's end and a rejection are not
+// built (they cost allocations on every message), and Rejected is still
+// told.
+func TestLogLinesCostNothingUnlogged(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
+	for _, tc := range []struct {
+		name   string
+		logger *slog.Logger
+	}{
+		{"nil", nil},
+		{"discard", slog.New(slog.DiscardHandler)},
+		{"warn", slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rejected := 0
+			srv := &Server{Logger: tc.logger, Rejected: func(Rejection) { rejected++ }}
+			s := &session{srv: srv, ctx: t.Context(), ehlo: true, start: time.Now()}
+			s.info.RemoteIP = ip
+			s.info.Helo = "client.example"
+			s.from = "a@example.org"
+			s.noteRcpt("b@example.com", 250)
+			tx := s.takeTx()
+			allocs := testing.AllocsPerRun(100, func() {
+				s.logTx(tx, 1024, "12345", Reply{250, "2.0.0", "ok"}, nil)
+				s.logEnd(t.Context(), nil)
+				s.rejectText(ReasonRelay, "RCPT", replyNoGateway, "553 sorry")
+			})
+			if allocs != 0 {
+				t.Errorf("%v allocations per transaction, session end and rejection, want 0", allocs)
+			}
+			if rejected == 0 {
+				t.Error("Rejected not called")
+			}
+		})
+	}
 }
