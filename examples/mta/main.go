@@ -199,7 +199,7 @@ import (
 )
 
 func main() {
-	if err := closeOnExec(); err != nil {
+	if err := privsep.CloseOnExec(); err != nil {
 		fmt.Fprintln(os.Stderr, "mta: marking inherited descriptors close-on-exec: "+err.Error())
 		os.Exit(111)
 	}

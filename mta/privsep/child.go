@@ -52,7 +52,7 @@ func IsChild() bool {
 // close-on-exec, and the helper's and the agents' sockets are descriptor
 // 3.
 func ChildMain() int {
-	if err := closeOnExec(); err != nil {
+	if err := CloseOnExec(); err != nil {
 		fmt.Fprintln(os.Stderr, "privsep: marking inherited descriptors close-on-exec: "+err.Error())
 		return 111
 	}
@@ -290,13 +290,15 @@ func refusalReporter(l lspawn.Deliverer, logger *slog.Logger) lspawn.Deliverer {
 	})
 }
 
-// closeOnExec marks every descriptor of the process above 2 close-on-exec,
+// CloseOnExec marks every descriptor of the process above 2 close-on-exec,
 // so that none that the program was started with (a supervisor's, a
-// shell's, a test harness's) reaches the programs a role starts:
-// qmail-local and the users' programs under it, the mailbox agents. What a
-// role is handed on purpose (descriptor 3) it takes as a close-on-exec
-// copy (net.FileConn) and closes.
-func closeOnExec() error {
+// shell's, a test harness's) reaches the programs it starts: the helper,
+// qmail-local and the users' programs under it, the mailbox agents. A root
+// program calls it first in main, as ChildMain does for the roles; what a
+// role is handed on purpose (descriptor 3), it takes as a close-on-exec
+// copy (net.FileConn) and closes. Descriptors Go opens are close-on-exec
+// already; sockets handed over by systemd stay open (only marked).
+func CloseOnExec() error {
 	d, err := os.Open("/proc/self/fd")
 	if err != nil {
 		return err
