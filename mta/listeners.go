@@ -250,10 +250,7 @@ func (s *System) wrap(role string, l net.Listener, rules string, proxy []netip.P
 			Logger:    s.logger.With("part", "tcprules", "listener", role),
 		}
 	}
-	switch role {
-	case RoleSMTP:
-		l = relayListener{l, &s.relay}
-	case RoleLMTP:
+	if role == RoleLMTP {
 		l = noRelayListener{l}
 	}
 	l = countListener{l, s.Metrics.server(role)}
@@ -318,6 +315,7 @@ func (s *System) LMTP() (*smtpserver.Server, error) {
 	srv.Logger = s.logger.With("part", "lmtp")
 	srv.MaxConnsPerIP = -1
 	srv.DNSBL = nil // its clients are this site's own MTAs
+	srv.Relay = nil // nor RelayClients: it never relays
 	// The routing decides, not rcpthosts: a domain this system is a
 	// backup MX for is not local, and no client relays.
 	srv.RcptHosts = func(string) (bool, error) { return true, nil }

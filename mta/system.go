@@ -783,6 +783,18 @@ func (s *System) applySMTPLocked(p SMTPPolicy) {
 // that wants to change a server before it serves calls it and Serve.
 func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Authenticator) (*smtpserver.Server, error) {
 	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, AuthLimiter: s.AuthLimiter, Logger: s.logger.With("part", "smtp")}
+	if !submission {
+		// SMTPPolicy.RelayClients, as Reload last set them.
+		srv.Relay = func(_ context.Context, ss *smtpserver.Session) bool {
+			ip := ss.RemoteIP.Unmap()
+			for _, p := range *s.relay.Load() {
+				if p.Contains(ip) {
+					return true
+				}
+			}
+			return false
+		}
+	}
 	if !submission && s.cfg.DNSBL != nil {
 		b := *s.cfg.DNSBL
 		if b.Resolver == nil && len(s.cfg.DNS) > 0 {
