@@ -3,7 +3,6 @@ package moduletest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/smtp"
@@ -122,5 +121,4 @@ func TestCustomMTA(t *testing.T) {
 	if b := string(msgs[0].Data); !strings.Contains(b, "No such ticket queue. (#5.1.1)") || !strings.Contains(b, "MAILER-DAEMON@mx.app.test") {
 		t.Errorf("bounce:\n%s", b)
 	}
-	fmt.Fprint(io.Discard, srv)
 }
