@@ -11,9 +11,15 @@
 // is not a TCP socket, when no program is named, or when the program cannot
 // be run. Unknown options are ignored, as tcp-env's do.
 //
-// In /etc/inetd.conf (Debian's openbsd-inetd):
+// In /etc/inetd.conf (Debian's openbsd-inetd), as qmail's documentation
+// gives them:
 //
 //	smtp stream tcp nowait qmaild /var/qmail/bin/tcp-env tcp-env /var/qmail/bin/qmail-smtpd
+//	pop3 stream tcp nowait root /var/qmail/bin/tcp-env tcp-env -R /var/qmail/bin/qmail-popup mail.example.org /var/qmail/bin/checkpassword /var/qmail/bin/qmail-pop3d Maildir
+//
+// (inetd passes no environment of its own: a home other than /var/qmail
+// needs /usr/bin/env QMAILHOME=... in front.) For xinetd, the files in
+// xinetd.d beside this program.
 package main
 
 import (
