@@ -31,9 +31,11 @@
 // recipient to a local deliverer (assign finds the user, dotqmail runs the
 // .qmail lines, maildir stores the message) or a remote one (smtpclient).
 // pop3 serves the Maildir back. Each package declares the small interface it
-// needs, so any part can be replaced by the application's own; the only
-// imports between them are dotqmail and pop3 using maildir, and dotforward
-// using dotqmail.
+// needs, so any part can be replaced by the application's own. Besides this
+// package (IsPermanent) and tcpenv (a connection's environment), which the
+// others share, the only imports between them are dotqmail and pop3 using
+// maildir, dotforward using dotqmail, and aliases and control reading
+// control files; package mta composes them all.
 //
 // Where the packages meet, one convention carries qmail's temporary/permanent
 // distinction (exit 111 vs 100, 4xx vs 5xx): an error is permanent when

@@ -19,6 +19,7 @@ import (
 	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/smtpserver"
+	"github.com/qmailkit/qmailkit/tcpenv"
 	"github.com/qmailkit/qmailkit/tcprules"
 )
 
@@ -290,7 +291,7 @@ type noRelayConn struct{ net.Conn }
 
 // Env is the connection's environment without RELAYCLIENT.
 func (c noRelayConn) Env() map[string]string {
-	env := maps.Clone(smtpserver.ConnEnv(c.Conn))
+	env := maps.Clone(tcpenv.FromConn(c.Conn))
 	delete(env, "RELAYCLIENT")
 	return env
 }

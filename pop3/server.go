@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/qmailkit/qmailkit/tcpenv"
 	"io"
 	"log/slog"
 	"net"
@@ -364,7 +365,7 @@ func (srv *Server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		env := ConnEnv(c)
+		env := tcpenv.FromConn(c)
 		release, err := lim.Acquire(remoteAddr(env, c))
 		if err != nil {
 			srv.rejectConn(env, remoteAddr(env, c), err)
@@ -426,25 +427,11 @@ func remoteAddr(env map[string]string, c net.Conn) netip.Addr {
 	return netip.Addr{}
 }
 
-// ConnEnv is the environment Serve gives a connection: its Env() when it
-// has one, else tcpserver's variables made from its addresses.
-func ConnEnv(c net.Conn) map[string]string {
-	if e, ok := c.(interface{ Env() map[string]string }); ok {
-		if env := e.Env(); env != nil {
-			return env
-		}
-	}
-	env := map[string]string{"PROTO": "TCP"}
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		env["TCPREMOTEIP"] = ap.Addr().Unmap().String()
-		env["TCPREMOTEPORT"] = strconv.Itoa(int(ap.Port()))
-	}
-	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
-		env["TCPLOCALIP"] = ap.Addr().Unmap().String()
-		env["TCPLOCALPORT"] = strconv.Itoa(int(ap.Port()))
-	}
-	return env
-}
+// ConnEnv is the environment Serve gives a connection: tcpenv.FromConn
+// (which also looks under a *tls.Conn, as on the implicit-TLS port).
+//
+// Deprecated: use tcpenv.FromConn, the one shared by the servers.
+func ConnEnv(c net.Conn) map[string]string { return tcpenv.FromConn(c) }
 
 func (srv *Server) track(l net.Listener, add bool) bool {
 	srv.mu.Lock()

@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/qmailkit/qmailkit/tcpenv"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -415,7 +415,7 @@ func (srv *Server) Serve(l net.Listener) error {
 			continue
 		}
 		delay = 0
-		env := srv.relayFromEnv(c, ConnEnv(c))
+		env := srv.relayFromEnv(c, tcpenv.FromConn(c))
 		var release func()
 		if _, trusted := env["RELAYCLIENT"]; trusted {
 			release, err = lim.AcquireTrusted()
@@ -492,35 +492,10 @@ func (srv *Server) doneChanLocked() chan struct{} {
 	return srv.done
 }
 
-// ConnEnv is the environment Serve gives a connection: its Env() when it
-// has one (for a *tls.Conn, that of the connection under it, as when
-// tls.NewListener wraps the tcprules listener), else tcpserver's variables
-// built from its addresses.
-func ConnEnv(c net.Conn) map[string]string {
-	for x := c; ; {
-		if e, ok := x.(interface{ Env() map[string]string }); ok {
-			if env := e.Env(); env != nil {
-				return env
-			}
-			break
-		}
-		tc, ok := x.(*tls.Conn)
-		if !ok {
-			break
-		}
-		x = tc.NetConn()
-	}
-	env := map[string]string{"PROTO": "TCP"}
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		env["TCPREMOTEIP"] = ap.Addr().Unmap().String()
-		env["TCPREMOTEPORT"] = strconv.Itoa(int(ap.Port()))
-	}
-	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
-		env["TCPLOCALIP"] = ap.Addr().Unmap().String()
-		env["TCPLOCALPORT"] = strconv.Itoa(int(ap.Port()))
-	}
-	return env
-}
+// ConnEnv is the environment Serve gives a connection: tcpenv.FromConn.
+//
+// Deprecated: use tcpenv.FromConn, the one shared by the servers.
+func ConnEnv(c net.Conn) map[string]string { return tcpenv.FromConn(c) }
 
 // refuseTimeout bounds the writing of a refusal: a client that does not
 // read it holds nothing longer.

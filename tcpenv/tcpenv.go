@@ -20,6 +20,7 @@ package tcpenv
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -173,4 +174,37 @@ func RemoteInfo(ctx context.Context, local netip.Addr, remote netip.AddrPort, lo
 			}
 		}
 	}
+}
+
+// FromConn is the environment a server gives a connection: the
+// connection's own Env() map[string]string when it has one (a
+// tcprules.Listener's connections do: tcpserver's variables, rules'
+// settings, PROXY's client), looked for under a *tls.Conn too (implicit
+// TLS); otherwise PROTO, TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP and
+// TCPLOCALPORT from its addresses, without lookups. The map is the
+// connection's or a new one: a caller that changes it copies it first.
+func FromConn(c net.Conn) map[string]string {
+	for x := c; ; {
+		if e, ok := x.(interface{ Env() map[string]string }); ok {
+			if env := e.Env(); env != nil {
+				return env
+			}
+			break
+		}
+		tc, ok := x.(*tls.Conn)
+		if !ok {
+			break
+		}
+		x = tc.NetConn()
+	}
+	env := map[string]string{"PROTO": "TCP"}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		env["TCPREMOTEIP"] = ap.Addr().Unmap().WithZone("").String()
+		env["TCPREMOTEPORT"] = strconv.Itoa(int(ap.Port()))
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		env["TCPLOCALIP"] = ap.Addr().Unmap().WithZone("").String()
+		env["TCPLOCALPORT"] = strconv.Itoa(int(ap.Port()))
+	}
+	return env
 }

@@ -3,6 +3,8 @@ package tcpenv
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -131,5 +133,48 @@ func TestRemoteInfo(t *testing.T) {
 	start := time.Now()
 	if _, ok := RemoteInfo(context.Background(), local, netip.MustParseAddrPort("127.0.0.114:1"), 25, 5*time.Second); ok || time.Since(start) > 3*time.Second {
 		t.Errorf("no server: ok %v after %v", ok, time.Since(start))
+	}
+}
+
+type envConn struct {
+	net.Conn
+	env map[string]string
+}
+
+func (c envConn) Env() map[string]string { return c.env }
+
+// TestFromConn: a connection's own environment wins, also under TLS;
+// otherwise its addresses.
+func TestFromConn(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	plain := FromConn(srv)
+	caddr := client.LocalAddr().(*net.TCPAddr)
+	if plain["PROTO"] != "TCP" || plain["TCPREMOTEIP"] != "127.0.0.1" || plain["TCPREMOTEPORT"] != fmt.Sprint(caddr.Port) ||
+		plain["TCPLOCALIP"] != "127.0.0.1" || plain["TCPLOCALPORT"] != fmt.Sprint(l.Addr().(*net.TCPAddr).Port) || len(plain) != 5 {
+		t.Errorf("plain: %v", plain)
+	}
+	own := map[string]string{"TCPREMOTEIP": "192.0.2.9", "RELAYCLIENT": ""}
+	if got := FromConn(envConn{srv, own}); got["TCPREMOTEIP"] != "192.0.2.9" || len(got) != 2 {
+		t.Errorf("own environment: %v", got)
+	}
+	if got := FromConn(tls.Server(envConn{srv, own}, &tls.Config{})); got["TCPREMOTEIP"] != "192.0.2.9" {
+		t.Errorf("under TLS: %v", got)
+	}
+	if got := FromConn(envConn{srv, nil}); got["TCPREMOTEIP"] != "127.0.0.1" {
+		t.Errorf("a nil environment: %v", got)
 	}
 }
