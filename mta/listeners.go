@@ -1,18 +1,14 @@
 package mta
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 
@@ -126,7 +122,7 @@ func homeRules(d control.Dir) map[string]string {
 // Limits of control/proxyfrom: a few balancers are expected, and each
 // connection is compared with every prefix.
 const (
-	maxProxyFromBytes   = 1 << 20
+	maxProxyFromBytes   = maxControlFile
 	maxProxyFromLine    = 1024
 	maxProxyFromEntries = 1024
 )
@@ -137,53 +133,39 @@ const (
 // follows a '#' are ignored. A missing file trusts none. A line that is
 // not an address or prefix is an error naming the file and the line.
 func ReadProxyFrom(d control.Dir) ([]netip.Prefix, error) {
-	path := d.Path("proxyfrom")
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	ls, _, err := lines(d, "proxyfrom")
 	if err != nil {
-		return nil, fmt.Errorf("mta: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	return parseProxyFrom(path, f)
+	return proxyPrefixes(d.Path("proxyfrom"), ls)
 }
 
-// parseProxyFrom parses control/proxyfrom's lines; name is the file's,
+// parseProxyFrom parses the text of control/proxyfrom; name is the file's,
 // for errors.
 func parseProxyFrom(name string, r io.Reader) ([]netip.Prefix, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxProxyFromBytes+1))
+	ls, err := readLines(name, r)
 	if err != nil {
-		return nil, fmt.Errorf("mta: %s: %w", name, err)
+		return nil, err
 	}
-	if len(data) > maxProxyFromBytes {
-		return nil, fmt.Errorf("mta: %s: larger than %d bytes", name, maxProxyFromBytes)
-	}
+	return proxyPrefixes(name, ls)
+}
+
+// proxyPrefixes makes control/proxyfrom's lines prefixes; path names the
+// file in errors.
+func proxyPrefixes(path string, ls []line) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 256), maxProxyFromLine)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
+	for _, l := range ls {
+		if len(l.text) > maxProxyFromLine {
+			return nil, fmt.Errorf("mta: %s:%d: a line longer than %d bytes", path, l.n, maxProxyFromLine)
 		}
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		p, err := parseTrusted(line)
+		p, err := parseTrusted(l.text)
 		if err != nil {
-			return nil, fmt.Errorf("mta: %s:%d: %q is not an IP address or prefix: %w", name, n, line, err)
+			return nil, fmt.Errorf("mta: %s:%d: %q is not an IP address or prefix: %w", path, l.n, l.text, err)
 		}
 		if len(out) == maxProxyFromEntries {
-			return nil, fmt.Errorf("mta: %s:%d: more than %d addresses or prefixes", name, n, maxProxyFromEntries)
+			return nil, fmt.Errorf("mta: %s:%d: more than %d addresses or prefixes", path, l.n, maxProxyFromEntries)
 		}
 		out = append(out, p)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("mta: %s:%d: %w", name, n+1, err)
 	}
 	return out, nil
 }

@@ -1,16 +1,17 @@
 package mta
 
 import (
-	"bufio"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/qmailkit/qmailkit/control"
@@ -30,11 +31,14 @@ type line struct {
 // maxControlFile bounds what is read of one of these control files.
 const maxControlFile = 1 << 20
 
-// lines reads a control file's lines without white space at their ends,
-// leaving out blank lines and '#' comments; ok is false when the file does
-// not exist.
+// lines reads a control file's lines without white space at their ends
+// and without '#' comments (to the end of the line), leaving out those
+// that are then empty; ok is false when the file does not exist. Anything
+// but a regular file of at most maxControlFile bytes is an error naming
+// the file's path (a FIFO is opened without blocking, then refused).
 func lines(d control.Dir, name string) (out []line, ok bool, err error) {
-	f, err := os.Open(d.Path(name))
+	path := d.Path(name)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -46,22 +50,30 @@ func lines(d control.Dir, name string) (out []line, ok bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("mta: %w", err)
 	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxControlFile {
-		return nil, false, fmt.Errorf("mta: control/%s: not a regular file of at most %d bytes", name, maxControlFile)
+	if !fi.Mode().IsRegular() {
+		return nil, false, fmt.Errorf("mta: %s: not a regular file", path)
 	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 4096), maxControlFile)
-	for n := 1; sc.Scan(); n++ {
-		t := strings.TrimSpace(sc.Text())
-		if t == "" || t[0] == '#' {
-			continue
+	out, err = readLines(path, f)
+	return out, err == nil, err
+}
+
+// readLines is lines' reading of r, the file at path (named in errors).
+func readLines(path string, r io.Reader) ([]line, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxControlFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("mta: %s: %w", path, err)
+	}
+	if len(data) > maxControlFile {
+		return nil, fmt.Errorf("mta: %s: larger than %d bytes", path, maxControlFile)
+	}
+	var out []line
+	for n, l := range strings.Split(string(data), "\n") {
+		t, _, _ := strings.Cut(l, "#")
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, line{n + 1, t})
 		}
-		out = append(out, line{n, t})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, false, fmt.Errorf("mta: control/%s: %w", name, err)
-	}
-	return out, true, nil
+	return out, nil
 }
 
 // badLine is the error for a line of a control file that cannot be read.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -188,4 +189,38 @@ func selfSignedPEM(t *testing.T) (string, *x509.Certificate) {
 		t.Fatal(err)
 	}
 	return string(pem.EncodeToMemory(b)), c
+}
+
+// TestControlFileNotRegular: a FIFO, a directory or a file too large where
+// one of these control files belongs is an error naming it, at once (a
+// FIFO is not waited on).
+func TestControlFileNotRegular(t *testing.T) {
+	for _, kind := range []string{"fifo", "dir", "huge"} {
+		t.Run(kind, func(t *testing.T) {
+			d := controlDir(t, map[string]string{"me": "mx.example.org\n"})
+			p := d.Path("dnsbllist")
+			var err error
+			switch kind {
+			case "fifo":
+				err = syscall.Mkfifo(p, 0o644)
+			case "dir":
+				err = os.Mkdir(p, 0o755)
+			case "huge":
+				err = os.WriteFile(p, []byte(strings.Repeat("bl.example\n", maxControlFile/10)), 0o644)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := LoadHome(d.Home, Options{}); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), p) {
+					t.Errorf("LoadHome: %v, want an error naming %s", err, p)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("LoadHome waits on the file")
+			}
+		})
+	}
 }
