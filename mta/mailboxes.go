@@ -2,7 +2,6 @@ package mta
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,16 +84,13 @@ func (m Mailboxes) Authenticate(_ context.Context, c pop3.Credentials) (*pop3.Us
 }
 
 // prepare makes each mailbox's Home (mode 700) and its Maildir when
-// missing.
+// missing (maildir.Ensure: a link planted as the Maildir is refused).
 func (m Mailboxes) prepare() error {
 	for name, mb := range m {
 		if !filepath.IsAbs(mb.Home) {
 			return fmt.Errorf("mta: mailbox %q: Home %q is not an absolute path", name, mb.Home)
 		}
-		if err := os.MkdirAll(mb.Home, 0o700); err != nil {
-			return fmt.Errorf("mta: mailbox %q: %w", name, err)
-		}
-		if _, err := maildir.Create(filepath.Join(mb.Home, "Maildir")); err != nil && !errors.Is(err, os.ErrExist) {
+		if _, err := maildir.Ensure(filepath.Join(mb.Home, "Maildir")); err != nil {
 			return fmt.Errorf("mta: mailbox %q: %w", name, err)
 		}
 	}
