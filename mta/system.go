@@ -573,19 +573,23 @@ func UsersAdapter(a *assign.Users) dotqmail.Users {
 }
 
 func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
+	var l LocalDeliverer = s.Local
 	if us := s.users.Load(); us.mailboxes != nil {
 		return s.deliverMailbox(ctx, us.mailboxes, d)
 	} else if us.assign == nil {
-		// Users written in Go: a recipient none of them takes bounces,
-		// as qmail-local bounces an address no .qmail file takes.
+		// Users written in Go, looked up here once: a recipient none of
+		// them takes bounces, as qmail-local bounces an address no
+		// .qmail file takes.
 		rcpt := d.Recipients[0]
-		local := rcpt[:max(strings.LastIndexByte(rcpt, '@'), 0)]
-		if _, err := us.users.Lookup(ctx, local); errors.Is(err, ErrNoUser) {
+		u, err := us.users.Lookup(ctx, rcpt[:max(strings.LastIndexByte(rcpt, '@'), 0)])
+		if errors.Is(err, ErrNoUser) {
 			s.Metrics.delivered(false, errNoMailbox)
-			return queue.Result{Report: "Sorry, no mailbox here by that name. (#5.1.1)\n", Err: errNoMailbox}
+			return queue.Result{Report: errNoMailbox.Text + "\n", Err: errNoMailbox}
+		}
+		if err == nil {
+			l = s.localWith(u)
 		}
 	}
-	var l LocalDeliverer = s.Local
 	if s.opts.LocalDeliverer != nil {
 		l = s.localFor(ctx, d.Recipients[0])
 	}
@@ -618,6 +622,12 @@ func (s *System) localFor(ctx context.Context, recipient string) LocalDeliverer 
 	if err != nil || u.UID != uid || u.GID != os.Getegid() {
 		return s.opts.LocalDeliverer
 	}
+	return s.localWith(u)
+}
+
+// localWith is System.Local for a recipient whose user u is already
+// known, so that the delivery does not look it up again.
+func (s *System) localWith(u dotqmail.User) *dotqmail.Local {
 	own := *s.Local
 	own.Users = dotqmail.UsersFunc(func(context.Context, string) (dotqmail.User, error) { return u, nil })
 	return &own
