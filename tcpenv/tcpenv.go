@@ -149,11 +149,13 @@ func RemoteInfo(ctx context.Context, local netip.Addr, remote netip.AddrPort, lo
 	if _, err := fmt.Fprintf(c, "%d , %d\r\n", remote.Port(), localPort); err != nil {
 		return "", false
 	}
+	// The whole line within timeout: a server that drips bytes, or
+	// sends no colon, does not hold tcp-env longer.
+	c.SetReadDeadline(time.Now().Add(timeout))
 	br := bufio.NewReaderSize(c, 32)
 	var out []byte
 	colons := 0
 	for {
-		c.SetReadDeadline(time.Now().Add(timeout))
 		ch, err := br.ReadByte()
 		if err != nil {
 			return "", false

@@ -129,6 +129,35 @@ func TestRemoteInfo(t *testing.T) {
 			}
 		})
 	}
+	// An ident server that drips a line without colons, one byte every
+	// 100 ms, for ever: the line is given the timeout in all.
+	t.Run("drip", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to listen on port 113")
+		}
+		l, err := net.Listen("tcp", "127.0.0.113:113")
+		if err != nil {
+			t.Skipf("port 113: %v", err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for range 600 {
+				if _, err := c.Write([]byte("x")); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		start := time.Now()
+		if _, ok := RemoteInfo(context.Background(), local, remote, 25, time.Second); ok || time.Since(start) > 5*time.Second {
+			t.Errorf("a dripping server: ok %v after %v", ok, time.Since(start))
+		}
+	})
 	// No ident server: not ok, at once.
 	start := time.Now()
 	if _, ok := RemoteInfo(context.Background(), local, netip.MustParseAddrPort("127.0.0.114:1"), 25, 5*time.Second); ok || time.Since(start) > 3*time.Second {
