@@ -539,7 +539,7 @@ func (r *run) requeue(m *msg) error {
 	}
 	if m.direct {
 		// The records are in memory (one recipient): move them.
-		moved, kept := r.reroute(rj.data)
+		moved, kept := reroute(r.router, rj.data)
 		if moved != nil {
 			lj := m.jobs[0]
 			if lj == nil {
@@ -569,13 +569,9 @@ func (r *run) requeue(m *msg) error {
 	return nil
 }
 
-// reroute splits remote channel records: the T records whose address the
-// router now makes local (as T records of the local channel), and the
-// records left (those turned D).
-func (r *run) reroute(data []byte) (moved, kept []byte) {
-	return reroute(r.router, data)
-}
-
+// reroute splits remote channel records: the T records whose address rt
+// now makes local (as T records of the local channel), and the records
+// left (those turned D).
 func reroute(rt *router, data []byte) (moved, kept []byte) {
 	kept = slices.Clone(data)
 	for off := 0; off < len(data); {

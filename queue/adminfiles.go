@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,7 +36,7 @@ func (q *Queue) requeueFiles(id ID, rt *router) (bool, error) {
 		return false, fmt.Errorf("queue: requeue %s: %w", id, err)
 	}
 	defer rf.Close()
-	data, err := readAllFile(rf)
+	data, err := io.ReadAll(rf)
 	if err != nil {
 		return false, fmt.Errorf("queue: requeue %s: %w", id, err)
 	}
@@ -76,12 +77,6 @@ func (q *Queue) requeueFiles(id ID, rt *router) (bool, error) {
 		return created, fmt.Errorf("queue: requeue %s: %w", id, err)
 	}
 	return created, nil
-}
-
-func readAllFile(f *os.File) ([]byte, error) {
-	var b bytes.Buffer
-	_, err := b.ReadFrom(f)
-	return b.Bytes(), err
 }
 
 // writeHold creates hold/S/N and makes it durable.

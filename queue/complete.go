@@ -233,7 +233,7 @@ func (r *run) endMsg(m *msg) bool {
 // touches none of the run's state.
 func (r *run) injectBounce(m *msg, env Envelope, double bool, dsn *msgDSN, now time.Time) (int, error) {
 	q := r.q
-	records, err := os.ReadFile(q.path("bounce", m.id))
+	records, err := readRegularFile(q.path("bounce", m.id))
 	if err != nil {
 		return 0, err
 	}

@@ -218,9 +218,10 @@ type msgDSN struct {
 	routed, bounced map[string]RecipientDSN
 }
 
-// readDSN reads dsn/N; a missing file is (nil, nil).
+// readDSN reads dsn/N; a missing file is (nil, nil), and one that is not
+// a regular file an error (readRegularFile).
 func (q *Queue) readDSN(id ID) (*msgDSN, error) {
-	data, err := os.ReadFile(q.path("dsn", id))
+	data, err := readRegularFile(q.path("dsn", id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

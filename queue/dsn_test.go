@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseNotify(t *testing.T) {
@@ -473,4 +475,58 @@ func FuzzDSNFile(f *testing.F) {
 			t.Fatalf("round trip %+v, want %+v", got, d.Recipients[0])
 		}
 	})
+}
+
+// TestReadDSNHostile: a dsn/N that is a FIFO (no writer, or one that never
+// writes), a symlink or a directory is an error at once, neither waited
+// on nor followed.
+func TestReadDSNHostile(t *testing.T) {
+	q, err := Open(t.TempDir()+"/queue", Options{NoClean: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir() + "/outside"
+	if err := os.WriteFile(outside, []byte("Ta@b\x00NSUCCESS\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		make func(p string) error
+	}{
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o600) }},
+		{"fifo with a writer", func(p string) error {
+			if err := unix.Mkfifo(p, 0o600); err != nil {
+				return err
+			}
+			w, err := os.OpenFile(p, os.O_RDWR, 0) // a writer that never writes
+			if err != nil {
+				return err
+			}
+			t.Cleanup(func() { w.Close() })
+			return nil
+		}},
+		{"symlink", func(p string) error { return os.Symlink(outside, p) }},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o700) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := q.path("dsn", 7)
+			os.RemoveAll(p)
+			if err := tc.make(p); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := q.readDSN(7)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("readDSN read it")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("readDSN blocks")
+			}
+		})
+	}
 }

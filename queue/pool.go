@@ -422,6 +422,27 @@ func openFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// readRegularFile reads the regular file at path. Anything else there is
+// an error, neither followed nor waited on: a symlink could point out of
+// the queue, and a FIFO would block the open until a writer comes, then
+// each read; the caller (the scheduler's loop) must not wait on either.
+func readRegularFile(path string) ([]byte, error) {
+	fd, err := durable.Openat(unix.AT_FDCWD, path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, &os.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
+	}
+	return io.ReadAll(f)
+}
+
 // readQueueFile is os.ReadFile through openFile.
 func readQueueFile(path string) ([]byte, error) {
 	f, err := openFile(path, os.O_RDONLY, 0)
