@@ -61,7 +61,7 @@ func startWith(t *testing.T, home string, demo Demo, opts Options) *running {
 	if srv.SMTP, err = sys.SMTP(false, tc, nil); err != nil {
 		t.Fatal(err)
 	}
-	if srv.Submission, err = sys.SMTP(true, tc, SMTPAuth(sys.Passwd())); err != nil {
+	if srv.Submission, err = sys.SMTP(true, tc, sys.Auth()); err != nil {
 		t.Fatal(err)
 	}
 	if srv.POP3, err = sys.POP3(tc); err != nil {

@@ -137,6 +137,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/aliases"
 	"github.com/qmailkit/qmailkit/assign"
+	"github.com/qmailkit/qmailkit/auth"
 	"github.com/qmailkit/qmailkit/authlimit"
 	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/dotqmail"
@@ -791,7 +792,7 @@ func (s *System) applySMTPLocked(p SMTPPolicy) {
 // that authenticated with auth, which must be set then. tlsConfig, when
 // not nil, offers STARTTLS. Run makes its servers with it; a program
 // that wants to change a server before it serves calls it and Serve.
-func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth smtpserver.Authenticator) (*smtpserver.Server, error) {
+func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth auth.Authenticator) (*smtpserver.Server, error) {
 	srv := &smtpserver.Server{Enqueuer: s.Queue, TLSConfig: tlsConfig, Auth: auth, AuthLimiter: s.AuthLimiter, Logger: s.logger.With("part", "smtp")}
 	if !submission {
 		// SMTPPolicy.RelayClients, as Reload last set them.
@@ -990,8 +991,8 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 }
 
 // Auth returns the System's authenticator: Config.Auth as New or the last
-// Reload took it. Use SMTPAuth(s.Auth()) for SMTP AUTH.
-func (s *System) Auth() pop3.Authenticator { return pop3.AuthenticatorFunc(s.authenticate) }
+// Reload took it, for POP3 and SMTP AUTH alike.
+func (s *System) Auth() auth.Authenticator { return auth.Func(s.authenticate) }
 
 // Passwd returns the System's authenticator, as Auth does.
 //
@@ -1004,9 +1005,12 @@ func (s *System) Passwd() pop3.Authenticator { return s.Auth() }
 func (s *System) TLSConfig() (*tls.Config, error) { return s.cfg.TLS, nil }
 
 // SMTPAuth is an smtpserver.Authenticator over the same users as POP3.
-func SMTPAuth(a pop3.Authenticator) smtpserver.Authenticator {
+//
+// Deprecated: an [auth.Authenticator] serves SMTP AUTH as it is; give
+// [System.SMTP] s.Auth().
+func SMTPAuth(a auth.Authenticator) smtpserver.Authenticator {
 	return func(ctx context.Context, user, password string) error {
-		_, err := a.Authenticate(ctx, pop3.Credentials{User: user, Secret: password})
+		_, err := a.Authenticate(ctx, auth.Credentials{Service: auth.ServiceSMTP, User: user, Secret: password})
 		if errors.Is(err, pop3.ErrAuthFailed) {
 			return smtpserver.ErrBadCredentials
 		}
@@ -1052,9 +1056,9 @@ func (s *System) Run(ctx context.Context) error {
 		return err
 	}
 	var err error
-	var auth smtpserver.Authenticator
+	var auth auth.Authenticator
 	if s.cfg.Auth != nil {
-		auth = SMTPAuth(s.Auth())
+		auth = s.Auth()
 	}
 	if ls.SMTP != nil {
 		if srv.SMTP, err = s.SMTP(false, s.cfg.TLS, auth); err != nil {

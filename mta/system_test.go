@@ -61,7 +61,7 @@ func startHome(t testing.TB, home string, demo Demo) *running {
 	if srv.SMTP, err = sys.SMTP(false, tc, nil); err != nil {
 		t.Fatal(err)
 	}
-	if srv.Submission, err = sys.SMTP(true, tc, SMTPAuth(sys.Auth())); err != nil {
+	if srv.Submission, err = sys.SMTP(true, tc, sys.Auth()); err != nil {
 		t.Fatal(err)
 	}
 	if srv.POP3, err = sys.POP3(tc); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"github.com/qmailkit/qmailkit/tcpenv"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/qmailkit/qmailkit/tcpenv"
 
 	"github.com/qmailkit/qmailkit/internal/connlimit"
 )

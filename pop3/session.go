@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit"
+	"github.com/qmailkit/qmailkit/auth"
 )
 
 // session is one connection.
@@ -485,6 +486,7 @@ func (s *session) auth(arg string) error {
 // login checks credentials and enters the transaction state.
 func (s *session) login(cred Credentials) error {
 	cred.Challenge, cred.Env = s.challenge, s.env
+	cred.Service, cred.Remote = auth.ServicePOP3, remoteAddr(s.env, s.raw)
 	s.user, s.haveUser = "", false
 	log := s.srv.logger()
 	if h := s.srv.Handoff; h != nil {
@@ -514,7 +516,7 @@ func (s *session) login(cred Credentials) error {
 		return errEnd
 	}
 	lim := s.srv.AuthLimiter
-	addr := remoteAddr(s.env, s.raw)
+	addr := cred.Remote
 	if lim != nil {
 		if err := s.bw.Flush(); err != nil {
 			return err

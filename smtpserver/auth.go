@@ -15,30 +15,38 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/qmailkit/qmailkit"
+	"github.com/qmailkit/qmailkit/auth"
 )
 
-// Authenticator checks a user name and password for AUTH, as a
-// checkpassword program does: nil means good, an error that is permanent
-// (such as [ErrBadCredentials]) means wrong credentials (535), any other
-// error a temporary failure (454).
+// Authenticator checks a user name and password for AUTH as a function:
+// nil means good, an error that is permanent (such as [ErrBadCredentials])
+// or wraps [auth.ErrFailed] means wrong credentials (535), any other error
+// a temporary failure (454). It is an [auth.Authenticator].
+//
+// Deprecated: set [Server.Auth] to any [auth.Authenticator] (the one
+// interface POP3 uses too), for example an [auth.Func].
 type Authenticator func(ctx context.Context, user, password string) error
 
-// AuthLimiter slows password guessing across sessions and connections
-// (see package authlimit for one). The server calls Wait before each
-// credentials check of AUTH PLAIN and LOGIN and Done after it; it declares
-// the interface so that any implementation fits without importing this
-// package.
-type AuthLimiter interface {
-	// Wait is called before each credentials check, with the client's
-	// address and the user name it gave. It returns when the check may go
-	// ahead, or an error to refuse the attempt without checking it: the
-	// server answers as for a temporary failure.
-	Wait(ctx context.Context, addr netip.Addr, user string) error
-	// Done reports the outcome of a check that went ahead: ok is true for
-	// right credentials, false for wrong ones. Temporary failures of the
-	// authenticator are not reported.
-	Done(addr netip.Addr, user string, ok bool)
+// Authenticate implements [auth.Authenticator]: f with the user name and
+// password, a permanent error reported as wrapping [auth.ErrFailed].
+func (f Authenticator) Authenticate(ctx context.Context, c auth.Credentials) (*auth.User, error) {
+	if f == nil {
+		return nil, errors.New("smtpserver: nil Authenticator")
+	}
+	err := f(ctx, c.User, c.Secret)
+	switch {
+	case err == nil:
+		return &auth.User{Name: c.User, UID: -1, GID: -1}, nil
+	case qmailkit.IsPermanent(err) && !errors.Is(err, auth.ErrFailed):
+		return nil, fmt.Errorf("%w: %w", auth.ErrFailed, err)
+	}
+	return nil, err
 }
+
+// AuthLimiter slows password guessing across sessions and connections.
+//
+// Deprecated: use [auth.Limiter], the same interface.
+type AuthLimiter = auth.Limiter
 
 // ErrBadCredentials is the error an Authenticator returns for a wrong user
 // name or password.
@@ -103,10 +111,13 @@ func (s *session) cmdAuth(arg string) error {
 	var user, pass string
 	var r *Reply
 	var err error
+	var method auth.Method
 	switch strings.ToUpper(mech) {
 	case "PLAIN":
+		method = auth.MethodPlain
 		user, pass, r, err = s.authPlain(strings.TrimSpace(ir))
 	case "LOGIN":
+		method = auth.MethodLogin
 		user, pass, r, err = s.authLogin(strings.TrimSpace(ir))
 	default:
 		s.reply(replyAuthMech)
@@ -139,8 +150,17 @@ func (s *session) cmdAuth(arg string) error {
 			return s.flush()
 		}
 	}
-	aerr := s.srv.Auth(s.ctx, user, pass)
-	if lim != nil && (aerr == nil || qmailkit.IsPermanent(aerr)) {
+	if !addr.IsValid() {
+		if ip, err := netip.ParseAddr(s.info.Env["TCPREMOTEIP"]); err == nil {
+			addr = ip.Unmap()
+		}
+	}
+	_, aerr := s.srv.Auth.Authenticate(s.ctx, auth.Credentials{
+		Service: auth.ServiceSMTP, Method: method, User: user, Secret: pass,
+		Remote: addr, Env: s.info.Env,
+	})
+	bad := errors.Is(aerr, auth.ErrFailed) || qmailkit.IsPermanent(aerr)
+	if lim != nil && (aerr == nil || bad) {
 		lim.Done(addr, user, aerr == nil)
 	}
 	switch {
@@ -149,7 +169,7 @@ func (s *session) cmdAuth(arg string) error {
 		s.info.Relay = true
 		s.reply(replyAuthOK)
 		s.srv.logger().Info("smtpserver: authenticated", "ip", s.info.RemoteIP, "user", user)
-	case qmailkit.IsPermanent(aerr):
+	case bad:
 		s.authFail++
 		s.reject(ReasonAuth, "AUTH", replyAuthBad, slog.String("user", logAddr(user)))
 		if d := s.authDelay(); d > 0 {

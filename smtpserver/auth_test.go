@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/qmailkit/qmailkit/auth"
 )
 
 // b64 is the base64 of s, as a client sends a SASL response.
@@ -61,12 +63,15 @@ func TestAuthExchanges(t *testing.T) {
 			check := srv.Auth
 			var mu sync.Mutex
 			var calls []string
-			srv.Auth = func(ctx context.Context, user, pass string) error {
+			srv.Auth = auth.Func(func(ctx context.Context, c auth.Credentials) (*auth.User, error) {
 				mu.Lock()
-				calls = append(calls, user+"/"+pass)
+				calls = append(calls, c.User+"/"+c.Secret)
 				mu.Unlock()
-				return check(ctx, user, pass)
-			}
+				if c.Service != auth.ServiceSMTP || (c.Method != auth.MethodPlain && c.Method != auth.MethodLogin) {
+					t.Errorf("credentials %+v: want service smtp, method PLAIN or LOGIN", c)
+				}
+				return check.Authenticate(ctx, c)
+			})
 			c := start(t, srv, qmailEnv())
 			c.expect("220 *")
 			c.starttls()
@@ -141,12 +146,12 @@ func FuzzAuthPlainReply(f *testing.F) {
 		}
 		srv := &Server{Hostname: "mx.example", AuthOnLoopback: true, AuthFailDelay: -1,
 			Enqueuer: &sink{}, IsLocalIP: func(ip netipAddr) bool { return false },
-			Auth: func(ctx context.Context, u, p string) error {
+			Auth: Authenticator(func(ctx context.Context, u, p string) error {
 				if u == "joe" && p == "s3cret" {
 					return nil
 				}
 				return ErrBadCredentials
-			}}
+			})}
 		c := &recordConn{scriptConn: scriptConn{r: strings.NewReader(in)}}
 		srv.ServeConn(context.Background(), c, map[string]string{"TCPREMOTEIP": "127.0.0.1"})
 		got := strings.Split(strings.TrimSuffix(c.out.String(), "\r\n"), "\r\n")

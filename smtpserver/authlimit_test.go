@@ -93,7 +93,7 @@ func TestAuthLimiter(t *testing.T) {
 			srv.Compat, srv.AuthOnLoopback, srv.AuthFailDelay, srv.AuthLimiter = false, true, -1, lim
 			var mu sync.Mutex
 			var checks []string
-			srv.Auth = func(ctx context.Context, user, pass string) error {
+			srv.Auth = Authenticator(func(ctx context.Context, user, pass string) error {
 				mu.Lock()
 				checks = append(checks, user)
 				mu.Unlock()
@@ -104,7 +104,7 @@ func TestAuthLimiter(t *testing.T) {
 					return nil
 				}
 				return ErrBadCredentials
-			}
+			})
 			c := start(t, srv, map[string]string{"TCPREMOTEIP": tt.ip})
 			c.expect("220 *")
 			c.send("EHLO c\r\n")
@@ -139,7 +139,7 @@ func (blockingLimiter) Done(netip.Addr, string, bool) {}
 func TestAuthLimiterWaitEndsWithServer(t *testing.T) {
 	srv := compatServer(&sink{})
 	srv.Compat, srv.AuthOnLoopback = false, true
-	srv.Auth = func(ctx context.Context, user, pass string) error { return nil }
+	srv.Auth = Authenticator(func(ctx context.Context, user, pass string) error { return nil })
 	lim := blockingLimiter{make(chan struct{})}
 	srv.AuthLimiter = lim
 	c := start(t, srv, map[string]string{"TCPREMOTEIP": "127.0.0.1"})

@@ -178,12 +178,12 @@ func FuzzSessionHooks(f *testing.F) {
 			srv := &Server{Hostname: "mx.example", Compat: compat, Enqueuer: k, MaxMessageBytes: 1000,
 				RcptHosts: HostList([]string{"d"}, nil), AuthOnLoopback: true, AuthFailDelay: -1, AuthLimiter: &fakeLimiter{},
 				IsLocalIP: func(ip netipAddr) bool { return false },
-				Auth: func(ctx context.Context, u, p string) error {
+				Auth: Authenticator(func(ctx context.Context, u, p string) error {
 					if u == "joe" && p == "s3cret" {
 						return nil
 					}
 					return ErrBadCredentials
-				},
+				}),
 				CheckSender: func(ctx context.Context, s *Session, from string) error {
 					err := check(from)
 					if err == nil {
@@ -273,12 +273,12 @@ func FuzzSessionTLS(f *testing.F) {
 			RcptHosts: HostList([]string{"d"}, nil), AuthFailDelay: -1, AuthLimiter: &fakeLimiter{},
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 			IsLocalIP: func(ip netipAddr) bool { return false },
-			Auth: func(ctx context.Context, u, p string) error {
+			Auth: Authenticator(func(ctx context.Context, u, p string) error {
 				if u == "joe" && p == "s3cret" {
 					return nil
 				}
 				return ErrBadCredentials
-			},
+			}),
 		}
 		client, server := net.Pipe()
 		defer client.Close()

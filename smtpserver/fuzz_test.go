@@ -217,7 +217,7 @@ func FuzzSession(f *testing.F) {
 			k := &sink{}
 			srv := &Server{Hostname: "mx.example", Compat: compat, OpenRelay: true, Enqueuer: k, MaxMessageBytes: 1000,
 				AuthOnLoopback: true, AuthFailDelay: -1, IsLocalIP: func(ip netipAddr) bool { return false },
-				Auth: func(ctx context.Context, u, p string) error { return ErrBadCredentials }}
+				Auth: Authenticator(func(ctx context.Context, u, p string) error { return ErrBadCredentials })}
 			env := map[string]string{"TCPREMOTEIP": "127.0.0.1"}
 			err := srv.ServeConn(context.Background(), &scriptConn{r: bytes.NewReader(in)}, env)
 			if err != nil && !errors.Is(err, ErrClientGone) && !errors.Is(err, ErrProtocol) {

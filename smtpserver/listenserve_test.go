@@ -83,7 +83,7 @@ func TestListenAndServe(t *testing.T) {
 			k := &sink{}
 			srv := &Server{
 				Hostname: "mx.example.org", Enqueuer: k, OpenRelay: true, TLSConfig: tc.tlsConfig, AuthFailDelay: -1,
-				Auth: func(ctx context.Context, user, pass string) error { return ErrBadCredentials },
+				Auth: Authenticator(func(ctx context.Context, user, pass string) error { return ErrBadCredentials }),
 			}
 			addr := tc.addr
 			if addr == "" {

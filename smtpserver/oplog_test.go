@@ -205,14 +205,14 @@ func TestRejectReasons(t *testing.T) {
 		{"auth", func(s *Server) {
 			s.AuthOnLoopback = true
 			s.AuthFailDelay = -1
-			s.Auth = func(context.Context, string, string) error { return ErrBadCredentials }
+			s.Auth = Authenticator(func(context.Context, string, string) error { return ErrBadCredentials })
 		}, nil, []string{"EHLO c\r\n", "AUTH PLAIN " + plain("joe", "bad") + "\r\n"}, "auth", "AUTH", "535 5.7.8"},
 		{"rate", func(s *Server) {
 			s.AuthOnLoopback = true
-			s.Auth = func(context.Context, string, string) error { return nil }
+			s.Auth = Authenticator(func(context.Context, string, string) error { return nil })
 			s.AuthLimiter = &fakeLimiter{}
 		}, nil, []string{"EHLO c\r\n", "AUTH PLAIN " + plain("blocked", "x") + "\r\n"}, "rate", "AUTH", "454 4.7.0"},
-		{"auth without TLS", func(s *Server) { s.Auth = func(context.Context, string, string) error { return nil } },
+		{"auth without TLS", func(s *Server) { s.Auth = Authenticator(func(context.Context, string, string) error { return nil }) },
 			map[string]string{"TCPREMOTEIP": "192.0.2.9"}, []string{"EHLO c\r\n", "AUTH PLAIN " + plain("joe", "x") + "\r\n"}, "policy", "AUTH", "538 5.7.11"},
 		{"queue", nil, nil,
 			[]string{"MAIL FROM:<a@example.net>\r\n", "RCPT TO:<x@example.org>\r\n", "DATA\r\n", "hi\r\n.\r\n"}, "queue", "DATA", "554 mail server permanently rejected"},
@@ -399,7 +399,7 @@ func TestSessionEnd(t *testing.T) {
 		{"auth", func(s *Server) {
 			s.AuthOnLoopback = true
 			s.AuthFailDelay = -1
-			s.Auth = func(context.Context, string, string) error { return ErrBadCredentials }
+			s.Auth = Authenticator(func(context.Context, string, string) error { return ErrBadCredentials })
 		}, []string{"AUTH PLAIN " + plain("a", "b") + "\r\n", "AUTH PLAIN " + plain("a", "b") + "\r\n", "AUTH PLAIN " + plain("a", "b") + "\r\n", "NOOP\r\n"}, "auth"},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/qmailkit/qmailkit/auth"
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
@@ -46,9 +47,9 @@ func ExampleServer_RelayFrom() {
 func ExampleServer_ListenAndServeTLS() {
 	srv := &smtpserver.Server{
 		Hostname: "mail.example.org",
-		Auth: func(ctx context.Context, user, pass string) error {
-			return smtpserver.ErrBadCredentials // check the password here
-		},
+		Auth: auth.Func(func(ctx context.Context, c auth.Credentials) (*auth.User, error) {
+			return nil, auth.ErrFailed // check c.User and c.Secret here
+		}),
 	}
 	go srv.ListenAndServe(":587") // STARTTLS is offered when TLSConfig is set
 	if err := srv.ListenAndServeTLS(":465", "/etc/ssl/mail.pem", "/etc/ssl/mail.key"); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"github.com/qmailkit/qmailkit/tcpenv"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/qmailkit/qmailkit/auth"
+	"github.com/qmailkit/qmailkit/tcpenv"
 
 	"github.com/qmailkit/qmailkit/internal/connlimit"
 )
@@ -209,9 +211,12 @@ type Server struct {
 	// GetCertificate that follows certificate files on disk.
 	TLSConfig *tls.Config
 	// Auth offers AUTH PLAIN and LOGIN when set, only under TLS (or on a
-	// loopback connection when AuthOnLoopback is set). An authenticated
-	// client may relay, as with an empty RELAYCLIENT.
-	Auth Authenticator
+	// loopback connection when AuthOnLoopback is set), and checks the
+	// credentials, given with Service [auth.ServiceSMTP]: an error wrapping
+	// [auth.ErrFailed] (or permanent) is a wrong password (535), any other a
+	// temporary failure (454). An authenticated client may relay, as with an
+	// empty RELAYCLIENT. The POP3 server takes the same interface.
+	Auth auth.Authenticator
 	// AuthOnLoopback allows AUTH without TLS from 127.0.0.0/8 and ::1.
 	AuthOnLoopback bool
 	// AuthFailDelay delays each failed AUTH, doubled after each failure;
@@ -222,7 +227,7 @@ type Server struct {
 	// connections: it is asked before each credentials check and told the
 	// outcome after. Nil means none (AuthFailDelay still applies within a
 	// session).
-	AuthLimiter AuthLimiter
+	AuthLimiter auth.Limiter
 
 	// CheckSender is called at MAIL with the parsed sender; an error refuses
 	// it (the error's Reply, or 553 permanent / 451 temporary).

@@ -51,7 +51,7 @@ func TestAuthDelaySynctest(t *testing.T) {
 		srv := compatServer(&sink{})
 		srv.Compat = false
 		srv.AuthOnLoopback = true
-		srv.Auth = func(ctx context.Context, u, p string) error { return ErrBadCredentials }
+		srv.Auth = Authenticator(func(ctx context.Context, u, p string) error { return ErrBadCredentials })
 		client, server := net.Pipe()
 		defer client.Close()
 		env := qmailEnv()

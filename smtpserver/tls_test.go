@@ -63,7 +63,7 @@ func tlsServer(t *testing.T, k *sink) *Server {
 	srv.RcptHosts = HostList([]string{"example.org"}, nil)
 	srv.TLSConfig = &tls.Config{GetCertificate: cr.GetCertificate}
 	srv.AuthFailDelay = -1
-	srv.Auth = func(ctx context.Context, user, pass string) error {
+	srv.Auth = Authenticator(func(ctx context.Context, user, pass string) error {
 		if user == "joe" && pass == "s3cret" {
 			return nil
 		}
@@ -71,7 +71,7 @@ func tlsServer(t *testing.T, k *sink) *Server {
 			return errTest("database unavailable")
 		}
 		return ErrBadCredentials
-	}
+	})
 	return srv
 }
 

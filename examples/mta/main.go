@@ -488,7 +488,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 		if tc == nil {
 			return fail(errors.New("submission needs control/servercert.pem"))
 		}
-		if srv.Submission, err = sys.SMTP(true, tc, mta.SMTPAuth(sys.Auth())); err != nil {
+		if srv.Submission, err = sys.SMTP(true, tc, sys.Auth()); err != nil {
 			return fail(err)
 		}
 	}

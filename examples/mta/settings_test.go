@@ -63,12 +63,12 @@ func newSmarthost(t *testing.T, auth bool, delay time.Duration) *smarthost {
 			t.Fatal(err)
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		srv.Auth = func(ctx context.Context, user, password string) error {
+		srv.Auth = smtpserver.Authenticator(func(ctx context.Context, user, password string) error {
 			if user == "joe" && password == "s3cret word" {
 				return nil
 			}
 			return smtpserver.ErrBadCredentials
-		}
+		})
 		// Mail only from who authenticated.
 		srv.CheckSender = func(ctx context.Context, ss *smtpserver.Session, from string) error {
 			if ss.User == "" {

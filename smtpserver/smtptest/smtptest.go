@@ -61,6 +61,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/auth"
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
@@ -160,12 +161,12 @@ func Compat() Option { return func(s *Server) { s.Engine.Compat = true } }
 // Users offers AUTH PLAIN and LOGIN with these user names and passwords.
 func Users(users map[string]string) Option {
 	return func(s *Server) {
-		s.Engine.Auth = func(ctx context.Context, user, pass string) error {
-			if p, ok := users[user]; ok && p == pass {
-				return nil
+		s.Engine.Auth = auth.Func(func(ctx context.Context, c auth.Credentials) (*auth.User, error) {
+			if p, ok := users[c.User]; ok && auth.CheckSecret(c, p) {
+				return &auth.User{Name: c.User, UID: -1, GID: -1}, nil
 			}
-			return smtpserver.ErrBadCredentials
-		}
+			return nil, auth.ErrFailed
+		})
 	}
 }
 
