@@ -166,6 +166,17 @@
 // queuecmd.go describes each subcommand, the -json fields and the exit
 // codes (0 done, 1 an ID not found or failed, 2 usage, 111 temporary).
 //
+// Virtual domains, mailboxes and aliases (vpopmail's vadddomain,
+// vadduser, vpasswd, vsetuserquota, valias), while the mta runs or not:
+//
+//	mta [-home DIR] domain add|del|list [DOMAIN]
+//	mta [-home DIR] user add|del|passwd|quota|list ADDRESS
+//	mta [-home DIR] alias add|del|list ADDRESS [TARGET...]
+//
+// admincmd.go describes each, the -json fields and the exit codes (0 done,
+// 1 refused, 2 usage, 111 temporary); passwords are read from standard
+// input, never from the command line.
+//
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
 package main
 
@@ -239,6 +250,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	}
 	if fs.NArg() > 0 && fs.Arg(0) == "queue" { // see queuecmd.go
 		return queueCommand(defaultHome(*home, getenv), fs.Args()[1:], stdout, stderr)
+	}
+	if fs.NArg() > 0 && (fs.Arg(0) == "domain" || fs.Arg(0) == "user" || fs.Arg(0) == "alias") { // see admincmd.go
+		return adminCommand(defaultHome(*home, getenv), fs.Arg(0), fs.Args()[1:], os.Stdin, stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mta: unexpected argument %q\n", fs.Arg(0))
