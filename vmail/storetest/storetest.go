@@ -438,7 +438,11 @@ func testGeneration(t *testing.T, s vmail.Store) {
 		{"AddAliasDomain", func() error { return s.AddAliasDomain(ctx, "example.net", "example.com") }},
 		{"DeleteAliasDomain", func() error { return s.DeleteAliasDomain(ctx, "example.net") }},
 		{"AddMailbox", func() error { return s.AddMailbox(ctx, mailbox("example.com", "joe")) }},
-		{"UpdateMailbox", func() error { m := mailbox("example.com", "joe"); m.Password = "{PLAIN}y"; return s.UpdateMailbox(ctx, m) }},
+		{"UpdateMailbox", func() error {
+			m := mailbox("example.com", "joe")
+			m.Password = "{PLAIN}y"
+			return s.UpdateMailbox(ctx, m)
+		}},
 		{"DeleteMailbox", func() error { return s.DeleteMailbox(ctx, "example.com", "joe") }},
 		{"PutAlias", func() error {
 			return s.PutAlias(ctx, vmail.Alias{Name: "a1", Domain: "example.com", Targets: []string{"x@y.example"}})
