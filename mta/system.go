@@ -312,7 +312,14 @@ func Open(home string, opts Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg)
+	if err := cfg.openVirtual(); err != nil {
+		return nil, err
+	}
+	s, err := New(cfg)
+	if err != nil {
+		cfg.Virtual.Store().Close()
+	}
+	return s, err
 }
 
 // New makes a System of cfg: it opens the queue (making what is missing

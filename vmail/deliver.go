@@ -487,7 +487,7 @@ func userMaildir(dir, arg string) (string, error) {
 	}
 	p = filepath.Clean(p)
 	rel, err := filepath.Rel(dir, p)
-	if err != nil || !filepath.IsLocal(rel) {
+	if err != nil || !filepath.IsLocal(rel) || rel == "." {
 		return "", fmt.Errorf("%s is outside the mailbox's directory", arg)
 	}
 	cur := dir
