@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/internal/mailtest"
+	"github.com/qmailkit/qmailkit/maildir"
+	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/tcprules"
 	"github.com/qmailkit/qmailkit/vmail"
@@ -413,4 +415,64 @@ func TestVirtualRemoteChannel(t *testing.T) {
 
 func newSection(s string) *io.SectionReader {
 	return io.NewSectionReader(strings.NewReader(s), 0, int64(len(s)))
+}
+
+// refuseOpener is an Options.Mailboxes that opens nothing, as a delivery
+// helper that knows no virtual mailbox would.
+type refuseOpener struct{}
+
+func (refuseOpener) OpenMailbox(*pop3.Server) func(context.Context, *pop3.User) (pop3.Mailbox, error) {
+	return func(context.Context, *pop3.User) (pop3.Mailbox, error) {
+		return nil, errors.New("refuseOpener: not mine")
+	}
+}
+
+// With Options.Mailboxes (the root helper of examples/mta), a virtual
+// mailbox's Maildir is still opened in this process: it is the account's.
+func TestVirtualPOP3BesideHelper(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	if _, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"}); err != nil {
+		t.Fatal(err)
+	}
+	sys, err := Open(home, Options{Mailboxes: refuseOpener{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	m := sys.cfg.Virtual
+	if _, err := m.AddDomain(ctx, "virtual.test"); err != nil {
+		t.Fatal(err)
+	}
+	joe, err := m.AddMailbox(ctx, "joe@virtual.test", "joe-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := maildir.Dir(joe.Maildir()).Deliver(ctx, strings.NewReader("Subject: x\n\nin joe's Maildir\n")); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sys.POP3(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sys.Serve(sctx, Servers{POP3: srv}, Listeners{POP3: l}) }()
+	defer func() {
+		cancel()
+		<-done
+		sys.Close()
+	}()
+	time.Sleep(1100 * time.Millisecond) // listed from the second after delivery
+	got := mailtest.Fetch(t, l.Addr().String(), "joe@virtual.test", "joe-password-1", false)
+	if len(got) != 1 || !strings.Contains(got[0], "in joe's Maildir") {
+		t.Fatalf("POP3 gave %q", got)
+	}
+	// users/poppasswd's demo goes to the helper, which refuses.
+	if reply := popLogin(t, l.Addr().String(), "demo", "secret"); strings.HasPrefix(reply, "+OK") {
+		t.Fatalf("demo's mailbox opened in-process: %s", reply)
+	}
 }

@@ -49,14 +49,11 @@ func OpenVirtual(ctx context.Context, home string, opts vmail.Options) (*vmail.M
 		}
 	}
 	vdir := filepath.Join(home, "vmail")
-	if err := makeOwnedDir(vdir, root, opts.UID, opts.GID); err != nil {
+	if err := MakeVirtualDir(home, opts.UID, opts.GID); err != nil {
 		return nil, err
 	}
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(vdir, "domains")
-		if err := makeOwnedDir(opts.Dir, root, opts.UID, opts.GID); err != nil {
-			return nil, err
-		}
 	}
 	url, ok, err := control.Dir{Home: home}.Line("vmaildb")
 	if err != nil {
@@ -94,6 +91,20 @@ func OpenVirtual(ctx context.Context, home string, opts vmail.Options) (*vmail.M
 		return nil, err
 	}
 	return m, nil
+}
+
+// MakeVirtualDir makes home's vmail/ and vmail/domains/ (mode 750) when
+// missing, the account's (uid, gid) when the process is root. A program
+// that drops root before it opens its home (examples/mta, after
+// privsep.Drop) calls it first, as root: the home is root's, so the
+// account could not make vmail/ itself.
+func MakeVirtualDir(home string, uid, gid int) error {
+	root := os.Geteuid() == 0
+	vdir := filepath.Join(home, "vmail")
+	if err := makeOwnedDir(vdir, root, uid, gid); err != nil {
+		return err
+	}
+	return makeOwnedDir(filepath.Join(vdir, "domains"), root, uid, gid)
 }
 
 // makeOwnedDir makes dir (mode 750) when missing, the account's (uid,
