@@ -42,6 +42,8 @@
 //	control/servercert.pem certificate and key for STARTTLS and ports 465 and 995 (re-read when changed)
 //	users/cdb          qmail-newu's users/cdb (assign): who receives which address
 //	users/poppasswd    passwd(5)-format virtual users for POP3 and SMTP AUTH
+//	vmail/vmail.db     virtual domains and mailboxes (package vmail; control/vmaildb may
+//	                   name a PostgreSQL database instead), their Maildirs in vmail/domains/
 //	queue/             qmail's queue
 //
 // # Recipients
@@ -50,6 +52,12 @@
 // recipient that delivery would bounce: one no user takes but the catch-all
 // alias user, whose .qmail files have none for it, or a user's extension
 // with no .qmail file (Options.NoRecipientCheck gives qmail's behaviour).
+//
+// Mail for a virtual domain (Config.Virtual) is refused at RCPT when
+// the domain has no such mailbox, alias or catch-all, and delivered in
+// this process by vmail.Deliverer, as the process's user: the virtual
+// Maildirs are the account's, as vpopmail's were the vpopmail user's, and
+// no program of a virtual mailbox is ever run.
 //
 // # Metrics
 //
