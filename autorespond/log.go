@@ -30,11 +30,11 @@ const maxEntrySize = 1024
 // read, and at most maxEntries entries are examined.
 func record(dir, sender string, now time.Time, interval time.Duration, pid, maxEntries int) (count int, full bool, err error) {
 	if dir == "" {
-		return 0, false, errors.New("autorespond: no log directory")
+		return 0, false, fmt.Errorf("%w: none given", ErrLogDir)
 	}
 	dfd, err := durable.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
-		return 0, false, fmt.Errorf("autorespond: log directory: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+		return 0, false, fmt.Errorf("%w: %w", ErrLogDir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}
 	d := os.NewFile(uintptr(dfd), dir)
 	defer d.Close()
@@ -76,7 +76,7 @@ func record(dir, sender string, now time.Time, interval time.Duration, pid, maxE
 			return count, false, nil
 		}
 		if rerr != nil {
-			return count, false, fmt.Errorf("autorespond: log directory: %w", rerr)
+			return count, false, fmt.Errorf("%w: %w", ErrLogDir, rerr)
 		}
 	}
 }
@@ -96,7 +96,7 @@ func create(dfd int, dir, name, sender string) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("autorespond: unable to create file for [%s]: %w", sender, &os.PathError{Op: "create", Path: dir + "/" + n, Err: err})
+			return "", fmt.Errorf("%w: %w", ErrLogEntry, &os.PathError{Op: "create", Path: dir + "/" + n, Err: err})
 		}
 		f := os.NewFile(uintptr(fd), n)
 		_, werr := io.WriteString(f, sender)
@@ -105,11 +105,11 @@ func create(dfd int, dir, name, sender string) (string, error) {
 		}
 		if werr != nil {
 			unix.Unlinkat(dfd, n, 0)
-			return "", fmt.Errorf("autorespond: unable to create file for [%s]: %w", sender, werr)
+			return "", fmt.Errorf("%w: %w", ErrLogEntry, werr)
 		}
 		return n, nil
 	}
-	return "", fmt.Errorf("autorespond: unable to create file for [%s]: %s/%s.1 to .%d exist", sender, dir, name, tries-1)
+	return "", fmt.Errorf("%w: %s/%s and .1 to .%d exist", ErrLogEntry, dir, name, tries-1)
 }
 
 // readEntry reads at most max+1 bytes of the regular file name in dfd,

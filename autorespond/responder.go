@@ -20,9 +20,15 @@ var (
 	// autorespond's own replies coming back (a Delivered-To field with
 	// "Autoresponder"): autorespond exits 100 then, bouncing the message.
 	ErrLoop = errors.New("autorespond: message is looping (it has my Delivered-To header)")
-	// ErrHeaderTooLarge is returned when the header exceeds
-	// Responder.MaxHeaderBytes: nothing is answered.
+	// ErrHeaderTooLarge is ReadHeader's error for a header beyond its
+	// limit (Respond's reason HeaderTooLarge).
 	ErrHeaderTooLarge = errors.New("autorespond: header too large")
+	// ErrLogDir is returned when the log directory cannot be opened or
+	// read (autorespond: "Failed to change into directory").
+	ErrLogDir = errors.New("autorespond: log directory")
+	// ErrLogEntry is returned when the message's log entry cannot be
+	// created (autorespond: "Unable to create file").
+	ErrLogEntry = errors.New("autorespond: unable to create the log entry")
 )
 
 // Envelope is the incoming message's envelope.
@@ -52,31 +58,33 @@ type Reason int
 // only Replied, NoSender, MailingList (Mailing-List only), Loop, Bulk and
 // TooMany, in autorespond's order.
 const (
-	Replied       Reason = iota // a reply was built (and sent when Forwarder is set)
-	Inactive                    // now is outside Responder.Since/Until
-	NoSender                    // empty sender, MAILER-DAEMON, no '@', "#@[]", a list's owner or -request address, control characters
-	FromSelf                    // the sender is one of the mailbox's own addresses
-	MailingList                 // a Mailing-List field (modern mode: also List-Id, List-Unsubscribe, any List-*)
-	Loop                        // a Delivered-To field with "Autoresponder": ErrLoop, permanent
-	Bulk                        // Precedence: junk, bulk or list
-	AutoSubmitted               // an Auto-Submitted field other than "no" (RFC 3834 §2)
-	NotAddressed                // Responder.Addressed and none of the addresses is in To, Cc, Bcc or Resent-*
-	TooMany                     // the sender had Responder.Max replies in Responder.Interval already
-	LogFull                     // the log directory holds more than Responder.MaxEntries entries
+	Replied        Reason = iota // a reply was built (and sent when Forwarder is set)
+	Inactive                     // now is outside Responder.Since/Until
+	NoSender                     // empty sender, MAILER-DAEMON, no '@', "#@[]", a list's owner or -request address, control characters
+	FromSelf                     // the sender is one of the mailbox's own addresses
+	MailingList                  // a Mailing-List field (modern mode: also List-Id, List-Unsubscribe, any List-*)
+	Loop                         // a Delivered-To field with "Autoresponder": ErrLoop, permanent
+	Bulk                         // Precedence: junk, bulk or list
+	AutoSubmitted                // an Auto-Submitted field other than "no" (RFC 3834 §2)
+	NotAddressed                 // Responder.Addressed and none of the addresses is in To, Cc, Bcc or Resent-*
+	TooMany                      // the sender had Responder.Max replies in Responder.Interval already
+	LogFull                      // the log directory holds more than Responder.MaxEntries entries
+	HeaderTooLarge               // the header is longer than Responder.MaxHeaderBytes
 )
 
 var reasonText = [...]string{
-	Replied:       "replied",
-	Inactive:      "autoresponder not active now",
-	NoSender:      "sender not answered",
-	FromSelf:      "message from the mailbox itself",
-	MailingList:   "mailing list",
-	Loop:          "loop (Delivered-To: Autoresponder)",
-	Bulk:          "junk, bulk or list precedence",
-	AutoSubmitted: "automatic message (Auto-Submitted)",
-	NotAddressed:  "mailbox not in To, Cc or Bcc",
-	TooMany:       "too many replies to this sender",
-	LogFull:       "log directory full",
+	Replied:        "replied",
+	Inactive:       "autoresponder not active now",
+	NoSender:       "sender not answered",
+	FromSelf:       "message from the mailbox itself",
+	MailingList:    "mailing list",
+	Loop:           "loop (Delivered-To: Autoresponder)",
+	Bulk:           "junk, bulk or list precedence",
+	AutoSubmitted:  "automatic message (Auto-Submitted)",
+	NotAddressed:   "mailbox not in To, Cc or Bcc",
+	TooMany:        "too many replies to this sender",
+	LogFull:        "log directory full",
+	HeaderTooLarge: "header too large",
 }
 
 // String returns a short description of the reason.
@@ -163,7 +171,7 @@ type Responder struct {
 	Forwarder Forwarder
 
 	// MaxHeaderBytes bounds the incoming header read; 0 means 256 KiB. A
-	// larger header is not answered (ErrHeaderTooLarge).
+	// message with a larger header is not answered (HeaderTooLarge).
 	MaxHeaderBytes int
 	// Hostname is the right side of the reply's Message-ID in modern
 	// mode; "" means the domain of the From address.
@@ -204,8 +212,8 @@ func (r *Responder) pid() int {
 // and builds and queues the reply.
 //
 // A message not answered is not an error: Result.Reason says why. The
-// errors are ErrLoop (permanent), ErrHeaderTooLarge, a failure to read msg
-// or to write Dir (temporary), and the Forwarder's error, returned wrapped
+// errors are ErrLoop (permanent), a failure to read msg,
+// ErrLogDir and ErrLogEntry (temporary), and the Forwarder's error, returned wrapped
 // with Result.Reason Replied and Result.Reply set (the caller decides
 // whether a reply that could not be queued matters; autorespond ignored
 // it).
@@ -217,8 +225,12 @@ func (r *Responder) Respond(ctx context.Context, msg io.Reader, env Envelope) (R
 		max = defaultMaxHeader
 	}
 	h, err := ReadHeader(br, max, r.Compat)
+	if errors.Is(err, ErrHeaderTooLarge) {
+		r.log(ctx, env, HeaderTooLarge)
+		return Result{Reason: HeaderTooLarge}, nil
+	}
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("autorespond: read the message: %w", err)
 	}
 	res := Result{Reason: r.Check(h, env, now)}
 	if res.Reason == Loop {
