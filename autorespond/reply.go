@@ -296,11 +296,12 @@ func plainLine(s string) bool {
 }
 
 // plain reports whether body can go as 7bit: printable ASCII (and tabs)
-// in lines of at most 76 bytes, none starting with "From " or ".".
+// in lines of at most 76 bytes without trailing spaces (which transports
+// may remove, and quoted-printable keeps).
 func plain(body string) bool {
 	for line := range strings.Lines(body) {
 		line = strings.TrimSuffix(line, "\n")
-		if len(line) > 76 || strings.HasPrefix(line, "From ") || strings.HasSuffix(line, " ") {
+		if len(line) > 76 || strings.HasSuffix(line, " ") {
 			return false
 		}
 		for i := 0; i < len(line); i++ {
