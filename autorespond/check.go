@@ -13,7 +13,8 @@ import (
 // contains "Autoresponder", any case), Bulk (the first Precedence field
 // contains "junk", "bulk" or "list", any case). Modern mode applies, in
 // order: Inactive, NoSender, FromSelf, MailingList (also any List-*
-// field), Loop and Bulk (every such field, not only the first),
+// field), Loop (every Delivered-To field, whose value must be
+// "Autoresponder"), Bulk (every Precedence field),
 // AutoSubmitted and, with Addressed, NotAddressed.
 func (r *Responder) Check(h Header, env Envelope, now time.Time) Reason {
 	if !r.Since.IsZero() && now.Before(r.Since) || !r.Until.IsZero() && now.After(r.Until) {
@@ -37,8 +38,11 @@ func (r *Responder) Check(h Header, env Envelope, now time.Time) Reason {
 			return MailingList
 		}
 	}
+	// autorespond's replies carry "Delivered-To: Autoresponder"; its
+	// substring test would also take a mailbox named autoresponder@ for
+	// one.
 	for _, v := range h.Values("Delivered-To") {
-		if containsFold(v, "autoresponder") {
+		if strings.EqualFold(v, "autoresponder") {
 			return Loop
 		}
 	}
@@ -48,7 +52,7 @@ func (r *Responder) Check(h Header, env Envelope, now time.Time) Reason {
 		}
 	}
 	for _, v := range h.Values("Auto-Submitted") {
-		// RFC 3834 §5: auto-submitted = "no" / "auto-generated" /
+		// RFC 3834 section 5: auto-submitted = "no" / "auto-generated" /
 		// "auto-replied" / extension, with optional parameters after ';'.
 		kw, _, _ := strings.Cut(v, ";")
 		if !strings.EqualFold(strings.TrimSpace(stripComments(kw)), "no") {

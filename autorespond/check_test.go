@@ -19,7 +19,7 @@ func TestCheck(t *testing.T) {
 		compat    Reason
 	}{
 		{"plain", "bob@example.org", "To: joe@example.com\nSubject: hi\n", false, Replied, Replied},
-		// RFC 3834 §2: never to an empty return path; autorespond's
+		// RFC 3834 section 2: never to an empty return path; autorespond's
 		// other senders.
 		{"empty sender", "", "", false, NoSender, NoSender},
 		{"mailer-daemon", "Mailer-Daemon@example.org", "", false, NoSender, NoSender},
@@ -38,7 +38,8 @@ func TestCheck(t *testing.T) {
 		{"list-unsubscribe", "bob@example.org", "list-unsubscribe: <mailto:u@x>\n", false, MailingList, Replied},
 		// autorespond's own replies coming back.
 		{"loop", "bob@example.org", "Delivered-To: Autoresponder\n", false, Loop, Loop},
-		{"loop case", "bob@example.org", "delivered-to: x AUTORESPONDER y\n", false, Loop, Loop},
+		{"loop case", "bob@example.org", "delivered-to:  AUTORESPONDER \n", false, Loop, Loop},
+		{"mailbox named autoresponder", "bob@example.org", "Delivered-To: autoresponder@example.com\n", false, Replied, Loop},
 		{"loop second field", "bob@example.org", "Delivered-To: joe@example.com\nDelivered-To: Autoresponder\n", false, Loop, Replied},
 		// Precedence.
 		{"junk", "bob@example.org", "Precedence: junk\n", false, Bulk, Bulk},
@@ -46,13 +47,13 @@ func TestCheck(t *testing.T) {
 		{"list", "bob@example.org", "Precedence: list\n", false, Bulk, Bulk},
 		{"first-class", "bob@example.org", "Precedence: first-class\n", false, Replied, Replied},
 		{"second precedence", "bob@example.org", "Precedence: normal\nPrecedence: bulk\n", false, Bulk, Replied},
-		// RFC 3834 §5: Auto-Submitted.
+		// RFC 3834 section 5: Auto-Submitted.
 		{"auto-replied", "bob@example.org", "Auto-Submitted: auto-replied\n", false, AutoSubmitted, Replied},
 		{"auto-generated", "bob@example.org", "Auto-Submitted: auto-generated; owner-email=x@y\n", false, AutoSubmitted, Replied},
 		{"auto-notified", "bob@example.org", "Auto-Submitted: auto-notified\n", false, AutoSubmitted, Replied},
 		{"auto-submitted no", "bob@example.org", "Auto-Submitted: No (a person)\n", false, Replied, Replied},
 		{"auto-submitted empty", "bob@example.org", "Auto-Submitted:\n", false, AutoSubmitted, Replied},
-		// RFC 3834 §2: personal responders answer mail addressed to the
+		// RFC 3834 section 2: personal responders answer mail addressed to the
 		// person.
 		{"addressed to", "bob@example.org", "To: Joe <JOE@example.com>\n", true, Replied, Replied},
 		{"addressed cc", "bob@example.org", "To: x@example.org\nCc: joe@example.net\n", true, Replied, Replied},

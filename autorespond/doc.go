@@ -29,14 +29,15 @@
 // sender), or is a list address such as owner-x@ or x-request@ (NoSender);
 // it is one of the mailbox's addresses (FromSelf); the header has a
 // Mailing-List or any List-* field (MailingList, RFC 2369, RFC 2919); a
-// Delivered-To field contains "Autoresponder" (Loop: ErrLoop, permanent,
-// so that the message bounces as autorespond's exit 100 does); a
+// Delivered-To field is "Autoresponder", the one autorespond's replies
+// carry (Loop: ErrLoop, permanent, so that the message bounces as
+// autorespond's exit 100 does); a
 // Precedence field contains "junk", "bulk" or "list" (Bulk); an
-// Auto-Submitted field is anything but "no" (AutoSubmitted, RFC 3834 §2);
+// Auto-Submitted field is anything but "no" (AutoSubmitted, RFC 3834 section 2);
 // with Addressed, none of the mailbox's addresses is in To, Cc, Bcc or a
-// Resent- field (NotAddressed, RFC 3834 §2: a personal responder answers
+// Resent- field (NotAddressed, RFC 3834 section 2: a personal responder answers
 // only mail addressed to the person); the sender has had Max replies
-// within Interval (TooMany; 1 per 7 days by default, RFC 3834 §2).
+// within Interval (TooMany; 1 per 7 days by default, RFC 3834 section 2).
 //
 // # Format
 //
@@ -86,9 +87,10 @@
 // # Compatibility
 //
 // With Compat set, the rules are autorespond 2.0.5's (the sender rules
-// but the list addresses, Mailing-List, the first Delivered-To and the
-// first Precedence field; not Auto-Submitted, List-*, FromSelf or
-// Addressed) and the reply is its bytes: Date in UTC without a weekday,
+// but the list addresses, Mailing-List, the first Delivered-To field
+// containing "Autoresponder" (so a Delivered-To: autoresponder@example.com
+// counts too), the first Precedence field; not Auto-Submitted, List-*,
+// FromSelf or Addressed) and the reply is its bytes: Date in UTC without a weekday,
 // Message-ID <time.pid.blah>, "Delivered-To: Autoresponder", To, From
 // (ARSENDER), "Subject: Re:" followed by the original Subject field's raw
 // value with its line end (so the MESSAGE file starts the body; without

@@ -52,7 +52,7 @@ const compatChunk = 1023
 // (ErrHeaderTooLarge beyond). br is left at the start of the body.
 //
 // In modern mode a line ends with LF or CR LF, a line starting with space
-// or tab continues the previous field (RFC 5322 §2.2.3), a field's name
+// or tab continues the previous field (RFC 5322 section 2.2.3), a field's name
 // ends at its colon, and a line that is not a field (no colon, or white
 // space in the name) is skipped.
 //

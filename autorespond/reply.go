@@ -143,7 +143,7 @@ func (r *Responder) modernReply(h Header, env Envelope, now time.Time) ([]byte, 
 	fmt.Fprintf(&b, "Subject: %s\n", encodeSubject(r.subject(h)))
 	fmt.Fprintf(&b, "Date: %s\n", now.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
 	fmt.Fprintf(&b, "Message-ID: %s\n", r.messageID(from, now))
-	// RFC 3834 §3.1.5 and RFC 5322 §3.6.4.
+	// RFC 3834 section 3.1.5 and RFC 5322 section 3.6.4.
 	if ids := msgIDs(first(h, "Message-ID")); len(ids) > 0 {
 		id := ids[0]
 		refs := msgIDs(first(h, "References"))

@@ -54,18 +54,19 @@ type Forwarder interface {
 // Reason says why a message was answered or not.
 type Reason int
 
-// The reasons, in the order the rules are applied. Compat mode applies
-// only Replied, NoSender, MailingList (Mailing-List only), Loop, Bulk and
-// TooMany, in autorespond's order.
+// The reasons, in the order the rules are applied (HeaderTooLarge, when
+// the header is read, comes first). Compat mode does not apply FromSelf,
+// AutoSubmitted and NotAddressed, and its NoSender, MailingList, Loop
+// and Bulk are autorespond's narrower rules (see Responder.Check).
 const (
 	Replied        Reason = iota // a reply was built (and sent when Forwarder is set)
 	Inactive                     // now is outside Responder.Since/Until
 	NoSender                     // empty sender, MAILER-DAEMON, no '@', "#@[]", a list's owner or -request address, control characters
 	FromSelf                     // the sender is one of the mailbox's own addresses
 	MailingList                  // a Mailing-List field (modern mode: also List-Id, List-Unsubscribe, any List-*)
-	Loop                         // a Delivered-To field with "Autoresponder": ErrLoop, permanent
+	Loop                         // "Delivered-To: Autoresponder", autorespond's own reply: ErrLoop, permanent
 	Bulk                         // Precedence: junk, bulk or list
-	AutoSubmitted                // an Auto-Submitted field other than "no" (RFC 3834 §2)
+	AutoSubmitted                // an Auto-Submitted field other than "no" (RFC 3834 section 2)
 	NotAddressed                 // Responder.Addressed and none of the addresses is in To, Cc, Bcc or Resent-*
 	TooMany                      // the sender had Responder.Max replies in Responder.Interval already
 	LogFull                      // the log directory holds more than Responder.MaxEntries entries
@@ -109,9 +110,9 @@ type Result struct {
 }
 
 // Responder answers messages with an automatic reply, at most Max times
-// per sender per Interval. The zero value is not usable: Dir (and, in
-// modern mode, Body or Subject) must be set. A Responder is safe for
-// concurrent use when its fields are not changed.
+// per sender per Interval. Dir must be set (and, in modern mode, From or
+// Envelope.Recipient). A Responder is safe for concurrent use when its
+// fields are not changed.
 type Responder struct {
 	// Subject is the reply's subject in modern mode; "" means "Re: " and
 	// the original's subject. Body is the reply's text (UTF-8), sent as
@@ -139,13 +140,13 @@ type Responder struct {
 	Addresses []string
 	// Addressed, in modern mode, answers only messages that name one of
 	// the mailbox's addresses in To, Cc, Bcc, Resent-To, Resent-Cc or
-	// Resent-Bcc, as RFC 3834 §2 asks of personal responders (a message
+	// Resent-Bcc, as RFC 3834 section 2 asks of personal responders (a message
 	// reaching the mailbox through a list or a Bcc to a forwarder is not
 	// answered).
 	Addressed bool
 
 	// Interval and Max: at most Max replies per sender in any Interval.
-	// In modern mode Interval 0 means 7 days (RFC 3834 §2) and Max 0
+	// In modern mode Interval 0 means 7 days (RFC 3834 section 2) and Max 0
 	// means 1; in Compat mode both are autorespond's TIME and NUM as
 	// given (NUM 0: never answer).
 	Interval time.Duration
