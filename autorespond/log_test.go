@@ -218,12 +218,21 @@ func TestHugeLog(t *testing.T) {
 	}
 	dir := t.TempDir()
 	old := strconv.FormatInt(epoch.Unix()-7200, 10)
+	// Hard links, the quickest way to make the entries, of a new file
+	// every 50,000 (a file system's limit on links may be 65,000).
+	var first string
 	for i := range 100000 {
-		f, err := os.OpenFile(filepath.Join(dir, "A"+strconv.Itoa(i)+"."+old), os.O_CREATE|os.O_WRONLY, 0o600)
+		name := filepath.Join(dir, "A"+strconv.Itoa(i)+"."+old)
+		var err error
+		if i%50000 == 0 {
+			first = name
+			err = os.WriteFile(name, []byte("bob@example.org"), 0o600)
+		} else {
+			err = os.Link(first, name)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Close()
 	}
 	r := &Responder{Body: "b", Dir: dir, Interval: time.Hour, MaxEntries: 1000, Now: func() time.Time { return epoch }}
 	start := time.Now()
