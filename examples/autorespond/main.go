@@ -25,6 +25,8 @@
 // -addressed, neither is mail that does not name the mailbox (EXT@HOST,
 // RECIPIENT or MESSAGE's From) in To, Cc or Bcc. TIME 0 means 7 days and
 // NUM 0 means 1. FLAG is ignored: the original's text is never sent back.
+// Only the first megabyte of MESSAGE is used, and MESSAGE must be a
+// regular file (a FIFO is refused as autorespond's unreadable file).
 //
 // With -compat the rules and the reply are autorespond 2.0.5's: FLAG 1
 // (the default) appends the quoted original text, ARSENDER is the
@@ -51,6 +53,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/qmailkit/qmailkit/autorespond"
@@ -117,7 +120,7 @@ func run(ctx context.Context, args, env []string, stdin io.Reader, stderr io.Wri
 	extHost := getenv("EXT") + "@" + getenv("HOST")
 	sender := getenv("SENDER")
 
-	message, err := os.ReadFile(op[2])
+	message, err := readMessage(op[2])
 	if err != nil {
 		fmt.Fprintf(stderr, "AUTORESPOND: Failed to open message file.\n")
 		return 111
@@ -213,6 +216,28 @@ func reasonText(why autorespond.Reason, sender string) string {
 		return ""
 	}
 	return why.String()
+}
+
+// maxMessage bounds what is read of MESSAGE.
+const maxMessage = 1 << 20
+
+// readMessage reads the MESSAGE file, at most maxMessage bytes of it. It
+// opens without blocking and refuses anything but a regular file, so that
+// a FIFO there cannot hold the delivery.
+func readMessage(name string) ([]byte, error) {
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", name)
+	}
+	return io.ReadAll(io.LimitReader(f, maxMessage))
 }
 
 // number is strtoul(s, NULL, 10) as autorespond parses its operands: the

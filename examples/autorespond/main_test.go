@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/dotqmail"
@@ -71,6 +72,8 @@ func TestMessages(t *testing.T) {
 		{"list", "x@y.example", "Mailing-List: x\n", "", "", 0, "AUTORESPOND: This looks like it's from a mailing list, I will ignore it.\n"},
 		{"no message file", "x@y.example", "", "", "/nonexistent/message", 111, "AUTORESPOND: Failed to open message file.\n"},
 		{"no message file, no sender", "", "", "", "/nonexistent/message", 111, "AUTORESPOND: Failed to open message file.\n"},
+		{"message is a fifo", "x@y.example", "", "", "FIFO", 111, "AUTORESPOND: Failed to open message file.\n"},
+		{"message is a directory", "x@y.example", "", "", "/", 111, "AUTORESPOND: Failed to open message file.\n"},
 		{"no directory", "x@y.example", "", "/nonexistent/dir", "", 111, "AUTORESPOND: Failed to change into directory.\n"},
 		{"no directory, no sender", "", "", "/nonexistent/dir", "", 0, "AUTORESPOND:  Stopping on mail from [].\n"},
 		{"replied", "x@y.example", "Subject: hi\n", "", "", 0, ""},
@@ -82,8 +85,14 @@ func TestMessages(t *testing.T) {
 				if dir == "" {
 					dir = t.TempDir()
 				}
-				if msg == "" {
+				switch msg {
+				case "":
 					msg = msgFile
+				case "FIFO":
+					msg = filepath.Join(t.TempDir(), "fifo")
+					if err := syscall.Mkfifo(msg, 0o600); err != nil {
+						t.Fatal(err)
+					}
 				}
 				args := []string{"10000", "5", msg, dir, "0", "+"}
 				if compat {
@@ -150,6 +159,17 @@ func TestModern(t *testing.T) {
 		if code != 0 || stderr.String() != tt.stderr || (len(q.msgs) == 1) != (tt.stderr == "") {
 			t.Errorf("%s %q: exit %d %q, %d replies", tt.sender, tt.header, code, stderr.String(), len(q.msgs))
 		}
+	}
+}
+
+// TestHugeMessage: only the first megabyte of MESSAGE is sent.
+func TestHugeMessage(t *testing.T) {
+	msg := writeFile(t, "message", strings.Repeat("x", 3<<20))
+	q := &fakeQueue{}
+	var stderr bytes.Buffer
+	code := run(t.Context(), []string{"-compat", "1", "1", msg, t.TempDir(), "0"}, []string{"SENDER=a@b.example"}, strings.NewReader("\n"), &stderr, q)
+	if code != 0 || len(q.msgs) != 1 || len(q.msgs[0]) > 1<<20+500 || len(q.msgs[0]) < 1<<20 {
+		t.Fatalf("exit %d %q, %d replies", code, stderr.String(), len(q.msgs))
 	}
 }
 
