@@ -32,7 +32,7 @@ func record(dir, sender string, now time.Time, interval time.Duration, pid, maxE
 	if dir == "" {
 		return 0, false, fmt.Errorf("%w: none given", ErrLogDir)
 	}
-	dfd, err := durable.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	dfd, err := durable.Openat(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return 0, false, fmt.Errorf("%w: %w", ErrLogDir, &os.PathError{Op: "open", Path: dir, Err: err})
 	}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,10 +252,17 @@ func TestNoFrom(t *testing.T) {
 	}
 }
 
-// TestMissingDir: the log directory must exist; nothing is queued.
+// TestMissingDir: the log directory must exist and be a directory (a
+// FIFO there does not block); nothing is queued.
 func TestMissingDir(t *testing.T) {
 	q := &fakeQueue{}
-	for _, dir := range []string{"", filepath.Join(t.TempDir(), "nope")} {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, dir := range []string{"", filepath.Join(t.TempDir(), "nope"), fifo, file} {
 		r := &Responder{Body: "b", Dir: dir, Forwarder: q}
 		_, err := r.Respond(t.Context(), strings.NewReader("\n"), Envelope{Sender: "a@b.example", Recipient: "j@e.example"})
 		if !errors.Is(err, ErrLogDir) || qmailkit.IsPermanent(err) {
