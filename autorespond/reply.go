@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 )
 
+var errNoFrom = errors.New("autorespond: no From address (Responder.From and Envelope.Recipient are empty)")
+
 // maxSubject bounds the reply's subject text (before encoding).
 const maxSubject = 900
 
@@ -135,7 +137,7 @@ func (r *Responder) modernReply(h Header, env Envelope, now time.Time) ([]byte, 
 	}
 	from = clean(from)
 	if from == "" {
-		return nil, errors.New("autorespond: no From address (Responder.From and Envelope.Recipient are empty)")
+		return nil, errNoFrom
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: <%s>\n", from)

@@ -213,11 +213,11 @@ func (r *Responder) pid() int {
 // and builds and queues the reply.
 //
 // A message not answered is not an error: Result.Reason says why. The
-// errors are ErrLoop (permanent), a failure to read msg,
-// ErrLogDir and ErrLogEntry (temporary), and the Forwarder's error, returned wrapped
-// with Result.Reason Replied and Result.Reply set (the caller decides
-// whether a reply that could not be queued matters; autorespond ignored
-// it).
+// errors are ErrLoop (permanent), a failure to read msg, ErrLogDir and
+// ErrLogEntry (temporary), a modern Responder without a From address,
+// and the Forwarder's error, returned wrapped with Result.Reason Replied
+// and Result.Reply set (the caller decides whether a reply that could not
+// be queued matters; autorespond ignored it).
 func (r *Responder) Respond(ctx context.Context, msg io.Reader, env Envelope) (Result, error) {
 	now := r.now()
 	br := bufio.NewReaderSize(msg, 4096)
@@ -242,10 +242,13 @@ func (r *Responder) Respond(ctx context.Context, msg io.Reader, env Envelope) (R
 		r.log(ctx, env, res.Reason)
 		return res, nil
 	}
+	if !r.Compat && clean(r.From) == "" && clean(env.Recipient) == "" {
+		return Result{}, errNoFrom
+	}
 	interval, limit := r.limits()
 	count, full, err := record(r.Dir, env.Sender, now, interval, r.pid(), r.maxEntries())
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
 	switch {
 	case full:

@@ -244,11 +244,16 @@ func TestForwardError(t *testing.T) {
 	}
 }
 
-// TestNoFrom: a modern reply needs a From address.
+// TestNoFrom: a modern reply needs a From address, and its absence is
+// found before the message is logged.
 func TestNoFrom(t *testing.T) {
-	r := &Responder{Body: "b", Dir: t.TempDir()}
+	dir := t.TempDir()
+	r := &Responder{Body: "b", Dir: dir}
 	if _, err := r.Respond(t.Context(), strings.NewReader("\n"), Envelope{Sender: "a@b.example"}); err == nil {
 		t.Fatal("no error without From and Recipient")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Error("logged")
 	}
 }
 
