@@ -23,7 +23,9 @@
 //
 // # Rules
 //
-// A message is not answered when, in this order ([Responder.Check]): now
+// The header is read first; one longer than MaxHeaderBytes is not
+// answered (HeaderTooLarge). Then a message is not answered when, in this
+// order ([Responder.Check]): now
 // is outside Since..Until (Inactive); the envelope sender is empty, begins
 // with "mailer-daemon", has no '@', is "#@[]" (qmail's double-bounce
 // sender), or is a list address such as owner-x@ or x-request@ (NoSender);
@@ -37,7 +39,8 @@
 // with Addressed, none of the mailbox's addresses is in To, Cc, Bcc or a
 // Resent- field (NotAddressed, RFC 3834 section 2: a personal responder answers
 // only mail addressed to the person); the sender has had Max replies
-// within Interval (TooMany; 1 per 7 days by default, RFC 3834 section 2).
+// within Interval (TooMany; 1 per 7 days by default, RFC 3834 section 2),
+// or the log directory holds more than MaxEntries entries (LogFull).
 //
 // # Format
 //
