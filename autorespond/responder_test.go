@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -366,5 +367,46 @@ func TestNULs(t *testing.T) {
 	res, err = m.Respond(t.Context(), strings.NewReader("Subject: a\x00b\n\n"), Envelope{Sender: "x@y.example", Recipient: "j@e.example"})
 	if err != nil || bytes.IndexByte(res.Reply, 0) >= 0 {
 		t.Errorf("%q %v", res.Reply, err)
+	}
+}
+
+// TestConcurrent: one Responder used by several goroutines at once, as a
+// mail server's deliveries would: every sender is answered once, and two
+// messages of one sender at the same moment get at most one reply (each
+// may see the other's entry: then neither is answered).
+func TestConcurrent(t *testing.T) {
+	q := &fakeQueue{}
+	r := &Responder{Body: "b", Dir: t.TempDir(), Forwarder: q}
+	send := func(sender string) {
+		if _, err := r.Respond(t.Context(), strings.NewReader("Subject: x\n\n"), Envelope{Sender: sender, Recipient: "joe@example.com"}); err != nil {
+			t.Error(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() { send("s" + strconv.Itoa(i) + "@example.org") })
+	}
+	wg.Wait()
+	if len(q.msgs) != 16 {
+		t.Errorf("%d replies to 16 senders", len(q.msgs))
+	}
+	for range 2 {
+		wg.Go(func() { send("same@example.org") })
+	}
+	wg.Wait()
+	if n := len(q.msgs) - 16; n > 1 {
+		t.Errorf("%d replies to one sender", n)
+	}
+}
+
+// TestLogger: a line per decision.
+func TestLogger(t *testing.T) {
+	var buf bytes.Buffer
+	r := &Responder{Body: "b", Dir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	r.Respond(t.Context(), strings.NewReader("Precedence: bulk\n\n"), Envelope{Sender: "a@b.example", Recipient: "j@e.example"})
+	r.Respond(t.Context(), strings.NewReader("\n"), Envelope{Sender: "a@b.example", Recipient: "j@e.example"})
+	out := buf.String()
+	if strings.Count(out, "\n") != 2 || !strings.Contains(out, `result="junk, bulk or list precedence"`) || !strings.Contains(out, "result=replied") || !strings.Contains(out, "sender=a@b.example") {
+		t.Errorf("%s", out)
 	}
 }
