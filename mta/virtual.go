@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/auth"
+	"github.com/qmailkit/qmailkit/autorespond"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpserver"
@@ -244,8 +247,43 @@ func (s *System) virtualMailboxes(srv *pop3.Server) {
 	}
 }
 
-// responder is the virtual mailboxes' autoresponder.
-//
-// TODO(respond): the seam for package autorespond, which the (respond)
-// work publishes; until it is merged no automatic reply is sent.
-func (s *System) responder() vmail.Responder { return nil }
+// responder is the virtual mailboxes' autoresponder: package
+// autorespond with the mailbox's Autoresponder, its log of senders in
+// USERDIR/vacation (where qmailadmin had autorespond keep it), the reply
+// queued with an empty envelope sender.
+func (s *System) responder() vmail.Responder {
+	return vacation{logger: s.logger.With("part", "autorespond")}
+}
+
+// vacation is a vmail.Responder through package autorespond.
+type vacation struct {
+	logger *slog.Logger
+}
+
+// Respond answers r.Message as r.Mailbox's Autoresponder says: at most
+// once per sender per Interval (7 days when 0), never to lists, bulk or
+// automatic mail, nor to a bounce.
+func (v vacation) Respond(ctx context.Context, r vmail.Response, inj vmail.Injector) error {
+	ar := r.Mailbox.Autoresponder
+	dir := filepath.Join(r.Mailbox.Dir, "vacation")
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("mta: autoresponder: %w", err)
+	}
+	if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("mta: autoresponder: %s is not a directory", dir)
+	}
+	resp := &autorespond.Responder{
+		Subject:   ar.Subject,
+		Body:      ar.Body,
+		From:      r.Mailbox.Address(),
+		Interval:  ar.Interval,
+		Max:       1,
+		Dir:       dir,
+		Since:     ar.From,
+		Until:     ar.Until,
+		Forwarder: inj,
+		Logger:    v.logger,
+	}
+	_, err := resp.Respond(ctx, r.Message, autorespond.Envelope{Sender: r.Sender, Recipient: r.Recipient})
+	return err
+}

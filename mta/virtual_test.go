@@ -476,3 +476,30 @@ func TestVirtualPOP3BesideHelper(t *testing.T) {
 		t.Fatalf("demo's mailbox opened in-process: %s", reply)
 	}
 }
+
+// The mailbox's autoresponder answers the sender once, with an empty
+// envelope sender, and keeps its log in USERDIR/vacation.
+func TestVirtualAutoresponder(t *testing.T) {
+	r, m, joe := startVirtual(t)
+	if err := m.SetAutoresponder(t.Context(), joe.Address(), vmail.Autoresponder{Enabled: true, Subject: "Away", Body: "Back on Monday."}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		msg := fmt.Sprintf("From: demo@example.test\r\nTo: joe@virtual.test\r\nSubject: question %d\r\nMessage-ID: <q%d@example.test>\r\n\r\nAre you there?\r\n", i, i)
+		if err := mailtest.Send(r.smtp, "demo@example.test", []string{"joe@virtual.test"}, msg); err != nil {
+			t.Fatal(err)
+		}
+		waitMaildir(t, joe.Maildir(), i+1)
+	}
+	got := waitMaildir(t, r.demo.Maildir, 1)
+	for _, want := range []string{"Return-Path: <>\n", "Auto-Submitted: auto-replied", "Subject: Away", "Back on Monday.", "In-Reply-To: <q0@example.test>"} {
+		if !strings.Contains(got[0], want) {
+			t.Fatalf("reply lacks %q:\n%s", want, got[0])
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(joe.Dir, "vacation")); err != nil || len(ents) == 0 {
+		t.Fatalf("vacation log: %v, %d entries", err, len(ents))
+	}
+	time.Sleep(500 * time.Millisecond)
+	waitMaildir(t, r.demo.Maildir, 1) // still one: the second question got no reply
+}

@@ -30,8 +30,8 @@ type Injector interface {
 }
 
 // Responder sends a mailbox's automatic reply to a message delivered to
-// it, through inj, as the mailbox's Autoresponder says (package
-// autorespond makes one). A Deliverer calls it once the message is
+// it, through inj, as the mailbox's Autoresponder says (package mta has
+// one over package autorespond). A Deliverer calls it once the message is
 // delivered; its error is logged and does not fail the delivery.
 type Responder interface {
 	Respond(ctx context.Context, r Response, inj Injector) error
