@@ -68,8 +68,8 @@ type Config struct {
 	// mailboxes log in to POP3 and SMTP AUTH as name@domain (after Auth,
 	// for names without '@'). A domain the Manager learns while the
 	// System runs (another process added it) is accepted once the
-	// Manager's cache sees it. LoadHome opens the home's (OpenVirtual).
-	// Nil means none.
+	// Manager's cache sees it. LoadHome opens the home's (OpenVirtual)
+	// when it has vmail/ or control/vmaildb. Nil means none.
 	Virtual *vmail.Manager
 	// SMTP is the policy of the SMTP servers: who may relay, which
 	// domains are accepted, the servers' limits.

@@ -281,9 +281,10 @@ type System struct {
 	space       *spaceCheck  // free space for new transactions
 	minFree     atomic.Int64 // the bytes space wants free (see minFree)
 	ipme        func() map[netip.Addr]bool
-	aliases     aliasDB                    // Options.Aliases, for the RCPT check
-	virtual     atomic.Pointer[virtualSet] // Config.Virtual; nil: none
-	vmu         sync.Mutex                 // serializes the routing's changes for virtual domains
+	aliases     aliasDB                         // Options.Aliases, for the RCPT check
+	virtual     atomic.Pointer[virtualSet]      // Config.Virtual; nil: none
+	locals      atomic.Pointer[map[string]bool] // Routing.Locals as configured, without the virtual domains
+	vmu         sync.Mutex                      // serializes the routing's changes for virtual domains
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Shutdown
@@ -398,6 +399,7 @@ func New(cfg Config) (*System, error) {
 		Spawn:           opts.Spawn,
 	}
 	s.virtual.Store(s.newVirtual(cfg.Virtual))
+	s.locals.Store(localSet(routing))
 	routing = s.withVirtual(routing, s.virtual.Load())
 	s.routing.Store(&routing)
 	s.Scheduler = &queue.Scheduler{
@@ -733,6 +735,7 @@ func (s *System) reloadLocked(cfg Config) {
 	if cfg.Virtual != s.cfg.Virtual {
 		s.virtual.Store(s.newVirtual(cfg.Virtual))
 	}
+	s.locals.Store(localSet(cfg.Routing))
 	routing := s.withVirtual(cfg.Routing, s.virtual.Load())
 	old := s.remote.Swap(s.newRemote(cfg))
 	if old != nil && old.Pool != nil && old.Pool != s.remote.Load().Pool {

@@ -59,11 +59,22 @@ func domainOf(addr string) string {
 	return strings.ToLower(addr[at+1:])
 }
 
+// localSet is the set of r's local domains, lower case.
+func localSet(r queue.Routing) *map[string]bool {
+	m := make(map[string]bool, len(r.Locals))
+	for _, d := range r.Locals {
+		m[strings.ToLower(d)] = true
+	}
+	return &m
+}
+
 // virtualDomain reports whether domain is a virtual domain (or an alias
 // domain) of Config.Virtual; a domain found is made local in the routing.
+// A domain of the configured locals (control/locals) is not: it stays
+// the local users', and needs no look-up in the store.
 func (s *System) virtualDomain(ctx context.Context, domain string) (bool, error) {
 	v := s.virtual.Load()
-	if v == nil || domain == "" {
+	if v == nil || domain == "" || (*s.locals.Load())[domain] {
 		return false, nil
 	}
 	ok, err := v.m.IsDomain(ctx, domain)
@@ -180,10 +191,11 @@ func (s *System) deliverVirtual(ctx context.Context, v *virtualSet, d queue.Deli
 // domain; a failure to tell is a temporary failure of the delivery.
 func (s *System) virtualRecipient(ctx context.Context, rcpt string) (*virtualSet, bool, error) {
 	v := s.virtual.Load()
-	if v == nil {
+	domain := domainOf(rcpt)
+	if v == nil || domain == "" || (*s.locals.Load())[domain] {
 		return nil, false, nil
 	}
-	ok, err := v.m.IsDomain(ctx, domainOf(rcpt))
+	ok, err := v.m.IsDomain(ctx, domain)
 	return v, ok, err
 }
 

@@ -28,7 +28,15 @@ import (
 // mailbox joe (password "joe-password-1") in the home's store.
 func startVirtual(t *testing.T) (*running, *vmail.Manager, vmail.Mailbox) {
 	t.Helper()
-	r := start(t, "example.test")
+	home := filepath.Join(t.TempDir(), "home")
+	demo, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := MakeVirtualDir(home, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	r := startHome(t, home, demo)
 	// 127.0.0.1 relays; 127.0.0.2 is a stranger.
 	cdb := filepath.Join(r.sys.Home.Home, "control", "tcp.smtp.cdb")
 	if err := tcprules.CompileFile(cdb, cdb+".tmp", strings.NewReader("127.0.0.1:allow,RELAYCLIENT=\"\"\n:allow\n")); err != nil {
@@ -434,6 +442,9 @@ func TestVirtualPOP3BesideHelper(t *testing.T) {
 	if _, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := MakeVirtualDir(home, -1, -1); err != nil {
+		t.Fatal(err)
+	}
 	sys, err := Open(home, Options{Mailboxes: refuseOpener{}})
 	if err != nil {
 		t.Fatal(err)
@@ -502,4 +513,54 @@ func TestVirtualAutoresponder(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond)
 	waitMaildir(t, r.demo.Maildir, 1) // still one: the second question got no reply
+}
+
+// A qmail home without vmail/ (the qmail-send drop-in's) gets no virtual
+// mailboxes, and no vmail/ is made in it.
+func TestVirtualNotInAQmailHome(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	if _, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadHome(home, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Virtual != nil {
+		t.Fatal("LoadHome opened virtual mailboxes in a home without vmail/")
+	}
+	if _, err := os.Lstat(filepath.Join(home, "vmail")); err == nil {
+		t.Fatal("LoadHome made vmail/")
+	}
+}
+
+// The store failing at RCPT defers the recipient, never refuses it: 451
+// for a client that may relay (the recipient check), and qmail's 421
+// "unable to read controls" for one that may not (smtpserver's answer to
+// an rcpthosts failure, which ends the session).
+func TestVirtualStoreDownAtRCPT(t *testing.T) {
+	r, m, _ := startVirtual(t)
+	m.Store().Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Past the Manager's cache (a second by default).
+		code, text := rcpt(t, r.smtp, "127.0.0.1", "joe@virtual.test")
+		if code == 451 {
+			break
+		}
+		if code != 0 || time.Now().After(deadline) {
+			t.Fatalf("RCPT with the store closed: %d %s, want 451", code, text)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, to := range []string{"joe@virtual.test", "ann@unknown.test"} {
+		if code, _ := rcpt(t, r.smtp, "127.0.0.2", to); code != 421 {
+			t.Fatalf("RCPT %s from a stranger with the store closed: %d, want 421", to, code)
+		}
+	}
+	// The local users' mail does not depend on the virtual store.
+	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"demo@example.test"}, "Subject: local\r\n\r\nstill here\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitMaildir(t, r.demo.Maildir, 1)
 }

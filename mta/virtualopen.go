@@ -137,3 +137,14 @@ func openHomeVirtual(home string) (*vmail.Manager, error) {
 	defer cancel()
 	return OpenVirtual(ctx, home, vmail.Options{})
 }
+
+// hasVirtual reports whether home has virtual mailboxes: a vmail/
+// directory (OpenVirtual and MakeVirtualDir make it) or control/vmaildb.
+func hasVirtual(home string) bool {
+	for _, p := range []string{filepath.Join(home, "vmail"), filepath.Join(home, "control", "vmaildb")} {
+		if _, err := os.Lstat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
