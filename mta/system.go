@@ -710,7 +710,7 @@ func deliverRemote(ctx context.Context, c *smtpclient.Client, d queue.Delivery) 
 }
 
 // Reload makes cfg the System's, for what can change while it runs: the
-// routing (Routing), the users (Users and Auth), the SMTP policy (SMTP),
+// routing (Routing), the users (Users, Auth and Virtual), the SMTP policy (SMTP),
 // applied to sessions that start later and to the checks of those in
 // progress, and remote delivery (Remote), for deliveries that start
 // later. Other fields are those New took; cfg's are ignored. Deliveries

@@ -445,6 +445,12 @@ func readUserDotQmail(dir string) (lines []dotLine, found bool, err error) {
 	if err != nil {
 		return nil, false, &DeliveryError{Text: fmt.Sprintf("Unable to read %s (#4.2.1)", path), Err: err}
 	}
+	return parseUserDotQmail(path, b)
+}
+
+// parseUserDotQmail parses the contents b of the .qmail at path (see
+// readUserDotQmail).
+func parseUserDotQmail(path string, b []byte) (lines []dotLine, found bool, err error) {
 	for n, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimRight(line, " \t\r")
 		switch {

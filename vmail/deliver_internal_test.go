@@ -4,6 +4,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/qmailkit/qmailkit/dotqmail"
 )
 
 // deliveredToSimple is deliveredTo written plainly: the oracle of the fuzz
@@ -67,4 +69,33 @@ func TestUserMaildir(t *testing.T) {
 			t.Errorf("userMaildir(%q) = %q, %v", tt.arg, got, err)
 		}
 	}
+}
+
+func FuzzParseUserDotQmail(f *testing.F) {
+	f.Add([]byte("# delete\n"))
+	f.Add([]byte("&bob@example.com\ncarol@example.org\n./Maildir/\n| /usr/bin/autorespond 86400 3 x y\n"))
+	f.Add([]byte("./Mailbox\n\n\n/abs/Maildir/\r\n"))
+	f.Add([]byte("&a\x00b\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		lines, found, err := parseUserDotQmail("/u/.qmail", b)
+		if err != nil {
+			if lines != nil || found {
+				t.Fatalf("an error with lines %v, found %v", lines, found)
+			}
+			return
+		}
+		if len(lines) > 0 && !found {
+			t.Fatal("lines but not found")
+		}
+		for _, l := range lines {
+			if strings.ContainsAny(l.arg, "\n\x00") || len(l.arg) > maxDotQmailLine || l.n < 1 {
+				t.Fatalf("line %+v", l)
+			}
+			switch l.kind {
+			case dotqmail.Forward, dotqmail.Program, dotqmail.Mbox, dotqmail.Maildir:
+			default:
+				t.Fatalf("kind %v", l.kind)
+			}
+		}
+	})
 }
