@@ -39,6 +39,10 @@
 // many statuses of vpopmail's vchkpw collapse into these, which is all
 // qmail-popup and Dovecot tell apart.
 //
+// Refusals and failures are logged to syslog (facility mail, ident
+// vchkpw), as vpopmail's vchkpw logs them, never on standard error, which
+// inetd connects to the client; only usage errors go there.
+//
 // # Security
 //
 // Every refusal is answered at the same moment: -delay (default 1s)
@@ -58,6 +62,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"log/syslog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -79,6 +86,9 @@ const maxInput = 512
 
 func run(args []string, stderr io.Writer) int {
 	start := time.Now()
+	logw := syslogWriter()
+	defer logw.Close()
+	logf := func(format string, a ...any) { fmt.Fprintf(logw, format, a...) }
 	fs := flag.NewFlagSet("vchkpw", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	homeFlag := fs.String("home", "", "the qmail home (default $QMAILHOME, else /var/qmail)")
@@ -117,7 +127,7 @@ func run(args []string, stderr io.Writer) int {
 	tag := "vchkpw-" + string(service)
 	remote := os.Getenv("TCPREMOTEIP")
 	if login == "" || password == "" {
-		fmt.Fprintf(stderr, "%s: null user name or password given %s:%s\n", tag, safe(login), remote)
+		logf("%s: null user name or password given %s:%s\n", tag, safe(login), remote)
 		return refuse()
 	}
 	login = strings.ToLower(login)
@@ -125,7 +135,7 @@ func run(args []string, stderr io.Writer) int {
 	if !strings.ContainsAny(login, "@%/") {
 		dom := os.Getenv("VPOPMAIL_DOMAIN")
 		if dom == "" {
-			fmt.Fprintf(stderr, "%s: no domain in %s and no VPOPMAIL_DOMAIN:%s\n", tag, safe(login), remote)
+			logf("%s: no domain in %s and no VPOPMAIL_DOMAIN:%s\n", tag, safe(login), remote)
 			return refuse()
 		}
 		full = login + "@" + strings.ToLower(dom)
@@ -134,24 +144,27 @@ func run(args []string, stderr io.Writer) int {
 	home := control.Home(*homeFlag, os.Getenv)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := mta.OpenVirtual(ctx, home, vmail.Options{})
+	m, err := mta.OpenVirtual(ctx, home, vmail.Options{Logger: slog.New(slog.NewTextHandler(logw, nil))})
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", tag, err)
+		logf("%s: %v\n", tag, err)
 		return 111
 	}
 	defer m.Store().Close()
 	cred := auth.Credentials{Service: service, Method: auth.MethodUser, User: full, Secret: password, Challenge: challenge, Env: environ()}
+	if ip, err := netip.ParseAddr(remote); err == nil {
+		cred.Remote = ip.Unmap()
+	}
 	u, err := m.Authenticate(ctx, cred)
 	if errors.Is(err, auth.ErrFailed) && challenge != "" && service == auth.ServicePOP3 {
 		cred.Method = auth.MethodAPOP
 		u, err = m.Authenticate(ctx, cred)
 	}
 	if errors.Is(err, auth.ErrFailed) {
-		fmt.Fprintf(stderr, "%s: login failed %s:%s\n", tag, safe(full), remote)
+		logf("%s: login failed %s:%s\n", tag, safe(full), remote)
 		return refuse()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", tag, err)
+		logf("%s: %v\n", tag, err)
 		return 111
 	}
 	name := u.Name
@@ -171,7 +184,7 @@ func run(args []string, stderr io.Writer) int {
 		env["EXTRA"] = strings.Join(append(extra, "userdb_uid", "userdb_gid"), " ")
 	} else if os.Getuid() == 0 {
 		if uid <= 0 {
-			fmt.Fprintf(stderr, "%s: the virtual mailboxes have no account to run as (QMAILHOME/queue is root's)\n", tag)
+			logf("%s: the virtual mailboxes have no account to run as (QMAILHOME/queue is root's)\n", tag)
 			return 111
 		}
 		if err := syscall.Setgroups([]int{gid}); err != nil {
@@ -185,7 +198,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 	if err := os.Chdir(u.Home); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", tag, err)
+		logf("%s: %v\n", tag, err)
 		return 111
 	}
 	for k, v := range env {
@@ -193,12 +206,13 @@ func run(args []string, stderr io.Writer) int {
 	}
 	prog, err := exec.LookPath(args[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", tag, err)
+		logf("%s: %v\n", tag, err)
 		return 111
 	}
 	m.Store().Close()
+	logw.Close()
 	err = syscall.Exec(prog, args, os.Environ())
-	fmt.Fprintf(stderr, "%s: exec %s: %v\n", tag, prog, err)
+	logf("%s: exec %s: %v\n", tag, prog, err)
 	return 111
 }
 
@@ -266,3 +280,18 @@ func safe(s string) string {
 		return r
 	}, s)
 }
+
+// syslogWriter is where vchkpw logs: syslog's mail facility, as
+// vpopmail's vchkpw logs, never its standard error, which inetd connects
+// to the client. Without a syslog daemon the lines are dropped.
+func syslogWriter() io.WriteCloser {
+	w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_NOTICE, "vchkpw")
+	if err != nil {
+		return nopCloser{io.Discard}
+	}
+	return w
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
