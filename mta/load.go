@@ -64,7 +64,7 @@ func (cfg *Config) openVirtual() error {
 	if !hasVirtual(cfg.home) {
 		return nil
 	}
-	m, err := openHomeVirtual(cfg.home)
+	m, err := openHomeVirtual(cfg.home, cfg.Logger)
 	if err != nil {
 		return err
 	}

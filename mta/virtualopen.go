@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,11 +132,15 @@ func makeOwnedDir(dir string, root bool, uid, gid int) error {
 }
 
 // openHomeVirtual is OpenVirtual for LoadHome and Open, which have no
-// context: a PostgreSQL server gets a minute to answer.
-func openHomeVirtual(home string) (*vmail.Manager, error) {
+// context: a PostgreSQL server gets a minute to answer. The Manager logs
+// to logger (nil: nowhere, as Options.Logger).
+func openHomeVirtual(home string, logger *slog.Logger) (*vmail.Manager, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return OpenVirtual(ctx, home, vmail.Options{})
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return OpenVirtual(ctx, home, vmail.Options{Logger: logger.With("part", "vmail")})
 }
 
 // hasVirtual reports whether home has virtual mailboxes: a vmail/
