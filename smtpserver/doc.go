@@ -27,7 +27,7 @@
 //
 // A session fixes the values of qmail-smtpd's one-line control files
 // ([Settings]: hostname, greeting, localiphost, databytes, timeout) when it
-// starts and keeps them to its end; [Server.SessionSettings] gives new
+// starts and keeps them to its end; [Server.SessionSettingsContext] gives new
 // sessions new ones while the server runs, so that a reload of the control
 // files drops no connection.
 //
