@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-
-	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
 // Source is one DNS list, as one -r or -a option of rblsmtpd, with the -b and
@@ -48,15 +46,12 @@ type Checker struct {
 	// rblsmtpd; djb's original added -r rbl.maps.vix.com when no -r was
 	// given, a list that no longer exists).
 	Sources []Source
-	// DNS answers the lookups: TXT records for -r sources, A records
-	// (LookupNetIP with network "ip4") for -a sources. It is the
-	// interface of every DNS-list lookup in the module,
-	// [smtpserver.DNSBLResolver]: *net.Resolver satisfies it, and so does
-	// [DNSResolver], which asks as djb's resolver does (use it for
+	// DNS answers the lookups: *net.Resolver satisfies [DNSBLResolver], and
+	// so does [DNSResolver], which asks as djb's resolver does (use it for
 	// rblsmtpd's exact answers). When both DNS and Resolver are nil, a
 	// [DNSResolver] with its defaults answers (djb's: $DNSCACHEIP, else
 	// /etc/resolv.conf).
-	DNS smtpserver.DNSBLResolver
+	DNS DNSBLResolver
 	// Resolver answers the lookups when DNS is nil.
 	//
 	// Deprecated: set DNS, which *net.Resolver and DNSResolver satisfy.

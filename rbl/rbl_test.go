@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
 // fakeResolver answers from maps and records every query as "TYPE name".
@@ -126,7 +124,7 @@ func TestCheck(t *testing.T) {
 // *net.DNSError with IsNotFound, and addresses are asked with a network.
 type netStyle struct{ f *fakeResolver }
 
-var _ smtpserver.DNSBLResolver = netStyle{}
+var _ DNSBLResolver = netStyle{}
 
 func (n netStyle) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	out, err := n.f.LookupTXT(ctx, name)

@@ -14,6 +14,30 @@ import (
 	"github.com/miekg/dns"
 )
 
+// DNSBLResolver is the DNS a [Checker] asks: TXT records for -r sources,
+// A records (LookupNetIP with network "ip4") for -a sources.
+// *net.Resolver satisfies it, and so does [DNSResolver]. It has the name
+// and the methods of smtpserver.DNSBLResolver, the interface of the SMTP
+// server's own DNS lists, so that one value serves both (each package
+// declares the interface it needs, and neither imports the other).
+//
+// A name is given as rblsmtpd builds it: the reversed address followed by
+// the base, in dotted form, neither validated nor ending in a dot. A name
+// that does not exist, or has no records of the type, is either an empty
+// answer with a nil error or a *net.DNSError with IsNotFound set (what
+// *net.Resolver returns); any other error means the lookup failed,
+// temporarily. Its methods may be called from several goroutines at once.
+type DNSBLResolver interface {
+	// LookupTXT returns the TXT records of name, each one's strings
+	// concatenated, in the answer's order.
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	// LookupNetIP returns the addresses of host; a Checker asks for
+	// network "ip4" (A records) only.
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+var _ DNSBLResolver = (*net.Resolver)(nil)
+
 // Resolver is the DNS a [Checker] needed before its DNS field. A name is
 // given as rblsmtpd builds
 // it: the reversed address followed by the base, in dotted form, neither
@@ -22,8 +46,8 @@ import (
 // the lookup failed (temporarily, whatever the error says). Its methods may
 // be called from several goroutines at once.
 //
-// Deprecated: use [smtpserver.DNSBLResolver] (Checker.DNS), which
-// *net.Resolver and [DNSResolver] satisfy.
+// Deprecated: use [DNSBLResolver] (Checker.DNS), which *net.Resolver and
+// [DNSResolver] satisfy.
 type Resolver interface {
 	// LookupTXT returns the TXT records of name, each one's strings
 	// concatenated, in the answer's order.
@@ -32,7 +56,7 @@ type Resolver interface {
 	LookupA(ctx context.Context, name string) ([]netip.Addr, error)
 }
 
-// DNSResolver is a [smtpserver.DNSBLResolver] (and a [Resolver]) over
+// DNSResolver is a [DNSBLResolver] (and a [Resolver]) over
 // github.com/miekg/dns that asks as djb's
 // resolver (the one in ucspi-tcp and djbdns) does, so that rblsmtpd's
 // answers do not change with the resolver:

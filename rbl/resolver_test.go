@@ -19,8 +19,12 @@ import (
 )
 
 var (
-	_ Resolver                 = (*DNSResolver)(nil)
-	_ smtpserver.DNSBLResolver = (*DNSResolver)(nil)
+	_ Resolver      = (*DNSResolver)(nil)
+	_ DNSBLResolver = (*DNSResolver)(nil)
+	// One value serves the SMTP server's DNS lists and a Checker: the
+	// two interfaces have the same methods.
+	_ smtpserver.DNSBLResolver = DNSBLResolver(nil)
+	_ DNSBLResolver            = smtpserver.DNSBLResolver(nil)
 )
 
 func TestDNSResolver(t *testing.T) {

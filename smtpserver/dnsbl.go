@@ -54,9 +54,11 @@ type DNSBLRule struct {
 // lists that block (rblsmtpd -r) and A records for those that allow (-a,
 // asked with network "ip4"). *net.Resolver satisfies it, and so do
 // [DNSResolver] and rbl.DNSResolver (djb's resolver, for rblsmtpd's exact
-// answers); the rbl package takes the same interface. It is the one
-// resolver of DNS lists: delivery's MX and address lookups are
-// smtpclient.Resolver, and host names of connections tcpenv.Resolver.
+// answers). It is the interface of every DNS-list lookup in the module:
+// package rbl declares rbl.DNSBLResolver with the same methods, so that
+// one value serves both without either package importing the other.
+// Delivery's MX and address lookups are smtpclient.Resolver, and the host
+// names of connections tcpenv.Resolver.
 //
 // A name that does not exist, or has no record of the type, is either an
 // empty answer with a nil error or a *net.DNSError with IsNotFound set
