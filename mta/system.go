@@ -784,8 +784,14 @@ func (s *System) ReloadHome() error {
 	// The same users/cdb and passwd file: they follow their files.
 	u := s.users.Load()
 	cfg.Users, cfg.assign, cfg.Auth = u.users, u.assign, u.auth
-	// The same virtual store: it follows its database.
+	// The same virtual store: it follows its database. A home that has
+	// got one since (the first "mta domain add") opens it now.
 	cfg.Virtual, cfg.ownVirtual = s.cfg.Virtual, s.cfg.ownVirtual
+	if cfg.Virtual == nil {
+		if err := cfg.openVirtual(); err != nil {
+			return err
+		}
+	}
 	cfg.lazySMTP = false
 	s.reloadLocked(cfg)
 	return nil

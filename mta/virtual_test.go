@@ -564,3 +564,31 @@ func TestVirtualStoreDownAtRCPT(t *testing.T) {
 	}
 	waitMaildir(t, r.demo.Maildir, 1)
 }
+
+// A home that gets vmail/ while the System runs has virtual mailboxes
+// from the next ReloadHome.
+func TestVirtualAfterReloadHome(t *testing.T) {
+	r := start(t, "example.test")
+	if r.sys.cfg.Virtual != nil {
+		t.Fatal("virtual mailboxes without vmail/")
+	}
+	m, err := OpenVirtual(t.Context(), r.sys.Home.Home, vmail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Store().Close()
+	if _, err := m.AddDomain(t.Context(), "virtual.test"); err != nil {
+		t.Fatal(err)
+	}
+	joe, err := m.AddMailbox(t.Context(), "joe@virtual.test", "joe-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sys.ReloadHome(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"joe@virtual.test"}, "Subject: r\r\n\r\nafter reload\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitMaildir(t, joe.Maildir(), 1)
+}
