@@ -66,10 +66,13 @@ type Config struct {
 	// delivered in this process into the mailboxes' Maildirs, forwarded
 	// or discarded as the domain says (vmail.Deliverer), and its
 	// mailboxes log in to POP3 and SMTP AUTH as name@domain (after Auth,
-	// for names without '@'). A domain the Manager learns while the
-	// System runs (another process added it) is accepted once the
-	// Manager's cache sees it. LoadHome opens the home's (OpenVirtual)
-	// when it has vmail/ or control/vmaildb. Nil means none.
+	// for names without '@'). The flags NoPOP and NoSMTP refuse those
+	// logins; NoRelay changes nothing, since no login here opens relaying
+	// to the client's address as vpopmail's roaming users did. A domain
+	// the Manager learns while the System runs (another process added it)
+	// is accepted once the Manager's cache sees it. A domain of
+	// Routing.Locals stays the local users'. LoadHome opens the home's
+	// (OpenVirtual) when it has vmail/ or control/vmaildb. Nil means none.
 	Virtual *vmail.Manager
 	// SMTP is the policy of the SMTP servers: who may relay, which
 	// domains are accepted, the servers' limits.

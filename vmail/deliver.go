@@ -78,7 +78,7 @@ type Deliverer struct {
 
 // Result is what a delivery did.
 type Result struct {
-	// Report is the summary in qmail-local's form: "did F+W+0/\n" and,
+	// Report is the summary in qmail-local's form: "did F+W+0\n" and,
 	// after a forward, "qp ID\n".
 	Report string
 	// Files is the number of Maildirs the message went into, Forwards
@@ -209,7 +209,7 @@ func (d *Deliverer) Deliver(ctx context.Context, sender, recipient string, msg *
 	if err != nil {
 		return x.res, err
 	}
-	x.res.Report = "did " + strconv.Itoa(x.res.Files) + "+" + strconv.Itoa(x.res.Forwards) + "+0/\n"
+	x.res.Report = "did " + strconv.Itoa(x.res.Files) + "+" + strconv.Itoa(x.res.Forwards) + "+0\n"
 	if x.res.QP != "" {
 		x.res.Report += "qp " + x.res.QP + "\n"
 	}

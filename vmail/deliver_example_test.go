@@ -54,7 +54,7 @@ func ExampleDeliverer() {
 	_, err = d.Deliver(ctx, "ann@example.org", "nobody@example.com", io.NewSectionReader(strings.NewReader(msg), 0, int64(len(msg))))
 	fmt.Println(err)
 	// Output:
-	// did 1+0+0/
+	// did 1+0+0
 	// Return-Path: <ann@example.org>
 	// Delivered-To: joe@example.com
 	// Subject: hello

@@ -134,7 +134,7 @@ func TestDeliverMailbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Files != 1 || res.Report != "did 1+0+0/\n" {
+	if res.Files != 1 || res.Report != "did 1+0+0\n" {
 		t.Fatalf("result %+v", res)
 	}
 	got := files(t, f.joe.Maildir())
