@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/internal/mailtest"
-	"github.com/qmailkit/qmailkit/maildir"
 	"github.com/qmailkit/qmailkit/pop3"
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/tcprules"
@@ -435,22 +435,29 @@ func (refuseOpener) OpenMailbox(*pop3.Server) func(context.Context, *pop3.User) 
 	}
 }
 
-// With Options.Mailboxes (the root helper of examples/mta), a virtual
-// mailbox's Maildir is still opened in this process: it is the account's.
+// refuseDeliverer is an Options.LocalDeliverer that delivers nothing, as
+// the root helper would defer a user it does not know.
+type refuseDeliverer struct{}
+
+func (refuseDeliverer) Deliver(context.Context, string, string, io.Reader) (dotqmail.Result, error) {
+	return dotqmail.Result{}, errors.New("refuseDeliverer: not mine")
+}
+
+// With Options.Mailboxes and LocalDeliverer (the root helper of
+// examples/mta), a virtual mailbox's mail is still delivered, and its
+// Maildir opened, in this process: they are the account's.
 func TestVirtualPOP3BesideHelper(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	if _, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := MakeVirtualDir(home, -1, -1); err != nil {
-		t.Fatal(err)
-	}
-	sys, err := Open(home, Options{Mailboxes: refuseOpener{}})
+	// The domain exists before the System starts: its mail is routed to
+	// the local channel, where the helper would take it.
+	ctx := t.Context()
+	m, err := OpenVirtual(ctx, home, vmail.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	m := sys.cfg.Virtual
 	if _, err := m.AddDomain(ctx, "virtual.test"); err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +465,9 @@ func TestVirtualPOP3BesideHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := maildir.Dir(joe.Maildir()).Deliver(ctx, strings.NewReader("Subject: x\n\nin joe's Maildir\n")); err != nil {
+	m.Store().Close()
+	sys, err := Open(home, Options{Mailboxes: refuseOpener{}, LocalDeliverer: refuseDeliverer{}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	srv, err := sys.POP3(nil)
@@ -477,6 +486,10 @@ func TestVirtualPOP3BesideHelper(t *testing.T) {
 		<-done
 		sys.Close()
 	}()
+	if _, err := sys.Queue.Inject(ctx, queue.Envelope{Sender: "bob@example.org", Recipients: []string{"joe@virtual.test"}}, strings.NewReader("Subject: x\n\nin joe's Maildir\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitMaildir(t, joe.Maildir(), 1)
 	time.Sleep(1100 * time.Millisecond) // listed from the second after delivery
 	got := mailtest.Fetch(t, l.Addr().String(), "joe@virtual.test", "joe-password-1", false)
 	if len(got) != 1 || !strings.Contains(got[0], "in joe's Maildir") {
