@@ -66,8 +66,8 @@ type Deliverer struct {
 	Maildir *maildir.Deliverer
 	// Responder sends the autoresponders' replies; nil sends none.
 	Responder Responder
-	// Now is the clock of the autoresponders' periods; nil means
-	// time.Now.
+	// Now is the clock of the autoresponders' periods and of the quota
+	// warnings; nil means time.Now.
 	Now func() time.Time
 	// Logger receives what is worth a line (an autoresponder's failure);
 	// nil means slog.Default().
@@ -154,6 +154,8 @@ const (
 //     "Delivered-To: ADDRESS" lines; a delivery beyond the mailbox's
 //     Maildir++ quota bounces with "user is over quota" (or the domain
 //     directory's .over-quota.msg), permanent as in vdelivermail;
+//   - a Maildir left 90 % full gets the domain directory's
+//     .quotawarn.msg, at most once a day;
 //   - the Autoresponder, when enabled and in its period, is asked to
 //     reply once the message is delivered.
 //
@@ -307,10 +309,7 @@ func (x *delivery) respond(ctx context.Context) {
 	if x.d.Responder == nil || !ar.Enabled || x.res.Discarded {
 		return
 	}
-	now := time.Now()
-	if x.d.Now != nil {
-		now = x.d.Now()
-	}
+	now := x.d.now()
 	if !ar.From.IsZero() && now.Before(ar.From) || !ar.Until.IsZero() && !now.Before(ar.Until) {
 		return
 	}
@@ -344,11 +343,18 @@ func (x *delivery) maildir(ctx context.Context, path string) error {
 	head := dotqmail.RPLine(x.sender) + x.dtLine()
 	body := io.MultiReader(strings.NewReader(head), io.NewSectionReader(x.msg, 0, x.msg.Size()))
 	_, err := x.d.maildirDeliverer().Deliver(ctx, maildir.Dir(path), body)
+	own := path == x.rcpt.Mailbox.Maildir()
 	if err == nil {
 		x.res.Files++
+		if own {
+			x.quotaWarning(ctx)
+		}
 		return nil
 	}
 	if errors.Is(err, maildir.ErrQuota) || errors.Is(err, syscall.EDQUOT) {
+		if own {
+			x.quotaWarning(ctx)
+		}
 		return &DeliveryError{Text: x.overQuotaText(ctx), Perm: true, Err: err}
 	}
 	return &DeliveryError{Text: "Unable to deliver to the Maildir (#4.3.0)", Err: err}
@@ -366,6 +372,49 @@ func (x *delivery) overQuotaText(ctx context.Context) string {
 		}
 	}
 	return textOverQuota + codeOverQuota
+}
+
+// quotaWarning delivers the domain's .quotawarn.msg into the mailbox's
+// Maildir when it is 90 % full (of its bytes or of its messages), at most
+// once a day (the time of Maildir/quotawarn), as vdelivermail does; a
+// domain without the file sends none. A failure only loses the warning.
+func (x *delivery) quotaWarning(ctx context.Context) {
+	mb := x.rcpt.Mailbox
+	md := maildir.Dir(mb.Maildir())
+	q, u, err := md.ReadQuota()
+	if err != nil || !(q.Bytes > 0 && u.Bytes*10 >= q.Bytes*9 || q.Count > 0 && u.Count*10 >= q.Count*9) {
+		return
+	}
+	now := x.d.now()
+	stamp := filepath.Join(string(md), "quotawarn")
+	if fi, err := os.Lstat(stamp); err == nil && now.Sub(fi.ModTime()) < 24*time.Hour {
+		return
+	}
+	dom, err := x.d.Manager.Domain(ctx, mb.Domain)
+	if err != nil || dom.Dir == "" {
+		return
+	}
+	text, err := readSmallFile(filepath.Join(dom.Dir, ".quotawarn.msg"), maxMessageFile)
+	if err != nil {
+		return
+	}
+	f, err := os.OpenFile(stamp, os.O_WRONLY|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return
+	}
+	f.Close()
+	os.Chtimes(stamp, now, now)
+	msg := x.dtLine() + "Date: " + now.Format(time.RFC1123Z) + "\n" + string(text)
+	if _, err := x.d.maildirDeliverer().Deliver(ctx, md, strings.NewReader(msg)); err != nil {
+		x.d.logger().Warn("vmail: quota warning not delivered", "mailbox", x.rcpt.Address, "err", err)
+	}
+}
+
+func (d *Deliverer) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }
 
 // syncQuota writes the mailbox's quota into its Maildir's maildirsize

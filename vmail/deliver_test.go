@@ -444,3 +444,54 @@ func TestDeliverConcurrentQuota(t *testing.T) {
 }
 
 func mkfifo(path string) error { return syscall.Mkfifo(path, 0o644) }
+
+// A Maildir left 90 % full gets the domain's .quotawarn.msg, once a day.
+func TestDeliverQuotaWarning(t *testing.T) {
+	for _, withFile := range []bool{true, false} {
+		f := newDeliverFixture(t)
+		now := time.Date(2026, 12, 8, 12, 0, 0, 0, time.UTC)
+		f.d.Now = func() time.Time { return now }
+		if err := f.m.SetQuota(t.Context(), "joe@example.com", vmail.Quota{Bytes: 10000}); err != nil {
+			t.Fatal(err)
+		}
+		if withFile {
+			d, err := f.m.Domain(t.Context(), "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(d.Dir, ".quotawarn.msg"), []byte("From: postmaster@example.com\nSubject: Mailbox nearly full\n\nYour mailbox is 90% full.\n"), 0o644)
+		}
+		warnings := func() int {
+			n := 0
+			for _, m := range files(t, f.joe.Maildir()) {
+				if strings.HasPrefix(m, "Delivered-To: joe@example.com\nDate: ") && strings.Contains(m, "Mailbox nearly full") {
+					n++
+				}
+			}
+			return n
+		}
+		steps := []struct {
+			body     int           // bytes of the message's body
+			advance  time.Duration // of the clock before the delivery
+			warnings int
+		}{
+			{100, 0, 0},         // 10 % full
+			{9000, 0, 1},        // 91 %
+			{100, time.Hour, 1}, // a warning a day
+			{100, 25 * time.Hour, 2},
+		}
+		for i, st := range steps {
+			now = now.Add(st.advance)
+			if _, err := f.deliver(t, "joe@example.com", "Subject: x\n\n"+strings.Repeat("x", st.body)+"\n"); err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			want := st.warnings
+			if !withFile {
+				want = 0
+			}
+			if got := warnings(); got != want {
+				t.Fatalf("file %v, step %d: %d warnings, want %d", withFile, i, got, want)
+			}
+		}
+	}
+}
