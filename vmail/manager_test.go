@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -664,5 +665,33 @@ func TestConcurrentAdds(t *testing.T) {
 	}
 	if len(mbs) != 40 {
 		t.Errorf("%d mailboxes", len(mbs))
+	}
+}
+
+// TestOwnership: run as root, the Manager gives what it makes to UID and
+// GID.
+func TestOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	f := newFixture(t)
+	ctx := t.Context()
+	m, err := vmail.New(vmail.Options{Store: f.store, Dir: f.dir, UID: 65534, GID: 65534, Logger: quiet()})
+	check(t, err)
+	d := must[vmail.Domain](t)(m.AddDomain(ctx, "example.com"))
+	check(t, m.SetLimits(ctx, "example.com", vmail.Limits{DefaultQuota: vmail.Quota{Count: 100}}))
+	mb := must[vmail.Mailbox](t)(m.AddMailbox(ctx, "joe@example.com", "right-pass"))
+	for _, p := range []string{d.Dir, mb.Dir, mb.Maildir(), mb.Maildir() + "/new", mb.Maildir() + "/cur", mb.Maildir() + "/tmp", mb.Maildir() + "/maildirsize"} {
+		fi, err := os.Lstat(p)
+		check(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s owned by %d:%d", p, st.Uid, st.Gid)
+		}
+	}
+	u, err := m.Authenticate(ctx, login("joe@example.com", "right-pass"))
+	check(t, err)
+	if u.UID != 65534 || u.GID != 65534 {
+		t.Errorf("User ids %d:%d", u.UID, u.GID)
 	}
 }

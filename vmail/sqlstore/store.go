@@ -163,9 +163,6 @@ func (s *Store) classify(op string, err error) error {
 			return fmt.Errorf("sqlstore: %s: %w", op, vmail.ErrNotFound)
 		}
 	}
-	if errors.Is(err, vmail.ErrExists) || errors.Is(err, vmail.ErrNotFound) {
-		return fmt.Errorf("sqlstore: %s: %w", op, err)
-	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }
 
