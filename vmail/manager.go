@@ -350,19 +350,19 @@ func (m *Manager) addMailbox(ctx context.Context, mb Mailbox, fresh bool) (Mailb
 	if mb.Created.IsZero() {
 		mb.Created = m.opts.Now()
 	}
-	// The name must be free before a directory is made for it.
-	if _, err := m.opts.Store.Mailbox(ctx, d.Name, name); err == nil {
-		return Mailbox{}, fmt.Errorf("%w: mailbox %s", ErrExists, mb.Address())
-	} else if !errors.Is(err, ErrNotFound) {
-		return Mailbox{}, err
-	}
-	if _, err := m.opts.Store.Alias(ctx, d.Name, name); err == nil {
-		return Mailbox{}, fmt.Errorf("%w: %s is an alias", ErrExists, mb.Address())
-	} else if !errors.Is(err, ErrNotFound) {
-		return Mailbox{}, err
-	}
 	made := ""
 	if mb.Dir == "" {
+		// The name must be free before a directory is made for it.
+		if _, err := m.opts.Store.Mailbox(ctx, d.Name, name); err == nil {
+			return Mailbox{}, fmt.Errorf("%w: mailbox %s", ErrExists, mb.Address())
+		} else if !errors.Is(err, ErrNotFound) {
+			return Mailbox{}, err
+		}
+		if _, err := m.opts.Store.Alias(ctx, d.Name, name); err == nil {
+			return Mailbox{}, fmt.Errorf("%w: %s is an alias", ErrExists, mb.Address())
+		} else if !errors.Is(err, ErrNotFound) {
+			return Mailbox{}, err
+		}
 		h, err := m.opts.Store.NextDir(ctx, d.Name)
 		if err != nil {
 			return Mailbox{}, err

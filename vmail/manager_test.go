@@ -444,6 +444,17 @@ func TestDeleteNeverFollowsLinks(t *testing.T) {
 	if err := f.m.DeleteMailbox(ctx, "bob@example.com"); err == nil {
 		t.Errorf("deleting through a planted link succeeded")
 	}
+	// An imported mailbox whose directory is reached through a link in
+	// the domain's directory to the outside: refused, the outside kept.
+	check(t, os.MkdirAll(filepath.Join(outside, "carol", "Maildir"), 0o700))
+	check(t, os.Symlink(outside, filepath.Join(d.Dir, "0")))
+	check(t, f.m.Import(ctx, vmail.Mailbox{Name: "carol@example.com", Dir: filepath.Join(d.Dir, "0", "carol")}))
+	if err := f.m.DeleteMailbox(ctx, "carol@example.com"); err == nil {
+		t.Errorf("deleting through a linked hash directory succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "carol", "Maildir")); err != nil {
+		t.Fatalf("a directory outside was removed through a link: %v", err)
+	}
 	// The domain's directory holding a link to the outside.
 	check(t, os.Symlink(outside, filepath.Join(d.Dir, "escape")))
 	check(t, f.m.DeleteDomain(ctx, "example.com"))
