@@ -320,6 +320,13 @@ func TestAuthenticate(t *testing.T) {
 	joeAPOP.Method, joeAPOP.Challenge = auth.MethodAPOP, "<1.2@host>"
 	smtp := login("nopop@example.com", "right-pass")
 	smtp.Service = auth.ServiceSMTP
+	must[vmail.Mailbox](t)(f.m.AddMailbox(ctx, "locked@example.com", "right-pass"))
+	check(t, f.m.SetFlags(ctx, "locked@example.com", vmail.NoSMTP|vmail.NoIMAP|vmail.NoWebmail))
+	as := func(s auth.Service, remote string) auth.Credentials {
+		c := login("locked@example.com", "right-pass")
+		c.Service, c.Remote = s, netip.MustParseAddr(remote)
+		return c
+	}
 
 	tests := []struct {
 		name string
@@ -338,6 +345,12 @@ func TestAuthenticate(t *testing.T) {
 		{"huge", login(strings.Repeat("j", 10000)+"@example.com", "right-pass"), false},
 		{"NoPOP", login("nopop@example.com", "right-pass"), false},
 		{"NoPOP, SMTP", smtp, true},
+		{"NoSMTP", as(auth.ServiceSMTP, "192.0.2.1"), false},
+		{"NoIMAP", as(auth.ServiceIMAP, "192.0.2.1"), false},
+		{"NoSMTP, POP3", as(auth.ServicePOP3, "192.0.2.1"), true},
+		{"NoWebmail, POP3 from 127.0.0.1", as(auth.ServicePOP3, "127.0.0.1"), false},
+		{"NoWebmail, POP3 from ::ffff:127.0.0.1", as(auth.ServicePOP3, "::ffff:127.0.0.1"), false},
+		{"NoWebmail, web", as(auth.ServiceWeb, "127.0.0.1"), true},
 		{"APOP plain", apop, true},
 		{"APOP hashed", joeAPOP, false},
 	}
@@ -704,5 +717,69 @@ func TestOwnership(t *testing.T) {
 	check(t, err)
 	if u.UID != 65534 || u.GID != 65534 {
 		t.Errorf("User ids %d:%d", u.UID, u.GID)
+	}
+}
+
+// failing is a Store whose lookups or RecordLogin fail, as a database
+// that went away.
+type failing struct {
+	vmail.Store
+	lookups, record bool
+}
+
+var errDown = errors.New("database down")
+
+func (s *failing) Domain(ctx context.Context, name string) (vmail.Domain, error) {
+	if s.lookups {
+		return vmail.Domain{}, errDown
+	}
+	return s.Store.Domain(ctx, name)
+}
+
+func (s *failing) Generation(ctx context.Context) (int64, error) {
+	if s.lookups {
+		return 0, errDown
+	}
+	return s.Store.Generation(ctx)
+}
+
+func (s *failing) RecordLogin(ctx context.Context, domain, name string, at time.Time, ip string) error {
+	if s.record {
+		return errDown
+	}
+	return s.Store.RecordLogin(ctx, domain, name, at, ip)
+}
+
+// TestStoreFailures: a store that fails makes Resolve and Authenticate
+// fail temporarily (never a wrong password, never an unknown user), and a
+// login that cannot be recorded still succeeds.
+func TestStoreFailures(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "example.com"))
+	must[vmail.Mailbox](t)(f.m.AddMailbox(ctx, "joe@example.com", "right-pass"))
+	fs := &failing{Store: f.store}
+	m := f.manager(t, fs, time.Minute)
+
+	fs.record = true
+	if _, err := m.Authenticate(ctx, login("joe@example.com", "right-pass")); err != nil {
+		t.Errorf("login not recorded made it fail: %v", err)
+	}
+	fs.record, fs.lookups = false, true
+	f.clock.add(2 * time.Minute) // past the cache
+	_, err := m.Authenticate(ctx, login("joe@example.com", "right-pass"))
+	if err == nil || errors.Is(err, auth.ErrFailed) || !errors.Is(err, errDown) {
+		t.Errorf("Authenticate with the store down: %v; want a temporary error", err)
+	}
+	if _, err := m.Resolve(ctx, "joe@example.com"); err == nil || errors.Is(err, vmail.ErrNotFound) {
+		t.Errorf("Resolve with the store down: %v", err)
+	}
+	if ok, err := m.IsDomain(ctx, "example.com"); err == nil {
+		t.Errorf("IsDomain with the store down = %v, nil", ok)
+	}
+	// Back up: answers again.
+	fs.lookups = false
+	if _, err := m.Authenticate(ctx, login("joe@example.com", "right-pass")); err != nil {
+		t.Errorf("after the store came back: %v", err)
 	}
 }
