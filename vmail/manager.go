@@ -367,6 +367,9 @@ func (m *Manager) addMailbox(ctx context.Context, mb Mailbox, fresh bool) (Mailb
 		if err != nil {
 			return Mailbox{}, err
 		}
+		if !validHashDir(h) {
+			return Mailbox{}, fmt.Errorf("vmail: the store gave %q as a hashed directory", truncate(h))
+		}
 		rel := d.Name + "/" + name
 		if h != "" {
 			rel = d.Name + "/" + h + "/" + name

@@ -783,3 +783,58 @@ func TestStoreFailures(t *testing.T) {
 		t.Errorf("after the store came back: %v", err)
 	}
 }
+
+// BenchmarkResolveCached: RCPT-time lookups answered from the cache.
+func BenchmarkResolveCached(b *testing.B) {
+	base := b.TempDir()
+	s, err := sqlstore.OpenSQLite(filepath.Join(base, "vmail.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	m, err := vmail.New(vmail.Options{Store: s, Dir: filepath.Join(base, "domains"), UID: -1, GID: -1, CacheTTL: time.Hour, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := m.AddDomain(ctx, "example.com"); err != nil {
+		b.Fatal(err)
+	}
+	const n = 1000
+	for i := range n {
+		if err := m.Import(ctx, vmail.Mailbox{Name: "user" + itoa(i) + "@example.com", Password: "{PLAIN}x", Dir: "/nonexistent"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r, err := m.Resolve(ctx, "user"+itoa(i%n)+"@example.com")
+			if err != nil || r.Kind != vmail.IsMailbox {
+				b.Fatal(r.Kind, err)
+			}
+			i++
+		}
+	})
+}
+
+// badDirs is a Store whose NextDir gives a path that would leave the
+// domain's directory.
+type badDirs struct{ vmail.Store }
+
+func (badDirs) NextDir(context.Context, string) (string, error) { return "../other.example", nil }
+
+func TestBadNextDir(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "example.com"))
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "other.example"))
+	m := f.manager(t, badDirs{f.store}, -1)
+	if _, err := m.AddMailbox(ctx, "joe@example.com", "right-pass"); err == nil {
+		t.Fatal("a mailbox was made in the directory the store named")
+	}
+	if _, err := os.Lstat(filepath.Join(f.dir, "other.example", "joe")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a directory was made in another domain's: %v", err)
+	}
+}
