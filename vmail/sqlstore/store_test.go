@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -146,5 +147,79 @@ func TestSQLiteProcesses(t *testing.T) {
 	}
 	if g1, _ := stores[1].Generation(ctx); g1 < g0+100 {
 		t.Errorf("Generation went from %d to %d over 100 additions", g0, g1)
+	}
+}
+
+// TestSQLiteTwoProcesses: the mail server and the admin command are two
+// processes on one file. This test runs a copy of itself as the second
+// process; both add mailboxes and take hashed directories at once.
+func TestSQLiteTwoProcesses(t *testing.T) {
+	const each = 60
+	if path := os.Getenv("SQLSTORE_CHILD_DB"); path != "" {
+		s, err := sqlstore.OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for j := range each {
+			if err := s.AddMailbox(t.Context(), vmail.Mailbox{Name: fmt.Sprintf("child%d", j), Domain: "example.com"}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := s.NextDir(t.Context(), "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("dir %q\n", d)
+		}
+		return
+	}
+	if testing.Short() {
+		t.Skip("runs a second process")
+	}
+	path := filepath.Join(t.TempDir(), "vmail.db")
+	s := func() *sqlstore.Store {
+		s, err := sqlstore.OpenSQLite(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}()
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.AddDomain(ctx, vmail.Domain{Name: "example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestSQLiteTwoProcesses$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SQLSTORE_CHILD_DB="+path)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for j := range each {
+		if err := s.AddMailbox(ctx, vmail.Mailbox{Name: fmt.Sprintf("parent%d", j), Domain: "example.com"}); err != nil {
+			t.Error(err)
+		}
+		d, err := s.NextDir(ctx, "example.com")
+		if err != nil {
+			t.Error(err)
+		}
+		count[d]++
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out.String())
+	}
+	for line := range strings.Lines(out.String()) {
+		var d string
+		if _, err := fmt.Sscanf(line, "dir %q", &d); err == nil {
+			count[d]++
+		}
+	}
+	if count[""] != 99 || count["0"] != 2*each-99 || len(count) != 2 {
+		t.Errorf("NextDir across two processes gave %v\nchild:\n%s", count, out.String())
+	}
+	if n, err := s.CountMailboxes(ctx, "example.com"); err != nil || n != 2*each {
+		t.Errorf("CountMailboxes = %d, %v", n, err)
 	}
 }
