@@ -331,7 +331,7 @@ func (m *Manager) addMailbox(ctx context.Context, mb Mailbox, fresh bool) (Mailb
 		return Mailbox{}, err
 	}
 	mb.Name, mb.Domain = name, d.Name
-	if err := m.checkMailbox(mb); err != nil {
+	if err := m.checkMailbox(&mb); err != nil {
 		return Mailbox{}, err
 	}
 	if fresh {
@@ -399,7 +399,7 @@ func (m *Manager) addMailbox(ctx context.Context, mb Mailbox, fresh bool) (Mailb
 }
 
 // checkMailbox checks the fields of a mailbox other than its name.
-func (m *Manager) checkMailbox(mb Mailbox) error {
+func (m *Manager) checkMailbox(mb *Mailbox) error {
 	if len(mb.RealName) > MaxTextLength || strings.ContainsAny(mb.RealName, "\x00\r\n") {
 		return fmt.Errorf("%w: real name", ErrInvalid)
 	}
@@ -487,7 +487,7 @@ func (m *Manager) updateMailbox(ctx context.Context, address string, f func(d Do
 	if err := f(d, &mb); err != nil {
 		return Mailbox{}, err
 	}
-	if err := m.checkMailbox(mb); err != nil {
+	if err := m.checkMailbox(&mb); err != nil {
 		return Mailbox{}, err
 	}
 	if err := m.opts.Store.UpdateMailbox(ctx, mb); err != nil {

@@ -838,3 +838,25 @@ func TestBadNextDir(t *testing.T) {
 		t.Errorf("a directory was made in another domain's: %v", err)
 	}
 }
+
+func TestSetForward(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "example.com"))
+	must[vmail.Mailbox](t)(f.m.AddMailbox(ctx, "joe@example.com", "right-pass"))
+	check(t, f.m.SetForward(ctx, "joe@example.com", vmail.Forward{To: []string{"Bob", " Carol@Example.ORG ", "bob@example.com"}, KeepCopy: true}))
+	mb := must[vmail.Mailbox](t)(f.m.Mailbox(ctx, "joe@example.com"))
+	if want := []string{"bob@example.com", "carol@example.org"}; !slices.Equal(mb.Forward.To, want) || !mb.Forward.KeepCopy {
+		t.Errorf("Forward = %+v, want %v kept", mb.Forward, want)
+	}
+	for _, bad := range []string{"|/bin/sh", "/var/mail/x", "a b@example.org", "x@localhost", "x@", "a\nb@example.org"} {
+		if err := f.m.SetForward(ctx, "joe@example.com", vmail.Forward{To: []string{bad}}); !errors.Is(err, vmail.ErrInvalid) {
+			t.Errorf("forward to %q: %v", bad, err)
+		}
+	}
+	check(t, f.m.SetForward(ctx, "joe@example.com", vmail.Forward{KeepCopy: true}))
+	mb = must[vmail.Mailbox](t)(f.m.Mailbox(ctx, "joe@example.com"))
+	if len(mb.Forward.To) != 0 || mb.Forward.KeepCopy {
+		t.Errorf("Forward switched off = %+v", mb.Forward)
+	}
+}
