@@ -37,6 +37,17 @@ type pageData struct {
 	States []stateCount
 }
 
+// Invalid reports whether a form of the page has an error, for the
+// notice at the top of the page (the messages are next to the fields).
+func (d *pageData) Invalid() bool {
+	for _, f := range d.Forms {
+		if f != nil && !f.OK() {
+			return true
+		}
+	}
+	return false
+}
+
 // stateCount is a row of the queue page.
 type stateCount struct {
 	State string

@@ -317,7 +317,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg st
 func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, who *identity) {
 	s.log().Warn("webadmin: forbidden", "path", r.URL.Path, "method", r.Method, "login", who.login, "remote", r.RemoteAddr)
 	data := &pageData{Title: "Forbidden", Message: "You may not see or change this."}
-	data.Who = who
+	data.Who, data.CSRF, data.HasQueue = who, who.csrf, s.opts.Queue != nil
 	s.render(w, r, http.StatusForbidden, "error", data)
 }
 

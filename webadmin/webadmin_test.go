@@ -204,6 +204,24 @@ func TestFormValuesDoNotChooseTheDomain(t *testing.T) {
 	}
 }
 
+// TestForbiddenPageLogout: the 403 page's logout form carries the
+// session's token, so one can log out from it.
+func TestForbiddenPageLogout(t *testing.T) {
+	e := newEnv(t, nil)
+	b := e.browser()
+	b.login("joe@a.example", password("joe"))
+	b.csrf = ""
+	if r := b.get("/domains"); r.status != http.StatusForbidden || b.csrf == "" {
+		t.Fatalf("403 page: %d, token %q", r.status, b.csrf)
+	}
+	if r := b.post("/logout", nil); r.status != http.StatusSeeOther {
+		t.Errorf("logout from the 403 page: %d", r.status)
+	}
+	if r := b.get("/me"); r.status != http.StatusSeeOther {
+		t.Errorf("after logout: %d", r.status)
+	}
+}
+
 // TestSessionFollowsTheRecords: a session's rights come from the
 // mailbox's record at each request.
 func TestSessionFollowsTheRecords(t *testing.T) {
