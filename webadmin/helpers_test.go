@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 //
 // every mailbox's password being "pw-" + its name + "-123".
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	mgr  *fakeManager
 	srv  *Server
 	ts   *httptest.Server // nil when the env serves without a network
@@ -63,7 +63,7 @@ func newEnv(t *testing.T, set func(*Options)) *env {
 	return e
 }
 
-func newEnvNoServer(t *testing.T, set func(*Options)) *env {
+func newEnvNoServer(t testing.TB, set func(*Options)) *env {
 	t.Helper()
 	mgr := newFakeManager()
 	ctx := context.Background()
@@ -115,7 +115,7 @@ func newEnvNoServer(t *testing.T, set func(*Options)) *env {
 	t.Cleanup(func() {
 		// Passwords are never logged.
 		out := logs.String()
-		for _, p := range []string{adminPassword, "pw-", "n3w-Secret-pass"} {
+		for _, p := range []string{adminPassword, password("joe"), password("boss"), password("postmaster"), "n3w-Secret-pass", "Good-pass-77"} {
 			if strings.Contains(out, p) {
 				t.Errorf("a password (%q) was logged:\n%s", p, out)
 			}
