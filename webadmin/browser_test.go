@@ -43,7 +43,7 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", shots)
 
-	mgr := newBrowserManager(t)
+	mgr := newManager(t, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	srv, err := New(Options{
 		Manager: mgr,
 		Admins: auth.Func(func(ctx context.Context, c auth.Credentials) (*auth.User, error) {
@@ -252,9 +252,4 @@ func TestBrowser(t *testing.T) {
 	logout()
 	login("alice@shop.example", "Rabbit-hole-2027", "alice@shop.example")
 	shot("user-new-password")
-}
-
-// newBrowserManager returns the Manager the browser test drives.
-func newBrowserManager(t *testing.T) Manager {
-	return newFakeManager()
 }

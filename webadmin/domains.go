@@ -41,7 +41,7 @@ func (s *Server) showDomains(w http.ResponseWriter, r *http.Request, who *identi
 func (s *Server) addDomain(w http.ResponseWriter, r *http.Request, who *identity) {
 	f := newForm(r.PostForm, "name")
 	name := strings.ToLower(strings.TrimSpace(f.Value("name")))
-	if !domainOK(name) {
+	if vmail.ValidDomain(name) != nil {
 		f.Errors["name"] = "Enter a domain name such as example.com."
 	}
 	if f.OK() {
@@ -158,7 +158,7 @@ func (s *Server) setLimits(w http.ResponseWriter, r *http.Request, who *identity
 	l.MaxAliases = intField(f, "maxaliases")
 	l.MaxForwards = intField(f, "maxforwards")
 	l.MaxAutoresponders = intField(f, "maxautoresponders")
-	q, err := parseQuota(f.Value("defaultquota"))
+	q, err := vmail.ParseQuota(f.Value("defaultquota"))
 	if err != nil {
 		f.Errors["defaultquota"] = quotaHelp
 	}
@@ -184,6 +184,8 @@ func (s *Server) setLimits(w http.ResponseWriter, r *http.Request, who *identity
 	redirect(w, r, domainURL(d.Name))
 }
 
+const nameHelp = "Use 2 to 64 lower-case letters, digits and . - _ + = & (not first: . or -)."
+
 const quotaHelp = "Enter a quota such as 50M, 100K, 500C, 50M,500C, or NOQUOTA."
 
 // addAliasDomain makes another name an alias of the domain.
@@ -194,7 +196,7 @@ func (s *Server) addAliasDomain(w http.ResponseWriter, r *http.Request, who *ide
 	}
 	f := newForm(r.PostForm, "alias")
 	alias := strings.ToLower(strings.TrimSpace(f.Value("alias")))
-	if !domainOK(alias) {
+	if vmail.ValidDomain(alias) != nil {
 		f.Errors["alias"] = "Enter a domain name such as example.net."
 	}
 	if f.OK() {
@@ -304,8 +306,8 @@ func (s *Server) addMailbox(w http.ResponseWriter, r *http.Request, who *identit
 	f := newForm(r.PostForm, "name", "realname", "quota", "domainadmin")
 	name := strings.ToLower(strings.TrimSpace(f.Value("name")))
 	pass, pass2 := r.PostForm.Get("password"), r.PostForm.Get("password2")
-	if !newNameOK(name) {
-		f.Errors["name"] = "Use lower-case letters, digits and . - + = _ & (at most 64)."
+	if vmail.ValidName(name) != nil {
+		f.Errors["name"] = nameHelp
 	}
 	if msg := weakPassword(pass, name); msg != "" {
 		f.Errors["password"] = msg
@@ -320,7 +322,7 @@ func (s *Server) addMailbox(w http.ResponseWriter, r *http.Request, who *identit
 	quota := strings.TrimSpace(f.Value("quota"))
 	if quota != "" {
 		var err error
-		if q, err = parseQuota(quota); err != nil {
+		if q, err = vmail.ParseQuota(quota); err != nil {
 			f.Errors["quota"] = quotaHelp
 		}
 	}
@@ -369,8 +371,8 @@ func (s *Server) addAlias(w http.ResponseWriter, r *http.Request, who *identity)
 	}
 	f := newForm(r.PostForm, "name", "targets")
 	name := strings.ToLower(strings.TrimSpace(f.Value("name")))
-	if !newNameOK(name) {
-		f.Errors["name"] = "Use lower-case letters, digits and . - + = _ & (at most 64)."
+	if vmail.ValidName(name) != nil {
+		f.Errors["name"] = nameHelp
 	}
 	targets, err := parseTargets(f.Value("targets"), d.Name)
 	if err != nil {

@@ -87,25 +87,6 @@ func text(s string) bool {
 	return true
 }
 
-// newNameOK reports whether name may be a new mailbox's or alias's: as
-// qmailadmin allows, lower-case letters, digits and . - + = _ & (after
-// lower-casing), not starting or ending with a dot.
-func newNameOK(name string) bool {
-	if name == "" || len(name) > maxLocal || name[0] == '.' || name[len(name)-1] == '.' || strings.Contains(name, "..") {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case strings.IndexByte(".-+=_&", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // domainOK reports whether d is a domain name: labels of letters, digits
 // and hyphens (not at a label's ends), at least two of them.
 func domainOK(d string) bool {
@@ -192,50 +173,9 @@ func shorten(s string) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
-var errQuota = errors.New("bad quota")
-
-// parseQuota reads a quota as vpopmail's tools do (vsetuserquota,
-// qmailadmin): "NOQUOTA" or empty is no limit; else comma-separated
-// items, a count ending in C ("500C") or a size in bytes with an optional
-// K or M (KiB, MiB) and an optional S or B ("50M", "10MB", "100K",
-// "52428800"). Unlike vpopmail it refuses what it does not understand
-// instead of reading the leading digits.
-func parseQuota(s string) (vmail.Quota, error) {
-	var q vmail.Quota
-	s = strings.TrimSpace(s)
-	if s == "" || strings.EqualFold(s, "NOQUOTA") {
-		return q, nil
-	}
-	for item := range strings.SplitSeq(s, ",") {
-		item = strings.ToUpper(strings.TrimSpace(item))
-		if n, ok := strings.CutSuffix(item, "C"); ok {
-			v, err := strconv.ParseInt(n, 10, 64)
-			if err != nil || v < 0 || q.Count != 0 {
-				return vmail.Quota{}, errQuota
-			}
-			q.Count = v
-			continue
-		}
-		item = strings.TrimSuffix(item, "S")
-		item = strings.TrimSuffix(item, "B")
-		mul := int64(1)
-		switch {
-		case strings.HasSuffix(item, "M"):
-			mul, item = 1<<20, item[:len(item)-1]
-		case strings.HasSuffix(item, "K"):
-			mul, item = 1<<10, item[:len(item)-1]
-		}
-		v, err := strconv.ParseInt(item, 10, 64)
-		if err != nil || v < 0 || v > (1<<62)/mul || q.Bytes != 0 {
-			return vmail.Quota{}, errQuota
-		}
-		q.Bytes = v * mul
-	}
-	return q, nil
-}
-
-// formatQuota writes a quota back in the form's syntax: "NOQUOTA", or
-// sizes in M or K when they are whole, and a count with C.
+// formatQuota writes a quota back as a form takes it (vmail.ParseQuota
+// reads it): "NOQUOTA", or sizes in M or K when they are whole, and a
+// count with C.
 func formatQuota(q vmail.Quota) string {
 	var parts []string
 	switch b := q.Bytes; {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/qmailkit/qmailkit/vmail"
 )
 
 // FuzzParseQuota: a quota read is written back to one that reads the
@@ -14,14 +16,14 @@ func FuzzParseQuota(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		q, err := parseQuota(s)
+		q, err := vmail.ParseQuota(s)
 		if err != nil {
 			return
 		}
 		if q.Bytes < 0 || q.Count < 0 {
 			t.Fatalf("%q: negative quota %+v", s, q)
 		}
-		back, err := parseQuota(formatQuota(q))
+		back, err := vmail.ParseQuota(formatQuota(q))
 		if err != nil || back != q {
 			t.Fatalf("%q: %+v written %q read %+v, %v", s, q, formatQuota(q), back, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/qmailkit/qmailkit/auth"
 	"github.com/qmailkit/qmailkit/vmail"
+	"github.com/qmailkit/qmailkit/vmail/sqlstore"
 )
 
 // syncBuffer is a log sink for the tests that read what was logged.
@@ -36,7 +38,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// env is a web admin over a fakeManager with a few records:
+// env is a web admin over a vmail.Manager on SQLite with a few records:
 //
 //	admin (Options.Admins, password "admin-secret-1")
 //	a.example: postmaster, boss (DomainAdmin), joe, sys (SystemAdmin)
@@ -45,7 +47,8 @@ func (s *syncBuffer) String() string {
 // every mailbox's password being "pw-" + its name + "-123".
 type env struct {
 	t    testing.TB
-	mgr  *fakeManager
+	mgr  *vmail.Manager
+	fail *failable // the Manager the Server has
 	srv  *Server
 	ts   *httptest.Server // nil when the env serves without a network
 	logs *syncBuffer
@@ -65,7 +68,9 @@ func newEnv(t *testing.T, set func(*Options)) *env {
 
 func newEnvNoServer(t testing.TB, set func(*Options)) *env {
 	t.Helper()
-	mgr := newFakeManager()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	mgr := newManager(t, logger)
 	ctx := context.Background()
 	for _, d := range []string{"a.example", "b.example"} {
 		if _, err := mgr.AddDomain(ctx, d); err != nil {
@@ -91,9 +96,9 @@ func newEnvNoServer(t testing.TB, set func(*Options)) *env {
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	fail := &failable{Manager: mgr}
 	opts := Options{
-		Manager: mgr,
+		Manager: fail,
 		Admins: auth.Func(func(ctx context.Context, c auth.Credentials) (*auth.User, error) {
 			if c.User == "admin" && c.Secret == adminPassword {
 				return &auth.User{Name: "admin"}, nil
@@ -102,7 +107,7 @@ func newEnvNoServer(t testing.TB, set func(*Options)) *env {
 		}),
 		Limiter:   nopLimiter{},
 		PlainHTTP: true,
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:    logger,
 	}
 	if set != nil {
 		set(&opts)
@@ -111,7 +116,7 @@ func newEnvNoServer(t testing.TB, set func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, mgr: mgr, srv: srv, logs: logs}
+	e := &env{t: t, mgr: mgr, fail: fail, srv: srv, logs: logs}
 	t.Cleanup(func() {
 		// Passwords are never logged.
 		out := logs.String()
@@ -122,6 +127,70 @@ func newEnvNoServer(t testing.TB, set func(*Options)) *env {
 		}
 	})
 	return e
+}
+
+// newManager returns a Manager over a new SQLite store in a temporary
+// directory.
+func newManager(t testing.TB, logger *slog.Logger) *vmail.Manager {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := sqlstore.OpenSQLite(filepath.Join(dir, "vmail.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	mgr, err := vmail.New(vmail.Options{Store: store, Dir: filepath.Join(dir, "domains"), UID: -1, GID: -1, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mgr
+}
+
+// failable is a Manager whose reads fail while err is set, as a store
+// that is down makes them.
+type failable struct {
+	*vmail.Manager
+	mu  sync.Mutex
+	err error
+}
+
+func (f *failable) setErr(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+func (f *failable) failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+func (f *failable) Domains(ctx context.Context) ([]vmail.Domain, error) {
+	if err := f.failed(); err != nil {
+		return nil, err
+	}
+	return f.Manager.Domains(ctx)
+}
+
+func (f *failable) Mailbox(ctx context.Context, address string) (vmail.Mailbox, error) {
+	if err := f.failed(); err != nil {
+		return vmail.Mailbox{}, err
+	}
+	return f.Manager.Mailbox(ctx, address)
+}
+
+func (f *failable) Authenticate(ctx context.Context, c auth.Credentials) (*auth.User, error) {
+	if err := f.failed(); err != nil {
+		return nil, err
+	}
+	return f.Manager.Authenticate(ctx, c)
+}
+
+// hasPassword reports whether a mailbox's password is pass.
+func (e *env) hasPassword(addr, pass string) bool {
+	e.t.Helper()
+	return auth.VerifyPassword(e.mailbox(addr).Password, auth.Credentials{Method: auth.MethodPlain, Secret: pass})
 }
 
 // nopLimiter lets every attempt go.

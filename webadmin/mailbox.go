@@ -90,21 +90,12 @@ func (s *Server) showMailbox(w http.ResponseWriter, r *http.Request, who *identi
 			s.failure(w, r, err)
 			return
 		}
-		if effectiveFlags(m, d)&vmail.NoPasswordChange != 0 {
+		if vmail.EffectiveFlags(d, m)&vmail.NoPasswordChange != 0 {
 			data.Forms["password"].Values["locked"] = "on"
 		}
 		data.Domain = &d
 	}
 	s.render(w, r, status, "mailbox", data)
-}
-
-// effectiveFlags are a mailbox's flags with its domain's Disabled ones,
-// unless it has Override.
-func effectiveFlags(m vmail.Mailbox, d vmail.Domain) vmail.Flags {
-	if m.Flags&vmail.Override != 0 {
-		return m.Flags
-	}
-	return m.Flags | d.Limits.Disabled
 }
 
 // mailboxPage shows a mailbox to an administrator.
@@ -186,7 +177,7 @@ func (s *Server) mePassword(w http.ResponseWriter, r *http.Request, who *identit
 		return
 	}
 	f := newForm(nil)
-	if effectiveFlags(m, d)&vmail.NoPasswordChange != 0 {
+	if vmail.EffectiveFlags(d, m)&vmail.NoPasswordChange != 0 {
 		f.Errors["form"] = "This mailbox's password may not be changed here; ask your administrator."
 		s.showMailbox(w, r, who, m, "/me", http.StatusForbidden, map[string]*Form{"password": f})
 		return
@@ -259,7 +250,7 @@ func (s *Server) mailboxSettings(w http.ResponseWriter, r *http.Request, who *id
 	if len(realName) > maxRealName || !printable(realName) {
 		f.Errors["realname"] = "At most 100 characters, on one line."
 	}
-	q, err := parseQuota(f.Value("quota"))
+	q, err := vmail.ParseQuota(f.Value("quota"))
 	if err != nil {
 		f.Errors["quota"] = quotaHelp
 	}
