@@ -51,8 +51,9 @@
 // right one is refused (403); the login form carries a token of its own,
 // matched against a cookie. A POST whose Origin (or, without it, Referer)
 // is not this server, as the connection's scheme and the Host header name
-// it, or whose Sec-Fetch-Site names another site, is refused too: behind
-// a proxy, give it the original Host and serve HTTPS end to end.
+// it, or whose Sec-Fetch-Site is neither same-origin nor none, is refused
+// too: behind a proxy, give it the original Host and serve HTTPS end to
+// end.
 //
 // Logins (and the old password of a password change) go through an
 // auth.Limiter per client address and account: after repeated failures

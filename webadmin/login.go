@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/qmailkit/qmailkit/auth"
@@ -228,10 +229,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	addr := remote(r)
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.LoginWait)
-	err = s.limiter.Wait(ctx, addr, user)
-	cancel()
-	if err != nil {
+	if err = s.wait(r.Context(), addr, user); err != nil {
 		s.log().Warn("webadmin: login throttled", "user", user, "remote", addr, "err", err)
 		s.showLogin(w, r, http.StatusTooManyRequests, f, "Too many failed logins: try again later.")
 		return
@@ -286,6 +284,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	s.setCookie(w, s.cookieName(), token)
 	s.log().Info("webadmin: login", "login", login, "remote", addr)
 	redirect(w, r, "/")
+}
+
+// wait asks the Limiter whether a password check may go ahead, waiting
+// at most LoginWait.
+func (s *Server) wait(ctx context.Context, addr netip.Addr, user string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.LoginWait)
+	defer cancel()
+	return s.limiter.Wait(ctx, addr, user)
 }
 
 // logout ends the session.

@@ -191,14 +191,11 @@ func (s *Server) mePassword(w http.ResponseWriter, r *http.Request, who *identit
 		f.Errors["old"] = "Wrong password."
 	case f.OK():
 		addr := remote(r)
-		wctx, cancel := context.WithTimeout(ctx, s.opts.LoginWait)
-		err := s.limiter.Wait(wctx, addr, m.Address())
-		cancel()
-		if err != nil {
+		if err := s.wait(ctx, addr, m.Address()); err != nil {
 			f.Errors["old"] = "Too many wrong passwords: try again later."
 			break
 		}
-		_, err = s.opts.Manager.Authenticate(ctx, auth.Credentials{
+		_, err := s.opts.Manager.Authenticate(ctx, auth.Credentials{
 			Service: auth.ServiceWeb, Method: auth.MethodPlain, User: m.Address(), Secret: old, Remote: addr,
 		})
 		switch {
