@@ -80,6 +80,7 @@ func (s *Server) showMailbox(w http.ResponseWriter, r *http.Request, who *identi
 	data := s.page(who, m.Address())
 	data.Mailbox, data.Base = &m, base
 	data.Self = who.mailbox != nil && who.mailbox.Address() == m.Address()
+	data.Editable = editableFlags(who, m)
 	data.Forms = mailboxForms(m)
 	for k, f := range failed {
 		data.Forms[k] = f
@@ -225,12 +226,17 @@ func (s *Server) mePassword(w http.ResponseWriter, r *http.Request, who *identit
 
 // editableFlags are the flags a session may set on a mailbox: a domain
 // administrator may not make a system administrator nor exempt a mailbox
-// from the limits the system administrator set for the domain.
-func editableFlags(who *identity) vmail.Flags {
+// from the limits the system administrator set for the domain, and no
+// one takes their own administrator's flags away (and with them the
+// page they are on).
+func editableFlags(who *identity, m vmail.Mailbox) vmail.Flags {
 	f := vmail.DomainAdmin | vmail.NoPasswordChange | vmail.NoPOP | vmail.NoIMAP | vmail.NoSMTP |
 		vmail.NoRelay | vmail.NoWebmail | vmail.BounceMail
 	if who.role == roleSystemAdmin {
 		f |= vmail.Override | vmail.SystemAdmin
+	}
+	if who.mailbox != nil && who.mailbox.Address() == m.Address() {
+		f &^= vmail.DomainAdmin | vmail.SystemAdmin
 	}
 	return f
 }
@@ -251,7 +257,7 @@ func (s *Server) mailboxSettings(w http.ResponseWriter, r *http.Request, who *id
 	if err != nil {
 		f.Errors["quota"] = quotaHelp
 	}
-	edit := editableFlags(who)
+	edit := editableFlags(who, m)
 	flags := m.Flags &^ edit
 	for _, fl := range flagNames {
 		if r.PostForm.Get("flag_"+fl.Name) != "" {

@@ -32,7 +32,9 @@ type pageData struct {
 	// mailbox's page.
 	Base string
 	// Self tells a mailbox page that it is the session's own mailbox.
-	Self   bool
+	Self bool
+	// Editable are the flags the session may change on the mailbox.
+	Editable vmail.Flags
 	Status *QueueStatus
 	States []stateCount
 }

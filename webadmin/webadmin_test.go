@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -219,6 +220,34 @@ func TestForbiddenPageLogout(t *testing.T) {
 	}
 	if r := b.get("/me"); r.status != http.StatusSeeOther {
 		t.Errorf("after logout: %d", r.status)
+	}
+}
+
+// TestNoSelfDemotion: an administrator's own settings keep its
+// administrator's flag, whatever the form says, and the page shows the
+// box it may not change as disabled.
+func TestNoSelfDemotion(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tt := range []struct {
+		login, page string
+		keep        vmail.Flags
+		box         string
+	}{
+		{"boss@a.example", "/d/a.example/m/boss", vmail.DomainAdmin, "set-domainadmin"},
+		{"sys@a.example", "/d/a.example/m/sys", vmail.SystemAdmin, "set-systemadmin"},
+	} {
+		b := e.browser()
+		b.login(tt.login, password(strings.Split(tt.login, "@")[0]))
+		r := b.get(tt.page)
+		if !regexp.MustCompile(`id="` + tt.box + `"[^>]* disabled`).MatchString(r.body) {
+			t.Errorf("%s: the box %s is not disabled", tt.login, tt.box)
+		}
+		if r := b.post(tt.page+"/settings", url.Values{"quota": {"NOQUOTA"}, "flag_nopop": {"on"}}); r.status != http.StatusSeeOther {
+			t.Fatalf("%s: settings: %d", tt.login, r.status)
+		}
+		if f := e.mailbox(tt.login).Flags; f != tt.keep|vmail.NoPOP {
+			t.Errorf("%s: flags %#x, want %#x", tt.login, f, tt.keep|vmail.NoPOP)
+		}
 	}
 }
 
