@@ -35,8 +35,8 @@ type pageData struct {
 	Self bool
 	// Editable are the flags the session may change on the mailbox.
 	Editable vmail.Flags
-	Status *QueueStatus
-	States []stateCount
+	Status   *QueueStatus
+	States   []stateCount
 }
 
 // Invalid reports whether a form of the page has an error, for the
