@@ -38,6 +38,23 @@
 // is written as vpopmail's tools read it: 50M, 100K, 500C, 50M,500C or
 // NOQUOTA.
 //
+// A login with "@" is a mailbox's (any form vmail.Manager.Authenticate
+// reads after it); one without is a system administrator's of
+// Options.Admins.
+//
+// # Compatibility
+//
+// The roles and what each form changes are qmailadmin's; the rest is new.
+// There are no CGI command URLs and no session files in the Maildir
+// (qmailadmin's USERDIR/Maildir/TIME.qw, found by a time in the URL):
+// sessions are tokens in a cookie. Mailing lists (ezmlm), the
+// installation hooks (.qmailadmin-hooks) and the perm_* rights of
+// non-postmaster administrators are not offered. Forwarding refuses
+// program and file lines ("|...", "/...") with a message where qmailadmin
+// dropped them silently, and quotas typed in a form are read as
+// vsetuserquota reads them (a bare number is bytes; qmailadmin's forms
+// took megabytes).
+//
 // # Security
 //
 // Sessions are kept in memory, each under a random 256-bit token: a

@@ -146,6 +146,8 @@ func newManager(t testing.TB, logger *slog.Logger) *vmail.Manager {
 	return mgr
 }
 
+var _ Manager = (*vmail.Manager)(nil)
+
 // failable is a Manager whose reads fail while err is set, as a store
 // that is down makes them.
 type failable struct {

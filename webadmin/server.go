@@ -25,7 +25,12 @@ var files embed.FS
 
 // Manager is what the web admin asks of the virtual mail system: the
 // methods of a [vmail.Manager] it calls, so that *vmail.Manager is one.
+// Each method does what vmail.Manager's of the same name does, and
+// returns its errors: those wrapping vmail.ErrExists, ErrNotFound,
+// ErrInvalid and ErrLimit are shown next to the form's field, any other
+// is a temporary failure.
 type Manager interface {
+	// Domains: the system administrator's pages.
 	Domains(ctx context.Context) ([]vmail.Domain, error)
 	Domain(ctx context.Context, name string) (vmail.Domain, error)
 	AddDomain(ctx context.Context, name string) (vmail.Domain, error)
@@ -35,6 +40,7 @@ type Manager interface {
 	AddAliasDomain(ctx context.Context, alias, domain string) error
 	DeleteAliasDomain(ctx context.Context, alias string) error
 
+	// Mailboxes: the domain administrator's pages, and the user's.
 	Mailboxes(ctx context.Context, domain, after string, limit int) ([]vmail.Mailbox, error)
 	Mailbox(ctx context.Context, address string) (vmail.Mailbox, error)
 	AddMailbox(ctx context.Context, address, password string) (vmail.Mailbox, error)
@@ -46,10 +52,12 @@ type Manager interface {
 	SetForward(ctx context.Context, address string, f vmail.Forward) error
 	SetAutoresponder(ctx context.Context, address string, a vmail.Autoresponder) error
 
+	// Aliases of a domain.
 	Aliases(ctx context.Context, domain string) ([]vmail.Alias, error)
 	AddAlias(ctx context.Context, address string, targets ...string) error
 	DeleteAlias(ctx context.Context, address string, targets ...string) error
 
+	// Authenticate checks a mailbox's login (Service auth.ServiceWeb).
 	Authenticate(ctx context.Context, c auth.Credentials) (*auth.User, error)
 }
 
