@@ -2,10 +2,12 @@ package webadmin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +24,6 @@ var logins = map[string][2]string{
 	"pm-b":    {"postmaster@b.example", password("postmaster")},
 	"bob":     {"bob@b.example", password("bob")},
 	"nobody":  {"", ""},
-	"aliased": {"boss@alias-a.example", password("boss")},
 }
 
 // TestAccess: every role on every kind of page, GET and POST; the rights
@@ -33,7 +34,7 @@ func TestAccess(t *testing.T) {
 	browsers := map[string]*browser{}
 	for name, l := range logins {
 		b := e.browser()
-		if l[0] != "" && name != "aliased" {
+		if l[0] != "" {
 			b.login(l[0], l[1])
 		}
 		browsers[name] = b
@@ -220,6 +221,64 @@ func TestForbiddenPageLogout(t *testing.T) {
 	}
 	if r := b.get("/me"); r.status != http.StatusSeeOther {
 		t.Errorf("after logout: %d", r.status)
+	}
+}
+
+// TestAliasDomainLogin: a login at an alias domain is the real domain's
+// mailbox, with the real domain's pages and no others.
+func TestAliasDomainLogin(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.mgr.AddAliasDomain(context.Background(), "alias-a.example", "a.example"); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login("Boss@Alias-A.example", password("boss"))
+	for path, want := range map[string]int{
+		"/d/a.example/":       http.StatusOK,
+		"/d/alias-a.example/": http.StatusForbidden,
+		"/d/b.example/":       http.StatusForbidden,
+		"/me":                 http.StatusOK,
+	} {
+		if r := b.get(path); r.status != want {
+			t.Errorf("GET %s: %d, want %d", path, r.status, want)
+		}
+	}
+	if r := b.get("/me"); !strings.Contains(r.body, "<h1>boss@a.example</h1>") {
+		t.Error("the session is not the real domain's mailbox")
+	}
+}
+
+// TestConcurrent: sessions of several browsers at once (run with -race).
+func TestConcurrent(t *testing.T) {
+	e := newEnv(t, nil)
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for i := range 8 {
+		wg.Go(func() {
+			b := e.browser()
+			b.get("/login")
+			user := []string{"joe@a.example", "boss@a.example"}[i%2]
+			r := b.do("POST", "/login", url.Values{"user": {user}, "password": {password(strings.Split(user, "@")[0])}, "csrf": {b.csrf}})
+			if r.status != http.StatusSeeOther {
+				errs <- fmt.Sprintf("login %s: %d", user, r.status)
+				return
+			}
+			b.do("GET", "/me", nil)
+			for j := range 5 {
+				form := url.Values{"to": {fmt.Sprintf("x%d@y.example", j)}, "csrf": {b.csrf}}
+				if r := b.do("POST", "/me/forward", form); r.status != http.StatusSeeOther {
+					errs <- fmt.Sprintf("%s forward: %d", user, r.status)
+				}
+				if r := b.do("GET", "/me", nil); r.status != http.StatusOK {
+					errs <- fmt.Sprintf("%s GET /me: %d", user, r.status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 
