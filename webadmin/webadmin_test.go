@@ -16,14 +16,14 @@ import (
 
 // login names of the env's sessions.
 var logins = map[string][2]string{
-	"admin":   {"admin", adminPassword},
-	"sys":     {"sys@a.example", password("sys")},
-	"pm-a":    {"postmaster@a.example", password("postmaster")},
-	"boss":    {"boss@a.example", password("boss")},
-	"joe":     {"joe@a.example", password("joe")},
-	"pm-b":    {"postmaster@b.example", password("postmaster")},
-	"bob":     {"bob@b.example", password("bob")},
-	"nobody":  {"", ""},
+	"admin":  {"admin", adminPassword},
+	"sys":    {"sys@a.example", password("sys")},
+	"pm-a":   {"postmaster@a.example", password("postmaster")},
+	"boss":   {"boss@a.example", password("boss")},
+	"joe":    {"joe@a.example", password("joe")},
+	"pm-b":   {"postmaster@b.example", password("postmaster")},
+	"bob":    {"bob@b.example", password("bob")},
+	"nobody": {"", ""},
 }
 
 // TestAccess: every role on every kind of page, GET and POST; the rights
