@@ -36,6 +36,17 @@ type virtualSet struct {
 	d *vmail.Deliverer
 }
 
+// Virtual returns the System's virtual mailboxes (Config.Virtual, as
+// Reload and ReloadHome last set it; for a home, the Manager Open opened),
+// nil when it has none: what a web admin or the admin commands of the
+// same process manage.
+func (s *System) Virtual() *vmail.Manager {
+	if v := s.virtual.Load(); v != nil {
+		return v.m
+	}
+	return nil
+}
+
 // newVirtual makes the virtualSet of m, nil for none.
 func (s *System) newVirtual(m *vmail.Manager) *virtualSet {
 	if m == nil {

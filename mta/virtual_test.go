@@ -42,7 +42,7 @@ func startVirtual(t *testing.T) (*running, *vmail.Manager, vmail.Mailbox) {
 	if err := tcprules.CompileFile(cdb, cdb+".tmp", strings.NewReader("127.0.0.1:allow,RELAYCLIENT=\"\"\n:allow\n")); err != nil {
 		t.Fatal(err)
 	}
-	m := r.sys.cfg.Virtual
+	m := r.sys.Virtual()
 	if m == nil {
 		t.Fatal("Open gave no virtual mailboxes")
 	}
@@ -582,7 +582,7 @@ func TestVirtualStoreDownAtRCPT(t *testing.T) {
 // from the next ReloadHome.
 func TestVirtualAfterReloadHome(t *testing.T) {
 	r := start(t, "example.test")
-	if r.sys.cfg.Virtual != nil {
+	if r.sys.Virtual() != nil {
 		t.Fatal("virtual mailboxes without vmail/")
 	}
 	m, err := OpenVirtual(t.Context(), r.sys.Home.Home, vmail.Options{})
@@ -599,6 +599,9 @@ func TestVirtualAfterReloadHome(t *testing.T) {
 	}
 	if err := r.sys.ReloadHome(); err != nil {
 		t.Fatal(err)
+	}
+	if r.sys.Virtual() == nil {
+		t.Fatal("no virtual mailboxes after ReloadHome")
 	}
 	if err := mailtest.Send(r.smtp, "bob@example.org", []string{"joe@virtual.test"}, "Subject: r\r\n\r\nafter reload\r\n"); err != nil {
 		t.Fatal(err)
