@@ -325,7 +325,7 @@ func Open(home string, opts Options) (*System, error) {
 		return nil, err
 	}
 	s, err := New(cfg)
-	if err != nil {
+	if err != nil && cfg.Virtual != nil {
 		cfg.Virtual.Store().Close()
 	}
 	return s, err

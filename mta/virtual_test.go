@@ -608,3 +608,26 @@ func TestVirtualAfterReloadHome(t *testing.T) {
 	}
 	waitMaildir(t, joe.Maildir(), 1)
 }
+
+// Open failing after the virtual store is opened closes it, and does not
+// fail on a home without one.
+func TestVirtualOpenFails(t *testing.T) {
+	for _, virtual := range []bool{false, true} {
+		home := filepath.Join(t.TempDir(), "home")
+		if _, _, err := Init(home, InitOptions{Domain: "example.test", Password: "secret"}); err != nil {
+			t.Fatal(err)
+		}
+		if virtual {
+			if err := MakeVirtualDir(home, -1, -1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A queue New cannot open: a file where queue/ should be.
+		os.RemoveAll(filepath.Join(home, "queue"))
+		os.WriteFile(filepath.Join(home, "queue"), []byte("not a directory\n"), 0o644)
+		if sys, err := Open(home, Options{}); err == nil {
+			sys.Close()
+			t.Fatalf("virtual %v: Open with a broken queue succeeded", virtual)
+		}
+	}
+}
