@@ -47,6 +47,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,9 @@ func adminCommand(home, noun string, args []string, stdin io.Reader, stdout, std
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	m, err := mta.OpenVirtual(home, nil)
+	// The Manager's own log lines: warnings only, on standard error.
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m, err := mta.OpenVirtual(ctx, home, vmail.Options{Logger: logger})
 	if err != nil {
 		fmt.Fprintln(stderr, name+": "+err.Error())
 		return 111
@@ -194,15 +197,31 @@ func adminCommand(home, noun string, args []string, stdin io.Reader, stdout, std
 		err = c.aliases(ctx, operands[0])
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, name+": "+err.Error())
 		for _, refused := range []error{vmail.ErrInvalid, vmail.ErrExists, vmail.ErrNotFound, vmail.ErrLimit} {
 			if errors.Is(err, refused) {
+				fmt.Fprintln(stderr, name+": "+refusal(operands, err))
 				return 1
 			}
 		}
+		fmt.Fprintln(stderr, name+": "+err.Error())
 		return 111
 	}
 	return 0
+}
+
+// refusal words a refused operation's error for the command line: the
+// operand it is about and the reason, without the layers' prefixes
+// ("example.com: already exists", "joe@example.com: invalid: password too
+// short (min=8)").
+func refusal(operands []string, err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "vmail: "); i >= 0 {
+		msg = msg[i+len("vmail: "):]
+	}
+	if len(operands) > 0 && !strings.Contains(msg, operands[0]) {
+		msg = operands[0] + ": " + msg
+	}
+	return msg
 }
 
 // interspersed moves the flags of args (as fs knows them) before the

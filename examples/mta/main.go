@@ -185,8 +185,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/coreos/go-systemd/v22/daemon"
-	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"net"
@@ -200,6 +198,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
@@ -244,6 +245,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	aliasesDB := fs.String("aliases", "", "a fastforward database (newaliases' /etc/aliases.cdb) for the alias user: its .qmail-default runs bin/fastforward -d on it, and unknown names are refused at RCPT")
 	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
 	dnsAddr := fs.String("dns", "", "the recursive DNS server to ask, ADDR or ADDR:PORT, for remote delivery and DNS lists (default: control/dnsserver, else /etc/resolv.conf)")
+	adminAddr := fs.String("admin", "127.0.0.1:2443", "the web admin's listen address, HTTPS with control/servercert.pem (empty: none)")
 	apop := fs.Bool("apop", false, "offer APOP on POP3 (MD5 of a shared secret: only users whose password is stored {PLAIN} can use it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -356,6 +358,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if metricsL, err = listen("metrics", *metricsAddr); err != nil {
 		return fail(err)
 	}
+	var adminL net.Listener
+	if adminL, err = listen("admin", *adminAddr); err != nil {
+		return fail(err)
+	}
 	if *home, err = filepath.Abs(*home); err != nil {
 		return fail(err)
 	}
@@ -377,6 +383,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	}
 	if *aliasesDB != "" {
 		if *aliasesDB, err = filepath.Abs(*aliasesDB); err != nil {
+			return fail(err)
+		}
+	}
+	// Virtual domains and mailboxes (mta domain|user|alias, the web admin)
+	// live in vmail/, the account's; users/adminpasswd, the web admin's
+	// administrator, is made (root's, as users/ is) with its password
+	// shown once.
+	if err := mta.MakeVirtualDir(*home, uid, gid); err != nil {
+		return fail(err)
+	}
+	var adminPassword string
+	if adminL != nil {
+		if adminPassword, err = mta.EnsureAdmin(*home, gid); err != nil {
 			return fail(err)
 		}
 	}
@@ -518,7 +537,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
-	banner(stdout, *home, created, demo, ls, metricsL, root)
+	if adminL != nil {
+		stop, err := serveAdmin(sys, adminL, tc, *home, logger, handler)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+	}
+	banner(stdout, *home, created, demo, ls, metricsL, root, adminInfo{adminL, tc == nil, adminPassword})
 	if metricsL != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", sys.MetricsHandler())
@@ -636,7 +662,7 @@ func createAccount(name string) error {
 	return nil
 }
 
-func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners, metrics net.Listener, root bool) {
+func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners, metrics net.Listener, root bool, admin adminInfo) {
 	state := "reused"
 	if created {
 		state = "created"
@@ -659,6 +685,7 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	if metrics != nil {
 		fmt.Fprintf(w, "  metrics     http://%s/metrics and /healthz\n", metrics.Addr())
 	}
+	admin.print(w)
 	pw := d.Password
 	if pw == "" {
 		pw = "(hashed in users/poppasswd)"
@@ -686,6 +713,13 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	fmt.Fprintf(w, "Send from the command line (%s; any qmail-inject or sendmail run with QMAILHOME=%s works too):\n", who, home)
 	fmt.Fprintf(w, "  echo 'To: %s' | %s/qmail-inject\n", d.User, bin)
 	fmt.Fprintf(w, "  printf 'To: %s\\nSubject: hi\\n\\nhello\\n' | %s/sendmail -t\n", d.User, bin)
+	self := "mta"
+	if exe, err := os.Executable(); err == nil {
+		self = exe
+	}
+	fmt.Fprintf(w, "Virtual domains and mailboxes (or in the web admin):\n")
+	fmt.Fprintf(w, "  %s -home %s domain add example.com\n", self, home)
+	fmt.Fprintf(w, "  echo 'a long password' | %s -home %s user add joe@example.com\n", self, home)
 	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files; SIGALRM retries the queue now.\n")
 }
 
