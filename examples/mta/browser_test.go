@@ -231,16 +231,20 @@ func TestBrowserEndToEnd(t *testing.T) {
 	joe := oneMessage(t, p, filepath.Join(vm, "example.com", "joe", "Maildir"))
 	archive := oneMessage(t, p, filepath.Join(vm, "example.com", "archive", "Maildir"))
 	reply := oneMessage(t, p, filepath.Join(vm, "example.net", "sender", "Maildir"))
+	t.Logf("the autoresponder's reply, in sender@example.net's Maildir:\n%s", reply)
 	for name, m := range map[string]string{"joe's copy": joe, "archive's copy": archive} {
 		if !strings.Contains(m, "Subject: lunch on Friday") || !strings.Contains(m, "Shall we have lunch on Friday?") {
 			t.Errorf("%s is not the message sent:\n%s", name, m)
 		}
 	}
-	if !strings.Contains(archive, "Delivered-To: joe@example.com") {
-		t.Errorf("archive's copy has no Delivered-To line of joe (not the forward's?):\n%s", archive)
+	if !strings.Contains(archive, "Return-Path: <sender@example.net>\nDelivered-To: archive@example.com\n") ||
+		!strings.Contains(archive, "Delivered-To: joe@example.com\n") {
+		t.Errorf("archive's copy is not joe's forward (the sender kept, Delivered-To joe then archive):\n%s", archive)
 	}
 	for _, want := range []string{
-		"Return-Path: <>\n",
+		"Return-Path: <>\nDelivered-To: sender@example.net\n",
+		"From: <joe@example.com>\n",
+		"To: <sender@example.net>\n",
 		"Auto-Submitted: auto-replied\n",
 		"Subject: Joe is on holiday\n",
 		"In-Reply-To: <e2e-1@example.net>\n",
@@ -250,8 +254,26 @@ func TestBrowserEndToEnd(t *testing.T) {
 			t.Errorf("the autoresponder's reply has no %q:\n%s", want, reply)
 		}
 	}
-	if h, _, _ := strings.Cut(reply, "\n\n"); !strings.Contains(h, "joe@example.com") || !strings.Contains(h, "sender@example.net") {
-		t.Errorf("the reply's header names neither joe nor the sender:\n%s", reply)
+
+	// A second message: delivered and forwarded again, but not answered
+	// again within the autoresponder's 3 days.
+	if err := sendFrom(p.smtp, "sender@example.net", "joe@example.com", strings.Replace(msg, "e2e-1@", "e2e-2@", 1)); err != nil {
+		t.Fatalf("SMTP to joe@example.com: %v\n%s", err, p.stderr)
+	}
+	waitCount(t, filepath.Join(vm, "example.com", "joe", "Maildir"), 2, p)
+	waitCount(t, filepath.Join(vm, "example.com", "archive", "Maildir"), 2, p)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		out, errOut, code := mtaQueue(t, home, "list")
+		if code == 0 && out == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue is not empty after 20 s: exit %d, %s%s", code, out, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := countMaildir(t, filepath.Join(vm, "example.net", "sender", "Maildir")); n != 1 {
+		t.Errorf("%d autoresponder replies to the same sender, want 1", n)
 	}
 
 	// POP3: the old password refused, the new one fetches the message.
@@ -262,14 +284,15 @@ func TestBrowserEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("POP3 with joe's new password: %v\n%s", err, p.stderr)
 	}
-	if r, err := s.cmd("STAT"); err != nil || !strings.HasPrefix(r, "+OK 1 ") {
-		t.Errorf("STAT = %q, %v; want one message", r, err)
+	if r, err := s.cmd("STAT"); err != nil || !strings.HasPrefix(r, "+OK 2 ") {
+		t.Errorf("STAT = %q, %v; want two messages", r, err)
 	}
 	lines, err := s.multi("RETR 1")
 	if err != nil {
 		t.Fatalf("RETR 1: %v", err)
 	}
-	if got := strings.Join(lines, "\n"); !strings.Contains(got, "Subject: lunch on Friday") || !strings.Contains(got, "Shall we have lunch on Friday?") {
+	if got := strings.Join(lines, "\n"); !strings.Contains(got, "Subject: lunch on Friday") || !strings.Contains(got, "Shall we have lunch on Friday?") ||
+		!strings.Contains(got, "Message-ID: <e2e-") {
 		t.Errorf("RETR 1 is not the message sent:\n%s", got)
 	}
 	s.cmd("QUIT")
