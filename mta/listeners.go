@@ -304,6 +304,10 @@ func (s *System) LMTP() (*smtpserver.Server, error) {
 	srv.RcptHosts = func(string) (bool, error) { return true, nil }
 	check := srv.CheckRecipient
 	srv.CheckRecipient = func(ctx context.Context, ss *smtpserver.Session, to string) error {
+		// A virtual domain added since the routing last listed them is
+		// made local by the look-up (a store failure is answered below,
+		// by the virtual recipients' check).
+		s.virtualDomain(ctx, domainOf(to))
 		if _, remote := s.routing.Load().Route(to); remote {
 			return smtpserver.Reply{Code: 550, Enhanced: "5.7.1", Text: "sorry, this LMTP server takes only local recipients (#5.7.1)"}
 		}
