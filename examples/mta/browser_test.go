@@ -29,7 +29,8 @@ import (
 // fetched by POP3 with the new password (the old one refused), copied to
 // archive@ by the forward, and answered by the autoresponder, whose reply
 // (empty envelope sender, Auto-Submitted: auto-replied, the subject set
-// in the browser) reaches sender@'s Maildir. A screenshot of each page is
+// in the browser) reaches sender@'s Maildir; a second message is
+// delivered and forwarded but not answered again. A screenshot of each page is
 // written to $QMAILKIT_SCREENSHOTS (else a new temporary directory, kept
 // and logged) for a person to look at.
 func TestBrowserEndToEnd(t *testing.T) {
