@@ -7,10 +7,10 @@
 //
 //	postgres://postgres@/pgtest3?host=/tmp/pgtest-123&port=5432&sslmode=disable
 //
-// A test binary that calls [Main] from its TestMain shares one cluster
-// between all its tests and stops it (and removes its directory) when
-// they are done; without Main every Start has a cluster of its own, stopped
-// in the test's cleanup.
+// A test binary that calls [Main] (or [Run]) from its TestMain shares one
+// cluster between all its tests and stops it (and removes its directory)
+// when they are done; without them every Start has a cluster of its own,
+// stopped in the test's cleanup.
 //
 // # Security
 //
@@ -56,7 +56,11 @@ var shared struct {
 // from TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it returns the status, for a TestMain
+// with more to do after the tests.
+func Run(m *testing.M) int {
 	shared.mu.Lock()
 	shared.managed = true
 	shared.mu.Unlock()
@@ -73,7 +77,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // Start returns the URL of a new, empty database owned by the superuser
