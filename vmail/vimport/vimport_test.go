@@ -251,8 +251,24 @@ func TestVpopmailErrors(t *testing.T) {
 	if _, err := vimport.Vpopmail(ctx, m, vpophome(t)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
-	// A vpasswd line longer than 64 KB ends the import naming the line.
+	// Alias files too large, or holding a NUL, are skipped.
 	vp := t.TempDir()
+	ex := filepath.Join(vp, "domains", "example.net")
+	write(t, ex, "vpasswd", "a:x:1:0:A:"+ex+"/a:NOQUOTA\n")
+	write(t, ex, ".qmail-big", strings.Repeat("&a@example.net\n", 80000))
+	write(t, ex, ".qmail-nul", "&a@example.net\x00\n")
+	write(t, ex, ".qmail-empty", "")
+	r, err := vimport.Vpopmail(t.Context(), m, vp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{".qmail-big", ".qmail-nul", ".qmail-empty"} {
+		if !skipped(r, f, 0) {
+			t.Errorf("%s not skipped: %s", f, r)
+		}
+	}
+	// A vpasswd line longer than 64 KB ends the import naming the line.
+	vp = t.TempDir()
 	write(t, filepath.Join(vp, "domains", "long.example"), "vpasswd", "a:x:1:0:A:/v/a:NOQUOTA\n"+strings.Repeat("b", 70000)+"\n")
 	if _, err := vimport.Vpopmail(t.Context(), m, vp); err == nil || !strings.Contains(err.Error(), "vpasswd:2") {
 		t.Errorf("a 70 KB line: %v", err)
