@@ -311,6 +311,13 @@ func TestDovecotIMAP(t *testing.T) {
 	if err := m.SetQuota(ctx, addr, vmail.Quota{Count: 3}); err != nil {
 		t.Fatal(err)
 	}
+	// A mailbox whose flags refuse IMAP.
+	if _, err := m.AddMailbox(ctx, "ann@example.test", password); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetFlags(ctx, "ann@example.test", vmail.NoIMAP); err != nil {
+		t.Fatal(err)
+	}
 	exe := helper(t, dir)
 	const first = "From: ann@example.org\r\nTo: joe@example.test\r\nSubject: delivered by us\r\n\r\nHello Joe.\r\n"
 	if status, out := deliverAs(t, exe, mb.Maildir(), first); status != 0 {
@@ -321,14 +328,23 @@ func TestDovecotIMAP(t *testing.T) {
 	chkpw := strings.Join([]string{exe, "-checkpassword", db, vdir}, " ")
 	startDovecot(t, dir, config(t, dir, port, chkpw), port)
 
-	cmd := exec.CommandContext(ctx, python, "testdata/imap.py", "127.0.0.1", strconv.Itoa(port), addr, password)
-	cmd.WaitDelay = 10 * time.Second
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("imap.py: %v: %s%s", err, out, stderr.String())
+	imap := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, python, append([]string{"testdata/imap.py", "127.0.0.1", strconv.Itoa(port)}, args...)...)
+		cmd.WaitDelay = 10 * time.Second
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("imap.py: %v: %s%s", err, out, stderr.String())
+		}
+		return out
 	}
+	var ann struct{ Login string }
+	if out := imap("ann@example.test", password, "login"); json.Unmarshal(out, &ann) != nil || !strings.HasPrefix(ann.Login, "refused") {
+		t.Errorf("a mailbox with NoIMAP logs in to Dovecot: %s", out)
+	}
+	out := imap(addr, password)
 	var got struct {
 		WrongPassword string `json:"wrong_password"`
 		Login         string

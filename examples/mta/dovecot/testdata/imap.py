@@ -1,18 +1,30 @@
 #!/usr/bin/env python3
 """The IMAP side of examples/mta/dovecot's test: Python's imaplib against
-Dovecot. Usage: imap.py HOST PORT USER PASSWORD. Prints one JSON object
-with what it saw; the Go test checks it."""
+Dovecot. Usage: imap.py HOST PORT USER PASSWORD [login]. Prints one JSON
+object with what it saw; the Go test checks it. With "login", it only
+tries to log in."""
 import imaplib
 import json
 import sys
 
 host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 out = {}
+only_login = len(sys.argv) > 5 and sys.argv[5] == "login"
 
 
 def text(v):
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
+
+if only_login:
+    c = imaplib.IMAP4(host, port)
+    c.socket().settimeout(30)
+    try:
+        out["login"] = c.login(user, password)[0]
+    except imaplib.IMAP4.error as e:
+        out["login"] = "refused: " + text(e)
+    print(json.dumps(out))
+    sys.exit(0)
 
 c = imaplib.IMAP4(host, port)
 c.socket().settimeout(30)
