@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/auth"
 	"github.com/qmailkit/qmailkit/internal/pgtest"
 	"github.com/qmailkit/qmailkit/vmail"
 	"github.com/qmailkit/qmailkit/vmail/sqlstore"
@@ -250,5 +251,12 @@ func TestPostgresManager(t *testing.T) {
 		if err != nil && !errors.Is(err, vmail.ErrNotFound) && !errors.Is(err, vmail.ErrInvalid) || err == nil && r.Kind != vmail.Unknown {
 			t.Errorf("Resolve(%q) = %+v, %v; want Unknown or a permanent error", a, r, err)
 		}
+		// And a login with them is a wrong login, not a failure.
+		if _, err := mta.Authenticate(ctx, auth.Credentials{Service: auth.ServicePOP3, Method: auth.MethodUser, User: a, Secret: "correct horse"}); !errors.Is(err, auth.ErrFailed) {
+			t.Errorf("Authenticate(%q) = %v, want ErrFailed", a, err)
+		}
+	}
+	if _, err := mta.Authenticate(ctx, auth.Credentials{Service: auth.ServicePOP3, Method: auth.MethodUser, User: "joe@example.com", Secret: "correct horse"}); err != nil {
+		t.Errorf("Authenticate(joe@example.com): %v", err)
 	}
 }
