@@ -153,7 +153,7 @@ func Vpopmail(ctx context.Context, m *vmail.Manager, vpophome string) (*Report, 
 			return r, err
 		}
 		if ok {
-			real[d] = filepath.Base(d)
+			real[resolved(d)] = filepath.Base(d)
 		}
 	}
 	for _, l := range links {
@@ -164,7 +164,7 @@ func Vpopmail(ctx context.Context, m *vmail.Manager, vpophome string) (*Report, 
 		if !filepath.IsAbs(target) {
 			target = filepath.Join(filepath.Dir(l), target)
 		}
-		domain, ok := real[filepath.Clean(target)]
+		domain, ok := real[resolved(target)]
 		if !ok {
 			r.skip(l, 0, "a symbolic link to "+target+", not to an imported domain's directory")
 			continue
@@ -174,6 +174,16 @@ func Vpopmail(ctx context.Context, m *vmail.Manager, vpophome string) (*Report, 
 		}
 	}
 	return r, nil
+}
+
+// resolved returns path with its symbolic links resolved, or cleaned
+// when it cannot be: a link's target and a domain directory compare
+// equal however VPOPHOME was reached.
+func resolved(path string) string {
+	if p, err := filepath.EvalSymlinks(path); err == nil {
+		return p
+	}
+	return filepath.Clean(path)
 }
 
 // walkDomains finds the domain directories (those with a vpasswd file)

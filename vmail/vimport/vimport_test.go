@@ -134,8 +134,14 @@ func TestVpopmail(t *testing.T) {
 	ctx := t.Context()
 	m := newManager(t)
 	vp := vpophome(t)
+	// VPOPHOME reached through a link: the alias domain's link, to the
+	// real path, is still recognised.
+	viaLink := filepath.Join(t.TempDir(), "vpopmail")
+	if err := os.Symlink(vp, viaLink); err != nil {
+		t.Fatal(err)
+	}
 	ex := filepath.Join(vp, "domains", "example.com")
-	r, err := vimport.Vpopmail(ctx, m, vp)
+	r, err := vimport.Vpopmail(ctx, m, viaLink)
 	if err != nil {
 		t.Fatalf("Vpopmail: %v\n%s", err, r)
 	}
