@@ -41,9 +41,9 @@ func Example() {
 	}
 
 	srv := &smtpserver.Server{
-		Hostname:  "mx.example.org",
-		RcptHosts: smtpserver.HostList([]string{"example.org"}, nil),
-		Enqueuer:  &toMaildir{dir: dir},
+		Hostname:         "mx.example.org",
+		RcptHostsContext: smtpserver.RcptHostsHook(smtpserver.HostList([]string{"example.org"}, nil)),
+		Enqueuer:         &toMaildir{dir: dir},
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -88,7 +88,7 @@ func TestCustomMTA(t *testing.T) {
 	srv := &smtpserver.Server{
 		Hostname:  "mx.app.test",
 		Enqueuer:  q,
-		RcptHosts: smtpserver.HostList([]string{"app.test"}, nil),
+		RcptHostsContext: smtpserver.RcptHostsHook(smtpserver.HostList([]string{"app.test"}, nil)),
 	}
 	go srv.Serve(l)
 	defer srv.Close()

@@ -76,8 +76,10 @@ func TestReceiveIntoMaildir(t *testing.T) {
 	}
 	boxes := maildirs{root: root}
 	srv := &smtpserver.Server{
-		Hostname:       "mx.example.test",
-		RcptHosts:      func(domain string) (bool, error) { return domain == "example.test", nil },
+		Hostname: "mx.example.test",
+		RcptHostsContext: func(ctx context.Context, s *smtpserver.Session, domain string) (bool, error) {
+			return domain == "example.test", nil
+		},
 		CheckRecipient: boxes.exists,
 		Enqueuer:       boxes,
 	}

@@ -2,14 +2,16 @@ package queue
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
+	"net/textproto"
 	"os"
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-message"
 
 	"github.com/qmailkit/qmailkit/internal/quote"
 )
@@ -279,34 +281,39 @@ type reportRcpt struct {
 // injector stores it so and the SMTP client sends CRLF.
 func (b Bounce) writeReport(w io.Writer, rep dsnReport) error {
 	lf := &crlfToLF{w: w}
-	// go-message writes fields in the reverse order of their addition.
-	var h message.Header
-	h.SetContentType("multipart/report", map[string]string{
-		"report-type": "delivery-status",
-		"boundary":    fmt.Sprintf("qmailkit-%s-%d", rep.id, rep.now.Unix()),
-	})
-	h.Set("MIME-Version", "1.0")
-	h.Set("Auto-Submitted", "auto-replied")
-	h.Set("Subject", rep.subject)
-	h.Set("To", quote.Addr(rep.rcpt))
-	h.Set("From", quote.Local(b.from())+"@"+b.host())
-	h.Set("Date", Date(rep.now)+" -0000")
-	mw, err := message.CreateWriter(lf, h)
-	if err != nil {
+	boundary := fmt.Sprintf("qmailkit-%s-%d", rep.id, rep.now.Unix())
+	mw := multipart.NewWriter(lf)
+	if err := mw.SetBoundary(boundary); err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
-	var th message.Header
-	th.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
-	pw, err := mw.CreatePart(th)
+	ct := mime.FormatMediaType("multipart/report", map[string]string{
+		"report-type": "delivery-status",
+		"boundary":    boundary,
+	})
+	for _, f := range [][2]string{
+		{"Date", Date(rep.now) + " -0000"},
+		{"From", quote.Local(b.from()) + "@" + b.host()},
+		{"To", quote.Addr(rep.rcpt)},
+		{"Subject", rep.subject},
+		{"Auto-Submitted", "auto-replied"},
+		{"Mime-Version", "1.0"},
+		{"Content-Type", ct},
+	} {
+		if err := writeField(lf, f[0], f[1]); err != nil {
+			return fmt.Errorf("queue: bounce: %w", err)
+		}
+	}
+	if _, err := io.WriteString(lf, "\r\n"); err != nil {
+		return fmt.Errorf("queue: bounce: %w", err)
+	}
+
+	pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/plain; charset=utf-8"}})
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
 	rep.text(pw)
-	pw.Close()
 
-	var dh message.Header
-	dh.SetContentType("message/delivery-status", nil)
-	pw, err = mw.CreatePart(dh)
+	pw, err = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"message/delivery-status"}})
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
@@ -333,15 +340,12 @@ func (b Bounce) writeReport(w io.Writer, rep dsnReport) error {
 			fmt.Fprintf(pw, "Diagnostic-Code: X-qmail; %s\n", e.diag)
 		}
 	}
-	pw.Close()
 
-	var oh message.Header
+	otype := "message/rfc822"
 	if rep.headers {
-		oh.SetContentType("text/rfc822-headers", nil)
-	} else {
-		oh.SetContentType("message/rfc822", nil)
+		otype = "text/rfc822-headers"
 	}
-	pw, err = mw.CreatePart(oh)
+	pw, err = mw.CreatePart(textproto.MIMEHeader{"Content-Type": {otype}})
 	if err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
@@ -357,11 +361,77 @@ func (b Bounce) writeReport(w io.Writer, rep dsnReport) error {
 	if err != nil {
 		return err
 	}
-	pw.Close()
 	if err := mw.Close(); err != nil {
 		return fmt.Errorf("queue: bounce: %w", err)
 	}
 	return lf.flush()
+}
+
+// Header folding: a line of a field is cut at the last space or tab that
+// leaves it at most foldSoft bytes long (RFC 5322 section 2.1.1's 78, less
+// the CRLF and a margin); a word too long for that stays whole up to
+// foldHard (the 998 limit), beyond which a space is inserted. This is the
+// folding go-message v0.18 did when it wrote these reports, kept so that
+// they stay byte-identical.
+const (
+	foldSoft = 76
+	foldHard = 998
+)
+
+// errFieldNewline refuses a field value with a CR or LF, which would end
+// the field (or the header) early.
+var errFieldNewline = errors.New("header field value contains CR or LF")
+
+// writeField writes the header field k: v, folded, with a CRLF line end.
+func writeField(w io.Writer, k, v string) error {
+	if strings.ContainsAny(v, "\r\n") {
+		return fmt.Errorf("%s: %w", k, errFieldNewline)
+	}
+	_, err := io.WriteString(w, formatField(k, v))
+	return err
+}
+
+func formatField(k, v string) string {
+	s := k + ": "
+	if v == "" {
+		return s + "\r\n"
+	}
+	for first := true; len(v) > 0; first = false {
+		keylen := 0
+		if first {
+			keylen = len(s)
+		}
+		l, next, ok := foldLine(v, foldSoft-keylen)
+		if !ok {
+			l, next, _ = foldLine(v, foldHard-keylen)
+		}
+		s += l
+		v = next
+	}
+	return s
+}
+
+// foldLine cuts the first line, of at most maxlen bytes, off v (which has
+// no CR or LF), and returns it with its line end, and the rest, which
+// starts with the space or tab the line was cut at. ok is false when no
+// space or tab allowed the cut and one had to be inserted.
+func foldLine(v string, maxlen int) (line, next string, ok bool) {
+	foldBefore := maxlen + 1
+	if foldBefore > len(v) {
+		return v + "\r\n", "", true
+	}
+	foldAt := strings.LastIndexAny(v[:foldBefore], " \t")
+	switch {
+	case foldAt == 0:
+		// The space that starts v, where the previous line was cut.
+		foldAt = foldBefore - 1
+	case foldAt < 0:
+		foldAt = foldBefore - 2
+	}
+	if c := v[foldAt]; c == ' ' || c == '\t' {
+		return v[:foldAt] + "\r\n", v[foldAt:], true
+	}
+	return v[:foldAt] + "\r\n ", v[foldAt:], false
 }
 
 // copyHeader copies the header of a message (up to its first empty line).
@@ -381,7 +451,7 @@ func copyHeader(w io.Writer, r io.Reader) error {
 	}
 }
 
-// crlfToLF turns the CRLF line ends go-message writes into LF.
+// crlfToLF turns the CRLF line ends of a MIME writer into LF.
 type crlfToLF struct {
 	w  io.Writer
 	cr bool // a CR ends the previous write

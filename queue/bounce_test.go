@@ -2,13 +2,16 @@ package queue
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"io"
+	"mime"
+	"mime/multipart"
+	"net/mail"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-message"
 )
 
 // The record of a failed recipient in bounce/N: "<addr>:", the report
@@ -86,7 +89,7 @@ func TestBounceHostDefault(t *testing.T) {
 			if err := tc.b.write(&w, bounceFixture(false)); err != nil {
 				t.Fatal(err)
 			}
-			m, err := message.Read(bytes.NewReader(w.Bytes()))
+			m, err := mail.ReadMessage(bytes.NewReader(w.Bytes()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,26 +199,27 @@ func TestDSNParses(t *testing.T) {
 	if err := (Bounce{Host: "mx.ex.com", DSN: true}).write(&w, bounceFixture(false)); err != nil {
 		t.Fatal(err)
 	}
-	e, err := message.Read(&w)
+	e, err := mail.ReadMessage(&w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ct, params, _ := e.Header.ContentType(); ct != "multipart/report" || params["report-type"] != "delivery-status" {
-		t.Fatalf("content type %q %v", ct, params)
+	ct, params, err := mime.ParseMediaType(e.Header.Get("Content-Type"))
+	if err != nil || ct != "multipart/report" || params["report-type"] != "delivery-status" {
+		t.Fatalf("content type %q %v %v", ct, params, err)
 	}
-	mr := e.MultipartReader()
+	mr := multipart.NewReader(e.Body, params["boundary"])
 	var types []string
 	for {
-		p, err := mr.NextPart()
+		p, err := mr.NextRawPart()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		ct, _, _ := p.Header.ContentType()
+		ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
 		types = append(types, ct)
-		body, _ := io.ReadAll(p.Body)
+		body, _ := io.ReadAll(p)
 		if ct == "message/rfc822" && !strings.HasSuffix(string(body), "\nhi\n") {
 			t.Errorf("original message part %q", body)
 		}
@@ -235,4 +239,91 @@ func TestDSNParses(t *testing.T) {
 	if strings.Join(types, " ") != "text/plain message/delivery-status message/rfc822" {
 		t.Errorf("parts %v", types)
 	}
+}
+
+// Header fields are folded as go-message v0.18 folded them when it wrote
+// these reports (testdata/fold.json is its output), so that reports stay
+// byte-identical: at the last space or tab within 76 bytes, a longer word
+// kept whole up to 998 bytes, a value with CR or LF refused.
+func TestWriteField(t *testing.T) {
+	b, err := os.ReadFile("testdata/fold.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Key, Value, Want string
+		Err              bool
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		var w bytes.Buffer
+		err := writeField(&w, tc.Key, tc.Value)
+		if tc.Err {
+			if !errors.Is(err, errFieldNewline) {
+				t.Errorf("writeField(%q, %q): error %v, want errFieldNewline", tc.Key, tc.Value, err)
+			}
+			continue
+		}
+		if err != nil || w.String() != tc.Want {
+			t.Errorf("writeField(%q, %q) = %q, %v\nwant %q", tc.Key, tc.Value, w.String(), err, tc.Want)
+		}
+	}
+}
+
+// A recipient whose address holds a newline cannot inject header fields
+// into the report: the report is refused.
+func TestDSNHeaderInjection(t *testing.T) {
+	m := bounceFixture(false)
+	m.rcpt = "a\nBcc: victim@example.com\n@b"
+	var w bytes.Buffer
+	err := (Bounce{Host: "mx.ex.com", DSN: true}).write(&w, m)
+	if !errors.Is(err, errFieldNewline) {
+		t.Fatalf("write: %v, want errFieldNewline; wrote\n%s", err, w.String())
+	}
+	if strings.Contains(w.String(), "Bcc:") {
+		t.Errorf("injected field written:\n%s", w.String())
+	}
+}
+
+// FuzzWriteField: every line of a folded field ends in CRLF, every line
+// but the first starts with a space or tab, no line is longer than 998
+// bytes and more, and the field unfolds (each CRLF removed) to the value
+// unless it holds a word too long to fit a line, where a space is
+// inserted.
+func FuzzWriteField(f *testing.F) {
+	for _, s := range []string{"", "a", " lead", "multipart/report; boundary=qmailkit-457-838643735; report-type=delivery-status", strings.Repeat("word ", 40), strings.Repeat("y", 1200), "a\tb c", strings.Repeat(" ", 100)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		var w bytes.Buffer
+		if err := writeField(&w, "To", v); err != nil {
+			if !strings.ContainsAny(v, "\r\n") {
+				t.Fatalf("writeField(%q): %v", v, err)
+			}
+			return
+		}
+		out := w.String()
+		if !strings.HasPrefix(out, "To: ") || !strings.HasSuffix(out, "\r\n") {
+			t.Fatalf("writeField(%q) = %q", v, out)
+		}
+		lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
+		for i, l := range lines {
+			if i > 0 && (l == "" || l[0] != ' ' && l[0] != '\t') {
+				t.Fatalf("writeField(%q): continuation line %q", v, l)
+			}
+			if len(l) > foldHard+1 {
+				t.Fatalf("writeField(%q): line of %d bytes", v, len(l))
+			}
+		}
+		longWord := false
+		for _, word := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' }) {
+			longWord = longWord || len(word) > foldHard-10
+		}
+		unfolded := strings.ReplaceAll(strings.TrimSuffix(out, "\r\n"), "\r\n", "")
+		if !longWord && unfolded != "To: "+v {
+			t.Fatalf("writeField(%q) unfolds to %q", v, unfolded)
+		}
+	})
 }

@@ -10,14 +10,16 @@ import (
 	"github.com/qmailkit/qmailkit/rbl"
 )
 
-// lists is a Resolver with a block list and an allow list, for the example.
+// lists is the DNS of a block list and an allow list, for the example; a
+// program sets Checker.DNS to net.DefaultResolver, or to a
+// [rbl.DNSResolver] for rblsmtpd's exact answers.
 type lists map[string][]string
 
 func (l lists) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	return l["TXT "+name], nil
 }
 
-func (l lists) LookupA(ctx context.Context, name string) ([]netip.Addr, error) {
+func (l lists) LookupNetIP(ctx context.Context, network, name string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, s := range l["A "+name] {
 		out = append(out, netip.MustParseAddr(s))
@@ -33,7 +35,7 @@ func Example() {
 			{Base: "allow.example", Allow: true},
 			{Base: "zen.example", Permanent: true},
 		},
-		Resolver: lists{
+		DNS: lists{
 			"TXT 7.2.0.192.zen.example":   {"Listed: see https://zen.example/192.0.2.7"},
 			"TXT 8.2.0.192.zen.example":   {"Listed too"},
 			"A 8.2.0.192.allow.example":   {"127.0.0.2"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -45,8 +46,15 @@ type Checker struct {
 	// rblsmtpd; djb's original added -r rbl.maps.vix.com when no -r was
 	// given, a list that no longer exists).
 	Sources []Source
-	// Resolver answers the lookups. Nil means a [DNSResolver] with its
-	// defaults (djb's: $DNSCACHEIP, else /etc/resolv.conf).
+	// DNS answers the lookups: *net.Resolver satisfies [DNSBLResolver], and
+	// so does [DNSResolver], which asks as djb's resolver does (use it for
+	// rblsmtpd's exact answers). When both DNS and Resolver are nil, a
+	// [DNSResolver] with its defaults answers (djb's: $DNSCACHEIP, else
+	// /etc/resolv.conf).
+	DNS DNSBLResolver
+	// Resolver answers the lookups when DNS is nil.
+	//
+	// Deprecated: set DNS, which *net.Resolver and DNSResolver satisfy.
 	Resolver Resolver
 	// Compat reverses every address as rblsmtpd 0.88 does, as text. In
 	// modern mode (false), an IPv6 address is reversed nibble by nibble
@@ -123,7 +131,10 @@ func Override(value string) Result {
 // (not validated; empty when unknown). Every resolver error counts as a
 // temporary failure, the canceling of ctx included.
 func (c *Checker) Check(ctx context.Context, ip string) Result {
-	res := c.Resolver
+	res := c.DNS
+	if res == nil && c.Resolver != nil {
+		res = oldResolver{c.Resolver}
+	}
 	if res == nil {
 		res = &DNSResolver{}
 	}
@@ -132,7 +143,10 @@ func (c *Checker) Check(ctx context.Context, ip string) Result {
 	for _, s := range c.Sources {
 		name := rev + s.Base
 		if s.Allow {
-			addrs, err := res.LookupA(ctx, name)
+			addrs, err := res.LookupNetIP(ctx, "ip4", name)
+			if isNotFound(err) {
+				addrs, err = nil, nil
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("rbl: A %s: %w", name, err))
 				if !s.FailClosed {
@@ -146,6 +160,9 @@ func (c *Checker) Check(ctx context.Context, ip string) Result {
 			continue
 		}
 		txts, err := res.LookupTXT(ctx, name)
+		if isNotFound(err) {
+			txts, err = nil, nil
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rbl: TXT %s: %w", name, err))
 			if s.FailClosed {
@@ -162,6 +179,24 @@ func (c *Checker) Check(ctx context.Context, ip string) Result {
 		}
 	}
 	return Result{Err: errors.Join(errs...)}
+}
+
+// isNotFound reports whether err says that a name, or a record of the type
+// asked, does not exist (*net.Resolver's way): no listing, not a failure.
+func isNotFound(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
+}
+
+// oldResolver adapts a deprecated [Resolver] to the DNS field's interface.
+type oldResolver struct{ r Resolver }
+
+func (o oldResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	return o.r.LookupTXT(ctx, name)
+}
+
+func (o oldResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	return o.r.LookupA(ctx, host)
 }
 
 // reverse is the client's part of a query name. rblsmtpd's: the

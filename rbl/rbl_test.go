@@ -3,6 +3,7 @@ package rbl
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -94,27 +95,73 @@ func TestCheck(t *testing.T) {
 		{"first listing wins", []Source{r("rbl2.test"), rb("rbl.test")}, "451 second", false, []string{"TXT 2.0.0.127.rbl2.test"}},
 		{"nxdomain", []Source{r("nx.test")}, "", false, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			res := vectorResolver()
-			c := &Checker{Sources: tt.sources, Resolver: res, Compat: true}
-			got := c.Check(t.Context(), "127.0.0.2")
-			if got.Message() != tt.want {
-				t.Errorf("Message() = %q, want %q", got.Message(), tt.want)
-			}
-			if got.Blocked() != (tt.want != "") {
-				t.Errorf("Blocked() = %v", got.Blocked())
-			}
-			if (got.Err != nil) != tt.failed {
-				t.Errorf("Err = %v, want failed %v", got.Err, tt.failed)
-			}
-			if got.Err != nil && !errors.Is(got.Err, errFake) {
-				t.Errorf("Err %v does not wrap the resolver's error", got.Err)
-			}
-			if tt.queries != nil && strings.Join(res.queries, ",") != strings.Join(tt.queries, ",") {
-				t.Errorf("queries %q, want %q", res.queries, tt.queries)
-			}
-		})
+	// The same decisions through the DNS field (with "not found" said as
+	// *net.Resolver says it, an error), the deprecated Resolver, and DNS
+	// set beside a Resolver that would fail every lookup.
+	ways := []struct {
+		name string
+		set  func(*Checker, *fakeResolver)
+	}{
+		{"DNS", func(c *Checker, f *fakeResolver) { c.DNS = netStyle{f} }},
+		{"deprecated Resolver", func(c *Checker, f *fakeResolver) { c.Resolver = f }},
+		{"DNS wins", func(c *Checker, f *fakeResolver) {
+			c.DNS, c.Resolver = netStyle{f}, &fakeResolver{fail: map[string]bool{"2.0.0.127.rbl.test": true, "2.0.0.127.anti.test": true}}
+		}},
+	}
+	for _, way := range ways {
+		for _, tt := range tests {
+			t.Run(way.name+"/"+tt.name, func(t *testing.T) {
+				res := vectorResolver()
+				c := &Checker{Sources: tt.sources, Compat: true}
+				way.set(c, res)
+				checkVector(t, c, res, tt.want, tt.failed, tt.queries)
+			})
+		}
+	}
+}
+
+// netStyle answers as *net.Resolver does: "not found" (no records) is a
+// *net.DNSError with IsNotFound, and addresses are asked with a network.
+type netStyle struct{ f *fakeResolver }
+
+var _ DNSBLResolver = netStyle{}
+
+func (n netStyle) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	out, err := n.f.LookupTXT(ctx, name)
+	if err == nil && out == nil {
+		return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+	}
+	return out, err
+}
+
+func (n netStyle) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if network != "ip4" {
+		return nil, errors.New("network " + network)
+	}
+	out, err := n.f.LookupA(ctx, host)
+	if err == nil && out == nil {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return out, err
+}
+
+func checkVector(t *testing.T, c *Checker, res *fakeResolver, want string, failed bool, queries []string) {
+	t.Helper()
+	got := c.Check(t.Context(), "127.0.0.2")
+	if got.Message() != want {
+		t.Errorf("Message() = %q, want %q", got.Message(), want)
+	}
+	if got.Blocked() != (want != "") {
+		t.Errorf("Blocked() = %v", got.Blocked())
+	}
+	if (got.Err != nil) != failed {
+		t.Errorf("Err = %v, want failed %v", got.Err, failed)
+	}
+	if got.Err != nil && !errors.Is(got.Err, errFake) {
+		t.Errorf("Err %v does not wrap the resolver's error", got.Err)
+	}
+	if queries != nil && strings.Join(res.queries, ",") != strings.Join(queries, ",") {
+		t.Errorf("queries %q, want %q", res.queries, queries)
 	}
 }
 

@@ -14,12 +14,40 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Resolver is the DNS a [Checker] needs. A name is given as rblsmtpd builds
+// DNSBLResolver is the DNS a [Checker] asks: TXT records for -r sources,
+// A records (LookupNetIP with network "ip4") for -a sources.
+// *net.Resolver satisfies it, and so does [DNSResolver]. It has the name
+// and the methods of smtpserver.DNSBLResolver, the interface of the SMTP
+// server's own DNS lists, so that one value serves both (each package
+// declares the interface it needs, and neither imports the other).
+//
+// A name is given as rblsmtpd builds it: the reversed address followed by
+// the base, in dotted form, neither validated nor ending in a dot. A name
+// that does not exist, or has no records of the type, is either an empty
+// answer with a nil error or a *net.DNSError with IsNotFound set (what
+// *net.Resolver returns); any other error means the lookup failed,
+// temporarily. Its methods may be called from several goroutines at once.
+type DNSBLResolver interface {
+	// LookupTXT returns the TXT records of name, each one's strings
+	// concatenated, in the answer's order.
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	// LookupNetIP returns the addresses of host; a Checker asks for
+	// network "ip4" (A records) only.
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+var _ DNSBLResolver = (*net.Resolver)(nil)
+
+// Resolver is the DNS a [Checker] needed before its DNS field. A name is
+// given as rblsmtpd builds
 // it: the reversed address followed by the base, in dotted form, neither
 // validated nor ending in a dot. A name that does not exist, or has no
 // records of the type, gives an empty answer and a nil error; an error means
 // the lookup failed (temporarily, whatever the error says). Its methods may
 // be called from several goroutines at once.
+//
+// Deprecated: use [DNSBLResolver] (Checker.DNS), which *net.Resolver and
+// [DNSResolver] satisfy.
 type Resolver interface {
 	// LookupTXT returns the TXT records of name, each one's strings
 	// concatenated, in the answer's order.
@@ -28,7 +56,8 @@ type Resolver interface {
 	LookupA(ctx context.Context, name string) ([]netip.Addr, error)
 }
 
-// DNSResolver is a [Resolver] over github.com/miekg/dns that asks as djb's
+// DNSResolver is a [DNSBLResolver] (and a [Resolver]) over
+// github.com/miekg/dns that asks as djb's
 // resolver (the one in ucspi-tcp and djbdns) does, so that rblsmtpd's
 // answers do not change with the resolver:
 //
@@ -122,6 +151,16 @@ func (r *DNSResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, e
 		}
 	}
 	return out, nil
+}
+
+// LookupNetIP is LookupA for network "ip4" and "ip" (djb's resolver asks
+// only A records for rblsmtpd); "ip6" fails.
+func (r *DNSResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	switch network {
+	case "ip4", "ip":
+		return r.LookupA(ctx, host)
+	}
+	return nil, fmt.Errorf("rbl: DNSResolver: network %q: only A records are asked", network)
 }
 
 // literalA is dns_ip4's shortcut: a name of only digits, dots and brackets

@@ -15,9 +15,17 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/qmailkit/qmailkit/internal/dnstest"
+	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
-var _ Resolver = (*DNSResolver)(nil)
+var (
+	_ Resolver      = (*DNSResolver)(nil)
+	_ DNSBLResolver = (*DNSResolver)(nil)
+	// One value serves the SMTP server's DNS lists and a Checker: the
+	// two interfaces have the same methods.
+	_ smtpserver.DNSBLResolver = DNSBLResolver(nil)
+	_ DNSBLResolver            = smtpserver.DNSBLResolver(nil)
+)
 
 func TestDNSResolver(t *testing.T) {
 	long := strings.Repeat("L", 250)
@@ -85,20 +93,36 @@ func TestDNSResolver(t *testing.T) {
 		{"1.2.3", nil, false},
 		{"[1.2.3.256]", []string{"1.2.3.0"}, false},
 	}
-	for _, tt := range aTests {
-		t.Run("A "+tt.name, func(t *testing.T) {
-			got, err := res.LookupA(t.Context(), tt.name)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
-			}
-			var gs []string
-			for _, a := range got {
-				gs = append(gs, a.String())
-			}
-			if !slices.Equal(gs, tt.want) {
-				t.Errorf("got %q, want %q", gs, tt.want)
-			}
-		})
+	// LookupNetIP "ip4" (what a Checker asks through DNS) and "ip" are
+	// LookupA.
+	lookups := map[string]func(ctx context.Context, name string) ([]netip.Addr, error){
+		"A": res.LookupA,
+		"NetIP ip4": func(ctx context.Context, name string) ([]netip.Addr, error) {
+			return res.LookupNetIP(ctx, "ip4", name)
+		},
+		"NetIP ip": func(ctx context.Context, name string) ([]netip.Addr, error) {
+			return res.LookupNetIP(ctx, "ip", name)
+		},
+	}
+	for how, lookup := range lookups {
+		for _, tt := range aTests {
+			t.Run(how+" "+tt.name, func(t *testing.T) {
+				got, err := lookup(t.Context(), tt.name)
+				if (err != nil) != tt.wantErr {
+					t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+				}
+				var gs []string
+				for _, a := range got {
+					gs = append(gs, a.String())
+				}
+				if !slices.Equal(gs, tt.want) {
+					t.Errorf("got %q, want %q", gs, tt.want)
+				}
+			})
+		}
+	}
+	if _, err := res.LookupNetIP(t.Context(), "ip6", "2.0.0.127.anti.test"); err == nil {
+		t.Error(`LookupNetIP("ip6") did not fail`)
 	}
 	q := strings.Join(s.Queries(), "\n")
 	for _, want := range []string{"2.0.0.127.big.test. TXT tcp", "2.0.0.127.RBL.Test. TXT udp", "a\\.b.test. TXT udp"} {

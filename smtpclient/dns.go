@@ -12,8 +12,11 @@ import (
 	"github.com/miekg/dns"
 )
 
-// Resolver looks up what delivery needs. *net.Resolver satisfies it, and so
-// does [*DNS], the miekg/dns implementation.
+// Resolver looks up what delivery needs: MX records and the addresses of
+// exchangers. *net.Resolver satisfies it, and so does [*DNS], the miekg/dns
+// implementation. It is the module's one interface for these lookups (the
+// DNS lists of the SMTP server and of package rbl take
+// smtpserver.DNSBLResolver, which *net.Resolver satisfies too).
 //
 // A name that does not exist, or has no record of the type asked (NXDOMAIN or
 // "no data"), must be reported as a *net.DNSError with IsNotFound set: that is

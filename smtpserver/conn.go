@@ -129,7 +129,7 @@ type connBufs struct {
 	bw *bufio.Writer
 }
 
-func newSession(srv *Server, c net.Conn, env map[string]string) *session {
+func newSession(ctx context.Context, srv *Server, c net.Conn, env map[string]string) *session {
 	b, _ := srv.bufs.Get().(*connBufs)
 	if b == nil {
 		b = &connBufs{bufio.NewReaderSize(nil, 4096), bufio.NewWriterSize(nil, 4096)}
@@ -160,7 +160,7 @@ func newSession(srv *Server, c net.Conn, env map[string]string) *session {
 		s.relay, s.suffix = true, v
 	}
 	s.info.Relay = s.relay
-	s.set = srv.settings(&s.info)
+	s.set = srv.settings(context.WithValue(ctx, ctxKey{}, &s.info), &s.info)
 	db := s.set.MaxMessageBytes
 	if v, ok := env["DATABYTES"]; ok {
 		db = int64(min(scanUlong(v), math.MaxInt64))
@@ -605,7 +605,7 @@ func (s *session) cmdMail(arg string) error {
 	}
 	s.resetTx()
 	s.mail, s.from, s.params = true, addr, p
-	s.barf = addr != "" && s.srv.BadMailFrom != nil && s.srv.BadMailFrom(addr)
+	s.barf = addr != "" && s.badMailFrom(addr)
 	s.reply(replyMailOK)
 	return nil
 }
@@ -765,10 +765,24 @@ func (s *session) rcptHostOK(addr string) (bool, error) {
 	if !ok {
 		return true, nil
 	}
-	if s.srv.RcptHosts == nil {
-		return s.srv.OpenRelay, nil
+	switch {
+	case s.srv.RcptHostsContext != nil:
+		return s.srv.RcptHostsContext(s.ctx, &s.info, asciiLower(domain))
+	case s.srv.RcptHosts != nil:
+		return s.srv.RcptHosts(asciiLower(domain))
 	}
-	return s.srv.RcptHosts(asciiLower(domain))
+	return s.srv.OpenRelay, nil
+}
+
+// badMailFrom is qmail's badmailfrom check of a sender.
+func (s *session) badMailFrom(addr string) bool {
+	switch {
+	case s.srv.BadMailFromContext != nil:
+		return s.srv.BadMailFromContext(s.ctx, &s.info, addr)
+	case s.srv.BadMailFrom != nil:
+		return s.srv.BadMailFrom(addr)
+	}
+	return false
 }
 
 // errReply turns an error from a hook or the Enqueuer into a reply: the

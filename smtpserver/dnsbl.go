@@ -31,8 +31,15 @@ type DNSBL struct {
 	// 60 s; negative is -t 0: the reply line is written once and the
 	// connection closed.
 	Timeout time.Duration
-	// Resolver answers the queries. Nil uses [DNSResolver] with the servers
-	// of /etc/resolv.conf.
+	// DNS answers the queries: *net.Resolver satisfies [DNSBLResolver]
+	// (net.DefaultResolver asks the servers of /etc/resolv.conf), as do
+	// [DNSResolver] and the rbl package's djb-compatible resolver. When
+	// both DNS and Resolver are nil, a [DNSResolver] with the servers of
+	// /etc/resolv.conf answers.
+	DNS DNSBLResolver
+	// Resolver answers the queries when DNS is nil.
+	//
+	// Deprecated: set DNS, which *net.Resolver satisfies.
 	Resolver Resolver
 }
 
@@ -43,16 +50,46 @@ type DNSBLRule struct {
 	Allow bool
 }
 
-// Resolver is the DNS the DNSBL needs. A name that does not exist gives an
-// empty answer and a nil error; an error means the lookup failed.
+// DNSBLResolver is the DNS that DNS block lists need: TXT records for the
+// lists that block (rblsmtpd -r) and A records for those that allow (-a,
+// asked with network "ip4"). *net.Resolver satisfies it, and so do
+// [DNSResolver] and rbl.DNSResolver (djb's resolver, for rblsmtpd's exact
+// answers). It is the interface of every DNS-list lookup in the module:
+// package rbl declares rbl.DNSBLResolver with the same methods, so that
+// one value serves both without either package importing the other.
+// Delivery's MX and address lookups are smtpclient.Resolver, and the host
+// names of connections tcpenv.Resolver.
+//
+// A name that does not exist, or has no record of the type, is either an
+// empty answer with a nil error or a *net.DNSError with IsNotFound set
+// (what *net.Resolver returns); any other error means the lookup failed,
+// temporarily. Its methods may be called from several goroutines at once.
+type DNSBLResolver interface {
+	// LookupTXT returns the TXT records of name, each one's strings
+	// concatenated.
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	// LookupNetIP returns the addresses of host; a DNS list asks for
+	// network "ip4" (A records) only.
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+var _ DNSBLResolver = (*net.Resolver)(nil)
+
+// Resolver is the DNS the DNSBL needed before [DNSBLResolver]. A name that
+// does not exist gives an empty answer and a nil error; an error means the
+// lookup failed.
+//
+// Deprecated: use DNSBLResolver (DNSBL.DNS), which *net.Resolver
+// satisfies.
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, error)
 	LookupA(ctx context.Context, name string) ([]netip.Addr, error)
 }
 
-// DNSResolver is a [Resolver] over Go's own DNS client (net.Resolver with
-// PreferGo), asking Servers ("host:port") over UDP, and TCP when an answer
-// is truncated.
+// DNSResolver is a [DNSBLResolver] over Go's own DNS client (net.Resolver
+// with PreferGo), asking Servers ("host:port") over UDP, and TCP when an
+// answer is truncated. A name that does not exist gives an empty answer
+// and a nil error.
 type DNSResolver struct {
 	// Servers to ask: the first that takes a connection (UDP always
 	// does, so in practice the first); nil asks those of
@@ -80,6 +117,18 @@ func (r *DNSResolver) LookupA(ctx context.Context, name string) ([]netip.Addr, e
 		out[i] = a.Unmap()
 	}
 	return out, r.result(name, err)
+}
+
+// LookupNetIP returns the addresses of host for network "ip4", "ip6" or
+// "ip", IPv4-mapped ones unmapped.
+func (r *DNSResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	ctx, cancel := r.context(ctx)
+	defer cancel()
+	out, err := r.resolver().LookupNetIP(ctx, network, host)
+	for i, a := range out {
+		out[i] = a.Unmap()
+	}
+	return out, r.result(host, err)
 }
 
 func (r *DNSResolver) context(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -167,7 +216,10 @@ func decideRBL(ctx context.Context, d *DNSBL, env map[string]string, ip netip.Ad
 	if d == nil || !ip.IsValid() {
 		return rblBlock{}, false
 	}
-	res := d.Resolver
+	res := d.DNS
+	if res == nil && d.Resolver != nil {
+		res = oldResolver{d.Resolver}
+	}
 	if res == nil {
 		res = &DNSResolver{}
 	}
@@ -179,7 +231,10 @@ func decideRBL(ctx context.Context, d *DNSBL, env map[string]string, ip netip.Ad
 	for _, rule := range d.Rules {
 		name := ReverseName(ip, rule.Zone)
 		if rule.Allow {
-			addrs, err := res.LookupA(ctx, name)
+			addrs, err := res.LookupNetIP(ctx, "ip4", name)
+			if isNotFound(err) {
+				addrs, err = nil, nil
+			}
 			if err != nil {
 				dnsFailed = true
 				if !d.FailClosed {
@@ -193,6 +248,9 @@ func decideRBL(ctx context.Context, d *DNSBL, env map[string]string, ip netip.Ad
 			continue
 		}
 		txts, err := res.LookupTXT(ctx, name)
+		if isNotFound(err) {
+			txts, err = nil, nil
+		}
 		if err != nil {
 			dnsFailed = true
 			if d.FailClosed {
@@ -208,6 +266,24 @@ func decideRBL(ctx context.Context, d *DNSBL, env map[string]string, ip netip.Ad
 		}
 	}
 	return rblBlock{}, false
+}
+
+// isNotFound reports whether err says that a name, or a record of the type
+// asked, does not exist: no listing, not a failed lookup.
+func isNotFound(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.IsNotFound
+}
+
+// oldResolver adapts a deprecated [Resolver] to [DNSBLResolver].
+type oldResolver struct{ r Resolver }
+
+func (o oldResolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	return o.r.LookupTXT(ctx, name)
+}
+
+func (o oldResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	return o.r.LookupA(ctx, host)
 }
 
 // rblText is rblsmtpd's reply text: at most 200 bytes, bytes outside 32..126

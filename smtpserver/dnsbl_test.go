@@ -1,6 +1,9 @@
 package smtpserver
 
 import (
+	"context"
+	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -107,15 +110,32 @@ func TestDNSBLLookups(t *testing.T) {
 		{"failure forces 451", DNSBL{Rules: []DNSBLRule{{Zone: "white.example", Allow: true}, {Zone: "bl.example"}}, Permanent: true, FailClosed: true}, "192.0.2.9", true, 451, "temporary RBL lookup error"},
 		{"second list", DNSBL{Rules: []DNSBLRule{{Zone: "none.example"}, bl}}, "192.0.2.5", true, 451, "five"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := tt.d
-			d.Resolver = res
-			block, code, text := d.Decide(t.Context(), map[string]string{}, netip.MustParseAddr(tt.ip))
-			if block != tt.block || code != tt.code || text != tt.text {
-				t.Errorf("Decide = %v %d %q, want %v %d %q", block, code, text, tt.block, tt.code, tt.text)
-			}
-		})
+	// The same answers through DNS (a DNSResolver, Go's *net.Resolver,
+	// which says "not found" with an error) and the deprecated Resolver.
+	goRes := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, ns.Addr)
+	}}
+	resolvers := []struct {
+		name string
+		set  func(*DNSBL)
+	}{
+		{"DNS DNSResolver", func(d *DNSBL) { d.DNS = res }},
+		{"DNS net.Resolver", func(d *DNSBL) { d.DNS = goRes }},
+		{"deprecated Resolver", func(d *DNSBL) { d.Resolver = res }},
+		{"DNS wins over Resolver", func(d *DNSBL) { d.DNS, d.Resolver = goRes, failResolver{} }},
+	}
+	for _, r := range resolvers {
+		for _, tt := range tests {
+			t.Run(r.name+"/"+tt.name, func(t *testing.T) {
+				d := tt.d
+				r.set(&d)
+				block, code, text := d.Decide(t.Context(), map[string]string{}, netip.MustParseAddr(tt.ip))
+				if block != tt.block || code != tt.code || text != tt.text {
+					t.Errorf("Decide = %v %d %q, want %v %d %q", block, code, text, tt.block, tt.code, tt.text)
+				}
+			})
+		}
 	}
 	// RBLSMTPD decides before any query.
 	n := len(ns.Queries())
@@ -131,4 +151,61 @@ func TestDNSBLLookups(t *testing.T) {
 	c.expect("220 rblsmtpd.local")
 	c.send("RCPT TO:<x@y>\r\n")
 	c.expect("451 4.7.1 listed: see example")
+}
+
+// failResolver fails every lookup.
+type failResolver struct{}
+
+func (failResolver) LookupTXT(context.Context, string) ([]string, error) {
+	return nil, errors.New("failResolver")
+}
+
+func (failResolver) LookupA(context.Context, string) ([]netip.Addr, error) {
+	return nil, errors.New("failResolver")
+}
+
+// TestDNSBLNotFoundError: a DNSBLResolver may say "no such name" with a
+// *net.DNSError (IsNotFound), as *net.Resolver does: that is no listing,
+// not a failed lookup (which -c would turn into a block).
+func TestDNSBLNotFoundError(t *testing.T) {
+	nf := &net.DNSError{Err: "no such host", Name: "x", IsNotFound: true}
+	tests := []struct {
+		name  string
+		res   DNSBLResolver
+		rules []DNSBLRule
+		block bool
+		text  string
+	}{
+		{"txt not found", fakeDNSBL{txtErr: nf}, []DNSBLRule{{Zone: "bl.example"}}, false, ""},
+		{"txt failure", fakeDNSBL{txtErr: errors.New("timeout")}, []DNSBLRule{{Zone: "bl.example"}}, true, "temporary RBL lookup error"},
+		{"a not found then listed", fakeDNSBL{aErr: nf, txt: []string{"listed"}}, []DNSBLRule{{Zone: "w.example", Allow: true}, {Zone: "bl.example"}}, true, "listed"},
+		{"a failure: -c passes over, then listed", fakeDNSBL{aErr: errors.New("servfail"), txt: []string{"listed"}}, []DNSBLRule{{Zone: "w.example", Allow: true}, {Zone: "bl.example"}}, true, "listed"},
+		{"a found", fakeDNSBL{a: []netip.Addr{netip.MustParseAddr("127.0.0.2")}, txt: []string{"listed"}}, []DNSBLRule{{Zone: "w.example", Allow: true}, {Zone: "bl.example"}}, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := DNSBL{Rules: tt.rules, FailClosed: true, DNS: tt.res}
+			block, _, text := d.Decide(t.Context(), nil, netip.MustParseAddr("192.0.2.1"))
+			if block != tt.block || text != tt.text {
+				t.Errorf("Decide = %v %q, want %v %q", block, text, tt.block, tt.text)
+			}
+		})
+	}
+}
+
+// fakeDNSBL answers every TXT and A query alike; A queries must ask
+// for "ip4".
+type fakeDNSBL struct {
+	txt          []string
+	a            []netip.Addr
+	txtErr, aErr error
+}
+
+func (f fakeDNSBL) LookupTXT(context.Context, string) ([]string, error) { return f.txt, f.txtErr }
+
+func (f fakeDNSBL) LookupNetIP(_ context.Context, network, _ string) ([]netip.Addr, error) {
+	if network != "ip4" {
+		return nil, errors.New("network " + network)
+	}
+	return f.a, f.aErr
 }

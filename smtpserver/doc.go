@@ -27,7 +27,7 @@
 //
 // A session fixes the values of qmail-smtpd's one-line control files
 // ([Settings]: hostname, greeting, localiphost, databytes, timeout) when it
-// starts and keeps them to its end; [Server.SessionSettings] gives new
+// starts and keeps them to its end; [Server.SessionSettingsContext] gives new
 // sessions new ones while the server runs, so that a reload of the control
 // files drops no connection.
 //
@@ -35,7 +35,8 @@
 // STARTTLS ([Server.TLSConfig]), AUTH PLAIN and LOGIN ([Server.Auth],
 // [Checkpassword]), SMTPUTF8, CHUNKING (BDAT), parameter and address-length
 // checks, limits on line length, recipients and errors, recipient and sender
-// hooks, a DNSBL ([DNSBL]), and DSN (RFC 3461: RET and ENVID on MAIL,
+// hooks, a DNSBL ([DNSBL], asking any [DNSBLResolver], *net.Resolver
+// included: the package does not import a DNS library), and DSN (RFC 3461: RET and ENVID on MAIL,
 // NOTIFY and ORCPT on RCPT, checked, xtext-decoded and given to an
 // Enqueuer that takes them, a [DSNEnqueuer]). LMTP ([Server.LMTP], RFC 2033) is the same
 // engine with LHLO and one reply per recipient.

@@ -185,7 +185,7 @@ func TestMaxMessageBytesDefault(t *testing.T) {
 			a, b := net.Pipe()
 			defer a.Close()
 			defer b.Close()
-			s := newSession(srv, a, env)
+			s := newSession(context.Background(), srv, a, env)
 			defer s.release()
 			if s.databytes != tt.want {
 				t.Fatalf("databytes %d, want %d", s.databytes, tt.want)

@@ -30,10 +30,10 @@ func (s maildirSink) Enqueue(ctx context.Context, from string, to []string, msg 
 func Example() {
 	var stored bytes.Buffer
 	srv := &smtpserver.Server{
-		Hostname:  "mx.example.org",
-		RcptHosts: smtpserver.HostList([]string{"example.org"}, nil),
-		Enqueuer:  maildirSink{&stored},
-		Now:       func() time.Time { return time.Date(2026, 11, 21, 22, 27, 55, 0, time.UTC) },
+		Hostname:         "mx.example.org",
+		RcptHostsContext: smtpserver.RcptHostsHook(smtpserver.HostList([]string{"example.org"}, nil)),
+		Enqueuer:         maildirSink{&stored},
+		Now:              func() time.Time { return time.Date(2026, 11, 21, 22, 27, 55, 0, time.UTC) },
 	}
 	client, server := net.Pipe()
 	env := map[string]string{"TCPREMOTEIP": "192.0.2.9", "TCPLOCALHOST": "mx.example.org"}
@@ -76,11 +76,11 @@ func Example() {
 // New sessions take new settings while the server runs: here a reload
 // (say, on SIGHUP) swaps the greeting and databytes (at first the modern
 // default, 35 MiB); a session already open keeps the values it started with.
-func ExampleServer_SessionSettings() {
+func ExampleServer_SessionSettingsContext() {
 	var current atomic.Pointer[smtpserver.Settings]
 	current.Store(&smtpserver.Settings{Hostname: "mx.example.org"})
 	srv := &smtpserver.Server{
-		SessionSettings: func(*smtpserver.Session) smtpserver.Settings { return *current.Load() },
+		SessionSettingsContext: func(context.Context, *smtpserver.Session) smtpserver.Settings { return *current.Load() },
 	}
 	session := func() (net.Conn, *bufio.Reader) {
 		client, server := net.Pipe()

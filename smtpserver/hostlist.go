@@ -1,8 +1,12 @@
 package smtpserver
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
-// HostList returns a Server.RcptHosts func with qmail's rcpthosts semantics:
+// HostList returns a func with qmail's rcpthosts semantics, for
+// [Server.RcptHostsContext] through [RcptHostsHook]:
 // the domain and each of its suffixes that start at a dot, longest first ("a.b.c", ".b.c", ".c"), are compared case-insensitively
 // with the lines of list; failing that, each is looked up with more (the
 // morercpthosts.cdb, whose keys are lower-case), when more is not nil. So
@@ -47,8 +51,8 @@ func matchSuffixes(domain string, has func(string) bool) bool {
 	}
 }
 
-// AddressList returns a Server.BadMailFrom func with qmail's badmailfrom
-// semantics: an address matches a line case-insensitively, either whole or
+// AddressList returns a func with qmail's badmailfrom semantics, for
+// [Server.BadMailFromContext] through [BadMailFromHook]: an address matches a line case-insensitively, either whole or
 // by its "@domain" part (from its last "@"). Empty lines never match, so
 // neither does the null sender.
 func AddressList(list []string) func(addr string) bool {
@@ -68,6 +72,29 @@ func AddressList(list []string) func(addr string) bool {
 		}
 		return false
 	}
+}
+
+// RcptHostsHook adapts a func of the domain alone, such as [HostList]'s, to
+// [Server.RcptHostsContext]: the hook calls f with the domain and ignores
+// the context and the session. A nil f gives a nil hook.
+//
+//	srv.RcptHostsContext = smtpserver.RcptHostsHook(smtpserver.HostList(domains, nil))
+func RcptHostsHook(f func(domain string) (bool, error)) func(ctx context.Context, s *Session, domain string) (bool, error) {
+	if f == nil {
+		return nil
+	}
+	return func(_ context.Context, _ *Session, domain string) (bool, error) { return f(domain) }
+}
+
+// BadMailFromHook adapts a func of the sender alone, such as
+// [AddressList]'s, to [Server.BadMailFromContext]: the hook calls f with
+// the address and ignores the context and the session. A nil f gives a nil
+// hook.
+func BadMailFromHook(f func(addr string) bool) func(ctx context.Context, s *Session, addr string) bool {
+	if f == nil {
+		return nil
+	}
+	return func(_ context.Context, _ *Session, addr string) bool { return f(addr) }
 }
 
 // asciiLower folds A-Z to a-z and leaves every other byte as it is, as

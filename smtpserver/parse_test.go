@@ -10,7 +10,7 @@ import (
 func testSession(t *testing.T, srv *Server) *session {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
-	return newSession(srv, a, qmailEnv())
+	return newSession(t.Context(), srv, a, qmailEnv())
 }
 
 // Address parsing in MAIL and RCPT as qmail-smtpd's addrparse does it

@@ -17,9 +17,9 @@ import (
 // example.org.
 func ExampleServer_RelayFrom() {
 	srv := &smtpserver.Server{
-		Hostname:  "mx.example.org",
-		RcptHosts: smtpserver.HostList([]string{"example.org"}, nil),
-		RelayFrom: []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("127.0.0.0/8")},
+		Hostname:         "mx.example.org",
+		RcptHostsContext: smtpserver.RcptHostsHook(smtpserver.HostList([]string{"example.org"}, nil)),
+		RelayFrom:        []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("127.0.0.0/8")},
 	}
 	for _, ip := range []string{"192.168.1.5", "203.0.113.9"} {
 		client, server := net.Pipe()

@@ -71,7 +71,7 @@ func (f EnqueuerFunc) Enqueue(ctx context.Context, from string, to []string, msg
 // Server is an SMTP (or LMTP) server with qmail-smtpd's semantics. Its zero
 // value serves with modern defaults, refusing relaying and refusing every
 // message with 451 until an Enqueuer is set. Fields must not change once
-// the server has started; [Server.SessionSettings] gives new sessions new
+// the server has started; [Server.SessionSettingsContext] gives new sessions new
 // values.
 type Server struct {
 	// Hostname is qmail's control/me: the default of Greeting and
@@ -105,16 +105,26 @@ type Server struct {
 	// with 451 (a temporary failure: nothing is lost).
 	Enqueuer Enqueuer
 
-	// RcptHosts reports whether mail for a domain (lower-cased, the text
-	// after the recipient's last "@") is accepted from a client that may not
-	// relay (control/rcpthosts and morercpthosts.cdb; see [HostList]). An
-	// error refuses with "421 unable to read controls" and closes, as qmail.
-	// Nil refuses every domain, unless OpenRelay is set. Recipients without
-	// "@" are always accepted, as by qmail.
+	// RcptHostsContext reports whether mail for a domain (lower-cased, the
+	// text after the recipient's last "@") is accepted from a client that
+	// may not relay (control/rcpthosts and morercpthosts.cdb; see
+	// [HostList] and [RcptHostsHook]). It is called at RCPT with the
+	// session (its address, HELO, TLS state; it has no User, since an
+	// authenticated client may relay and is not asked about). An error
+	// refuses with "421 unable to read controls" and closes, as qmail.
+	// When both RcptHostsContext and RcptHosts are nil, every domain is
+	// refused, unless OpenRelay is set. Recipients without "@" are always
+	// accepted, as by qmail.
+	RcptHostsContext func(ctx context.Context, s *Session, domain string) (bool, error)
+	// RcptHosts is RcptHostsContext without the context and the session;
+	// it is used only when RcptHostsContext is nil.
+	//
+	// Deprecated: set RcptHostsContext ([RcptHostsHook] adapts a func of
+	// the domain alone, such as [HostList]'s).
 	RcptHosts func(domain string) (bool, error)
-	// OpenRelay accepts every recipient from everyone when RcptHosts is nil:
-	// qmail's behaviour with no control/rcpthosts. Never set it on a server
-	// reachable from the Internet.
+	// OpenRelay accepts every recipient from everyone when RcptHostsContext
+	// and RcptHosts are nil: qmail's behaviour with no control/rcpthosts.
+	// Never set it on a server reachable from the Internet.
 	OpenRelay bool
 	// RelayFrom lets clients whose address lies in one of these prefixes
 	// relay, as if their connection's environment set RELAYCLIENT to ""
@@ -134,8 +144,19 @@ type Server struct {
 	// It runs before the greeting, and Shutdown and Close do not interrupt
 	// it, so it must return quickly. Nil means no.
 	Relay func(ctx context.Context, s *Session) bool
-	// BadMailFrom reports whether an envelope sender is refused
-	// (control/badmailfrom; see [AddressList]). Nil refuses none.
+	// BadMailFromContext reports whether an envelope sender is refused
+	// (control/badmailfrom; see [AddressList] and [BadMailFromHook]). It
+	// is called at MAIL with the session (address, HELO, TLS state, User
+	// when the client authenticated) and the sender, which is never the
+	// null sender; as in qmail-smtpd, MAIL is accepted and every RCPT of
+	// the transaction refused with 553. When both BadMailFromContext and
+	// BadMailFrom are nil, no sender is refused.
+	BadMailFromContext func(ctx context.Context, s *Session, addr string) bool
+	// BadMailFrom is BadMailFromContext without the context and the
+	// session; it is used only when BadMailFromContext is nil.
+	//
+	// Deprecated: set BadMailFromContext ([BadMailFromHook] adapts a func
+	// of the address alone, such as [AddressList]'s).
 	BadMailFrom func(addr string) bool
 
 	// MaxMessageBytes is control/databytes: the largest message, counted
@@ -192,15 +213,23 @@ type Server struct {
 	// minimum (Compat: qmail has only timeoutsmtpd per read); negative
 	// means no minimum.
 	MinDataRate int
-	// SessionSettings, when set, is called once as each session starts,
-	// with the connection's environment and addresses, and the session
-	// uses what it returns in place of Hostname, Greeting, LocalIPHost,
-	// MaxMessageBytes and Timeout until it ends. It lets a running server
-	// give new values to new sessions (control files reread on SIGHUP, as
-	// each qmail-smtpd process reads them when it starts) while sessions in
-	// progress keep theirs, since the fields themselves must not change.
-	// The connection's DATABYTES still overrides MaxMessageBytes. Nil uses
-	// the fields.
+	// SessionSettingsContext, when set, is called once as each session
+	// starts, with the connection's environment and addresses in the
+	// Session (and ctx, the one given to ServeConn, from which
+	// [SessionFrom] gives the Session too), and the session uses what it
+	// returns in place of Hostname, Greeting, LocalIPHost, MaxMessageBytes
+	// and Timeout until it ends. It lets a running server give new values
+	// to new sessions (control files reread on SIGHUP, as each qmail-smtpd
+	// process reads them when it starts) while sessions in progress keep
+	// theirs, since the fields themselves must not change. The
+	// connection's DATABYTES still overrides MaxMessageBytes. When both
+	// SessionSettingsContext and SessionSettings are nil, the fields are
+	// used.
+	SessionSettingsContext func(ctx context.Context, s *Session) Settings
+	// SessionSettings is SessionSettingsContext without the context; it is
+	// used only when SessionSettingsContext is nil.
+	//
+	// Deprecated: set SessionSettingsContext.
 	SessionSettings func(*Session) Settings
 	// GreetDelay waits this long before the greeting; a client that talks
 	// first is an early talker and is refused with 554. 0 means no wait (and
@@ -285,7 +314,7 @@ func (srv *Server) logger() *slog.Logger {
 // Settings are the values qmail-smtpd reads from its one-line control
 // files, each with the meaning (zero value included) of the [Server] field
 // of the same name. A session fixes them when it starts: see
-// [Server.SessionSettings].
+// [Server.SessionSettingsContext].
 type Settings struct {
 	Hostname        string        // control/me
 	Greeting        string        // control/smtpgreeting
@@ -295,7 +324,7 @@ type Settings struct {
 }
 
 // settings returns the values a new session uses, defaults filled in.
-func (srv *Server) settings(s *Session) Settings {
+func (srv *Server) settings(ctx context.Context, s *Session) Settings {
 	set := Settings{
 		Hostname:        srv.Hostname,
 		Greeting:        srv.Greeting,
@@ -303,7 +332,10 @@ func (srv *Server) settings(s *Session) Settings {
 		MaxMessageBytes: srv.MaxMessageBytes,
 		Timeout:         srv.Timeout,
 	}
-	if srv.SessionSettings != nil {
+	switch {
+	case srv.SessionSettingsContext != nil:
+		set = srv.SessionSettingsContext(ctx, s)
+	case srv.SessionSettings != nil:
 		set = srv.SessionSettings(s)
 	}
 	if set.Greeting == "" || set.LocalIPHost == "" {
@@ -552,7 +584,7 @@ func (srv *Server) serveConn(ctx context.Context, c net.Conn, env map[string]str
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	env = srv.relayEnv(ctx, c, env)
-	s := newSession(srv, c, env)
+	s := newSession(ctx, srv, c, env)
 	s.cancel = cancel // Close ends a session waiting on ctx (an AuthLimiter, a delay)
 	s.releaseSlot = release
 	srv.mu.Lock()

@@ -16,6 +16,7 @@ const maxCached = 1 << 18
 // asks the store for its Generation at most once per ttl.
 type cache struct {
 	ttl time.Duration
+	max int // entries per map; 0 means maxCached
 
 	refresh sync.Mutex // one Generation query at a time
 
@@ -67,6 +68,13 @@ func (c *cache) epoch(ctx context.Context, s Store, now time.Time) (int64, bool)
 	return g, true
 }
 
+func (c *cache) limit() int {
+	if c.max > 0 {
+		return c.max
+	}
+	return maxCached
+}
+
 func (c *cache) domain(gen int64, name string) (domainEntry, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -83,7 +91,7 @@ func (c *cache) putDomain(gen int64, name string, e domainEntry) {
 	if !c.valid || c.gen != gen {
 		return // the store changed meanwhile: the answer may be stale
 	}
-	if c.domains == nil || len(c.domains) >= maxCached {
+	if c.domains == nil || len(c.domains) >= c.limit() {
 		c.domains = make(map[string]domainEntry)
 	}
 	c.domains[name] = e
@@ -105,7 +113,7 @@ func (c *cache) putRecipient(gen int64, addr string, r Recipient) {
 	if !c.valid || c.gen != gen {
 		return
 	}
-	if c.recips == nil || len(c.recips) >= maxCached {
+	if c.recips == nil || len(c.recips) >= c.limit() {
 		c.recips = make(map[string]Recipient)
 	}
 	c.recips[addr] = r

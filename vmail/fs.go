@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/qmailkit/qmailkit/maildir"
@@ -61,6 +62,9 @@ func realDir(root *os.Root, rel string) error {
 // It reports whether it made the last component.
 func (m *Manager) mkdirs(root *os.Root, rel string) (made bool, err error) {
 	parts := strings.Split(rel, "/")
+	if slices.ContainsFunc(parts, func(p string) bool { return p == "" || p == "." || p == ".." }) {
+		return false, fmt.Errorf("vmail: %q is not a directory under %s", rel, m.opts.Dir)
+	}
 	for i := range parts {
 		p := strings.Join(parts[:i+1], "/")
 		err := root.Mkdir(p, dirMode)

@@ -331,7 +331,7 @@ func (m *Manager) addMailbox(ctx context.Context, mb Mailbox, fresh bool) (Mailb
 		return Mailbox{}, err
 	}
 	mb.Name, mb.Domain = name, d.Name
-	if err := m.checkMailbox(mb); err != nil {
+	if err := m.checkMailbox(&mb); err != nil {
 		return Mailbox{}, err
 	}
 	if fresh {
@@ -350,22 +350,25 @@ func (m *Manager) addMailbox(ctx context.Context, mb Mailbox, fresh bool) (Mailb
 	if mb.Created.IsZero() {
 		mb.Created = m.opts.Now()
 	}
-	// The name must be free before a directory is made for it.
-	if _, err := m.opts.Store.Mailbox(ctx, d.Name, name); err == nil {
-		return Mailbox{}, fmt.Errorf("%w: mailbox %s", ErrExists, mb.Address())
-	} else if !errors.Is(err, ErrNotFound) {
-		return Mailbox{}, err
-	}
-	if _, err := m.opts.Store.Alias(ctx, d.Name, name); err == nil {
-		return Mailbox{}, fmt.Errorf("%w: %s is an alias", ErrExists, mb.Address())
-	} else if !errors.Is(err, ErrNotFound) {
-		return Mailbox{}, err
-	}
 	made := ""
 	if mb.Dir == "" {
+		// The name must be free before a directory is made for it.
+		if _, err := m.opts.Store.Mailbox(ctx, d.Name, name); err == nil {
+			return Mailbox{}, fmt.Errorf("%w: mailbox %s", ErrExists, mb.Address())
+		} else if !errors.Is(err, ErrNotFound) {
+			return Mailbox{}, err
+		}
+		if _, err := m.opts.Store.Alias(ctx, d.Name, name); err == nil {
+			return Mailbox{}, fmt.Errorf("%w: %s is an alias", ErrExists, mb.Address())
+		} else if !errors.Is(err, ErrNotFound) {
+			return Mailbox{}, err
+		}
 		h, err := m.opts.Store.NextDir(ctx, d.Name)
 		if err != nil {
 			return Mailbox{}, err
+		}
+		if !validHashDir(h) {
+			return Mailbox{}, fmt.Errorf("vmail: the store gave %q as a hashed directory", truncate(h))
 		}
 		rel := d.Name + "/" + name
 		if h != "" {
@@ -396,7 +399,7 @@ func (m *Manager) addMailbox(ctx context.Context, mb Mailbox, fresh bool) (Mailb
 }
 
 // checkMailbox checks the fields of a mailbox other than its name.
-func (m *Manager) checkMailbox(mb Mailbox) error {
+func (m *Manager) checkMailbox(mb *Mailbox) error {
 	if len(mb.RealName) > MaxTextLength || strings.ContainsAny(mb.RealName, "\x00\r\n") {
 		return fmt.Errorf("%w: real name", ErrInvalid)
 	}
@@ -484,7 +487,7 @@ func (m *Manager) updateMailbox(ctx context.Context, address string, f func(d Do
 	if err := f(d, &mb); err != nil {
 		return Mailbox{}, err
 	}
-	if err := m.checkMailbox(mb); err != nil {
+	if err := m.checkMailbox(&mb); err != nil {
 		return Mailbox{}, err
 	}
 	if err := m.opts.Store.UpdateMailbox(ctx, mb); err != nil {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -319,6 +320,13 @@ func TestAuthenticate(t *testing.T) {
 	joeAPOP.Method, joeAPOP.Challenge = auth.MethodAPOP, "<1.2@host>"
 	smtp := login("nopop@example.com", "right-pass")
 	smtp.Service = auth.ServiceSMTP
+	must[vmail.Mailbox](t)(f.m.AddMailbox(ctx, "locked@example.com", "right-pass"))
+	check(t, f.m.SetFlags(ctx, "locked@example.com", vmail.NoSMTP|vmail.NoIMAP|vmail.NoWebmail))
+	as := func(s auth.Service, remote string) auth.Credentials {
+		c := login("locked@example.com", "right-pass")
+		c.Service, c.Remote = s, netip.MustParseAddr(remote)
+		return c
+	}
 
 	tests := []struct {
 		name string
@@ -337,6 +345,12 @@ func TestAuthenticate(t *testing.T) {
 		{"huge", login(strings.Repeat("j", 10000)+"@example.com", "right-pass"), false},
 		{"NoPOP", login("nopop@example.com", "right-pass"), false},
 		{"NoPOP, SMTP", smtp, true},
+		{"NoSMTP", as(auth.ServiceSMTP, "192.0.2.1"), false},
+		{"NoIMAP", as(auth.ServiceIMAP, "192.0.2.1"), false},
+		{"NoSMTP, POP3", as(auth.ServicePOP3, "192.0.2.1"), true},
+		{"NoWebmail, POP3 from 127.0.0.1", as(auth.ServicePOP3, "127.0.0.1"), false},
+		{"NoWebmail, POP3 from ::ffff:127.0.0.1", as(auth.ServicePOP3, "::ffff:127.0.0.1"), false},
+		{"NoWebmail, web", as(auth.ServiceWeb, "127.0.0.1"), true},
 		{"APOP plain", apop, true},
 		{"APOP hashed", joeAPOP, false},
 	}
@@ -442,6 +456,17 @@ func TestDeleteNeverFollowsLinks(t *testing.T) {
 	check(t, os.Symlink(outside, bob.Dir))
 	if err := f.m.DeleteMailbox(ctx, "bob@example.com"); err == nil {
 		t.Errorf("deleting through a planted link succeeded")
+	}
+	// An imported mailbox whose directory is reached through a link in
+	// the domain's directory to the outside: refused, the outside kept.
+	check(t, os.MkdirAll(filepath.Join(outside, "carol", "Maildir"), 0o700))
+	check(t, os.Symlink(outside, filepath.Join(d.Dir, "0")))
+	check(t, f.m.Import(ctx, vmail.Mailbox{Name: "carol@example.com", Dir: filepath.Join(d.Dir, "0", "carol")}))
+	if err := f.m.DeleteMailbox(ctx, "carol@example.com"); err == nil {
+		t.Errorf("deleting through a linked hash directory succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "carol", "Maildir")); err != nil {
+		t.Fatalf("a directory outside was removed through a link: %v", err)
 	}
 	// The domain's directory holding a link to the outside.
 	check(t, os.Symlink(outside, filepath.Join(d.Dir, "escape")))
@@ -590,17 +615,17 @@ func TestAliasDomains(t *testing.T) {
 	}
 }
 
-// TestPagination10k: 10,000 mailboxes, listed a page at a time.
-func TestPagination10k(t *testing.T) {
+// TestPaginationMany: 2,500 mailboxes, listed a page at a time (each SQLite commit is fsynced: more would be slow under -race).
+func TestPaginationMany(t *testing.T) {
 	if testing.Short() {
-		t.Skip("adds 10,000 mailboxes")
+		t.Skip("adds 2,500 mailboxes")
 	}
 	f := newFixture(t)
 	ctx := t.Context()
 	must[vmail.Domain](t)(f.m.AddDomain(ctx, "example.com"))
-	const n = 10000
+	const n = 2500
 	for i := range n {
-		// Import with a ready hash: hashing 10,000 passwords would be the test.
+		// Import with a ready hash: hashing 2,500 passwords would be the test.
 		name := "u" + strings.Repeat("0", 5-len(itoa(i))) + itoa(i)
 		check(t, f.m.Import(ctx, vmail.Mailbox{Name: name + "@example.com", Password: "{PLAIN}x", Dir: "/nonexistent/" + name}))
 	}
@@ -664,5 +689,174 @@ func TestConcurrentAdds(t *testing.T) {
 	}
 	if len(mbs) != 40 {
 		t.Errorf("%d mailboxes", len(mbs))
+	}
+}
+
+// TestOwnership: run as root, the Manager gives what it makes to UID and
+// GID.
+func TestOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another uid")
+	}
+	f := newFixture(t)
+	ctx := t.Context()
+	m, err := vmail.New(vmail.Options{Store: f.store, Dir: f.dir, UID: 65534, GID: 65534, Logger: quiet()})
+	check(t, err)
+	d := must[vmail.Domain](t)(m.AddDomain(ctx, "example.com"))
+	check(t, m.SetLimits(ctx, "example.com", vmail.Limits{DefaultQuota: vmail.Quota{Count: 100}}))
+	mb := must[vmail.Mailbox](t)(m.AddMailbox(ctx, "joe@example.com", "right-pass"))
+	for _, p := range []string{d.Dir, mb.Dir, mb.Maildir(), mb.Maildir() + "/new", mb.Maildir() + "/cur", mb.Maildir() + "/tmp", mb.Maildir() + "/maildirsize"} {
+		fi, err := os.Lstat(p)
+		check(t, err)
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%s owned by %d:%d", p, st.Uid, st.Gid)
+		}
+	}
+	u, err := m.Authenticate(ctx, login("joe@example.com", "right-pass"))
+	check(t, err)
+	if u.UID != 65534 || u.GID != 65534 {
+		t.Errorf("User ids %d:%d", u.UID, u.GID)
+	}
+}
+
+// failing is a Store whose lookups or RecordLogin fail, as a database
+// that went away.
+type failing struct {
+	vmail.Store
+	lookups, record bool
+}
+
+var errDown = errors.New("database down")
+
+func (s *failing) Domain(ctx context.Context, name string) (vmail.Domain, error) {
+	if s.lookups {
+		return vmail.Domain{}, errDown
+	}
+	return s.Store.Domain(ctx, name)
+}
+
+func (s *failing) Generation(ctx context.Context) (int64, error) {
+	if s.lookups {
+		return 0, errDown
+	}
+	return s.Store.Generation(ctx)
+}
+
+func (s *failing) RecordLogin(ctx context.Context, domain, name string, at time.Time, ip string) error {
+	if s.record {
+		return errDown
+	}
+	return s.Store.RecordLogin(ctx, domain, name, at, ip)
+}
+
+// TestStoreFailures: a store that fails makes Resolve and Authenticate
+// fail temporarily (never a wrong password, never an unknown user), and a
+// login that cannot be recorded still succeeds.
+func TestStoreFailures(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "example.com"))
+	must[vmail.Mailbox](t)(f.m.AddMailbox(ctx, "joe@example.com", "right-pass"))
+	fs := &failing{Store: f.store}
+	m := f.manager(t, fs, time.Minute)
+
+	fs.record = true
+	if _, err := m.Authenticate(ctx, login("joe@example.com", "right-pass")); err != nil {
+		t.Errorf("login not recorded made it fail: %v", err)
+	}
+	fs.record, fs.lookups = false, true
+	f.clock.add(2 * time.Minute) // past the cache
+	_, err := m.Authenticate(ctx, login("joe@example.com", "right-pass"))
+	if err == nil || errors.Is(err, auth.ErrFailed) || !errors.Is(err, errDown) {
+		t.Errorf("Authenticate with the store down: %v; want a temporary error", err)
+	}
+	if _, err := m.Resolve(ctx, "joe@example.com"); err == nil || errors.Is(err, vmail.ErrNotFound) {
+		t.Errorf("Resolve with the store down: %v", err)
+	}
+	if ok, err := m.IsDomain(ctx, "example.com"); err == nil {
+		t.Errorf("IsDomain with the store down = %v, nil", ok)
+	}
+	// Back up: answers again.
+	fs.lookups = false
+	if _, err := m.Authenticate(ctx, login("joe@example.com", "right-pass")); err != nil {
+		t.Errorf("after the store came back: %v", err)
+	}
+}
+
+// BenchmarkResolveCached: RCPT-time lookups answered from the cache.
+func BenchmarkResolveCached(b *testing.B) {
+	base := b.TempDir()
+	s, err := sqlstore.OpenSQLite(filepath.Join(base, "vmail.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	m, err := vmail.New(vmail.Options{Store: s, Dir: filepath.Join(base, "domains"), UID: -1, GID: -1, CacheTTL: time.Hour, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := m.AddDomain(ctx, "example.com"); err != nil {
+		b.Fatal(err)
+	}
+	const n = 1000
+	for i := range n {
+		if err := m.Import(ctx, vmail.Mailbox{Name: "user" + itoa(i) + "@example.com", Password: "{PLAIN}x", Dir: "/nonexistent"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r, err := m.Resolve(ctx, "user"+itoa(i%n)+"@example.com")
+			if err != nil || r.Kind != vmail.IsMailbox {
+				b.Fatal(r.Kind, err)
+			}
+			i++
+		}
+	})
+}
+
+// badDirs is a Store whose NextDir gives a path that would leave the
+// domain's directory.
+type badDirs struct{ vmail.Store }
+
+func (badDirs) NextDir(context.Context, string) (string, error) { return "../other.example", nil }
+
+func TestBadNextDir(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "example.com"))
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "other.example"))
+	m := f.manager(t, badDirs{f.store}, -1)
+	if _, err := m.AddMailbox(ctx, "joe@example.com", "right-pass"); err == nil {
+		t.Fatal("a mailbox was made in the directory the store named")
+	}
+	if _, err := os.Lstat(filepath.Join(f.dir, "other.example", "joe")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a directory was made in another domain's: %v", err)
+	}
+}
+
+func TestSetForward(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	must[vmail.Domain](t)(f.m.AddDomain(ctx, "example.com"))
+	must[vmail.Mailbox](t)(f.m.AddMailbox(ctx, "joe@example.com", "right-pass"))
+	check(t, f.m.SetForward(ctx, "joe@example.com", vmail.Forward{To: []string{"Bob", " Carol@Example.ORG ", "bob@example.com"}, KeepCopy: true}))
+	mb := must[vmail.Mailbox](t)(f.m.Mailbox(ctx, "joe@example.com"))
+	if want := []string{"bob@example.com", "carol@example.org"}; !slices.Equal(mb.Forward.To, want) || !mb.Forward.KeepCopy {
+		t.Errorf("Forward = %+v, want %v kept", mb.Forward, want)
+	}
+	for _, bad := range []string{"|/bin/sh", "/var/mail/x", "a b@example.org", "x@localhost", "x@", "a\nb@example.org"} {
+		if err := f.m.SetForward(ctx, "joe@example.com", vmail.Forward{To: []string{bad}}); !errors.Is(err, vmail.ErrInvalid) {
+			t.Errorf("forward to %q: %v", bad, err)
+		}
+	}
+	check(t, f.m.SetForward(ctx, "joe@example.com", vmail.Forward{KeepCopy: true}))
+	mb = must[vmail.Mailbox](t)(f.m.Mailbox(ctx, "joe@example.com"))
+	if len(mb.Forward.To) != 0 || mb.Forward.KeepCopy {
+		t.Errorf("Forward switched off = %+v", mb.Forward)
 	}
 }

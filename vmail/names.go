@@ -267,3 +267,21 @@ func HashDir(n int) string {
 		return hashAlphabet[j/3844:j/3844+1] + "/" + hashAlphabet[j/62%62:j/62%62+1] + "/" + hashAlphabet[j%62:j%62+1]
 	}
 }
+
+// validHashDir reports whether h is a directory HashDir could return: up
+// to three one-symbol components of the hash alphabet.
+func validHashDir(h string) bool {
+	if h == "" {
+		return true
+	}
+	parts := strings.Split(h, "/")
+	if len(parts) > 3 {
+		return false
+	}
+	for _, p := range parts {
+		if len(p) != 1 || strings.IndexByte(hashAlphabet, p[0]) < 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -16,6 +16,38 @@
 // [Manager.Deliver] delivers a message to a virtual address (vdelivermail's
 // job), and [Manager.Authenticate] is an [auth.Authenticator] for POP3,
 // SMTP AUTH, IMAP (through a checkpassword program) and the web admin.
+// Those three may answer from a cache for Options.CacheTTL: a change made
+// by another process sharing the store (the admin command) is seen once
+// the store's Generation is checked again, within that time.
+//
+// # Layout
+//
+// A domain's directory is Dir/DOMAIN (mode 0750); a mailbox's is
+// Dir/DOMAIN/HASH/NAME with its Maildir in it, where HASH spreads
+// mailboxes as vpopmail's dir_control does ([HashDir]): none for the first
+// 99 mailboxes of a domain, then "0" to "z" for a hundred each, then
+// "0/0" to "z/z", then three levels. Run as root, a Manager gives what it
+// makes to Options.UID and GID.
+//
+// # Security
+//
+// Names become directory names, so they are checked before anything is
+// made: domains as vadddomain checks them ([ValidDomain]), local parts
+// with a smaller alphabet than vpopmail's, without '/' ([ValidName]).
+// Removing a domain or a mailbox never follows a symbolic link, in its
+// path or inside it, and never touches anything outside Options.Dir; a
+// mailbox directory outside its domain's (an imported one) is left where
+// it is. Passwords are stored hashed (SHA512-CRYPT, which Dovecot reads);
+// an unknown user costs a login as much time as a known one.
+//
+// # Compatibility
+//
+// Flags keep vpopmail's bits, quotas its Maildir++ strings ([ParseQuota]),
+// logins its three forms ([SplitLogin]). Unlike vpopmail, a mailbox name
+// may not hold '/' or the other bytes outside [ValidName]'s alphabet, a
+// new domain's catch-all refuses mail for unknown local parts (vpopmail
+// discarded it), and the hashed directory counter never goes down when a
+// mailbox is deleted, so that each directory receives 100 mailboxes.
 package vmail
 
 import (
@@ -183,12 +215,15 @@ type Store interface {
 	UpdateMailbox(ctx context.Context, m Mailbox) error
 	// DeleteMailbox removes a mailbox.
 	DeleteMailbox(ctx context.Context, domain, name string) error
-	// Mailboxes lists a domain's mailboxes in name order, at most limit
-	// (0: all) of those whose name sorts after after.
+	// Mailboxes lists a domain's mailboxes in name order (byte order), at
+	// most limit (0: all) of those whose name sorts after after;
+	// ErrNotFound when the domain is not a domain.
 	Mailboxes(ctx context.Context, domain, after string, limit int) ([]Mailbox, error)
-	// CountMailboxes returns the number of a domain's mailboxes.
+	// CountMailboxes returns the number of a domain's mailboxes;
+	// ErrNotFound when the domain is not a domain.
 	CountMailboxes(ctx context.Context, domain string) (int, error)
-	// RecordLogin stores a successful login's time and address.
+	// RecordLogin stores a successful login's time and address;
+	// ErrNotFound when there is no such mailbox.
 	RecordLogin(ctx context.Context, domain, name string, at time.Time, ip string) error
 
 	// PutAlias stores an alias, replacing one of the same name;
@@ -199,7 +234,8 @@ type Store interface {
 	Alias(ctx context.Context, domain, name string) (Alias, error)
 	// DeleteAlias removes an alias.
 	DeleteAlias(ctx context.Context, domain, name string) error
-	// Aliases lists a domain's aliases in name order.
+	// Aliases lists a domain's aliases in name order; ErrNotFound when
+	// the domain is not a domain.
 	Aliases(ctx context.Context, domain string) ([]Alias, error)
 
 	// NextDir allocates the hashed directory for a domain's next mailbox,
@@ -207,8 +243,9 @@ type Store interface {
 	// then "0", "1", ... "z", "0/0", ... (see [HashDir]).
 	NextDir(ctx context.Context, domain string) (string, error)
 
-	// Generation returns a number that changes whenever anything stored
-	// changes, so that a cache can tell it is stale.
+	// Generation returns a number that changes whenever anything a cache
+	// may hold changes (RecordLogin's last-login fields and NextDir's
+	// counter need not change it), so that a cache can tell it is stale.
 	Generation(ctx context.Context) (int64, error)
 	// Close releases the store.
 	Close() error

@@ -77,7 +77,7 @@ type proc struct {
 	stdout    io.Writer
 	stderr    io.Writer
 	pid       int
-	resolver  rbl.Resolver                                // nil: rbl.DNSResolver
+	resolver  rbl.DNSBLResolver                           // nil: rbl.DNSResolver
 	exec      func(path string, argv, env []string) error // syscall.Exec
 	alarm     func(time.Duration)                         // ends the process after the time; nil: none
 }
@@ -177,7 +177,7 @@ func run(p *proc) int {
 	if v, set := p.lookupEnv("RBLSMTPD"); set {
 		res = rbl.Override(v)
 	} else {
-		c := &rbl.Checker{Sources: o.sources, Resolver: p.resolver, Compat: true}
+		c := &rbl.Checker{Sources: o.sources, DNS: p.resolver, Compat: true}
 		res = c.Check(context.Background(), ip)
 	}
 	if !res.Blocked() {

@@ -95,7 +95,10 @@ func (fakeDNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
 	return nil, nil
 }
 
-func (fakeDNS) LookupA(ctx context.Context, name string) ([]netip.Addr, error) {
+func (fakeDNS) LookupNetIP(ctx context.Context, network, name string) ([]netip.Addr, error) {
+	if network != "ip4" {
+		return nil, errors.New("rblsmtpd asked for " + network + " addresses, want ip4")
+	}
 	switch name {
 	case "2.0.0.127.anti.test":
 		return []netip.Addr{netip.MustParseAddr("127.0.0.2")}, nil

@@ -52,10 +52,10 @@ var _ smtpserver.Enqueuer = (*queue.Queue)(nil)
 // failure shows as a failed reply, not a closed session.
 func newServer(q *queue.Queue) *smtpserver.Server {
 	return &smtpserver.Server{
-		Hostname:  "ingestbench.example",
-		Enqueuer:  q,
-		RcptHosts: smtpserver.HostList([]string{benchDomain}, nil),
-		MaxErrors: -1,
+		Hostname:         "ingestbench.example",
+		Enqueuer:         q,
+		RcptHostsContext: smtpserver.RcptHostsHook(smtpserver.HostList([]string{benchDomain}, nil)),
+		MaxErrors:        -1,
 	}
 }
 

@@ -41,6 +41,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/scripttest"
 	"github.com/qmailkit/qmailkit/pop3"
 )
 
@@ -94,20 +95,13 @@ type Server struct {
 	// Configure, or between NewUnstarted and Start.
 	Engine *pop3.Server
 
-	l         net.Listener
-	done      chan error
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup // sessions refused at the greeting
+	lc     scripttest.Lifecycle
+	script scripttest.Script[Rule]
 
-	mu       sync.Mutex
-	started  bool
-	users    map[string]*box
-	uid      int
-	rules    []*rule
-	attempts []*Attempt
-	n        int
-	live     map[string]*conn
+	mu    sync.Mutex
+	users map[string]*box
+	uid   int
+	rec   scripttest.Record[Attempt, *conn] // the attempts, the open connections
 }
 
 // NewServer starts a server on 127.0.0.1 for the test; it is shut down
@@ -127,9 +121,8 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 // and Close when done.
 func NewUnstarted(opts ...Option) *Server {
 	s := &Server{
-		closing: make(chan struct{}),
-		users:   map[string]*box{},
-		live:    map[string]*conn{},
+		lc:    scripttest.Lifecycle{Name: "pop3test"},
+		users: map[string]*box{},
 		Engine: &pop3.Server{
 			Hostname:      "localhost",
 			AuthFailDelay: -1,
@@ -145,64 +138,39 @@ func NewUnstarted(opts ...Option) *Server {
 
 // Start listens on 127.0.0.1 and serves until Close.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	started := s.started
-	s.started = true
-	s.mu.Unlock()
-	if started {
-		return errors.New("pop3test: server already started")
+	if err := s.lc.Begin(); err != nil {
+		return err
 	}
 	s.Engine.Auth = pop3.AuthenticatorFunc(s.authenticate)
 	s.Engine.OpenMailbox = s.open
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := s.lc.Listen(s.accepted)
 	if err != nil {
-		return fmt.Errorf("pop3test: listen: %w", err)
+		return err
 	}
-	s.l = &listener{Listener: l, s: s}
 	s.Addr = l.Addr().String()
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.Engine.Serve(s.l) }()
+	s.lc.Serve(l, s.Engine.Serve)
 	return nil
 }
 
 // Close shuts the server down (done when the test ends, for NewServer).
-func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		if s.done == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Engine.Shutdown(ctx); err != nil {
-			s.Engine.Close()
-		}
-		<-s.done
-		s.mu.Lock()
-		var open []*conn
-		for _, c := range s.live {
-			open = append(open, c)
-		}
-		s.mu.Unlock()
-		for _, c := range open {
-			c.Close()
-		}
-		s.wg.Wait()
-	})
+func (s *Server) Close() { s.lc.Close(s.Engine.Shutdown, s.Engine.Close, s.openConns) }
+
+// openConns returns the connections still open.
+func (s *Server) openConns() []net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Conn
+	for _, c := range s.rec.Open() {
+		out = append(out, c)
+	}
+	return out
 }
 
 // Host returns the server's IP address, "127.0.0.1".
-func (s *Server) Host() string {
-	h, _, _ := net.SplitHostPort(s.Addr)
-	return h
-}
+func (s *Server) Host() string { return scripttest.Host(s.Addr) }
 
 // Port returns the server's port.
-func (s *Server) Port() int {
-	_, p, _ := net.SplitHostPort(s.Addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}
+func (s *Server) Port() int { return scripttest.Port(s.Addr) }
 
 // AddUser adds a user with an empty maildrop, or changes the password of
 // one.
@@ -262,7 +230,7 @@ func (s *Server) authenticate(ctx context.Context, c pop3.Credentials) (*pop3.Us
 		return nil, pop3.ErrAuthFailed
 	}
 	s.mu.Lock()
-	if cn := s.live[net.JoinHostPort(c.Env["TCPREMOTEIP"], c.Env["TCPREMOTEPORT"])]; cn != nil {
+	if cn := s.rec.Conn(net.JoinHostPort(c.Env["TCPREMOTEIP"], c.Env["TCPREMOTEPORT"])); cn != nil {
 		cn.a.User = c.User
 	}
 	s.mu.Unlock()

@@ -2,14 +2,15 @@ package pop3test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/scripttest"
 	"github.com/qmailkit/qmailkit/pop3"
 )
 
@@ -23,14 +24,13 @@ const Connect = "CONNECT"
 //	srv.Script(pop3test.At("PASS").Err("[AUTH] authentication failed"))
 //	srv.Script(pop3test.OnAttempt(1).At("RETR", "2").Drop())
 type Rule struct {
-	verb     string
-	args     []string
-	attempts []int
-	times    int
-	delay    time.Duration
-	err      string
-	hasErr   bool
-	drop     bool
+	verb   string
+	args   []string
+	lim    scripttest.Limits // OnAttempt and Times
+	delay  time.Duration
+	err    string
+	hasErr bool
+	drop   bool
 }
 
 // At is a Rule for a command: its verb (without case; [Connect] for the
@@ -51,14 +51,14 @@ func (r Rule) At(verb string, args ...string) Rule {
 
 // OnAttempt limits the rule to the attempts numbered n.
 func (r Rule) OnAttempt(n ...int) Rule {
-	r.attempts = append(append([]int(nil), r.attempts...), n...)
+	r.lim = r.lim.OnAttempt(n...)
 	return r
 }
 
 // Times limits the rule to its first n uses; 0 (the default) means every
 // time.
 func (r Rule) Times(n int) Rule {
-	r.times = n
+	r.lim.Times = n
 	return r
 }
 
@@ -86,10 +86,7 @@ func (r Rule) Delay(d time.Duration) Rule {
 
 // String describes the rule.
 func (r Rule) String() string {
-	s := "at " + r.verb
-	if len(r.attempts) > 0 {
-		s = fmt.Sprintf("on attempt %v ", r.attempts) + s
-	}
+	s := r.lim.Prefix() + "at " + r.verb
 	if len(r.args) > 0 {
 		s += fmt.Sprintf(" %q", r.args)
 	}
@@ -102,10 +99,7 @@ func (r Rule) String() string {
 	case r.hasErr:
 		s += ", -ERR " + r.err
 	}
-	if r.times > 0 {
-		s += fmt.Sprintf(", %d times", r.times)
-	}
-	return s
+	return s + r.lim.Suffix()
 }
 
 func (r Rule) check() string {
@@ -118,29 +112,15 @@ func (r Rule) check() string {
 		return "an -ERR text is one line"
 	case !r.hasErr && !r.drop && r.delay <= 0:
 		return "no Err, Drop or Delay"
-	case r.times < 0:
-		return "negative Times"
 	}
-	return ""
+	return r.lim.Check()
 }
 
-type rule struct {
-	Rule
-	used atomic.Int64
-}
-
-func (r *rule) matches(verb, arg string, n int) bool {
+// matches reports whether the rule is for this command (its attempts are
+// the script's to check).
+func (r Rule) matches(verb, arg string) bool {
 	if r.verb != verb {
 		return false
-	}
-	if len(r.attempts) > 0 {
-		ok := false
-		for _, k := range r.attempts {
-			ok = ok || k == n
-		}
-		if !ok {
-			return false
-		}
 	}
 	if len(r.args) == 0 {
 		return true
@@ -153,16 +133,9 @@ func (r *rule) matches(verb, arg string, n int) bool {
 	return false
 }
 
-func (r *rule) use() bool {
-	for {
-		u := r.used.Load()
-		if r.times > 0 && u >= int64(r.times) {
-			return false
-		}
-		if r.used.CompareAndSwap(u, u+1) {
-			return true
-		}
-	}
+// entry is r as the script holds it.
+func (r Rule) entry() scripttest.Entry[Rule] {
+	return scripttest.Entry[Rule]{Rule: r, Limits: r.lim, Delay: r.delay, DelayOnly: !r.hasErr && !r.drop}
 }
 
 type action struct {
@@ -183,41 +156,23 @@ func (s *Server) Script(rules ...Rule) {
 			panic("pop3test: Script(" + r.String() + "): " + msg)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range rules {
-		s.rules = append(s.rules, &rule{Rule: r})
+	es := make([]scripttest.Entry[Rule], len(rules))
+	for i, r := range rules {
+		es[i] = r.entry()
 	}
+	s.script.Add(es...)
 }
 
 // ClearScript removes every rule.
-func (s *Server) ClearScript() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = nil
-}
+func (s *Server) ClearScript() { s.script.Clear() }
 
 func (s *Server) match(verb, arg string, n int) action {
-	s.mu.Lock()
-	rules := append([]*rule(nil), s.rules...)
-	s.mu.Unlock()
-	var act action
-	for _, r := range rules {
-		if !r.matches(verb, arg, n) {
-			continue
-		}
-		switch {
-		case !r.hasErr && !r.drop:
-			if r.use() {
-				act.delay += r.delay
-			}
-		case act.hasErr || act.drop:
-		default:
-			if r.use() {
-				act.delay += r.delay
-				act.err, act.hasErr, act.drop = r.err, r.hasErr, r.drop
-			}
-		}
+	delay, r, ok := s.script.Match(n,
+		func(r Rule) bool { return r.matches(verb, arg) },
+		func(Rule) bool { return true })
+	act := action{delay: delay}
+	if ok {
+		act.err, act.hasErr, act.drop = r.err, r.hasErr, r.drop
 	}
 	return act
 }
@@ -283,18 +238,14 @@ func (a *Attempt) clone() Attempt {
 func (s *Server) Attempts() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Attempt, len(s.attempts))
-	for i, a := range s.attempts {
-		out[i] = a.clone()
-	}
-	return out
+	return s.rec.Attempts((*Attempt).clone)
 }
 
 // Reset forgets the attempts; the next connection is attempt 1 again.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.attempts, s.n = nil, 0
+	s.rec.Reset()
 }
 
 // maxLine bounds a line the connection holds back from the server; a
@@ -373,7 +324,7 @@ func (c *conn) command(line []byte) bool {
 	c.cur = len(c.a.Commands) - 1
 	s.mu.Unlock()
 	act := s.match(verb, arg, c.a.Number)
-	if !s.sleep(act.delay) {
+	if !s.lc.Sleep(context.Background(), act.delay) {
 		c.Close()
 		return false
 	}
@@ -400,7 +351,7 @@ func (c *conn) command(line []byte) bool {
 func (c *conn) Write(p []byte) (int, error) {
 	if !c.passThru {
 		if !c.started && c.greetDelay > 0 {
-			c.s.sleep(c.greetDelay)
+			c.s.lc.Sleep(context.Background(), c.greetDelay)
 		}
 		first, _, _ := bytes.Cut(p, []byte("\r\n"))
 		c.s.mu.Lock()
@@ -425,71 +376,42 @@ func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		err = c.Conn.Close()
 		c.s.mu.Lock()
-		if c.s.live[c.RemoteAddr().String()] == c {
-			delete(c.s.live, c.RemoteAddr().String())
-		}
+		c.s.rec.End(c.RemoteAddr().String(), c)
 		c.s.mu.Unlock()
 	})
 	return err
 }
 
-func (s *Server) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return true
+// accepted numbers a connection the listener accepted and runs the
+// script's Connect rules: it returns the connection for the engine, or
+// false when the script refuses it.
+func (s *Server) accepted(nc net.Conn) (net.Conn, bool) {
+	c := &conn{Conn: nc, s: s, cur: -1}
+	client := nc.RemoteAddr().String()
+	s.mu.Lock()
+	c.a = s.rec.Begin(client, c, func(n int) *Attempt { return &Attempt{Number: n, Client: client} })
+	s.mu.Unlock()
+	act := s.match(Connect, "", c.a.Number)
+	if !act.drop && !act.hasErr {
+		c.greetDelay = act.delay
+		return c, true
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.closing:
-		return false
-	}
-}
-
-// listener numbers the connections and runs the script's Connect rules.
-type listener struct {
-	net.Listener
-	s *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	s := l.s
-	for {
-		nc, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
+	s.lc.Go(func() {
+		defer c.Close()
+		if !s.lc.Sleep(context.Background(), act.delay) {
+			return
 		}
-		c := &conn{Conn: nc, s: s, cur: -1}
 		s.mu.Lock()
-		s.n++
-		c.a = &Attempt{Number: s.n, Client: nc.RemoteAddr().String()}
-		s.attempts = append(s.attempts, c.a)
-		s.live[nc.RemoteAddr().String()] = c
-		s.mu.Unlock()
-		act := s.match(Connect, "", c.a.Number)
-		if !act.drop && !act.hasErr {
-			c.greetDelay = act.delay
-			return c, nil
+		if act.drop {
+			c.a.Dropped = Connect
+		} else {
+			c.a.Greeting = "-ERR " + act.err
 		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer c.Close()
-			if !s.sleep(act.delay) {
-				return
-			}
-			s.mu.Lock()
-			if act.drop {
-				c.a.Dropped = Connect
-			} else {
-				c.a.Greeting = "-ERR " + act.err
-			}
-			s.mu.Unlock()
-			if act.hasErr {
-				c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				c.Conn.Write([]byte("-ERR " + act.err + "\r\n"))
-			}
-		}()
-	}
+		s.mu.Unlock()
+		if act.hasErr {
+			c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.Conn.Write([]byte("-ERR " + act.err + "\r\n"))
+		}
+	})
+	return nil, false
 }

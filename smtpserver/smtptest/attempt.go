@@ -153,11 +153,7 @@ func (a *Attempt) clone() Attempt {
 func (s *Server) Attempts() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Attempt, len(s.attempts))
-	for i, a := range s.attempts {
-		out[i] = a.clone()
-	}
-	return out
+	return s.rec.Attempts((*Attempt).clone)
 }
 
 // errDropped is what a hook returns for a dropped connection: the server
@@ -190,7 +186,7 @@ type conn struct {
 func (c *conn) Write(p []byte) (int, error) {
 	if !c.greetDone {
 		if c.greetDelay > 0 {
-			c.s.sleep(context.Background(), c.greetDelay)
+			c.s.lc.Sleep(context.Background(), c.greetDelay)
 			c.greetDelay = 0
 		}
 		c.noteGreeting(p)
@@ -261,52 +257,34 @@ func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		err = c.Conn.Close()
 		c.s.mu.Lock()
-		if c.s.live[c.RemoteAddr().String()] == c {
-			delete(c.s.live, c.RemoteAddr().String())
-		}
+		c.s.rec.End(c.RemoteAddr().String(), c)
 		c.s.mu.Unlock()
 	})
 	return err
 }
 
-// listener numbers the connections it accepts and runs the script's
-// StageConnect.
-type listener struct {
-	net.Listener
-	s *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	s := l.s
-	for {
-		nc, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		c := &conn{Conn: nc, s: s}
-		s.mu.Lock()
-		s.n++
-		c.a = &Attempt{Number: s.n, Client: nc.RemoteAddr().String()}
-		s.attempts = append(s.attempts, c.a)
-		s.live[nc.RemoteAddr().String()] = c
-		s.mu.Unlock()
-		act := s.match(StageConnect, c.a.Number, nil, nil)
-		if !act.decided() {
-			c.greetDelay = act.delay
-			return c, nil
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.refuse(c, act)
-		}()
+// accepted numbers a connection the listener accepted and runs the
+// script's StageConnect: it returns the connection for the engine, or
+// false when the script refuses it (refuse runs the refusal).
+func (s *Server) accepted(nc net.Conn) (net.Conn, bool) {
+	c := &conn{Conn: nc, s: s}
+	client := nc.RemoteAddr().String()
+	s.mu.Lock()
+	c.a = s.rec.Begin(client, c, func(n int) *Attempt { return &Attempt{Number: n, Client: client} })
+	s.mu.Unlock()
+	act := s.match(StageConnect, c.a.Number, nil, nil)
+	if !act.decided() {
+		c.greetDelay = act.delay
+		return c, true
 	}
+	s.lc.Go(func() { s.refuse(c, act) })
+	return nil, false
 }
 
 // refuse runs a session refused at the greeting.
 func (s *Server) refuse(c *conn, act action) {
 	defer c.Close()
-	if !s.sleep(context.Background(), act.delay) {
+	if !s.lc.Sleep(context.Background(), act.delay) {
 		return
 	}
 	s.mu.Lock()
@@ -369,23 +347,6 @@ func formatReply(r smtpserver.Reply, enhanced bool) []byte {
 	return b
 }
 
-// sleep waits d, or until ctx is done or the server closed; it reports
-// whether d passed.
-func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-	case <-s.closing:
-	}
-	return false
-}
-
 // session returns the connection a hook is called for, noting the
 // session's details in its attempt. It is nil for a connection the test
 // server did not accept (Engine.ServeConn called by the test).
@@ -395,7 +356,7 @@ func (s *Server) session(ss *smtpserver.Session) *conn {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.live[ss.RemoteAddr.String()]
+	c := s.rec.Conn(ss.RemoteAddr.String())
 	if c != nil {
 		c.a.Helo, c.a.User, c.a.TLS = ss.Helo, ss.User, ss.TLS != nil
 	}
@@ -482,7 +443,7 @@ func (s *Server) installHooks() {
 			return nil
 		}
 		act := s.match(StageMail, c.a.Number, []string{from}, nil)
-		if !s.sleep(ctx, act.delay) {
+		if !s.lc.Sleep(ctx, act.delay) {
 			return errClosing
 		}
 		note := func(r smtpserver.Reply) {
@@ -514,7 +475,7 @@ func (s *Server) installHooks() {
 			return nil
 		}
 		act := s.match(StageRcpt, c.a.Number, []string{to}, nil)
-		if !s.sleep(ctx, act.delay) {
+		if !s.lc.Sleep(ctx, act.delay) {
 			return errClosing
 		}
 		note := func(r smtpserver.Reply) {
@@ -558,7 +519,7 @@ func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Rea
 		n = c.a.Number
 	}
 	act := s.match(StageDataCommand, n, to, nil)
-	if !s.sleep(ctx, act.delay) {
+	if !s.lc.Sleep(ctx, act.delay) {
 		return "", errClosing
 	}
 	if act.decided() {
@@ -582,7 +543,7 @@ func (s *Server) enqueue(ctx context.Context, from string, to []string, r io.Rea
 		s.mu.Unlock()
 	}
 	act = s.match(StageData, n, to, &m)
-	if !s.sleep(ctx, act.delay) {
+	if !s.lc.Sleep(ctx, act.delay) {
 		return "", errClosing
 	}
 	switch {

@@ -3,9 +3,9 @@ package smtptest
 import (
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/qmailkit/qmailkit/internal/scripttest"
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
@@ -56,13 +56,12 @@ func (st Stage) String() string {
 //
 // A Rule is a value: each method returns a changed copy.
 type Rule struct {
-	stage    Stage
-	addrs    []string
-	attempts []int
-	times    int
-	delay    time.Duration
-	reply    *smtpserver.Reply
-	drop     bool
+	stage Stage
+	addrs []string
+	lim   scripttest.Limits // OnAttempt and Times
+	delay time.Duration
+	reply *smtpserver.Reply
+	drop  bool
 	// decide is FailMessages' function: a non-nil error refuses the
 	// message (StageData only).
 	decide func(Message) error
@@ -92,7 +91,7 @@ func (r Rule) At(stage Stage, addrs ...string) Rule {
 // OnAttempt limits the rule to the attempts numbered n (see the function
 // OnAttempt).
 func (r Rule) OnAttempt(n ...int) Rule {
-	r.attempts = append(append([]int(nil), r.attempts...), n...)
+	r.lim = r.lim.OnAttempt(n...)
 	return r
 }
 
@@ -100,7 +99,7 @@ func (r Rule) OnAttempt(n ...int) Rule {
 // applies. It expresses "451 then 250" within one connection, as OnAttempt
 // does across connections. 0 (the default) means every time.
 func (r Rule) Times(n int) Rule {
-	r.times = n
+	r.lim.Times = n
 	return r
 }
 
@@ -136,9 +135,7 @@ func (r Rule) Delay(d time.Duration) Rule {
 // String describes the rule, for test failures.
 func (r Rule) String() string {
 	var b strings.Builder
-	if len(r.attempts) > 0 {
-		fmt.Fprintf(&b, "on attempt %v ", r.attempts)
-	}
+	b.WriteString(r.lim.Prefix())
 	fmt.Fprintf(&b, "at %v", r.stage)
 	if len(r.addrs) > 0 {
 		fmt.Fprintf(&b, " %q", r.addrs)
@@ -154,9 +151,7 @@ func (r Rule) String() string {
 	case r.decide != nil:
 		b.WriteString(", FailMessages")
 	}
-	if r.times > 0 {
-		fmt.Fprintf(&b, ", %d times", r.times)
-	}
+	b.WriteString(r.lim.Suffix())
 	return b.String()
 }
 
@@ -171,32 +166,15 @@ func (r Rule) check() string {
 		return fmt.Sprintf("reply code %d: only 4xx and 5xx replies can be scripted", r.reply.Code)
 	case r.reply == nil && !r.drop && r.decide == nil && r.delay <= 0:
 		return "no Reply, Drop or Delay"
-	case r.times < 0:
-		return "negative Times"
 	}
-	return ""
+	return r.lim.Check()
 }
 
-// rule is a Rule in a server's script, with its count of uses.
-type rule struct {
-	Rule
-	used atomic.Int64
-}
-
-// matches reports whether the rule applies at stage for attempt n and the
-// addresses of the command.
-func (r *rule) matches(stage Stage, n int, addrs []string) bool {
+// matches reports whether the rule is for stage and the addresses of the
+// command (its attempts are the script's to check).
+func (r Rule) matches(stage Stage, addrs []string) bool {
 	if r.stage != stage {
 		return false
-	}
-	if len(r.attempts) > 0 {
-		ok := false
-		for _, k := range r.attempts {
-			ok = ok || k == n
-		}
-		if !ok {
-			return false
-		}
 	}
 	if len(r.addrs) == 0 {
 		return true
@@ -211,20 +189,11 @@ func (r *rule) matches(stage Stage, n int, addrs []string) bool {
 	return false
 }
 
-// use counts a use of the rule, and reports false when it was used up.
-func (r *rule) use() bool {
-	if r.times == 0 {
-		r.used.Add(1)
-		return true
-	}
-	for {
-		u := r.used.Load()
-		if u >= int64(r.times) {
-			return false
-		}
-		if r.used.CompareAndSwap(u, u+1) {
-			return true
-		}
+// entry is r as the script holds it.
+func (r Rule) entry() scripttest.Entry[Rule] {
+	return scripttest.Entry[Rule]{
+		Rule: r, Limits: r.lim, Delay: r.delay, Key: r.key,
+		DelayOnly: r.reply == nil && !r.drop && r.decide == nil,
 	}
 }
 
@@ -262,74 +231,45 @@ func (s *Server) Script(rules ...Rule) {
 			panic("smtptest: Script(" + r.String() + "): " + msg)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range rules {
-		s.rules = append(s.rules, &rule{Rule: r})
+	es := make([]scripttest.Entry[Rule], len(rules))
+	for i, r := range rules {
+		es[i] = r.entry()
 	}
+	s.script.Add(es...)
 }
 
 // ClearScript removes every rule, those of FailRecipient, FailMessages and
 // Delay included.
-func (s *Server) ClearScript() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = nil
-}
+func (s *Server) ClearScript() { s.script.Clear() }
 
 // setKeyed replaces the rule with r's key (or removes it when remove is
 // set), keeping its place in the script.
-func (s *Server) setKeyed(r Rule, remove bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, old := range s.rules {
-		if old.key == r.key {
-			if remove {
-				s.rules = append(s.rules[:i:i], s.rules[i+1:]...)
-			} else {
-				s.rules[i] = &rule{Rule: r}
-			}
-			return
-		}
-	}
-	if !remove {
-		s.rules = append(s.rules, &rule{Rule: r})
-	}
-}
+func (s *Server) setKeyed(r Rule, remove bool) { s.script.Set(r.entry(), remove) }
 
 // match decides a command at stage for attempt n with the command's
 // addresses; m is the message at StageData. FailMessages' function is
 // called without the server's lock held.
 func (s *Server) match(stage Stage, n int, addrs []string, m *Message) action {
-	s.mu.Lock()
-	rules := append([]*rule(nil), s.rules...)
-	s.mu.Unlock()
-	var act action
-	for _, r := range rules {
-		if !r.matches(stage, n, addrs) {
-			continue
-		}
-		switch {
-		case r.reply == nil && !r.drop && r.decide == nil:
-			if r.use() {
-				act.delay += r.delay
+	var failed error // FailMessages' error, of the rule that decided
+	delay, r, ok := s.script.Match(n,
+		func(r Rule) bool { return r.matches(stage, addrs) },
+		func(r Rule) bool {
+			if r.decide == nil {
+				return true
 			}
-		case act.decided():
-		case r.decide != nil:
 			if m == nil {
-				continue
+				return false
 			}
-			if err := r.decide(*m); err != nil {
-				r.use()
-				act.delay += r.delay
-				act.err = err
-			}
-		default:
-			if r.use() {
-				act.delay += r.delay
-				act.reply, act.drop = r.reply, r.drop
-			}
-		}
+			failed = r.decide(*m)
+			return failed != nil
+		})
+	act := action{delay: delay}
+	switch {
+	case !ok:
+	case r.decide != nil:
+		act.err = failed
+	default:
+		act.reply, act.drop = r.reply, r.drop
 	}
 	return act
 }

@@ -51,7 +51,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -62,6 +61,7 @@ import (
 	"time"
 
 	"github.com/qmailkit/qmailkit/auth"
+	"github.com/qmailkit/qmailkit/internal/scripttest"
 	"github.com/qmailkit/qmailkit/smtpserver"
 )
 
@@ -189,20 +189,13 @@ type Server struct {
 	t         testing.TB // nil without NewServer
 	tlsConfig *tls.Config
 	certErr   error
-	l         net.Listener
-	done      chan error
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup // sessions refused at the greeting
+	lc        scripttest.Lifecycle
+	script    scripttest.Script[Rule]
 
-	mu       sync.Mutex
-	started  bool
-	msgs     []Message
-	changed  chan struct{}
-	rules    []*rule
-	attempts []*Attempt
-	n        int              // attempts numbered so far
-	live     map[string]*conn // open connections by client address
+	mu      sync.Mutex
+	msgs    []Message
+	changed chan struct{}
+	rec     scripttest.Record[Attempt, *conn] // the attempts, the open connections
 }
 
 // NewServer starts a server on 127.0.0.1 for the test; it is shut down
@@ -223,9 +216,8 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 // Start, and Close when done.
 func NewUnstarted(opts ...Option) *Server {
 	s := &Server{
+		lc:      scripttest.Lifecycle{Name: "smtptest"},
 		changed: make(chan struct{}),
-		closing: make(chan struct{}),
-		live:    map[string]*conn{},
 		Engine: &smtpserver.Server{
 			Hostname:       "localhost",
 			OpenRelay:      true,
@@ -252,67 +244,42 @@ func NewUnstarted(opts ...Option) *Server {
 
 // Start listens on 127.0.0.1 and serves until Close.
 func (s *Server) Start() error {
-	s.mu.Lock()
-	started := s.started
-	s.started = true
-	s.mu.Unlock()
-	if started {
-		return errors.New("smtptest: server already started")
+	if err := s.lc.Begin(); err != nil {
+		return err
 	}
 	if s.certErr != nil {
 		return s.certErr
 	}
 	s.installHooks()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := s.lc.Listen(s.accepted)
 	if err != nil {
-		return fmt.Errorf("smtptest: listen: %w", err)
+		return err
 	}
-	s.l = &listener{Listener: l, s: s}
 	s.Addr = l.Addr().String()
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.Engine.Serve(s.l) }()
+	s.lc.Serve(l, s.Engine.Serve)
 	return nil
 }
 
 // Close shuts the server down, waiting up to 5 s for sessions to finish
 // the message they are receiving (done when the test ends, for NewServer).
-func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		close(s.closing)
-		if s.done == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Engine.Shutdown(ctx); err != nil {
-			s.Engine.Close()
-		}
-		<-s.done
-		s.mu.Lock()
-		var open []*conn
-		for _, c := range s.live {
-			open = append(open, c)
-		}
-		s.mu.Unlock()
-		for _, c := range open {
-			c.Close()
-		}
-		s.wg.Wait()
-	})
+func (s *Server) Close() { s.lc.Close(s.Engine.Shutdown, s.Engine.Close, s.openConns) }
+
+// openConns returns the connections still open.
+func (s *Server) openConns() []net.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []net.Conn
+	for _, c := range s.rec.Open() {
+		out = append(out, c)
+	}
+	return out
 }
 
 // Host returns the server's IP address, "127.0.0.1".
-func (s *Server) Host() string {
-	h, _, _ := net.SplitHostPort(s.Addr)
-	return h
-}
+func (s *Server) Host() string { return scripttest.Host(s.Addr) }
 
 // Port returns the server's port.
-func (s *Server) Port() int {
-	_, p, _ := net.SplitHostPort(s.Addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}
+func (s *Server) Port() int { return scripttest.Port(s.Addr) }
 
 // ClientTLSConfig returns a client configuration that trusts the server's
 // certificate (for "localhost" and 127.0.0.1).
@@ -386,7 +353,8 @@ func (s *Server) WaitMessages(n int, timeout time.Duration) []Message {
 func (s *Server) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs, s.attempts, s.n = nil, nil, 0
+	s.msgs = nil
+	s.rec.Reset()
 }
 
 func selfSigned() (tls.Certificate, *x509.Certificate, error) {

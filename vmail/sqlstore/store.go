@@ -108,6 +108,11 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 
 func open(ctx context.Context, db *sql.DB, postgres bool, name string) (*Store, error) {
 	s := &Store{db: db, postgres: postgres, stmts: make(map[string]*sql.Stmt)}
+	// database/sql keeps 2 idle connections by default: under concurrent
+	// lookups (RCPT time) the others would be closed and reopened, which
+	// for SQLite means opening the file and running its pragmas again.
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: open %s: %w", name, err)
@@ -162,9 +167,6 @@ func (s *Store) classify(op string, err error) error {
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return fmt.Errorf("sqlstore: %s: %w", op, vmail.ErrNotFound)
 		}
-	}
-	if errors.Is(err, vmail.ErrExists) || errors.Is(err, vmail.ErrNotFound) {
-		return fmt.Errorf("sqlstore: %s: %w", op, err)
 	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }
