@@ -358,3 +358,100 @@ func parseAssign(line string) (assignLine, bool, error) {
 	}
 	return assignLine{domain: strings.ToLower(d), real: strings.ToLower(f[1]), dir: f[4]}, true, nil
 }
+
+// note is a remark on one line of a file.
+type note struct {
+	line int
+	text string
+}
+
+// limitFlags are the domain-wide switches of a limits file and the flags
+// they set for every mailbox of the domain.
+var limitFlags = map[string]vmail.Flags{
+	"disable_pop":               vmail.NoPOP,
+	"disable_imap":              vmail.NoIMAP,
+	"disable_smtp":              vmail.NoSMTP,
+	"disable_webmail":           vmail.NoWebmail,
+	"disable_dialup":            vmail.NoDialup,
+	"disable_password_changing": vmail.NoPasswordChange,
+	"disable_external_relay":    vmail.NoRelay,
+}
+
+// parseLimits parses a domain's .qmailadmin-limits (or vlimits.default):
+// "key value" lines, separated by blanks or ':', '#' comments; a switch
+// without a value is on. What vmail cannot keep is noted: a cap of 0
+// (qmailadmin hid the feature; vmail has no such cap), the domain-wide
+// quota, qmailadmin's permissions, and switches for programs vmail does
+// not run (SpamAssassin, maildrop).
+func parseLimits(content string) (vmail.Limits, []note, error) {
+	var l vmail.Limits
+	var notes []note
+	for i, line := range strings.Split(content, "\n") {
+		n := i + 1
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' || r == ':' || r == '\r' })
+		if len(f) == 0 {
+			continue
+		}
+		key, value := strings.ToLower(f[0]), ""
+		if len(f) > 1 {
+			value = f[1]
+		}
+		number := func() (int64, error) {
+			v, err := strconv.ParseInt(value, 10, 64)
+			if err != nil {
+				return 0, problem("line %d: %s %q is not a number", n, key, value)
+			}
+			return v, nil
+		}
+		switch key {
+		case "maxpopaccounts", "maxaliases", "maxforwards", "maxautoresponders":
+			v, err := number()
+			if err != nil {
+				return vmail.Limits{}, nil, err
+			}
+			if v == 0 {
+				notes = append(notes, note{n, key + " 0 (the feature hidden in qmailadmin) has no equivalent: no limit kept"})
+			}
+			if v < 0 || v > 1<<31 {
+				v = 0 // -1: unlimited
+			}
+			switch key {
+			case "maxpopaccounts":
+				l.MaxMailboxes = int(v)
+			case "maxaliases":
+				l.MaxAliases = int(v)
+			case "maxforwards":
+				l.MaxForwards = int(v)
+			default:
+				l.MaxAutoresponders = int(v)
+			}
+		case "default_quota", "default_maxmsgcount":
+			v, err := number()
+			if err != nil {
+				return vmail.Limits{}, nil, err
+			}
+			v = max(v, 0)
+			if key == "default_quota" {
+				l.DefaultQuota.Bytes = v
+			} else {
+				l.DefaultQuota.Count = v
+			}
+		case "maxmailinglists", "quota", "maxmsgcount", "disable_spamassassin", "delete_spam", "disable_maildrop":
+			notes = append(notes, note{n, key + " not kept: vmail has no such limit"})
+		default:
+			flag, ok := limitFlags[key]
+			switch {
+			case ok && (value == "" || value != "0"):
+				l.Disabled |= flag
+			case ok:
+			case strings.HasPrefix(key, "perm_"):
+				notes = append(notes, note{n, key + " not kept: qmailadmin's permissions have no equivalent"})
+			}
+			// Unknown keys are ignored, as qmailadmin ignores them.
+		}
+	}
+	return l, notes, nil
+}

@@ -256,3 +256,48 @@ func FuzzParseAliasFile(f *testing.F) {
 		}
 	})
 }
+
+func TestParseLimits(t *testing.T) {
+	tests := []struct {
+		content string
+		want    vmail.Limits
+		notes   int
+		bad     bool
+	}{
+		{content: "maxpopaccounts 100\nmaxaliases -1\nmaxforwards: 5\nmaxautoresponders\t2\n",
+			want: vmail.Limits{MaxMailboxes: 100, MaxForwards: 5, MaxAutoresponders: 2}},
+		{content: "# comment\ndefault_quota 52428800\ndefault_maxmsgcount 1000 # per mailbox\n",
+			want: vmail.Limits{DefaultQuota: vmail.Quota{Bytes: 52428800, Count: 1000}}},
+		{content: "disable_pop\ndisable_imap 1\ndisable_smtp 0\ndisable_password_changing\ndisable_external_relay\n",
+			want: vmail.Limits{Disabled: vmail.NoPOP | vmail.NoIMAP | vmail.NoPasswordChange | vmail.NoRelay}},
+		{content: "maxaliases 0\nquota 100\nperm_account 1\ndelete_spam\nunknown_key 7\n", notes: 4},
+		{content: "maxpopaccounts 99999999999999\n", want: vmail.Limits{}},
+		{content: "default_quota -5\n", want: vmail.Limits{}},
+		{content: "maxpopaccounts lots\n", bad: true},
+		{content: "default_quota 50M\n", bad: true},
+	}
+	for _, tt := range tests {
+		got, notes, err := parseLimits(tt.content)
+		if tt.bad != (err != nil) || !tt.bad && (got != tt.want || len(notes) != tt.notes) {
+			t.Errorf("parseLimits(%q) = %+v, %v, %v", tt.content, got, notes, err)
+		}
+	}
+}
+
+func FuzzParseLimits(f *testing.F) {
+	f.Add("maxpopaccounts 100\nmaxaliases -1\ndisable_pop\ndefault_quota 52428800\n")
+	f.Add("perm_account 1\nquota: 100 # x\n")
+	f.Fuzz(func(t *testing.T, content string) {
+		l, _, err := parseLimits(content)
+		if err != nil {
+			return
+		}
+		if l.MaxMailboxes < 0 || l.MaxAliases < 0 || l.MaxForwards < 0 || l.MaxAutoresponders < 0 ||
+			l.DefaultQuota.Bytes < 0 || l.DefaultQuota.Count < 0 {
+			t.Fatalf("negative limit %+v", l)
+		}
+		if l.Disabled&^(vmail.NoPOP|vmail.NoIMAP|vmail.NoSMTP|vmail.NoWebmail|vmail.NoDialup|vmail.NoPasswordChange|vmail.NoRelay) != 0 {
+			t.Fatalf("flags %x", l.Disabled)
+		}
+	})
+}

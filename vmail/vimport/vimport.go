@@ -25,6 +25,13 @@
 // forwards every local part to that domain, and a mailbox's directory
 // names that mailbox.
 //
+// The domain's limits come from its .qmailadmin-limits, else from
+// VPOPHOME/etc/vlimits.default: the caps on mailboxes, aliases, forwards
+// and autoresponders (-1, unlimited, is vmail's 0), the default quota
+// of new mailboxes, and the disable_* switches, which set the flags of
+// every mailbox of the domain; what vmail has no equivalent for (a cap of
+// 0, the domain-wide quota, qmailadmin's permissions) is reported.
+//
 // Each .qmail-NAME file made only of forward lines ("&addr" or "addr")
 // becomes the alias NAME (':' in NAME standing for '.'). Files with other
 // lines (programs such as ezmlm or autorespond, Maildir or mbox lines) and
@@ -148,7 +155,7 @@ func Vpopmail(ctx context.Context, m *vmail.Manager, vpophome string) (*Report, 
 		if err := ctx.Err(); err != nil {
 			return r, fmt.Errorf("vimport: %w", err)
 		}
-		ok, err := importDomain(ctx, m, d, r)
+		ok, err := importDomain(ctx, m, d, filepath.Join(home, "etc", "vlimits.default"), r)
 		if err != nil {
 			return r, err
 		}
@@ -221,9 +228,10 @@ func isRegular(path string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// importDomain imports the domain whose directory is dir; ok is false
-// when the Manager refused the domain (reported).
-func importDomain(ctx context.Context, m *vmail.Manager, dir string, r *Report) (ok bool, err error) {
+// importDomain imports the domain whose directory is dir, with its limits
+// (else those of defaults); ok is false when the Manager refused the
+// domain (reported).
+func importDomain(ctx context.Context, m *vmail.Manager, dir, defaults string, r *Report) (ok bool, err error) {
 	name := strings.ToLower(filepath.Base(dir))
 	if err := addDomain(ctx, m, name, dir, r); err != nil {
 		if refused(err) {
@@ -231,6 +239,18 @@ func importDomain(ctx context.Context, m *vmail.Manager, dir string, r *Report) 
 			return false, nil
 		}
 		return false, err
+	}
+	limits := filepath.Join(dir, ".qmailadmin-limits")
+	if _, err := os.Lstat(limits); err != nil {
+		limits = defaults
+	}
+	if _, err := os.Lstat(limits); err == nil {
+		if err := importLimits(ctx, m, name, limits, r); err != nil {
+			if !refused(err) {
+				return true, err
+			}
+			r.skip(limits, 0, err.Error())
+		}
 	}
 	byDir := map[string]string{} // mailbox directory → name, for the catch-all
 	vpasswd := filepath.Join(dir, "vpasswd")
@@ -325,6 +345,24 @@ func importMailbox(ctx context.Context, m *vmail.Manager, mb vmail.Mailbox, file
 		if fi, err := os.Lstat(mb.Maildir()); err != nil || !fi.IsDir() {
 			r.warn(file, line, mb.Address()+": no Maildir at "+mb.Maildir())
 		}
+	}
+	return nil
+}
+
+func importLimits(ctx context.Context, m *vmail.Manager, domain, path string, r *Report) error {
+	b, err := readAll(path, maxDotQmail)
+	if err != nil {
+		return err
+	}
+	l, notes, err := parseLimits(b)
+	if err != nil {
+		return err
+	}
+	if err := m.SetLimits(ctx, domain, l); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		r.warn(path, n.line, domain+": "+n.text)
 	}
 	return nil
 }

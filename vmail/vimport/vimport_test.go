@@ -98,6 +98,9 @@ func vpophome(t *testing.T) string {
 		t.Fatal(err)
 	}
 
+	write(t, ex, ".qmailadmin-limits", "maxpopaccounts 500\ndisable_smtp\nmaxaliases 0\n")
+	write(t, vp, "etc/vlimits.default", "default_quota 1048576\n")
+
 	big := filepath.Join(d, "0", "big.example")
 	write(t, big, "vpasswd", "zed:"+md5Joe+":1:0:Zed:"+big+"/zed:1000C\n")
 	maildir(t, filepath.Join(big, "zed"))
@@ -180,6 +183,19 @@ func TestVpopmail(t *testing.T) {
 		t.Errorf("the DES hash of old@example.com not reported: %v", r.Warnings)
 	}
 
+	// Limits: the domain's own, else vlimits.default.
+	if d, err := m.Domain(ctx, "example.com"); err != nil || d.Limits != (vmail.Limits{MaxMailboxes: 500, Disabled: vmail.NoSMTP}) {
+		t.Errorf("example.com's limits: %+v, %v", d.Limits, err)
+	}
+	if d, err := m.Domain(ctx, "big.example"); err != nil || d.Limits != (vmail.Limits{DefaultQuota: vmail.Quota{Bytes: 1048576}}) {
+		t.Errorf("big.example's limits: %+v, %v", d.Limits, err)
+	}
+	if !slices.ContainsFunc(r.Warnings, func(p vimport.Problem) bool {
+		return strings.HasSuffix(p.File, ".qmailadmin-limits") && p.Line == 3
+	}) {
+		t.Errorf("maxaliases 0 not reported: %v", r.Warnings)
+	}
+
 	// The mailboxes keep their hashes, flags, quotas, names and directories.
 	joe, err := m.Mailbox(ctx, "joe@example.com")
 	if err != nil {
@@ -206,6 +222,7 @@ func TestVpopmail(t *testing.T) {
 		{"ann@example.com", "ann-secret", auth.ServiceIMAP, true},
 		{"ann@example.com", "ann-secret", auth.ServicePOP3, false}, // NoPOP kept
 		{"zed@big.example", "password", auth.ServiceSMTP, true},
+		{"joe@example.com", "password", auth.ServiceSMTP, false}, // disable_smtp
 	}
 	for _, l := range logins {
 		u, err := m.Authenticate(ctx, auth.Credentials{Service: l.service, Method: auth.MethodPlain, User: l.user, Secret: l.pass})
