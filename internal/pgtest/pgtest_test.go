@@ -5,11 +5,53 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
 
-func TestMain(m *testing.M) { Main(m) }
+// TestMain runs the tests under Main, or without it (each Start with a
+// cluster of its own) when TestUnmanaged runs the binary again.
+func TestMain(m *testing.M) {
+	if os.Getenv("PGTEST_UNMANAGED") == "1" {
+		os.Exit(m.Run())
+	}
+	Main(m)
+}
+
+// TestUnmanaged runs TestStart in a test binary without Main: each Start
+// has its own cluster, and every cluster is gone when the test ends.
+func TestUnmanaged(t *testing.T) {
+	if os.Getenv("PGTEST_UNMANAGED") == "1" {
+		t.Skip("already unmanaged")
+	}
+	if _, err := binDir(); err != nil {
+		t.Skip(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStart$", "-test.v")
+	cmd.Env = append(os.Environ(), "PGTEST_UNMANAGED=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "not one shared cluster") {
+		t.Errorf("two Starts without Main shared a cluster:\n%s", out)
+	}
+	// The clusters' directories, named in the URLs logged, are gone.
+	hosts := regexp.MustCompile(`host=([^&\s]+)`).FindAllStringSubmatch(string(out), -1)
+	if len(hosts) != 2 {
+		t.Fatalf("no two hosts in the output:\n%s", out)
+	}
+	for _, h := range hosts {
+		dir, err := url.QueryUnescape(h[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", dir, err)
+		}
+	}
+}
 
 // psql runs one query on the database at u and returns its output.
 func psql(t *testing.T, u, query string) string {
@@ -37,7 +79,12 @@ func TestStart(t *testing.T) {
 	p2, _ := url.Parse(u2)
 	host := p1.Query().Get("host")
 	if host == "" || host != p2.Query().Get("host") {
-		t.Errorf("not one shared cluster: %s and %s", u1, u2)
+		// TestUnmanaged looks for this line.
+		if os.Getenv("PGTEST_UNMANAGED") == "1" {
+			t.Logf("not one shared cluster: %s and %s", u1, u2)
+		} else {
+			t.Errorf("not one shared cluster: %s and %s", u1, u2)
+		}
 	}
 	if fi, err := os.Stat(filepath.Join(host, ".s.PGSQL."+p1.Query().Get("port"))); err != nil || fi.Mode()&os.ModeSocket == 0 {
 		t.Errorf("no socket in %s: %v", host, err)
