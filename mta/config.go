@@ -16,6 +16,7 @@ import (
 	"github.com/qmailkit/qmailkit/queue"
 	"github.com/qmailkit/qmailkit/smtpclient"
 	"github.com/qmailkit/qmailkit/smtpserver"
+	"github.com/qmailkit/qmailkit/vmail"
 )
 
 // Config is a whole mail system: what New makes a System of. A program
@@ -58,6 +59,21 @@ type Config struct {
 	// else none: no POP3 server and no submission server are run, and
 	// SMTP offers no AUTH.
 	Auth pop3.Authenticator
+	// Virtual keeps virtual domains and mailboxes (vpopmail's job): mail
+	// for its domains and their alias domains is accepted as for
+	// rcpthosts', checked at RCPT (an unknown address is refused with 550
+	// 5.1.1, a failure of the store with 451), routed as local and
+	// delivered in this process into the mailboxes' Maildirs, forwarded
+	// or discarded as the domain says (vmail.Deliverer), and its
+	// mailboxes log in to POP3 and SMTP AUTH as name@domain (after Auth,
+	// for names without '@'). The flags NoPOP and NoSMTP refuse those
+	// logins; NoRelay changes nothing, since no login here opens relaying
+	// to the client's address as vpopmail's roaming users did. A domain
+	// the Manager learns while the System runs (another process added it)
+	// is accepted once the Manager's cache sees it. A domain of
+	// Routing.Locals stays the local users'. LoadHome opens the home's
+	// (OpenVirtual) when it has vmail/ or control/vmaildb. Nil means none.
+	Virtual *vmail.Manager
 	// SMTP is the policy of the SMTP servers: who may relay, which
 	// domains are accepted, the servers' limits.
 	SMTP SMTPPolicy
@@ -113,6 +129,9 @@ type Config struct {
 	// assign is Users when it is users/cdb (LoadHome): the recipient
 	// check then knows the catch-all alias user.
 	assign *assign.Users
+	// ownVirtual is set when LoadHome opened Virtual: the System closes
+	// its store.
+	ownVirtual bool
 	// lazySMTP is set by Open: the SMTP policy is read from home when a
 	// server is first made, so that a program running only the queue
 	// (qmail-send) never depends on qmail-smtpd's files.

@@ -38,6 +38,7 @@ import (
 //	users/cdb and the system's passwd   Users (qmail-newu's users/cdb, else qmail-getpw's rules)
 //	users/poppasswd   Auth (passwd(5) lines with SHA-crypt or {PLAIN} passwords)
 //	queue/   QueueDir
+//	vmail/vmail.db, vmail/domains/, control/vmaildb   Virtual (see OpenVirtual), when vmail/ or control/vmaildb exists
 //
 // A home without control/rcpthosts accepts no domain from clients that may
 // not relay (qmail would relay for everyone). opts become the Config's
@@ -45,7 +46,30 @@ import (
 // be read or parsed is an error naming it; neither control/locals nor
 // control/me is ErrNoControls. Listeners are left to the caller.
 func LoadHome(home string, opts Options) (Config, error) {
-	return loadHome(home, opts, false)
+	cfg, err := loadHome(home, opts, false)
+	if err != nil {
+		return Config{}, err
+	}
+	if err := cfg.openVirtual(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// openVirtual opens the home's virtual mailboxes into Virtual, which the
+// System made of cfg closes, when the home has them: vmail/ or
+// control/vmaildb. A qmail home without either (the qmail-send drop-in's)
+// is left as it is.
+func (cfg *Config) openVirtual() error {
+	if !hasVirtual(cfg.home) {
+		return nil
+	}
+	m, err := openHomeVirtual(cfg.home, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	cfg.Virtual, cfg.ownVirtual = m, true
+	return nil
 }
 
 // loadHome is LoadHome; with lazySMTP the SMTP policy and control/proxyfrom

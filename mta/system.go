@@ -42,6 +42,8 @@
 //	control/servercert.pem certificate and key for STARTTLS and ports 465 and 995 (re-read when changed)
 //	users/cdb          qmail-newu's users/cdb (assign): who receives which address
 //	users/poppasswd    passwd(5)-format virtual users for POP3 and SMTP AUTH
+//	vmail/vmail.db     virtual domains and mailboxes (package vmail; control/vmaildb may
+//	                   name a PostgreSQL database instead), their Maildirs in vmail/domains/
 //	queue/             qmail's queue
 //
 // # Recipients
@@ -50,6 +52,12 @@
 // recipient that delivery would bounce: one no user takes but the catch-all
 // alias user, whose .qmail files have none for it, or a user's extension
 // with no .qmail file (Options.NoRecipientCheck gives qmail's behaviour).
+//
+// Mail for a virtual domain (Config.Virtual) is refused at RCPT when
+// the domain has no such mailbox, alias or catch-all, and delivered in
+// this process by vmail.Deliverer, as the process's user: the virtual
+// Maildirs are the account's, as vpopmail's were the vpopmail user's, and
+// no program of a virtual mailbox is ever run.
 //
 // # Metrics
 //
@@ -273,7 +281,10 @@ type System struct {
 	space       *spaceCheck  // free space for new transactions
 	minFree     atomic.Int64 // the bytes space wants free (see minFree)
 	ipme        func() map[netip.Addr]bool
-	aliases     aliasDB // Options.Aliases, for the RCPT check
+	aliases     aliasDB                         // Options.Aliases, for the RCPT check
+	virtual     atomic.Pointer[virtualSet]      // Config.Virtual; nil: none
+	locals      atomic.Pointer[map[string]bool] // Routing.Locals as configured, without the virtual domains
+	vmu         sync.Mutex                      // serializes the routing's changes for virtual domains
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Shutdown
@@ -310,7 +321,14 @@ func Open(home string, opts Options) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg)
+	if err := cfg.openVirtual(); err != nil {
+		return nil, err
+	}
+	s, err := New(cfg)
+	if err != nil && cfg.Virtual != nil {
+		cfg.Virtual.Store().Close()
+	}
+	return s, err
 }
 
 // New makes a System of cfg: it opens the queue (making what is missing
@@ -380,6 +398,10 @@ func New(cfg Config) (*System, error) {
 		Env:             opts.ProgramEnv,
 		Spawn:           opts.Spawn,
 	}
+	s.virtual.Store(s.newVirtual(cfg.Virtual))
+	s.locals.Store(localSet(routing))
+	routing = s.withVirtual(routing, s.virtual.Load())
+	s.routing.Store(&routing)
 	s.Scheduler = &queue.Scheduler{
 		Queue:             s.Queue,
 		Local:             queue.LocalFunc(s.deliverLocal),
@@ -478,6 +500,9 @@ func (s *System) lookupUser(ctx context.Context, local string) (dotqmail.User, e
 // authenticate is the servers' Authenticator: Config.Auth as last loaded.
 func (s *System) authenticate(ctx context.Context, c pop3.Credentials) (*pop3.User, error) {
 	a := s.users.Load().auth
+	if s.virtual.Load() != nil {
+		return s.authenticateVirtual(ctx, a, c)
+	}
 	if a == nil {
 		return nil, fmt.Errorf("mta: no users: %w", pop3.ErrAuthFailed)
 	}
@@ -506,6 +531,10 @@ func (s *System) Close() error {
 	if s.release != nil {
 		err = errors.Join(err, s.release())
 		s.release = nil
+	}
+	if s.cfg.ownVirtual && s.cfg.Virtual != nil {
+		err = errors.Join(err, s.cfg.Virtual.Store().Close())
+		s.cfg.Virtual = nil
 	}
 	return err
 }
@@ -574,6 +603,11 @@ func UsersAdapter(a *assign.Users) dotqmail.Users {
 }
 
 func (s *System) deliverLocal(ctx context.Context, d queue.Delivery) queue.Result {
+	if v, ok, err := s.virtualRecipient(ctx, d.Recipients[0]); err != nil {
+		return queue.Result{Report: "temporary failure looking up the virtual domains (#4.3.0)\n", Err: err}
+	} else if ok {
+		return s.deliverVirtual(ctx, v, d, d.Recipients[0])
+	}
 	var l LocalDeliverer = s.Local
 	if us := s.users.Load(); us.mailboxes != nil {
 		return s.deliverMailbox(ctx, us.mailboxes, d)
@@ -635,6 +669,9 @@ func (s *System) localWith(u dotqmail.User) *dotqmail.Local {
 }
 
 func (s *System) deliverRemote(ctx context.Context, d queue.Delivery) []queue.Result {
+	if out, ok := s.deliverRemoteVirtual(ctx, d); ok {
+		return out
+	}
 	ctx, cancel := cuttable(ctx)
 	defer cancel()
 	out := deliverRemote(ctx, s.remote.Load(), d)
@@ -673,7 +710,7 @@ func deliverRemote(ctx context.Context, c *smtpclient.Client, d queue.Delivery) 
 }
 
 // Reload makes cfg the System's, for what can change while it runs: the
-// routing (Routing), the users (Users and Auth), the SMTP policy (SMTP),
+// routing (Routing), the users (Users, Auth and Virtual), the SMTP policy (SMTP),
 // applied to sessions that start later and to the checks of those in
 // progress, and remote delivery (Remote), for deliveries that start
 // later. Other fields are those New took; cfg's are ignored. Deliveries
@@ -693,7 +730,13 @@ func (s *System) Reload(cfg Config) error {
 
 // reloadLocked applies cfg (filled); s.mu is held.
 func (s *System) reloadLocked(cfg Config) {
-	routing := cfg.Routing
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	if cfg.Virtual != s.cfg.Virtual {
+		s.virtual.Store(s.newVirtual(cfg.Virtual))
+	}
+	s.locals.Store(localSet(cfg.Routing))
+	routing := s.withVirtual(cfg.Routing, s.virtual.Load())
 	old := s.remote.Swap(s.newRemote(cfg))
 	if old != nil && old.Pool != nil && old.Pool != s.remote.Load().Pool {
 		// Its idle connections end now; those in use after their delivery.
@@ -705,6 +748,12 @@ func (s *System) reloadLocked(cfg Config) {
 	}
 	s.users.Store(newUserSet(cfg))
 	s.cfg.Routing, s.cfg.SMTP, s.cfg.Remote, s.cfg.Users, s.cfg.Auth = cfg.Routing, cfg.SMTP, cfg.Remote, cfg.Users, cfg.Auth
+	if cfg.Virtual != s.cfg.Virtual {
+		if s.cfg.ownVirtual && s.cfg.Virtual != nil {
+			s.cfg.Virtual.Store().Close()
+		}
+		s.cfg.Virtual, s.cfg.ownVirtual = cfg.Virtual, cfg.ownVirtual
+	}
 	s.Scheduler.Reload(routing)
 }
 
@@ -735,6 +784,14 @@ func (s *System) ReloadHome() error {
 	// The same users/cdb and passwd file: they follow their files.
 	u := s.users.Load()
 	cfg.Users, cfg.assign, cfg.Auth = u.users, u.assign, u.auth
+	// The same virtual store: it follows its database. A home that has
+	// got one since (the first "mta domain add") opens it now.
+	cfg.Virtual, cfg.ownVirtual = s.cfg.Virtual, s.cfg.ownVirtual
+	if cfg.Virtual == nil {
+		if err := cfg.openVirtual(); err != nil {
+			return err
+		}
+	}
 	cfg.lazySMTP = false
 	s.reloadLocked(cfg)
 	return nil
@@ -839,7 +896,12 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth auth.Authenti
 		return s.smtpd.Load().LocalIPHost != "" && s.ipme()[ip]
 	}
 	srv.OpenRelay = false
-	srv.RcptHosts = func(domain string) (bool, error) { return (*s.rcpthosts.Load())(domain) }
+	srv.RcptHosts = func(domain string) (bool, error) {
+		if ok, err := (*s.rcpthosts.Load())(domain); ok || err != nil {
+			return ok, err
+		}
+		return s.rcptHostVirtual(domain)
+	}
 	srv.BadMailFrom = func(addr string) bool {
 		if f := *s.badmailfrom.Load(); f != nil {
 			return f(addr)
@@ -873,6 +935,9 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth auth.Authenti
 // are looked at: others' are read by their deliveries, under their uids. Remote recipients, and every case in doubt, are accepted:
 // the queue decides later, as in qmail.
 func (s *System) checkRecipient(ctx context.Context, ss *smtpserver.Session, to string) error {
+	if done, err := s.checkVirtual(ctx, to); done {
+		return err
+	}
 	addr, remote := s.routing.Load().Route(to)
 	if remote {
 		return nil
@@ -986,6 +1051,7 @@ func (s *System) POP3(tlsConfig *tls.Config) (*pop3.Server, error) {
 	}
 	if s.opts.Mailboxes != nil {
 		srv.OpenMailbox = s.opts.Mailboxes.OpenMailbox(srv)
+		s.virtualMailboxes(srv)
 	}
 	return srv, nil
 }
