@@ -1,10 +1,10 @@
 // Package dovecot holds the Dovecot configuration that serves the mta's
 // virtual mailboxes over IMAP (dovecot.conf) and its test: Debian's Dovecot
-// run from this file on a loopback port, logins through a
-// checkpassword program against the vmail store, Python's imaplib reading
-// a message we delivered, moving it to a folder our maildir package then
-// reads, and filling the Maildir++ quota, which our delivery then
-// honours.
+// run from this file on a loopback port, logins through examples/vchkpw
+// against the mta home's virtual mailboxes, Python's imaplib reading a
+// message the mta's virtual delivery delivered, moving it to a folder our
+// maildir package then reads, and filling the Maildir++ quota, over which
+// our delivery then bounces.
 package dovecot
 
 import (
@@ -25,23 +25,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qmailkit/qmailkit/auth"
 	"github.com/qmailkit/qmailkit/maildir"
+	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/vmail"
-	"github.com/qmailkit/qmailkit/vmail/sqlstore"
 )
 
-// The test binary is also the two helpers the test runs as other
-// processes: a checkpassword program for Dovecot, and a delivery as the
-// mailbox owner.
+// The test binary is also the delivery the test runs as the mailbox
+// owner, as the mta runs it.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "-checkpassword":
-			os.Exit(checkpassword(os.Args[2:]))
-		case "-deliver":
-			os.Exit(deliver(os.Args[2:]))
-		}
+	if len(os.Args) > 1 && os.Args[1] == "-deliver" {
+		os.Exit(deliver(os.Args[2:]))
 	}
 	os.Exit(m.Run())
 }
@@ -52,66 +45,31 @@ var quiet = slog.New(slog.DiscardHandler)
 // The mailbox owner (the virtual-mail account): nobody.
 const owner = 65534
 
-func openManager(db, dir string) (*vmail.Manager, error) {
-	st, err := sqlstore.OpenSQLite(db)
-	if err != nil {
-		return nil, err
-	}
-	return vmail.New(vmail.Options{Store: st, Dir: dir, UID: owner, GID: owner, CacheTTL: -1, Logger: quiet})
-}
-
-// checkpassword is a checkpassword program as Dovecot's checkpassword
-// passdb runs it: "-checkpassword DB DIR REPLY": login and password on fd
-// 3, and on success REPLY (Dovecot's checkpassword-reply) is executed with
-// USER, HOME and the owner's uid and gid in userdb_uid and userdb_gid
-// (Dovecot refuses a checkpassword that switches uid itself).
-func checkpassword(args []string) int {
-	if len(args) < 3 {
-		return 2
-	}
-	f := os.NewFile(3, "fd3")
-	b, err := io.ReadAll(io.LimitReader(f, 513))
-	if err != nil || len(b) > 512 {
-		return 2
-	}
-	fields := strings.Split(string(b), "\x00")
-	if len(fields) < 2 {
-		return 2
-	}
-	m, err := openManager(args[0], args[1])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 111
-	}
-	u, err := m.Authenticate(context.Background(), auth.Credentials{
-		Service: auth.ServiceIMAP, Method: auth.MethodPlain, User: fields[0], Secret: fields[1],
-	})
-	if errors.Is(err, auth.ErrFailed) {
-		return 1
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 111
-	}
-	env := append(os.Environ(), "USER="+u.Name, "HOME="+u.Home,
-		"userdb_uid="+strconv.Itoa(u.UID), "userdb_gid="+strconv.Itoa(u.GID), "EXTRA=userdb_uid userdb_gid")
-	if err := syscall.Exec(args[2], args[2:], env); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	return 111
-}
-
-// deliver delivers standard input into the Maildir "-deliver MAILDIR",
-// with its Maildir++ quota: exit 0, 100 over quota, 111 otherwise.
+// deliver delivers standard input to a virtual address, "-deliver HOME
+// RECIPIENT", as the mta does (package vmail's Deliverer over the home's
+// mailboxes): exit 0, 100 for a bounce, 111 for a retry, the report on
+// standard output.
 func deliver(args []string) int {
-	if len(args) != 1 {
+	if len(args) != 2 {
 		return 2
 	}
-	dl := maildir.Deliverer{SizeTag: true, QuotaPermanent: true}
-	_, err := dl.Deliver(context.Background(), maildir.Dir(args[0]), os.Stdin)
-	switch {
-	case errors.Is(err, maildir.ErrQuota):
+	ctx := context.Background()
+	m, err := mta.OpenVirtual(ctx, args[0], vmail.Options{Logger: quiet})
+	if err != nil {
 		fmt.Println(err)
+		return 111
+	}
+	defer m.Store().Close()
+	msg, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return 111
+	}
+	d := vmail.Deliverer{Manager: m, Logger: quiet}
+	_, err = d.Deliver(ctx, "ann@example.org", args[1], io.NewSectionReader(bytes.NewReader(msg), 0, int64(len(msg))))
+	var de *vmail.DeliveryError
+	switch {
+	case errors.As(err, &de) && de.Perm:
+		fmt.Println(de.Text)
 		return 100
 	case err != nil:
 		fmt.Println(err)
@@ -139,11 +97,11 @@ func helper(t *testing.T, dir string) string {
 	return p
 }
 
-// deliverAs delivers msg into the Maildir as the owner, as the mta does,
-// running exe; it returns the helper's exit status and output.
-func deliverAs(t *testing.T, exe, dir, msg string) (int, string) {
+// deliverAs delivers msg to rcpt as the owner, as the mta does, running
+// exe; it returns the helper's exit status and output.
+func deliverAs(t *testing.T, exe, home, rcpt, msg string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(exe, "-deliver", dir)
+	cmd := exec.Command(exe, "-deliver", home, rcpt)
 	cmd.Stdin = strings.NewReader(msg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: owner, Gid: owner}}
 	out, err := cmd.CombinedOutput()
@@ -291,15 +249,22 @@ func TestDovecotIMAP(t *testing.T) {
 	}
 	ctx := t.Context()
 
-	db, vdir := filepath.Join(dir, "vmail.db"), filepath.Join(dir, "domains")
-	// The owner must reach the domains' directories under it.
-	if err := os.Mkdir(vdir, 0o755); err != nil {
+	// The mta's home: its queue's owner is the virtual-mail account,
+	// who owns the mailboxes, and whom Dovecot runs as.
+	home := filepath.Join(dir, "home")
+	for _, d := range []string{home, filepath.Join(home, "queue")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chown(filepath.Join(home, "queue"), owner, owner); err != nil {
 		t.Fatal(err)
 	}
-	m, err := openManager(db, vdir)
+	m, err := mta.OpenVirtual(ctx, home, vmail.Options{Logger: quiet, CacheTTL: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer m.Store().Close()
 	if _, err := m.AddDomain(ctx, "example.test"); err != nil {
 		t.Fatal(err)
 	}
@@ -320,12 +285,16 @@ func TestDovecotIMAP(t *testing.T) {
 	}
 	exe := helper(t, dir)
 	const first = "From: ann@example.org\r\nTo: joe@example.test\r\nSubject: delivered by us\r\n\r\nHello Joe.\r\n"
-	if status, out := deliverAs(t, exe, mb.Maildir(), first); status != 0 {
+	if status, out := deliverAs(t, exe, home, addr, first); status != 0 {
 		t.Fatalf("delivery: exit %d: %s", status, out)
 	}
 
 	port := freePort(t)
-	chkpw := strings.Join([]string{exe, "-checkpassword", db, vdir}, " ")
+	vchkpw := filepath.Join(dir, "vchkpw")
+	if out, err := exec.Command("go", "build", "-o", vchkpw, "github.com/qmailkit/qmailkit/examples/vchkpw").CombinedOutput(); err != nil {
+		t.Fatalf("go build vchkpw: %v\n%s", err, out)
+	}
+	chkpw := vchkpw + " -home " + home
 	startDovecot(t, dir, config(t, dir, port, chkpw), port)
 
 	imap := func(args ...string) []byte {
@@ -367,7 +336,8 @@ func TestDovecotIMAP(t *testing.T) {
 	}{
 		{"a wrong password is refused", strings.HasPrefix(got.WrongPassword, "refused")},
 		{"the password logs in", got.Login == "OK"},
-		{"INBOX holds the message we delivered", got.InboxCount == 1 && got.FirstMessage == first},
+		{"INBOX holds the message we delivered", got.InboxCount == 1 && strings.HasSuffix(got.FirstMessage, first) &&
+			strings.Contains(got.FirstMessage, "Delivered-To: joe@example.test\r\n")},
 		{"IMAP makes a folder and moves the message there", got.Create == "OK" && got.Move == "OK"},
 		{"Dovecot appends within the quota", strings.HasPrefix(got.Append0, "OK") && strings.HasPrefix(got.Append1, "OK")},
 		{"Dovecot refuses an append over the quota we set", strings.Contains(got.Append2, "OVERQUOTA")},
@@ -398,12 +368,12 @@ func TestDovecotIMAP(t *testing.T) {
 	}
 	body, _ := io.ReadAll(f)
 	f.Close()
-	if string(body) != first {
-		t.Errorf(".Archive's message = %q, want %q", body, first)
+	if !strings.HasSuffix(string(body), first) {
+		t.Errorf(".Archive's message = %q, want it to end with %q", body, first)
 	}
 
-	// Dovecot's accounting and ours agree: 3 messages, so our delivery is
-	// refused as over quota.
+	// Dovecot's accounting and ours agree: 3 messages, so our delivery
+	// bounces, as vdelivermail's did.
 	q, usage, err := maildir.Dir(mb.Maildir()).ReadQuota()
 	if err != nil {
 		t.Fatal(err)
@@ -411,8 +381,8 @@ func TestDovecotIMAP(t *testing.T) {
 	if q.Count != 3 || usage.Count != 3 {
 		t.Errorf("our maildirsize reading: quota %+v, usage %+v; want 3 of 3 messages", q, usage)
 	}
-	status, dout := deliverAs(t, exe, mb.Maildir(), "Subject: one too many\r\n\r\nx\r\n")
-	if status != 100 || !strings.Contains(strings.ToLower(dout), "quota") {
-		t.Errorf("delivery over Dovecot's quota: exit %d %q, want 100 (over quota)", status, dout)
+	status, dout := deliverAs(t, exe, home, addr, "Subject: one too many\r\n\r\nx\r\n")
+	if status != 100 || !strings.Contains(dout, "over quota") {
+		t.Errorf("delivery over Dovecot's quota: exit %d %q, want 100 (user is over quota)", status, dout)
 	}
 }
