@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -113,11 +114,11 @@ func TestSMTPD(t *testing.T) {
 		t.Errorf("server %q %q %q %d %v %v", srv.Hostname, srv.Greeting, srv.LocalIPHost, srv.MaxMessageBytes, srv.Timeout, srv.OpenRelay)
 	}
 	for dom, want := range map[string]bool{"example.com": true, "more.example": true, "other.example": false} {
-		if ok, err := srv.RcptHosts(dom); ok != want || err != nil {
+		if ok, err := srv.RcptHostsContext(context.Background(), nil, dom); ok != want || err != nil {
 			t.Errorf("RcptHosts(%s) = %v %v", dom, ok, err)
 		}
 	}
-	if !srv.BadMailFrom("x@BAD.example") {
+	if !srv.BadMailFromContext(context.Background(), nil, "x@BAD.example") {
 		t.Error("badmailfrom not applied")
 	}
 
@@ -127,7 +128,7 @@ func TestSMTPD(t *testing.T) {
 	}
 	// No rcpthosts: closed unless asked for qmail's open relay.
 	var open smtpserver.Server
-	if _, err := home(t, map[string]string{"me": "m\n"}).SMTPD(&open, true); err != nil || !open.OpenRelay || open.RcptHosts != nil {
+	if _, err := home(t, map[string]string{"me": "m\n"}).SMTPD(&open, true); err != nil || !open.OpenRelay || open.RcptHostsContext != nil {
 		t.Errorf("open relay: %v %v", err, open.OpenRelay)
 	}
 }

@@ -2,6 +2,7 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -256,13 +257,13 @@ func FuzzPolicy(f *testing.F) {
 		defer closeFn()
 
 		rh := qmailReadfile(rcpthosts)
-		got, err := srv.RcptHosts(domain)
+		got, err := srv.RcptHostsContext(context.Background(), nil, domain)
 		want := qmailRcpthosts(rh, moreKeys, domain)
 		if err != nil || got != want {
 			t.Errorf("RcptHosts(%q) with %q and more %q = %v %v, want %v", domain, rh, more, got, err, want)
 		}
 		bl := qmailReadfile(bmf)
-		gotB, wantB := srv.BadMailFrom(addr), qmailBmfcheck(bl, addr)
+		gotB, wantB := srv.BadMailFromContext(context.Background(), nil, addr), qmailBmfcheck(bl, addr)
 		if gotB != wantB {
 			t.Errorf("BadMailFrom(%q) with %q = %v, want %v", addr, bl, gotB, wantB)
 		}

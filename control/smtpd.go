@@ -92,39 +92,63 @@ func (d Dir) SMTPSettings() (smtpserver.Settings, error) {
 	}, nil
 }
 
-// SMTPPolicy applies qmail-smtpd's list files to srv: badmailfrom, and
-// rcpthosts with morercpthosts.cdb. It fails when a file cannot be read. With no rcpthosts, srv refuses relaying (smtpserver's
-// safe default) unless openRelay is set, which gives qmail's behaviour. The
-// returned close releases morercpthosts.cdb.
-func (d Dir) SMTPPolicy(srv *smtpserver.Server, openRelay bool) (close func() error, err error) {
-	close = func() error { return nil }
+// SMTPLists are qmail-smtpd's list files as functions: RcptHosts from
+// rcpthosts with morercpthosts.cdb (nil when rcpthosts does not exist),
+// BadMailFrom from badmailfrom (nil when it does not exist). Close
+// releases morercpthosts.cdb.
+type SMTPLists struct {
+	RcptHosts   func(domain string) (bool, error)
+	BadMailFrom func(addr string) bool
+	Close       func() error
+}
+
+// SMTPLists reads badmailfrom, rcpthosts and morercpthosts.cdb. It fails
+// when a file cannot be read; the lists' Close is then already done.
+func (d Dir) SMTPLists() (SMTPLists, error) {
+	l := SMTPLists{Close: func() error { return nil }}
 	bmf, ok, err := d.List("badmailfrom")
 	if err != nil {
-		return close, err
+		return l, err
 	}
 	if ok {
-		srv.BadMailFrom = smtpserver.AddressList(bmf)
+		l.BadMailFrom = smtpserver.AddressList(bmf)
 	}
 	rh, ok, err := d.List("rcpthosts")
-	if err != nil {
-		return close, err
-	}
-	if !ok {
-		srv.OpenRelay = openRelay
-		return close, nil
+	if err != nil || !ok {
+		return l, err
 	}
 	var more func(string) (bool, error)
 	mrh, err := cdb.Open(d.Path("morercpthosts.cdb"))
 	switch {
 	case err == nil:
 		more = func(k string) (bool, error) { return mrh.Has([]byte(k)) }
-		close = mrh.Close
+		l.Close = mrh.Close
 	case errors.Is(err, fs.ErrNotExist):
 	default:
-		return close, fmt.Errorf("control: morercpthosts.cdb: %w", err)
+		return l, fmt.Errorf("control: morercpthosts.cdb: %w", err)
 	}
-	srv.RcptHosts = smtpserver.HostList(rh, more)
-	return close, nil
+	l.RcptHosts = smtpserver.HostList(rh, more)
+	return l, nil
+}
+
+// SMTPPolicy applies qmail-smtpd's list files to srv (its
+// BadMailFromContext and RcptHostsContext hooks): badmailfrom, and
+// rcpthosts with morercpthosts.cdb. It fails when a file cannot be read.
+// With no rcpthosts, srv refuses relaying (smtpserver's safe default)
+// unless openRelay is set, which gives qmail's behaviour. The returned
+// close releases morercpthosts.cdb.
+func (d Dir) SMTPPolicy(srv *smtpserver.Server, openRelay bool) (close func() error, err error) {
+	l, err := d.SMTPLists()
+	if err != nil {
+		return l.Close, err
+	}
+	srv.BadMailFromContext = smtpserver.BadMailFromHook(l.BadMailFrom)
+	if l.RcptHosts == nil {
+		srv.OpenRelay = openRelay
+		return l.Close, nil
+	}
+	srv.RcptHostsContext = smtpserver.RcptHostsHook(l.RcptHosts)
+	return l.Close, nil
 }
 
 // QueueProgram is the qmail-queue program clients run: $QMAILQUEUE when

@@ -301,9 +301,13 @@ func (s *System) LMTP() (*smtpserver.Server, error) {
 	srv.Relay = nil // nor RelayClients: it never relays
 	// The routing decides, not rcpthosts: a domain this system is a
 	// backup MX for is not local, and no client relays.
-	srv.RcptHosts = func(string) (bool, error) { return true, nil }
+	srv.RcptHostsContext = func(context.Context, *smtpserver.Session, string) (bool, error) { return true, nil }
 	check := srv.CheckRecipient
 	srv.CheckRecipient = func(ctx context.Context, ss *smtpserver.Session, to string) error {
+		// A virtual domain added since the routing last listed them is
+		// made local by the look-up (a store failure is answered below,
+		// by the virtual recipients' check).
+		s.virtualDomain(ctx, domainOf(to))
 		if _, remote := s.routing.Load().Route(to); remote {
 			return smtpserver.Reply{Code: 550, Enhanced: "5.7.1", Text: "sorry, this LMTP server takes only local recipients (#5.7.1)"}
 		}

@@ -173,14 +173,14 @@ func ReadSMTPPolicy(d control.Dir) (SMTPPolicy, error) {
 		return p, fmt.Errorf("mta: %w", err)
 	}
 	p.Settings = set
-	var tmp smtpserver.Server
-	release, err := d.SMTPPolicy(&tmp, false)
+	lists, err := d.SMTPLists()
 	if err != nil {
-		release()
+		lists.Close()
 		return p, fmt.Errorf("mta: %w", err)
 	}
+	release := lists.Close
 	p.release = release
-	p.RcptHosts, p.BadMailFrom = tmp.RcptHosts, tmp.BadMailFrom
+	p.RcptHosts, p.BadMailFrom = lists.RcptHosts, lists.BadMailFrom
 	if p.RcptHosts == nil {
 		p.RcptHosts = func(string) (bool, error) { return false, nil }
 	}

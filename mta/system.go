@@ -865,8 +865,8 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth auth.Authenti
 	}
 	if !submission && s.cfg.DNSBL != nil {
 		b := *s.cfg.DNSBL
-		if b.Resolver == nil && len(s.cfg.DNS) > 0 {
-			b.Resolver = &smtpserver.DNSResolver{Servers: s.cfg.DNS}
+		if b.DNS == nil && b.Resolver == nil && len(s.cfg.DNS) > 0 {
+			b.DNS = &smtpserver.DNSResolver{Servers: s.cfg.DNS}
 		}
 		srv.DNSBL = &b
 	}
@@ -890,19 +890,19 @@ func (s *System) SMTP(submission bool, tlsConfig *tls.Config, auth auth.Authenti
 	s.mu.Unlock()
 	// Everything is read through the pointers Reload swaps: the one-line
 	// values once per session, the lists at each check.
-	srv.SessionSettings = func(*smtpserver.Session) smtpserver.Settings { return *s.smtpd.Load() }
+	srv.SessionSettingsContext = func(context.Context, *smtpserver.Session) smtpserver.Settings { return *s.smtpd.Load() }
 	srv.IsLocalIP = func(ip netip.Addr) bool {
 		// qmail: no localiphost and no me: domain literals are not rewritten.
 		return s.smtpd.Load().LocalIPHost != "" && s.ipme()[ip]
 	}
 	srv.OpenRelay = false
-	srv.RcptHosts = func(domain string) (bool, error) {
+	srv.RcptHostsContext = func(ctx context.Context, _ *smtpserver.Session, domain string) (bool, error) {
 		if ok, err := (*s.rcpthosts.Load())(domain); ok || err != nil {
 			return ok, err
 		}
-		return s.rcptHostVirtual(domain)
+		return s.rcptHostVirtual(ctx, domain)
 	}
-	srv.BadMailFrom = func(addr string) bool {
+	srv.BadMailFromContext = func(_ context.Context, _ *smtpserver.Session, addr string) bool {
 		if f := *s.badmailfrom.Load(); f != nil {
 			return f(addr)
 		}

@@ -99,8 +99,8 @@ func (s *System) virtualDomain(ctx context.Context, domain string) (bool, error)
 }
 
 // rcptHostVirtual is the part of rcpthosts the virtual domains add.
-func (s *System) rcptHostVirtual(domain string) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), virtualTimeout)
+func (s *System) rcptHostVirtual(ctx context.Context, domain string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, virtualTimeout)
 	defer cancel()
 	return s.virtualDomain(ctx, domain)
 }

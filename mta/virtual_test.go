@@ -631,3 +631,60 @@ func TestVirtualOpenFails(t *testing.T) {
 		}
 	}
 }
+
+// LMTP takes the recipients of a virtual domain added while it runs: its
+// routing check makes the domain local by looking it up, as rcpthosts does
+// for SMTP.
+func TestVirtualLMTPDomainAddedElsewhere(t *testing.T) {
+	r, _, _ := startVirtual(t)
+	srv, err := r.sys.LMTP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	lmtpRcpt := func(to string) string {
+		c, err := textproto.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.ReadResponse(220)
+		c.PrintfLine("LHLO test")
+		c.ReadResponse(250)
+		c.PrintfLine("MAIL FROM:<bob@example.org>")
+		c.ReadResponse(250)
+		c.PrintfLine("RCPT TO:<%s>", to)
+		code, msg, _ := c.ReadResponse(0)
+		return fmt.Sprintf("%d %s", code, msg)
+	}
+	if got := lmtpRcpt("joe@virtual.test"); !strings.HasPrefix(got, "250") {
+		t.Fatalf("LMTP RCPT to a virtual mailbox: %s", got)
+	}
+	other, err := OpenVirtual(t.Context(), r.sys.Home.Home, vmail.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Store().Close()
+	if _, err := other.AddDomain(t.Context(), "later.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.AddMailbox(t.Context(), "ann@later.test", "ann-password-1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := lmtpRcpt("ann@later.test")
+		if strings.HasPrefix(got, "250") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("LMTP RCPT to the new domain's mailbox still %s", got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

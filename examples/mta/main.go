@@ -166,6 +166,17 @@
 // queuecmd.go describes each subcommand, the -json fields and the exit
 // codes (0 done, 1 an ID not found or failed, 2 usage, 111 temporary).
 //
+// Virtual domains, mailboxes and aliases (vpopmail's vadddomain,
+// vadduser, vpasswd, vsetuserquota, valias), while the mta runs or not:
+//
+//	mta [-home DIR] domain add|del|list [DOMAIN]
+//	mta [-home DIR] user add|del|passwd|quota|list ADDRESS
+//	mta [-home DIR] alias add|del|list ADDRESS [TARGET...]
+//
+// admincmd.go describes each, the -json fields and the exit codes (0 done,
+// 1 refused, 2 usage, 111 temporary); passwords are read from standard
+// input, never from the command line.
+//
 // Exit status: 0 after a clean stop, 1 on a failure, 2 for bad flags.
 package main
 
@@ -174,8 +185,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/coreos/go-systemd/v22/daemon"
-	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"net"
@@ -189,6 +198,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
@@ -233,12 +245,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	aliasesDB := fs.String("aliases", "", "a fastforward database (newaliases' /etc/aliases.cdb) for the alias user: its .qmail-default runs bin/fastforward -d on it, and unknown names are refused at RCPT")
 	deliveryTimeout := fs.Duration("deliverytimeout", lspawn.DefaultDeliveryTimeout, "as root: the time limit of a local delivery, after which its processes are killed and it is deferred")
 	dnsAddr := fs.String("dns", "", "the recursive DNS server to ask, ADDR or ADDR:PORT, for remote delivery and DNS lists (default: control/dnsserver, else /etc/resolv.conf)")
+	adminAddr := fs.String("admin", "127.0.0.1:2443", "the web admin's listen address, HTTPS with control/servercert.pem (empty: none)")
 	apop := fs.Bool("apop", false, "offer APOP on POP3 (MD5 of a shared secret: only users whose password is stored {PLAIN} can use it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 && fs.Arg(0) == "queue" { // see queuecmd.go
 		return queueCommand(defaultHome(*home, getenv), fs.Args()[1:], stdout, stderr)
+	}
+	if fs.NArg() > 0 && (fs.Arg(0) == "domain" || fs.Arg(0) == "user" || fs.Arg(0) == "alias") { // see admincmd.go
+		return adminCommand(defaultHome(*home, getenv), fs.Arg(0), fs.Args()[1:], os.Stdin, stdout, stderr)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "mta: unexpected argument %q\n", fs.Arg(0))
@@ -342,6 +358,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if metricsL, err = listen("metrics", *metricsAddr); err != nil {
 		return fail(err)
 	}
+	var adminL net.Listener
+	if adminL, err = listen("admin", *adminAddr); err != nil {
+		return fail(err)
+	}
 	if *home, err = filepath.Abs(*home); err != nil {
 		return fail(err)
 	}
@@ -363,6 +383,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	}
 	if *aliasesDB != "" {
 		if *aliasesDB, err = filepath.Abs(*aliasesDB); err != nil {
+			return fail(err)
+		}
+	}
+	// Virtual domains and mailboxes (mta domain|user|alias, the web admin)
+	// live in vmail/, the account's; users/adminpasswd, the web admin's
+	// administrator, is made (root's, as users/ is) with its password
+	// shown once.
+	if err := mta.MakeVirtualDir(*home, uid, gid); err != nil {
+		return fail(err)
+	}
+	var adminPassword string
+	if adminL != nil {
+		if adminPassword, err = mta.EnsureAdmin(*home, gid); err != nil {
 			return fail(err)
 		}
 	}
@@ -504,7 +537,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 			return fail(err)
 		}
 	}
-	banner(stdout, *home, created, demo, ls, metricsL, root)
+	if adminL != nil {
+		stop, err := serveAdmin(sys, adminL, tc, *home, logger, handler)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+	}
+	banner(stdout, *home, created, demo, ls, metricsL, root, adminInfo{adminL, tc == nil, adminPassword})
 	if metricsL != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", sys.MetricsHandler())
@@ -622,7 +662,7 @@ func createAccount(name string) error {
 	return nil
 }
 
-func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners, metrics net.Listener, root bool) {
+func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners, metrics net.Listener, root bool, admin adminInfo) {
 	state := "reused"
 	if created {
 		state = "created"
@@ -645,6 +685,7 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	if metrics != nil {
 		fmt.Fprintf(w, "  metrics     http://%s/metrics and /healthz\n", metrics.Addr())
 	}
+	admin.print(w)
 	pw := d.Password
 	if pw == "" {
 		pw = "(hashed in users/poppasswd)"
@@ -672,6 +713,13 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	fmt.Fprintf(w, "Send from the command line (%s; any qmail-inject or sendmail run with QMAILHOME=%s works too):\n", who, home)
 	fmt.Fprintf(w, "  echo 'To: %s' | %s/qmail-inject\n", d.User, bin)
 	fmt.Fprintf(w, "  printf 'To: %s\\nSubject: hi\\n\\nhello\\n' | %s/sendmail -t\n", d.User, bin)
+	self := "mta"
+	if exe, err := os.Executable(); err == nil {
+		self = exe
+	}
+	fmt.Fprintf(w, "Virtual domains and mailboxes (or in the web admin):\n")
+	fmt.Fprintf(w, "  %s -home %s domain add example.com\n", self, home)
+	fmt.Fprintf(w, "  echo 'a long password' | %s -home %s user add joe@example.com\n", self, home)
 	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files; SIGALRM retries the queue now.\n")
 }
 

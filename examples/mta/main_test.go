@@ -89,6 +89,7 @@ type proc struct {
 	stderr                 *syncBuffer
 	smtp, submission, pop3 string
 	metrics                string
+	admin, adminPassword   string
 	user, password         string
 	maildir                string
 	banner                 string
@@ -141,7 +142,7 @@ func startMTAEnv(t *testing.T, home string, asNobody bool, extra []*os.File, env
 func startMTAWrapped(t *testing.T, home string, nobody bool, wrapper []string, extra []*os.File, env []string, args ...string) *proc {
 	t.Helper()
 	bin := build(t)
-	args = append([]string{bin, "-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-submissions", "127.0.0.1:0", "-pop3", "127.0.0.1:0", "-pop3s", "127.0.0.1:0"}, args...)
+	args = append([]string{bin, "-home", home, "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-submissions", "127.0.0.1:0", "-pop3", "127.0.0.1:0", "-pop3s", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...)
 	args = append(append([]string(nil), wrapper...), args...)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}, env...)
@@ -192,6 +193,11 @@ func startMTAWrapped(t *testing.T, home string, nobody bool, wrapper []string, e
 				p.pop3 = f[1]
 			case len(f) >= 2 && f[0] == "metrics":
 				p.metrics = f[1]
+			case len(f) >= 9 && f[0] == "web" && f[1] == "admin":
+				p.admin = f[2]
+				if f[8] != "(hashed" {
+					p.adminPassword = f[8]
+				}
 			case len(f) >= 6 && f[0] == "mailbox":
 				p.user, _, _ = strings.Cut(f[1], "@")
 				p.password = f[3]
