@@ -54,6 +54,7 @@ const MaxRounds = 1_000_000
 //	$6$salt$hash           SHA-512-crypt (glibc's crypt(3), mkpasswd -m sha-512)
 //	{CRYPT}$6$...          the same, with Dovecot's scheme prefix
 //	{SHA512-CRYPT}$6$...   the same, as Dovecot's doveadm pw writes it (and {SHA256-CRYPT}$5$...)
+//	$1$salt$hash           MD5-crypt (vpopmail 5.4, old shadow files), also {MD5-CRYPT}$1$... and {CRYPT}$1$...
 //
 // An empty password, or one starting with '!' or '*' (a locked account),
 // never matches, nor does an unknown scheme, a secret longer than
@@ -72,6 +73,8 @@ func VerifyPassword(stored string, c Credentials) bool {
 		stored = strings.TrimPrefix(stored, "{SHA512-CRYPT}")
 	case strings.HasPrefix(stored, "{SHA256-CRYPT}$5$"):
 		stored = strings.TrimPrefix(stored, "{SHA256-CRYPT}")
+	case strings.HasPrefix(stored, "{MD5-CRYPT}$1$"):
+		stored = strings.TrimPrefix(stored, "{MD5-CRYPT}")
 	default:
 		stored = strings.TrimPrefix(stored, "{CRYPT}")
 	}
@@ -83,6 +86,9 @@ func VerifyPassword(stored string, c Credentials) bool {
 		h = sha256.New
 	case strings.HasPrefix(stored, "$6$"):
 		h = sha512.New
+	case strings.HasPrefix(stored, "$1$"):
+		got, ok := md5Crypt(c.Secret, stored)
+		return ok && subtle.ConstantTimeCompare([]byte(got), []byte(stored)) == 1
 	default:
 		return false
 	}
