@@ -16,14 +16,30 @@ import (
 // mailbox directories (the Maildir itself is maildir.Ensure's 0700).
 const dirMode = 0o750
 
-// openBase opens Options.Dir as an os.Root, making it first when missing.
+// openBase opens Options.Dir as an os.Root, making it first when missing
+// (then given to Options.UID and GID as root, as every directory under it
+// is: the deliveries, which run as them, go through it).
 func (m *Manager) openBase() (*os.Root, error) {
-	if err := os.MkdirAll(m.opts.Dir, dirMode); err != nil {
-		return nil, fmt.Errorf("vmail: %w", err)
+	_, err := os.Lstat(m.opts.Dir)
+	missing := errors.Is(err, fs.ErrNotExist)
+	if missing {
+		// Parents searchable by the account; the directory its own.
+		if err := os.MkdirAll(filepath.Dir(m.opts.Dir), 0o755); err != nil {
+			return nil, fmt.Errorf("vmail: %w", err)
+		}
+		if err := os.Mkdir(m.opts.Dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("vmail: %w", err)
+		}
 	}
 	r, err := os.OpenRoot(m.opts.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("vmail: %w", err)
+	}
+	if missing {
+		if err := m.chown(r, "."); err != nil {
+			r.Close()
+			return nil, err
+		}
 	}
 	return r, nil
 }

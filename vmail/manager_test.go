@@ -718,6 +718,21 @@ func TestOwnership(t *testing.T) {
 	if u.UID != 65534 || u.GID != 65534 {
 		t.Errorf("User ids %d:%d", u.UID, u.GID)
 	}
+
+	// A Dir that does not exist yet is made the account's too, its
+	// parents searchable: a delivery as the account goes through it.
+	base := filepath.Join(t.TempDir(), "var", "vmail")
+	m2, err := vmail.New(vmail.Options{Store: f.store, Dir: base, UID: 65534, GID: 65534, Logger: quiet()})
+	check(t, err)
+	must[vmail.Domain](t)(m2.AddDomain(ctx, "example.net"))
+	fi, err := os.Lstat(base)
+	check(t, err)
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65534 {
+		t.Errorf("%s (made by the Manager) owned by %d:%d", base, st.Uid, st.Gid)
+	}
+	if fi, err := os.Stat(filepath.Dir(base)); err != nil || fi.Mode().Perm()&0o005 != 0o005 {
+		t.Errorf("the parent the Manager made: %v %v; want searchable by others", fi.Mode(), err)
+	}
 }
 
 // failing is a Store whose lookups or RecordLogin fail, as a database
