@@ -54,6 +54,11 @@ type Store struct {
 	db       *sql.DB
 	postgres bool
 	stmts    map[string]*sql.Stmt
+	// writing serialises this process's SQLite write transactions: SQLite
+	// takes one writer at a time, and writers of one process waiting on
+	// its busy timeout could wait longer than it under load (other
+	// processes still wait on the timeout).
+	writing chan struct{}
 }
 
 // The hot lookups, prepared once.
@@ -107,7 +112,7 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 }
 
 func open(ctx context.Context, db *sql.DB, postgres bool, name string) (*Store, error) {
-	s := &Store{db: db, postgres: postgres, stmts: make(map[string]*sql.Stmt)}
+	s := &Store{db: db, postgres: postgres, stmts: make(map[string]*sql.Stmt), writing: make(chan struct{}, 1)}
 	// database/sql keeps 2 idle connections by default: under concurrent
 	// lookups (RCPT time) the others would be closed and reopened, which
 	// for SQLite means opening the file and running its pragmas again.
@@ -177,6 +182,14 @@ func (s *Store) write(ctx context.Context, op string, f func(tx *sql.Tx) error) 
 }
 
 func (s *Store) writeGen(ctx context.Context, op string, bump bool, f func(tx *sql.Tx) error) error {
+	if !s.postgres {
+		select {
+		case s.writing <- struct{}{}:
+			defer func() { <-s.writing }()
+		case <-ctx.Done():
+			return s.classify(op, ctx.Err())
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.classify(op, err)
