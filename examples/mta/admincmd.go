@@ -13,6 +13,19 @@ package main
 //	mta [-home DIR] alias add ADDRESS TARGET...
 //	mta [-home DIR] alias del ADDRESS [TARGET...]
 //	mta [-home DIR] alias list DOMAIN|ADDRESS [-json]
+//	mta [-home DIR] import vpopmail VPOPHOME
+//	mta [-home DIR] import poppasswd DOMAIN FILE
+//	mta [-home DIR] import assign FILE
+//
+// import brings an existing installation in: vpopmail's domains (their
+// vpasswd files with the password hashes, flags, quotas and Maildirs where
+// they are, .qmail-default catch-alls, forward-only .qmail-NAME aliases,
+// alias domains, .qmailadmin-limits), the users of a users/poppasswd file
+// as mailboxes of DOMAIN, or the alias domains of a users/assign file. It
+// prints what it imported and each line it skipped, with file and line, and
+// may be run again (what exists is left as it is). As root it reads the
+// files as root; the Maildirs stay where they are, so they must belong to
+// the mta's account (run the mta with -user vpopmail, or chown them).
 //
 // They work on the home's virtual-mail store (QMAILHOME/vmail/vmail.db,
 // or the PostgreSQL database named by control/vmaildb) and the domains'
@@ -60,6 +73,7 @@ import (
 	"github.com/qmailkit/qmailkit/mta"
 	"github.com/qmailkit/qmailkit/mta/privsep"
 	"github.com/qmailkit/qmailkit/vmail"
+	"github.com/qmailkit/qmailkit/vmail/vimport"
 )
 
 const adminUsage = `usage: mta [-home DIR] domain add DOMAIN [-catchall TARGET]
@@ -73,6 +87,9 @@ const adminUsage = `usage: mta [-home DIR] domain add DOMAIN [-catchall TARGET]
        mta [-home DIR] alias add ADDRESS TARGET...
        mta [-home DIR] alias del ADDRESS [TARGET...]
        mta [-home DIR] alias list DOMAIN|ADDRESS [-json]
+       mta [-home DIR] import vpopmail VPOPHOME
+       mta [-home DIR] import poppasswd DOMAIN FILE
+       mta [-home DIR] import assign FILE
 `
 
 // adminTimeout bounds one administration command.
@@ -97,6 +114,9 @@ func adminCommand(home, noun string, args []string, stdin io.Reader, stdout, std
 	}
 	verb := args[0]
 	name += " " + verb
+	if noun == "import" {
+		return importCommand(home, name, verb, args[1:], stdout, stderr, usage)
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "one JSON object per line")
@@ -517,4 +537,44 @@ func (c *adminCmd) aliases(ctx context.Context, arg string) error {
 		}
 	}
 	return nil
+}
+
+// importCommand runs "mta import VERB ARGS".
+func importCommand(home, name, verb string, args []string, stdout, stderr io.Writer, usage func(string) int) int {
+	want := map[string]int{"vpopmail": 1, "poppasswd": 2, "assign": 1}
+	n, ok := want[verb]
+	if !ok {
+		return usage("unknown subcommand " + verb)
+	}
+	if len(args) != n {
+		return usage("wrong number of operands")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// As root the files to import are read as root (vpopmail's are its
+	// own); OpenVirtual gives what it makes to the mta's account.
+	m, err := mta.OpenVirtual(ctx, home, vmail.Options{Logger: logger})
+	if err != nil {
+		fmt.Fprintln(stderr, name+": "+err.Error())
+		return 111
+	}
+	defer m.Store().Close()
+	var r *vimport.Report
+	switch verb {
+	case "vpopmail":
+		r, err = vimport.Vpopmail(ctx, m, args[0])
+	case "poppasswd":
+		r, err = vimport.Poppasswd(ctx, m, args[0], args[1])
+	case "assign":
+		r, err = vimport.Assign(ctx, m, args[0])
+	}
+	if r != nil {
+		fmt.Fprint(stdout, r.String())
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, name+": "+err.Error())
+		return 111
+	}
+	return 0
 }

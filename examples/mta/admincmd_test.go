@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qmailkit/qmailkit/auth"
 )
 
 // admin runs "mta -home HOME ARGS" with stdin and returns its exit status
@@ -215,4 +217,63 @@ func sendPlain(addr, rcpt string) error {
 		return err
 	}
 	return c.Quit()
+}
+
+// TestAdminImport: mta import brings in a vpopmail domain (its vpasswd
+// with the hash, quota and Maildir kept, its catch-all and an alias) and
+// the users of a users/poppasswd file, and lists what it skipped.
+func TestAdminImport(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	if err := os.MkdirAll(filepath.Join(home, "control"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	vpop := t.TempDir()
+	dom := filepath.Join(vpop, "domains", "example.com")
+	if err := os.MkdirAll(filepath.Join(dom, "joe", "Maildir", "new"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"cur", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dom, "joe", "Maildir", d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash, err := auth.HashPassword("joe-password-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"vpasswd":        "joe:" + hash + ":1:0:Joe:" + filepath.Join(dom, "joe") + ":52428800S\nbad line\n",
+		".qmail-default": "| /home/vpopmail/bin/vdelivermail '' bounce-no-mailbox\n",
+		".qmail-info":    "&joe@example.com\n",
+		".qmail-prog":    "|/usr/bin/true\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dom, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := admin(t, home, "", "import", "vpopmail", vpop)
+	if code != 0 || !strings.Contains(out, "1 mailboxes") || !strings.Contains(out, "skipped: "+filepath.Join(dom, "vpasswd")+":2") || !strings.Contains(out, ".qmail-prog") {
+		t.Fatalf("import vpopmail: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ := admin(t, home, "", "user", "list", "joe@example.com", "-json"); code != 0 || !strings.Contains(out, `"quota":"52428800S"`) || !strings.Contains(out, `"dir":"`+filepath.Join(dom, "joe")+`"`) {
+		t.Errorf("the imported mailbox: exit %d, %s", code, out)
+	}
+	if code, out, _ := admin(t, home, "", "alias", "list", "info@example.com"); code != 0 || !strings.Contains(out, "joe@example.com") {
+		t.Errorf("the imported alias: exit %d, %s", code, out)
+	}
+
+	pp := filepath.Join(t.TempDir(), "poppasswd")
+	if err := os.WriteFile(pp, []byte("ann:"+hash+":1000:1000:Ann:/home/ann:/bin/false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := admin(t, home, "", "import", "poppasswd", "example.org", pp); code != 0 || !strings.Contains(out, "1 mailboxes") {
+		t.Fatalf("import poppasswd: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ := admin(t, home, "", "user", "list", "example.org"); code != 0 || !strings.Contains(out, "ann@example.org") {
+		t.Errorf("the imported user: exit %d, %s", code, out)
+	}
+	if code, _, _ := admin(t, home, "", "import", "nothing"); code != 2 {
+		t.Errorf("import nothing: exit %d, want 2", code)
+	}
 }

@@ -172,6 +172,7 @@
 //	mta [-home DIR] domain add|del|list [DOMAIN]
 //	mta [-home DIR] user add|del|passwd|quota|list ADDRESS
 //	mta [-home DIR] alias add|del|list ADDRESS [TARGET...]
+//	mta [-home DIR] import vpopmail VPOPHOME | poppasswd DOMAIN FILE | assign FILE
 //
 // admincmd.go describes each, the -json fields and the exit codes (0 done,
 // 1 refused, 2 usage, 111 temporary); passwords are read from standard
@@ -253,7 +254,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	if fs.NArg() > 0 && fs.Arg(0) == "queue" { // see queuecmd.go
 		return queueCommand(defaultHome(*home, getenv), fs.Args()[1:], stdout, stderr)
 	}
-	if fs.NArg() > 0 && (fs.Arg(0) == "domain" || fs.Arg(0) == "user" || fs.Arg(0) == "alias") { // see admincmd.go
+	if fs.NArg() > 0 && (fs.Arg(0) == "domain" || fs.Arg(0) == "user" || fs.Arg(0) == "alias" || fs.Arg(0) == "import") { // see admincmd.go
 		return adminCommand(defaultHome(*home, getenv), fs.Arg(0), fs.Args()[1:], os.Stdin, stdout, stderr)
 	}
 	if fs.NArg() > 0 {
