@@ -173,7 +173,9 @@ func startMTAWrapped(t *testing.T, home string, nobody bool, wrapper []string, e
 		p.done <- cmd.Wait()
 		close(p.done)
 	}()
-	timeout := time.After(20 * time.Second)
+	// A bound, not a measure: a start under -race on a loaded machine
+	// (a new home's key, the virtual store's first migration) is slow.
+	timeout := time.After(60 * time.Second)
 	var banner strings.Builder
 	for !strings.HasPrefix(p.banner, "Stop with") {
 		select {
@@ -204,7 +206,7 @@ func startMTAWrapped(t *testing.T, home string, nobody bool, wrapper []string, e
 				p.maildir = strings.TrimSuffix(f[5], ")")
 			}
 		case <-timeout:
-			t.Fatalf("no banner after 20 s:\n%s\nstderr:\n%s", banner.String(), p.stderr)
+			t.Fatalf("no banner after 60 s:\n%s\nstderr:\n%s", banner.String(), p.stderr)
 		}
 	}
 	p.banner = banner.String()
