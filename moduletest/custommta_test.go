@@ -86,8 +86,8 @@ func TestCustomMTA(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &smtpserver.Server{
-		Hostname:  "mx.app.test",
-		Enqueuer:  q,
+		Hostname:         "mx.app.test",
+		Enqueuer:         q,
 		RcptHostsContext: smtpserver.RcptHostsHook(smtpserver.HostList([]string{"app.test"}, nil)),
 	}
 	go srv.Serve(l)
