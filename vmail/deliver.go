@@ -270,9 +270,15 @@ func (x *delivery) mailbox(ctx context.Context) error {
 	if mb.Dir == "" || !filepath.IsAbs(mb.Dir) {
 		return &DeliveryError{Text: "the mailbox has no directory (#4.3.0)"}
 	}
-	// vdelivermail makes a missing USERDIR again, with its Maildir.
-	if _, err := maildir.Ensure(mb.Maildir()); err != nil {
-		return &DeliveryError{Text: "Unable to make the mailbox's Maildir (#4.3.0)", Err: err}
+	// vdelivermail makes a missing USERDIR again, with its Maildir. Three
+	// lstat calls tell the usual case, a Maildir that is there, from one
+	// Ensure must make (which costs some twenty system calls); links are
+	// refused by both (and by the Maildir deliverer, confined to the
+	// Maildir).
+	if !maildirReady(mb.Maildir()) {
+		if _, err := maildir.Ensure(mb.Maildir()); err != nil {
+			return &DeliveryError{Text: "Unable to make the mailbox's Maildir (#4.3.0)", Err: err}
+		}
 	}
 	if err := syncQuota(mb); err != nil {
 		return &DeliveryError{Text: "Unable to read the mailbox's quota (#4.3.0)", Err: err}
@@ -380,6 +386,9 @@ func (x *delivery) overQuotaText(ctx context.Context) string {
 // domain without the file sends none. A failure only loses the warning.
 func (x *delivery) quotaWarning(ctx context.Context) {
 	mb := x.rcpt.Mailbox
+	if mb.Quota == (Quota{}) {
+		return // no quota, no warning (and no maildirsize to read)
+	}
 	md := maildir.Dir(mb.Maildir())
 	q, u, err := md.ReadQuota()
 	if err != nil || !(q.Bytes > 0 && u.Bytes*10 >= q.Bytes*9 || q.Count > 0 && u.Count*10 >= q.Count*9) {
@@ -415,6 +424,18 @@ func (d *Deliverer) now() time.Time {
 		return d.Now()
 	}
 	return time.Now()
+}
+
+// maildirReady reports whether md's tmp/, new/ and cur/ are directories
+// (not links).
+func maildirReady(md string) bool {
+	for _, s := range [...]string{"/tmp", "/new", "/cur"} {
+		fi, err := os.Lstat(md + s)
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
 }
 
 // syncQuota writes the mailbox's quota into its Maildir's maildirsize
