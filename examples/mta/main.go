@@ -50,6 +50,12 @@
 //	-dns ADDR           the recursive DNS server for remote delivery and DNS
 //	                    lists, ADDR or ADDR:PORT (default control/dnsserver,
 //	                    else /etc/resolv.conf)
+//	-admin ADDR         the web admin's listen address (default 127.0.0.1:2443;
+//	                    "" disables): HTTPS with control/servercert.pem
+//	                    (without it, plain HTTP and only on loopback); its
+//	                    administrator is users/adminpasswd's "admin", made at
+//	                    the first start with a password the banner shows once;
+//	                    mailboxes log in as name@domain (package webadmin)
 //	-apop               offer APOP on POP3 (for users whose password is
 //	                    stored {PLAIN}; MD5, so off by default)
 //	-deliverytimeout D  as root: the time limit of a local delivery (default
