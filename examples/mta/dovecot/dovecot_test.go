@@ -1,26 +1,30 @@
 // Package dovecot holds the Dovecot configuration that serves the mta's
-// virtual mailboxes over IMAP (dovecot.conf) and its test: Debian's Dovecot
-// run from this file on a loopback port, logins through examples/vchkpw
-// against the mta home's virtual mailboxes, Python's imaplib reading a
-// message the mta's virtual delivery delivered, moving it to a folder our
-// maildir package then reads, and filling the Maildir++ quota, over which
-// our delivery then bounces.
+// virtual mailboxes over IMAP (dovecot.conf) and its test: the mta run as
+// its account with a domain and mailboxes made by its own commands,
+// Debian's Dovecot run from this file on a loopback port, logins through
+// examples/vchkpw against the home's virtual mailboxes, Python's imaplib
+// reading a message the mta received over SMTP and delivered, moving it to
+// a folder our maildir package then reads, and filling the Maildir++
+// quota, over which the mta then bounces a message it accepted.
 package dovecot
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/smtp"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,56 +34,68 @@ import (
 	"github.com/qmailkit/qmailkit/vmail"
 )
 
-// The test binary is also the delivery the test runs as the mailbox
-// owner, as the mta runs it.
+// The test binary is also a helper the test runs as the mta's account,
+// who owns the virtual-mail store: "-noimap HOME ADDRESS" sets a flag the
+// mta's commands do not set.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "-deliver" {
-		os.Exit(deliver(os.Args[2:]))
+	if len(os.Args) == 4 && os.Args[1] == "-noimap" {
+		os.Exit(noIMAP(os.Args[2], os.Args[3]))
 	}
 	os.Exit(m.Run())
 }
 
-// quiet drops the Manager's log lines.
-var quiet = slog.New(slog.DiscardHandler)
-
-// The mailbox owner (the virtual-mail account): nobody.
-const owner = 65534
-
-// deliver delivers standard input to a virtual address, "-deliver HOME
-// RECIPIENT", as the mta does (package vmail's Deliverer over the home's
-// mailboxes): exit 0, 100 for a bounce, 111 for a retry, the report on
-// standard output.
-func deliver(args []string) int {
-	if len(args) != 2 {
-		return 2
-	}
+// noIMAP gives the mailbox addr of home the NoIMAP flag: exit 0, else 1
+// with the error on standard output.
+func noIMAP(home, addr string) int {
 	ctx := context.Background()
-	m, err := mta.OpenVirtual(ctx, args[0], vmail.Options{Logger: quiet})
+	m, err := mta.OpenVirtual(ctx, home, vmail.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		fmt.Println(err)
-		return 111
+		return 1
 	}
 	defer m.Store().Close()
-	msg, err := io.ReadAll(os.Stdin)
-	if err != nil {
-		return 111
-	}
-	d := vmail.Deliverer{Manager: m, Logger: quiet}
-	_, err = d.Deliver(ctx, "ann@example.org", args[1], io.NewSectionReader(bytes.NewReader(msg), 0, int64(len(msg))))
-	var de *vmail.DeliveryError
-	switch {
-	case errors.As(err, &de) && de.Perm:
-		fmt.Println(de.Text)
-		return 100
-	case err != nil:
+	if err := m.SetFlags(ctx, addr, vmail.NoIMAP); err != nil {
 		fmt.Println(err)
-		return 111
+		return 1
 	}
 	return 0
 }
 
-// helper copies the test binary to dir, where the mailbox owner can run
-// it (go test's own directory is root's alone).
+// account is the unprivileged account the mta runs as, who owns the
+// virtual Maildirs and whom Dovecot runs as.
+type account struct {
+	name     string
+	uid, gid int
+}
+
+// testAccount returns the account qmailkittest (the one examples/mta's
+// root tests use), made with useradd if it does not exist: the mta
+// refuses nobody.
+func testAccount(t *testing.T) account {
+	t.Helper()
+	const name = "qmailkittest"
+	if _, err := user.Lookup(name); err != nil {
+		if out, err := exec.Command("useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+			"--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
+			if _, lerr := user.Lookup(name); lerr != nil {
+				t.Skipf("no account %s and useradd failed: %v: %s", name, err, out)
+			}
+		}
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("account %s: uid %q gid %q", name, u.Uid, u.Gid)
+	}
+	return account{name, uid, gid}
+}
+
+// helper copies the test binary to dir, where the account can run it (go
+// test's own directory is root's alone).
 func helper(t *testing.T, dir string) string {
 	t.Helper()
 	exe, err := os.Executable()
@@ -97,22 +113,169 @@ func helper(t *testing.T, dir string) string {
 	return p
 }
 
-// deliverAs delivers msg to rcpt as the owner, as the mta does, running
-// exe; it returns the helper's exit status and output.
-func deliverAs(t *testing.T, exe, home, rcpt, msg string) (int, string) {
+// goBuild builds the package pkg of the module into dir/name.
+func goBuild(t *testing.T, dir, name, pkg string) string {
 	t.Helper()
-	cmd := exec.Command(exe, "-deliver", home, rcpt)
-	cmd.Stdin = strings.NewReader(msg)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: owner, Gid: owner}}
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode(), string(out)
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
+	return bin
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startMTA runs the mta on home as acct, with its SMTP listener on a
+// loopback port and no other, until the test ends; it returns the SMTP
+// address from the banner and the mta's standard error.
+func startMTA(t *testing.T, bin, home string, acct account) (string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "-home", home, "-user", acct.name, "-smtp", "127.0.0.1:0",
+		"-submission", "", "-submissions", "", "-pop3", "", "-pop3s", "", "-admin", "")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + filepath.Dir(home)}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return 0, string(out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("mta stderr:\n%s", stderr)
+		}
+	})
+	// A bound, not a measure: a first start under -race on a loaded
+	// machine is slow.
+	timeout := time.After(60 * time.Second)
+	var banner strings.Builder
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("mta exited before its banner:\n%s\nstderr:\n%s", banner.String(), stderr)
+			}
+			banner.WriteString(line + "\n")
+			// The banner prints the listeners once they are bound; with
+			// no POP3 listener it has no "Stop with" line to wait for.
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "SMTP" {
+				if f[1] == "off" {
+					t.Fatalf("SMTP off in the banner:\n%s", banner.String())
+				}
+				go func() {
+					for range lines {
+					}
+				}()
+				return f[1], stderr
+			}
+		case <-timeout:
+			t.Fatalf("no banner after 60 s:\n%s\nstderr:\n%s", banner.String(), stderr)
+		}
+	}
+}
+
+// admin runs "mta -home home ARGS..." with stdin, failing the test unless
+// it exits 0.
+func admin(t *testing.T, bin, home, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-home", home}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("mta %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// send sends msg from from to to over SMTP (no STARTTLS) to addr.
+func send(t *testing.T, addr, from, to, msg string) {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail(from); err != nil {
+		t.Fatalf("MAIL FROM:<%s>: %v", from, err)
+	}
+	if err := c.Rcpt(to); err != nil {
+		t.Fatalf("RCPT TO:<%s>: %v", to, err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatalf("DATA: %v", err)
+	}
+	if _, err := io.WriteString(w, msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("end of DATA: %v", err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitMessages waits (up to 60 s) until the Maildir dir holds n messages
+// and returns them, oldest first as package maildir lists them.
+func waitMessages(t *testing.T, dir string, n int, mtaErr *syncBuffer) []string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		msgs, _ := maildir.Dir(dir).List()
+		if len(msgs) >= n {
+			var bodies []string
+			for _, m := range msgs {
+				b, err := os.ReadFile(filepath.Join(dir, m.Path()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				bodies = append(bodies, string(b))
+			}
+			return bodies
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s holds %d messages after 60 s, want %d; mta stderr:\n%s", dir, len(msgs), n, mtaErr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // need skips the test when a program is missing.
@@ -249,51 +412,51 @@ func TestDovecotIMAP(t *testing.T) {
 	}
 	ctx := t.Context()
 
-	// The mta's home: its queue's owner is the virtual-mail account,
-	// who owns the mailboxes, and whom Dovecot runs as.
+	// The mta, run as its account, who owns the queue and the virtual
+	// mailboxes, and whom Dovecot runs as (vchkpw passes the queue's
+	// owner as userdb_uid).
+	acct := testAccount(t)
+	mtaBin := goBuild(t, dir, "mta", "github.com/qmailkit/qmailkit/examples/mta")
 	home := filepath.Join(dir, "home")
-	for _, d := range []string{home, filepath.Join(home, "queue")} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.Chown(filepath.Join(home, "queue"), owner, owner); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mta.OpenVirtual(ctx, home, vmail.Options{Logger: quiet, CacheTTL: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Store().Close()
-	if _, err := m.AddDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
+	smtpAddr, mtaErr := startMTA(t, mtaBin, home, acct)
+
+	// The domain and mailboxes, made with the mta's own commands while it
+	// runs.
 	const addr, password = "joe@example.test", "correct horse battery"
-	mb, err := m.AddMailbox(ctx, addr, password)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.SetQuota(ctx, addr, vmail.Quota{Count: 3}); err != nil {
-		t.Fatal(err)
-	}
+	admin(t, mtaBin, home, "", "domain", "add", "example.test")
+	admin(t, mtaBin, home, password+"\n", "user", "add", addr)
+	admin(t, mtaBin, home, "", "user", "quota", addr, "3C")
 	// A mailbox whose flags refuse IMAP.
-	if _, err := m.AddMailbox(ctx, "ann@example.test", password); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.SetFlags(ctx, "ann@example.test", vmail.NoIMAP); err != nil {
-		t.Fatal(err)
-	}
+	admin(t, mtaBin, home, password+"\n", "user", "add", "ann@example.test")
 	exe := helper(t, dir)
+	noimap := exec.Command(exe, "-noimap", home, "ann@example.test")
+	noimap.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(acct.uid), Gid: uint32(acct.gid), Groups: []uint32{}}}
+	if out, err := noimap.CombinedOutput(); err != nil {
+		t.Fatalf("NoIMAP for ann: %v: %s", err, out)
+	}
+	// The sender of the mail that bounces: its bounce lands here.
+	const sender = "sam@example.test"
+	admin(t, mtaBin, home, password+"\n", "user", "add", sender)
+	var mb, sam struct{ Dir string }
+	if err := json.Unmarshal([]byte(admin(t, mtaBin, home, "", "user", "list", addr, "-json")), &mb); err != nil || mb.Dir == "" {
+		t.Fatalf("user list %s: %v %+v", addr, err, mb)
+	}
+	if err := json.Unmarshal([]byte(admin(t, mtaBin, home, "", "user", "list", sender, "-json")), &sam); err != nil || sam.Dir == "" {
+		t.Fatalf("user list %s: %v %+v", sender, err, sam)
+	}
+	joeMaildir, samMaildir := filepath.Join(mb.Dir, "Maildir"), filepath.Join(sam.Dir, "Maildir")
+
 	const first = "From: ann@example.org\r\nTo: joe@example.test\r\nSubject: delivered by us\r\n\r\nHello Joe.\r\n"
-	if status, out := deliverAs(t, exe, home, addr, first); status != 0 {
-		t.Fatalf("delivery: exit %d: %s", status, out)
+	send(t, smtpAddr, "ann@example.org", addr, first)
+	// In the Maildir, as qmail stores it, lines end in LF; Dovecot serves
+	// them with CRLF.
+	firstLF := strings.ReplaceAll(first, "\r\n", "\n")
+	if got := waitMessages(t, joeMaildir, 1, mtaErr); !strings.HasSuffix(got[0], firstLF) {
+		t.Fatalf("the mta delivered %q, want it to end with %q", got[0], firstLF)
 	}
 
 	port := freePort(t)
-	vchkpw := filepath.Join(dir, "vchkpw")
-	if out, err := exec.Command("go", "build", "-o", vchkpw, "github.com/qmailkit/qmailkit/examples/vchkpw").CombinedOutput(); err != nil {
-		t.Fatalf("go build vchkpw: %v\n%s", err, out)
-	}
+	vchkpw := goBuild(t, dir, "vchkpw", "github.com/qmailkit/qmailkit/examples/vchkpw")
 	chkpw := vchkpw + " -home " + home
 	startDovecot(t, dir, config(t, dir, port, chkpw), port)
 
@@ -351,7 +514,7 @@ func TestDovecotIMAP(t *testing.T) {
 
 	// The folder Dovecot made is a Maildir++ folder our maildir package
 	// reads, holding the message moved there.
-	archive, err := maildir.Open(filepath.Join(mb.Maildir(), ".Archive"))
+	archive, err := maildir.Open(filepath.Join(joeMaildir, ".Archive"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,21 +531,27 @@ func TestDovecotIMAP(t *testing.T) {
 	}
 	body, _ := io.ReadAll(f)
 	f.Close()
-	if !strings.HasSuffix(string(body), first) {
-		t.Errorf(".Archive's message = %q, want it to end with %q", body, first)
+	if !strings.HasSuffix(string(body), firstLF) {
+		t.Errorf(".Archive's message = %q, want it to end with %q", body, firstLF)
 	}
 
 	// Dovecot's accounting and ours agree: 3 messages, so our delivery
 	// bounces, as vdelivermail's did.
-	q, usage, err := maildir.Dir(mb.Maildir()).ReadQuota()
+	q, usage, err := maildir.Dir(joeMaildir).ReadQuota()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if q.Count != 3 || usage.Count != 3 {
 		t.Errorf("our maildirsize reading: quota %+v, usage %+v; want 3 of 3 messages", q, usage)
 	}
-	status, dout := deliverAs(t, exe, home, addr, "Subject: one too many\r\n\r\nx\r\n")
-	if status != 100 || !strings.Contains(dout, "over quota") {
-		t.Errorf("delivery over Dovecot's quota: exit %d %q, want 100 (user is over quota)", status, dout)
+	// Over the quota Dovecot filled, the mta accepts the message over
+	// SMTP and then bounces it to its sender, another mailbox here.
+	send(t, smtpAddr, sender, addr, "From: sam@example.test\r\nSubject: one too many\r\n\r\nx\r\n")
+	bounce := waitMessages(t, samMaildir, 1, mtaErr)[0]
+	if !strings.Contains(bounce, "user is over quota") || !strings.Contains(bounce, "one too many") {
+		t.Errorf("the bounce of the delivery over Dovecot's quota says no \"user is over quota\":\n%s", bounce)
+	}
+	if msgs, _ := maildir.Dir(joeMaildir).List(); len(msgs) != 2 {
+		t.Errorf("joe's INBOX holds %d messages after the bounce, want 2 (the third is in .Archive)", len(msgs))
 	}
 }
