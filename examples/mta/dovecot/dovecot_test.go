@@ -548,7 +548,7 @@ func TestDovecotIMAP(t *testing.T) {
 	// SMTP and then bounces it to its sender, another mailbox here.
 	send(t, smtpAddr, sender, addr, "From: sam@example.test\r\nSubject: one too many\r\n\r\nx\r\n")
 	bounce := waitMessages(t, samMaildir, 1, mtaErr)[0]
-	if !strings.Contains(bounce, "user is over quota") || !strings.Contains(bounce, "one too many") {
+	if !strings.Contains(bounce, "<joe@example.test>:\nuser is over quota") || !strings.Contains(bounce, "one too many") {
 		t.Errorf("the bounce of the delivery over Dovecot's quota says no \"user is over quota\":\n%s", bounce)
 	}
 	if msgs, _ := maildir.Dir(joeMaildir).List(); len(msgs) != 2 {
