@@ -700,9 +700,21 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	if d.User != "" {
 		fmt.Fprintf(w, "  mailbox     %s password %s (Maildir %s)\n", d.Address(), pw, d.Maildir)
 	}
-	if ls.SMTP == nil || ls.POP3 == nil || d.User == "" {
-		return
+	if ls.SMTP != nil && ls.POP3 != nil && d.User != "" {
+		bannerHints(w, home, d, ls, root)
 	}
+	self := "mta"
+	if exe, err := os.Executable(); err == nil {
+		self = exe
+	}
+	fmt.Fprintf(w, "Virtual domains and mailboxes (or in the web admin):\n")
+	fmt.Fprintf(w, "  %s -home %s domain add example.com\n", self, home)
+	fmt.Fprintf(w, "  echo 'a long password' | %s -home %s user add joe@example.com\n", self, home)
+	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files; SIGALRM retries the queue now.\n")
+}
+
+// bannerHints prints how to send to the demo mailbox and fetch its mail.
+func bannerHints(w io.Writer, home string, d mta.Demo, ls mta.Listeners, root bool) {
 	host, port, _ := net.SplitHostPort(ls.SMTP.Addr().String())
 	phost, pport, _ := net.SplitHostPort(ls.POP3.Addr().String())
 	fmt.Fprintf(w, "Send a message:\n")
@@ -720,14 +732,6 @@ func banner(w io.Writer, home string, created bool, d mta.Demo, ls mta.Listeners
 	fmt.Fprintf(w, "Send from the command line (%s; any qmail-inject or sendmail run with QMAILHOME=%s works too):\n", who, home)
 	fmt.Fprintf(w, "  echo 'To: %s' | %s/qmail-inject\n", d.User, bin)
 	fmt.Fprintf(w, "  printf 'To: %s\\nSubject: hi\\n\\nhello\\n' | %s/sendmail -t\n", d.User, bin)
-	self := "mta"
-	if exe, err := os.Executable(); err == nil {
-		self = exe
-	}
-	fmt.Fprintf(w, "Virtual domains and mailboxes (or in the web admin):\n")
-	fmt.Fprintf(w, "  %s -home %s domain add example.com\n", self, home)
-	fmt.Fprintf(w, "  echo 'a long password' | %s -home %s user add joe@example.com\n", self, home)
-	fmt.Fprintf(w, "Stop with Ctrl-C or SIGTERM; SIGHUP rereads the control files; SIGALRM retries the queue now.\n")
 }
 
 // notify tells the service manager the mta's state (sd_notify(3)) when it
