@@ -13,8 +13,8 @@ import (
 
 // Sizes of what a form may hold.
 const (
-	maxAddress  = 254       // RFC 5321 §4.5.3.1.3: a path holds at most 256 octets with its brackets
-	maxLocal    = 64        // RFC 5321 §4.5.3.1.1
+	maxAddress  = 254       // RFC 5321 section 4.5.3.1.3: a path holds at most 256 octets with its brackets
+	maxLocal    = 64        // RFC 5321 section 4.5.3.1.1
 	maxTargets  = 100       // addresses of one forward or alias
 	maxSubject  = 200       // bytes of an autoresponder's subject
 	maxBody     = 16 << 10  // bytes of an autoresponder's text
