@@ -51,43 +51,15 @@ func md5Crypt(password, setting string) (string, bool) {
 	}
 	f := h.Sum(nil)
 
-	for i := range 1000 {
-		h.Reset()
-		if i&1 != 0 {
-			h.Write(p)
-		} else {
-			h.Write(f)
-		}
-		if i%3 != 0 {
-			h.Write(s)
-		}
-		if i%7 != 0 {
-			h.Write(p)
-		}
-		if i&1 != 0 {
-			h.Write(f)
-		} else {
-			h.Write(p)
-		}
-		f = h.Sum(f[:0])
-	}
+	f = cryptRounds(h, f, p, s, 1000)
 
 	out := make([]byte, 0, len(magic)+len(salt)+1+22)
 	out = append(out, magic...)
 	out = append(out, salt...)
 	out = append(out, '$')
-	b64 := func(b2, b1, b0 byte, n int) {
-		w := uint(b2)<<16 | uint(b1)<<8 | uint(b0)
-		for range n {
-			out = append(out, cryptAlphabet[w&0x3f])
-			w >>= 6
-		}
+	for _, t := range [...][3]int{{0, 6, 12}, {1, 7, 13}, {2, 8, 14}, {3, 9, 15}, {4, 10, 5}} {
+		out = crypt64(out, f[t[0]], f[t[1]], f[t[2]], 4)
 	}
-	b64(f[0], f[6], f[12], 4)
-	b64(f[1], f[7], f[13], 4)
-	b64(f[2], f[8], f[14], 4)
-	b64(f[3], f[9], f[15], 4)
-	b64(f[4], f[10], f[5], 4)
-	b64(0, 0, f[11], 2)
+	out = crypt64(out, 0, 0, f[11], 2)
 	return string(out), true
 }

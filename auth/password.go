@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
@@ -197,42 +196,14 @@ func shaCrypt(newHash func() hash.Hash, password, setting string) (string, bool)
 	}
 	ss = append(ss, ds[:len(s)-len(ss)]...)
 
-	c := a
-	for i := range rounds {
-		h.Reset()
-		if i&1 != 0 {
-			h.Write(pp)
-		} else {
-			h.Write(c)
-		}
-		if i%3 != 0 {
-			h.Write(ss)
-		}
-		if i%7 != 0 {
-			h.Write(pp)
-		}
-		if i&1 != 0 {
-			h.Write(c)
-		} else {
-			h.Write(pp)
-		}
-		c = h.Sum(c[:0])
-	}
+	c := cryptRounds(h, a, pp, ss, rounds)
 
-	var out bytes.Buffer
-	out.WriteString(prefix)
+	out := []byte(prefix)
 	if custom {
-		fmt.Fprintf(&out, "rounds=%d$", rounds)
+		out = fmt.Appendf(out, "rounds=%d$", rounds)
 	}
-	out.WriteString(salt)
-	out.WriteByte('$')
-	b64 := func(b2, b1, b0 byte, n int) {
-		w := uint(b2)<<16 | uint(b1)<<8 | uint(b0)
-		for range n {
-			out.WriteByte(cryptAlphabet[w&0x3f])
-			w >>= 6
-		}
-	}
+	out = append(out, salt...)
+	out = append(out, '$')
 	// The byte order of the encoding rotates the triples (k, k+d, k+2d),
 	// one way for SHA-512 and the other for SHA-256.
 	d, last := 21, 2
@@ -248,12 +219,50 @@ func shaCrypt(newHash func() hash.Hash, password, setting string) (string, bool)
 		default:
 			x, y, z = z, x, y
 		}
-		b64(x, y, z, 4)
+		out = crypt64(out, x, y, z, 4)
 	}
 	if last == 2 {
-		b64(0, 0, c[63], 2)
+		out = crypt64(out, 0, 0, c[63], 2)
 	} else {
-		b64(0, c[31], c[30], 3)
+		out = crypt64(out, 0, c[31], c[30], 3)
 	}
-	return out.String(), true
+	return string(out), true
+}
+
+// cryptRounds is the loop md5-crypt (1000 rounds) and SHA-crypt (rounds=)
+// share: each round hashes the previous digest c with the password p and
+// the salt s, in an order set by the round's number.
+func cryptRounds(h hash.Hash, c, p, s []byte, rounds int) []byte {
+	for i := range rounds {
+		h.Reset()
+		if i&1 != 0 {
+			h.Write(p)
+		} else {
+			h.Write(c)
+		}
+		if i%3 != 0 {
+			h.Write(s)
+		}
+		if i%7 != 0 {
+			h.Write(p)
+		}
+		if i&1 != 0 {
+			h.Write(c)
+		} else {
+			h.Write(p)
+		}
+		c = h.Sum(c[:0])
+	}
+	return c
+}
+
+// crypt64 appends the n characters of crypt's base-64 for the bytes b2,
+// b1, b0 (least significant six bits first).
+func crypt64(out []byte, b2, b1, b0 byte, n int) []byte {
+	w := uint(b2)<<16 | uint(b1)<<8 | uint(b0)
+	for range n {
+		out = append(out, cryptAlphabet[w&0x3f])
+		w >>= 6
+	}
+	return out
 }
