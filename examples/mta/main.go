@@ -209,6 +209,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
 
+	"github.com/qmailkit/qmailkit/internal/connlimit"
 	"github.com/qmailkit/qmailkit/internal/logbuf"
 	"github.com/qmailkit/qmailkit/internal/lspawn"
 	"github.com/qmailkit/qmailkit/internal/queueadmin"
@@ -368,6 +369,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, hup <-c
 	var adminL net.Listener
 	if adminL, err = listen("admin", *adminAddr); err != nil {
 		return fail(err)
+	}
+	// The HTTP listeners' connection limits (the mail servers have theirs).
+	if metricsL != nil {
+		metricsL = limitListener{metricsL, &connlimit.Limiter{Max: 64, PerClient: 16}}
+	}
+	if adminL != nil {
+		adminL = limitListener{adminL, &connlimit.Limiter{Max: 256, PerClient: 32}}
 	}
 	if *home, err = filepath.Abs(*home); err != nil {
 		return fail(err)
