@@ -220,6 +220,30 @@ func TestDeliverRefusals(t *testing.T) {
 			}
 			os.WriteFile(filepath.Join(d.Dir, ".over-quota.msg"), []byte("Joe's mailbox is full; call him.\n"), 0o644)
 		}, "joe@example.com", message + strings.Repeat("x", 100) + "\n", "Joe's mailbox is full; call him.", true},
+		{"over quota message a FIFO", func(t *testing.T, f *dfixture) {
+			if err := f.m.SetQuota(t.Context(), "joe@example.com", vmail.Quota{Bytes: 60}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := f.m.Domain(t.Context(), "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := mkfifo(filepath.Join(d.Dir, ".over-quota.msg")); err != nil {
+				t.Skip(err)
+			}
+		}, "joe@example.com", message + strings.Repeat("x", 100) + "\n", "user is over quota (#5.2.2)", true},
+		{"over quota message a link", func(t *testing.T, f *dfixture) {
+			if err := f.m.SetQuota(t.Context(), "joe@example.com", vmail.Quota{Bytes: 60}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := f.m.Domain(t.Context(), "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "secret")
+			os.WriteFile(p, []byte("a secret of another file\n"), 0o644)
+			os.Symlink(p, filepath.Join(d.Dir, ".over-quota.msg"))
+		}, "joe@example.com", message + strings.Repeat("x", 100) + "\n", "user is over quota (#5.2.2)", true},
 		{"program line", func(t *testing.T, f *dfixture) {
 			os.WriteFile(filepath.Join(f.joe.Dir, ".qmail"), []byte("&bob@b.example\n| /bin/true\n"), 0o644)
 		}, "joe@example.com", message, "/.qmail line 2: program deliveries are not run", true},
