@@ -149,11 +149,8 @@ func (m *Manager) makeMailboxDir(rel string) error {
 }
 
 // ensureMaildir makes (or completes) the Maildir of the mailbox directory
-// rel and gives it to UID and GID.
+// rel, which mkdirs has just made and checked, and gives it to UID and GID.
 func (m *Manager) ensureMaildir(root *os.Root, rel string) error {
-	if err := realDir(root, rel); err != nil {
-		return err
-	}
 	if _, err := maildir.Ensure(filepath.Join(m.opts.Dir, rel, "Maildir")); err != nil {
 		return fmt.Errorf("vmail: %w", err)
 	}
