@@ -39,18 +39,12 @@ func (c *cache) epoch(ctx context.Context, s Store, now time.Time) (int64, bool)
 	if c.ttl < 0 {
 		return 0, false
 	}
-	c.mu.RLock()
-	gen, fresh := c.gen, c.valid && now.Sub(c.checked) < c.ttl && !now.Before(c.checked)
-	c.mu.RUnlock()
-	if fresh {
+	if gen, ok := c.fresh(now); ok {
 		return gen, true
 	}
 	c.refresh.Lock()
 	defer c.refresh.Unlock()
-	c.mu.RLock()
-	gen, fresh = c.gen, c.valid && now.Sub(c.checked) < c.ttl && !now.Before(c.checked)
-	c.mu.RUnlock()
-	if fresh {
+	if gen, ok := c.fresh(now); ok { // another caller refreshed it meanwhile
 		return gen, true
 	}
 	g, err := s.Generation(ctx)
@@ -66,6 +60,14 @@ func (c *cache) epoch(ctx context.Context, s Store, now time.Time) (int64, bool)
 	}
 	c.valid, c.gen, c.checked = true, g, now
 	return g, true
+}
+
+// fresh returns the cache's generation and whether it was checked less
+// than ttl before now.
+func (c *cache) fresh(now time.Time) (int64, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen, c.valid && now.Sub(c.checked) < c.ttl && !now.Before(c.checked)
 }
 
 func (c *cache) limit() int {

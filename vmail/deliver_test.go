@@ -220,6 +220,30 @@ func TestDeliverRefusals(t *testing.T) {
 			}
 			os.WriteFile(filepath.Join(d.Dir, ".over-quota.msg"), []byte("Joe's mailbox is full; call him.\n"), 0o644)
 		}, "joe@example.com", message + strings.Repeat("x", 100) + "\n", "Joe's mailbox is full; call him.", true},
+		{"over quota message a FIFO", func(t *testing.T, f *dfixture) {
+			if err := f.m.SetQuota(t.Context(), "joe@example.com", vmail.Quota{Bytes: 60}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := f.m.Domain(t.Context(), "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := mkfifo(filepath.Join(d.Dir, ".over-quota.msg")); err != nil {
+				t.Skip(err)
+			}
+		}, "joe@example.com", message + strings.Repeat("x", 100) + "\n", "user is over quota (#5.2.2)", true},
+		{"over quota message a link", func(t *testing.T, f *dfixture) {
+			if err := f.m.SetQuota(t.Context(), "joe@example.com", vmail.Quota{Bytes: 60}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := f.m.Domain(t.Context(), "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(t.TempDir(), "secret")
+			os.WriteFile(p, []byte("a secret of another file\n"), 0o644)
+			os.Symlink(p, filepath.Join(d.Dir, ".over-quota.msg"))
+		}, "joe@example.com", message + strings.Repeat("x", 100) + "\n", "user is over quota (#5.2.2)", true},
 		{"program line", func(t *testing.T, f *dfixture) {
 			os.WriteFile(filepath.Join(f.joe.Dir, ".qmail"), []byte("&bob@b.example\n| /bin/true\n"), 0o644)
 		}, "joe@example.com", message, "/.qmail line 2: program deliveries are not run", true},
@@ -493,5 +517,59 @@ func TestDeliverQuotaWarning(t *testing.T) {
 				t.Fatalf("file %v, step %d: %d warnings, want %d", withFile, i, got, want)
 			}
 		}
+	}
+}
+
+// A hostile .quotawarn.msg (a FIFO, a link to another file) or a quotawarn
+// stamp that is a link sends no warning, does not hang the delivery and
+// touches nothing outside the Maildir.
+func TestDeliverQuotaWarningHostile(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "secret")
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, domainDir, maildir string)
+	}{
+		{"message a FIFO", func(t *testing.T, domainDir, _ string) {
+			if err := mkfifo(filepath.Join(domainDir, ".quotawarn.msg")); err != nil {
+				t.Skip(err)
+			}
+		}},
+		{"message a link", func(t *testing.T, domainDir, _ string) {
+			check(t, os.Symlink(outside, filepath.Join(domainDir, ".quotawarn.msg")))
+		}},
+		{"stamp a link", func(t *testing.T, domainDir, maildir string) {
+			check(t, os.WriteFile(filepath.Join(domainDir, ".quotawarn.msg"), []byte("Subject: Mailbox nearly full\n\nfull\n"), 0o644))
+			check(t, os.Symlink(outside, filepath.Join(maildir, "quotawarn")))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check(t, os.WriteFile(outside, []byte("Subject: Mailbox nearly full\n\nnot for joe\n"), 0o644))
+			check(t, os.Chtimes(outside, old, old))
+			f := newDeliverFixture(t)
+			// Two days on: the stamp link, made now, is no warning of today.
+			later := time.Now().Add(48 * time.Hour)
+			f.d.Now = func() time.Time { return later }
+			if err := f.m.SetQuota(t.Context(), "joe@example.com", vmail.Quota{Bytes: 10000}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := f.m.Domain(t.Context(), "example.com")
+			check(t, err)
+			tt.setup(t, d.Dir, f.joe.Maildir())
+			if _, err := f.deliver(t, "joe@example.com", "Subject: x\n\n"+strings.Repeat("x", 9500)+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range files(t, f.joe.Maildir()) {
+				if strings.Contains(m, "Mailbox nearly full") {
+					t.Fatalf("a warning was delivered: %q", m)
+				}
+			}
+			fi, err := os.Stat(outside)
+			check(t, err)
+			if !fi.ModTime().Equal(old) || fi.Size() != int64(len("Subject: Mailbox nearly full\n\nnot for joe\n")) {
+				t.Fatalf("the file outside was touched: %v, %d bytes", fi.ModTime(), fi.Size())
+			}
+		})
 	}
 }

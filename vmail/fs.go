@@ -61,14 +61,22 @@ func (m *Manager) chown(root *os.Root, rel string) error {
 func realDir(root *os.Root, rel string) error {
 	parts := strings.Split(rel, "/")
 	for i := range parts {
-		p := strings.Join(parts[:i+1], "/")
-		fi, err := root.Lstat(p)
-		if err != nil {
-			return fmt.Errorf("vmail: %w", err)
+		if err := lstatDir(root, strings.Join(parts[:i+1], "/")); err != nil {
+			return err
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
-			return fmt.Errorf("vmail: %s/%s is not a directory (a symbolic link?): refused", root.Name(), p)
-		}
+	}
+	return nil
+}
+
+// lstatDir checks that p, under the root, is a directory and not a
+// symbolic link (its parents are not looked at).
+func lstatDir(root *os.Root, p string) error {
+	fi, err := root.Lstat(p)
+	if err != nil {
+		return fmt.Errorf("vmail: %w", err)
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
+		return fmt.Errorf("vmail: %s/%s is not a directory (a symbolic link?): refused", root.Name(), p)
 	}
 	return nil
 }
@@ -95,7 +103,8 @@ func (m *Manager) mkdirs(root *os.Root, rel string) (made bool, err error) {
 		default:
 			return false, fmt.Errorf("vmail: %w", err)
 		}
-		if err := realDir(root, p); err != nil {
+		// The components before p were checked in the turns before.
+		if err := lstatDir(root, p); err != nil {
 			return made, err
 		}
 	}
@@ -140,11 +149,8 @@ func (m *Manager) makeMailboxDir(rel string) error {
 }
 
 // ensureMaildir makes (or completes) the Maildir of the mailbox directory
-// rel and gives it to UID and GID.
+// rel, which mkdirs has just made and checked, and gives it to UID and GID.
 func (m *Manager) ensureMaildir(root *os.Root, rel string) error {
-	if err := realDir(root, rel); err != nil {
-		return err
-	}
 	if _, err := maildir.Ensure(filepath.Join(m.opts.Dir, rel, "Maildir")); err != nil {
 		return fmt.Errorf("vmail: %w", err)
 	}

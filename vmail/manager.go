@@ -263,7 +263,8 @@ func (m *Manager) DeleteAliasDomain(ctx context.Context, alias string) error {
 	return nil
 }
 
-// lookupMailboxAddress splits an address and finds its (real) domain.
+// addressDomain splits an address, checks its name and finds its (real)
+// domain.
 func (m *Manager) addressDomain(ctx context.Context, address string) (string, Domain, error) {
 	name, domain, err := splitAddress(address)
 	if err != nil {

@@ -393,13 +393,12 @@ func (s *Store) Domains(ctx context.Context) ([]vmail.Domain, error) {
 // AddAliasDomain makes alias an alias domain of domain.
 func (s *Store) AddAliasDomain(ctx context.Context, alias, domain string) error {
 	return s.write(ctx, "add alias domain "+alias, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM domains WHERE name = ?`), domain).Scan(&n); err != nil {
+		if ok, err := s.hasDomain(ctx, tx, domain); err != nil {
 			return err
-		}
-		if n == 0 {
+		} else if !ok {
 			return notFound("domain " + domain)
 		}
+		var n int
 		if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM domain_names WHERE name = ?`), alias).Scan(&n); err != nil {
 			return err
 		}
@@ -425,11 +424,9 @@ func (s *Store) DeleteAliasDomain(ctx context.Context, alias string) error {
 // claim takes a local part of a domain for a mailbox ('m') or an alias
 // ('a'); for an alias, a name it holds already is kept.
 func (s *Store) claim(ctx context.Context, tx *sql.Tx, domain, name, kind string) error {
-	var n int
-	if err := tx.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM domains WHERE name = ?`), domain).Scan(&n); err != nil {
+	if ok, err := s.hasDomain(ctx, tx, domain); err != nil {
 		return err
-	}
-	if n == 0 {
+	} else if !ok {
 		return notFound("domain " + domain)
 	}
 	var have string
@@ -533,14 +530,24 @@ func (s *Store) DeleteMailbox(ctx context.Context, domain, name string) error {
 
 // domainExists reports ErrNotFound for a name that is not a domain's.
 func (s *Store) domainExists(ctx context.Context, domain string) error {
-	var n int
-	if err := s.db.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM domains WHERE name = ?`), domain).Scan(&n); err != nil {
+	ok, err := s.hasDomain(ctx, s.db, domain)
+	if err != nil {
 		return s.classify("domain "+domain, err)
 	}
-	if n == 0 {
+	if !ok {
 		return notFound("sqlstore: domain " + domain)
 	}
 	return nil
+}
+
+// hasDomain reports whether domain is a domain's own name (not an alias
+// domain's), asked of q: the database or a transaction.
+func (s *Store) hasDomain(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, domain string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, s.rebind(`SELECT COUNT(*) FROM domains WHERE name = ?`), domain).Scan(&n)
+	return n > 0, err
 }
 
 // Mailboxes lists a domain's mailboxes in name order, at most limit (0:

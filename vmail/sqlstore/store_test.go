@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/qmailkit/qmailkit/vmail"
@@ -84,6 +85,15 @@ func TestSQLiteFile(t *testing.T) {
 	if s, err := sqlstore.OpenSQLite(junk); err == nil {
 		s.Close()
 		t.Errorf("a junk file opened")
+	}
+	// A FIFO where the database should be is refused, without hanging.
+	fifo := filepath.Join(t.TempDir(), "fifo.db")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := sqlstore.OpenSQLite(fifo); err == nil {
+		s.Close()
+		t.Errorf("a FIFO opened")
 	}
 }
 
