@@ -18,6 +18,7 @@ import (
 	"github.com/qmailkit/qmailkit"
 	"github.com/qmailkit/qmailkit/dotqmail"
 	"github.com/qmailkit/qmailkit/maildir"
+	"golang.org/x/sys/unix"
 )
 
 // Injector queues a message for other addresses: the mail system's queue
@@ -411,8 +412,11 @@ func (x *delivery) quotaWarning(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	// The time is set on the file opened without following a link, not
+	// by name: a link put there meanwhile is not followed.
+	tv := unix.NsecToTimeval(now.UnixNano())
+	unix.Futimes(int(f.Fd()), []unix.Timeval{tv, tv})
 	f.Close()
-	os.Chtimes(stamp, now, now)
 	msg := x.dtLine() + "Date: " + now.Format(time.RFC1123Z) + "\n" + string(text)
 	if _, err := x.d.maildirDeliverer().Deliver(ctx, md, strings.NewReader(msg)); err != nil {
 		x.d.logger().Warn("vmail: quota warning not delivered", "mailbox", x.rcpt.Address, "err", err)
