@@ -84,16 +84,22 @@ func localSet(r queue.Routing) *map[string]bool {
 // A domain of the configured locals (control/locals) is not: it stays
 // the local users', and needs no look-up in the store.
 func (s *System) virtualDomain(ctx context.Context, domain string) (bool, error) {
-	v := s.virtual.Load()
+	ok, err := s.inVirtual(ctx, s.virtual.Load(), domain)
+	if ok {
+		s.routeVirtual(domain)
+	}
+	return ok, err
+}
+
+// inVirtual reports whether domain is a domain (or an alias domain) of
+// v's store, not one of the configured locals; v nil has none.
+func (s *System) inVirtual(ctx context.Context, v *virtualSet, domain string) (bool, error) {
 	if v == nil || domain == "" || (*s.locals.Load())[domain] {
 		return false, nil
 	}
 	ok, err := v.m.IsDomain(ctx, domain)
 	if err != nil {
 		return false, fmt.Errorf("mta: virtual domains: %w", err)
-	}
-	if ok {
-		s.routeVirtual(domain)
 	}
 	return ok, nil
 }
@@ -202,11 +208,7 @@ func (s *System) deliverVirtual(ctx context.Context, v *virtualSet, d queue.Deli
 // domain; a failure to tell is a temporary failure of the delivery.
 func (s *System) virtualRecipient(ctx context.Context, rcpt string) (*virtualSet, bool, error) {
 	v := s.virtual.Load()
-	domain := domainOf(rcpt)
-	if v == nil || domain == "" || (*s.locals.Load())[domain] {
-		return nil, false, nil
-	}
-	ok, err := v.m.IsDomain(ctx, domain)
+	ok, err := s.inVirtual(ctx, v, domainOf(rcpt))
 	return v, ok, err
 }
 
@@ -215,7 +217,7 @@ func (s *System) virtualRecipient(ctx context.Context, rcpt string) (*virtualSet
 // local; handled is false for any other domain.
 func (s *System) deliverRemoteVirtual(ctx context.Context, d queue.Delivery) (out []queue.Result, handled bool) {
 	v, ok, err := s.virtualRecipient(ctx, d.Recipients[0])
-	if v == nil || err == nil && !ok {
+	if err == nil && !ok {
 		return nil, false
 	}
 	out = make([]queue.Result, len(d.Recipients))

@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/smtp"
 	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -686,5 +688,108 @@ func TestVirtualLMTPDomainAddedElsewhere(t *testing.T) {
 			t.Fatalf("LMTP RCPT to the new domain's mailbox still %s", got)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// fwdCounter is a vmail.Injector that counts what it is asked to queue.
+type fwdCounter struct{ n int }
+
+func (f *fwdCounter) Forward(context.Context, string, []string, io.Reader) (string, error) {
+	f.n++
+	return "1", nil
+}
+
+// A mailbox's owner cannot make the autoresponder write elsewhere or
+// hang: USERDIR/vacation as a link to another directory, a file or a
+// FIFO is refused, and nothing is written through it nor replied.
+func TestVirtualAutoresponderHostileVacation(t *testing.T) {
+	msg := "From: demo@example.test\r\nTo: joe@virtual.test\r\nSubject: q\r\nMessage-ID: <q@example.test>\r\n\r\nthere?\r\n"
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, vac, elsewhere string) error
+	}{
+		{"symlink to a directory", func(t *testing.T, vac, elsewhere string) error { return os.Symlink(elsewhere, vac) }},
+		{"dangling symlink", func(t *testing.T, vac, elsewhere string) error {
+			return os.Symlink(filepath.Join(elsewhere, "none"), vac)
+		}},
+		{"regular file", func(t *testing.T, vac, elsewhere string) error { return os.WriteFile(vac, nil, 0o600) }},
+		{"fifo", func(t *testing.T, vac, elsewhere string) error { return syscall.Mkfifo(vac, 0o600) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, elsewhere := t.TempDir(), t.TempDir()
+			if err := tc.make(t, filepath.Join(dir, "vacation"), elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			mb := vmail.Mailbox{Name: "joe", Domain: "virtual.test", Dir: dir,
+				Autoresponder: vmail.Autoresponder{Enabled: true, Subject: "Away", Body: "Back."}}
+			var inj fwdCounter
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			err := vacation{logger: slog.New(slog.DiscardHandler)}.Respond(ctx, vmail.Response{
+				Mailbox: mb, Sender: "demo@example.test", Recipient: "joe@virtual.test",
+				Message: io.NewSectionReader(strings.NewReader(msg), 0, int64(len(msg))),
+			}, &inj)
+			if err == nil {
+				t.Fatal("Respond accepted a hostile vacation directory")
+			}
+			if inj.n != 0 {
+				t.Fatalf("%d replies queued", inj.n)
+			}
+			if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+				t.Fatalf("written through the link: %v", ents)
+			}
+		})
+	}
+}
+
+// OpenVirtual refuses a store file or a vmail/ directory that is not
+// what it should be, rather than follow a link or open a FIFO (which
+// would hang).
+func TestVirtualOpenHostileFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(home, elsewhere string) error
+	}{
+		{"vmail.db symlink", func(home, elsewhere string) error {
+			if err := os.MkdirAll(filepath.Join(home, "vmail"), 0o750); err != nil {
+				return err
+			}
+			return os.Symlink(filepath.Join(elsewhere, "x.db"), filepath.Join(home, "vmail", "vmail.db"))
+		}},
+		{"vmail.db fifo", func(home, elsewhere string) error {
+			if err := os.MkdirAll(filepath.Join(home, "vmail"), 0o750); err != nil {
+				return err
+			}
+			return syscall.Mkfifo(filepath.Join(home, "vmail", "vmail.db"), 0o600)
+		}},
+		{"vmail symlink", func(home, elsewhere string) error {
+			if err := os.MkdirAll(home, 0o755); err != nil {
+				return err
+			}
+			return os.Symlink(elsewhere, filepath.Join(home, "vmail"))
+		}},
+		{"domains symlink", func(home, elsewhere string) error {
+			if err := os.MkdirAll(filepath.Join(home, "vmail"), 0o750); err != nil {
+				return err
+			}
+			return os.Symlink(elsewhere, filepath.Join(home, "vmail", "domains"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home, elsewhere := filepath.Join(t.TempDir(), "home"), t.TempDir()
+			if err := tc.make(home, elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			m, err := OpenVirtual(ctx, home, vmail.Options{})
+			if err == nil {
+				m.Store().Close()
+				t.Fatal("OpenVirtual accepted it")
+			}
+			if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+				t.Fatalf("written through the link: %v", ents)
+			}
+		})
 	}
 }

@@ -62,25 +62,19 @@ func (f *Form) OK() bool { return len(f.Errors) == 0 }
 
 // printable reports whether s is UTF-8 without control characters (no
 // NUL, no CR or LF to split a header or a record).
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+func printable(s string) bool { return clean(s, "") }
 
 // text reports whether s is UTF-8 text: printable but for newlines and tabs.
-func text(s string) bool {
+func text(s string) bool { return clean(s, "\n\r\t") }
+
+// clean reports whether s is UTF-8 without control characters other
+// than those of allowed.
+func clean(s, allowed string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f {
+		if (r < 0x20 || r == 0x7f) && !strings.ContainsRune(allowed, r) {
 			return false
 		}
 	}

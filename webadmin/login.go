@@ -156,7 +156,7 @@ func (s *Server) handle(need access, h func(http.ResponseWriter, *http.Request, 
 		case mailboxUser:
 			allowed = who.mailbox != nil
 		case domainAdmin:
-			allowed = who.mayDomain(strings.ToLower(r.PathValue("domain")))
+			allowed = who.mayDomain(pathDomain(r))
 		case systemAdmin:
 			allowed = who.role == roleSystemAdmin
 		}

@@ -338,10 +338,10 @@ func readLine(r *bufio.Reader) (string, error) {
 	return s, nil
 }
 
-// asMailAccount, as root, makes QMAILHOME/vmail the mta's account's when
-// it is missing and becomes that account (the owner of QMAILHOME/queue),
-// so that the store and the directories are the account's, as the
-// running mta's. Not as root, or with no queue yet, it does nothing.
+// asMailAccount, as root, makes QMAILHOME/vmail and vmail/domains the
+// mta's account's when they are missing (mta.MakeVirtualDir) and becomes
+// that account (the owner of QMAILHOME/queue), so that the store and the
+// directories are the account's, as the running mta's. Not as root, or with no queue yet, it does nothing.
 func asMailAccount(home string) error {
 	if os.Getuid() != 0 {
 		return nil
@@ -357,12 +357,7 @@ func asMailAccount(home string) error {
 	if !ok || st.Uid == 0 {
 		return nil
 	}
-	dir := filepath.Join(home, "vmail")
-	if err := os.Mkdir(dir, 0o750); err == nil {
-		if err := os.Chown(dir, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-	} else if !errors.Is(err, os.ErrExist) {
+	if err := mta.MakeVirtualDir(home, int(st.Uid), int(st.Gid)); err != nil {
 		return err
 	}
 	return privsep.Drop(int(st.Uid), int(st.Gid))
@@ -433,34 +428,26 @@ var flagNames = []struct {
 }
 
 func (c *adminCmd) mailboxes(ctx context.Context, arg string) error {
-	var mbs []vmail.Mailbox
 	if strings.Contains(arg, "@") {
 		mb, err := c.m.Mailbox(ctx, arg)
 		if err != nil {
 			return err
 		}
-		mbs = []vmail.Mailbox{mb}
-	} else {
-		if _, err := c.m.Domain(ctx, arg); err != nil {
+		return c.printMailboxes([]vmail.Mailbox{mb})
+	}
+	if _, err := c.m.Domain(ctx, arg); err != nil {
+		return err
+	}
+	for after := ""; ; {
+		page, err := c.m.Mailboxes(ctx, arg, after, 1000)
+		if err != nil || len(page) == 0 {
 			return err
 		}
-		after := ""
-		for {
-			page, err := c.m.Mailboxes(ctx, arg, after, 1000)
-			if err != nil {
-				return err
-			}
-			if len(page) == 0 {
-				break
-			}
-			if err := c.printMailboxes(page); err != nil {
-				return err
-			}
-			after = page[len(page)-1].Name
+		if err := c.printMailboxes(page); err != nil {
+			return err
 		}
-		return nil
+		after = page[len(page)-1].Name
 	}
-	return c.printMailboxes(mbs)
 }
 
 func (c *adminCmd) printMailboxes(mbs []vmail.Mailbox) error {

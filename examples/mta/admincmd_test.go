@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,6 +191,64 @@ func TestAdminCommandsNoMTA(t *testing.T) {
 	}
 	if code, _, errOut := admin(t, home, "", "domain", "list"); code != 111 {
 		t.Errorf("store unreachable: exit %d (%s); want 111", code, errOut)
+	}
+}
+
+// As root the commands run as the mta's account (the owner of queue/):
+// what they make is the account's, and a vmail/ or vmail/domains/ that a
+// link replaced is refused before root drops, nothing made through it.
+func TestAdminCommandsAsRoot(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the commands drop to the owner of queue/")
+	}
+	for _, tc := range []struct {
+		name string
+		link string // "" none; else the path (under home) made a link to elsewhere
+		code int
+	}{
+		{"owned by the account", "", 0},
+		{"vmail a link", "vmail", 111},
+		{"domains a link", "vmail/domains", 111},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := filepath.Join(scratch(t), "home")
+			elsewhere := t.TempDir()
+			for _, d := range []string{"control", "queue"} {
+				if err := os.MkdirAll(filepath.Join(home, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chown(filepath.Join(home, "queue"), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			if tc.link != "" {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(home, tc.link)), 0o750); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(elsewhere, filepath.Join(home, tc.link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, _, errOut := admin(t, home, "", "domain", "add", "example.org")
+			if code != tc.code {
+				t.Fatalf("domain add: exit %d (%s); want %d", code, errOut, tc.code)
+			}
+			if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+				t.Fatalf("made through the link: %v", ents)
+			}
+			if tc.code != 0 {
+				return
+			}
+			for _, p := range []string{"vmail", "vmail/domains", "vmail/vmail.db", "vmail/domains/example.org"} {
+				fi, err := os.Lstat(filepath.Join(home, p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 {
+					t.Errorf("%s: uid %d; want the account's, 65534", p, st.Uid)
+				}
+			}
+		})
 	}
 }
 

@@ -74,6 +74,7 @@ import (
 	"github.com/qmailkit/qmailkit/auth"
 	"github.com/qmailkit/qmailkit/control"
 	"github.com/qmailkit/qmailkit/mta"
+	"github.com/qmailkit/qmailkit/mta/privsep"
 	"github.com/qmailkit/qmailkit/vmail"
 )
 
@@ -187,13 +188,8 @@ func run(args []string, stderr io.Writer) int {
 			logf("%s: the virtual mailboxes have no account to run as (QMAILHOME/queue is root's)\n", tag)
 			return 111
 		}
-		if err := syscall.Setgroups([]int{gid}); err != nil {
-			return 111
-		}
-		if err := syscall.Setgid(gid); err != nil {
-			return 111
-		}
-		if err := syscall.Setuid(uid); err != nil {
+		if err := privsep.Drop(uid, gid); err != nil {
+			logf("%s: %v\n", tag, err)
 			return 111
 		}
 	}
